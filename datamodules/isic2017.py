@@ -1,0 +1,73 @@
+"""ISIC 2017 Part 3 (lesion classification) in its official layout.
+
+Download from https://challenge.isic-archive.com/data/#2017 and keep the folder as is::
+
+    ROOT/ISIC-2017_Training_Data/ISIC_0000000.jpg ...        (2000 images; *_superpixels.png ignored)
+    ROOT/ISIC-2017_Validation_Data/...                        (150)
+    ROOT/ISIC-2017_Test_v2_Data/...                           (600)
+    ROOT/ISIC-2017_{Training,Validation,Test_v2}_Part3_GroundTruth.csv
+
+Ground truth: ``image_id,melanoma,seborrheic_keratosis`` with 0.0/1.0; a nevus has both 0.
+The challenge scores two binary tasks (melanoma vs rest, seborrheic keratosis vs rest);
+``three_class`` trains one softmax over nevus / melanoma / seborrheic keratosis instead.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from datamodules.base import ImageTable, SkinDataModule
+from datamodules.io import binary_column, image_paths, read_table, require_dir
+from dermlab.errors import DataError
+
+FOLDERS = {"train": "Training", "val": "Validation", "test": "Test_v2"}
+COLUMNS = ("image_id", "melanoma", "seborrheic_keratosis")
+HINT = ("Download ISIC 2017 Part 3 from https://challenge.isic-archive.com/data/#2017 or write a synthetic copy "
+        "with `dermlab synth --dataset isic2017 --out DIR`.")
+
+Task = Literal["melanoma", "seborrheic_keratosis", "three_class"]
+
+
+class ISIC2017DataModule(SkinDataModule):
+    """ISIC 2017 Part 3; ``task`` picks the binary task or the three-class softmax."""
+
+    def __init__(self, root: str, task: Task = "melanoma", **kwargs):
+        super().__init__(root, **kwargs)
+        if task not in ("melanoma", "seborrheic_keratosis", "three_class"):
+            raise ValueError(f"task must be melanoma, seborrheic_keratosis or three_class, got {task!r}")
+        self.task = task
+        self.class_names = {
+            "melanoma": ("other", "melanoma"),
+            "seborrheic_keratosis": ("other", "seborrheic_keratosis"),
+            "three_class": ("nevus", "melanoma", "seborrheic_keratosis"),
+        }[task]
+
+    def read_split(self, split: str) -> ImageTable:
+        require_dir(self.root, "data root", HINT)
+        csv = self.root / f"ISIC-2017_{FOLDERS[split]}_Part3_GroundTruth.csv"
+        table = read_table(csv, COLUMNS, hint=HINT)
+        melanoma = binary_column(table, "melanoma", csv)
+        keratosis = binary_column(table, "seborrheic_keratosis", csv)
+        both = np.flatnonzero(melanoma & keratosis)
+        if len(both):
+            raise DataError(f"'{csv}' marks {table.image_id.iloc[both[0]]} as both melanoma and seborrheic "
+                            "keratosis; the categories are exclusive.")
+        labels = {"melanoma": melanoma, "seborrheic_keratosis": keratosis,
+                  "three_class": melanoma + 2 * keratosis}[self.task]
+        folder = self.root / f"ISIC-2017_{FOLDERS[split]}_Data"
+        ids = table.image_id.tolist()
+        return ImageTable(ids, image_paths(folder, ids, csv), labels, csv)
+
+    def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
+        """Official ISIC 2017 submission: ``image_id`` plus one probability column per scored category.
+
+        A binary task writes its own category only; ``three_class`` writes both.
+        """
+        frame = pd.DataFrame({"image_id": ids})
+        for index, name in enumerate(self.class_names):
+            if name in COLUMNS[1:]:
+                frame[name] = probabilities[:, index]
+        return frame

@@ -1,0 +1,39 @@
+"""Synthetic data sets written in the official on-disk layouts (see ``render.py`` for the images).
+
+``WRITERS`` maps a data-set name to a function ``(out, n, size, seed) -> {split: count}``;
+later data sets add their writer here and ``dermlab synth --dataset NAME`` picks it up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from datamodules.synthetic.isic2017 import write_isic2017
+
+Writer = Callable[[Path, int, int, int], dict[str, int]]
+
+WRITERS: dict[str, Writer] = {
+    "isic2017": write_isic2017,
+}
+
+DONE_MARKER = ".dermlab_synthetic_done"
+
+
+def write_synthetic(dataset: str, out: str | Path, n: int = 200, size: int = 64, seed: int = 0) -> dict[str, int]:
+    """Write the synthetic ``dataset`` under ``out``; a marker file records a finished write."""
+    if dataset not in WRITERS:
+        raise ValueError(f"unknown synthetic data set {dataset!r}; choose one of {sorted(WRITERS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = WRITERS[dataset](out, n, size, seed)
+    (out / DONE_MARKER).write_text(f"dataset={dataset} n={n} size={size} seed={seed}\n")
+    return counts
+
+
+def ensure_synthetic(dataset: str, out: str | Path, n: int = 200, size: int = 64, seed: int = 0) -> bool:
+    """Write the data set unless a finished one is already there; returns True if it wrote."""
+    if (Path(out) / DONE_MARKER).exists():
+        return False
+    write_synthetic(dataset, out, n, size, seed)
+    return True

@@ -1,0 +1,3 @@
+from dermlab.cli import main
+
+main()

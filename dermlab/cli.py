@@ -1,0 +1,130 @@
+"""The ``dermlab`` command: LightningCLI for the Trainer verbs, plus a few suite commands.
+
+``dermlab fit|validate|test|predict -c experiments/...yaml`` are LightningCLI (omegaconf parser
+mode, subclass mode for models and datamodules). ``dermlab synth``, ``score`` and ``demo`` are
+plain argparse commands beside it (see :data:`COMMANDS`).
+
+Run folder: every run writes to ``trainer.default_root_dir`` (default ``runs/<run.name>``):
+checkpoints in ``checkpoints/`` (``last.ckpt`` included, so ``--ckpt_path last`` resumes), CSV
+metrics in ``csv/version_N/`` (with the resolved ``config.yaml``), W&B files in ``wandb/`` and
+plots in ``plots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import yaml
+from jsonargparse import Namespace
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+from dermlab.errors import DataError, clean_message
+
+# Extra commands that are not Trainer verbs: name -> "module:function" taking argv.
+COMMANDS = {
+    "synth": "dermlab.commands:synth",
+    "score": "dermlab.commands:score",
+    "demo": "dermlab.demo:main",
+}
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+class WandbConfigSaver(SaveConfigCallback):
+    """Writes config.yaml next to the CSV metrics and sends the full resolved config to W&B."""
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update(config, allow_val_change=True)
+
+
+class DermlabCLI(LightningCLI):
+    """LightningCLI with the suite's links, run folder and default loggers."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
+        parser.add_argument("--run.name", type=str, default="default",
+                            help="run name: the run folder is runs/<name> unless trainer.default_root_dir is set")
+        parser.add_argument("--run.wandb", type=str, default=os.environ.get("WANDB_MODE", "offline"),
+                            help=f"W&B mode, one of {WANDB_MODES} (default: $WANDB_MODE or offline)")
+        parser.add_argument("--run.project", type=str, default="dermlab", help="W&B project")
+        parser.add_argument("--run.group", type=str | None, default=None, help="W&B group (e.g. a table)")
+        parser.add_argument("--run.tags", type=list[str], default=[], help="W&B tags")
+
+    def before_instantiate_classes(self) -> None:
+        """Fill what the yaml pieces leave open: run folder, loggers, checkpoint folder."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        run, trainer = config.run, config.trainer
+        if run.wandb not in WANDB_MODES:
+            raise DataError(f"--run.wandb must be one of {WANDB_MODES}, got {run.wandb!r}")
+        if not trainer.default_root_dir:
+            trainer.default_root_dir = f"runs/{run.name}"
+        root = Path(trainer.default_root_dir)
+        if trainer.logger is None or trainer.logger is True:
+            trainer.logger = self.default_loggers(run, root)
+        for callback in trainer.callbacks or []:
+            if callback.class_path.endswith("ModelCheckpoint") and callback.init_args.dirpath is None:
+                callback.init_args.dirpath = str(root / "checkpoints")
+
+    @staticmethod
+    def default_loggers(run: Namespace, root: Path) -> list[Namespace]:
+        """CSV metrics always; W&B too unless disabled (offline by default: no account needed)."""
+        loggers = [Namespace(class_path="lightning.pytorch.loggers.CSVLogger",
+                             init_args=Namespace(save_dir=str(root), name="csv"))]
+        if run.wandb != "disabled":
+            os.environ["WANDB_MODE"] = run.wandb
+            loggers.append(Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(
+                save_dir=str(root), project=run.project, name=run.name, group=run.group, tags=list(run.tags),
+                offline=run.wandb == "offline", log_model=False)))
+        return loggers
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> DermlabCLI:
+    """The suite's LightningCLI; ``run=False`` parses and instantiates without calling a verb."""
+    import callbacks  # noqa: F401  (imported so short class names in configs resolve)
+    import datamodules  # noqa: F401
+    from datamodules.base import SkinDataModule
+    from lightning_modules.base import LesionClassifier
+
+    return DermlabCLI(
+        LesionClassifier,
+        SkinDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,  # each module owns configure_optimizers
+        save_config_callback=WandbConfigSaver,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"parser_mode": "omegaconf"},
+        seed_everything_default=0,
+        args=args,
+        run=run,
+    )
+
+
+def _extra_command(name: str):
+    module, function = COMMANDS[name].split(":")
+    return getattr(__import__(module, fromlist=[function]), function)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``dermlab`` console script."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in ("-h", "--help"):
+        print(f"extra commands: {', '.join(COMMANDS)} (dermlab <command> --help)\n")
+    try:
+        if args and args[0] in COMMANDS:
+            _extra_command(args[0])(args[1:])
+        else:
+            build_cli(argv)  # None: LightningCLI reads sys.argv itself
+    except DataError as error:
+        print(f"dermlab: error: {clean_message(error)}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""``dermlab synth`` and ``dermlab score``: small argparse commands beside LightningCLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from datamodules.synthetic import WRITERS, write_synthetic
+from dermlab.scoring import score as score_files
+
+
+def synth(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="dermlab synth",
+                                     description="Write a synthetic data set in the official on-disk layout.")
+    parser.add_argument("--dataset", required=True, choices=sorted(WRITERS))
+    parser.add_argument("--out", required=True, help="folder to write (the datamodule's root)")
+    parser.add_argument("--n", type=int, default=200, help="training images (validation and test scale with it)")
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    counts = write_synthetic(args.dataset, args.out, args.n, args.size, args.seed)
+    print(json.dumps({"dataset": args.dataset, "out": args.out, "images": counts}))
+
+
+def score(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="dermlab score",
+                                     description="Score an official submission CSV against official ground truth.")
+    parser.add_argument("--truth", required=True, help="ground-truth CSV (ISIC 2016, 2017 or 2018 task 3 layout)")
+    parser.add_argument("--pred", required=True, help="submission CSV in the matching layout")
+    args = parser.parse_args(argv)
+    print(json.dumps(score_files(args.truth, args.pred), indent=2))

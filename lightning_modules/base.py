@@ -1,0 +1,118 @@
+"""The classification LightningModule every method of the suite builds on.
+
+It owns what all papers share: a timm backbone (local pretrained weights or random init),
+cross-entropy, softmax probabilities, every metric (torchmetrics, see :mod:`dermlab.metrics`)
+logged per split as ``<split>/<metric>``, ROC / confusion-matrix state for the plot callback,
+and the optimiser / scheduler injected by LightningCLI. A method subclass overrides
+``build_net`` and/or ``compute_loss`` and adds only what its paper adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning.pytorch as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from dermlab.metrics import classification_metrics, curve_metrics, metric_input, scalars
+from lightning_modules.nets.backbone import create_backbone
+
+EVAL_SPLITS = ("val", "test")
+
+
+class LesionClassifier(L.LightningModule):
+    """Image-level skin-lesion classifier on a timm backbone.
+
+    Args:
+        backbone: timm model name (e.g. ``resnet18``, ``vgg13_bn``, ``test_resnet``).
+        num_classes: number of outputs; linked from the datamodule by the CLI.
+        class_names: names used in per-class metrics and plots; linked from the datamodule.
+        pretrained_weights: local weights file for the backbone, or None for random init.
+        drop_rate: dropout before the classifier.
+        optimizer: optimiser factory; None means Adam(lr=1e-3).
+        scheduler: LR scheduler factory or None. ReduceLROnPlateau watches ``monitor``.
+        monitor: the validation metric that checkpoints and plateau schedulers follow.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        num_classes: int = 2,
+        class_names: Sequence[str] | None = None,
+        pretrained_weights: str | None = None,
+        drop_rate: float = 0.0,
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
+        monitor: str = "val/auc",
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.optimizer, self.scheduler = optimizer, scheduler  # under the CLI hparams hold dicts, not callables
+        self.class_names = tuple(class_names or (str(i) for i in range(num_classes)))
+        if len(self.class_names) != num_classes:
+            raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
+        self.monitor = monitor
+        self.net = self.build_net()
+        self.metrics = nn.ModuleDict({s: classification_metrics(self.class_names) for s in EVAL_SPLITS})
+        self.curves = nn.ModuleDict({s: curve_metrics(num_classes) for s in EVAL_SPLITS})
+
+    # --- what a method may override --------------------------------------------------------
+    def build_net(self) -> nn.Module:
+        hp = self.hparams
+        return create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, hp.drop_rate)
+
+    def compute_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(logits, batch["label"])
+
+    # --- shared steps --------------------------------------------------------------------
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.compute_loss(self(batch["image"]), batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
+        return loss
+
+    def _evaluation_step(self, batch: dict, split: str) -> None:
+        logits = self(batch["image"])
+        loss = self.compute_loss(logits, batch)
+        self.log(f"{split}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["label"]))
+        probabilities = logits.float().softmax(1)
+        self.metrics[split].update(metric_input(probabilities), batch["label"])
+        self.curves[split].update(metric_input(probabilities), batch["label"])
+
+    def _log_split(self, split: str) -> None:
+        values = scalars(self.metrics[split].compute())  # torchmetrics syncs across DDP ranks here
+        self.log_dict({f"{split}/{name}": value for name, value in values.items()}, sync_dist=True)
+        self.metrics[split].reset()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self.curves["val"].reset()
+
+    def on_test_epoch_start(self) -> None:
+        self.curves["test"].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_split("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_split("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        return {"image_id": batch["image_id"], "probabilities": self(batch["image"]).float().softmax(1)}
+
+    def configure_optimizers(self):
+        optimizer = (self.optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3)))(self.parameters())
+        if self.scheduler is None:
+            return optimizer
+        scheduler = self.scheduler(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}

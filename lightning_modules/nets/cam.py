@@ -1,0 +1,37 @@
+"""Class activation maps for any timm CNN classifier.
+
+CAM (Zhou et al., CVPR 2016; the ``dds`` paper §2.2) of class c is A_c = Σ_k w_k^c f_k over the
+last feature maps f_k, with w^c the classifier row of c. Computing the weights as the spatial
+mean of ∂y_c/∂f_k (Grad-CAM, Selvaraju et al., ICCV 2017) gives exactly w_k^c / (h·w) when the
+head is global-average-pooling + linear, so after the [0, 1] normalisation both are the same
+map; the gradient form also works for heads that are not GAP + FC.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def class_activation_maps(model: nn.Module, images: torch.Tensor, classes: torch.Tensor | None = None,
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """CAMs of ``classes`` (default: the predicted class), upsampled bicubically to the input size.
+
+    ``model`` must offer timm's ``forward_features`` / ``forward_head``. Returns maps of shape
+    (B, H, W) normalised to [0, 1] per image, and the classes they explain.
+    """
+    with torch.inference_mode(False), torch.enable_grad():
+        images = images.clone()  # inference-mode tensors cannot enter autograd
+        features = model.forward_features(images)
+        logits = model.forward_head(features)
+        if classes is None:
+            classes = logits.argmax(1)
+        score = logits.gather(1, classes[:, None]).sum()
+        (gradients,) = torch.autograd.grad(score, features)
+    weights = gradients.mean(dim=(2, 3), keepdim=True)
+    cams = (weights * features.detach()).sum(1, keepdim=True)
+    cams = F.interpolate(cams, size=images.shape[-2:], mode="bicubic", align_corners=False)[:, 0]
+    low = cams.flatten(1).min(1).values[:, None, None]
+    high = cams.flatten(1).max(1).values[:, None, None]
+    return (cams - low) / (high - low).clamp_min(1e-12), classes.detach()
