@@ -1,15 +1,40 @@
+# dermlab — `make install`, then `make demo`; `make test` runs the test suite.
 PY        ?= python3.11
 VENV      ?= .venv
 BIN       := $(VENV)/bin
 DATA_ROOT ?= data/synthetic/isic2017
 export WANDB_MODE ?= offline
 
-.PHONY: help install demo test test-slow lint bench clean
+.PHONY: help install demo test test-slow test-all lint bench synth clean
 
 help:            ## list targets
-	@grep -E '^[a-zA-Z0-9_/%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n",$$1,$$2}'
+	@grep -E '^[a-zA-Z0-9_/%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n",$$1,$$2}'
 
-install:         ## create .venv and install dermlab editable with the dev extra
+install:         ## create .venv and install dermlab (editable) with the dev extra
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+demo:            ## synthetic ISIC 2017 → train → test → submission → score, on the CPU (< 5 min)
+	$(BIN)/dermlab demo --data-root $(DATA_ROOT) $(ARGS)
+
+synth:           ## write the synthetic ISIC 2017 set to DATA_ROOT
+	$(BIN)/dermlab synth --dataset isic2017 --out $(DATA_ROOT) --n 600 --size 64
+
+test:            ## the test suite (fast tests; CPU only)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+test-slow:       ## only the slow end-to-end tests
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m slow
+
+test-all:        ## fast and slow tests
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "slow or not slow"
+
+lint:            ## ruff
+	$(BIN)/ruff check .
+
+bench:           ## Lightning loop vs bare PyTorch loop: throughput ratio
+	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py $(ARGS)
+
+clean:           ## remove runs and synthetic data
+	rm -rf runs data/synthetic

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny synthetic data sets in the official layout and CLI arguments for fast runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ["WANDB_MODE"] = "disabled"  # no W&B in tests
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def isic2017_root(tmp_path_factory) -> Path:
+    """24 training, 8 validation and 12 test images of 32 px (read-only: copy before breaking it)."""
+    from datamodules.synthetic import write_synthetic
+
+    root = tmp_path_factory.mktemp("isic2017")
+    write_synthetic("isic2017", root, n=24, size=32, seed=0)
+    return root
+
+
+@pytest.fixture
+def broken_root(isic2017_root, tmp_path) -> Path:
+    """A private copy of the tiny set that a test may damage."""
+    copy = tmp_path / "isic2017"
+    shutil.copytree(isic2017_root, copy)
+    return copy
+
+
+def tiny_args(root: Path, run_dir: Path, *extra: str) -> list[str]:
+    """Arguments that turn experiments/demo.yaml into a seconds-long CPU run on ``root``."""
+    return [
+        "-c", str(REPO / "experiments" / "demo.yaml"),
+        "--data.init_args.root", str(root),
+        "--data.init_args.image_size", "32",
+        "--data.init_args.batch_size", "8",
+        "--data.init_args.num_workers", "0",
+        "--model.init_args.backbone", "test_resnet",
+        "--trainer.default_root_dir", str(run_dir),
+        "--run.wandb", "disabled",
+        *extra,
+    ]

@@ -1,0 +1,46 @@
+"""Metric definitions checked by hand on tiny inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dermlab.metrics import binary_metrics, multiclass_metrics, scalars
+
+
+def test_binary_metrics_by_hand():
+    # p = [0.9, 0.6, 0.4, 0.2, 0.7], y = [1, 0, 1, 0, 0]; threshold 0.5 predicts [1, 1, 0, 0, 1]
+    # TP=1 FN=1 TN=1 FP=2 → sens 1/2, spec 1/3, acc 2/5.
+    # AUC: positive scores {0.9, 0.4} vs negatives {0.6, 0.2, 0.7}: wins 3 + 1 = 4 of 6 pairs.
+    # AP: ranking 0.9(+) 0.7 0.6 0.4(+) 0.2 → precision at each positive 1/1 and 2/4 → (1 + 0.5)/2.
+    metrics = binary_metrics()
+    metrics.update(torch.tensor([0.9, 0.6, 0.4, 0.2, 0.7]), torch.tensor([1, 0, 1, 0, 0]))
+    values = scalars(metrics.compute())
+    assert values["sensitivity"] == pytest.approx(1 / 2)
+    assert values["specificity"] == pytest.approx(1 / 3)
+    assert values["accuracy"] == pytest.approx(2 / 5)
+    assert values["auc"] == pytest.approx(4 / 6)
+    assert values["average_precision"] == pytest.approx(0.75)
+
+
+def test_threshold_is_strict_like_the_isic_scorer():
+    metrics = binary_metrics()
+    metrics.update(torch.tensor([0.5]), torch.tensor([1]))
+    assert scalars(metrics.compute())["sensitivity"] == 0.0  # 0.5 is not > 0.5
+
+
+def test_multiclass_metrics_by_hand():
+    # truth [0, 0, 1, 2], argmax prediction [0, 1, 1, 0]
+    probabilities = torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.5, 0.2, 0.3]])
+    metrics = multiclass_metrics(["nv", "mel", "sk"])
+    metrics.update(probabilities, torch.tensor([0, 0, 1, 2]))
+    values = scalars(metrics.compute())
+    # recall per class: nv 1/2, mel 1/1, sk 0/1 → balanced accuracy 1/2
+    assert values["recall_nv"] == pytest.approx(0.5)
+    assert values["recall_mel"] == pytest.approx(1.0)
+    assert values["recall_sk"] == pytest.approx(0.0)
+    assert values["balanced_accuracy"] == pytest.approx(0.5)
+    assert values["accuracy"] == pytest.approx(0.5)
+    # specificity per class: nv TN/(TN+FP) = 1/2, mel 2/3, sk 3/3 → mean 13/18
+    assert values["specificity"] == pytest.approx(13 / 18)
+    assert {"auc", "f1", "auc_nv", "auc_mel", "auc_sk"} <= set(values)
