@@ -25,8 +25,7 @@ def class_activation_maps(model: nn.Module, images: torch.Tensor, classes: torch
         images = images.clone()  # inference-mode tensors cannot enter autograd
         features = model.forward_features(images)
         logits = model.forward_head(features)
-        if classes is None:
-            classes = logits.argmax(1)
+        classes = logits.argmax(1) if classes is None else classes.clone()
         score = logits.gather(1, classes[:, None]).sum()
         (gradients,) = torch.autograd.grad(score, features)
     weights = gradients.mean(dim=(2, 3), keepdim=True)

@@ -1,0 +1,69 @@
+"""Plain networks: local pretrained weights and class activation maps (no Lightning involved)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from dermlab.errors import DataError
+from lightning_modules.nets.backbone import create_backbone
+from lightning_modules.nets.cam import class_activation_maps
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_local_weights_load_and_the_head_is_reinitialised(tmp_path, suffix):
+    source = timm.create_model("test_resnet", num_classes=10)
+    path = tmp_path / f"weights{suffix}"
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
+    save_file(state, path) if suffix == ".safetensors" else torch.save(state, path)
+    model = create_backbone("test_resnet", num_classes=2, pretrained_weights=str(path))
+    loaded = model.state_dict()
+    body = [k for k in state if not k.startswith("fc.")]
+    assert body and all(torch.equal(loaded[k], state[k]) for k in body)
+    assert loaded["fc.weight"].shape == (2, state["fc.weight"].shape[1])
+
+
+def test_random_init_says_so(caplog):
+    with caplog.at_level(logging.WARNING):
+        create_backbone("test_resnet", num_classes=2)
+    assert "RANDOM initialisation" in caplog.text
+
+
+def test_missing_or_pickled_weights_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="do not exist"):
+        create_backbone("test_resnet", 2, str(tmp_path / "absent.pth"))
+    evil = tmp_path / "pickled.pth"
+    torch.save({"net": object()}, evil)  # not loadable with weights_only=True
+    with pytest.raises(DataError, match="cannot load weights"):
+        create_backbone("test_resnet", 2, str(evil))
+
+
+def test_gradient_cam_equals_the_classic_cam_for_a_gap_fc_head():
+    """For GAP + linear, Σ_k w_k^c f_k (the dds paper's A_c) and the gradient form agree after normalising."""
+    torch.manual_seed(0)
+    model = timm.create_model("test_resnet", num_classes=3).eval()
+    images = torch.randn(2, 3, 64, 64)
+    cams, classes = class_activation_maps(model, images)
+    with torch.no_grad():
+        features = model.forward_features(images)
+        assert torch.equal(classes, model.forward_head(features).argmax(1))
+        weights = model.get_classifier().weight[classes]  # (B, C)
+        classic = torch.einsum("bc,bchw->bhw", weights, features)[:, None]
+        classic = torch.nn.functional.interpolate(classic, size=(64, 64), mode="bicubic", align_corners=False)[:, 0]
+        low, high = classic.flatten(1).min(1).values, classic.flatten(1).max(1).values
+        classic = (classic - low[:, None, None]) / (high - low)[:, None, None]
+    assert cams.shape == (2, 64, 64)
+    assert torch.allclose(cams, classic, atol=1e-5)
+    assert cams.amin() == 0 and cams.amax() == pytest.approx(1.0)
+
+
+def test_cam_of_a_chosen_class_under_inference_mode():
+    model = timm.create_model("test_resnet", num_classes=2).eval()
+    with torch.inference_mode():
+        images = torch.randn(1, 3, 32, 32)
+        cams, classes = class_activation_maps(model, images, torch.tensor([1]))
+    assert classes.tolist() == [1] and cams.shape == (1, 32, 32)
