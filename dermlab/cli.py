@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import yaml
@@ -113,6 +114,8 @@ def _extra_command(name: str):
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``dermlab`` console script."""
+    # Lightning 2.6 on torch 2.14 warns once per loop about a torch-internal rename; it is not actionable.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in ("-h", "--help"):
         print(f"extra commands: {', '.join(COMMANDS)} (dermlab <command> --help)\n")

@@ -8,6 +8,7 @@ import torch
 
 from dermlab.cli import build_cli, main
 from dermlab.scoring import score
+from lightning_modules import LesionClassifier
 from tests.conftest import tiny_args
 
 
@@ -41,6 +42,10 @@ def test_test_and_predict_write_a_submission_that_scores(isic2017_root, tmp_path
     run = tmp_path / "run"
     fitted = build_cli(["fit", *tiny_args(isic2017_root, run, "--trainer.max_epochs", "1")])
     best = fitted.trainer.checkpoint_callback.best_model_path
+    reloaded = LesionClassifier.load_from_checkpoint(best).eval()  # rebuilt from the hparams alone
+    batch = next(iter(fitted.datamodule.test_dataloader()))
+    with torch.no_grad():
+        assert torch.allclose(reloaded(batch["image"]), fitted.model.eval()(batch["image"]), atol=1e-5)
     main(["test", *tiny_args(isic2017_root, run), "--ckpt_path", best])
     main(["predict", *tiny_args(isic2017_root, run), "--ckpt_path", best])
     submission = pd.read_csv(run / "submission_test.csv")
