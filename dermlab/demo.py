@@ -53,7 +53,7 @@ def main(argv: list[str]) -> dict:
 
     console.print(metrics_table(f"test metrics ({data.task}, best checkpoint)",
                                 {k.removeprefix("test/"): v for k, v in tested.items()}))
-    console.print(metrics_table(f"dermlab score {writer.written.name} vs {truth.name}", scored["macro"]))
+    console.print(metrics_table("dermlab score: submission vs truth", scored["macro"]))
     root = Path(trainer.default_root_dir)
     console.print(f"plots: {', '.join(str(p) for p in sorted((root / 'plots').glob('*.png')))}")
     console.print(f"checkpoints: {root / 'checkpoints'}   metrics: {trainer.log_dir}/metrics.csv")
