@@ -48,7 +48,8 @@ def test_every_class_appears_and_lesions_differ_by_diagnosis():
     for dx in ("nv", "mel", "sk"):
         spreads, darkness = [], []
         for i in range(40):
-            image, mask = render_lesion(dx, 64, np.random.default_rng(i))
+            drawn = render_lesion(dx, 64, np.random.default_rng(i))
+            image, mask = drawn.image, drawn.mask
             pixels = np.asarray(image, np.float32)[np.asarray(mask) > 0]
             spreads.append(pixels.std(0).mean())
             darkness.append(255 - pixels.mean())

@@ -9,12 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from datamodules.synthetic.clinical import write_derm7pt, write_vitiligo
+from datamodules.synthetic.ham import write_ham10000, write_isic2018_task1, write_isic2018_task2, write_isic2018_task3
+from datamodules.synthetic.isic2016 import write_isic2016
 from datamodules.synthetic.isic2017 import write_isic2017
 
 Writer = Callable[[Path, int, int, int], dict[str, int]]
 
 WRITERS: dict[str, Writer] = {
+    "isic2016": write_isic2016,
     "isic2017": write_isic2017,
+    "isic2018_task1": write_isic2018_task1,
+    "isic2018_task2": write_isic2018_task2,
+    "isic2018_task3": write_isic2018_task3,
+    "ham10000": write_ham10000,
+    "vitiligo": write_vitiligo,
+    "derm7pt": write_derm7pt,
 }
 
 DONE_MARKER = ".dermlab_synthetic_done"
