@@ -31,6 +31,7 @@ def write_isic2016(out: Path, n: int, size: int, seed: int) -> dict[str, int]:
             masks.mkdir(parents=True, exist_ok=True)
             drawn.mask.save(masks / f"{image_id}_Segmentation.png")
             malignant = dx == "mel"
-            rows.append(f"{image_id},{('malignant' if malignant else 'benign') if split == 'train' else float(malignant)}")
+            label = ("malignant" if malignant else "benign") if split == "train" else float(malignant)
+            rows.append(f"{image_id},{label}")
         write_csv(out / f"ISBI2016_ISIC_Part3_{folder}_GroundTruth.csv", None, rows)
     return sizes
