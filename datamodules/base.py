@@ -1,54 +1,102 @@
-"""Shared LightningDataModule: an image table per split → dataset, transforms and loaders.
+"""Shared LightningDataModule: an image table per split → dataset, transforms, samplers and loaders.
 
-Each data set subclass only maps its official folder and CSV layout to an :class:`ImageTable`
-per split (``read_split``) and names its classes; everything else lives here.
+Each data set subclass maps its official folder and CSV layout to an :class:`ImageTable` per
+split (``read_split``) and names its classes; this base adds what every data set shares: the
+bad-image policy, the preprocessing cache, class counts, imbalance samplers, per-sample loss
+weights, split CSVs in the run folder and the DataLoaders.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import lightning.pytorch as L
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.io import load_rgb
+from datamodules.cache import ImageCache
+from datamodules.io import load_mask, load_rgb
+from datamodules.samplers import BalancedBatchSampler, OversamplingSampler
 from datamodules.transforms import TransformSpec, build_transforms
+from dermlab.errors import DataError
 
+log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
 @dataclass
 class ImageTable:
-    """The images of one split: ids, paths and integer labels (-1 where unknown)."""
+    """The images of one split and what is known about each.
+
+    ``labels`` are class indices (-1 where unknown); ``masks`` holds, per image, the mask files
+    of a segmentation task; ``groups`` the lesion ids; ``weights`` per-sample loss weights.
+    """
 
     ids: list[str]
     paths: list[Path]
     labels: np.ndarray
     source: Path  # the CSV (or folder) the table came from, named in error messages
+    masks: list[list[Path]] | None = None
+    groups: list[str] | None = None
+    weights: np.ndarray | None = None
+    extra: dict[str, list] = field(default_factory=dict)  # e.g. dx_type, for split CSVs and weighting
+    screened: bool = False  # on_bad_image already applied (subsets of a screened table stay screened)
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def subset(self, index) -> ImageTable:
+        index = np.asarray(index, dtype=int)
+        pick = lambda values: None if values is None else [values[i] for i in index]  # noqa: E731
+        return replace(self, ids=pick(self.ids), paths=pick(self.paths), labels=self.labels[index],
+                       masks=pick(self.masks), groups=pick(self.groups),
+                       weights=None if self.weights is None else self.weights[index],
+                       extra={k: pick(v) for k, v in self.extra.items()})
+
+    def frame(self, class_names) -> pd.DataFrame:
+        """One row per image: id, label name, and the grouping / extra columns."""
+        frame = pd.DataFrame({"image_id": self.ids,
+                              "label": [class_names[i] if i >= 0 else "" for i in self.labels]})
+        if self.groups is not None:
+            frame["lesion_id"] = self.groups
+        for name, values in self.extra.items():
+            frame[name] = values
+        return frame
+
 
 class ImageTableDataset(Dataset):
-    """Decodes the images of an :class:`ImageTable` and applies an albumentations pipeline."""
+    """Decodes images (and masks) of an :class:`ImageTable` and applies one albumentations pipeline jointly."""
 
-    def __init__(self, table: ImageTable, transform):
-        self.table, self.transform = table, transform
+    def __init__(self, table: ImageTable, transform, cache: ImageCache | None = None):
+        self.table, self.transform, self.cache = table, transform, cache
 
     def __len__(self) -> int:
         return len(self.table)
 
+    def _read(self, index: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        path = self.table.paths[index]
+        mask_paths = self.table.masks[index] if self.table.masks is not None else []
+        if self.cache is None:
+            image = load_rgb(path)
+            return image, [load_mask(m, image.shape[:2]) for m in mask_paths]
+        shape = self.cache.original_shape(path) if mask_paths else None
+        return self.cache.image(path), [self.cache.mask(m, shape) for m in mask_paths]
+
     def __getitem__(self, index: int) -> dict:
-        image = load_rgb(self.table.paths[index])
-        return {
-            "image": self.transform(image=image)["image"],
-            "label": int(self.table.labels[index]),
-            "image_id": self.table.ids[index],
-        }
+        image, masks = self._read(index)
+        if masks:
+            out = self.transform(image=image, masks=masks)
+            sample = {"mask": torch.stack([torch.as_tensor(np.asarray(m)) for m in out["masks"]]).float() / 255.0}
+        else:
+            out, sample = self.transform(image=image), {}
+        weight = 1.0 if self.table.weights is None else float(self.table.weights[index])
+        return {"image": out["image"], "label": int(self.table.labels[index]), "weight": weight,
+                "image_id": self.table.ids[index], **sample}
 
 
 class SkinDataModule(L.LightningDataModule):
@@ -56,12 +104,20 @@ class SkinDataModule(L.LightningDataModule):
 
     Args:
         root: folder holding the data set exactly as downloaded (see the README per data set).
-        image_size: side of the square network input in pixels.
+        image_size: side of the square network input in pixels (used by the presets).
         batch_size: images per batch (per device under DDP).
         num_workers: DataLoader worker processes.
-        train_transforms: preset name or list of albumentations entries for training.
+        train_transforms: preset name, list of albumentations entries, or a yaml file holding such a list.
         eval_transforms: the same for validation, test and predict.
         predict_split: which split ``dermlab predict`` writes a submission for.
+        sampling: ``none``; ``oversample`` (repeat classes to the largest count); ``balanced``
+            (every batch holds the same number of images per class, also under DDP).
+        on_bad_image: ``error`` stops at a missing or unreadable image; ``skip`` leaves it out,
+            logging how many and which (it decodes every image once at set-up to find them).
+        cache_dir: where the preprocessing cache lives (default ``~/.cache/dermlab``).
+        max_side: if set, images are read from the cache, resized so the longer side is at most
+            this many pixels (made on first use, or beforehand with ``dermlab prepare``).
+        seed: seed of the data set's random splits.
     """
 
     class_names: tuple[str, ...] = ()
@@ -75,6 +131,11 @@ class SkinDataModule(L.LightningDataModule):
         train_transforms: TransformSpec = "default",
         eval_transforms: TransformSpec = "none",
         predict_split: str = "test",
+        sampling: Literal["none", "oversample", "balanced"] = "none",
+        on_bad_image: Literal["error", "skip"] = "error",
+        cache_dir: str | None = None,
+        max_side: int | None = None,
+        seed: int = 0,
     ):
         super().__init__()
         self.root = Path(root).expanduser()
@@ -82,13 +143,24 @@ class SkinDataModule(L.LightningDataModule):
         self.train_transforms, self.eval_transforms = train_transforms, eval_transforms
         if predict_split not in SPLITS:
             raise ValueError(f"predict_split must be one of {SPLITS}, got {predict_split!r}")
-        self.predict_split = predict_split
+        if sampling not in ("none", "oversample", "balanced") or on_bad_image not in ("error", "skip"):
+            raise ValueError(f"sampling={sampling!r} or on_bad_image={on_bad_image!r} is not a known choice")
+        self.predict_split, self.sampling, self.on_bad_image = predict_split, sampling, on_bad_image
+        self.cache = ImageCache(cache_dir, max_side) if max_side else None
+        self.seed = seed
         self.tables: dict[str, ImageTable] = {}
 
     # --- what a subclass provides -------------------------------------------------------
     def read_split(self, split: str) -> ImageTable:
         """Map the official files of ``split`` to an ImageTable, validating them."""
         raise NotImplementedError
+
+    def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
+        """The submission table: ``image`` plus one probability column per class (official layouts override)."""
+        frame = pd.DataFrame({"image": ids})
+        for index, name in enumerate(self.class_names):
+            frame[name] = probabilities[:, index]
+        return frame
 
     # --- shared behaviour ---------------------------------------------------------------
     @property
@@ -98,34 +170,74 @@ class SkinDataModule(L.LightningDataModule):
     def table(self, split: str) -> ImageTable:
         """The validated table of ``split``, read once."""
         if split not in self.tables:
-            self.tables[split] = self.read_split(split)
+            self.tables[split] = self.screen(self.read_split(split))
         return self.tables[split]
+
+    def screen(self, table: ImageTable) -> ImageTable:
+        """Apply ``on_bad_image`` to images that are missing (always checked) or unreadable (skip mode)."""
+        if table.screened:
+            return table
+        table.screened = True
+        missing = [i for i, p in enumerate(table.paths) if not p.is_file()]
+        if missing and self.on_bad_image == "error":
+            shown = ", ".join(table.paths[i].name for i in missing[:3])
+            raise DataError(f"{len(missing)} image(s) listed in '{table.source}' are missing from "
+                            f"'{table.paths[missing[0]].parent}' (e.g. {shown}); re-download the images, remove "
+                            "those rows, or set on_bad_image: skip.")
+        bad = set(missing)
+        if self.on_bad_image == "skip":
+            for i, path in enumerate(table.paths):
+                if i not in bad:
+                    try:
+                        load_rgb(path)
+                    except DataError:
+                        bad.add(i)
+        if not bad:
+            return table
+        names = [table.ids[i] for i in sorted(bad)]
+        log.warning("on_bad_image=skip: left out %d of %d images of '%s': %s", len(names), len(table),
+                    table.source, ", ".join(names))
+        return table.subset([i for i in range(len(table)) if i not in bad])
 
     @property
     def class_counts(self) -> torch.Tensor:
         """Training images per class, for class-weighted losses and samplers."""
-        labels = self.table("train").labels
-        return torch.bincount(torch.as_tensor(labels), minlength=self.num_classes)
+        return torch.bincount(torch.as_tensor(self.table("train").labels), minlength=self.num_classes)
 
     def setup(self, stage: str | None = None) -> None:
         needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                   "predict": (self.predict_split,)}.get(stage or "", SPLITS)
         for split in needed:
             self.table(split)
+        self.write_split_files(needed)
+
+    def write_split_files(self, splits) -> None:
+        """``<run folder>/splits/<split>.csv``: the exact images of each split of this run."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or not trainer.is_global_zero or trainer.default_root_dir is None:
+            return
+        folder = Path(trainer.default_root_dir) / "splits"
+        folder.mkdir(parents=True, exist_ok=True)
+        for split in splits:
+            self.table(split).frame(self.class_names).to_csv(folder / f"{split}.csv", index=False)
 
     def dataset(self, split: str) -> ImageTableDataset:
         transform = build_transforms(self.train_transforms if split == "train" else self.eval_transforms,
                                      self.image_size, train=split == "train")
-        return ImageTableDataset(self.table(split), transform)
+        return ImageTableDataset(self.table(split), transform, self.cache)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.dataset(split), batch_size=self.batch_size, shuffle=shuffle, drop_last=False,
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+    def _loader(self, split: str, **kwargs) -> DataLoader:
+        return DataLoader(self.dataset(split), batch_size=self.batch_size, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(), **kwargs)
 
     def train_dataloader(self) -> DataLoader:
+        labels = self.table("train").labels
+        world = getattr(getattr(self, "trainer", None), "world_size", 1) or 1
+        if self.sampling == "balanced":
+            sampler = BalancedBatchSampler(labels, self.batch_size, world_size=world, seed=self.seed)
+            return self._loader("train", sampler=sampler, drop_last=True)
+        if self.sampling == "oversample":
+            return self._loader("train", sampler=OversamplingSampler(labels, seed=self.seed))
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
@@ -136,7 +248,3 @@ class SkinDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.predict_split, shuffle=False)
-
-    def submission(self, ids: list[str], probabilities: np.ndarray):
-        """The official submission table (a pandas DataFrame) for these predictions."""
-        raise NotImplementedError(f"{type(self).__name__} does not define an official submission format")

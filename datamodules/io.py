@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from dermlab.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 def require_dir(path: Path, what: str, hint: str) -> Path:
@@ -65,27 +68,64 @@ def binary_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
 
 
 def image_paths(folder: Path, ids: Iterable[str], listed_in: Path, suffix: str = ".jpg") -> list[Path]:
-    """Paths of the images ``ids`` in ``folder``; stops naming the first missing ones."""
-    present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-    if not any(name.endswith(suffix) and "_superpixels" not in name for name in present):
+    """Paths of the images ``ids`` in ``folder``; stops if the folder holds no such images at all.
+
+    Whether each listed image exists is checked by the datamodule (``on_bad_image``).
+    """
+    if not folder.is_dir() or not any(p.name.endswith(suffix) and "_superpixels" not in p.name
+                                      for p in folder.iterdir()):
         raise DataError(f"no '*{suffix}' images found in '{folder}' (it is empty or missing); "
                         f"it should hold the images listed in '{listed_in}'.")
-    ids = list(ids)
-    missing = [i for i in ids if f"{i}{suffix}" not in present]
-    if missing:
-        shown = ", ".join(f"{m}{suffix}" for m in missing[:3])
-        raise DataError(f"{len(missing)} image(s) listed in '{listed_in}' are missing from '{folder}' "
-                        f"(e.g. {shown}); re-download the images or remove those rows.")
     return [folder / f"{i}{suffix}" for i in ids]
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """Decode an image to an RGB uint8 array; a truncated or unreadable file names itself."""
+_CONVERTED_MODES: set[str] = set()
+
+
+def _to_rgb(image: Image.Image, path: Path) -> np.ndarray:
+    """RGB uint8 from any PIL mode; grayscale, RGBA, palette, CMYK and 16-bit are converted, said once per mode."""
+    if image.mode == "RGB":
+        return np.asarray(image)
+    if image.mode not in _CONVERTED_MODES:
+        _CONVERTED_MODES.add(image.mode)
+        log.warning("converting %s images to 8-bit RGB (first: '%s'); alpha is dropped, 16-bit is scaled", image.mode,
+                    path)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode != "I" or values.max() > 255 else 255.0
+        gray = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
+
+
+def load_rgb(path: Path, draft: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an image to an RGB uint8 array; a truncated or unreadable file names itself.
+
+    ``draft`` lets the JPEG decoder scale down by a power of two while decoding (fast
+    downsizing for the preprocessing cache); the result is at least that size.
+    """
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            if draft is not None:
+                image.draft("RGB", draft)
+            return _to_rgb(image, path)
     except FileNotFoundError:
         raise DataError(f"image '{path}' disappeared after the data set was indexed; restore it.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(f"cannot decode image '{path}' ({error}); the file is corrupt or truncated: "
                         "re-download it or remove it from the ground-truth CSV.") from None
+
+
+def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A binary mask as uint8 0/255 of the image's (height, width); a size mismatch names both."""
+    try:
+        with Image.open(path) as mask:
+            values = np.asarray(mask.convert("L"))
+    except FileNotFoundError:
+        raise DataError(f"mask '{path}' does not exist; every image of this task needs its mask.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"cannot decode mask '{path}' ({error}); re-download it.") from None
+    if values.shape != tuple(shape):
+        raise DataError(f"mask '{path}' is {values.shape[1]}x{values.shape[0]} but its image is "
+                        f"{shape[1]}x{shape[0]}; masks must have the image's size (re-download the matching pair).")
+    return np.where(values > 127, 255, 0).astype(np.uint8)

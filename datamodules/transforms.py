@@ -1,21 +1,26 @@
 """Albumentations pipelines from config: a preset name or an explicit list of transforms.
 
-A pipeline is given either as a preset name (``"default"``, ``"light"``, ``"none"``) or as a
-list of one-key mappings naming an albumentations class and its arguments, e.g.::
+A pipeline is given as a preset name (``"default"``, ``"light"``, ``"none"``), as the path of a
+yaml file holding a list (the papers' pipelines live in ``experiments/base/augment/``), or as a
+list of one-key mappings naming an albumentations class (or :class:`ShadesOfGrey`) and its
+arguments, e.g.::
 
     train_transforms:
       - RandomResizedCrop: {size: [224, 224], scale: [0.5, 1.0]}
       - HorizontalFlip: {p: 0.5}
 
 ImageNet normalisation and the conversion to a CHW tensor are always appended, so configs
-list only the augmentation itself.
+list only the augmentation itself. Masks given with ``masks=[...]`` follow the geometric steps.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import albumentations as A
+import numpy as np
+import yaml
 from albumentations.pytorch import ToTensorV2
 
 from dermlab.errors import DataError
@@ -24,6 +29,33 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 TransformSpec = str | list[dict[str, Any]] | None
+REPO = Path(__file__).resolve().parents[1]
+
+
+class ShadesOfGrey(A.ImageOnlyTransform):
+    """Shades-of-grey colour constancy (Finlayson & Trezzi 2004), as Barata et al. 2014 use on dermoscopy.
+
+    The illuminant of channel c is e_c = (mean_x I_c(x)^p)^(1/p); with e scaled to unit length,
+    each channel is multiplied by 1 / (√3 · e_c), so a grey-world image is left unchanged.
+    ``power`` = 6 is the value Barata et al. found best (the ``weighting`` paper's colour normalisation).
+    """
+
+    def __init__(self, power: float = 6.0, p: float = 1.0):
+        super().__init__(p=p)
+        self.power = power
+
+    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+        values = img.astype(np.float64)
+        illuminant = np.power(np.mean(np.power(values, self.power), axis=(0, 1)), 1.0 / self.power)
+        illuminant = illuminant / max(np.linalg.norm(illuminant), 1e-12)
+        corrected = values / (np.sqrt(3.0) * np.maximum(illuminant, 1e-12))
+        return np.clip(corrected, 0, 255).astype(img.dtype)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("power",)
+
+
+CUSTOM = {"ShadesOfGrey": ShadesOfGrey}
 
 
 def _preset(name: str, size: int, train: bool) -> list[A.BasicTransform]:
@@ -50,14 +82,29 @@ def _from_list(spec: list[dict[str, Any]]) -> list[A.BasicTransform]:
         if not isinstance(entry, dict) or len(entry) != 1:
             raise DataError(f"transform entry {entry!r} must be a single {{ClassName: {{args}}}} mapping.")
         (name, kwargs), = entry.items()
-        cls = getattr(A, name, None)
+        cls = CUSTOM.get(name) or getattr(A, name, None)
         if cls is None:
             raise DataError(f"albumentations has no transform named {name!r}.")
         transforms.append(cls(**(kwargs or {})))
     return transforms
 
 
+def _from_file(spec: str) -> list[dict[str, Any]]:
+    """A yaml list of transforms; relative paths are tried from the working directory, then the repository."""
+    path = Path(spec).expanduser()
+    if not path.is_file() and (REPO / path).is_file():
+        path = REPO / path
+    if not path.is_file():
+        raise DataError(f"transform file '{spec}' does not exist.")
+    entries = yaml.safe_load(path.read_text())
+    if not isinstance(entries, list):
+        raise DataError(f"transform file '{path}' must hold a yaml list of {{ClassName: {{args}}}} entries.")
+    return entries
+
+
 def build_transforms(spec: TransformSpec, size: int, train: bool) -> A.Compose:
     """Compose the pipeline for one split: augmentations from ``spec``, then normalise + to tensor."""
+    if isinstance(spec, str) and spec.endswith((".yaml", ".yml")):
+        spec = _from_file(spec)
     steps = _preset(spec or "none", size, train) if isinstance(spec, str) or spec is None else _from_list(spec)
     return A.Compose([*steps, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()])

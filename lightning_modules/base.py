@@ -65,7 +65,10 @@ class LesionClassifier(L.LightningModule):
         return create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, hp.drop_rate)
 
     def compute_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        return F.cross_entropy(logits, batch["label"])
+        """Cross-entropy, each sample scaled by the batch's ``weight`` (1 unless the data set sets weights)."""
+        per_sample = F.cross_entropy(logits, batch["label"], reduction="none")
+        weight = batch.get("weight")
+        return per_sample.mean() if weight is None else (per_sample * weight.to(per_sample.dtype)).mean()
 
     # --- shared steps --------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:

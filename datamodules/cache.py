@@ -1,0 +1,84 @@
+"""Preprocessing cache: resized copies of the original images, written once and reused every epoch.
+
+Original ISIC images are up to 6000×4000 px; decoding them every epoch makes training input-bound.
+The cache stores each image resized so that its longer side is at most ``max_side`` (aspect kept,
+never enlarged) as a PNG (lossless with respect to the resized image), masks with nearest-neighbour.
+A cache entry is keyed by the source's absolute path, size and modification time and by the
+setting, so a changed source or a different ``max_side`` is never served stale. Writes are atomic
+(temporary file + rename), so DataLoader workers can fill the cache concurrently on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from datamodules.io import load_mask, load_rgb
+
+FORMAT_VERSION = 1
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dermlab"
+
+
+def fit_side(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is at most ``max_side``."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class ImageCache:
+    """Resized copies of images and masks under ``directory/max<max_side>/``."""
+
+    def __init__(self, directory: str | Path | None, max_side: int):
+        self.root = Path(directory or DEFAULT_CACHE_DIR).expanduser() / f"max{max_side}"
+        self.max_side = max_side
+
+    def entry(self, source: Path, kind: str) -> Path:
+        stat = source.stat()
+        key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.max_side}|{kind}|v{FORMAT_VERSION}"
+        digest = hashlib.sha1(key.encode()).hexdigest()
+        return self.root / digest[:2] / f"{digest}.png"
+
+    def _write(self, path: Path, array: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(handle)
+        try:
+            Image.fromarray(array).save(temporary, format="PNG", compress_level=1)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+    def image(self, source: Path) -> np.ndarray:
+        """The resized RGB image, read from the cache or made and stored now."""
+        path = self.entry(source, "rgb")
+        if path.exists():
+            return np.asarray(Image.open(path).convert("RGB"))
+        with Image.open(source) as probe:
+            target = fit_side(*probe.size, self.max_side)
+        array = load_rgb(source, draft=target)
+        if (array.shape[1], array.shape[0]) != target:
+            array = np.asarray(Image.fromarray(array).resize(target, Image.BICUBIC, reducing_gap=3.0))
+        self._write(path, array)
+        return array
+
+    def mask(self, source: Path, original_shape: tuple[int, int]) -> np.ndarray:
+        """The resized binary mask (checked against the original image's (height, width))."""
+        path = self.entry(source, "mask")
+        if path.exists():
+            return np.asarray(Image.open(path))
+        values = load_mask(source, original_shape)
+        target = fit_side(values.shape[1], values.shape[0], self.max_side)
+        values = np.asarray(Image.fromarray(values).resize(target, Image.NEAREST))
+        self._write(path, values)
+        return values
+
+    def original_shape(self, source: Path) -> tuple[int, int]:
+        """(height, width) of the original image, read from its header only."""
+        with Image.open(source) as image:
+            return image.size[1], image.size[0]

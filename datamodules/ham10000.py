@@ -1,0 +1,60 @@
+"""HAM10000 (Tschandl et al. 2018): 10,015 dermoscopy images of seven classes, 600×450 px.
+
+Download from Harvard Dataverse (doi:10.7910/DVN/DBW86T) or Kaggle and keep the folder as is::
+
+    ROOT/HAM10000_metadata.csv      lesion_id,image_id,dx,dx_type,age,sex,localization[,dataset]
+    ROOT/HAM10000_images_part_1/ISIC_0024306.jpg ...
+    ROOT/HAM10000_images_part_2/...
+    (or all images in one flat folder: ROOT/images/ or ROOT itself)
+
+Both the 7-column Kaggle and the 8-column Dataverse metadata are read. Classes follow the
+ISIC 2018 order MEL, NV, BCC, AKIEC, BKL, DF, VASC. There is no official split: ``split`` picks the
+paper's scheme (see :mod:`datamodules.pooled`), always grouped by ``lesion_id`` where the paper asks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.base import ImageTable
+from datamodules.io import read_table, require_dir
+from datamodules.pooled import DX_TYPES, HAM_CLASSES, PooledDataModule
+from dermlab.errors import DataError
+
+COLUMNS = ("image_id", "lesion_id", "dx", "dx_type")
+IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2", "HAM10000_images", "images", ".")
+HINT = "Download HAM10000 from Harvard Dataverse (doi:10.7910/DVN/DBW86T) or `dermlab synth --dataset ham10000`."
+
+
+class HAM10000DataModule(PooledDataModule):
+    """HAM10000 with the ``dds`` / ``patch`` / ``weighting`` / K-fold splits."""
+
+    def locate_images(self, ids: list[str]) -> list[Path]:
+        """Each image in whichever of the known folders holds it (parts 1/2 or a flat folder)."""
+        where: dict[str, Path] = {}
+        for name in IMAGE_FOLDERS:
+            folder = self.root / name
+            if folder.is_dir():
+                for path in folder.glob("ISIC_*.jpg"):
+                    where.setdefault(path.stem, path)
+        if not where:
+            raise DataError(f"no ISIC_*.jpg images under '{self.root}' (looked in {', '.join(IMAGE_FOLDERS)}). {HINT}")
+        return [where.get(i, self.root / IMAGE_FOLDERS[0] / f"{i}.jpg") for i in ids]
+
+    def read_pool(self) -> ImageTable:
+        require_dir(self.root, "data root", HINT)
+        csv = self.root / "HAM10000_metadata.csv"
+        table = read_table(csv, COLUMNS, hint=HINT)
+        codes = [c.lower() for c in HAM_CLASSES]
+        unknown = sorted(set(table.dx) - set(codes))
+        if unknown:
+            raise DataError(f"'{csv}' column 'dx' holds {unknown}; expected one of {codes}.")
+        bad_types = sorted(set(table.dx_type) - set(DX_TYPES))
+        if bad_types:
+            raise DataError(f"'{csv}' column 'dx_type' holds {bad_types}; expected one of {list(DX_TYPES)}.")
+        ids = table.image_id.tolist()
+        labels = np.array([codes.index(d) for d in table.dx], dtype=np.int64)
+        return ImageTable(ids, self.locate_images(ids), labels, csv, groups=table.lesion_id.tolist(),
+                          extra={"dx_type": table.dx_type.tolist()})

@@ -1,0 +1,123 @@
+"""ISIC 2018 (Codella et al. 2019): task 1 lesion segmentation, task 2 attributes, task 3 diagnosis.
+
+Download from https://challenge.isic-archive.com/data/#2018 and keep the folders as is::
+
+    ROOT/ISIC2018_Task1-2_{Training,Validation,Test}_Input/ISIC_0000000.jpg
+    ROOT/ISIC2018_Task1_{Training,Validation,Test}_GroundTruth/ISIC_0000000_segmentation.png     (0/255)
+    ROOT/ISIC2018_Task2_Training_GroundTruth_v3/ISIC_0000000_attribute_<attribute>.png
+    ROOT/ISIC2018_Task2_{Validation,Test}_GroundTruth/...
+    ROOT/ISIC2018_Task3_{Training,Validation,Test}_Input/ISIC_0024306.jpg
+    ROOT/ISIC2018_Task3_{Training,Validation,Test}_GroundTruth.csv     image,MEL,NV,BCC,AKIEC,BKL,DF,VASC
+    ROOT/ISIC2018_Task3_Training_LesionGroupings.csv                   image,lesion_id,diagnosis_confirm_type
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from datamodules import splits
+from datamodules.base import ImageTable, SkinDataModule
+from datamodules.io import image_paths, read_table, require_dir
+from datamodules.pooled import HAM_CLASSES, PooledDataModule, one_hot_labels
+from dermlab.errors import DataError
+
+FOLDERS = {"train": "Training", "val": "Validation", "test": "Test"}
+ATTRIBUTES = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")
+CONFIRM_TO_DX_TYPE = {"histopathology": "histo", "serial imaging showing no change": "follow_up",
+                      "single image expert consensus": "consensus",
+                      "confocal microscopy with consensus dermoscopy": "confocal"}
+HINT = "Download ISIC 2018 from https://challenge.isic-archive.com/data/#2018 or use `dermlab synth`."
+
+
+class ISIC2018SegmentationDataModule(SkinDataModule):
+    """Tasks 1 and 2: images with their lesion mask (task 1) or five attribute masks (task 2).
+
+    Batches carry ``mask`` (B, K, H, W) in {0, 1}, transformed jointly with the image. ``cv_fold``
+    (0..n_folds-1) replaces the official validation set by a fold of the training images, as the
+    ``isic2018`` paper's 5-fold cross-validation does.
+    """
+
+    def __init__(self, root: str, task: Literal[1, 2] = 1, cv_fold: int | None = None, n_folds: int = 5, **kwargs):
+        super().__init__(root, **kwargs)
+        if task not in (1, 2):
+            raise ValueError(f"task must be 1 or 2, got {task!r}")
+        self.task, self.cv_fold, self.n_folds = task, cv_fold, n_folds
+        self.class_names = ("lesion",) if task == 1 else ATTRIBUTES
+
+    def truth_folder(self, split: str):
+        folder = FOLDERS[split]
+        if self.task == 1:
+            return self.root / f"ISIC2018_Task1_{folder}_GroundTruth"
+        candidates = [self.root / f"ISIC2018_Task2_{folder}_GroundTruth{v}" for v in ("_v3", "")]
+        return next((c for c in candidates if c.is_dir()), candidates[0])
+
+    def read_official(self, split: str) -> ImageTable:
+        require_dir(self.root, "data root", HINT)
+        images = self.root / f"ISIC2018_Task1-2_{FOLDERS[split]}_Input"
+        ids = sorted(p.stem for p in images.glob("ISIC_*.jpg")) if images.is_dir() else []
+        paths = image_paths(images, ids, images)
+        truth = require_dir(self.truth_folder(split), f"task {self.task} ground-truth folder",
+                            f"Download it next to the images. {HINT}")
+        suffixes = ["_segmentation.png"] if self.task == 1 else [f"_attribute_{a}.png" for a in ATTRIBUTES]
+        masks = [[truth / f"{i}{s}" for s in suffixes] for i in ids]
+        missing = [m for row in masks for m in row if not m.is_file()]
+        if missing:
+            raise DataError(f"{len(missing)} mask(s) are missing from '{truth}' (e.g. {missing[0].name}); "
+                            "every image needs its mask(s).")
+        return ImageTable(ids, paths, np.full(len(ids), -1), truth, masks=masks)
+
+    def read_split(self, split: str) -> ImageTable:
+        if self.cv_fold is None or split == "test":
+            return self.read_official(split)
+        pool = self.read_official("train")
+        folds = splits.kfold(len(pool), self.cv_fold, self.n_folds, self.seed)
+        return pool.subset(folds["train" if split == "train" else "val"])
+
+
+class ISIC2018Task3DataModule(PooledDataModule):
+    """Task 3, seven-class diagnosis. ``split: official`` uses the released validation / test sets."""
+
+    def __init__(self, root: str, split: Literal["official", "kfold", "patch", "weighting", "holdout"] = "official",
+                 **kwargs):
+        super().__init__(root, split=split, **kwargs)
+
+    def read_labelled(self, split: str) -> ImageTable:
+        require_dir(self.root, "data root", HINT)
+        csv = self.root / f"ISIC2018_Task3_{FOLDERS[split]}_GroundTruth.csv"
+        table = read_table(csv, ("image", *HAM_CLASSES), hint=HINT)
+        ids = table.image.tolist()
+        paths = image_paths(self.root / f"ISIC2018_Task3_{FOLDERS[split]}_Input", ids, csv)
+        result = ImageTable(ids, paths, one_hot_labels(table, HAM_CLASSES, csv), csv)
+        groupings = self.root / "ISIC2018_Task3_Training_LesionGroupings.csv"
+        if split == "train" and groupings.is_file():
+            lesions = read_table(groupings, ("image", "lesion_id", "diagnosis_confirm_type")).set_index("image")
+            absent = [i for i in ids if i not in lesions.index]
+            if absent:
+                raise DataError(f"'{groupings}' has no row for {len(absent)} training image(s), e.g. {absent[0]}.")
+            result.groups = lesions.loc[ids, "lesion_id"].tolist()
+            confirm = lesions.loc[ids, "diagnosis_confirm_type"].map(CONFIRM_TO_DX_TYPE)
+            if confirm.isna().any():
+                raise DataError(f"'{groupings}' holds an unknown diagnosis_confirm_type; expected one of "
+                                f"{list(CONFIRM_TO_DX_TYPE)}.")
+            result.extra["dx_type"] = confirm.tolist()
+        elif split == "train" and self.scheme in ("kfold", "weighting"):
+            raise DataError(f"split {self.scheme!r} groups images by lesion but '{groupings}' is missing.")
+        return result
+
+    def read_pool(self) -> ImageTable:
+        return self.read_labelled("train")
+
+    def read_official_test(self) -> ImageTable:
+        return self.read_labelled("test")
+
+    def read_split(self, split: str) -> ImageTable:
+        if self.scheme == "official":
+            return self.weigh(self.read_labelled(split))
+        return super().read_split(split)
+
+    def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
+        """Official task 3 submission: ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``."""
+        return super().submission(ids, probabilities)

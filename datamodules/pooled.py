@@ -1,0 +1,91 @@
+"""Data sets whose papers split one labelled pool themselves (HAM10000, ISIC 2018 task 3).
+
+``split`` picks the scheme (see :mod:`datamodules.splits`):
+
+* ``kfold``: lesion-grouped stratified K-fold (``fold`` of ``n_folds``), test = the held-out fold;
+* ``patch``: 4 stratified parts, the last one the test set, ``fold`` 0–2 the validation part;
+* ``weighting``: lesion-grouped random 80/20 train/test, ``fold`` 0 or 1 picks the split;
+* ``holdout``: ``val_size`` random images moved from training to validation (``dds``: 999);
+  the test set is the official one where the data set has it.
+
+``dx_type_weights`` (e.g. ``{consensus: 1, follow_up: 2, confocal: 3, histo: 4}``) sets a per-sample
+loss weight from how the diagnosis was confirmed (``patch``: diagnosis-guided loss weighting).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from datamodules import splits
+from datamodules.base import ImageTable, SkinDataModule
+from dermlab.errors import DataError
+
+HAM_CLASSES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")  # the ISIC 2018 column order
+DX_TYPES = ("histo", "follow_up", "consensus", "confocal")
+
+Scheme = Literal["kfold", "patch", "weighting", "holdout", "official"]
+
+
+class PooledDataModule(SkinDataModule):
+    """A data set split from one pool of labelled images by a paper's scheme."""
+
+    class_names = HAM_CLASSES
+
+    def __init__(self, root: str, split: Scheme = "kfold", fold: int = 0, n_folds: int = 5, val_size: int = 999,
+                 dx_type_weights: dict[str, float] | None = None, **kwargs):
+        super().__init__(root, **kwargs)
+        self.scheme, self.fold, self.n_folds, self.val_size = split, fold, n_folds, val_size
+        self.dx_type_weights = dx_type_weights
+        self._indices: dict[str, np.ndarray] | None = None
+
+    def read_pool(self) -> ImageTable:
+        """Every labelled image of the pool (with ``groups`` = lesion ids and ``extra['dx_type']``)."""
+        raise NotImplementedError
+
+    def read_official_test(self) -> ImageTable:
+        raise DataError(f"{type(self).__name__} has no official test set; use split: kfold, patch or weighting.")
+
+    def split_indices(self, pool: ImageTable) -> dict[str, np.ndarray]:
+        labels, groups = pool.labels, pool.groups
+        if self.scheme == "kfold":
+            return splits.grouped_kfold(labels, groups, self.fold, self.n_folds, self.seed)
+        if self.scheme == "patch":
+            return splits.stratified_parts(labels, self.fold, self.seed)
+        if self.scheme == "weighting":
+            return splits.grouped_holdout(labels, groups, self.fold, self.seed)
+        if self.scheme == "holdout":
+            return splits.random_holdout(len(pool), self.val_size, self.seed)
+        raise DataError(f"split {self.scheme!r} is not available for {type(self).__name__}.")
+
+    def weigh(self, table: ImageTable) -> ImageTable:
+        if self.dx_type_weights and "dx_type" in table.extra:
+            unknown = set(table.extra.get("dx_type", [])) - set(self.dx_type_weights)
+            if unknown:
+                raise DataError(f"dx_type_weights has no weight for {sorted(unknown)}; give one for each of "
+                                f"{list(DX_TYPES)}.")
+            table.weights = np.array([self.dx_type_weights[t] for t in table.extra["dx_type"]], np.float32)
+        return table
+
+    def read_split(self, split: str) -> ImageTable:
+        if self.scheme == "holdout" and split == "test":
+            return self.weigh(self.read_official_test())
+        pool = self.table("pool") if split != "pool" else None
+        if split == "pool":
+            return self.weigh(self.read_pool())
+        if self._indices is None:
+            self._indices = self.split_indices(pool)
+        return pool.subset(self._indices[split])
+
+
+def one_hot_labels(table, columns, path) -> np.ndarray:
+    """Class index of each one-hot row; a row that does not hold exactly one 1.0 names itself."""
+    values = table[list(columns)].apply(lambda c: c.astype(float))
+    sums = values.sum(axis=1).to_numpy()
+    valid = values.isin([0.0, 1.0]).all(axis=1).to_numpy() & np.isclose(sums, 1.0)
+    if not valid.all():
+        row = int(np.flatnonzero(~valid)[0])
+        raise DataError(f"'{path}' row {row + 2} ({table.iloc[row, 0]}) is not one-hot over {', '.join(columns)} "
+                        f"(values sum to {sums[row]:g}); each image needs exactly one 1.0.")
+    return values.to_numpy().argmax(1)
