@@ -33,8 +33,9 @@ test-all:        ## fast and slow tests
 lint:            ## ruff
 	$(BIN)/ruff check .
 
-bench:           ## Lightning loop vs bare PyTorch loop: throughput ratio
-	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py $(ARGS)
+bench:           ## benchmarks: Lightning loop vs bare PyTorch loop; loader with vs without the cache
+	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py
+	$(BIN)/python benchmarks/cache.py
 
 clean:           ## remove runs and synthetic data
 	rm -rf runs data/synthetic

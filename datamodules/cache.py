@@ -82,3 +82,24 @@ class ImageCache:
         """(height, width) of the original image, read from its header only."""
         with Image.open(source) as image:
             return image.size[1], image.size[0]
+
+
+def prepare_cache(dataset: str, root: str, max_side: int, cache_dir: str | None = None, workers: int = 4,
+                  splits=("train", "val", "test")) -> dict[str, int]:
+    """Write the cached copies of every image (and mask) of ``dataset``'s splits; returns images per split."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from datamodules import DATAMODULES
+
+    cls, fixed = DATAMODULES[dataset]
+    data = cls(root, cache_dir=cache_dir, max_side=max_side, num_workers=0, **fixed)
+    counts = {}
+    for split in splits:
+        try:
+            dataset_split = data.dataset(split)
+        except FileNotFoundError:
+            continue
+        with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding and encoding
+            list(pool.map(dataset_split._read, range(len(dataset_split))))
+        counts[split] = len(dataset_split)
+    return counts

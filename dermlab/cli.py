@@ -28,6 +28,7 @@ from dermlab.errors import DataError, clean_message
 COMMANDS = {
     "synth": "dermlab.commands:synth",
     "score": "dermlab.commands:score",
+    "prepare": "dermlab.commands:prepare",
     "demo": "dermlab.demo:main",
 }
 WANDB_MODES = ("offline", "online", "disabled")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from datamodules import DATAMODULES
+from datamodules.cache import prepare_cache
 from datamodules.synthetic import WRITERS, write_synthetic
 from dermlab.scoring import score as score_files
 
@@ -20,6 +22,19 @@ def synth(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     counts = write_synthetic(args.dataset, args.out, args.n, args.size, args.seed)
     print(json.dumps({"dataset": args.dataset, "out": args.out, "images": counts}))
+
+
+def prepare(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="dermlab prepare",
+                                     description="Fill the preprocessing cache: resized copies of every image and mask.")
+    parser.add_argument("--dataset", required=True, choices=sorted(DATAMODULES))
+    parser.add_argument("--root", required=True, help="the data set folder as downloaded")
+    parser.add_argument("--max-side", type=int, required=True, help="longer side of the cached copies, in pixels")
+    parser.add_argument("--cache-dir", default=None, help="cache folder (default ~/.cache/dermlab)")
+    parser.add_argument("--workers", type=int, default=4, help="threads decoding and writing")
+    args = parser.parse_args(argv)
+    counts = prepare_cache(args.dataset, args.root, args.max_side, args.cache_dir, args.workers)
+    print(json.dumps({"dataset": args.dataset, "max_side": args.max_side, "images": counts}))
 
 
 def score(argv: list[str]) -> None:

@@ -45,3 +45,19 @@ def tiny_args(root: Path, run_dir: Path, *extra: str) -> list[str]:
         "--run.wandb", "disabled",
         *extra,
     ]
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory):
+    """``synthetic(name)`` → a tiny synthetic copy of that data set (24 training images, 32 px), written once."""
+    from datamodules.synthetic import write_synthetic
+
+    roots: dict[str, Path] = {}
+
+    def make(name: str) -> Path:
+        if name not in roots:
+            roots[name] = tmp_path_factory.mktemp(name)
+            write_synthetic(name, roots[name], n=24, size=32, seed=0)
+        return roots[name]
+
+    return make
