@@ -26,7 +26,7 @@ def synth(argv: list[str]) -> None:
 
 def prepare(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dermlab prepare",
-                                     description="Fill the preprocessing cache: resized copies of every image and mask.")
+                                     description="Fill the preprocessing cache: resized copies of images and masks.")
     parser.add_argument("--dataset", required=True, choices=sorted(DATAMODULES))
     parser.add_argument("--root", required=True, help="the data set folder as downloaded")
     parser.add_argument("--max-side", type=int, required=True, help="longer side of the cached copies, in pixels")

@@ -1,0 +1,61 @@
+"""Imbalance samplers: balanced batches stay balanced and distinct per rank under Lightning's DDP wrapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+from datamodules.samplers import BalancedBatchSampler, OversamplingSampler
+
+LABELS = np.array([0] * 60 + [1] * 24 + [2] * 12)
+
+
+def rank_batches(sampler, world: int, rank: int, batch_size: int) -> list[list[int]]:
+    """What rank ``rank`` gets from Lightning's DDP wrapper (shuffle=False, as Lightning sets for custom samplers)."""
+    wrapped = DistributedSamplerWrapper(sampler, num_replicas=world, rank=rank, shuffle=False)
+    indices = list(wrapped)
+    return [indices[i:i + batch_size] for i in range(0, len(indices) - batch_size + 1, batch_size)]
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_balanced_batches_per_rank_and_distinct_across_ranks(world):
+    batch_size = 6
+    per_rank = []
+    for rank in range(world):
+        sampler = BalancedBatchSampler(LABELS, batch_size, world_size=world, seed=5)  # each rank builds its own
+        batches = rank_batches(sampler, world, rank, batch_size)
+        assert len(batches) == len(LABELS) // (batch_size * world)
+        for batch in batches:
+            assert np.bincount(LABELS[batch], minlength=3).tolist() == [2, 2, 2]
+        per_rank.append([i for b in batches for i in b])
+    majority = [{i for i in seen if LABELS[i] == 0} for seen in per_rank]
+    for a in range(world):
+        for b in range(a + 1, world):
+            assert not majority[a] & majority[b]  # no image of the largest class on two ranks in one epoch
+
+
+def test_balanced_batches_change_each_epoch_but_are_reproducible():
+    first, second = BalancedBatchSampler(LABELS, 6, seed=1), BalancedBatchSampler(LABELS, 6, seed=1)
+    epoch0, epoch1 = list(first), list(first)
+    assert epoch0 != epoch1 and list(second) == epoch0
+
+
+def test_balanced_batches_need_a_divisible_batch_size():
+    with pytest.raises(ValueError, match="divisible"):
+        BalancedBatchSampler(LABELS, 7)
+
+
+def test_oversampling_equalises_class_counts():
+    order = list(OversamplingSampler(LABELS, seed=0))
+    assert np.bincount(LABELS[order]).tolist() == [60, 60, 60]
+    assert len(set(i for i in order if LABELS[i] == 0)) == 60  # the largest class appears once each
+
+
+def test_balanced_sampling_through_the_datamodule(synthetic):
+    from datamodules import HAM10000DataModule
+
+    data = HAM10000DataModule(str(synthetic("ham10000")), split="kfold", n_folds=3, sampling="balanced",
+                              batch_size=7, image_size=32, num_workers=0)
+    for batch in data.train_dataloader():
+        assert np.bincount(batch["label"].numpy(), minlength=7).tolist() == [1] * 7
