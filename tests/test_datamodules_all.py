@@ -150,3 +150,12 @@ def test_split_files_are_written_to_the_run_folder(synthetic, tmp_path):
     val = pd.read_csv(tmp_path / "run" / "splits" / "val.csv")
     assert list(train.columns) == ["image_id", "label", "lesion_id", "dx_type"]
     assert len(train) + len(val) == 24 and not set(train.lesion_id) & set(val.lesion_id)
+
+
+def test_isic2018_task3_holdout_moves_images_to_validation(synthetic):
+    root = synthetic("isic2018_task3")
+    data = make("isic2018_task3", root, split="holdout", val_size=5)  # dds: 999 of 10015
+    train, val, test = (data.table(s) for s in ("train", "val", "test"))
+    assert (len(train), len(val)) == (19, 5) and not set(train.ids) & set(val.ids)
+    official_test = pd.read_csv(root / "ISIC2018_Task3_Test_GroundTruth.csv").image.tolist()
+    assert test.ids == official_test
