@@ -2,10 +2,12 @@
 PY        ?= python3.11
 VENV      ?= .venv
 BIN       := $(VENV)/bin
-DATA_ROOT ?= data/synthetic/isic2017
+DATA_ROOT ?=
+PAPERS    := dds arl patch weighting isic2018 baseline
+GRID_DATA  = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 export WANDB_MODE ?= offline
 
-.PHONY: help install demo test test-slow test-all lint bench synth clean
+.PHONY: help install demo test test-slow test-all lint bench synth clean $(PAPERS) $(PAPERS:%=%-smoke)
 
 help:            ## list targets
 	@grep -E '^[a-zA-Z0-9_/%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n",$$1,$$2}'
@@ -16,10 +18,16 @@ install:         ## create .venv and install dermlab (editable) with the dev ext
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 
 demo:            ## synthetic ISIC 2017 → train → test → submission → score, on the CPU (< 5 min)
-	$(BIN)/dermlab demo --data-root $(DATA_ROOT) $(ARGS)
+	$(BIN)/dermlab demo --data-root $(or $(DATA_ROOT),data/synthetic/isic2017) $(ARGS)
 
 synth:           ## write the synthetic ISIC 2017 set to DATA_ROOT
-	$(BIN)/dermlab synth --dataset isic2017 --out $(DATA_ROOT) --n 600 --size 64
+	$(BIN)/dermlab synth --dataset isic2017 --out $(or $(DATA_ROOT),data/synthetic/isic2017) --n 600 --size 64
+
+$(PAPERS):       ## a paper's tables: make dds|arl|patch|weighting|isic2018|baseline [DATA_ROOT=...] [PARALLEL=N]
+	$(BIN)/dermlab grid run --paper $@ $(GRID_DATA) --parallel $(or $(PARALLEL),1)
+
+$(PAPERS:%=%-smoke): ## every cell of a paper's tables for a couple of steps (wiring check)
+	$(BIN)/dermlab grid run --paper $(@:-smoke=) --smoke $(GRID_DATA)
 
 test:            ## the test suite (fast tests; CPU only)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q

@@ -30,6 +30,7 @@ COMMANDS = {
     "score": "dermlab.commands:score",
     "prepare": "dermlab.commands:prepare",
     "demo": "dermlab.demo:main",
+    "grid": "dermlab.grid.command:main",
 }
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -56,6 +57,7 @@ class DermlabCLI(LightningCLI):
                             help=f"W&B mode, one of {WANDB_MODES} (default: $WANDB_MODE or offline)")
         parser.add_argument("--run.project", type=str, default="dermlab", help="W&B project")
         parser.add_argument("--run.group", type=str | None, default=None, help="W&B group (e.g. a table)")
+        parser.add_argument("--run.job_type", type=str | None, default=None, help="W&B job type (e.g. a grid cell)")
         parser.add_argument("--run.tags", type=list[str], default=[], help="W&B tags")
 
     def before_instantiate_classes(self) -> None:
@@ -81,7 +83,8 @@ class DermlabCLI(LightningCLI):
         if run.wandb != "disabled":
             os.environ["WANDB_MODE"] = run.wandb
             loggers.append(Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(
-                save_dir=str(root), project=run.project, name=run.name, group=run.group, tags=list(run.tags),
+                save_dir=str(root), project=run.project, name=run.name, group=run.group, job_type=run.job_type,
+                tags=list(run.tags),
                 offline=run.wandb == "offline", log_model=False)))
         return loggers
 

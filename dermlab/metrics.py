@@ -81,3 +81,13 @@ def metric_input(probabilities: torch.Tensor) -> torch.Tensor:
 def scalars(values: dict) -> dict[str, float]:
     """Flatten computed metrics (ClasswiseWrapper already flattens) to plain floats."""
     return {name: float(value) for name, value in values.items()}
+
+
+def metric_names(class_names: Sequence[str]) -> list[str]:
+    """Names :func:`classification_metrics` produces for these classes (computed on a tiny fake batch)."""
+    n = len(class_names)
+    targets = torch.arange(2 * n) % n
+    probabilities = torch.softmax(torch.randn(2 * n, n, generator=torch.Generator().manual_seed(0)), 1)
+    collection = classification_metrics(class_names)
+    collection.update(metric_input(probabilities), targets)
+    return list(collection.compute())

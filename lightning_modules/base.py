@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from dermlab.metrics import classification_metrics, curve_metrics, metric_input, scalars
+from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names, scalars
 from lightning_modules.nets.backbone import create_backbone
 
 EVAL_SPLITS = ("val", "test")
@@ -109,6 +109,13 @@ class LesionClassifier(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_split("test")
+
+    def logged_metric_names(self) -> list[str]:
+        """Every scalar this module logs (grids check their requested metrics against it before training)."""
+        names = ["train/loss", *(f"{split}/loss" for split in EVAL_SPLITS)]
+        for split in EVAL_SPLITS:
+            names += [f"{split}/{name}" for name in metric_names(self.class_names)]
+        return names
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         return {"image_id": batch["image_id"], "probabilities": self(batch["image"]).float().softmax(1)}

@@ -1,0 +1,6 @@
+"""Experiment grids: a yaml table description → runs per cell → the paper's table beside ours.
+
+``spec`` reads and checks a grid file and expands its cells, ``runner`` runs them (resumably, one
+run folder each), ``report`` turns finished cells into Markdown/CSV with mean ± std, the paper's
+values, the difference and one-sided two-sample t-tests.
+"""

@@ -1,0 +1,134 @@
+"""``dermlab grid report``: finished cells → the table in Markdown and CSV, beside the paper's values.
+
+Each row is a combination of the ``rows`` axes; the other axes (seeds, folds) are averaged:
+mean ± sample standard deviation (ddof = 1) over the finished cells, ``n/N`` when some are missing.
+A cell that failed or has not run counts as missing, never as zero. The t-tests are the one-sided
+independent two-sample Student t-test with pooled variance of the ``arl`` paper (Table VII, Eq. 14):
+H1: mean(greater) > mean(than), df = m + n − 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from dermlab.grid.spec import GridSpec
+
+
+@dataclass
+class TTest:
+    metric: str
+    greater: dict
+    than: dict
+    t: float
+    df: int
+    p: float
+    n_greater: int
+    n_than: int
+
+
+def collect(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> pd.DataFrame:
+    """One row per cell: its axis values, status (done / failed / missing), log path and metrics."""
+    records = []
+    for cell in spec.cells():
+        folder = spec.run_root(runs, smoke) / cell.id
+        record = {"cell": cell.id, "row": cell.row(spec.rows), **cell.values, "status": "missing", "log": ""}
+        if (folder / "result.json").is_file():
+            record.update(json.loads((folder / "result.json").read_text())["metrics"], status="done")
+        elif (folder / "failed.json").is_file():
+            record.update(status="failed", log=json.loads((folder / "failed.json").read_text())["log"])
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def summarise(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
+    """Long table: row, metric, mean, std, n, n_expected, paper, diff (in the table's scale)."""
+    out = []
+    for row in dict.fromkeys(cells["row"]):
+        group = cells[cells["row"] == row]
+        done = group[group.status == "done"]
+        for metric in spec.metrics:
+            values = done[metric].dropna().to_numpy(float) * spec.scale if metric in done else np.array([])
+            mean = float(values.mean()) if len(values) else math.nan
+            std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            paper = spec.paper_values.get(row, {}).get(metric, math.nan)
+            out.append({"row": row, "metric": metric, "mean": mean, "std": std, "n": len(values),
+                        "n_expected": len(group), "paper": paper, "diff": mean - paper})
+    return pd.DataFrame(out)
+
+
+def ttest(values_greater, values_than) -> tuple[float, int, float]:
+    """One-sided Student t-test (pooled variance): t, degrees of freedom, p for H1 mean(greater) > mean(than)."""
+    result = stats.ttest_ind(values_greater, values_than, equal_var=True, alternative="greater")
+    return float(result.statistic), len(values_greater) + len(values_than) - 2, float(result.pvalue)
+
+
+def ttests(spec: GridSpec, cells: pd.DataFrame) -> list[TTest]:
+    done = cells[cells.status == "done"]
+
+    def pick(where: dict, metric: str) -> np.ndarray:
+        chosen = np.logical_and.reduce([done[k] == v for k, v in where.items()])
+        return done.loc[chosen, metric].dropna().to_numpy(float) * spec.scale
+
+    results = []
+    for test in spec.ttests:
+        a, b = pick(test["greater"], test["metric"]), pick(test["than"], test["metric"])
+        t, df, p = ttest(a, b) if len(a) > 1 and len(b) > 1 else (math.nan, len(a) + len(b) - 2, math.nan)
+        results.append(TTest(test["metric"], test["greater"], test["than"], t, df, p, len(a), len(b)))
+    return results
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: list[TTest]) -> str:
+    """The table as Markdown: per metric ours (mean ± std), the paper's value and the difference."""
+    header = ["row"] + [f"{m} {part}" for m in spec.metrics for part in ("ours", "paper", "Δ")]
+    lines = [f"## {spec.title}", "", f"`{spec.path}` — mean ± std over "
+             f"{', '.join(k for k in spec.axes if k not in spec.rows) or 'one run'}; scale ×{spec.scale:g}.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in dict.fromkeys(summary["row"]):
+        cells_text = [row]
+        for metric in spec.metrics:
+            entry = summary[(summary.row == row) & (summary.metric == metric)].iloc[0]
+            if entry.n == 0:
+                ours = "missing"
+            else:
+                ours = _fmt(entry["mean"]) + (f" ± {_fmt(entry['std'])}" if entry.n > 1 else "")
+                ours += f" ({entry.n}/{entry.n_expected})" if entry.n < entry.n_expected else ""
+            cells_text += [ours, _fmt(entry.paper), _fmt(entry["diff"])]
+        lines.append("| " + " | ".join(cells_text) + " |")
+    if tests:
+        lines += ["", "One-sided two-sample t-tests (Student, pooled variance; H1: first > second):", "",
+                  "| metric | first | second | t | df | p |", "|---|---|---|---|---|---|"]
+        where = lambda d: ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in d.items())  # noqa: E731
+        for t in tests:
+            lines.append(f"| {t.metric} | {where(t.greater)} (n={t.n_greater}) | {where(t.than)} (n={t.n_than}) | "
+                         f"{_fmt(t.t, 3)} | {t.df} | {_fmt(t.p, 4)} |")
+    problems = cells[cells.status != "done"]
+    if len(problems):
+        lines += ["", "Cells not in the table:", ""]
+        lines += [f"- {r.cell}: {r.status}" + (f" (log: {r.log})" if r.log else "") for r in problems.itertuples()]
+    if spec.notes:
+        lines += ["", spec.notes.strip()]
+    return "\n".join(lines) + "\n"
+
+
+def report(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> str:
+    """Write report.md and report.csv next to the cells; returns the Markdown."""
+    cells = collect(spec, runs, smoke)
+    summary = summarise(spec, cells)
+    tests = ttests(spec, cells)
+    text = markdown(spec, summary, cells, tests)
+    folder = spec.run_root(runs, smoke)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.md").write_text(text)
+    summary.to_csv(folder / "report.csv", index=False)
+    return text

@@ -1,0 +1,139 @@
+"""Grid files: ``experiments/<paper>/tables/<table>.yaml``.
+
+Keys (anything else is an error)::
+
+    paper: baseline                    # W&B tag and run-folder level
+    table: backbone_seed               # W&B group and run-folder level
+    title: "..."                       # heading of the rendered table
+    dataset: isic2017                  # W&B tag; the synthetic set written when no data root is given
+    config: [experiments/demo.yaml]    # base config file(s), as `-c` in order
+    args: [--trainer.max_epochs, "12"] # extra CLI arguments of every cell (optional)
+    synthetic: {n: 300, size: 64, args: [...]}   # the synthetic default: its size and extra arguments
+    axes:                              # the grid: every combination is a cell
+      model.init_args.backbone: [resnet18, resnet34]
+      seed_everything: [0, 1, 2]
+    rows: [model.init_args.backbone]   # axes that make table rows; the others (seeds, folds) are averaged
+    metrics: [test/auc, test/accuracy] # logged metric names to report
+    scale: 100                         # multiply metrics by this in the table (papers report %)
+    paper_values:                      # the paper's numbers per row label (row values joined by " / ")
+      resnet18: {test/auc: 85.7}
+    ttests:                            # one-sided two-sample t-tests (Student, pooled variance)
+      - {metric: test/auc, greater: {model.init_args.backbone: resnet34}, than: {model.init_args.backbone: resnet18}}
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dermlab.errors import DataError
+
+KEYS = {"paper", "table", "title", "dataset", "config", "args", "synthetic", "axes", "rows", "metrics", "scale",
+        "paper_values", "ttests", "notes"}
+
+
+@dataclass
+class Cell:
+    """One run of the grid: a value for every axis."""
+
+    values: dict[str, Any]
+    id: str
+
+    def row(self, rows: list[str]) -> str:
+        return " / ".join(str(self.values[r]) for r in rows)
+
+
+@dataclass
+class GridSpec:
+    path: Path
+    paper: str
+    table: str
+    config: list[str]
+    axes: dict[str, list]
+    metrics: list[str]
+    rows: list[str]
+    title: str = ""
+    dataset: str = "isic2017"
+    args: list[str] = field(default_factory=list)
+    synthetic: dict = field(default_factory=dict)
+    scale: float = 1.0
+    paper_values: dict[str, dict[str, float]] = field(default_factory=dict)
+    ttests: list[dict] = field(default_factory=list)
+    notes: str = ""
+
+    def cells(self) -> list[Cell]:
+        """Every combination of axis values, in file order; ids are readable and filesystem-safe."""
+        keys = list(self.axes)
+        short = [k.rsplit(".", 1)[-1] for k in keys]
+        names = short if len(set(short)) == len(short) else keys
+        cells = []
+        for combo in itertools.product(*self.axes.values()):
+            slug = "__".join(f"{n}={re.sub(r'[^A-Za-z0-9._-]+', '-', str(v))}" for n, v in zip(names, combo,
+                                                                                               strict=True))
+            cells.append(Cell(dict(zip(keys, combo, strict=True)), slug))
+        return cells
+
+    def run_root(self, runs: Path, smoke: bool) -> Path:
+        return runs / ("grids-smoke" if smoke else "grids") / self.paper / self.table
+
+
+def cli_value(value: Any) -> str:
+    """A value as LightningCLI reads it on the command line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(value)
+
+
+def load(path: str | Path) -> GridSpec:
+    """Read a grid file, stopping on unknown keys and inconsistent axes before anything trains."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"grid file '{path}' does not exist.")
+    raw = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(raw) - KEYS)
+    if unknown:
+        raise DataError(f"grid '{path}' has unknown key(s) {unknown}; allowed: {sorted(KEYS)}.")
+    missing = [k for k in ("paper", "table", "config", "axes", "metrics") if k not in raw]
+    if missing:
+        raise DataError(f"grid '{path}' lacks {missing}.")
+    axes = raw["axes"]
+    if not isinstance(axes, dict) or not axes or not all(isinstance(v, list) and v for v in axes.values()):
+        raise DataError(f"grid '{path}': axes must map config keys to non-empty lists of values.")
+    rows = raw.get("rows", [k for k in axes if "seed" not in k and "fold" not in k])
+    bad_rows = [r for r in rows if r not in axes]
+    if bad_rows:
+        raise DataError(f"grid '{path}': rows {bad_rows} are not axes ({list(axes)}).")
+    config = raw["config"] if isinstance(raw["config"], list) else [raw["config"]]
+    for name in config:
+        if not Path(name).is_file():
+            raise DataError(f"grid '{path}': base config '{name}' does not exist (paths are relative to the repo).")
+    spec = GridSpec(path=path, paper=raw["paper"], table=raw["table"], config=config, axes=axes,
+                    metrics=list(raw["metrics"]), rows=rows, title=raw.get("title", raw["table"]),
+                    dataset=raw.get("dataset", "isic2017"), args=[str(a) for a in raw.get("args", [])],
+                    synthetic=raw.get("synthetic", {}), scale=float(raw.get("scale", 1.0)),
+                    paper_values=raw.get("paper_values", {}) or {}, ttests=raw.get("ttests", []) or [],
+                    notes=raw.get("notes", ""))
+    labels = {cell.row(rows) for cell in spec.cells()}
+    stray = sorted(set(spec.paper_values) - labels)
+    if stray:
+        raise DataError(f"grid '{path}': paper_values rows {stray} match no row; rows are {sorted(labels)}.")
+    for test in spec.ttests:
+        if set(test) != {"metric", "greater", "than"} or not (set(test["greater"]) | set(test["than"])) <= set(axes):
+            raise DataError(f"grid '{path}': a t-test needs metric, greater and than, filtering on axes: {test}.")
+    return spec
+
+
+def paper_tables(paper: str, experiments: Path = Path("experiments")) -> list[Path]:
+    tables = sorted((experiments / paper / "tables").glob("*.yaml"))
+    if not tables:
+        raise DataError(f"'{experiments / paper / 'tables'}' holds no table yet; the {paper} issue adds them.")
+    return tables

@@ -1,0 +1,132 @@
+"""Experiment grids: expansion, checks before training, report maths, resume after a kill, a real tiny grid."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from dermlab.errors import DataError
+from dermlab.grid import report as reporting
+from dermlab.grid import runner, spec
+from tests.conftest import REPO
+
+TINY = ["--data.init_args.image_size", "32", "--data.init_args.batch_size", "8", "--data.init_args.num_workers", "0",
+        "--trainer.max_epochs", "1", "--model.init_args.scheduler.init_args.T_max", "1", "--run.wandb", "disabled"]
+
+
+def write_grid(path: Path, **overrides) -> Path:
+    grid = {"paper": "demo", "table": "tiny", "config": [str(REPO / "experiments" / "demo.yaml")], "args": TINY,
+            "axes": {"model.init_args.backbone": ["test_resnet"], "seed_everything": [0, 1]},
+            "rows": ["model.init_args.backbone"], "metrics": ["test/auc", "test/accuracy"], "scale": 100}
+    grid.update(overrides)
+    path.write_text(yaml.safe_dump(grid, sort_keys=False))
+    return path
+
+
+def test_expansion_ids_and_rows(tmp_path):
+    grid = spec.load(write_grid(tmp_path / "g.yaml", axes={"model.init_args.backbone": ["a", "b/c"],
+                                                           "data.init_args.fold": [0, 1, 2]}))
+    cells = grid.cells()
+    assert len(cells) == 6 and cells[0].values == {"model.init_args.backbone": "a", "data.init_args.fold": 0}
+    assert [c.id for c in cells[:2]] == ["backbone=a__fold=0", "backbone=a__fold=1"]
+    assert cells[3].id == "backbone=b-c__fold=0" and cells[3].row(grid.rows) == "b/c"
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"colour": "red"}, "unknown key\\(s\\) \\['colour'\\]"),
+    ({"rows": ["model.init_args.depth"]}, "rows \\['model.init_args.depth'\\] are not axes"),
+    ({"paper_values": {"resnet": {"test/auc": 1}}}, "paper_values rows \\['resnet'\\] match no row"),
+    ({"config": ["experiments/nope.yaml"]}, "base config 'experiments/nope.yaml' does not exist"),
+])
+def test_bad_grid_files(tmp_path, change, message):
+    with pytest.raises(DataError, match=message):
+        spec.load(write_grid(tmp_path / "g.yaml", **change))
+
+
+def test_unknown_config_path_and_unlogged_metric_stop_before_training(tmp_path, isic2017_root):
+    bad_axis = spec.load(write_grid(tmp_path / "a.yaml", axes={"model.init_args.bakbone": ["x"]}, rows=[]))
+    with pytest.raises(DataError, match="cell bakbone=x: the CLI rejects it"):
+        runner.validate(bad_axis, str(isic2017_root), [])
+    bad_metric = spec.load(write_grid(tmp_path / "m.yaml", metrics=["test/auc", "test/dice"]))
+    with pytest.raises(DataError, match="do not log \\['test/dice'\\]"):
+        runner.validate(bad_metric, str(isic2017_root), [])
+    assert not (tmp_path / "runs").exists()
+
+
+def fabricate(grid, runs, values):
+    """Finished cells with known metrics: values[cell id] = auc, or None for a crash."""
+    for cell in grid.cells():
+        folder = grid.run_root(runs, False) / cell.id
+        folder.mkdir(parents=True)
+        if values[cell.id] is None:
+            (folder / "failed.json").write_text(json.dumps({"returncode": 1, "log": str(folder / "cell.log")}))
+        else:
+            (folder / "result.json").write_text(json.dumps({"metrics": {"test/auc": values[cell.id],
+                                                                        "test/accuracy": 0.5}}))
+
+
+def test_report_by_hand_on_fabricated_runs(tmp_path):
+    grid = spec.load(write_grid(tmp_path / "g.yaml", axes={"model.init_args.backbone": ["a", "b"],
+                                                           "seed_everything": [0, 1, 2]},
+                                paper_values={"a": {"test/auc": 90.0}},
+                                ttests=[{"metric": "test/auc", "greater": {"model.init_args.backbone": "a"},
+                                         "than": {"model.init_args.backbone": "b"}}]))
+    values = {c.id: v for c, v in zip(grid.cells(), [0.91, 0.92, 0.93, 0.90, 0.91, 0.92], strict=True)}
+    fabricate(grid, tmp_path / "runs", values)
+    text = reporting.report(grid, tmp_path / "runs")
+    summary = reporting.summarise(grid, reporting.collect(grid, tmp_path / "runs"))
+    a = summary[(summary.row == "a") & (summary.metric == "test/auc")].iloc[0]
+    assert a["mean"] == pytest.approx(92.0) and a["std"] == pytest.approx(1.0) and a["diff"] == pytest.approx(2.0)
+    # 3 vs 3: means 92 and 91, both sample variances 1 → pooled s² = 1, t = 1 / sqrt(2/3) = sqrt(1.5), df = 4
+    test = reporting.ttests(grid, reporting.collect(grid, tmp_path / "runs"))[0]
+    assert test.t == pytest.approx(math.sqrt(1.5)) and test.df == 4
+    # p = P(T_4 > t), integrating the Student-t density with 4 degrees of freedom by hand: (3/8)(1 + x²/4)^(-5/2)
+    x = np.linspace(test.t, 400, 2_000_001)
+    assert test.p == pytest.approx(np.trapezoid(0.375 * (1 + x**2 / 4) ** -2.5, x), abs=1e-6)
+    assert "| a | 92.00 ± 1.00 | 90.00 | 2.00 |" in text
+    assert (tmp_path / "runs" / "grids" / "demo" / "tiny" / "report.csv").is_file()
+
+
+def test_failed_cells_are_missing_not_zero(tmp_path):
+    grid = spec.load(write_grid(tmp_path / "g.yaml", axes={"model.init_args.backbone": ["a", "b"],
+                                                           "seed_everything": [0, 1]}))
+    ids = [c.id for c in grid.cells()]
+    fabricate(grid, tmp_path / "runs", {ids[0]: 0.8, ids[1]: None, ids[2]: None, ids[3]: None})
+    text = reporting.report(grid, tmp_path / "runs")
+    assert "| a | 80.00 (1/2) |" in text and "| b | missing |" in text
+    assert f"- {ids[1]}: failed (log: " in text and "cell.log" in text
+
+
+def test_tiny_grid_resumes_after_being_killed(tmp_path, isic2017_root, monkeypatch):
+    monkeypatch.chdir(REPO)
+    grid_file = write_grid(tmp_path / "g.yaml")
+    command = [sys.executable, "-m", "dermlab", "grid", "run", str(grid_file), "--data-root", str(isic2017_root),
+               "--runs", str(tmp_path / "runs")]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    cells = tmp_path / "runs" / "grids" / "demo" / "tiny"
+    done_first = cells / "backbone=test_resnet__seed_everything=0" / "result.json"
+    deadline = time.time() + 240
+    while not done_first.is_file() and time.time() < deadline and first.poll() is None:
+        time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)  # kill the grid and its running cell after the first cell finished
+    first.wait()
+    assert done_first.is_file()
+    stamp = done_first.stat().st_mtime_ns
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "seed_everything=0: finished earlier, skipped" in second.stdout
+    assert done_first.stat().st_mtime_ns == stamp
+    assert (cells / "backbone=test_resnet__seed_everything=1" / "result.json").is_file()
+    assert "| test_resnet |" in (cells / "report.md").read_text()
