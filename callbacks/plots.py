@@ -12,16 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning.pytorch as L
-import matplotlib
+import numpy as np
+import torch
+from lightning.pytorch.loggers import WandbLogger
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from lightning.pytorch.loggers import WandbLogger  # noqa: E402
-
-from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from lightning_modules.nets.cam import class_activation_maps  # noqa: E402
+from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD
+from dermlab.figures import image_grid
+from dermlab.figures import save as save_png
+from lightning_modules.nets.cam import class_activation_maps
 
 
 def plot_dir(trainer: L.Trainer) -> Path:
@@ -32,9 +30,7 @@ def plot_dir(trainer: L.Trainer) -> Path:
 
 def save_figure(trainer: L.Trainer, figure, name: str) -> Path:
     """Save ``figure`` as ``plots/<name>.png`` and send it to every W&B logger."""
-    path = plot_dir(trainer) / f"{name}.png"
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
+    path = save_png(figure, plot_dir(trainer) / f"{name}.png")
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             logger.log_image(key=name.replace("_", "/", 1), images=[str(path)], step=trainer.global_step)
@@ -99,15 +95,8 @@ class CAMGrid(L.Callback):
         pl_module.net.eval()
         cams, predicted = class_activation_maps(pl_module.net, images)
         pl_module.net.train(was_training)
-        pictures, names = denormalise(images), pl_module.class_names
-        columns = min(8, len(images))
-        rows = int(np.ceil(len(images) / columns))
-        figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
-        for axis in axes.flat:
-            axis.axis("off")
-        for i, axis in enumerate(axes.flat[: len(images)]):
-            axis.imshow(pictures[i])
-            axis.imshow(cams[i].cpu().numpy(), cmap="jet", alpha=0.4, vmin=0, vmax=1)
-            axis.set_title(f"T:{names[labels[i]][:10]}\nP:{names[predicted[i]][:10]}", fontsize=6)
-        figure.suptitle("CAM of the predicted class (T: truth, P: prediction)", fontsize=8)
+        names = pl_module.class_names
+        titles = [f"T:{names[t][:10]}\nP:{names[p][:10]}" for t, p in zip(labels, predicted, strict=True)]
+        figure = image_grid(denormalise(images), [c.cpu().numpy() for c in cams], titles,
+                            suptitle="CAM of the predicted class (T: truth, P: prediction)")
         save_figure(trainer, figure, "test_cams")

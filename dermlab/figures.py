@@ -1,0 +1,104 @@
+"""Figures shared by every paper, so they look alike: CAM overlays, heat maps, per-class bars, curves.
+
+Each function returns a matplotlib Figure; :func:`save` writes it as PNG (and closes it). Used by the
+plot callbacks and by the per-paper figure scripts (LERF heat maps, CAM steps, recall bars, α over
+epochs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+CMAP = "jet"
+STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "figure.dpi": 110}
+
+
+def _grid(n: int, columns: int, size: float = 1.6):
+    columns = max(1, min(columns, n))
+    rows = int(np.ceil(n / columns))
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(rows, columns, figsize=(size * columns, (size + 0.15) * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    return figure, list(axes.flat)
+
+
+def cam_overlay(axis, image: np.ndarray, cam: np.ndarray | None = None, title: str = "", alpha: float = 0.4):
+    """An image with a [0, 1] class activation map blended on top."""
+    axis.imshow(image)
+    if cam is not None:
+        axis.imshow(cam, cmap=CMAP, alpha=alpha, vmin=0, vmax=1)
+    axis.set_title(title, fontsize=6)
+    axis.axis("off")
+
+
+def image_grid(images: Sequence[np.ndarray], cams: Sequence[np.ndarray] | None = None,
+               titles: Sequence[str] | None = None, columns: int = 8, suptitle: str = ""):
+    """Images (H, W, 3 in [0, 1]) in a grid, each with its CAM if given."""
+    figure, axes = _grid(len(images), columns)
+    for i, image in enumerate(images):
+        cam_overlay(axes[i], image, None if cams is None else cams[i], "" if titles is None else titles[i])
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=8)
+    return figure
+
+
+def heatmaps(maps: Mapping[str, np.ndarray], columns: int = 6, suptitle: str = "", cmap: str = "viridis"):
+    """One panel per named 2-D map with a shared colour scale (e.g. LERF per layer, Fig. 2 of dds)."""
+    figure, axes = _grid(len(maps), columns)
+    high = max(float(np.max(m)) for m in maps.values()) or 1.0
+    for axis, (name, values) in zip(axes, maps.items(), strict=False):
+        axis.imshow(values, cmap=cmap, vmin=0, vmax=high)
+        axis.set_title(name, fontsize=7)
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=8)
+    return figure
+
+
+def per_class_bars(values: Mapping[str, Mapping[str, float]], ylabel: str = "recall", title: str = ""):
+    """Grouped bars: one group per class, one bar per setting (e.g. recall per weighting strategy)."""
+    settings = list(values)
+    classes = list(next(iter(values.values())))
+    width = 0.8 / len(settings)
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(max(4.0, 0.9 * len(classes) * max(1, len(settings) / 3)), 2.8))
+    x = np.arange(len(classes))
+    for i, setting in enumerate(settings):
+        axis.bar(x + (i - (len(settings) - 1) / 2) * width, [values[setting][c] for c in classes], width, label=setting)
+    axis.set_xticks(x, classes)
+    axis.set_ylabel(ylabel)
+    axis.set_ylim(0, 1)
+    axis.legend(ncols=min(4, len(settings)))
+    axis.set_title(title)
+    return figure
+
+
+def curves(series: Mapping[str, Sequence[float]], xlabel: str = "epoch", ylabel: str = "", title: str = ""):
+    """Lines over epochs or steps (e.g. the learned α per ARL block, Fig. 7 of arl)."""
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(4.0, 2.8))
+    for name, values in series.items():
+        axis.plot(np.arange(len(values)), values, label=name)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    if len(series) > 1:
+        axis.legend()
+    return figure
+
+
+def save(figure, path: str | Path) -> Path:
+    """Write ``figure`` as PNG and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)
+    return path
