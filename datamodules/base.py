@@ -84,8 +84,7 @@ class ImageTableDataset(Dataset):
         if self.cache is None:
             image = load_rgb(path)
             return image, [load_mask(m, image.shape[:2]) for m in mask_paths]
-        shape = self.cache.original_shape(path) if mask_paths else None
-        return self.cache.image(path), [self.cache.mask(m, shape) for m in mask_paths]
+        return self.cache.image(path), [self.cache.mask(m, path) for m in mask_paths]
 
     def __getitem__(self, index: int) -> dict:
         image, masks = self._read(index)

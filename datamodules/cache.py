@@ -18,16 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datamodules.io import load_mask, load_rgb
+from datamodules.io import fit_side, load_mask, load_rgb
 
 FORMAT_VERSION = 1
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dermlab"
-
-
-def fit_side(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """(width, height) scaled so the longer side is at most ``max_side``."""
-    scale = min(1.0, max_side / max(width, height))
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 class ImageCache:
@@ -59,29 +53,21 @@ class ImageCache:
         path = self.entry(source, "rgb")
         if path.exists():
             return np.asarray(Image.open(path).convert("RGB"))
-        with Image.open(source) as probe:
-            target = fit_side(*probe.size, self.max_side)
-        array = load_rgb(source, draft=target)
-        if (array.shape[1], array.shape[0]) != target:
-            array = np.asarray(Image.fromarray(array).resize(target, Image.BICUBIC, reducing_gap=3.0))
+        array = load_rgb(source, max_side=self.max_side)
         self._write(path, array)
         return array
 
-    def mask(self, source: Path, original_shape: tuple[int, int]) -> np.ndarray:
-        """The resized binary mask (checked against the original image's (height, width))."""
+    def mask(self, source: Path, image: Path) -> np.ndarray:
+        """The resized binary mask; on a miss it is checked against its original ``image``'s size."""
         path = self.entry(source, "mask")
         if path.exists():
             return np.asarray(Image.open(path))
-        values = load_mask(source, original_shape)
+        with Image.open(image) as original:  # the header only
+            values = load_mask(source, (original.size[1], original.size[0]))
         target = fit_side(values.shape[1], values.shape[0], self.max_side)
         values = np.asarray(Image.fromarray(values).resize(target, Image.NEAREST))
         self._write(path, values)
         return values
-
-    def original_shape(self, source: Path) -> tuple[int, int]:
-        """(height, width) of the original image, read from its header only."""
-        with Image.open(source) as image:
-            return image.size[1], image.size[0]
 
 
 def prepare_cache(dataset: str, root: str, max_side: int, cache_dir: str | None = None, workers: int = 4,

@@ -98,17 +98,28 @@ def _to_rgb(image: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def load_rgb(path: Path, draft: tuple[int, int] | None = None) -> np.ndarray:
+def fit_side(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is at most ``max_side`` (aspect kept, never enlarged)."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
     """Decode an image to an RGB uint8 array; a truncated or unreadable file names itself.
 
-    ``draft`` lets the JPEG decoder scale down by a power of two while decoding (fast
-    downsizing for the preprocessing cache); the result is at least that size.
+    With ``max_side`` the image comes back resized so its longer side is at most that; JPEGs are
+    then decoded at reduced scale directly (``draft``), which is what makes the cache fast to fill.
     """
     try:
         with Image.open(path) as image:
-            if draft is not None:
-                image.draft("RGB", draft)
-            return _to_rgb(image, path)
+            if max_side is None:
+                return _to_rgb(image, path)
+            target = fit_side(*image.size, max_side)
+            image.draft("RGB", target)
+            array = _to_rgb(image, path)
+        if (array.shape[1], array.shape[0]) != target:
+            array = np.asarray(Image.fromarray(array).resize(target, Image.BICUBIC, reducing_gap=3.0))
+        return array
     except FileNotFoundError:
         raise DataError(f"image '{path}' disappeared after the data set was indexed; restore it.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:

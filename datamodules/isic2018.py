@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 
 from datamodules import splits
 from datamodules.base import ImageTable, SkinDataModule
@@ -78,7 +77,10 @@ class ISIC2018SegmentationDataModule(SkinDataModule):
 
 
 class ISIC2018Task3DataModule(PooledDataModule):
-    """Task 3, seven-class diagnosis. ``split: official`` uses the released validation / test sets."""
+    """Task 3, seven-class diagnosis. ``split: official`` uses the released validation / test sets.
+
+    The base class's submission (``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``) is the official task 3 format.
+    """
 
     def __init__(self, root: str, split: Literal["official", "kfold", "patch", "weighting", "holdout"] = "official",
                  **kwargs):
@@ -117,7 +119,3 @@ class ISIC2018Task3DataModule(PooledDataModule):
         if self.scheme == "official":
             return self.weigh(self.read_labelled(split))
         return super().read_split(split)
-
-    def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
-        """Official task 3 submission: ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``."""
-        return super().submission(ids, probabilities)

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 
 from datamodules import ISIC2018SegmentationDataModule
-from datamodules.cache import ImageCache, fit_side
+from datamodules.cache import ImageCache
+from datamodules.io import fit_side
 from dermlab.cli import main
 
 
