@@ -31,6 +31,7 @@ COMMANDS = {
     "prepare": "dermlab.commands:prepare",
     "demo": "dermlab.demo:main",
     "grid": "dermlab.grid.command:main",
+    "lerf": "dermlab.lerf_command:main",
 }
 WANDB_MODES = ("offline", "online", "disabled")
 

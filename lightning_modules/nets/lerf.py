@@ -1,0 +1,140 @@
+"""Layer-wise effective receptive field (LERF), ``dds`` paper §2.1.
+
+For conv layer h of an untrained, He-initialised CNN, one centre output node q of h (the centre
+pixel, summed over h's channels) is back-propagated to the input; |∂q/∂p| (summed over the input's
+colour channels) is normalised to a maximum of 1, the pixels above th = 0.0455 (two standard
+deviations of a Gaussian ERF, as the paper following Luo et al. 2016) are counted, and
+LERF_h = √count. The mean over 20 random initialisations is reported (paper §3: "the mean over 20
+iterations is used"). The input is Gaussian noise (the paper does not say; any input works for a
+network without non-linearity, and noise keeps ReLU paths active at random). BatchNorm runs in
+eval mode with its initial statistics, i.e. as the identity.
+
+Speed: one forward pass per initialisation records every conv output (forward hooks); each
+layer's input gradient then comes from its own ``autograd.grad`` on that one graph, with no
+parameter gradients computed. Each backward only runs through the layers below h.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import timm
+import torch
+from torch import nn
+
+THRESHOLD = 0.0455
+
+
+def create_net(name: str) -> nn.Module:
+    """An untrained CNN by name: a timm model, or ``torchvision:<name>`` for torchvision's."""
+    if name.startswith("torchvision:"):
+        import torchvision
+
+        return torchvision.models.get_model(name.split(":", 1)[1], weights=None)
+    return timm.create_model(name, pretrained=False)
+
+
+CLASSIFIER_PREFIXES = ("pre_logits", "head", "fc", "classifier")  # timm's conv-ified classifier layers
+
+
+def conv_layers(net: nn.Module) -> dict[str, nn.Conv2d]:
+    """The feature extractor's 2-D convolutions by module name, in definition order (classifier convs left out)."""
+    return {name: module for name, module in net.named_modules()
+            if isinstance(module, nn.Conv2d) and not name.startswith(CLASSIFIER_PREFIXES)}
+
+
+def resolve_layer(net: nn.Module, layer: str) -> str:
+    """A module name from a config entry: ``features.28``, or the paper's ``L28`` (index into ``features``)."""
+    match = re.fullmatch(r"L(\d+)", layer)
+    name = f"features.{match.group(1)}" if match else layer
+    layers = conv_layers(net)
+    if name not in layers:
+        raise KeyError(f"{layer!r} is not a conv layer of this network; conv layers: {list(layers)}")
+    return name
+
+
+def paper_name(name: str) -> str:
+    """``features.28`` → ``L28`` (the paper's VGG naming); other names stay as they are."""
+    match = re.fullmatch(r"features\.(\d+)", name)
+    return f"L{match.group(1)}" if match else name
+
+
+def he_initialise(net: nn.Module, generator: torch.Generator) -> None:
+    """He (Kaiming normal, fan-in, ReLU gain) weights, zero biases, identity BatchNorm."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                module.weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=generator)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.reset_parameters()
+                module.reset_running_stats()
+
+
+def gradient_maps(net: nn.Module, layers: Sequence[str], size: int, generator: torch.Generator,
+                  single_unit: bool = True) -> dict[str, np.ndarray]:
+    """|∂q/∂p| normalised to max 1 for the centre node q of each layer, from one forward pass."""
+    modules = dict(net.named_modules())
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [modules[name].register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o))
+             for name in layers]
+    image = torch.randn(1, 3, size, size, generator=generator).requires_grad_(True)
+    deepest = max(layers, key=list(modules).index)
+    try:
+        with torch.enable_grad():
+            _forward_until(net, image, outputs, deepest)
+            maps = {}
+            for index, name in enumerate(layers):
+                out = outputs[name]
+                centre = out[0, :, out.shape[2] // 2, out.shape[3] // 2]
+                centre = centre[0] if single_unit else centre.sum()
+                (grad,) = torch.autograd.grad(centre, image, retain_graph=index < len(layers) - 1)
+                magnitude = grad[0].abs().sum(0)
+                maps[name] = (magnitude / magnitude.max().clamp_min(1e-30)).numpy()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return maps
+
+
+class _Reached(Exception):
+    pass
+
+
+def _forward_until(net: nn.Module, image: torch.Tensor, outputs: dict, deepest: str) -> None:
+    """Run the network forward and stop as soon as ``deepest`` has produced its output."""
+    stop = dict(net.named_modules())[deepest].register_forward_hook(lambda *_: (_ for _ in ()).throw(_Reached()))
+    try:
+        net(image)
+    except _Reached:
+        pass
+    finally:
+        stop.remove()
+
+
+def lerf(net: nn.Module, size: int = 224, inits: int = 20, layers: Sequence[str] | None = None, seed: int = 0,
+         threshold: float = THRESHOLD) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """LERF per conv layer (mean over ``inits`` He initialisations) and the mean normalised gradient maps."""
+    names = [resolve_layer(net, layer) for layer in layers] if layers else list(conv_layers(net))
+    net.eval()
+    for parameter in net.parameters():
+        parameter.requires_grad_(False)  # only the input gradient is needed
+    generator = torch.Generator().manual_seed(seed)
+    sizes = {name: [] for name in names}
+    mean_maps = {name: np.zeros((size, size)) for name in names}
+    for _ in range(inits):
+        he_initialise(net, generator)
+        for name, values in gradient_maps(net, names, size, generator).items():
+            sizes[name].append(math.sqrt(float((values > threshold).sum())))
+            mean_maps[name] += values / inits
+    return {name: float(np.mean(v)) for name, v in sizes.items()}, mean_maps
+
+
+def choose_layer(lerfs: dict[str, float], object_size: float) -> str:
+    """The layer whose LERF is closest to the object size: argmin_h |Obj − LERF_h| (paper §2.3)."""
+    return min(lerfs, key=lambda name: abs(object_size - lerfs[name]))
