@@ -12,7 +12,7 @@ from lightning_modules.nets.lerf import create_net, lerf, paper_name
 
 
 def main(argv: list[str]) -> dict[str, float]:
-    parser = argparse.ArgumentParser(prog="dermlab lerf", description="Layer-wise effective receptive field (dds §2.1).")
+    parser = argparse.ArgumentParser(prog="dermlab lerf", description="Layer-wise effective receptive field.")
     parser.add_argument("--backbone", default="vgg13_bn", help="timm name, or torchvision:<name>")
     parser.add_argument("--size", type=int, default=224, help="input side in pixels")
     parser.add_argument("--inits", type=int, default=20, help="He initialisations averaged")
