@@ -3,11 +3,11 @@ PY        ?= python3.11
 VENV      ?= .venv
 BIN       := $(VENV)/bin
 DATA_ROOT ?=
-PAPERS    := dds arl patch weighting isic2018 baseline
+PAPERS    := arl patch weighting isic2018 baseline
 GRID_DATA  = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 export WANDB_MODE ?= offline
 
-.PHONY: help install demo test test-slow test-all lint bench synth clean $(PAPERS) $(PAPERS:%=%-smoke)
+.PHONY: help install demo test test-slow test-all lint bench synth clean dds dds-smoke $(PAPERS) $(PAPERS:%=%-smoke)
 
 help:            ## list targets
 	@grep -E '^[a-zA-Z0-9_/%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n",$$1,$$2}'
@@ -22,6 +22,10 @@ demo:            ## synthetic ISIC 2017 → train → test → submission → sc
 
 synth:           ## write the synthetic ISIC 2017 set to DATA_ROOT
 	$(BIN)/dermlab synth --dataset isic2017 --out $(or $(DATA_ROOT),data/synthetic/isic2017) --n 600 --size 64
+
+dds dds-smoke:   ## dds: stage 1 + object size + stage 2, Tables 1, 2 and the Obj table (synthetic: stand-in pretraining first)
+	$(if $(DATA_ROOT),,$(BIN)/dermlab grid run experiments/dds/synthetic_pretrain.yaml $(if $(findstring smoke,$@),--smoke) --parallel $(or $(PARALLEL),1))
+	$(BIN)/dermlab grid run --paper dds $(if $(findstring smoke,$@),--smoke) $(GRID_DATA) --parallel $(or $(PARALLEL),1)
 
 $(PAPERS):       ## a paper's tables: make dds|arl|patch|weighting|isic2018|baseline [DATA_ROOT=...] [PARALLEL=N]
 	$(BIN)/dermlab grid run --paper $@ $(GRID_DATA) --parallel $(or $(PARALLEL),1)

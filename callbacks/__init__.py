@@ -1,6 +1,8 @@
-"""Lightning callbacks of the suite: plots, submissions (and, later, layer selection and curricula)."""
+"""Lightning callbacks of the suite: plots, submissions, deep-supervision layer selection."""
 
+from callbacks.branch_cams import BranchCAMs
+from callbacks.layer_selection import LayerSelection
 from callbacks.plots import CAMGrid, ClassificationPlots
 from callbacks.submission import SubmissionWriter
 
-__all__ = ["CAMGrid", "ClassificationPlots", "SubmissionWriter"]
+__all__ = ["BranchCAMs", "CAMGrid", "ClassificationPlots", "LayerSelection", "SubmissionWriter"]

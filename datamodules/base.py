@@ -220,9 +220,11 @@ class SkinDataModule(L.LightningDataModule):
         for split in splits:
             self.table(split).frame(self.class_names).to_csv(folder / f"{split}.csv", index=False)
 
-    def dataset(self, split: str) -> ImageTableDataset:
-        transform = build_transforms(self.train_transforms if split == "train" else self.eval_transforms,
-                                     self.image_size, train=split == "train")
+    def dataset(self, split: str, augment: bool | None = None) -> ImageTableDataset:
+        """The images of ``split``; augmented by default only for ``train`` (``augment=False``: evaluation view)."""
+        augment = split == "train" if augment is None else augment
+        transform = build_transforms(self.train_transforms if augment else self.eval_transforms, self.image_size,
+                                     train=augment)
         return ImageTableDataset(self.table(split), transform, self.cache)
 
     def _loader(self, split: str, **kwargs) -> DataLoader:

@@ -76,7 +76,8 @@ def _preset(name: str, size: int, train: bool) -> list[A.BasicTransform]:
                     "{AlbumentationsClass: {arg: value}} entries.")
 
 
-def _from_list(spec: list[dict[str, Any]]) -> list[A.BasicTransform]:
+def _from_list(spec: list[dict[str, Any]], size: int | None = None) -> list[A.BasicTransform]:
+    """Transforms from ``{Class: {arg: value}}`` entries; the value ``image_size`` stands for (size, size)."""
     transforms = []
     for entry in spec:
         if not isinstance(entry, dict) or len(entry) != 1:
@@ -85,7 +86,8 @@ def _from_list(spec: list[dict[str, Any]]) -> list[A.BasicTransform]:
         cls = CUSTOM.get(name) or getattr(A, name, None)
         if cls is None:
             raise DataError(f"albumentations has no transform named {name!r}.")
-        transforms.append(cls(**(kwargs or {})))
+        kwargs = {k: (size, size) if v == "image_size" and size else v for k, v in (kwargs or {}).items()}
+        transforms.append(cls(**kwargs))
     return transforms
 
 
@@ -106,5 +108,5 @@ def build_transforms(spec: TransformSpec, size: int, train: bool) -> A.Compose:
     """Compose the pipeline for one split: augmentations from ``spec``, then normalise + to tensor."""
     if isinstance(spec, str) and spec.endswith((".yaml", ".yml")):
         spec = _from_file(spec)
-    steps = _preset(spec or "none", size, train) if isinstance(spec, str) or spec is None else _from_list(spec)
+    steps = _preset(spec or "none", size, train) if isinstance(spec, str) or spec is None else _from_list(spec, size)
     return A.Compose([*steps, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()])

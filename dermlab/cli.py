@@ -32,6 +32,7 @@ COMMANDS = {
     "demo": "dermlab.demo:main",
     "grid": "dermlab.grid.command:main",
     "lerf": "dermlab.lerf_command:main",
+    "objsize": "dermlab.objsize_command:main",
 }
 WANDB_MODES = ("offline", "online", "disabled")
 

@@ -10,15 +10,18 @@ and the optimiser / scheduler injected by LightningCLI. A method subclass overri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import lightning.pytorch as L
+import timm
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from dermlab.errors import DataError
 from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names, scalars
-from lightning_modules.nets.backbone import create_backbone
+from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
 
 EVAL_SPLITS = ("val", "test")
 
@@ -126,3 +129,17 @@ class LesionClassifier(L.LightningModule):
             return optimizer
         scheduler = self.scheduler(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+
+
+def classifier_net_from_checkpoint(path: str | Path) -> nn.Module:
+    """The timm network of a saved classifier of this suite (any method whose ``net`` is or wraps one).
+
+    Rebuilt from the checkpoint's hyper-parameters (``backbone``, ``num_classes``); extra branches are left out.
+    """
+    hp, state = checkpoint_net_state(path)
+    if "backbone" not in hp or "num_classes" not in hp:
+        raise DataError(f"checkpoint '{path}' has no backbone/num_classes hyper-parameters; "
+                        "is it a dermlab classifier?")
+    net = timm.create_model(hp["backbone"], pretrained=False, num_classes=hp["num_classes"])
+    net.load_state_dict(state)
+    return net

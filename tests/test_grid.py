@@ -56,10 +56,10 @@ def test_bad_grid_files(tmp_path, change, message):
 def test_unknown_config_path_and_unlogged_metric_stop_before_training(tmp_path, isic2017_root):
     bad_axis = spec.load(write_grid(tmp_path / "a.yaml", axes={"model.init_args.bakbone": ["x"]}, rows=[]))
     with pytest.raises(DataError, match="cell bakbone=x: the CLI rejects it"):
-        runner.validate(bad_axis, str(isic2017_root), [])
+        runner.validate(bad_axis, {"isic2017": (str(isic2017_root), [])})
     bad_metric = spec.load(write_grid(tmp_path / "m.yaml", metrics=["test/auc", "test/dice"]))
     with pytest.raises(DataError, match="do not log \\['test/dice'\\]"):
-        runner.validate(bad_metric, str(isic2017_root), [])
+        runner.validate(bad_metric, {"isic2017": (str(isic2017_root), [])})
     assert not (tmp_path / "runs").exists()
 
 
@@ -130,3 +130,47 @@ def test_tiny_grid_resumes_after_being_killed(tmp_path, isic2017_root, monkeypat
     assert done_first.stat().st_mtime_ns == stamp
     assert (cells / "backbone=test_resnet__seed_everything=1" / "result.json").is_file()
     assert "| test_resnet |" in (cells / "report.md").read_text()
+
+
+def test_labelled_axes_dataset_axis_cell_references_and_replacements(tmp_path):
+    """Labels name rows and ids; a mapping sets several keys; @cell(...) names a sibling; replace acts on synthetic."""
+    path = write_grid(tmp_path / "g.yaml", args=["--model.init_args.object_size", "@cell(ds=none)"],
+                      axes={"dataset": ["isic2016", "vitiligo"],
+                            "ds": {"none": {"model.init_args.aux_layers": None},
+                                   "L24 TL": {"model.init_args.aux_layers": ["L24"],
+                                              "model.init_args.pretrained_weights": "weights/v.safetensors"}}},
+                      rows=["dataset", "ds"], data_args={"isic2016": ["--data.init_args.val_size", "251"]},
+                      synthetic={"replace": {"weights/v.safetensors": "{grids}/dds/pre/cell"},
+                                 "data_args": {"isic2016": ["--data.init_args.val_size", "5"]}})
+    grid = spec.load(path)
+    cells = grid.cells()
+    assert [c.id for c in cells] == ["dataset=isic2016__ds=none", "dataset=isic2016__ds=L24-TL",
+                                     "dataset=vitiligo__ds=none", "dataset=vitiligo__ds=L24-TL"]
+    assert cells[1].row(grid.rows) == "isic2016 / L24 TL" and cells[1].values["ds"] == "L24 TL"
+    run_dir = Path("runs/grids/demo/tiny") / cells[1].id
+    root, extra = runner.data_root_for(grid, "/data", "isic2016")
+    assert root == "/data/isic2016" and extra == ["--data.init_args.val_size", "251"]
+    args = runner.cell_args(grid, cells[1], run_dir, root, extra)
+    assert args[args.index("--data") + 1] == "experiments/base/data/isic2016.yaml"
+    assert args[args.index("--model.init_args.aux_layers") + 1] == "[L24]"
+    assert args[args.index("--model.init_args.pretrained_weights") + 1] == "weights/v.safetensors"  # real data
+    assert args[args.index("--model.init_args.object_size") + 1] == str(run_dir.parent / "dataset=isic2016__ds=none")
+    assert args.index("--data") < args.index("--data.init_args.val_size") < args.index("--data.init_args.root")
+    assert runner.depends_on(grid, cells[1], args, run_dir) == {"dataset=isic2016__ds=none"}
+    synthetic = runner.cell_args(grid, cells[1], run_dir, "data/synthetic/isic2016", [], synthetic=True)
+    assert synthetic[synthetic.index("--model.init_args.pretrained_weights") + 1] == "runs/grids/dds/pre/cell"
+    first = runner.cell_args(grid, cells[0], Path("runs/grids/demo/tiny") / cells[0].id, root, extra)
+    assert runner.depends_on(grid, cells[0], first, Path("runs/grids/demo/tiny") / cells[0].id) == set()
+    with pytest.raises(DataError, match="not an axis"):
+        grid.referenced(cells[0], "@cell(colour=red)")
+
+
+def test_a_table_rendered_from_another_tables_cells(tmp_path):
+    runs = tmp_path / "runs"
+    source = spec.load(write_grid(tmp_path / "a.yaml"))
+    fabricate(source, runs, {"backbone=test_resnet__seed_everything=0": 0.5,
+                             "backbone=test_resnet__seed_everything=1": 0.7})
+    view = spec.load(write_grid(tmp_path / "b.yaml", table="view", cells_of="tiny", metrics=["test/auc"]))
+    assert runner.run(view, runs=runs) == {}  # nothing of its own to run
+    text = reporting.report(view, runs)
+    assert "60.00 ± 14.14" in text and (runs / "grids" / "demo" / "view" / "report.md").is_file()

@@ -122,12 +122,12 @@ def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: 
 
 
 def report(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> str:
-    """Write report.md and report.csv next to the cells; returns the Markdown."""
+    """Write report.md and report.csv in the table's folder (next to its cells); returns the Markdown."""
     cells = collect(spec, runs, smoke)
     summary = summarise(spec, cells)
     tests = ttests(spec, cells)
     text = markdown(spec, summary, cells, tests)
-    folder = spec.run_root(runs, smoke)
+    folder = spec.report_root(runs, smoke)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.md").write_text(text)
     summary.to_csv(folder / "report.csv", index=False)

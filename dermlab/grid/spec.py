@@ -8,9 +8,12 @@ Keys (anything else is an error)::
     dataset: isic2017                  # W&B tag; the synthetic set written when no data root is given
     config: [experiments/demo.yaml]    # base config file(s), as `-c` in order
     args: [--trainer.max_epochs, "12"] # extra CLI arguments of every cell (optional)
-    synthetic: {n: 300, size: 64, args: [...]}   # the synthetic default: its size and extra arguments
+    synthetic: {n: 300, size: 64, args: [...], data_args: {...}, replace: {argument: argument}}
+                                       # the synthetic default: size, extra arguments, swapped arguments
     axes:                              # the grid: every combination is a cell
       model.init_args.backbone: [resnet18, resnet34]
+      model.init_args.pretrained_weights: {TL: weights/x.safetensors, noTL: null}   # labelled values
+      variant: {"R / L24": {model.init_args.aux_layers: [L24]}, ...}     # a labelled mapping sets several keys
       seed_everything: [0, 1, 2]
     rows: [model.init_args.backbone]   # axes that make table rows; the others (seeds, folds) are averaged
     metrics: [test/auc, test/accuracy] # logged metric names to report
@@ -19,6 +22,16 @@ Keys (anything else is an error)::
       resnet18: {test/auc: 85.7}
     ttests:                            # one-sided two-sample t-tests (Student, pooled variance)
       - {metric: test/auc, greater: {model.init_args.backbone: resnet34}, than: {model.init_args.backbone: resnet18}}
+    data_args: {isic2016: [...]}       # extra arguments of the cells on one data set (optional)
+    predict: true                      # also write the test set's submission CSV per cell (optional)
+    cells_of: table1                   # render from another table's run folders instead of running own cells
+
+A ``dataset`` axis makes the data set a grid dimension: each cell reads
+``experiments/base/data/<dataset>.yaml`` and its root is ``<data root>/<dataset>`` (or the synthetic
+``data/synthetic/<dataset>``); ``synthetic.data_args`` adds arguments per data set on the synthetic
+default. An argument ``@cell(key=value, ...)`` stands for the run folder of the cell that differs from
+the current one only in those axes (short names) — e.g. the stage-1 run a stage-2 cell builds on;
+such cells run after the cells they refer to.
 """
 
 from __future__ import annotations
@@ -34,7 +47,8 @@ import yaml
 from dermlab.errors import DataError
 
 KEYS = {"paper", "table", "title", "dataset", "config", "args", "synthetic", "axes", "rows", "metrics", "scale",
-        "paper_values", "ttests", "notes"}
+        "paper_values", "ttests", "notes", "data_args", "predict", "cells_of"}
+CELL_REF = re.compile(r"@cell\(([^)]*)\)")
 
 
 @dataclass
@@ -43,6 +57,7 @@ class Cell:
 
     values: dict[str, Any]
     id: str
+    settings: dict[str, Any] = field(default_factory=dict)  # the CLI values (differ from labels on labelled axes)
 
     def row(self, rows: list[str]) -> str:
         return " / ".join(str(self.values[r]) for r in rows)
@@ -65,20 +80,54 @@ class GridSpec:
     paper_values: dict[str, dict[str, float]] = field(default_factory=dict)
     ttests: list[dict] = field(default_factory=list)
     notes: str = ""
+    data_args: dict[str, list[str]] = field(default_factory=dict)
+    predict: bool = False
+    cells_of: str = ""
+
+    def short_names(self) -> dict[str, str]:
+        """Axis → the name used in cell ids and ``@cell(...)``: the last dotted part when that is unique."""
+        short = [k.rsplit(".", 1)[-1] for k in self.axes]
+        names = short if len(set(short)) == len(short) else list(self.axes)
+        return dict(zip(self.axes, names, strict=True))
+
+    def dataset_of(self, cell: Cell) -> str:
+        return str(cell.values.get("dataset", self.dataset))
+
+    def referenced(self, cell: Cell, text: str) -> Cell | None:
+        """The cell an ``@cell(key=value, ...)`` argument names, relative to ``cell``; None if no reference."""
+        match = CELL_REF.fullmatch(text)
+        if not match:
+            return None
+        by_short = {short: axis for axis, short in self.short_names().items()}
+        wanted = dict(cell.values)
+        for pair in filter(None, (p.strip() for p in match.group(1).split(","))):
+            key, _, value = pair.partition("=")
+            axis = by_short.get(key.strip(), key.strip())
+            if axis not in self.axes:
+                raise DataError(f"grid '{self.path}': {text} names {key!r}, which is not an axis ({list(by_short)}).")
+            wanted[axis] = yaml.safe_load(value.strip())
+        for other in self.cells():
+            if all(cli_value(other.values[k]) == cli_value(v) for k, v in wanted.items()):
+                return other
+        raise DataError(f"grid '{self.path}': {text} from cell {cell.id} matches no cell of the grid.")
 
     def cells(self) -> list[Cell]:
         """Every combination of axis values, in file order; ids are readable and filesystem-safe."""
         keys = list(self.axes)
-        short = [k.rsplit(".", 1)[-1] for k in keys]
-        names = short if len(set(short)) == len(short) else keys
+        names = list(self.short_names().values())
         cells = []
-        for combo in itertools.product(*self.axes.values()):
+        for combo in itertools.product(*(list(v) for v in self.axes.values())):
             slug = "__".join(f"{n}={re.sub(r'[^A-Za-z0-9._-]+', '-', str(v))}" for n, v in zip(names, combo,
                                                                                                strict=True))
-            cells.append(Cell(dict(zip(keys, combo, strict=True)), slug))
+            values = dict(zip(keys, combo, strict=True))
+            settings = {k: self.axes[k][v] if isinstance(self.axes[k], dict) else v for k, v in values.items()}
+            cells.append(Cell(values, slug, settings))
         return cells
 
     def run_root(self, runs: Path, smoke: bool) -> Path:
+        return runs / ("grids-smoke" if smoke else "grids") / self.paper / (self.cells_of or self.table)
+
+    def report_root(self, runs: Path, smoke: bool) -> Path:
         return runs / ("grids-smoke" if smoke else "grids") / self.paper / self.table
 
 
@@ -106,8 +155,9 @@ def load(path: str | Path) -> GridSpec:
     if missing:
         raise DataError(f"grid '{path}' lacks {missing}.")
     axes = raw["axes"]
-    if not isinstance(axes, dict) or not axes or not all(isinstance(v, list) and v for v in axes.values()):
-        raise DataError(f"grid '{path}': axes must map config keys to non-empty lists of values.")
+    if not isinstance(axes, dict) or not axes or not all(isinstance(v, (list, dict)) and v for v in axes.values()):
+        raise DataError(f"grid '{path}': axes must map config keys to non-empty lists of values "
+                        "(or to {label: value} mappings).")
     rows = raw.get("rows", [k for k in axes if "seed" not in k and "fold" not in k])
     bad_rows = [r for r in rows if r not in axes]
     if bad_rows:
@@ -121,7 +171,13 @@ def load(path: str | Path) -> GridSpec:
                     dataset=raw.get("dataset", "isic2017"), args=[str(a) for a in raw.get("args", [])],
                     synthetic=raw.get("synthetic", {}), scale=float(raw.get("scale", 1.0)),
                     paper_values=raw.get("paper_values", {}) or {}, ttests=raw.get("ttests", []) or [],
-                    notes=raw.get("notes", ""))
+                    notes=raw.get("notes", ""), data_args={k: [str(a) for a in v] for k, v in
+                                                           (raw.get("data_args") or {}).items()},
+                    predict=bool(raw.get("predict", False)), cells_of=raw.get("cells_of", ""))
+    if "dataset" in axes:
+        for name in axes["dataset"]:
+            if not Path(f"experiments/base/data/{name}.yaml").is_file():
+                raise DataError(f"grid '{path}': dataset {name!r} has no experiments/base/data/{name}.yaml.")
     labels = {cell.row(rows) for cell in spec.cells()}
     stray = sorted(set(spec.paper_values) - labels)
     if stray:

@@ -3,16 +3,19 @@
 ``pretrained_weights`` is a local ``.safetensors`` or torch state-dict file. timm reads it
 through ``pretrained_cfg_overlay={"file": path}`` (with ``torch.load(weights_only=True)``, never
 unpickling objects) and re-initialises the classifier when the number of classes differs, so
-ImageNet weights fine-tune to any task. Without a path the network starts from random init and
-one log line says so.
+ImageNet weights fine-tune to any task. A ``.ckpt`` of one of this suite's classifiers also works
+(transfer from an earlier run: its backbone loads, a classifier of another size is re-initialised).
+Without a path the network starts from random init and one log line says so.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import timm
+import torch
 from torch import nn
 
 from dermlab.errors import DataError
@@ -27,13 +30,61 @@ def create_backbone(name: str, num_classes: int, pretrained_weights: str | None 
         log.warning("backbone %s: no pretrained_weights given, starting from RANDOM initialisation", name)
         return timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
     path = Path(pretrained_weights).expanduser()
-    if not path.is_file():
+    if not path.is_file() and not path.is_dir():
         raise DataError(f"pretrained weights '{path}' do not exist; pass a local .safetensors/.pth file "
                         "(e.g. timm's model.safetensors for this backbone) or null for random init.")
+    if path.is_dir() or path.suffix == ".ckpt":
+        return _from_run_checkpoint(name, num_classes, run_checkpoint(path), drop_rate)
     try:
         model = timm.create_model(name, pretrained=True, num_classes=num_classes, drop_rate=drop_rate,
                                   pretrained_cfg_overlay={"file": str(path)})
     except RuntimeError as error:  # size/key mismatch or a pickle needing unsafe loading
         raise DataError(f"cannot load weights '{path}' into {name}: {str(error).splitlines()[0]}") from None
     log.info("backbone %s: loaded pretrained weights from %s", name, path)
+    return model
+
+
+def run_checkpoint(source: str | Path) -> Path:
+    """A classifier checkpoint from a ``.ckpt`` path or a finished run / grid cell folder (its result.json)."""
+    path = Path(source)
+    if path.is_dir():
+        result = path / "result.json"
+        if not result.is_file():
+            failed = " It failed: see its cell.log." if (path / "failed.json").is_file() else ""
+            raise DataError(f"run '{path}' has not finished (no result.json).{failed} Run it first, or give a .ckpt.")
+        checkpoint = json.loads(result.read_text()).get("checkpoint")
+        if not checkpoint:
+            raise DataError(f"run '{path}' saved no best checkpoint.")
+        path = Path(checkpoint)
+    if not path.is_file():
+        raise DataError(f"checkpoint '{path}' does not exist; give a .ckpt or a finished run folder.")
+    return path
+
+
+def checkpoint_net_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(hyper-parameters, the timm network's state dict) of a saved dermlab classifier checkpoint."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    state = checkpoint.get("state_dict", {})
+    prefix = "net.base." if any(k.startswith("net.base.") for k in state) else "net."
+    net_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not net_state:
+        raise DataError(f"checkpoint '{path}' holds no classifier network (no '{prefix}' weights); "
+                        "is it a dermlab run?")
+    return checkpoint.get("hyper_parameters", {}), net_state
+
+
+def _from_run_checkpoint(name: str, num_classes: int, path: Path, drop_rate: float) -> nn.Module:
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
+    _, state = checkpoint_net_state(path)
+    own = model.state_dict()
+    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if mismatched and not all(k.startswith(model.default_cfg.get("classifier", "fc")) for k in mismatched):
+        raise DataError(f"cannot load '{path}' into {name}: {mismatched[0]} has another shape; was it trained "
+                        "with this backbone?")
+    missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in mismatched}, strict=False)
+    if unexpected or [k for k in missing if k not in mismatched]:
+        raise DataError(f"cannot load '{path}' into {name}: it was trained with another backbone "
+                        f"({(unexpected or missing)[0]} does not match).")
+    log.info("backbone %s: loaded weights from run checkpoint %s%s", name, path,
+             f" (classifier re-initialised for {num_classes} classes)" if mismatched else "")
     return model

@@ -24,13 +24,21 @@ def class_activation_maps(model: nn.Module, images: torch.Tensor, classes: torch
     with torch.inference_mode(False), torch.enable_grad():
         images = images.clone()  # inference-mode tensors cannot enter autograd
         features = model.forward_features(images)
-        logits = model.forward_head(features)
-        classes = logits.argmax(1) if classes is None else classes.clone()
-        score = logits.gather(1, classes[:, None]).sum()
-        (gradients,) = torch.autograd.grad(score, features)
+        return activation_maps(features, model.forward_head(features), images.shape[-2:], classes)
+
+
+def activation_maps(features: torch.Tensor, logits: torch.Tensor, size: tuple[int, int],
+                    classes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CAMs over ``features`` (B, K, h, w) of the classes scored by ``logits`` (computed from them).
+
+    Shared by the main head and any auxiliary head reading an inner layer (dds Fig. 4).
+    """
+    classes = logits.argmax(1) if classes is None else classes.clone()
+    score = logits.gather(1, classes[:, None]).sum()
+    (gradients,) = torch.autograd.grad(score, features)
     weights = gradients.mean(dim=(2, 3), keepdim=True)
     cams = (weights * features.detach()).sum(1, keepdim=True)
-    cams = F.interpolate(cams, size=images.shape[-2:], mode="bicubic", align_corners=False)[:, 0]
+    cams = F.interpolate(cams, size=tuple(size), mode="bicubic", align_corners=False)[:, 0]
     low = cams.flatten(1).min(1).values[:, None, None]
     high = cams.flatten(1).max(1).values[:, None, None]
     return (cams - low) / (high - low).clamp_min(1e-12), classes.detach()

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
 
 CENTRAL = 0.9  # δ'
 SUMMARY = 0.5  # δ
@@ -41,3 +43,29 @@ def object_box(cam: np.ndarray, central: float = CENTRAL, summary: float = SUMMA
         top, left, bottom, right = top - 1, left - 1, bottom + 1, right + 1
     area = (bottom - top + 1) * (right - left + 1)
     return ObjectBox(core, (int(top), int(left), int(bottom), int(right)), math.sqrt(area))
+
+
+def estimate_object_size(net: nn.Module, dataset: Dataset, samples: int = 200, seed: int = 0, batch_size: int = 16,
+                         keep: int = 4) -> tuple[float, list[ObjectBox], list[tuple]]:
+    """Obj = mean √(grown box area) over ``samples`` random images of ``dataset`` (CAM of the predicted class).
+
+    Returns Obj, every image's box, and ``keep`` (image, CAM, box) examples for the Fig. 3 panels.
+    """
+    from lightning_modules.nets.cam import class_activation_maps
+
+    order = np.random.default_rng(seed).permutation(len(dataset))[:samples]
+    loader = DataLoader(Subset(dataset, order.tolist()), batch_size=batch_size)
+    was_training = net.training
+    net.eval()
+    boxes, examples = [], []
+    try:
+        for batch in loader:
+            cams, _ = class_activation_maps(net, batch["image"].to(next(net.parameters()).device))
+            for image, cam in zip(batch["image"], cams, strict=True):
+                cam = cam.float().cpu().numpy()
+                boxes.append(object_box(cam))
+                if len(examples) < keep:
+                    examples.append((image, cam, boxes[-1]))
+    finally:
+        net.train(was_training)
+    return float(np.mean([b.size for b in boxes])), boxes, examples

@@ -1,0 +1,54 @@
+"""CAMs of the main and of each auxiliary branch on test images, ``dds`` paper Fig. 4.
+
+One row per image: the image, the main branch's CAM of its predicted class, then each auxiliary
+branch's CAM of *its* predicted class over the tapped layer's features — which show whether the
+inner layer has learned to look at the lesion. Saved as ``plots/test_branch_cams.png`` (and W&B).
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as L
+import torch
+
+from callbacks.plots import denormalise, save_figure
+from dermlab.figures import image_grid
+from lightning_modules.nets.cam import activation_maps, class_activation_maps
+from lightning_modules.nets.lerf import paper_name
+
+
+class BranchCAMs(L.Callback):
+    def __init__(self, n_images: int = 6):
+        self.n_images = n_images
+        self.images: list[torch.Tensor] = []
+
+    def on_test_epoch_start(self, trainer, pl_module):
+        self.images = []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if sum(len(b) for b in self.images) < self.n_images:
+            self.images.append(batch["image"])
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        layers = getattr(pl_module.net, "layers", [])
+        if not trainer.is_global_zero or not self.images or not layers:
+            return
+        images = torch.cat(self.images)[: self.n_images]
+        net = pl_module.net
+        was_training = net.training
+        net.eval()
+        columns = {"main": class_activation_maps(net, images)}
+        with torch.inference_mode(False), torch.enable_grad():
+            for layer in layers:
+                features, logits = net.branch_features(images.clone(), layer)
+                columns[f"aux {paper_name(layer)}"] = activation_maps(features, logits, images.shape[-2:])
+        net.train(was_training)
+        names = pl_module.class_names
+        pictures, cams, titles = [], [], []
+        for i, picture in enumerate(denormalise(images)):
+            pictures.append(picture), cams.append(None), titles.append("image")
+            for label, (maps, predicted) in columns.items():
+                pictures.append(picture), cams.append(maps[i].cpu().numpy())
+                titles.append(f"{label}: {names[predicted[i]][:10]}")
+        figure = image_grid(pictures, cams, titles, columns=1 + len(columns),
+                            suptitle="CAMs of the main and auxiliary branches (dds Fig. 4)")
+        save_figure(trainer, figure, "test_branch_cams")

@@ -1,0 +1,119 @@
+"""Data-driven choice of the deep-supervision layer, ``dds`` paper §2.3.
+
+Before training, L_target = argmin_h |Obj − LERF_h| over the backbone's conv layers (Eq. in §2.3):
+
+* LERF_h (§2.1) for the module's backbone at the datamodule's input size, mean over ``lerf_inits``
+  He initialisations — computed once and cached as JSON under ``lerf_cache`` (the same file
+  ``dermlab lerf --out`` writes), so grids and resumed runs do not repeat it;
+* Obj (§2.2): a number, ``objsize.json`` from ``dermlab objsize``, or a stage-1 classifier (a
+  ``.ckpt`` or a finished grid cell folder) whose CAMs on ``samples`` training images give it.
+
+The callback then attaches the auxiliary branch (``pl_module.attach_aux``), writes
+``layer_selection.json`` in the run folder (reused on resume and at test time), logs Obj, the
+choice and the whole LERF table as hyper-parameters and prints the table. It works with any module
+that has ``attach_aux(layers)`` and a timm ``hparams.backbone``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import lightning.pytorch as L
+
+from dermlab.errors import DataError
+from lightning_modules.nets.lerf import choose_layer, create_net, lerf, paper_name
+
+log = logging.getLogger(__name__)
+
+
+def lerf_table(backbone: str, size: int, inits: int = 20, seed: int = 0, cache: str | Path | None = None
+               ) -> dict[str, float]:
+    """LERF per conv layer (module names), read from or written to ``cache/lerf_<backbone>_<size>px_...json``."""
+    path = None
+    if cache:
+        path = Path(cache) / f"lerf_{backbone.replace(':', '_')}_{size}px_{inits}inits_seed{seed}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    values, _ = lerf(create_net(backbone), size, inits, seed=seed)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(values, indent=1))
+        tmp.replace(path)
+    return values
+
+
+def object_size_from(source: float | str, datamodule, samples: int, seed: int, device) -> tuple[float, str]:
+    """Obj and a description of where it came from."""
+    if isinstance(source, (int, float)):
+        return float(source), "given"
+    if str(source).endswith(".json"):
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"object size file '{path}' does not exist (dermlab objsize writes one).")
+        return float(json.loads(path.read_text())["obj"]), str(path)
+    from lightning_modules.base import classifier_net_from_checkpoint
+    from lightning_modules.nets.backbone import run_checkpoint
+    from lightning_modules.nets.object_size import estimate_object_size
+
+    checkpoint = run_checkpoint(source)
+    net = classifier_net_from_checkpoint(checkpoint).to(device)
+    obj, _, _ = estimate_object_size(net, datamodule.dataset("train", augment=False), samples, seed)
+    return obj, str(checkpoint)
+
+
+class LayerSelection(L.Callback):
+    """Choose the deep-supervision layer from LERF and Obj and attach the auxiliary branch there.
+
+    Args:
+        object_size: Obj in input pixels, an ``objsize.json``, or a stage-1 checkpoint / run folder.
+        lerf_inits: He initialisations averaged for LERF (paper: 20).
+        samples: training images whose CAMs give Obj (evaluation transforms, no augmentation).
+        lerf_cache: folder of cached LERF tables.
+        seed: seed of the LERF initialisations and of the image sample.
+    """
+
+    def __init__(self, object_size: float | str, lerf_inits: int = 20, samples: int = 200,
+                 lerf_cache: str = "runs/lerf", seed: int = 0):
+        self.object_size, self.lerf_inits, self.samples = object_size, lerf_inits, samples
+        self.lerf_cache, self.seed = lerf_cache, seed
+        self.selection: dict | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if getattr(pl_module.net, "layers", None):  # already attached (fit then test, or explicit layers)
+            return
+        record = Path(trainer.default_root_dir) / "layer_selection.json"
+        source = self.object_size if isinstance(self.object_size, (int, float)) else str(self.object_size)
+        if record.is_file() and json.loads(record.read_text()).get("source_arg") == source:
+            self.selection = json.loads(record.read_text())
+        else:
+            self.selection = self.select(trainer, pl_module, source)
+            if trainer.is_global_zero:
+                record.parent.mkdir(parents=True, exist_ok=True)
+                record.write_text(json.dumps(self.selection, indent=1))
+        pl_module.attach_aux([self.selection["layer"]], self.selection)
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"dds/object_size": self.selection["object_size"],
+                                    "dds/layer": paper_name(self.selection["layer"]),
+                                    "dds/layer_lerf": self.selection["lerf"][self.selection["layer"]]})
+
+    def select(self, trainer: L.Trainer, pl_module: L.LightningModule, source) -> dict:
+        datamodule = trainer.datamodule
+        size = datamodule.image_size
+        lerfs = lerf_table(pl_module.hparams.backbone, size, self.lerf_inits, self.seed, self.lerf_cache)
+        obj, origin = object_size_from(source, datamodule, self.samples, self.seed, trainer.strategy.root_device)
+        layer = choose_layer(lerfs, obj)
+        lines = [f"{paper_name(name):>18s}  LERF {value:7.2f}  |Obj−LERF| {abs(obj - value):7.2f}"
+                 + ("  ← chosen" if name == layer else "") for name, value in lerfs.items()]
+        log.warning("dds layer selection (%s at %d px): Obj = %.2f (%s) → %s\n%s", pl_module.hparams.backbone,
+                    size, obj, origin, paper_name(layer), "\n".join(lines))
+        return {"layer": layer, "paper_name": paper_name(layer), "object_size": obj, "object_size_from": origin,
+                "source_arg": source, "image_size": size, "backbone": pl_module.hparams.backbone, "lerf": lerfs}
+
+    def state_dict(self) -> dict:
+        return {"selection": self.selection}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.selection = state_dict.get("selection")

@@ -1,0 +1,126 @@
+"""dds paper: auxiliary branches (§2.3, Fig. 1), the layer-selection callback and the two-stage pipeline."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dermlab.cli import build_cli
+from lightning_modules import DeeplySupervisedClassifier
+from lightning_modules.nets.backbone import create_backbone
+from lightning_modules.nets.deep_supervision import DeepSupervision, aux_classifier
+from lightning_modules.nets.lerf import conv_layers
+from tests.conftest import tiny_args
+
+TAP = "layer2.0.conv1"  # a conv in the middle of timm's tiny test_resnet
+
+
+def test_aux_branch_sits_at_the_layer_and_trains_only_what_is_below_it():
+    net = DeepSupervision(timm.create_model("test_resnet", num_classes=3), 3, [TAP])
+    images = torch.randn(4, 3, 32, 32)
+    main, aux = net(images, with_aux=True)
+    assert main.shape == (4, 3) and list(aux) == [TAP] and aux[TAP].shape == (4, 3)
+    assert net(images).shape == (4, 3)  # the prediction is the main head alone
+    F.cross_entropy(aux[TAP], torch.tensor([0, 1, 2, 0])).backward()
+    convs = conv_layers(net.base)
+    assert convs["conv1.0"].weight.grad.abs().sum() > 0  # below the tap
+    assert convs[TAP].weight.grad.abs().sum() > 0
+    assert convs["layer3.0.conv1"].weight.grad is None  # above the tap: the aux loss does not reach it
+    assert net.heads["layer2_0_conv1"][-1].weight.grad.abs().sum() > 0
+
+
+def test_aux_classifier_types_and_he_initialisation():
+    resnet = aux_classifier("resnet", 256, 7)
+    assert [type(m) for m in resnet] == [nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear]
+    vgg = aux_classifier("vgg", 256, 7, hidden=512)
+    assert [type(m) for m in vgg][2:] == [nn.Linear, nn.ReLU, nn.Dropout] * 2 + [nn.Linear]
+    assert vgg(torch.randn(2, 256, 9, 9)).shape == (2, 7)
+    weight = aux_classifier("resnet", 4096, 7)[-1].weight
+    assert weight.std().item() == pytest.approx(math.sqrt(2 / 4096), rel=0.05)  # He: std = √(2 / fan_in)
+    with pytest.raises(ValueError, match="resnet"):
+        aux_classifier("dense", 8, 2)
+
+
+def test_paper_layer_names_and_two_branches():
+    module = DeeplySupervisedClassifier(aux_layers=["L24", "features.28"], backbone="vgg13_bn", num_classes=2)
+    _, aux = module.net(torch.randn(1, 3, 64, 64), with_aux=True)
+    assert list(aux) == ["features.24", "features.28"]
+    assert module.net.heads["features_24"][-1].in_features == 512
+
+
+def test_auto_needs_an_object_size():
+    with pytest.raises(ValueError, match="object_size"):
+        DeeplySupervisedClassifier(aux_layers="auto", backbone="test_resnet", num_classes=2)
+
+
+def ds_args(root, run, *extra):
+    return tiny_args(root, run, "--model.class_path", "lightning_modules.DeeplySupervisedClassifier",
+                     "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+                     "--trainer.limit_val_batches", "1", "--model.init_args.lerf_inits", "2",
+                     "--model.init_args.objsize_samples", "8", *extra)
+
+
+def test_two_stage_pipeline_on_a_tiny_set(isic2017_root, tmp_path):
+    """Stage 1 (no DS) → Obj from its CAMs → argmin |Obj − LERF_h| → stage 2 trains with the aux loss."""
+    stage1 = build_cli(["fit", *ds_args(isic2017_root, tmp_path / "s1", "--model.init_args.aux_layers", "null")])
+    checkpoint = stage1.trainer.checkpoint_callback.best_model_path
+    assert not stage1.model.net.layers
+    run = tmp_path / "s2"
+    stage2 = build_cli(["fit", *ds_args(isic2017_root, run, "--model.init_args.aux_layers", "auto",
+                                        "--model.init_args.object_size", checkpoint)])
+    selection = json.loads((run / "layer_selection.json").read_text())
+    lerfs, obj = selection["lerf"], selection["object_size"]
+    assert 1 <= obj <= 32 and selection["object_size_from"] == checkpoint
+    assert selection["layer"] == min(lerfs, key=lambda h: abs(obj - lerfs[h]))
+    assert stage2.model.net.layers == [selection["layer"]]
+    # the checkpoint names the chosen layer, so the model rebuilds without re-selecting
+    saved = torch.load(stage2.trainer.checkpoint_callback.best_model_path, weights_only=False)
+    assert saved["hyper_parameters"]["aux_layers"] == [selection["paper_name"]]
+    assert any(k.startswith("net.heads.") for k in saved["state_dict"])
+    reloaded = DeeplySupervisedClassifier.load_from_checkpoint(stage2.trainer.checkpoint_callback.best_model_path)
+    assert reloaded.net.layers == [selection["layer"]]
+    tested = stage2.trainer.test(stage2.model, datamodule=stage2.datamodule, ckpt_path="best", verbose=False)[0]
+    assert tested["test/object_size"] == pytest.approx(obj)
+    assert tested["test/aux_lerf"] == pytest.approx(lerfs[selection["layer"]])
+    assert (run / "plots" / "test_branch_cams.png").is_file()
+    # stage 1's own object size agrees with what `dermlab objsize` measures on the same checkpoint
+    from dermlab.objsize_command import main as objsize
+
+    measured = objsize([*tiny_args(isic2017_root, tmp_path / "o"), "--ckpt_path", checkpoint, "--samples", "8",
+                        "--out", str(tmp_path / "obj"), "--model.class_path",
+                        "lightning_modules.DeeplySupervisedClassifier", "--model.init_args.aux_layers", "null"])
+    assert measured == pytest.approx(obj, rel=1e-4)
+    assert (tmp_path / "obj" / "objsize_panels.png").is_file()
+    assert json.loads((tmp_path / "obj" / "objsize.json").read_text())["images"] == 8
+
+
+def test_aux_loss_is_added_to_the_main_loss(isic2017_root, tmp_path):
+    cli = build_cli(ds_args(isic2017_root, tmp_path / "r", "--model.init_args.aux_layers", f"[{TAP}]"), run=False)
+    module = cli.model
+    batch = {"image": torch.randn(4, 3, 32, 32), "label": torch.tensor([0, 1, 0, 1])}
+    module.log = module.log_dict = lambda *a, **k: None
+    torch.manual_seed(0)
+    module.eval()  # no dropout / BN updates: the three losses see the same network
+    loss = module.training_step(batch, 0)
+    main, aux = module.net(batch["image"], with_aux=True)
+    expected = F.cross_entropy(main, batch["label"]) + F.cross_entropy(aux[TAP], batch["label"])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_weights_from_an_earlier_run_checkpoint(isic2017_root, tmp_path):
+    first = build_cli(["fit", *ds_args(isic2017_root, tmp_path / "a", "--model.init_args.aux_layers", "null")])
+    path = first.trainer.checkpoint_callback.best_model_path
+    net = create_backbone("test_resnet", 5, path)  # another number of classes: the classifier is re-initialised
+    source = first.model.net.base.state_dict()
+    for name, value in net.state_dict().items():
+        if not name.startswith("fc."):
+            assert torch.equal(value, source[name]), name
+    assert net.fc.out_features == 5
+    with pytest.raises(Exception, match="another"):
+        create_backbone("resnet18", 2, path)
