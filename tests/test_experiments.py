@@ -44,3 +44,31 @@ def test_hardware_presets_compose_after_an_experiment(preset):
 def test_model_piece_parses():
     assert "resnet18" in parses("-c", str(EXPERIMENTS / "demo.yaml"), "--model",
                                 str(EXPERIMENTS / "base" / "model" / "classifier.yaml"))
+
+
+def test_dds_configs_parse():
+    printed = parses("-c", str(EXPERIMENTS / "dds" / "base.yaml"), "--data", str(EXPERIMENTS / "base" / "data" /
+                                                                                "vitiligo.yaml"))
+    assert "DeeplySupervisedClassifier" in printed and "lr: 2.0e-05" in printed
+    dds = EXPERIMENTS / "dds"
+    printed = parses("-c", str(dds / "base.yaml"), "-c", str(dds / "stage2_example.yaml"),
+                     "--model.init_args.object_size", "67.19")
+    assert "ISIC2016DataModule" in printed and "aux_layers: auto" in printed
+
+
+GRIDS = sorted(EXPERIMENTS.glob("*/tables/*.yaml")) + [EXPERIMENTS / "dds" / "synthetic_pretrain.yaml"]
+
+
+@pytest.mark.parametrize("path", GRIDS, ids=lambda p: f"{p.parts[-3]}/{p.stem}")
+def test_every_cell_of_every_paper_grid_parses(path, monkeypatch):
+    """Each cell's arguments (synthetic default and real-data form) are accepted by the CLI."""
+    from dermlab.grid import runner, spec
+
+    monkeypatch.chdir(REPO)
+    grid = spec.load(path.relative_to(REPO))
+    base = grid.run_root(REPO / "runs", False)
+    for cell in grid.cells():
+        for synthetic in (True, False):
+            extra = list(grid.data_args.get(grid.dataset_of(cell), []))
+            args = runner.cell_args(grid, cell, base / cell.id, "data/x", extra, synthetic=synthetic)
+            assert runner._parse_only(args) is None, (cell.id, synthetic)
