@@ -28,20 +28,26 @@ from lightning_modules.nets.lerf import choose_layer, create_net, lerf, paper_na
 log = logging.getLogger(__name__)
 
 
+def lerf_cache_path(cache: str | Path, backbone: str, size: int, inits: int, seed: int) -> Path:
+    return Path(cache) / f"lerf_{backbone.replace(':', '_')}_{size}px_{inits}inits_seed{seed}.json"
+
+
+def save_lerf_table(path: Path, values: dict[str, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(values, indent=1))
+    tmp.replace(path)
+
+
 def lerf_table(backbone: str, size: int, inits: int = 20, seed: int = 0, cache: str | Path | None = None
                ) -> dict[str, float]:
     """LERF per conv layer (module names), read from or written to ``cache/lerf_<backbone>_<size>px_...json``."""
-    path = None
-    if cache:
-        path = Path(cache) / f"lerf_{backbone.replace(':', '_')}_{size}px_{inits}inits_seed{seed}.json"
-        if path.is_file():
-            return json.loads(path.read_text())
+    path = lerf_cache_path(cache, backbone, size, inits, seed) if cache else None
+    if path and path.is_file():
+        return json.loads(path.read_text())
     values, _ = lerf(create_net(backbone), size, inits, seed=seed)
     if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(values, indent=1))
-        tmp.replace(path)
+        save_lerf_table(path, values)
     return values
 
 
@@ -97,7 +103,8 @@ class LayerSelection(L.Callback):
         for logger in trainer.loggers:
             logger.log_hyperparams({"dds/object_size": self.selection["object_size"],
                                     "dds/layer": paper_name(self.selection["layer"]),
-                                    "dds/layer_lerf": self.selection["lerf"][self.selection["layer"]]})
+                                    "dds/layer_lerf": self.selection["lerf"][self.selection["layer"]],
+                                    "dds/lerf": {paper_name(k): v for k, v in self.selection["lerf"].items()}})
 
     def select(self, trainer: L.Trainer, pl_module: L.LightningModule, source) -> dict:
         datamodule = trainer.datamodule

@@ -27,6 +27,10 @@ def main(argv: list[str]) -> dict[str, float]:
     path = save(heatmaps({f"{paper_name(k)} ({values[k]:.0f})": m for k, m in maps.items()},
                          suptitle=f"{args.backbone} LERF maps at {args.size} px, mean of {args.inits} inits"),
                 Path(args.out) / f"lerf_{args.backbone.replace(':', '_')}_{args.size}.png")
+    if not args.layers:  # the full table: LayerSelection reads it from here instead of recomputing it
+        from callbacks.layer_selection import lerf_cache_path, save_lerf_table
+
+        save_lerf_table(lerf_cache_path(args.out, args.backbone, args.size, args.inits, args.seed), values)
     print(json.dumps(named))
     print(f"# {len(values)} layers, {args.inits} inits, {elapsed:.1f} s; heat maps: {path}")
     return named

@@ -124,3 +124,16 @@ def test_weights_from_an_earlier_run_checkpoint(isic2017_root, tmp_path):
     assert net.fc.out_features == 5
     with pytest.raises(Exception, match="another"):
         create_backbone("resnet18", 2, path)
+
+
+def test_lerf_command_writes_json_maps_and_the_cache_the_callback_reads(tmp_path, monkeypatch, capsys):
+    from callbacks import layer_selection
+    from dermlab.lerf_command import main as lerf_command
+
+    named = lerf_command(["--backbone", "resnet18", "--size", "32", "--inits", "2", "--out", str(tmp_path)])
+    printed = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert printed == named and list(named)[0] == "conv1" and named["conv1"] <= 7 + 1e-9  # 7×7 conv
+    assert (tmp_path / "lerf_resnet18_32.png").is_file()
+    monkeypatch.setattr(layer_selection, "lerf", lambda *a, **k: pytest.fail("recomputed instead of cached"))
+    cached = layer_selection.lerf_table("resnet18", 32, 2, 0, tmp_path)
+    assert {k: round(v, 2) for k, v in cached.items()} == named
