@@ -89,6 +89,11 @@ def test_two_stage_pipeline_on_a_tiny_set(isic2017_root, tmp_path):
     assert tested["test/object_size"] == pytest.approx(obj)
     assert tested["test/aux_lerf"] == pytest.approx(lerfs[selection["layer"]])
     assert (run / "plots" / "test_branch_cams.png").is_file()
+    # a crashed stage 2 resumes from last.ckpt: the recorded choice is reused, the branch weights load
+    resumed = build_cli(["fit", *ds_args(isic2017_root, run, "--model.init_args.aux_layers", "auto",
+                                         "--model.init_args.object_size", checkpoint, "--trainer.max_epochs", "2"),
+                         "--ckpt_path", "last"])
+    assert resumed.trainer.current_epoch == 2 and resumed.model.net.layers == [selection["layer"]]
     # stage 1's own object size agrees with what `dermlab objsize` measures on the same checkpoint
     from dermlab.objsize_command import main as objsize
 
