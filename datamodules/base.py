@@ -58,6 +58,17 @@ class ImageTable:
                        weights=None if self.weights is None else self.weights[index],
                        extra={k: pick(v) for k, v in self.extra.items()})
 
+    def concat(self, other: ImageTable) -> ImageTable:
+        """This table followed by ``other``; masks, groups, weights and extra columns only where both have them."""
+        both = lambda a, b: None if a is None or b is None else [*a, *b]  # noqa: E731
+        return replace(self, ids=[*self.ids, *other.ids], paths=[*self.paths, *other.paths],
+                       labels=np.concatenate([self.labels, other.labels]), masks=both(self.masks, other.masks),
+                       groups=both(self.groups, other.groups),
+                       weights=None if self.weights is None or other.weights is None
+                       else np.concatenate([self.weights, other.weights]),
+                       extra={k: [*v, *other.extra[k]] for k, v in self.extra.items() if k in other.extra},
+                       screened=self.screened and other.screened)
+
     def frame(self, class_names) -> pd.DataFrame:
         """One row per image: id, label name, and the grouping / extra columns."""
         frame = pd.DataFrame({"image_id": self.ids,

@@ -77,7 +77,9 @@ class ISIC2018SegmentationDataModule(SkinDataModule):
 
 
 class ISIC2018Task3DataModule(PooledDataModule):
-    """Task 3, seven-class diagnosis. ``split: official`` uses the released validation / test sets.
+    """Task 3, seven-class diagnosis. ``split: official`` uses the released validation / test sets;
+    ``split: holdout`` (dds §3) moves ``val_size`` random training images into the released validation
+    set (9016 training / 1192 validation with 999) and tests on the released test set.
 
     The base class's submission (``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``) is the official task 3 format.
     """
@@ -118,4 +120,6 @@ class ISIC2018Task3DataModule(PooledDataModule):
     def read_split(self, split: str) -> ImageTable:
         if self.scheme == "official":
             return self.weigh(self.read_labelled(split))
+        if self.scheme == "holdout" and split == "val":
+            return super().read_split("val").concat(self.read_labelled("val"))
         return super().read_split(split)

@@ -154,8 +154,10 @@ def test_split_files_are_written_to_the_run_folder(synthetic, tmp_path):
 
 def test_isic2018_task3_holdout_moves_images_to_validation(synthetic):
     root = synthetic("isic2018_task3")
-    data = make("isic2018_task3", root, split="holdout", val_size=5)  # dds: 999 of 10015
+    data = make("isic2018_task3", root, split="holdout", val_size=5)  # dds: 999 of 10015 join the 193 released
     train, val, test = (data.table(s) for s in ("train", "val", "test"))
-    assert (len(train), len(val)) == (19, 5) and not set(train.ids) & set(val.ids)
+    released = pd.read_csv(root / "ISIC2018_Task3_Validation_GroundTruth.csv").image.tolist()
+    assert (len(train), len(val)) == (19, 5 + len(released)) and not set(train.ids) & set(val.ids)
+    assert val.ids[5:] == released and len(val.labels) == len(val.paths) == len(val)
     official_test = pd.read_csv(root / "ISIC2018_Task3_Test_GroundTruth.csv").image.tolist()
     assert test.ids == official_test
