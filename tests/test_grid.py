@@ -170,7 +170,8 @@ def test_a_table_rendered_from_another_tables_cells(tmp_path):
     source = spec.load(write_grid(tmp_path / "a.yaml"))
     fabricate(source, runs, {"backbone=test_resnet__seed_everything=0": 0.5,
                              "backbone=test_resnet__seed_everything=1": 0.7})
-    view = spec.load(write_grid(tmp_path / "b.yaml", table="view", cells_of="tiny", metrics=["test/auc"]))
+    view = spec.load(write_grid(tmp_path / "b.yaml", table="view", cells_of="tiny",
+                                metrics=["test/auc", "test/balanced_accuracy"]))
     assert runner.run(view, runs=runs) == {}  # nothing of its own to run
     text = reporting.report(view, runs)
-    assert "60.00 ± 14.14" in text and (runs / "grids" / "demo" / "view" / "report.md").is_file()
+    assert "| test_resnet | 60.00 ± 14.14 | — | — | n/a |" in text and (runs / "grids" / "demo" / "view" / "report.md").is_file()

@@ -1,7 +1,8 @@
 """``dermlab grid report``: finished cells → the table in Markdown and CSV, beside the paper's values.
 
 Each row is a combination of the ``rows`` axes; the other axes (seeds, folds) are averaged:
-mean ± sample standard deviation (ddof = 1) over the finished cells, ``n/N`` when some are missing.
+mean ± sample standard deviation (ddof = 1) over the finished cells, ``n/N`` when some are missing,
+``n/a`` where the finished cells do not log that metric (e.g. balanced accuracy of a binary task).
 A cell that failed or has not run counts as missing, never as zero. The t-tests are the one-sided
 independent two-sample Student t-test with pooled variance of the ``arl`` paper (Table VII, Eq. 14):
 H1: mean(greater) > mean(than), df = m + n − 2.
@@ -59,7 +60,7 @@ def summarise(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
             std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
             paper = spec.paper_values.get(row, {}).get(metric, math.nan)
             out.append({"row": row, "metric": metric, "mean": mean, "std": std, "n": len(values),
-                        "n_expected": len(group), "paper": paper, "diff": mean - paper})
+                        "n_expected": len(group), "n_done": len(done), "paper": paper, "diff": mean - paper})
     return pd.DataFrame(out)
 
 
@@ -99,7 +100,7 @@ def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: 
         for metric in spec.metrics:
             entry = summary[(summary.row == row) & (summary.metric == metric)].iloc[0]
             if entry.n == 0:
-                ours = "missing"
+                ours = "n/a" if entry.n_done else "missing"  # n/a: finished runs do not log it (e.g. binary tasks)
             else:
                 ours = _fmt(entry["mean"]) + (f" ± {_fmt(entry['std'])}" if entry.n > 1 else "")
                 ours += f" ({entry.n}/{entry.n_expected})" if entry.n < entry.n_expected else ""
