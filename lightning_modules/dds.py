@@ -33,13 +33,14 @@ class DeeplySupervisedClassifier(LesionClassifier):
         object_size: for ``auto``: Obj in pixels, an ``objsize.json``, or a stage-1 checkpoint / run folder.
         lerf_inits: He initialisations for LERF (paper: 20).
         objsize_samples: training images whose CAMs give Obj.
+        lerf_cache: folder of cached LERF tables (``dermlab lerf`` writes there too).
         **kwargs: the base classifier's arguments (backbone, pretrained_weights, optimizer, ...).
     """
 
     def __init__(self, aux_layers: list[str] | Literal["auto"] | None = "auto",
                  aux_classifier: Literal["resnet", "vgg"] = "resnet", aux_weight: float = 1.0,
                  object_size: float | str | None = None, lerf_inits: int = 20, objsize_samples: int = 200,
-                 **kwargs):
+                 lerf_cache: str = "runs/lerf", **kwargs):
         if aux_layers == "auto" and object_size is None:
             raise ValueError("aux_layers: auto needs object_size (a number, an objsize.json or a stage-1 "
                              "checkpoint / run folder); or list the layers, or null for no deep supervision")
@@ -66,7 +67,7 @@ class DeeplySupervisedClassifier(LesionClassifier):
         hp = self.hparams
         callbacks = [BranchCAMs()]
         if hp.aux_layers == "auto":
-            callbacks.append(LayerSelection(hp.object_size, hp.lerf_inits, hp.objsize_samples))
+            callbacks.append(LayerSelection(hp.object_size, hp.lerf_inits, hp.objsize_samples, hp.lerf_cache))
         return callbacks
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -61,6 +61,7 @@ def test_auto_needs_an_object_size():
 
 def ds_args(root, run, *extra):
     return tiny_args(root, run, "--model.class_path", "lightning_modules.DeeplySupervisedClassifier",
+                     "--model.init_args.lerf_cache", str(run.parent / "lerf"),
                      "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
                      "--trainer.limit_val_batches", "1", "--model.init_args.lerf_inits", "2",
                      "--model.init_args.objsize_samples", "8", *extra)
