@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from datamodules.synthetic import write_synthetic
@@ -57,3 +58,13 @@ def test_every_class_appears_and_lesions_differ_by_diagnosis():
         stats[dx] = (np.mean(spreads), np.mean(darkness))
     assert stats["mel"][0] > stats["nv"][0]  # colour variegation
     assert stats["sk"][1] < stats["nv"][1]  # seborrheic keratoses are lighter
+
+
+def test_an_existing_set_of_another_size_is_never_reused(tmp_path):
+    from datamodules.synthetic import ensure_synthetic
+    from dermlab.errors import DataError
+
+    assert ensure_synthetic("isic2016", tmp_path / "s", n=12, size=32)
+    assert not ensure_synthetic("isic2016", tmp_path / "s", n=12, size=32)  # the same set: kept
+    with pytest.raises(DataError, match="n=12 size=32.*not dataset=isic2016 n=600"):
+        ensure_synthetic("isic2016", tmp_path / "s", n=600, size=32)

@@ -13,6 +13,7 @@ from datamodules.synthetic.clinical import write_derm7pt, write_vitiligo
 from datamodules.synthetic.ham import write_ham10000, write_isic2018_task1, write_isic2018_task2, write_isic2018_task3
 from datamodules.synthetic.isic2016 import write_isic2016
 from datamodules.synthetic.isic2017 import write_isic2017
+from dermlab.errors import DataError
 
 Writer = Callable[[Path, int, int, int], dict[str, int]]
 
@@ -42,8 +43,18 @@ def write_synthetic(dataset: str, out: str | Path, n: int = 200, size: int = 64,
 
 
 def ensure_synthetic(dataset: str, out: str | Path, n: int = 200, size: int = 64, seed: int = 0) -> bool:
-    """Write the data set unless a finished one is already there; returns True if it wrote."""
-    if (Path(out) / DONE_MARKER).exists():
+    """Write the data set unless the same one is already there; returns True if it wrote.
+
+    A finished set written with other settings is an error rather than silently reused (a 160-image
+    set must never stand in for the demo's 600).
+    """
+    marker = Path(out) / DONE_MARKER
+    wanted = f"dataset={dataset} n={n} size={size} seed={seed}"
+    if marker.exists():
+        found = marker.read_text().strip()
+        if found != wanted:
+            raise DataError(f"'{out}' already holds a synthetic set with {found}, not {wanted}; remove the folder "
+                            "(rm -r) or write to another one.")
         return False
     write_synthetic(dataset, out, n, size, seed)
     return True

@@ -37,8 +37,9 @@ def data_root_for(spec: GridSpec, data_root: str | None, dataset: str | None = N
         return (str(Path(data_root) / dataset) if "dataset" in spec.axes else data_root), extra
     from datamodules.synthetic import ensure_synthetic
 
-    root = f"data/synthetic/{dataset}"
-    ensure_synthetic(dataset, root, n=spec.synthetic.get("n", 200), size=spec.synthetic.get("size", 64))
+    n, size = spec.synthetic.get("n", 200), spec.synthetic.get("size", 64)
+    root = f"data/synthetic/{dataset}_n{n}_{size}px"  # one folder per size: grids never share a set of another size
+    ensure_synthetic(dataset, root, n=n, size=size)
     extra += [str(a) for a in spec.synthetic.get("args", [])]
     extra += [str(a) for a in (spec.synthetic.get("data_args") or {}).get(dataset, [])]
     return root, extra

@@ -28,7 +28,7 @@ Keys (anything else is an error)::
 
 A ``dataset`` axis makes the data set a grid dimension: each cell reads
 ``experiments/base/data/<dataset>.yaml`` and its root is ``<data root>/<dataset>`` (or the synthetic
-``data/synthetic/<dataset>``); ``synthetic.data_args`` adds arguments per data set on the synthetic
+``data/synthetic/<dataset>_n<N>_<size>px``); ``synthetic.data_args`` adds arguments per data set on the synthetic
 default. An argument ``@cell(key=value, ...)`` stands for the run folder of the cell that differs from
 the current one only in those axes (short names) — e.g. the stage-1 run a stage-2 cell builds on;
 such cells run after the cells they refer to.
