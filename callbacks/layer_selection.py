@@ -11,13 +11,15 @@ Before training, L_target = argmin_h |Obj − LERF_h| over the backbone's conv l
 The callback then attaches the auxiliary branch (``pl_module.attach_aux``), writes
 ``layer_selection.json`` in the run folder (reused on resume and at test time), logs Obj, the
 choice and the whole LERF table as hyper-parameters and prints the table. It works with any module
-that has ``attach_aux(layers)`` and a timm ``hparams.backbone``.
+that has ``attach_aux(layers)`` and a timm ``hparams.backbone``. Under DDP every rank computes the
+same choice (fixed seeds, same images) and only rank 0 writes the files.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import lightning.pytorch as L
@@ -34,7 +36,7 @@ def lerf_cache_path(cache: str | Path, backbone: str, size: int, inits: int, see
 
 def save_lerf_table(path: Path, values: dict[str, float]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # ranks and parallel cells may write the same table at once
     tmp.write_text(json.dumps(values, indent=1))
     tmp.replace(path)
 

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from lightning_modules.base import EVAL_SPLITS, LesionClassifier
+from lightning_modules.base import LesionClassifier
 from lightning_modules.nets.backbone import create_backbone
 from lightning_modules.nets.deep_supervision import DeepSupervision
 from lightning_modules.nets.lerf import paper_name
@@ -87,5 +87,6 @@ class DeeplySupervisedClassifier(LesionClassifier):
                            "test/aux_lerf": float(self.selection["lerf"][self.selection["layer"]])})
 
     def logged_metric_names(self) -> list[str]:
-        extra = ["train/loss_main", "train/loss_aux", "test/object_size", "test/aux_lerf"]
-        return super().logged_metric_names() + [n for n in extra if n.split("/")[0] in ("train", *EVAL_SPLITS)]
+        """The base metrics, the two loss terms, and Obj / the chosen layer's LERF (when chosen from data)."""
+        return [*super().logged_metric_names(), "train/loss_main", "train/loss_aux", "test/object_size",
+                "test/aux_lerf"]
