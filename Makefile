@@ -45,9 +45,10 @@ test-all:        ## fast and slow tests
 lint:            ## ruff
 	$(BIN)/ruff check .
 
-bench:           ## benchmarks: Lightning loop vs bare PyTorch loop; loader with vs without the cache
+bench:           ## benchmarks: Lightning vs bare loop; loader with vs without the cache; ARL-CNN50 vs ResNet-50 step
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py
 	$(BIN)/python benchmarks/cache.py
+	$(BIN)/python benchmarks/arl_step_time.py
 
 clean:           ## remove runs and synthetic data
 	rm -rf runs data/synthetic

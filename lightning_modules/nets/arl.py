@@ -67,7 +67,10 @@ class ARLBottleneck(Bottleneck):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         residual = self.residual(x)
-        return self.act3(shortcut + residual + self.alpha * attention_mask(residual, self.normalisation) * shortcut)
+        # Eq. 9 as F(x) + x · (1 + α·𝔑[F(x)]): two element-wise passes instead of four, the same values
+        # (a hand-written fused backward measured no faster on the CPU)
+        gate = attention_mask(residual, self.normalisation).mul(self.alpha).add_(1.0)
+        return self.act3(torch.addcmul(residual, shortcut, gate))
 
 
 def alphas(model: nn.Module) -> dict[str, float]:
