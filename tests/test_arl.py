@@ -97,3 +97,24 @@ def test_weights_of_another_network_are_refused(tmp_path):
     save_file(timm.create_model("resnet18").state_dict(), str(path))
     with pytest.raises(DataError, match="cannot load weights"):
         create_backbone("arl_cnn50", 2, str(path))
+
+
+def test_residual_attention_module_is_one_plus_mask_times_trunk(monkeypatch):
+    from lightning_modules.nets.ran import AttentionModule
+
+    module = AttentionModule(16, down_steps=3).eval()
+    x = torch.randn(2, 16, 16, 16)
+    mask = module.mask(module.pre(x))
+    assert mask.shape == x.shape and 0 < mask.min() and mask.max() < 1  # sigmoid soft mask, same size
+    monkeypatch.setattr(module.mask, "forward", lambda features: torch.full_like(features, 0.25))
+    expected = module.post(1.25 * module.trunk(module.pre(x)))
+    assert torch.allclose(module(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["resnet14", "seresnet14", "ran14", "ran50"])
+def test_baselines_build_and_classify(name):
+    model = timm.create_model(name, num_classes=2)
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 2)
+    assert model.forward_features(torch.randn(1, 3, 64, 64)).shape == (1, 2048, 2, 2)
+    if name == "seresnet14":
+        assert any(type(m).__name__ == "SEModule" for m in model.modules())
