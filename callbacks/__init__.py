@@ -1,8 +1,9 @@
-"""Lightning callbacks of the suite: plots, submissions, deep-supervision layer selection."""
+"""Lightning callbacks of the suite: plots, submissions, deep-supervision layer selection, ARL scale gates."""
 
+from callbacks.alpha_monitor import AlphaMonitor
 from callbacks.branch_cams import BranchCAMs
 from callbacks.layer_selection import LayerSelection
 from callbacks.plots import CAMGrid, ClassificationPlots
 from callbacks.submission import SubmissionWriter
 
-__all__ = ["BranchCAMs", "CAMGrid", "ClassificationPlots", "LayerSelection", "SubmissionWriter"]
+__all__ = ["AlphaMonitor", "BranchCAMs", "CAMGrid", "ClassificationPlots", "LayerSelection", "SubmissionWriter"]

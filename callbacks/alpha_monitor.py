@@ -1,0 +1,52 @@
+"""The learned scale gates α of every ARL block over epochs, ``arl`` paper Fig. 7 (right column).
+
+Logs ``alpha/<block>`` (e.g. ``alpha/layer3.2``) after every training epoch and, at the end of fit,
+plots α against the epoch for the blocks holding the paper's 13th, 31st and 49th layers (counting
+conv1 as layer 1 and three layers per bottleneck: ``layer2.0``, ``layer3.2`` and ``layer4.2`` of
+ARL-CNN50), or for every block when the network has fewer. Saved as ``plots/alpha.png`` (and W&B).
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as L
+
+from callbacks.plots import save_figure
+from dermlab.figures import curves
+from lightning_modules.nets.arl import alphas
+
+PAPER_LAYERS = (13, 31, 49)
+
+
+def block_of_layer(blocks: list[str], layer: int) -> str | None:
+    """The bottleneck holding weight layer ``layer`` (conv1 = 1, then three per block); None past the end."""
+    index = (layer - 2) // 3
+    return blocks[index] if 0 <= index < len(blocks) else None
+
+
+class AlphaMonitor(L.Callback):
+    def __init__(self, layers: tuple[int, ...] = PAPER_LAYERS):
+        self.layers = layers
+        self.history: dict[str, list[float]] = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        values = alphas(pl_module)
+        for name, value in values.items():
+            self.history.setdefault(name, []).append(value)
+        if values:
+            pl_module.log_dict({f"alpha/{name.removeprefix('net.')}": v for name, v in values.items()})
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or not self.history:
+            return
+        blocks = list(self.history)
+        chosen = [b for b in dict.fromkeys(block_of_layer(blocks, layer) for layer in self.layers) if b]
+        shown = chosen if len(blocks) >= 16 else blocks
+        series = {f"{b.removeprefix('net.')} (layer {2 + 3 * blocks.index(b)}–{4 + 3 * blocks.index(b)})":
+                  self.history[b] for b in shown}
+        save_figure(trainer, curves(series, ylabel="α", title="learned scale gate α per ARL block"), "alpha")
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = state_dict.get("history", {})
