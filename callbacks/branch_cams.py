@@ -10,7 +10,7 @@ from __future__ import annotations
 import lightning.pytorch as L
 import torch
 
-from callbacks.plots import denormalise, save_figure
+from callbacks.plots import denormalise, first_view, save_figure
 from dermlab.figures import image_grid
 from lightning_modules.nets.cam import activation_maps, class_activation_maps
 from lightning_modules.nets.lerf import paper_name
@@ -26,7 +26,7 @@ class BranchCAMs(L.Callback):
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if sum(len(b) for b in self.images) < self.n_images:
-            self.images.append(batch["image"])
+            self.images.append(first_view(batch["image"]))
 
     def on_test_epoch_end(self, trainer, pl_module):
         layers = getattr(pl_module.net, "layers", [])

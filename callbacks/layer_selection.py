@@ -68,7 +68,7 @@ def object_size_from(source: float | str, datamodule, samples: int, seed: int, d
 
     checkpoint = run_checkpoint(source)
     net = classifier_net_from_checkpoint(checkpoint).to(device)
-    obj, _, _ = estimate_object_size(net, datamodule.dataset("train", augment=False), samples, seed)
+    obj, _, _ = estimate_object_size(net, datamodule.dataset("train", augment=False, views=1), samples, seed)
     return obj, str(checkpoint)
 
 

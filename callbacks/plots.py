@@ -72,6 +72,11 @@ def denormalise(images: torch.Tensor) -> np.ndarray:
     return (images.float() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def first_view(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) as it is; of (B, V, C, H, W) multi-view batches, the first view of each image."""
+    return images[:, 0] if images.ndim == 5 else images
+
+
 class CAMGrid(L.Callback):
     """A grid of test images with the class activation map of the predicted class overlaid."""
 
@@ -89,7 +94,7 @@ class CAMGrid(L.Callback):
     def on_test_epoch_end(self, trainer, pl_module):
         if not trainer.is_global_zero or not self.batches:
             return
-        images = torch.cat([b["image"] for b in self.batches])[: self.n_images]
+        images = first_view(torch.cat([b["image"] for b in self.batches])[: self.n_images])
         labels = torch.cat([b["label"] for b in self.batches])[: self.n_images]
         was_training = pl_module.net.training
         pl_module.net.eval()

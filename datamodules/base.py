@@ -81,13 +81,23 @@ class ImageTable:
 
 
 class ImageTableDataset(Dataset):
-    """Decodes images (and masks) of an :class:`ImageTable` and applies one albumentations pipeline jointly."""
+    """Decodes images (and masks) of an :class:`ImageTable` and applies one albumentations pipeline jointly.
 
-    def __init__(self, table: ImageTable, transform, cache: ImageCache | None = None):
+    ``repeats`` > 1 serves every image that many times per epoch, each time through the (random)
+    pipeline — e.g. the ``arl`` paper's 60 random patches per image, drawn online. ``views`` > 1 returns
+    that many transformed copies of one image stacked as (views, C, H, W): the 9 test patches of ``arl``
+    or the crops of ``patch``, whose predictions the module averages.
+    """
+
+    def __init__(self, table: ImageTable, transform, cache: ImageCache | None = None, repeats: int = 1,
+                 views: int = 1):
+        if views > 1 and table.masks is not None:
+            raise ValueError("several views per image are for classification; this table has masks")
         self.table, self.transform, self.cache = table, transform, cache
+        self.repeats, self.views = max(1, repeats), max(1, views)
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self.table) * self.repeats
 
     def _read(self, index: int) -> tuple[np.ndarray, list[np.ndarray]]:
         path = self.table.paths[index]
@@ -98,8 +108,11 @@ class ImageTableDataset(Dataset):
         return self.cache.image(path), [self.cache.mask(m, path) for m in mask_paths]
 
     def __getitem__(self, index: int) -> dict:
+        index %= len(self.table)
         image, masks = self._read(index)
-        if masks:
+        if self.views > 1:
+            out, sample = {"image": torch.stack([self.transform(image=image)["image"] for _ in range(self.views)])}, {}
+        elif masks:
             out = self.transform(image=image, masks=masks)
             sample = {"mask": torch.stack([torch.as_tensor(np.asarray(m)) for m in out["masks"]]).float() / 255.0}
         else:
@@ -128,6 +141,11 @@ class SkinDataModule(L.LightningDataModule):
         max_side: if set, images are read from the cache, resized so the longer side is at most
             this many pixels (made on first use, or beforehand with ``dermlab prepare``).
         seed: seed of the data set's random splits.
+        train_repeats: each training image is drawn this many times per epoch, through the random
+            training pipeline each time (``arl``: 60 random centre patches per image).
+        eval_views: validation / test / predict images go through the evaluation pipeline this many
+            times; the batch is (B, views, C, H, W) and the module averages the views' probabilities
+            (``arl``: 9 random patches at test time).
     """
 
     class_names: tuple[str, ...] = ()
@@ -146,8 +164,13 @@ class SkinDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         max_side: int | None = None,
         seed: int = 0,
+        train_repeats: int = 1,
+        eval_views: int = 1,
     ):
         super().__init__()
+        if train_repeats < 1 or eval_views < 1:
+            raise ValueError(f"train_repeats and eval_views must be ≥ 1, got {train_repeats} and {eval_views}")
+        self.train_repeats, self.eval_views = train_repeats, eval_views
         self.root = Path(root).expanduser()
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.train_transforms, self.eval_transforms = train_transforms, eval_transforms
@@ -231,19 +254,22 @@ class SkinDataModule(L.LightningDataModule):
         for split in splits:
             self.table(split).frame(self.class_names).to_csv(folder / f"{split}.csv", index=False)
 
-    def dataset(self, split: str, augment: bool | None = None) -> ImageTableDataset:
-        """The images of ``split``; augmented by default only for ``train`` (``augment=False``: evaluation view)."""
+    def dataset(self, split: str, augment: bool | None = None, views: int | None = None) -> ImageTableDataset:
+        """The images of ``split``; augmented by default only for ``train`` (``augment=False``: evaluation
+        pipeline, ``eval_views`` views per image unless ``views`` says otherwise)."""
         augment = split == "train" if augment is None else augment
         transform = build_transforms(self.train_transforms if augment else self.eval_transforms, self.image_size,
                                      train=augment)
-        return ImageTableDataset(self.table(split), transform, self.cache)
+        views = 1 if augment else (views or self.eval_views)
+        return ImageTableDataset(self.table(split), transform, self.cache,
+                                 repeats=self.train_repeats if augment else 1, views=views)
 
     def _loader(self, split: str, **kwargs) -> DataLoader:
         return DataLoader(self.dataset(split), batch_size=self.batch_size, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(), **kwargs)
 
     def train_dataloader(self) -> DataLoader:
-        labels = self.table("train").labels
+        labels = np.tile(self.table("train").labels, self.train_repeats)
         world = getattr(getattr(self, "trainer", None), "world_size", 1) or 1
         if self.sampling == "balanced":
             sampler = BalancedBatchSampler(labels, self.batch_size, world_size=world, seed=self.seed)

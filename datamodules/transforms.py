@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 from albumentations.pytorch import ToTensorV2
 
+from datamodules.patches import CentralScalePatch
 from dermlab.errors import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -55,7 +56,7 @@ class ShadesOfGrey(A.ImageOnlyTransform):
         return ("power",)
 
 
-CUSTOM = {"ShadesOfGrey": ShadesOfGrey}
+CUSTOM = {"ShadesOfGrey": ShadesOfGrey, "CentralScalePatch": CentralScalePatch}
 
 
 def _preset(name: str, size: int, train: bool) -> list[A.BasicTransform]:
@@ -77,7 +78,8 @@ def _preset(name: str, size: int, train: bool) -> list[A.BasicTransform]:
 
 
 def _from_list(spec: list[dict[str, Any]], size: int | None = None) -> list[A.BasicTransform]:
-    """Transforms from ``{Class: {arg: value}}`` entries; the value ``image_size`` stands for (size, size)."""
+    """Transforms from ``{Class: {arg: value}}`` entries; the value ``image_size`` stands for the input side
+    (``(size, size)`` for a ``size`` argument)."""
     transforms = []
     for entry in spec:
         if not isinstance(entry, dict) or len(entry) != 1:
@@ -86,7 +88,8 @@ def _from_list(spec: list[dict[str, Any]], size: int | None = None) -> list[A.Ba
         cls = CUSTOM.get(name) or getattr(A, name, None)
         if cls is None:
             raise DataError(f"albumentations has no transform named {name!r}.")
-        kwargs = {k: (size, size) if v == "image_size" and size else v for k, v in (kwargs or {}).items()}
+        kwargs = {k: ((size, size) if k == "size" else size) if v == "image_size" and size else v
+                  for k, v in (kwargs or {}).items()}
         transforms.append(cls(**kwargs))
     return transforms
 

@@ -57,7 +57,8 @@ def main(argv: list[str]) -> float:
                     + ["--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
     net = classifier_net_from_checkpoint(args.ckpt_path)  # the config gives the data; the checkpoint the network
     data = cli.datamodule
-    obj, boxes, examples = estimate_object_size(net, data.dataset("train", augment=False), args.samples, args.seed)
+    images = data.dataset("train", augment=False, views=1)
+    obj, boxes, examples = estimate_object_size(net, images, args.samples, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     figure = panels(examples, out / "objsize_panels.png")

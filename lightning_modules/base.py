@@ -82,11 +82,18 @@ class LesionClassifier(L.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
         return loss
 
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of (B, C, H, W) images, or of (B, V, C, H, W) views averaged per image
+        (the ``arl`` paper's 9 test patches, the ``patch`` paper's ordered crops)."""
+        if images.ndim == 5:
+            views = self(images.flatten(0, 1)).float().softmax(1)
+            return views.view(images.shape[0], images.shape[1], -1).mean(1)
+        return self(images).float().softmax(1)
+
     def _evaluation_step(self, batch: dict, split: str) -> None:
-        logits = self(batch["image"])
-        loss = self.compute_loss(logits, batch)
+        probabilities = self.probabilities(batch["image"])
+        loss = self.compute_loss(probabilities.clamp_min(1e-12).log(), batch)  # CE of the (averaged) prediction
         self.log(f"{split}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["label"]))
-        probabilities = logits.float().softmax(1)
         self.metrics[split].update(metric_input(probabilities), batch["label"])
         self.curves[split].update(metric_input(probabilities), batch["label"])
 
@@ -121,7 +128,7 @@ class LesionClassifier(L.LightningModule):
         return names
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        return {"image_id": batch["image_id"], "probabilities": self(batch["image"]).float().softmax(1)}
+        return {"image_id": batch["image_id"], "probabilities": self.probabilities(batch["image"])}
 
     def configure_optimizers(self):
         optimizer = (self.optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3)))(self.parameters())
