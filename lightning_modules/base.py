@@ -38,6 +38,8 @@ class LesionClassifier(L.LightningModule):
         optimizer: optimiser factory; None means Adam(lr=1e-3).
         scheduler: LR scheduler factory or None. ReduceLROnPlateau watches ``monitor``.
         monitor: the validation metric that checkpoints and plateau schedulers follow.
+        backbone_args: extra constructor arguments of the backbone (e.g. ``{normalisation: channel}``
+            for ``arl_cnn50``).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class LesionClassifier(L.LightningModule):
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
         monitor: str = "val/auc",
+        backbone_args: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -65,7 +68,8 @@ class LesionClassifier(L.LightningModule):
     # --- what a method may override --------------------------------------------------------
     def build_net(self) -> nn.Module:
         hp = self.hparams
-        return create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, hp.drop_rate)
+        return create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, hp.drop_rate,
+                               **(hp.backbone_args or {}))
 
     def compute_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         """Cross-entropy, each sample scaled by the batch's ``weight`` (1 unless the data set sets weights)."""
@@ -147,6 +151,7 @@ def classifier_net_from_checkpoint(path: str | Path) -> nn.Module:
     if "backbone" not in hp or "num_classes" not in hp:
         raise DataError(f"checkpoint '{path}' has no backbone/num_classes hyper-parameters; "
                         "is it a dermlab classifier?")
-    net = timm.create_model(hp["backbone"], pretrained=False, num_classes=hp["num_classes"])
+    net = timm.create_model(hp["backbone"], pretrained=False, num_classes=hp["num_classes"],
+                            **(hp.get("backbone_args") or {}))
     net.load_state_dict(state)
     return net

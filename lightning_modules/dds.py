@@ -49,7 +49,8 @@ class DeeplySupervisedClassifier(LesionClassifier):
 
     def build_net(self) -> nn.Module:
         hp = self.hparams
-        base = create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, hp.drop_rate)
+        base = create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, hp.drop_rate,
+                               **(hp.backbone_args or {}))
         layers = hp.aux_layers if isinstance(hp.aux_layers, (list, tuple)) else ()
         return DeepSupervision(base, hp.num_classes, layers, hp.aux_classifier)
 

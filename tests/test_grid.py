@@ -176,3 +176,33 @@ def test_a_table_rendered_from_another_tables_cells(tmp_path):
     text = reporting.report(view, runs)
     assert "| test_resnet | 60.00 ± 14.14 | — | — | n/a |" in text
     assert (runs / "grids" / "demo" / "view" / "report.md").is_file()
+
+
+def test_average_over_an_axis_before_mean_std_and_ttest(tmp_path):
+    """arl Table VII: per seed, the average AUC over the two tasks; then mean ± std and the t-test over seeds."""
+    grid = spec.load(write_grid(tmp_path / "g.yaml", axes={"model.init_args.backbone": ["a", "b"],
+                                                           "data.init_args.task": ["m", "s"],
+                                                           "seed_everything": [0, 1]},
+                                rows=["model.init_args.backbone"], average_over=["data.init_args.task"],
+                                metrics=["test/auc"], scale=1,
+                                ttests=[{"metric": "test/auc", "greater": {"model.init_args.backbone": "b"},
+                                         "than": {"model.init_args.backbone": "a"}}]))
+    auc = {("a", "m", 0): 0.80, ("a", "s", 0): 0.90, ("a", "m", 1): 0.82, ("a", "s", 1): 0.94,
+           ("b", "m", 0): 0.86, ("b", "s", 0): 0.96, ("b", "m", 1): 0.88, ("b", "s", 1): 0.98}
+    fabricate(grid, tmp_path / "runs", {f"backbone={b}__task={t}__seed_everything={s}": v
+                                        for (b, t, s), v in auc.items()})
+    cells = reporting.collect(grid, tmp_path / "runs")
+    assert len(cells) == 4 and sorted(cells["test/auc"].round(6)) == [0.85, 0.88, 0.91, 0.93]
+    summary = reporting.summarise(grid, cells).set_index("row")
+    assert summary.loc["a", "mean"] == pytest.approx(0.865) and summary.loc["a", "std"] == pytest.approx(
+        math.sqrt(2 * 0.015 ** 2))
+    (test,) = reporting.ttests(grid, cells)
+    expected = runner_free_t([0.91, 0.93], [0.85, 0.88])
+    assert (test.t, test.df) == (pytest.approx(expected), 2)
+
+
+def runner_free_t(x, y):
+    """Student's pooled two-sample t by hand."""
+    mx, my = np.mean(x), np.mean(y)
+    pooled = (np.sum((np.array(x) - mx) ** 2) + np.sum((np.array(y) - my) ** 2)) / (len(x) + len(y) - 2)
+    return (mx - my) / math.sqrt(pooled * (1 / len(x) + 1 / len(y)))

@@ -45,7 +45,26 @@ def collect(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> p
         elif (folder / "failed.json").is_file():
             record.update(status="failed", log=json.loads((folder / "failed.json").read_text())["log"])
         records.append(record)
-    return pd.DataFrame.from_records(records)
+    cells = pd.DataFrame.from_records(records)
+    return average_over(spec, cells) if spec.average_over else cells
+
+
+def average_over(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
+    """Merge the cells that differ only in ``spec.average_over`` axes into one, averaging their metrics —
+    e.g. the ``arl`` paper's "average AUC" over its two tasks, per seed, before the t-test of Table VII.
+    A merged cell is done only when all of its cells are."""
+    keys = [k for k in spec.axes if k not in spec.average_over]
+    merged = []
+    for _, group in cells.groupby(keys, sort=False, dropna=False):
+        record = group.iloc[0][["row", *keys]].to_dict()
+        record["cell"] = " + ".join(group.cell)
+        complete = bool((group.status == "done").all())
+        record["status"] = "done" if complete else "failed" if (group.status == "failed").any() else "missing"
+        record["log"] = "; ".join(group.log[group.log != ""])
+        if complete:
+            record.update({m: group[m].astype(float).mean() for m in spec.metrics if m in group})
+        merged.append(record)
+    return pd.DataFrame.from_records(merged)
 
 
 def summarise(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:

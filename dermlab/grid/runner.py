@@ -198,7 +198,10 @@ def run(spec: GridSpec, data_root: str | None = None, smoke: bool = False, paral
     base = spec.run_root(runs, smoke)
     validate(spec, data, synthetic=not data_root, base=base)
     status, waves = {}, ([], [])
+    subset = {} if data_root else (spec.synthetic.get("axes") or {})  # the synthetic default may run fewer values
     for cell in spec.cells():
+        if any(cell.values[axis] not in values for axis, values in subset.items()):
+            continue
         run_dir = base / cell.id
         if (run_dir / "result.json").is_file():
             status[cell.id] = "skipped"

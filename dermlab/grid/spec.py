@@ -8,8 +8,10 @@ Keys (anything else is an error)::
     dataset: isic2017                  # W&B tag; the synthetic set written when no data root is given
     config: [experiments/demo.yaml]    # base config file(s), as `-c` in order
     args: [--trainer.max_epochs, "12"] # extra CLI arguments of every cell (optional)
-    synthetic: {n: 300, size: 64, args: [...], data_args: {...}, replace: {argument: argument}}
-                                       # the synthetic default: size, extra arguments, swapped arguments
+    synthetic: {n: 300, size: 64, args: [...], data_args: {...}, replace: {argument: argument},
+                axes: {seed_everything: [0, 1, 2]}}
+                                       # the synthetic default: size, extra arguments, swapped arguments, and
+                                       # the subset of axis values it runs (the others report as missing)
     axes:                              # the grid: every combination is a cell
       model.init_args.backbone: [resnet18, resnet34]
       model.init_args.pretrained_weights: {TL: weights/x.safetensors, noTL: null}   # labelled values
@@ -25,6 +27,7 @@ Keys (anything else is an error)::
     data_args: {isic2016: [...]}       # extra arguments of the cells on one data set (optional)
     predict: true                      # also write the test set's submission CSV per cell (optional)
     cells_of: table1                   # render from another table's run folders instead of running own cells
+    average_over: [data.init_args.task] # average metrics over these axes per cell first (e.g. "average AUC")
 
 A ``dataset`` axis makes the data set a grid dimension: each cell reads
 ``experiments/base/data/<dataset>.yaml`` and its root is ``<data root>/<dataset>`` (or the synthetic
@@ -47,7 +50,7 @@ import yaml
 from dermlab.errors import DataError
 
 KEYS = {"paper", "table", "title", "dataset", "config", "args", "synthetic", "axes", "rows", "metrics", "scale",
-        "paper_values", "ttests", "notes", "data_args", "predict", "cells_of"}
+        "paper_values", "ttests", "notes", "data_args", "predict", "cells_of", "average_over"}
 CELL_REF = re.compile(r"@cell\(([^)]*)\)")
 
 
@@ -83,6 +86,7 @@ class GridSpec:
     data_args: dict[str, list[str]] = field(default_factory=dict)
     predict: bool = False
     cells_of: str = ""
+    average_over: list[str] = field(default_factory=list)
 
     def short_names(self) -> dict[str, str]:
         """Axis → the name used in cell ids and ``@cell(...)``: the last dotted part when that is unique."""
@@ -173,7 +177,11 @@ def load(path: str | Path) -> GridSpec:
                     paper_values=raw.get("paper_values", {}) or {}, ttests=raw.get("ttests", []) or [],
                     notes=raw.get("notes", ""), data_args={k: [str(a) for a in v] for k, v in
                                                            (raw.get("data_args") or {}).items()},
-                    predict=bool(raw.get("predict", False)), cells_of=raw.get("cells_of", ""))
+                    predict=bool(raw.get("predict", False)), cells_of=raw.get("cells_of", ""),
+                    average_over=list(raw.get("average_over", [])))
+    stray_axes = [a for a in spec.average_over if a not in axes or a in rows]
+    if stray_axes:
+        raise DataError(f"grid '{path}': average_over {stray_axes} must be axes that are not rows.")
     if "dataset" in axes:
         for name in axes["dataset"]:
             if not Path(f"experiments/base/data/{name}.yaml").is_file():

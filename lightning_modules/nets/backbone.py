@@ -24,20 +24,24 @@ log = logging.getLogger(__name__)
 
 
 def create_backbone(name: str, num_classes: int, pretrained_weights: str | None = None,
-                    drop_rate: float = 0.0) -> nn.Module:
-    """A timm classifier ``name`` with ``num_classes`` outputs, weights from a local file or random."""
+                    drop_rate: float = 0.0, **backbone_args) -> nn.Module:
+    """A timm classifier ``name`` with ``num_classes`` outputs, weights from a local file or random.
+
+    ``backbone_args`` go to the model's constructor (e.g. ``normalisation: channel`` for ``arl_cnn50``).
+    """
     if not pretrained_weights:
         log.warning("backbone %s: no pretrained_weights given, starting from RANDOM initialisation", name)
-        return timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate,
+                                 **backbone_args)
     path = Path(pretrained_weights).expanduser()
     if not path.is_file() and not path.is_dir():
         raise DataError(f"pretrained weights '{path}' do not exist; pass a local .safetensors/.pth file "
                         "(e.g. timm's model.safetensors for this backbone) or null for random init.")
     if path.is_dir() or path.suffix == ".ckpt":
-        return _from_run_checkpoint(name, num_classes, run_checkpoint(path), drop_rate)
+        return _from_run_checkpoint(name, num_classes, run_checkpoint(path), drop_rate, **backbone_args)
     try:
         model = timm.create_model(name, pretrained=True, num_classes=num_classes, drop_rate=drop_rate,
-                                  pretrained_cfg_overlay={"file": str(path)})
+                                  pretrained_cfg_overlay={"file": str(path)}, **backbone_args)
     except RuntimeError as error:  # size/key mismatch or a pickle needing unsafe loading
         raise DataError(f"cannot load weights '{path}' into {name}: {str(error).splitlines()[0]}") from None
     log.info("backbone %s: loaded pretrained weights from %s", name, path)
@@ -73,8 +77,8 @@ def checkpoint_net_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor
     return checkpoint.get("hyper_parameters", {}), net_state
 
 
-def _from_run_checkpoint(name: str, num_classes: int, path: Path, drop_rate: float) -> nn.Module:
-    model = timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
+def _from_run_checkpoint(name: str, num_classes: int, path: Path, drop_rate: float, **backbone_args) -> nn.Module:
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate, **backbone_args)
     _, state = checkpoint_net_state(path)
     own = model.state_dict()
     mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
@@ -82,7 +86,7 @@ def _from_run_checkpoint(name: str, num_classes: int, path: Path, drop_rate: flo
         raise DataError(f"cannot load '{path}' into {name}: {mismatched[0]} has another shape; was it trained "
                         "with this backbone?")
     missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in mismatched}, strict=False)
-    if unexpected or [k for k in missing if k not in mismatched]:
+    if unexpected or [k for k in missing if k not in mismatched and not k.endswith(".alpha")]:
         raise DataError(f"cannot load '{path}' into {name}: it was trained with another backbone "
                         f"({(unexpected or missing)[0]} does not match).")
     log.info("backbone %s: loaded weights from run checkpoint %s%s", name, path,
