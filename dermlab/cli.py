@@ -33,6 +33,7 @@ COMMANDS = {
     "grid": "dermlab.grid.command:main",
     "lerf": "dermlab.lerf_command:main",
     "objsize": "dermlab.objsize_command:main",
+    "compare-cams": "dermlab.compare_cams_command:main",
 }
 WANDB_MODES = ("offline", "online", "disabled")
 

@@ -142,3 +142,25 @@ def test_alpha_monitor_logs_every_block_and_plots(isic2017_root, tmp_path):
     assert all(len(v) == 2 for v in monitor.history.values())
     assert monitor.history["net.layer4.0"][-1] != pytest.approx(0.001, abs=1e-9)  # α is learned, not fixed
     assert "alpha/layer4.0" in cli.trainer.logged_metrics and (run / "plots" / "alpha.png").is_file()
+
+
+def test_compare_cams_puts_two_models_side_by_side(isic2017_root, tmp_path, capsys):
+    import json
+
+    from dermlab.cli import build_cli
+    from dermlab.compare_cams_command import main as compare_cams
+    from tests.conftest import tiny_args
+
+    checkpoints = []
+    for backbone in ("test_resnet", "arl_cnn14"):
+        run = tmp_path / backbone
+        cli = build_cli(["fit", *tiny_args(isic2017_root, run, "--model.init_args.backbone", backbone,
+                                           "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+                                           "--trainer.limit_val_batches", "1")])
+        checkpoints.append(cli.trainer.checkpoint_callback.best_model_path)
+    out = tmp_path / "cams.png"
+    compare_cams([*tiny_args(isic2017_root, tmp_path / "c"), "--ckpt", checkpoints[0], "--ckpt", checkpoints[1],
+                  "--labels", "ResNet", "ARL", "--n", "4", "--out", str(out)])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out.is_file() and list(printed["predicted"]) == ["ResNet", "ARL"]
+    assert all(len(v) == 4 for v in printed["predicted"].values())

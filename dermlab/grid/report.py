@@ -111,8 +111,9 @@ def _fmt(value: float, digits: int = 2) -> str:
 def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: list[TTest]) -> str:
     """The table as Markdown: per metric ours (mean ± std), the paper's value and the difference."""
     header = ["row"] + [f"{m} {part}" for m in spec.metrics for part in ("ours", "paper", "Δ")]
-    lines = [f"## {spec.title}", "", f"`{spec.path}` — mean ± std over "
-             f"{', '.join(k for k in spec.axes if k not in spec.rows) or 'one run'}; scale ×{spec.scale:g}.", "",
+    over = ", ".join(k for k in spec.axes if k not in spec.rows and k not in spec.average_over) or "one run"
+    first = f" (each run first averaged over {', '.join(spec.average_over)})" if spec.average_over else ""
+    lines = [f"## {spec.title}", "", f"`{spec.path}` — mean ± std over {over}{first}; scale ×{spec.scale:g}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in dict.fromkeys(summary["row"]):
         cells_text = [row]

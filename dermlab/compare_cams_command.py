@@ -1,0 +1,60 @@
+"""``dermlab compare-cams``: CAMs of several trained classifiers on the same test images (arl Fig. 5).
+
+One row of images, then one row of CAMs (predicted class) per checkpoint — e.g. ResNet-50 against
+ARL-CNN50 to see which attends to the lesion rather than the background. The config(s) name the data
+set; each checkpoint brings its own network (any classifier of the suite, ARL and RAN included).
+
+    dermlab compare-cams -c experiments/arl/base.yaml --data.init_args.root /data/isic2017 \\
+        --ckpt runs/resnet50/checkpoints/best.ckpt --ckpt runs/arl50/checkpoints/best.ckpt \\
+        --labels ResNet50 ARL-CNN50 --n 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from dermlab.figures import image_grid, save
+
+
+def main(argv: list[str]) -> Path:
+    parser = argparse.ArgumentParser(prog="dermlab compare-cams", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", "-c", action="append", required=True, help="config(s) naming the data set")
+    parser.add_argument("--ckpt", action="append", required=True, help="a trained classifier (repeat for more)")
+    parser.add_argument("--labels", nargs="*", help="a row label per checkpoint (default: the backbone names)")
+    parser.add_argument("--n", type=int, default=8, help="test images shown")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", default="runs/compare_cams/cams.png")
+    args, overrides = parser.parse_known_args(argv)
+    from callbacks.plots import denormalise
+    from dermlab.cli import build_cli
+    from lightning_modules.base import classifier_net_from_checkpoint
+    from lightning_modules.nets.cam import class_activation_maps
+
+    if args.labels and len(args.labels) != len(args.ckpt):
+        raise SystemExit(f"dermlab compare-cams: {len(args.labels)} labels for {len(args.ckpt)} checkpoints")
+    cli = build_cli([a for c in args.config for a in ("-c", c)] + overrides
+                    + ["--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
+    data = cli.datamodule
+    dataset = data.dataset(args.split, augment=False, views=1)
+    images = torch.stack([dataset[i]["image"] for i in range(min(args.n, len(dataset)))])
+    pictures = list(denormalise(images))
+    shown, cams, titles = list(pictures), [None] * len(pictures), [dataset.table.ids[i] for i in range(len(images))]
+    summary = {}
+    for index, checkpoint in enumerate(args.ckpt):
+        net = classifier_net_from_checkpoint(checkpoint).eval()
+        label = args.labels[index] if args.labels else torch.load(checkpoint, map_location="cpu",
+                                                                   weights_only=False)["hyper_parameters"]["backbone"]
+        maps, predicted = class_activation_maps(net, images)
+        shown += pictures
+        cams += [m.numpy() for m in maps]
+        titles += [f"{label}: {data.class_names[p][:12]}" for p in predicted]
+        summary[label] = [data.class_names[p] for p in predicted]
+    figure = image_grid(shown, cams, titles, columns=len(pictures),
+                        suptitle="CAMs of the predicted class per model (rows) on the same images (arl Fig. 5)")
+    path = save(figure, args.out)
+    print(json.dumps({"figure": str(path), "predicted": summary}))
+    return path
