@@ -63,3 +63,26 @@ def test_nine_test_patches_are_averaged(arl_data):
     assert torch.allclose(averaged, by_hand, atol=1e-6) and torch.allclose(averaged.sum(1), torch.ones(4))
     single = arl_data.dataset("test", views=1)[0]["image"]
     assert single.shape == (3, 32, 32)
+
+
+def test_arl_cnn14_learns_from_online_patches(tmp_path):
+    """ARL-CNN14 from scratch on synthetic ISIC 2017 (320 images of 64 px, 48 px patches, 2 patches per image
+    per epoch, 3 test patches averaged, 6 epochs). Seeds 0/1/2 gave test AUC 0.775 / 0.821 / 0.800 on the
+    2-core CPU machine (20 s each); the bar 0.65 sits below the worst seed and well above chance."""
+    from datamodules.synthetic import write_synthetic
+    from dermlab.cli import build_cli
+    from lightning_modules.nets.arl import alphas
+
+    root = tmp_path / "data"
+    write_synthetic("isic2017", root, n=320, size=64, seed=0)
+    cli = build_cli(["fit", "-c", str(REPO / "experiments" / "demo.yaml"), "--data.init_args.root", str(root),
+                     "--data.init_args.image_size", "48", "--data.init_args.num_workers", "0",
+                     "--data.init_args.train_transforms", ARL, "--data.init_args.eval_transforms", ARL_EVAL,
+                     "--data.init_args.train_repeats", "2", "--data.init_args.eval_views", "3",
+                     "--model.init_args.backbone", "arl_cnn14", "--trainer.max_epochs", "6",
+                     "--model.init_args.scheduler.init_args.T_max", "6",
+                     "--trainer.default_root_dir", str(tmp_path / "run"), "--run.wandb", "disabled"])
+    result = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)[0]
+    assert result["test/auc"] > 0.65
+    assert all(value != pytest.approx(0.001, abs=1e-6) for value in alphas(cli.model).values())  # α learned
+    assert (tmp_path / "run" / "plots" / "alpha.png").is_file()
