@@ -135,9 +135,8 @@ def test_alpha_monitor_logs_every_block_and_plots(isic2017_root, tmp_path):
     run = tmp_path / "run"
     cli = build_cli(["fit", *tiny_args(isic2017_root, run, "--model.init_args.backbone", "arl_cnn14",
                                        "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2",
-                                       "--trainer.limit_val_batches", "1",
-                                       "--trainer.callbacks+=callbacks.AlphaMonitor")])
-    monitor = next(c for c in cli.trainer.callbacks if type(c).__name__ == "AlphaMonitor")
+                                       "--trainer.limit_val_batches", "1")])
+    (monitor,) = [c for c in cli.trainer.callbacks if type(c).__name__ == "AlphaMonitor"]  # a default callback
     assert list(monitor.history) == ["net.layer1.0", "net.layer2.0", "net.layer3.0", "net.layer4.0"]
     assert all(len(v) == 2 for v in monitor.history.values())
     assert monitor.history["net.layer4.0"][-1] != pytest.approx(0.001, abs=1e-9)  # α is learned, not fixed
