@@ -90,8 +90,9 @@ def _check_resnet_weights(state_dict: dict, model: nn.Module) -> dict:
     return state_dict
 
 
-def _build(variant: str, layers: list[int], pretrained: bool, block=Bottleneck, block_args: dict | None = None,
-           **kwargs) -> ResNet:
+def build_resnet(variant: str, layers: list[int], pretrained: bool, block=Bottleneck,
+                 block_args: dict | None = None, **kwargs) -> ResNet:
+    """A timm ResNet of bottleneck ``layers`` whose local pretrained weights must be ResNet weights of that shape."""
     kwargs.pop("pretrained_cfg", None)  # timm's create_model passes an empty one for unregistered weights
     return build_model_with_cfg(ResNet, variant, pretrained, pretrained_cfg={**RESNET_CFG, "architecture": variant},
                                 pretrained_strict=False, pretrained_filter_fn=_check_resnet_weights,
@@ -100,7 +101,7 @@ def _build(variant: str, layers: list[int], pretrained: bool, block=Bottleneck, 
 
 def _arl(variant: str, layers: list[int], pretrained: bool, normalisation: Normalisation = "spatial",
          alpha_init: float = 0.001, **kwargs) -> ResNet:
-    return _build(variant, layers, pretrained, ARLBottleneck,
+    return build_resnet(variant, layers, pretrained, ARLBottleneck,
                   {"normalisation": normalisation, "alpha_init": alpha_init}, **kwargs)
 
 
@@ -119,10 +120,10 @@ def arl_cnn50(pretrained: bool = False, **kwargs) -> ResNet:
 @register_model
 def resnet14(pretrained: bool = False, **kwargs) -> ResNet:
     """ResNet14 baseline (Table I): one bottleneck block per stage."""
-    return _build("resnet14", [1, 1, 1, 1], pretrained, **kwargs)
+    return build_resnet("resnet14", [1, 1, 1, 1], pretrained, **kwargs)
 
 
 @register_model
 def seresnet14(pretrained: bool = False, **kwargs) -> ResNet:
     """SENet14 baseline: ResNet14 with timm's squeeze-and-excitation in every block."""
-    return _build("seresnet14", [1, 1, 1, 1], pretrained, block_args={"attn_layer": "se"}, **kwargs)
+    return build_resnet("seresnet14", [1, 1, 1, 1], pretrained, block_args={"attn_layer": "se"}, **kwargs)

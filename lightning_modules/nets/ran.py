@@ -17,11 +17,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from timm.models import register_model
-from timm.models._builder import build_model_with_cfg
 from timm.models.resnet import Bottleneck, ResNet
 from torch import nn
 
-from lightning_modules.nets.arl import RESNET_CFG
+from lightning_modules.nets.arl import build_resnet
 
 
 def residual_unit(channels: int) -> Bottleneck:
@@ -68,9 +67,7 @@ class AttentionModule(nn.Module):
 
 
 def _ran(variant: str, layers: list[int], pretrained: bool, **kwargs) -> ResNet:
-    kwargs.pop("pretrained_cfg", None)
-    model = build_model_with_cfg(ResNet, variant, pretrained, pretrained_cfg={**RESNET_CFG, "architecture": variant},
-                                 block=Bottleneck, layers=layers, **kwargs)
+    model = build_resnet(variant, layers, pretrained, **kwargs)  # ResNet weights load into the trunk first
     for stage, channels, steps in (("layer1", 256, 3), ("layer2", 512, 2), ("layer3", 1024, 1)):
         setattr(model, stage, nn.Sequential(*getattr(model, stage), AttentionModule(channels, steps)))
     return model
