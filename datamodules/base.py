@@ -146,6 +146,10 @@ class SkinDataModule(L.LightningDataModule):
         eval_views: validation / test / predict images go through the evaluation pipeline this many
             times; the batch is (B, views, C, H, W) and the module averages the views' probabilities
             (``arl``: 9 random patches at test time).
+        extra_train_csv: a CSV of further training images in the data set's own ground-truth format
+            (``arl``: the paper's 1320 ISIC-archive images; ``isic2018`` task 3: Dermofit VASC / DF); they
+            are added to the training split only, after any validation split has been drawn.
+        extra_train_images: the folder of those images (default: the CSV's folder).
     """
 
     class_names: tuple[str, ...] = ()
@@ -166,6 +170,8 @@ class SkinDataModule(L.LightningDataModule):
         seed: int = 0,
         train_repeats: int = 1,
         eval_views: int = 1,
+        extra_train_csv: str | None = None,
+        extra_train_images: str | None = None,
     ):
         super().__init__()
         if train_repeats < 1 or eval_views < 1:
@@ -181,12 +187,19 @@ class SkinDataModule(L.LightningDataModule):
         self.predict_split, self.sampling, self.on_bad_image = predict_split, sampling, on_bad_image
         self.cache = ImageCache(cache_dir, max_side) if max_side else None
         self.seed = seed
+        self.extra_train_csv = Path(extra_train_csv).expanduser() if extra_train_csv else None
+        self.extra_train_images = Path(extra_train_images).expanduser() if extra_train_images else None
         self.tables: dict[str, ImageTable] = {}
 
     # --- what a subclass provides -------------------------------------------------------
     def read_split(self, split: str) -> ImageTable:
         """Map the official files of ``split`` to an ImageTable, validating them."""
         raise NotImplementedError
+
+    def read_ground_truth(self, csv: Path, images: Path) -> ImageTable:
+        """A CSV in this data set's ground-truth format with its images in ``images`` (for ``extra_train_csv``)."""
+        raise DataError(f"{type(self).__name__} does not take extra training images (extra_train_csv="
+                        f"'{self.extra_train_csv}'); remove the option or merge the images into the data set.")
 
     def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
         """The submission table: ``image`` plus one probability column per class (official layouts override)."""
@@ -203,8 +216,23 @@ class SkinDataModule(L.LightningDataModule):
     def table(self, split: str) -> ImageTable:
         """The validated table of ``split``, read once."""
         if split not in self.tables:
-            self.tables[split] = self.screen(self.read_split(split))
+            table = self.read_split(split)
+            if split == "train" and self.extra_train_csv is not None:
+                table = table.concat(self.extra_training_images(table))
+            self.tables[split] = self.screen(table)
         return self.tables[split]
+
+    def extra_training_images(self, train: ImageTable) -> ImageTable:
+        """The ``extra_train_csv`` images, refused where one is already a training, validation or test image."""
+        extra = self.read_ground_truth(self.extra_train_csv, self.extra_train_images or self.extra_train_csv.parent)
+        for split, ids in (("train", train.ids), *((s, self.table(s).ids) for s in ("val", "test"))):
+            clash = sorted(set(extra.ids) & set(ids))
+            if clash:
+                raise DataError(f"{len(clash)} image(s) of extra_train_csv '{self.extra_train_csv}' are already in the "
+                                f"{split} split (e.g. {clash[0]}); remove them from the CSV"
+                                + (" — evaluating on training images would inflate the results." if split != "train"
+                                   else "."))
+        return extra
 
     def screen(self, table: ImageTable) -> ImageTable:
         """Apply ``on_bad_image`` to images that are missing (always checked) or unreadable (skip mode)."""

@@ -14,6 +14,7 @@ The challenge scores two binary tasks (melanoma vs rest, seborrheic keratosis vs
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -47,7 +48,11 @@ class ISIC2017DataModule(SkinDataModule):
 
     def read_split(self, split: str) -> ImageTable:
         require_dir(self.root, "data root", HINT)
-        csv = self.root / f"ISIC-2017_{FOLDERS[split]}_Part3_GroundTruth.csv"
+        return self.read_ground_truth(self.root / f"ISIC-2017_{FOLDERS[split]}_Part3_GroundTruth.csv",
+                                      self.root / f"ISIC-2017_{FOLDERS[split]}_Data")
+
+    def read_ground_truth(self, csv: Path, images: Path) -> ImageTable:
+        """``image_id,melanoma,seborrheic_keratosis`` rows with their images in ``images``."""
         table = read_table(csv, COLUMNS, hint=HINT)
         melanoma = binary_column(table, "melanoma", csv)
         keratosis = binary_column(table, "seborrheic_keratosis", csv)
@@ -57,9 +62,8 @@ class ISIC2017DataModule(SkinDataModule):
                             "keratosis; the categories are exclusive.")
         labels = {"melanoma": melanoma, "seborrheic_keratosis": keratosis,
                   "three_class": melanoma + 2 * keratosis}[self.task]
-        folder = self.root / f"ISIC-2017_{FOLDERS[split]}_Data"
         ids = table.image_id.tolist()
-        return ImageTable(ids, image_paths(folder, ids, csv), labels, csv)
+        return ImageTable(ids, image_paths(images, ids, csv), labels, csv)
 
     def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
         """Official ISIC 2017 submission: ``image_id`` plus one probability column per scored category.

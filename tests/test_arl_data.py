@@ -86,3 +86,48 @@ def test_arl_cnn14_learns_from_online_patches(tmp_path):
     assert result["test/auc"] > 0.65
     assert all(value != pytest.approx(0.001, abs=1e-6) for value in alphas(cli.model).values())  # α learned
     assert (tmp_path / "run" / "plots" / "alpha.png").is_file()
+
+
+def _extra_set(root, folder, ids, rows):
+    """An ISIC-archive-like folder: images copied from ``root``'s training set under new ids, and their CSV."""
+    import shutil
+
+    folder.mkdir()
+    for new, old in zip(ids, rows):
+        shutil.copy(root / "ISIC-2017_Training_Data" / f"{old}.jpg", folder / f"{new}.jpg")
+    csv = folder / "archive.csv"
+    csv.write_text("image_id,melanoma,seborrheic_keratosis\n"
+                   + "".join(f"{i},{float(k == 0)},{float(k == 1)}\n" for k, i in enumerate(ids)))
+    return csv
+
+
+def test_extra_training_images_join_the_training_split_only(isic2017_root, tmp_path):
+    """The paper adds 1320 ISIC-archive images to training (§IV-A); here 3 images in the 2017 CSV format."""
+    train_ids = ISIC2017DataModule(str(isic2017_root)).table("train").ids
+    csv = _extra_set(isic2017_root, tmp_path / "archive", ["ISIC_9000001", "ISIC_9000002", "ISIC_9000003"],
+                     train_ids[:3])
+    data = ISIC2017DataModule(str(isic2017_root), extra_train_csv=str(csv))
+    train = data.table("train")
+    assert train.ids == [*train_ids, "ISIC_9000001", "ISIC_9000002", "ISIC_9000003"]
+    assert list(train.labels[-3:]) == [1, 0, 0]  # melanoma, keratosis (→ "other" for the melanoma task), nevus
+    assert train.paths[-1] == tmp_path / "archive" / "ISIC_9000003.jpg"
+    assert data.dataset("train")[len(train) - 1]["image"].shape[0] == 3
+    assert len(data.table("val")) == len(ISIC2017DataModule(str(isic2017_root)).table("val"))
+
+
+def test_extra_training_images_may_not_repeat_a_test_image(isic2017_root, tmp_path):
+    from dermlab.errors import DataError
+
+    test_id = ISIC2017DataModule(str(isic2017_root)).table("test").ids[0]
+    train_id = ISIC2017DataModule(str(isic2017_root)).table("train").ids[0]
+    csv = _extra_set(isic2017_root, tmp_path / "archive", [test_id], [train_id])
+    with pytest.raises(DataError, match=rf"archive\.csv.*already in the test split \(e\.g\. {test_id}\)"):
+        ISIC2017DataModule(str(isic2017_root), extra_train_csv=str(csv)).table("train")
+
+
+def test_extra_training_images_are_refused_by_a_data_set_without_the_format(synthetic, tmp_path):
+    from datamodules import ISIC2016DataModule
+    from dermlab.errors import DataError
+
+    with pytest.raises(DataError, match="does not take extra training images"):
+        ISIC2016DataModule(str(synthetic("isic2016")), val_size=4, extra_train_csv=str(tmp_path / "x.csv")).table("train")
