@@ -60,7 +60,11 @@ def test_stages_shapes_alphas_and_their_gradient(name, blocks):
     assert logits.shape == (2, 2)
     assert shapes == {"layer1": (2, 256, 16, 16), "layer2": (2, 512, 8, 8), "layer3": (2, 1024, 4, 4),
                       "layer4": (2, 2048, 2, 2)}
-    logits.sum().backward()
+    # α's gradient, with BN on its running statistics: in training mode a batch of two can centre the gradient
+    # through the zero-initialised residual branches to exactly 0 (seen once in 300 seeds), which says nothing of α
+    torch.manual_seed(0)
+    model.eval()
+    torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 64, 64)), torch.tensor([0, 1])).backward()
     grads = [m.alpha.grad for m in model.modules() if isinstance(m, ARLBottleneck)]
     assert all(g is not None and g.abs() > 0 for g in grads)
 
