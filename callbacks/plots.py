@@ -9,6 +9,7 @@ epoch; W&B keeps the history).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning.pytorch as L
@@ -20,6 +21,8 @@ from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dermlab.figures import image_grid
 from dermlab.figures import save as save_png
 from lightning_modules.nets.cam import class_activation_maps
+
+log = logging.getLogger(__name__)
 
 
 def plot_dir(trainer: L.Trainer) -> Path:
@@ -98,8 +101,13 @@ class CAMGrid(L.Callback):
         labels = torch.cat([b["label"] for b in self.batches])[: self.n_images]
         was_training = pl_module.net.training
         pl_module.net.eval()
-        cams, predicted = class_activation_maps(pl_module.net, images)
-        pl_module.net.train(was_training)
+        try:
+            cams, predicted = class_activation_maps(pl_module.net, images)
+        except NotImplementedError as reason:  # e.g. the patch paper's GRU, which only classifies crop sequences
+            log.info("no CAM grid: %s", reason)
+            return
+        finally:
+            pl_module.net.train(was_training)
         names = pl_module.class_names
         titles = [f"T:{names[t][:10]}\nP:{names[p][:10]}" for t, p in zip(labels, predicted, strict=True)]
         figure = image_grid(denormalise(images), [c.cpu().numpy() for c in cams], titles,

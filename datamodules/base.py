@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.cache import ImageCache
+from datamodules.crops import ordered_crops
 from datamodules.io import load_mask, load_rgb
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler
 from datamodules.transforms import TransformSpec, build_transforms
@@ -85,16 +86,20 @@ class ImageTableDataset(Dataset):
 
     ``repeats`` > 1 serves every image that many times per epoch, each time through the (random)
     pipeline — e.g. the ``arl`` paper's 60 random patches per image, drawn online. ``views`` > 1 returns
-    that many transformed copies of one image stacked as (views, C, H, W): the 9 test patches of ``arl``
-    or the crops of ``patch``, whose predictions the module averages.
+    that many transformed copies of one image stacked as (views, C, H, W): the 9 test patches of ``arl``,
+    whose predictions the module averages. ``crops`` > 0 cuts that many ordered ``crop_size`` crops from the
+    transformed full-size image instead (``patch``: (N_C, C, s, s), see :mod:`datamodules.crops`).
     """
 
     def __init__(self, table: ImageTable, transform, cache: ImageCache | None = None, repeats: int = 1,
-                 views: int = 1):
-        if views > 1 and table.masks is not None:
-            raise ValueError("several views per image are for classification; this table has masks")
+                 views: int = 1, crops: int = 0, crop_size: int = 224):
+        if (views > 1 or crops) and table.masks is not None:
+            raise ValueError("several views or crops per image are for classification; this table has masks")
+        if views > 1 and crops:
+            raise ValueError(f"give either several random views ({views}) or ordered crops ({crops}), not both")
         self.table, self.transform, self.cache = table, transform, cache
         self.repeats, self.views = max(1, repeats), max(1, views)
+        self.crops, self.crop_size = crops, crop_size
 
     def __len__(self) -> int:
         return len(self.table) * self.repeats
@@ -117,6 +122,11 @@ class ImageTableDataset(Dataset):
             sample = {"mask": torch.stack([torch.as_tensor(np.asarray(m)) for m in out["masks"]]).float() / 255.0}
         else:
             out, sample = self.transform(image=image), {}
+        if self.crops:
+            try:
+                out["image"] = ordered_crops(out["image"], self.crops, self.crop_size)
+            except DataError as error:
+                raise DataError(f"'{self.table.paths[index]}': {error}") from None
         weight = 1.0 if self.table.weights is None else float(self.table.weights[index])
         return {"image": out["image"], "label": int(self.table.labels[index]), "weight": weight,
                 "image_id": self.table.ids[index], **sample}
@@ -146,6 +156,12 @@ class SkinDataModule(L.LightningDataModule):
         eval_views: validation / test / predict images go through the evaluation pipeline this many
             times; the batch is (B, views, C, H, W) and the module averages the views' probabilities
             (``arl``: 9 random patches at test time).
+        train_crops: if > 0, every training image gives this many ordered crops of ``crop_size`` (cut after
+            the training pipeline, which then keeps the image at full size): ``patch``'s Ordered-Crop.
+        eval_crops: the same for validation / test / predict: ``patch``'s N_C ∈ {5, 9, 16} ordered crops.
+        crop_size: side of the ordered crops (default ``image_size``).
+        resize_to: [height, width] every image is resized to before its pipeline (``patch``: SPC images to
+            HAM10000's 450 × 600; smaller on the synthetic CPU default).
         extra_train_csv: a CSV of further training images in the data set's own ground-truth format
             (``arl``: the paper's 1320 ISIC-archive images; ``isic2018`` task 3: Dermofit VASC / DF); they
             are added to the training split only, after any validation split has been drawn.
@@ -170,13 +186,20 @@ class SkinDataModule(L.LightningDataModule):
         seed: int = 0,
         train_repeats: int = 1,
         eval_views: int = 1,
+        train_crops: int = 0,
+        eval_crops: int = 0,
+        crop_size: int | None = None,
+        resize_to: tuple[int, int] | None = None,
         extra_train_csv: str | None = None,
         extra_train_images: str | None = None,
     ):
         super().__init__()
-        if train_repeats < 1 or eval_views < 1:
-            raise ValueError(f"train_repeats and eval_views must be ≥ 1, got {train_repeats} and {eval_views}")
+        if train_repeats < 1 or eval_views < 1 or train_crops < 0 or eval_crops < 0:
+            raise ValueError(f"train_repeats and eval_views must be ≥ 1 and the crop counts ≥ 0, got {train_repeats}, "
+                             f"{eval_views}, {train_crops}, {eval_crops}")
         self.train_repeats, self.eval_views = train_repeats, eval_views
+        self.train_crops, self.eval_crops, self.crop_size = train_crops, eval_crops, crop_size or image_size
+        self.resize_to = tuple(resize_to) if resize_to else None
         self.root = Path(root).expanduser()
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.train_transforms, self.eval_transforms = train_transforms, eval_transforms
@@ -284,13 +307,16 @@ class SkinDataModule(L.LightningDataModule):
 
     def dataset(self, split: str, augment: bool | None = None, views: int | None = None) -> ImageTableDataset:
         """The images of ``split``; augmented by default only for ``train`` (``augment=False``: evaluation
-        pipeline, ``eval_views`` views per image unless ``views`` says otherwise)."""
+        pipeline, ``eval_views`` views per image unless ``views`` says otherwise; ``views=1``: one whole image, no
+        crops)."""
         augment = split == "train" if augment is None else augment
         transform = build_transforms(self.train_transforms if augment else self.eval_transforms, self.image_size,
-                                     train=augment)
+                                     train=augment, resize_to=self.resize_to)
+        crops = 0 if views == 1 else self.train_crops if augment else self.eval_crops  # views=1: one whole image
         views = 1 if augment else (views or self.eval_views)
         return ImageTableDataset(self.table(split), transform, self.cache,
-                                 repeats=self.train_repeats if augment else 1, views=views)
+                                 repeats=self.train_repeats if augment else 1, views=views, crops=crops,
+                                 crop_size=self.crop_size)
 
     def _loader(self, split: str, **kwargs) -> DataLoader:
         return DataLoader(self.dataset(split), batch_size=self.batch_size, num_workers=self.num_workers,

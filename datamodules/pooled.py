@@ -8,8 +8,11 @@
 * ``holdout``: ``val_size`` random images moved from training to validation (``dds``: 999);
   the test set is the official one where the data set has it.
 
-``dx_type_weights`` (e.g. ``{consensus: 1, follow_up: 2, confocal: 3, histo: 4}``) sets a per-sample
-loss weight from how the diagnosis was confirmed (``patch``: diagnosis-guided loss weighting).
+``dx_type_weights`` (e.g. ``{consensus: 1, follow_up: 2, confocal: 3, histo: 4}``, the factors of the
+authors' public code) sets a per-sample loss weight from how the diagnosis was confirmed (``patch`` §II-F:
+diagnosis-guided loss weighting). The paper weights benign cases only ("we increase the loss for benign
+cases when more costly methods have been employed"): ``dx_type_weights_on: benign`` (default) leaves
+MEL, BCC and AKIEC at 1; ``all`` weights every case, as the authors' code does.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dermlab.errors import DataError
 
 HAM_CLASSES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")  # the ISIC 2018 column order
 DX_TYPES = ("histo", "follow_up", "consensus", "confocal")
+BENIGN = ("NV", "BKL", "DF", "VASC")  # MEL, BCC, AKIEC are malignant
 
 Scheme = Literal["kfold", "patch", "weighting", "holdout", "official"]
 
@@ -34,8 +38,12 @@ class PooledDataModule(SkinDataModule):
     class_names = HAM_CLASSES
 
     def __init__(self, root: str, split: Scheme = "kfold", fold: int = 0, n_folds: int = 5, val_size: int = 999,
-                 dx_type_weights: dict[str, float] | None = None, **kwargs):
+                 dx_type_weights: dict[str, float] | None = None,
+                 dx_type_weights_on: Literal["benign", "all"] = "benign", **kwargs):
         super().__init__(root, **kwargs)
+        if dx_type_weights_on not in ("benign", "all"):
+            raise ValueError(f"dx_type_weights_on must be benign or all, got {dx_type_weights_on!r}")
+        self.dx_type_weights_on = dx_type_weights_on
         self.scheme, self.fold, self.n_folds, self.val_size = split, fold, n_folds, val_size
         self.dx_type_weights = dx_type_weights
         self._indices: dict[str, np.ndarray] | None = None
@@ -61,11 +69,8 @@ class PooledDataModule(SkinDataModule):
 
     def weigh(self, table: ImageTable) -> ImageTable:
         if self.dx_type_weights and "dx_type" in table.extra:
-            unknown = set(table.extra.get("dx_type", [])) - set(self.dx_type_weights)
-            if unknown:
-                raise DataError(f"dx_type_weights has no weight for {sorted(unknown)}; give one for each of "
-                                f"{list(DX_TYPES)}.")
-            table.weights = np.array([self.dx_type_weights[t] for t in table.extra["dx_type"]], np.float32)
+            table.weights = diagnosis_weights(table.labels, table.extra["dx_type"], self.dx_type_weights,
+                                              self.dx_type_weights_on, self.class_names)
         return table
 
     def read_split(self, split: str) -> ImageTable:
@@ -77,6 +82,20 @@ class PooledDataModule(SkinDataModule):
         if self._indices is None:
             self._indices = self.split_indices(pool)
         return pool.subset(self._indices[split])
+
+
+def diagnosis_weights(labels, dx_types, factors: dict[str, float], on: str = "benign",
+                      class_names=HAM_CLASSES) -> np.ndarray:
+    """Per-sample loss factor from how each diagnosis was confirmed (``patch`` §II-F); malignant cases stay at 1
+    unless ``on`` is ``all``."""
+    unknown = set(dx_types) - set(factors)
+    if unknown:
+        raise DataError(f"dx_type_weights has no weight for {sorted(unknown)}; give one for each of {list(DX_TYPES)}.")
+    weights = np.array([factors[t] for t in dx_types], np.float32)
+    if on == "benign":
+        benign = np.isin(np.asarray(labels), [class_names.index(c) for c in BENIGN])
+        weights = np.where(benign, weights, 1.0).astype(np.float32)
+    return weights
 
 
 def one_hot_labels(table, columns, path) -> np.ndarray:

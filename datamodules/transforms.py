@@ -107,9 +107,12 @@ def _from_file(spec: str) -> list[dict[str, Any]]:
     return entries
 
 
-def build_transforms(spec: TransformSpec, size: int, train: bool) -> A.Compose:
-    """Compose the pipeline for one split: augmentations from ``spec``, then normalise + to tensor."""
+def build_transforms(spec: TransformSpec, size: int, train: bool, resize_to: tuple[int, int] | None = None
+                     ) -> A.Compose:
+    """Compose the pipeline for one split: an optional first resize of the whole image to ``resize_to``
+    (height, width), augmentations from ``spec``, then normalise + to tensor."""
     if isinstance(spec, str) and spec.endswith((".yaml", ".yml")):
         spec = _from_file(spec)
     steps = _preset(spec or "none", size, train) if isinstance(spec, str) or spec is None else _from_list(spec, size)
-    return A.Compose([*steps, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()])
+    first = [A.Resize(*resize_to, interpolation=1)] if resize_to else []
+    return A.Compose([*first, *steps, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()])

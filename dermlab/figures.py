@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -50,6 +51,32 @@ def image_grid(images: Sequence[np.ndarray], cams: Sequence[np.ndarray] | None =
     return figure
 
 
+def crop_weights(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int]], size: int,
+                 weights: np.ndarray, titles: Sequence[str] | None = None, columns: int = 4, suptitle: str = ""):
+    """Images with the border of every crop drawn brighter the higher its weight (patch paper Fig. 4).
+
+    ``boxes`` are the crops' top-left corners (shared by all images), ``weights`` (images, crops); the
+    colour scale spans each image's own lowest to highest weight, the printed number is the weight itself.
+    """
+    figure, axes = _grid(len(images), columns, size=2.4)
+    colours = plt.get_cmap("inferno")
+    for i, image in enumerate(images):
+        axes[i].imshow(image)
+        low, high = float(weights[i].min()), float(weights[i].max())
+        order = np.argsort(weights[i])  # brightest drawn last, on top where crops overlap
+        for k in order:
+            top, left = boxes[k]
+            level = 0.15 + 0.85 * (float(weights[i][k]) - low) / max(high - low, 1e-12)
+            axes[i].add_patch(matplotlib.patches.Rectangle((left + 1, top + 1), size - 2, size - 2, fill=False,
+                                                           linewidth=2.0, edgecolor=colours(level)))
+            axes[i].text(left + size / 2, top + size / 2, f"{weights[i][k]:.2f}", color="white", fontsize=5,
+                         ha="center", va="center")
+        axes[i].set_title("" if titles is None else titles[i], fontsize=6)
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=8)
+    return figure
+
+
 def heatmaps(maps: Mapping[str, np.ndarray], columns: int = 6, suptitle: str = "", cmap: str = "viridis"):
     """One panel per named 2-D map with a shared colour scale (e.g. LERF per layer, Fig. 2 of dds)."""
     figure, axes = _grid(len(maps), columns)
@@ -77,6 +104,22 @@ def per_class_bars(values: Mapping[str, Mapping[str, float]], ylabel: str = "rec
     axis.set_ylim(0, 1)
     axis.legend(ncols=min(4, len(settings)))
     axis.set_title(title)
+    return figure
+
+
+def error_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]], xlabel: str = "",
+                ylabel: str = "", title: str = ""):
+    """One line per setting over a swept value, with ±std bars: {label: (x, mean, std)} (e.g. patch Fig. 5)."""
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(4.0, 2.8))
+    for label, (x, mean, std) in series.items():
+        axis.errorbar(x, mean, yerr=np.nan_to_num(np.asarray(std, float)), marker="o", capsize=3, label=label)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    if len(series) > 1:
+        axis.legend()
+    axis.grid(alpha=0.3)
     return figure
 
 

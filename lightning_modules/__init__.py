@@ -2,5 +2,6 @@
 
 from lightning_modules.base import LesionClassifier
 from lightning_modules.dds import DeeplySupervisedClassifier
+from lightning_modules.patch import PatchAttentionClassifier
 
-__all__ = ["DeeplySupervisedClassifier", "LesionClassifier"]
+__all__ = ["DeeplySupervisedClassifier", "LesionClassifier", "PatchAttentionClassifier"]

@@ -9,6 +9,7 @@ and the optimiser / scheduler injected by LightningCLI. A method subclass overri
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from torch import nn
 
 from dermlab.errors import DataError
 from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names, scalars
+from lightning_modules.losses import ClassWeighting, class_weights
 from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
 
 EVAL_SPLITS = ("val", "test")
+log = logging.getLogger(__name__)
 
 
 class LesionClassifier(L.LightningModule):
@@ -40,6 +43,10 @@ class LesionClassifier(L.LightningModule):
         monitor: the validation metric that checkpoints and plateau schedulers follow.
         backbone_args: extra constructor arguments of the backbone (e.g. ``{normalisation: channel}``
             for ``arl_cnn50``).
+        class_weighting: ``inverse`` ((N/N_c)^k, ``patch`` §II-F) or ``effective_number`` (``weighting`` §3.2)
+            class weights in the loss, from the datamodule's training counts (see
+            :mod:`lightning_modules.losses`); None for none.
+        class_weight_power: the exponent k of ``inverse``.
     """
 
     def __init__(
@@ -53,6 +60,8 @@ class LesionClassifier(L.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         monitor: str = "val/auc",
         backbone_args: dict | None = None,
+        class_weighting: ClassWeighting | None = None,
+        class_weight_power: float = 1.0,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -64,6 +73,16 @@ class LesionClassifier(L.LightningModule):
         self.net = self.build_net()
         self.metrics = nn.ModuleDict({s: classification_metrics(self.class_names) for s in EVAL_SPLITS})
         self.curves = nn.ModuleDict({s: curve_metrics(num_classes) for s in EVAL_SPLITS})
+        self.register_buffer("class_weights", torch.ones(num_classes), persistent=False)
+
+    def setup(self, stage: str) -> None:
+        """Class weights from the datamodule's training counts (recomputed each run, never stale)."""
+        counts = getattr(getattr(self.trainer, "datamodule", None), "class_counts", None)
+        if self.hparams.class_weighting and counts is not None:
+            weights = class_weights(counts, self.hparams.class_weighting, self.hparams.class_weight_power)
+            self.class_weights.copy_(weights.to(self.class_weights.device))
+            log.info("class weights (%s, k=%g): %s", self.hparams.class_weighting, self.hparams.class_weight_power,
+                     ", ".join(f"{n} {w:.3f}" for n, w in zip(self.class_names, weights.tolist(), strict=True)))
 
     # --- what a method may override --------------------------------------------------------
     def build_net(self) -> nn.Module:
@@ -71,11 +90,15 @@ class LesionClassifier(L.LightningModule):
         return create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, hp.drop_rate,
                                **(hp.backbone_args or {}))
 
+    def sample_weights(self, batch: dict) -> torch.Tensor:
+        """Each sample's loss weight: its class weight times the batch's ``weight`` (diagnosis-guided etc.)."""
+        weights = self.class_weights[batch["label"]]
+        return weights if batch.get("weight") is None else weights * batch["weight"].to(weights.dtype)
+
     def compute_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Cross-entropy, each sample scaled by the batch's ``weight`` (1 unless the data set sets weights)."""
+        """Cross-entropy, each sample scaled by :meth:`sample_weights`, averaged over the batch."""
         per_sample = F.cross_entropy(logits, batch["label"], reduction="none")
-        weight = batch.get("weight")
-        return per_sample.mean() if weight is None else (per_sample * weight.to(per_sample.dtype)).mean()
+        return (per_sample * self.sample_weights(batch).to(per_sample.dtype)).mean()
 
     # --- shared steps --------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:

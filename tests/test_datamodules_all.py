@@ -62,7 +62,7 @@ def test_ham10000_flat_folder_is_accepted(synthetic, tmp_path):
 
 def test_diagnosis_guided_weights_reach_the_batch(synthetic):
     weights = {"consensus": 1.0, "follow_up": 2.0, "confocal": 3.0, "histo": 4.0}
-    data = make("ham10000", synthetic("ham10000"), dx_type_weights=weights)
+    data = make("ham10000", synthetic("ham10000"), dx_type_weights=weights, dx_type_weights_on="all")
     table = data.table("train")
     assert table.weights.tolist() == [weights[t] for t in table.extra["dx_type"]]
     sample = data.dataset("train")[0]

@@ -152,4 +152,26 @@ def report(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> st
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.md").write_text(text)
     summary.to_csv(folder / "report.csv", index=False)
+    if spec.figure:
+        draw_figure(spec, cells, folder / "figure.png")
     return text
+
+
+def draw_figure(spec: GridSpec, cells: pd.DataFrame, path: Path) -> Path | None:
+    """``figure``: the metric's mean ± std over the finished cells against the ``x`` axis, a line per ``series``."""
+    from dermlab.figures import error_lines, save
+
+    x_axis, metric, series_axis = spec.figure["x"], spec.figure["metric"], spec.figure.get("series")
+    done = cells[cells.status == "done"]
+    if metric not in done or done.empty:
+        return None
+    lines = {}
+    groups = done.groupby(series_axis, sort=False) if series_axis else [("", done)]
+    for label, group in groups:
+        xs = [x for x in spec.axes[x_axis] if (group[x_axis] == x).any()]
+        values = [group.loc[group[x_axis] == x, metric].astype(float).to_numpy() * spec.scale for x in xs]
+        name = f"{series_axis.rsplit('.', 1)[-1]} = {label}" if series_axis else metric
+        lines[name] = ([float(x) if isinstance(x, (int, float)) else x for x in xs], [v.mean() for v in values],
+                       [v.std(ddof=1) if len(v) > 1 else math.nan for v in values])
+    title = spec.figure.get("title", spec.title)
+    return save(error_lines(lines, xlabel=x_axis.rsplit(".", 1)[-1], ylabel=metric, title=title), path)

@@ -28,6 +28,9 @@ Keys (anything else is an error)::
     predict: true                      # also write the test set's submission CSV per cell (optional)
     cells_of: table1                   # render from another table's run folders instead of running own cells
     average_over: [data.init_args.task] # average metrics over these axes per cell first (e.g. "average AUC")
+    figure: {x: model.init_args.crop_dropout, metric: test/balanced_accuracy, series: data.init_args.eval_crops}
+                                       # also draw figure.png: the metric (mean ± std) over an axis, a line per
+                                       # value of ``series`` (optional)
 
 A ``dataset`` axis makes the data set a grid dimension: each cell reads
 ``experiments/base/data/<dataset>.yaml`` and its root is ``<data root>/<dataset>`` (or the synthetic
@@ -50,7 +53,7 @@ import yaml
 from dermlab.errors import DataError
 
 KEYS = {"paper", "table", "title", "dataset", "config", "args", "synthetic", "axes", "rows", "metrics", "scale",
-        "paper_values", "ttests", "notes", "data_args", "predict", "cells_of", "average_over"}
+        "paper_values", "ttests", "notes", "data_args", "predict", "cells_of", "average_over", "figure"}
 CELL_REF = re.compile(r"@cell\(([^)]*)\)")
 
 
@@ -87,6 +90,7 @@ class GridSpec:
     predict: bool = False
     cells_of: str = ""
     average_over: list[str] = field(default_factory=list)
+    figure: dict = field(default_factory=dict)
 
     def short_names(self) -> dict[str, str]:
         """Axis → the name used in cell ids and ``@cell(...)``: the last dotted part when that is unique."""
@@ -178,7 +182,7 @@ def load(path: str | Path) -> GridSpec:
                     notes=raw.get("notes", ""), data_args={k: [str(a) for a in v] for k, v in
                                                            (raw.get("data_args") or {}).items()},
                     predict=bool(raw.get("predict", False)), cells_of=raw.get("cells_of", ""),
-                    average_over=list(raw.get("average_over", [])))
+                    average_over=list(raw.get("average_over", [])), figure=raw.get("figure") or {})
     stray_axes = [a for a in spec.average_over if a not in axes or a in rows]
     if stray_axes:
         raise DataError(f"grid '{path}': average_over {stray_axes} must be axes that are not rows.")
@@ -186,6 +190,12 @@ def load(path: str | Path) -> GridSpec:
         for name in axes["dataset"]:
             if not Path(f"experiments/base/data/{name}.yaml").is_file():
                 raise DataError(f"grid '{path}': dataset {name!r} has no experiments/base/data/{name}.yaml.")
+    figure = spec.figure
+    if figure and (not {"x", "metric"} <= set(figure) <= {"x", "metric", "series", "title"}
+                   or figure["metric"] not in spec.metrics
+                   or any(figure[k] not in axes for k in ("x", "series") if k in figure)):
+        raise DataError(f"grid '{path}': figure needs x (an axis), metric (one of metrics) and optionally series "
+                        f"(an axis) and title; got {figure}.")
     labels = {cell.row(rows) for cell in spec.cells()}
     stray = sorted(set(spec.paper_values) - labels)
     if stray:

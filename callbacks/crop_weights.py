@@ -1,0 +1,46 @@
+"""The learned crop weights drawn on test images, ``patch`` paper Fig. 4.
+
+After testing, the first ``n_images`` test images go through the model once more; the weights of its
+end attention block (else the initial one) are drawn as the borders of the ordered crops, brighter for
+a higher weight. Saved as ``plots/test_crop_weights.png`` (and to W&B). The mean weight per crop position
+over the whole test set is logged by the module as ``test/crop_weight_<k>``.
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+
+from callbacks.plots import denormalise, save_figure
+from datamodules.crops import ordered_crop_boxes
+from dermlab.figures import crop_weights
+
+
+class CropWeightsFigure(L.Callback):
+    def __init__(self, n_images: int = 8):
+        self.n_images = n_images
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        data = trainer.datamodule
+        if not trainer.is_global_zero or data is None or not getattr(data, "eval_crops", 0):
+            return
+        crops, whole = data.dataset("test"), data.dataset("test", views=1)
+        n = min(self.n_images, len(crops))
+        items = [crops[i] for i in range(n)]
+        was_training = pl_module.net.training
+        pl_module.net.eval()
+        with torch.no_grad():
+            probabilities = pl_module.probabilities(torch.stack([x["image"] for x in items]).to(pl_module.device))
+        pl_module.net.train(was_training)
+        weights = pl_module.net.crop_weights()
+        if weights is None:
+            return
+        images = denormalise(torch.stack([whole[i]["image"] for i in range(n)]))
+        boxes = ordered_crop_boxes(images.shape[1], images.shape[2], data.eval_crops, data.crop_size)
+        names = pl_module.class_names
+        titles = [f"T:{names[x['label']]} P:{names[int(p.argmax())]}" for x, p in zip(items, probabilities,
+                                                                                   strict=True)]
+        figure = crop_weights(list(images), boxes, data.crop_size, weights.cpu().numpy().astype(np.float64), titles,
+                              suptitle="learned crop weights (brighter border: higher weight)")
+        save_figure(trainer, figure, "test_crop_weights")

@@ -1,0 +1,43 @@
+"""Class weights for imbalanced training sets, shared by every method of the suite.
+
+* ``inverse`` — n_c = (N / N_c)^k, the ``patch`` paper's loss weighting (§II-F; k = 1 baseline, Table VI
+  sweeps k ∈ {0.5, 0.75, 1, 1.25, 1.5}); with k = 1 it is the ``weighting`` paper's class-balanced (CB)
+  weight w = N / N_y (§3.2).
+* ``effective_number`` — w = (1 − β) / (1 − β^{N_y}) with β = (N − 1) / N, the ``weighting`` paper's
+  effective-samples (ES) weight (Cui et al. 2019).
+
+Both are normalised to sum to the number of classes C (so equal counts, or k = 0, give all ones and the
+loss keeps its scale across schemes); the relative weights, which are what the papers define, are
+unchanged by this. The loss is then the batch mean of w_{y_i} · CE_i (times any per-sample weight).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+ClassWeighting = Literal["inverse", "effective_number"]
+
+
+def class_weights(counts, scheme: ClassWeighting = "inverse", power: float = 1.0) -> torch.Tensor:
+    """Per-class loss weights from training counts (one per class), normalised to sum to C.
+
+    A class without training images gets weight 0 (no sample carries it) and the others are normalised
+    to sum to their own number, so a tiny set that misses a class still trains.
+    """
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    present = counts > 0
+    if not present.any():
+        raise ValueError("no training images: class weights need the training counts")
+    total = counts.sum()
+    safe = counts.clamp_min(1)
+    if scheme == "inverse":
+        weights = (total / safe) ** power
+    elif scheme == "effective_number":
+        beta = (total - 1) / total
+        weights = (1 - beta) / (1 - beta ** safe)
+    else:
+        raise ValueError(f"unknown class weighting {scheme!r}; use inverse or effective_number")
+    weights = torch.where(present, weights, torch.zeros_like(weights))
+    return (weights * present.sum() / weights.sum()).float()

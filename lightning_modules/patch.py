@@ -1,0 +1,85 @@
+"""``patch`` paper (Gessert et al., IEEE TBME 2020): patch-based attention across ordered crops (§II-E),
+patch dropout (§II-D) and the GRU baseline; class / diagnosis-guided loss weighting (§II-F) come from the
+base module (``class_weighting: inverse``, ``class_weight_power: k``) and the datamodule
+(``dx_type_weights``).
+
+Each batch holds all crops of an image, (N_B, N_C, C, H, W) (datamodule ``train_crops`` / ``eval_crops``).
+The network gives one prediction per crop; "at the output, we average over the crops' predictions": the
+probability of image i is the mean of its crops' softmax outputs, in training (loss = −log of that mean at
+the true class) as in evaluation. Multi-Crop without attention is the base classifier with ``eval_crops``
+only (single random crops in training, ordered crops averaged at evaluation).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from lightning_modules.base import LesionClassifier
+from lightning_modules.nets.backbone import create_backbone
+from lightning_modules.nets.patch_attention import Aggregation, Attention, CropNet
+
+
+class PatchAttentionClassifier(LesionClassifier):
+    """Crops of one image classified jointly: patch attention (initial / end / dual), patch dropout or a GRU.
+
+    Args:
+        n_crops: N_C, crops per image (5, 9 or 16 in the paper); the datamodule must deliver as many.
+        attention: ``none`` | ``initial`` (at the input) | ``end`` (before pooling / classifier) | ``dual``.
+        aggregation: ``mean`` of the crops' predictions, or ``gru`` (one GRU layer over the crops' features).
+        crop_dropout: p_d, the probability of zeroing each crop in training (authors' code: 0.1 on HAM).
+        gru_hidden: GRU units (paper: 1024, chosen by cross-validation).
+        **kwargs: the base classifier's arguments (backbone, pretrained_weights, class_weighting, ...).
+    """
+
+    def __init__(self, n_crops: int = 9, attention: Attention = "end", aggregation: Aggregation = "mean",
+                 crop_dropout: float = 0.1, gru_hidden: int = 1024, **kwargs):
+        super().__init__(**kwargs)
+        self.weight_sums: dict[str, torch.Tensor] = {}
+
+    def build_net(self) -> nn.Module:
+        hp = self.hparams
+        backbone = create_backbone(hp.backbone, 0 if hp.aggregation == "gru" else hp.num_classes,
+                                   hp.pretrained_weights, hp.drop_rate, **(hp.backbone_args or {}))
+        return CropNet(backbone, hp.n_crops, hp.num_classes, hp.attention, hp.aggregation, hp.crop_dropout,
+                       hp.gru_hidden)
+
+    def log_probabilities(self, crops: torch.Tensor) -> torch.Tensor:
+        """log of the mean over crops of the softmax outputs, (N_B, K)."""
+        per_crop = self.net(crops).float().log_softmax(-1)
+        return per_crop.logsumexp(1) - math.log(per_crop.shape[1])
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.compute_loss(self.log_probabilities(batch["image"]), batch)  # CE of the averaged prediction
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
+        return loss
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        return self.log_probabilities(images).exp()
+
+    def _evaluation_step(self, batch: dict, split: str) -> None:
+        super()._evaluation_step(batch, split)
+        weights = self.net.crop_weights()
+        if weights is not None:  # running sum of the crop weights, logged as their mean per crop position
+            total = self.weight_sums.get(split, torch.zeros(weights.shape[1] + 1, device=weights.device))
+            self.weight_sums[split] = total + torch.cat([weights.sum(0), weights.new_tensor([len(weights)])])
+
+    def _log_split(self, split: str) -> None:
+        super()._log_split(split)
+        total = self.weight_sums.pop(split, None)
+        if total is not None:
+            means = self.all_gather(total).reshape(-1, total.shape[0]).sum(0)
+            self.log_dict({f"{split}/crop_weight_{i}": float(v) for i, v in enumerate(means[:-1] / means[-1])})
+
+    def logged_metric_names(self) -> list[str]:
+        names = super().logged_metric_names()
+        if self.hparams.attention != "none":
+            names += [f"{s}/crop_weight_{i}" for s in ("val", "test") for i in range(self.hparams.n_crops)]
+        return names
+
+    def configure_callbacks(self):
+        from callbacks.crop_weights import CropWeightsFigure
+
+        return [CropWeightsFigure()] if self.hparams.attention != "none" else []
