@@ -45,10 +45,11 @@ test-all:        ## fast and slow tests
 lint:            ## ruff
 	$(BIN)/ruff check .
 
-bench:           ## benchmarks: Lightning vs bare loop; loader with vs without the cache; ARL-CNN50 vs ResNet-50 step
+bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResNet-50 step; patch attention vs multi-crop step
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py
 	$(BIN)/python benchmarks/cache.py
 	$(BIN)/python benchmarks/arl_step_time.py
+	$(BIN)/python benchmarks/patch_step_time.py
 
 clean:           ## remove runs and synthetic data
 	rm -rf runs data/synthetic
