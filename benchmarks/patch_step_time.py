@@ -6,7 +6,7 @@ since all crops go through the backbone as one (N_B·N_C) batch, almost no time.
 between them after a warm-up so machine drift hits both alike. Prints the median step times, their ratio
 (goal ≤ 1.02) and the parameter difference.
 
-    python benchmarks/patch_step_time.py [--backbone densenet121 --size 224 --images 2 --crops 9 --steps 6]
+    python benchmarks/patch_step_time.py [--backbone densenet121 --size 224 --images 2 --crops 9 --steps 10 --warmup 2]
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--crops", type=int, default=9)
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (allocator, caches)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -49,10 +50,10 @@ def main() -> None:
     crops = torch.randn(args.images, args.crops, 3, args.size, args.size)
     labels = torch.randint(0, 7, (args.images,))
     times = {name: [] for name in nets}
-    for index in range(args.steps + 1):  # the first round is the warm-up
+    for index in range(args.warmup + args.steps):
         for name, net in nets.items():
             elapsed = step(net, optimizers[name], crops, labels)
-            if index:
+            if index >= args.warmup:
                 times[name].append(elapsed)
     medians = {name: statistics.median(values) for name, values in times.items()}
     params = {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()}
