@@ -58,7 +58,8 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     params = {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()}
     for name in nets:
-        print(f"attention={name:5s}: {medians[name]:6.3f} s/step  (runs: {', '.join(f'{t:.3f}' for t in times[name])}), "
+        runs = ", ".join(f"{t:.3f}" for t in times[name])
+        print(f"attention={name:5s}: {medians[name]:6.3f} s/step  (runs: {runs}), "
               f"{params[name]:,} parameters (+{params[name] - params['none']}, "
               f"{100 * (params[name] - params['none']) / params['none']:.4f} %)")
     print(f"step-time ratio end attention / multi-crop = {medians['end'] / medians['none']:.3f}, dual / multi-crop = "

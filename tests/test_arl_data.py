@@ -93,7 +93,7 @@ def _extra_set(root, folder, ids, rows):
     import shutil
 
     folder.mkdir()
-    for new, old in zip(ids, rows):
+    for new, old in zip(ids, rows, strict=True):
         shutil.copy(root / "ISIC-2017_Training_Data" / f"{old}.jpg", folder / f"{new}.jpg")
     csv = folder / "archive.csv"
     csv.write_text("image_id,melanoma,seborrheic_keratosis\n"
@@ -130,4 +130,5 @@ def test_extra_training_images_are_refused_by_a_data_set_without_the_format(synt
     from dermlab.errors import DataError
 
     with pytest.raises(DataError, match="does not take extra training images"):
-        ISIC2016DataModule(str(synthetic("isic2016")), val_size=4, extra_train_csv=str(tmp_path / "x.csv")).table("train")
+        data = ISIC2016DataModule(str(synthetic("isic2016")), val_size=4, extra_train_csv=str(tmp_path / "x.csv"))
+        data.table("train")

@@ -38,7 +38,7 @@ def test_sixteen_crops_spread_evenly_and_overlap():
     boxes = ordered_crop_boxes(450, 600, 16, 224)
     rows, cols = sorted({b[0] for b in boxes}), sorted({b[1] for b in boxes})
     assert rows == [0, 75, 151, 226] and cols == [0, 125, 251, 376]
-    assert all(b - a < 224 for a, b in zip(cols, cols[1:])) and len(boxes) == 16  # neighbours overlap
+    assert all(b - a < 224 for a, b in zip(cols, cols[1:], strict=False)) and len(boxes) == 16  # neighbours overlap
 
 
 def test_crops_too_large_or_an_odd_count_are_refused():
