@@ -1,9 +1,11 @@
-"""Lightning callbacks of the suite: plots, submissions, deep-supervision layer selection, ARL scale gates."""
+"""Lightning callbacks of the suite: plots, submissions, deep-supervision layer selection, ARL scale gates,
+SPL / OHEM curricula."""
 
 from callbacks.alpha_monitor import AlphaMonitor
 from callbacks.branch_cams import BranchCAMs
+from callbacks.curriculum import Curriculum
 from callbacks.layer_selection import LayerSelection
 from callbacks.plots import CAMGrid, ClassificationPlots
 from callbacks.submission import SubmissionWriter
 
-__all__ = ["AlphaMonitor", "BranchCAMs", "CAMGrid", "ClassificationPlots", "LayerSelection", "SubmissionWriter"]
+__all__ = ["AlphaMonitor", "BranchCAMs", "CAMGrid", "Curriculum", "ClassificationPlots", "LayerSelection", "SubmissionWriter"]

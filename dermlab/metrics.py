@@ -5,7 +5,7 @@ challenges: AUC, accuracy / sensitivity / specificity at threshold 0.5 (``p > 0.
 convention of ``isic-challenge-scoring``) and average precision.
 Multi-class tasks report balanced accuracy (mean per-class recall, the ISIC 2018 "balanced
 multi-class accuracy" and the MC-sensitivity of the ``patch`` paper), macro specificity,
-macro and support-weighted F1, macro AUC, accuracy, and recall and AUC per class.
+macro and support-weighted F1, macro precision (the ``weighting`` paper's mPR), macro AUC, accuracy, and recall and AUC per class.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from torchmetrics.classification import (
     MulticlassAUROC,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
+    MulticlassPrecision,
     MulticlassRecall,
     MulticlassROC,
     MulticlassSpecificity,
@@ -54,6 +55,7 @@ def multiclass_metrics(class_names: Sequence[str]) -> MetricCollection:
         "specificity": MulticlassSpecificity(num_classes=n, average="macro"),
         "f1": MulticlassF1Score(num_classes=n, average="macro"),
         "f1_weighted": MulticlassF1Score(num_classes=n, average="weighted"),
+        "precision": MulticlassPrecision(num_classes=n, average="macro"),
         "auc": MulticlassAUROC(num_classes=n, average="macro"),
         "recall": ClasswiseWrapper(MulticlassRecall(num_classes=n, average=None), labels=labels, prefix="recall_"),
         "auc_per_class": ClasswiseWrapper(MulticlassAUROC(num_classes=n, average=None), labels=labels,

@@ -3,5 +3,7 @@
 from lightning_modules.base import LesionClassifier
 from lightning_modules.dds import DeeplySupervisedClassifier
 from lightning_modules.patch import PatchAttentionClassifier
+from lightning_modules.weighting import CBAMClassifier, HierarchicalClassifier
 
-__all__ = ["DeeplySupervisedClassifier", "LesionClassifier", "PatchAttentionClassifier"]
+__all__ = ["CBAMClassifier", "DeeplySupervisedClassifier", "HierarchicalClassifier", "LesionClassifier",
+           "PatchAttentionClassifier"]

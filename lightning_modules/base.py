@@ -12,17 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import lightning.pytorch as L
 import timm
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from dermlab.errors import DataError
 from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names, scalars
-from lightning_modules.losses import ClassWeighting, class_weights
+from lightning_modules.losses import ClassWeighting, class_weights, per_sample_loss
 from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
 
 EVAL_SPLITS = ("val", "test")
@@ -47,6 +47,12 @@ class LesionClassifier(L.LightningModule):
             class weights in the loss, from the datamodule's training counts (see
             :mod:`lightning_modules.losses`); None for none.
         class_weight_power: the exponent k of ``inverse``.
+        loss: ``ce`` (cross-entropy) or ``focal`` (``weighting`` Eq. 6, with ``focal_gamma``).
+        focal_gamma: γ of the focal loss.
+
+    The training loss is the batch mean of w_j · ℓ_j (``weighting`` Eq. 3): w_j is the product of the class
+    weight, the data set's per-sample weight (e.g. diagnosis-guided) and, when a curriculum callback
+    (:mod:`callbacks.curriculum`, SPL / OHEM) is attached, its 0/1 selection.
     """
 
     def __init__(
@@ -62,6 +68,8 @@ class LesionClassifier(L.LightningModule):
         backbone_args: dict | None = None,
         class_weighting: ClassWeighting | None = None,
         class_weight_power: float = 1.0,
+        loss: Literal["ce", "focal"] = "ce",
+        focal_gamma: float = 1.0,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -74,6 +82,7 @@ class LesionClassifier(L.LightningModule):
         self.metrics = nn.ModuleDict({s: classification_metrics(self.class_names) for s in EVAL_SPLITS})
         self.curves = nn.ModuleDict({s: curve_metrics(num_classes) for s in EVAL_SPLITS})
         self.register_buffer("class_weights", torch.ones(num_classes), persistent=False)
+        self.curriculum = None  # set by a curriculum callback: picks the samples that count in each training batch
 
     def setup(self, stage: str) -> None:
         """Class weights from the datamodule's training counts (recomputed each run, never stale)."""
@@ -95,10 +104,17 @@ class LesionClassifier(L.LightningModule):
         weights = self.class_weights[batch["label"]]
         return weights if batch.get("weight") is None else weights * batch["weight"].to(weights.dtype)
 
+    def per_sample_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """ℓ_j of every sample: cross-entropy or focal loss (a method may override, e.g. a sum over levels)."""
+        return per_sample_loss(logits, batch["label"], self.hparams.loss, self.hparams.focal_gamma)
+
     def compute_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Cross-entropy, each sample scaled by :meth:`sample_weights`, averaged over the batch."""
-        per_sample = F.cross_entropy(logits, batch["label"], reduction="none")
-        return (per_sample * self.sample_weights(batch).to(per_sample.dtype)).mean()
+        """(1/M) Σ_j w_j ℓ_j over the batch (Eq. 3 of ``weighting``); in training a curriculum may zero some w_j."""
+        per_sample = self.per_sample_loss(logits, batch)
+        weights = self.sample_weights(batch).to(per_sample.dtype)
+        if self.training and self.curriculum is not None:
+            weights = weights * self.curriculum.select(per_sample.detach(), batch["label"], self)
+        return (per_sample * weights).mean()
 
     # --- shared steps --------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:

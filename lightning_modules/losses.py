@@ -1,4 +1,7 @@
-"""Class weights for imbalanced training sets, shared by every method of the suite.
+"""Per-sample losses and class weights for imbalanced training sets, shared by every method of the suite.
+
+Losses (``weighting`` paper §3–3.1): ``ce`` −log p_y (Eq. 5) and ``focal`` −(1 − p_y)^γ log p_y (Eq. 6).
+Class weights:
 
 * ``inverse`` — n_c = (N / N_c)^k, the ``patch`` paper's loss weighting (§II-F; k = 1 baseline, Table VI
   sweeps k ∈ {0.5, 0.75, 1, 1.25, 1.5}); with k = 1 it is the ``weighting`` paper's class-balanced (CB)
@@ -41,3 +44,21 @@ def class_weights(counts, scheme: ClassWeighting = "inverse", power: float = 1.0
         raise ValueError(f"unknown class weighting {scheme!r}; use inverse or effective_number")
     weights = torch.where(present, weights, torch.zeros_like(weights))
     return (weights * present.sum() / weights.sum()).float()
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """Per-sample focal loss −(1 − p_y)^γ log p_y (Lin et al. 2017; ``weighting`` paper Eq. 6), multi-class.
+
+    γ = 0 is the cross-entropy (Eq. 5); the paper found γ = 1 best in almost all of its experiments.
+    """
+    log_p = logits.float().log_softmax(-1).gather(-1, target[..., None]).squeeze(-1)
+    return -((1 - log_p.exp()).clamp_min(0) ** gamma) * log_p
+
+
+def per_sample_loss(logits: torch.Tensor, target: torch.Tensor, loss: str = "ce", gamma: float = 1.0) -> torch.Tensor:
+    """The suite's classification loss per sample: ``ce`` (Eq. 5) or ``focal`` (Eq. 6)."""
+    if loss == "ce":
+        return torch.nn.functional.cross_entropy(logits.float(), target, reduction="none")
+    if loss == "focal":
+        return focal_loss(logits, target, gamma)
+    raise ValueError(f"unknown loss {loss!r}; use ce or focal")

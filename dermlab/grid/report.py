@@ -152,17 +152,26 @@ def report(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> st
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.md").write_text(text)
     summary.to_csv(folder / "report.csv", index=False)
-    if spec.figure:
-        draw_figure(spec, cells, folder / "figure.png")
+    for figure in spec.figures():
+        draw_figure(spec, figure, cells, folder / f"{figure.get('name', 'figure')}.png")
     return text
 
 
-def draw_figure(spec: GridSpec, cells: pd.DataFrame, path: Path) -> Path | None:
-    """``figure``: the metric's mean ± std over the finished cells against the ``x`` axis, a line per ``series``."""
-    from dermlab.figures import error_lines, save
+def draw_figure(spec: GridSpec, figure: dict, cells: pd.DataFrame, path: Path) -> Path | None:
+    """One ``figure`` entry: a metric's mean ± std over the ``x`` axis (a line per ``series`` value), or the
+    means of several metrics as grouped bars with one bar per row (e.g. per-class recall per strategy)."""
+    from dermlab.figures import error_lines, per_class_bars, save
 
-    x_axis, metric, series_axis = spec.figure["x"], spec.figure["metric"], spec.figure.get("series")
     done = cells[cells.status == "done"]
+    title = figure.get("title", spec.title)
+    if "bars" in figure:
+        metrics = [m for m in figure["bars"] if m in done]
+        if done.empty or not metrics:
+            return None
+        values = {row: {m.rsplit("_", 1)[-1]: float(group[m].astype(float).mean()) for m in metrics}
+                  for row, group in done.groupby("row", sort=False)}
+        return save(per_class_bars(values, ylabel=figure.get("ylabel", "recall"), title=title), path)
+    x_axis, metric, series_axis = figure["x"], figure["metric"], figure.get("series")
     if metric not in done or done.empty:
         return None
     lines = {}
@@ -173,5 +182,4 @@ def draw_figure(spec: GridSpec, cells: pd.DataFrame, path: Path) -> Path | None:
         name = f"{series_axis.rsplit('.', 1)[-1]} = {label}" if series_axis else metric
         lines[name] = ([float(x) if isinstance(x, (int, float)) else x for x in xs], [v.mean() for v in values],
                        [v.std(ddof=1) if len(v) > 1 else math.nan for v in values])
-    title = spec.figure.get("title", spec.title)
     return save(error_lines(lines, xlabel=x_axis.rsplit(".", 1)[-1], ylabel=metric, title=title), path)

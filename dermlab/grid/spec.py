@@ -30,7 +30,9 @@ Keys (anything else is an error)::
     average_over: [data.init_args.task] # average metrics over these axes per cell first (e.g. "average AUC")
     figure: {x: model.init_args.crop_dropout, metric: test/balanced_accuracy, series: data.init_args.eval_crops}
                                        # also draw figure.png: the metric (mean ± std) over an axis, a line per
-                                       # value of ``series`` (optional)
+                                       # value of ``series`` (optional); or {bars: [test/recall_MEL, ...]}: the
+                                       # metrics' means as grouped bars, one bar per row. A list of such
+                                       # mappings, each with a ``name``, draws <name>.png for each.
 
 A ``dataset`` axis makes the data set a grid dimension: each cell reads
 ``experiments/base/data/<dataset>.yaml`` and its root is ``<data root>/<dataset>`` (or the synthetic
@@ -90,7 +92,11 @@ class GridSpec:
     predict: bool = False
     cells_of: str = ""
     average_over: list[str] = field(default_factory=list)
-    figure: dict = field(default_factory=dict)
+    figure: dict | list = field(default_factory=dict)
+
+    def figures(self) -> list[dict]:
+        """The ``figure`` entries as a list (a single mapping is one figure named ``figure``)."""
+        return [self.figure] if isinstance(self.figure, dict) and self.figure else list(self.figure or [])
 
     def short_names(self) -> dict[str, str]:
         """Axis → the name used in cell ids and ``@cell(...)``: the last dotted part when that is unique."""
@@ -190,12 +196,13 @@ def load(path: str | Path) -> GridSpec:
         for name in axes["dataset"]:
             if not Path(f"experiments/base/data/{name}.yaml").is_file():
                 raise DataError(f"grid '{path}': dataset {name!r} has no experiments/base/data/{name}.yaml.")
-    figure = spec.figure
-    if figure and (not {"x", "metric"} <= set(figure) <= {"x", "metric", "series", "title"}
-                   or figure["metric"] not in spec.metrics
-                   or any(figure[k] not in axes for k in ("x", "series") if k in figure)):
-        raise DataError(f"grid '{path}': figure needs x (an axis), metric (one of metrics) and optionally series "
-                        f"(an axis) and title; got {figure}.")
+    for figure in spec.figures():
+        lines = {"x", "metric"} <= set(figure) <= {"x", "metric", "series", "title", "name"} and \
+            figure["metric"] in spec.metrics and all(figure[k] in axes for k in ("x", "series") if k in figure)
+        bars = set(figure) <= {"bars", "title", "name", "ylabel"} and isinstance(figure.get("bars"), list)
+        if not (lines or bars):
+            raise DataError(f"grid '{path}': a figure needs x (an axis), metric (one of metrics) and optionally "
+                            f"series (an axis), or bars (a list of metrics); title and name are optional; got {figure}.")
     labels = {cell.row(rows) for cell in spec.cells()}
     stray = sorted(set(spec.paper_values) - labels)
     if stray:

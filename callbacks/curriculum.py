@@ -1,0 +1,110 @@
+"""Curriculum sample selection, ``weighting`` paper §3.3: self-paced learning (SPL) and online hard example
+mining (OHEM), usable with every module of the suite.
+
+In each training mini-batch of M samples only m count (weight 1, the others 0):
+
+    m = M · exp(αe) / (1 + exp(αe))                                      (Eq. 9)
+
+with e the epoch counted from 0, so m = M/2 at e = 0. α is set so that every sample counts from the second
+half of training on: m is rounded up, and M·σ(α·E/2) ≥ M − 1/2 for E = ``max_epochs`` gives
+α = ln(2M − 1) / (E/2). SPL keeps the m lowest-loss samples (easiest first), OHEM the m highest-loss ones
+(hardest first). ``per_class`` OHEM keeps the hardest ⌈M_c·σ(αe)⌉ of each class c present in the batch (the
+paper's suggested follow-up).
+
+The callback attaches itself to the module (``module.curriculum``); the module's loss asks it for the 0/1
+selection of each training batch and multiplies the per-sample weights by it (class weights, data-set weights
+stay). Under DDP each rank selects within its own batch (M = the per-rank batch size); with gradient
+accumulation each micro-batch selects on its own. Logged: ``curriculum/m`` (mean per epoch),
+``curriculum/kept`` (fraction of samples that counted) and, with W&B, a histogram of the final sample weights
+per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.loggers import WandbLogger
+
+
+def kept_count(batch_size: int, epoch: int, max_epochs: int) -> int:
+    """m of Eq. 9 for a batch of M = ``batch_size``: ⌈M·σ(αe)⌉, M/2 (rounded up) at e = 0, M from E/2 on."""
+    half = max(max_epochs / 2, 1e-9)
+    alpha = math.log(max(2 * batch_size - 1, 1)) / half
+    share = 1.0 / (1.0 + math.exp(-alpha * epoch))
+    return max(1, min(batch_size, math.ceil(batch_size * share - 1e-9)))
+
+
+class Curriculum(L.Callback):
+    """SPL (``mode: spl``) or OHEM (``mode: ohem``; ``per_class: true`` for the class-aware variant).
+
+    Add it to any run, e.g. ``--trainer.callbacks+=callbacks.Curriculum --trainer.callbacks.mode=ohem``
+    or in a config (see ``experiments/weighting/``).
+    """
+
+    def __init__(self, mode: Literal["spl", "ohem"] = "ohem", per_class: bool = False):
+        if mode not in ("spl", "ohem"):
+            raise ValueError(f"curriculum mode must be spl or ohem, got {mode!r}")
+        if per_class and mode != "ohem":
+            raise ValueError("per_class selection is the class-aware OHEM variant; use mode: ohem")
+        self.mode, self.per_class = mode, per_class
+        self.max_epochs, self.epoch = 1, 0
+        self.counts: list[int] = []
+        self.weights: list[torch.Tensor] = []
+        self.last_keep: torch.Tensor | None = None
+
+    # --- what the module calls --------------------------------------------------------------------------------
+    def share(self, batch_size: int) -> float:
+        return kept_count(batch_size, self.epoch, self.max_epochs) / batch_size
+
+    def select(self, losses: torch.Tensor, labels: torch.Tensor, module=None) -> torch.Tensor:
+        """0/1 weights for a batch with per-sample ``losses``: the m easiest (SPL) or hardest (OHEM)."""
+        size = len(losses)
+        keep = torch.zeros_like(losses)
+        if self.per_class:
+            for label in labels.unique():
+                members = (labels == label).nonzero().flatten()
+                m = max(1, math.ceil(len(members) * self.share(size) - 1e-9))
+                keep[members[losses[members].topk(m).indices]] = 1.0
+        else:
+            m = kept_count(size, self.epoch, self.max_epochs)
+            keep[losses.topk(m, largest=self.mode == "ohem").indices] = 1.0
+        self.counts.append(int(keep.sum()))
+        self.last_keep = keep
+        return keep
+
+    # --- Lightning hooks ----------------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+        pl_module.curriculum = self
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.curriculum = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epoch, self.counts, self.weights = trainer.current_epoch, [], []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.last_keep is not None and len(self.last_keep) == len(batch["label"]):
+            self.weights.append((pl_module.sample_weights(batch).detach().float() * self.last_keep).cpu())
+        self.last_keep = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.counts:
+            return
+        batch_size = trainer.datamodule.batch_size if trainer.datamodule is not None else max(self.counts)
+        pl_module.log_dict({"curriculum/m": sum(self.counts) / len(self.counts),
+                            "curriculum/m_full_batch": float(kept_count(batch_size, self.epoch, self.max_epochs)),
+                            "curriculum/kept": sum(self.counts) / max(1, sum(len(w) for w in self.weights))})
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and self.weights:
+                import wandb
+
+                logger.experiment.log({"curriculum/weights": wandb.Histogram(torch.cat(self.weights).cpu().numpy()),
+                                       "trainer/global_step": trainer.global_step})
+        self.counts, self.weights = [], []
+
+    def state_dict(self) -> dict:
+        return {"mode": self.mode, "per_class": self.per_class}

@@ -1,0 +1,55 @@
+"""``weighting`` paper (Barata & Santiago, ISIC Skin Image Analysis workshop 2021): the flat (VGG16 + CBAM) and
+hierarchical (VGG16 + level-conditioned CBAM + LSTM) classifiers. The losses (CE / focal), class weights
+(CB / ES) and curricula (SPL / OHEM) they are compared under are suite-wide options of the base module and
+:class:`callbacks.Curriculum`, so this file holds only the two networks' wiring.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lightning_modules.base import LesionClassifier
+from lightning_modules.nets.backbone import create_backbone
+from lightning_modules.nets.cbam import LEAVES, FlatCBAMClassifier, HierarchicalCBAMClassifier, features_only
+
+
+class CBAMClassifier(LesionClassifier):
+    """Flat model (§4.1): backbone features → CBAM → FC, dropout ``cbam_dropout`` (paper: 0.5)."""
+
+    def __init__(self, cbam_dropout: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+
+    def build_net(self) -> nn.Module:
+        hp = self.hparams
+        backbone = create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, **(hp.backbone_args or {}))
+        return FlatCBAMClassifier(features_only(backbone), hp.num_classes, hp.cbam_dropout)
+
+
+class HierarchicalClassifier(LesionClassifier):
+    """Hierarchical model (§4.1, Eq. 10): one LSTM decision per level, loss summed over the true path's levels.
+
+    Needs the seven ISIC 2018 / HAM10000 classes in their order (MEL, NV, BCC, AKIEC, BKL, DF, VASC).
+    """
+
+    def __init__(self, lstm_hidden: int = 512, cbam_dropout: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        if tuple(self.class_names) != LEAVES:
+            raise ValueError(f"the hierarchical model needs the classes {LEAVES}, got {tuple(self.class_names)}")
+
+    def build_net(self) -> nn.Module:
+        hp = self.hparams
+        backbone = create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, **(hp.backbone_args or {}))
+        return HierarchicalCBAMClassifier(features_only(backbone), hp.lstm_hidden, hp.cbam_dropout)
+
+    def per_sample_loss(self, outputs, batch: dict) -> torch.Tensor:
+        """Eq. 10 on the node outputs in training; the leaf cross-entropy on (log-)probabilities in evaluation."""
+        if isinstance(outputs, dict):
+            gamma = self.hparams.focal_gamma if self.hparams.loss == "focal" else None
+            return self.net.path_loss(outputs, batch["label"], gamma)
+        return super().per_sample_loss(outputs, batch)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.compute_loss(self.net.node_log_probs(batch["image"]), batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
+        return loss
