@@ -8,4 +8,5 @@ from callbacks.layer_selection import LayerSelection
 from callbacks.plots import CAMGrid, ClassificationPlots
 from callbacks.submission import SubmissionWriter
 
-__all__ = ["AlphaMonitor", "BranchCAMs", "CAMGrid", "Curriculum", "ClassificationPlots", "LayerSelection", "SubmissionWriter"]
+__all__ = ["AlphaMonitor", "BranchCAMs", "CAMGrid", "ClassificationPlots", "Curriculum", "LayerSelection",
+           "SubmissionWriter"]

@@ -34,6 +34,7 @@ COMMANDS = {
     "lerf": "dermlab.lerf_command:main",
     "objsize": "dermlab.objsize_command:main",
     "compare-cams": "dermlab.compare_cams_command:main",
+    "cbam-maps": "dermlab.cbam_maps_command:main",
 }
 WANDB_MODES = ("offline", "online", "disabled")
 

@@ -5,7 +5,8 @@ challenges: AUC, accuracy / sensitivity / specificity at threshold 0.5 (``p > 0.
 convention of ``isic-challenge-scoring``) and average precision.
 Multi-class tasks report balanced accuracy (mean per-class recall, the ISIC 2018 "balanced
 multi-class accuracy" and the MC-sensitivity of the ``patch`` paper), macro specificity,
-macro and support-weighted F1, macro precision (the ``weighting`` paper's mPR), macro AUC, accuracy, and recall and AUC per class.
+macro and support-weighted F1, macro precision (the ``weighting`` paper's mPR), macro AUC, accuracy,
+and recall and AUC per class.
 """
 
 from __future__ import annotations

@@ -202,7 +202,8 @@ def load(path: str | Path) -> GridSpec:
         bars = set(figure) <= {"bars", "title", "name", "ylabel"} and isinstance(figure.get("bars"), list)
         if not (lines or bars):
             raise DataError(f"grid '{path}': a figure needs x (an axis), metric (one of metrics) and optionally "
-                            f"series (an axis), or bars (a list of metrics); title and name are optional; got {figure}.")
+                            f"series (an axis), or bars (a list of metrics); title and name are optional; "
+                            f"got {figure}.")
     labels = {cell.row(rows) for cell in spec.cells()}
     stray = sorted(set(spec.paper_values) - labels)
     if stray:

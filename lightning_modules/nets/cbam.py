@@ -64,7 +64,8 @@ class FlatCBAMClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(backbone.num_features, num_classes)
         self.maps = AttentionMaps()
-        self.cbam.channel.gate.register_forward_hook(lambda m, i, o: setattr(self.maps, "channel", o.detach()[:, :, 0, 0]))
+        self.cbam.channel.gate.register_forward_hook(
+            lambda m, i, o: setattr(self.maps, "channel", o.detach()[:, :, 0, 0]))
         self.cbam.spatial.gate.register_forward_hook(lambda m, i, o: setattr(self.maps, "spatial", o.detach()[:, 0]))
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
