@@ -163,3 +163,29 @@ def test_cbam_maps_of_a_flat_and_a_hierarchical_run(synthetic, tmp_path):
                      "--data.init_args.split", "weighting", "--data.init_args.image_size", "32",
                      "--data.init_args.num_workers", "0"])
     assert (out / "hardest.png").is_file() and (out / "easiest.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["flat", "hierarchical"])
+def test_each_model_learns_the_synthetic_ham_task(model, tmp_path):
+    """ResNet-18 features + CBAM (flat) or + conditioned CBAM + LSTM (hierarchical) on 640 synthetic HAM10000
+    images at 64 px, the 80/20 lesion split, balanced batches of 14, Adam 1e-3, 6 epochs, the last epoch tested.
+    Seeds 0/1/2 gave BAcc 0.614 / 0.596 / 0.711 (flat) and 0.526 / 0.560 / 0.662 (hierarchical), macro AUC
+    0.745–0.769 (chance BAcc 1/7 = 0.143); the bars 0.40 and 0.70 sit below every seed."""
+    from datamodules.synthetic import write_synthetic
+    from dermlab.cli import build_cli
+
+    root = tmp_path / "ham"
+    write_synthetic("ham10000", root, n=640, size=128, seed=0)
+    configs = ["-c", str(REPO / "experiments/weighting/base.yaml")]
+    if model == "hierarchical":
+        configs += ["-c", str(REPO / "experiments/weighting/hierarchical.yaml"), "--model.init_args.lstm_hidden", "128"]
+    cli = build_cli(["fit", *configs, "--data.init_args.root", str(root), "--data.init_args.image_size", "64",
+                     "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "14",
+                     "--data.init_args.sampling", "balanced", "--model.init_args.backbone", "resnet18",
+                     "--model.init_args.optimizer.init_args.lr", "1e-3",
+                     "--model.init_args.scheduler.init_args.milestones", "[100]", "--trainer.max_epochs", "6",
+                     "--trainer.accelerator", "cpu", "--trainer.default_root_dir", str(tmp_path / "run"),
+                     "--run.wandb", "disabled"])
+    result = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="last", verbose=False)[0]
+    assert result["test/balanced_accuracy"] > 0.40 and result["test/auc"] > 0.70
