@@ -26,7 +26,7 @@ def test_shades_of_grey_leaves_grey_images_alone():
 
 @pytest.mark.parametrize("name,shape", [("dds", (224, 224)), ("arl", (224, 224)), ("isic2018_seg", (224, 224)),
                                         ("isic2018_triplet", (256, 256)), ("patch", (450, 600)),
-                                        ("weighting", (299, 299))])
+                                        ("weighting", (224, 224))])  # follows image_size (299 in experiments/weighting)
 def test_paper_pipelines_build_and_move_masks_with_images(name, shape):
     pipeline = build_transforms(str(REPO / "experiments" / "base" / "augment" / f"{name}.yaml"), 224, train=True)
     image = np.random.default_rng(0).integers(0, 255, (450, 600, 3), dtype=np.uint8)

@@ -189,3 +189,14 @@ def test_each_model_learns_the_synthetic_ham_task(model, tmp_path):
                      "--run.wandb", "disabled"])
     result = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="last", verbose=False)[0]
     assert result["test/balanced_accuracy"] > 0.40 and result["test/auc"] > 0.70
+
+
+def test_paper_settings_in_the_base_config():
+    import yaml
+
+    config = yaml.safe_load((REPO / "experiments/weighting/base.yaml").read_text())
+    data, model = config["data"]["init_args"], config["model"]["init_args"]
+    assert (data["image_size"], data["batch_size"], data["split"]) == (299, 20, "weighting")
+    assert model["optimizer"]["init_args"]["lr"] == 1.0e-5
+    assert model["scheduler"]["init_args"]["milestones"] == [75, 112]
+    assert config["trainer"]["max_epochs"] == 150
