@@ -65,15 +65,12 @@ def main(argv: list[str]) -> Path:
     parser.add_argument("--out", default="runs/cbam_maps")
     args, overrides = parser.parse_known_args(argv)
     from callbacks.plots import denormalise
-    from dermlab.cli import build_cli
+    from dermlab.cli import evaluation_dataset
     from dermlab.figures import image_grid, save
 
     if args.labels and len(args.labels) != len(args.run):
         raise SystemExit(f"dermlab cbam-maps: {len(args.labels)} labels for {len(args.run)} models")
-    cli = build_cli([a for c in args.config for a in ("-c", c)] + overrides
-                    + ["--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
-    data = cli.datamodule
-    dataset = data.dataset(args.split, augment=False, views=1)
+    data, dataset = evaluation_dataset(args.config, overrides, args.split)
     items = [dataset[i] for i in range(min(args.max_images, len(dataset)))]
     images = torch.stack([x["image"] for x in items])
     labels = torch.tensor([x["label"] for x in items])

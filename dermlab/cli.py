@@ -139,3 +139,11 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def evaluation_dataset(configs: list[str], overrides: list[str], split: str = "test"):
+    """(datamodule, un-augmented single-image dataset of ``split``) from config files and CLI overrides, with no
+    logger or run folder: what the figure commands (``compare-cams``, ``cbam-maps``) draw their images from."""
+    cli = build_cli([a for c in configs for a in ("-c", c)] + overrides
+                    + ["--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
+    return cli.datamodule, cli.datamodule.dataset(split, augment=False, views=1)

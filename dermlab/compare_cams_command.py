@@ -30,16 +30,13 @@ def main(argv: list[str]) -> Path:
     parser.add_argument("--out", default="runs/compare_cams/cams.png")
     args, overrides = parser.parse_known_args(argv)
     from callbacks.plots import denormalise
-    from dermlab.cli import build_cli
+    from dermlab.cli import evaluation_dataset
     from lightning_modules.base import classifier_net_from_checkpoint
     from lightning_modules.nets.cam import class_activation_maps
 
     if args.labels and len(args.labels) != len(args.ckpt):
         raise SystemExit(f"dermlab compare-cams: {len(args.labels)} labels for {len(args.ckpt)} checkpoints")
-    cli = build_cli([a for c in args.config for a in ("-c", c)] + overrides
-                    + ["--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
-    data = cli.datamodule
-    dataset = data.dataset(args.split, augment=False, views=1)
+    data, dataset = evaluation_dataset(args.config, overrides, args.split)
     images = torch.stack([dataset[i]["image"] for i in range(min(args.n, len(dataset)))])
     pictures = list(denormalise(images))
     shown, cams, titles = list(pictures), [None] * len(pictures), [dataset.table.ids[i] for i in range(len(images))]
