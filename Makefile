@@ -7,7 +7,8 @@ PAPERS    := arl patch weighting isic2018 baseline
 GRID_DATA  = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 export WANDB_MODE ?= offline
 
-.PHONY: help install demo test test-slow test-all lint bench synth clean dds dds-smoke $(PAPERS) $(PAPERS:%=%-smoke)
+.PHONY: help install demo test test-slow test-all lint bench synth clean dds dds-smoke isic2018-seg isic2018-seg-smoke \
+        $(PAPERS) $(PAPERS:%=%-smoke)
 
 help:            ## list targets
 	@grep -E '^[a-zA-Z0-9_/%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n",$$1,$$2}'
@@ -27,6 +28,10 @@ dds dds-smoke:   ## dds: stage 1 + object size + stage 2, Tables 1, 2 and the Ob
 	$(if $(DATA_ROOT),,$(BIN)/dermlab grid run experiments/dds/synthetic_pretrain.yaml $(if $(findstring smoke,$@),--smoke) --parallel $(or $(PARALLEL),1))
 	$(BIN)/dermlab grid run --paper dds $(if $(findstring smoke,$@),--smoke) $(GRID_DATA) --parallel $(or $(PARALLEL),1)
 
+isic2018-seg isic2018-seg-smoke: ## isic2018 task 1 only: Table 1 (SegAN, DeepLabV3+, CRF, ensemble) and Fig. 1 [DATA_ROOT=ISIC 2018 folder]
+	$(BIN)/dermlab grid run experiments/isic2018/tables/table1_segmentation.yaml $(if $(findstring smoke,$@),--smoke) \
+		$(GRID_DATA) --parallel $(or $(PARALLEL),1)
+
 $(PAPERS):       ## a paper's tables: make dds|arl|patch|weighting|isic2018|baseline [DATA_ROOT=...] [PARALLEL=N]
 	$(BIN)/dermlab grid run --paper $@ $(GRID_DATA) --parallel $(or $(PARALLEL),1)
 
@@ -45,11 +50,12 @@ test-all:        ## fast and slow tests
 lint:            ## ruff
 	$(BIN)/ruff check .
 
-bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResNet-50 step; patch attention vs multi-crop step
+bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResNet-50; patch attention vs multi-crop; SegAN vs DeepLabV3+
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py
 	$(BIN)/python benchmarks/cache.py
 	$(BIN)/python benchmarks/arl_step_time.py
 	$(BIN)/python benchmarks/patch_step_time.py
+	$(BIN)/python benchmarks/segmentation_step_time.py
 
 clean:           ## remove runs and synthetic data
 	rm -rf runs data/synthetic

@@ -1,12 +1,14 @@
 """Lightning callbacks of the suite: plots, submissions, deep-supervision layer selection, ARL scale gates,
-SPL / OHEM curricula."""
+SPL / OHEM curricula,
+segmentation (frozen encoder epochs, official mask files, Fig. 1 masks)."""
 
 from callbacks.alpha_monitor import AlphaMonitor
 from callbacks.branch_cams import BranchCAMs
 from callbacks.curriculum import Curriculum
 from callbacks.layer_selection import LayerSelection
 from callbacks.plots import CAMGrid, ClassificationPlots
+from callbacks.segmentation import FreezeEncoder, MaskWriter, SegmentationFigure
 from callbacks.submission import SubmissionWriter
 
-__all__ = ["AlphaMonitor", "BranchCAMs", "CAMGrid", "ClassificationPlots", "Curriculum", "LayerSelection",
-           "SubmissionWriter"]
+__all__ = ["AlphaMonitor", "BranchCAMs", "CAMGrid", "ClassificationPlots", "Curriculum", "FreezeEncoder",
+           "LayerSelection", "MaskWriter", "SegmentationFigure", "SubmissionWriter"]

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.cache import ImageCache
 from datamodules.crops import ordered_crops
-from datamodules.io import load_mask, load_rgb
+from datamodules.io import image_size, load_mask, load_rgb
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler
 from datamodules.transforms import TransformSpec, build_transforms
 from dermlab.errors import DataError
@@ -119,7 +119,10 @@ class ImageTableDataset(Dataset):
             out, sample = {"image": torch.stack([self.transform(image=image)["image"] for _ in range(self.views)])}, {}
         elif masks:
             out = self.transform(image=image, masks=masks)
-            sample = {"mask": torch.stack([torch.as_tensor(np.asarray(m)) for m in out["masks"]]).float() / 255.0}
+            sample = {"mask": torch.stack([torch.as_tensor(np.asarray(m)) for m in out["masks"]]).float() / 255.0,
+                      # (H, W) of the file (not of a cached copy): predicted masks are written at this size
+                      "original_size": torch.tensor(image.shape[:2] if self.cache is None
+                                                    else image_size(self.table.paths[index]))}
         else:
             out, sample = self.transform(image=image), {}
         if self.crops:

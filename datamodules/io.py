@@ -127,6 +127,12 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
                         "re-download it or remove it from the ground-truth CSV.") from None
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an image file, from its header."""
+    with Image.open(path) as image:
+        return image.height, image.width
+
+
 def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """A binary mask as uint8 0/255 of the image's (height, width); a size mismatch names both."""
     try:

@@ -34,17 +34,27 @@ HINT = "Download ISIC 2018 from https://challenge.isic-archive.com/data/#2018 or
 class ISIC2018SegmentationDataModule(SkinDataModule):
     """Tasks 1 and 2: images with their lesion mask (task 1) or five attribute masks (task 2).
 
-    Batches carry ``mask`` (B, K, H, W) in {0, 1}, transformed jointly with the image. ``cv_fold``
-    (0..n_folds-1) replaces the official validation set by a fold of the training images, as the
-    ``isic2018`` paper's 5-fold cross-validation does.
+    Batches carry ``mask`` (B, K, H, W) in {0, 1}, transformed jointly with the image, and each image's
+    ``original_size``. ``cv_fold`` (0..n_folds-1) replaces the official validation set by a fold of the training
+    images, as the ``isic2018`` paper's 5-fold cross-validation does; ``test_set: validation`` then tests on the
+    released validation set (where the paper reports Tables 1-2) instead of the released test set.
     """
 
-    def __init__(self, root: str, task: Literal[1, 2] = 1, cv_fold: int | None = None, n_folds: int = 5, **kwargs):
+    def __init__(self, root: str, task: Literal[1, 2] = 1, cv_fold: int | None = None, n_folds: int = 5,
+                 test_set: Literal["test", "validation"] = "test", **kwargs):
         super().__init__(root, **kwargs)
         if task not in (1, 2):
             raise ValueError(f"task must be 1 or 2, got {task!r}")
-        self.task, self.cv_fold, self.n_folds = task, cv_fold, n_folds
+        if test_set not in ("test", "validation"):
+            raise ValueError(f"test_set must be 'test' or 'validation', got {test_set!r}")
+        self.task, self.cv_fold, self.n_folds, self.test_set = task, cv_fold, n_folds, test_set
         self.class_names = ("lesion",) if task == 1 else ATTRIBUTES
+
+    def mask_file_names(self, image_id: str) -> list[str]:
+        """The official file name of each predicted mask of an image (submission and ground-truth naming)."""
+        if self.task == 1:
+            return [f"{image_id}_segmentation.png"]
+        return [f"{image_id}_attribute_{a}.png" for a in ATTRIBUTES]
 
     def truth_folder(self, split: str):
         folder = FOLDERS[split]
@@ -60,8 +70,7 @@ class ISIC2018SegmentationDataModule(SkinDataModule):
         paths = image_paths(images, ids, images)
         truth = require_dir(self.truth_folder(split), f"task {self.task} ground-truth folder",
                             f"Download it next to the images. {HINT}")
-        suffixes = ["_segmentation.png"] if self.task == 1 else [f"_attribute_{a}.png" for a in ATTRIBUTES]
-        masks = [[truth / f"{i}{s}" for s in suffixes] for i in ids]
+        masks = [[truth / name for name in self.mask_file_names(i)] for i in ids]
         missing = [m for row in masks for m in row if not m.is_file()]
         if missing:
             raise DataError(f"{len(missing)} mask(s) are missing from '{truth}' (e.g. {missing[0].name}); "
@@ -69,7 +78,9 @@ class ISIC2018SegmentationDataModule(SkinDataModule):
         return ImageTable(ids, paths, np.full(len(ids), -1), truth, masks=masks)
 
     def read_split(self, split: str) -> ImageTable:
-        if self.cv_fold is None or split == "test":
+        if split == "test":
+            return self.read_official("val" if self.test_set == "validation" else "test")
+        if self.cv_fold is None:
             return self.read_official(split)
         pool = self.read_official("train")
         folds = splits.kfold(len(pool), self.cv_fold, self.n_folds, self.seed)

@@ -35,6 +35,7 @@ COMMANDS = {
     "objsize": "dermlab.objsize_command:main",
     "compare-cams": "dermlab.compare_cams_command:main",
     "cbam-maps": "dermlab.cbam_maps_command:main",
+    "postprocess": "dermlab.postprocess_command:main",
 }
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -95,13 +96,15 @@ class DermlabCLI(LightningCLI):
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> DermlabCLI:
     """The suite's LightningCLI; ``run=False`` parses and instantiates without calling a verb."""
+    import lightning.pytorch as L
+
     import callbacks  # noqa: F401  (imported so short class names in configs resolve)
     import datamodules  # noqa: F401
+    import lightning_modules  # noqa: F401  (classifiers and segmenters: any LightningModule of the suite)
     from datamodules.base import SkinDataModule
-    from lightning_modules.base import LesionClassifier
 
     return DermlabCLI(
-        LesionClassifier,
+        L.LightningModule,
         SkinDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

@@ -9,6 +9,7 @@ from datamodules import DATAMODULES
 from datamodules.cache import prepare_cache
 from datamodules.synthetic import WRITERS, write_synthetic
 from dermlab.scoring import score as score_files
+from dermlab.scoring import score_segmentation
 
 
 def synth(argv: list[str]) -> None:
@@ -39,8 +40,16 @@ def prepare(argv: list[str]) -> None:
 
 def score(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dermlab score",
-                                     description="Score an official submission CSV against official ground truth.")
-    parser.add_argument("--truth", required=True, help="ground-truth CSV (ISIC 2016, 2017 or 2018 task 3 layout)")
-    parser.add_argument("--pred", required=True, help="submission CSV in the matching layout")
+                                     description="Score an official submission (CSV or mask folder) against the "
+                                                 "official ground truth.")
+    parser.add_argument("--truth", help="ground-truth CSV (ISIC 2016, 2017 or 2018 task 3 layout)")
+    parser.add_argument("--pred", help="submission CSV in the matching layout")
+    parser.add_argument("--seg", nargs=2, metavar=("TRUTH_DIR", "PRED_DIR"),
+                        help="score ISIC 2018 task 1 masks instead: ground-truth folder, predicted-mask folder")
     args = parser.parse_args(argv)
-    print(json.dumps(score_files(args.truth, args.pred), indent=2))
+    if args.seg:
+        print(json.dumps(score_segmentation(*args.seg), indent=2))
+    elif args.truth and args.pred:
+        print(json.dumps(score_files(args.truth, args.pred), indent=2))
+    else:
+        parser.error("give --truth and --pred (a submission CSV) or --seg TRUTH_DIR PRED_DIR (masks)")

@@ -51,6 +51,24 @@ def image_grid(images: Sequence[np.ndarray], cams: Sequence[np.ndarray] | None =
     return figure
 
 
+def masks_below_images(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                       truths: Sequence[np.ndarray] | None = None, titles: Sequence[str] | None = None,
+                       suptitle: str = ""):
+    """Images (first row) above their predicted masks (second row), ``isic2018`` Fig. 1; the ground truth's
+    outline, when given, is drawn in red on the mask."""
+    n = len(images)
+    figure, axes = _grid(2 * n, n)
+    for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
+        axes[i].imshow(image)
+        axes[i].set_title("" if titles is None else titles[i], fontsize=6)
+        axes[n + i].imshow(mask, cmap="gray", vmin=0, vmax=1)
+        if truths is not None:
+            axes[n + i].contour(truths[i], levels=[0.5], colors="red", linewidths=0.6)
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=8)
+    return figure
+
+
 def crop_weights(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int]], size: int,
                  weights: np.ndarray, titles: Sequence[str] | None = None, columns: int = 4, suptitle: str = ""):
     """Images with the border of every crop drawn brighter the higher its weight (patch paper Fig. 4).

@@ -3,7 +3,8 @@
 from lightning_modules.base import LesionClassifier
 from lightning_modules.dds import DeeplySupervisedClassifier
 from lightning_modules.patch import PatchAttentionClassifier
+from lightning_modules.segmentation import LesionSegmenter, SegAN, SegmentationEnsemble
 from lightning_modules.weighting import CBAMClassifier, HierarchicalClassifier
 
 __all__ = ["CBAMClassifier", "DeeplySupervisedClassifier", "HierarchicalClassifier", "LesionClassifier",
-           "PatchAttentionClassifier"]
+           "LesionSegmenter", "PatchAttentionClassifier", "SegAN", "SegmentationEnsemble"]

@@ -206,3 +206,32 @@ def runner_free_t(x, y):
     mx, my = np.mean(x), np.mean(y)
     pooled = (np.sum((np.array(x) - mx) ** 2) + np.sum((np.array(y) - my) ** 2)) / (len(x) + len(y) - 2)
     return (mx - my) / math.sqrt(pooled * (1 / len(x) + 1 / len(y)))
+
+
+def test_exclude_references_inside_a_list_and_synthetic_settings(tmp_path):
+    """``exclude`` drops combinations; @cell(...) inside a list value names several siblings (an ensemble's
+    members) and makes the cell wait for them; ``synthetic.settings`` adds per-label arguments last."""
+    members = "[@cell(variant=A, seed_everything=0), @cell(variant=A, seed_everything=1)]"
+    path = write_grid(tmp_path / "g.yaml",
+                      axes={"variant": {"A": {"model.init_args.drop_rate": 0.1},
+                                        "E": {"model.init_args.pretrained_weights": members}},
+                            "seed_everything": [0, 1]},
+                      rows=["variant"], exclude=[{"variant": "E", "seed_everything": [1]}],
+                      synthetic={"settings": {"variant": {"A": {"model.init_args.drop_rate": 0.5}}}})
+    grid = spec.load(path)
+    assert [c.id for c in grid.cells()] == ["variant=A__seed_everything=0", "variant=A__seed_everything=1",
+                                            "variant=E__seed_everything=0"]
+    ensemble = grid.cells()[2]
+    run_dir = Path("runs/grids/demo/tiny") / ensemble.id
+    args = runner.cell_args(grid, ensemble, run_dir, "data/x", [])
+    a0, a1 = (str(run_dir.parent / f"variant=A__seed_everything={s}") for s in (0, 1))
+    assert args[args.index("--model.init_args.pretrained_weights") + 1] == f"[{a0}, {a1}]"
+    assert runner.depends_on(grid, ensemble, args, run_dir) == {"variant=A__seed_everything=0",
+                                                                 "variant=A__seed_everything=1"}
+    first = grid.cells()[0]
+    real = runner.cell_args(grid, first, run_dir.parent / first.id, "data/x", [])
+    synthetic = runner.cell_args(grid, first, run_dir.parent / first.id, "data/x", [], synthetic=True)
+    assert real[real.index("--model.init_args.drop_rate") + 1] == "0.1"
+    assert synthetic[-2:] == ["--model.init_args.drop_rate", "0.5"]  # after the cell's own 0.1: it wins
+    with pytest.raises(DataError, match="exclude"):
+        spec.load(write_grid(tmp_path / "bad.yaml", exclude=[{"colour": "red"}]))

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import time
@@ -49,8 +50,10 @@ def cell_args(spec: GridSpec, cell: Cell, run_dir: Path, root: str, extra: list[
               ) -> list[str]:
     """The `dermlab fit` arguments of one cell (W&B: group = table, job type = cell, tags = paper, data set).
 
-    A labelled value that is a mapping sets several keys. On the synthetic default, ``synthetic.replace``
-    swaps whole arguments (e.g. an ImageNet weights file for a stand-in trained on synthetic data)."""
+    A labelled value that is a mapping sets several keys. On the synthetic default, ``synthetic.replace`` swaps
+    whole arguments (e.g. an ImageNet weights file for a stand-in trained on synthetic data) and
+    ``synthetic.settings`` adds settings per axis value after everything else (e.g. a CPU stand-in for the model
+    a cell's config names)."""
     args = [a for config in spec.config for a in ("-c", config)]
     if "dataset" in spec.axes:
         args += ["--data", f"experiments/base/data/{cell.values['dataset']}.yaml"]
@@ -64,17 +67,20 @@ def cell_args(spec: GridSpec, cell: Cell, run_dir: Path, root: str, extra: list[
         several = value if isinstance(spec.axes[key], dict) and isinstance(value, dict) else {key: value}
         for name, setting in several.items():
             args += [f"--{name}", cli_value(setting)]
+    for axis, labels in (spec.synthetic.get("settings") or {}).items() if synthetic else ():
+        for name, setting in (labels.get(cell.values[axis]) or {}).items():  # last: CPU stand-ins per axis value
+            args += [f"--{name}", cli_value(setting)]
     grids = str(run_dir.parents[2]) if len(run_dir.parents) > 2 else "runs/grids"  # runs/grids or grids-smoke
     replace = {str(k): str(v).replace("{grids}", grids)
                for k, v in (spec.synthetic.get("replace") or {}).items()} if synthetic else {}
     args = [replace.get(a, a) for a in args]
-    return [str(run_dir.parent / ref.id) if (ref := spec.referenced(cell, a)) else a for a in args]
+    return [spec.substitute(cell, a, lambda ref: run_dir.parent / ref.id) for a in args]
 
 
 def depends_on(spec: GridSpec, cell: Cell, args: list[str], run_dir: Path) -> set[str]:
     """Ids of the other cells whose run folders this cell's arguments name (``@cell(...)``)."""
     folders = {str(run_dir.parent / other.id): other.id for other in spec.cells() if other.id != cell.id}
-    return {folders[a] for a in args if a in folders}
+    return {folders[token] for a in args for token in re.split(r"[\[\],\s]+", a) if token in folders}
 
 
 def _parse_only(args: list[str]) -> str | None:

@@ -9,9 +9,11 @@ Keys (anything else is an error)::
     config: [experiments/demo.yaml]    # base config file(s), as `-c` in order
     args: [--trainer.max_epochs, "12"] # extra CLI arguments of every cell (optional)
     synthetic: {n: 300, size: 64, args: [...], data_args: {...}, replace: {argument: argument},
-                axes: {seed_everything: [0, 1, 2]}}
+                axes: {seed_everything: [0, 1, 2]},
+                settings: {variant: {SegAN: {model.init_args.encoder: vgg_tiny_bn}}}}
                                        # the synthetic default: size, extra arguments, swapped arguments, and
-                                       # the subset of axis values it runs (the others report as missing)
+                                       # the subset of axis values it runs (the others report as missing), and
+                                       # settings added last to the cells of an axis value
     axes:                              # the grid: every combination is a cell
       model.init_args.backbone: [resnet18, resnet34]
       model.init_args.pretrained_weights: {TL: weights/x.safetensors, noTL: null}   # labelled values
@@ -33,13 +35,16 @@ Keys (anything else is an error)::
                                        # value of ``series`` (optional); or {bars: [test/recall_MEL, ...]}: the
                                        # metrics' means as grouped bars, one bar per row. A list of such
                                        # mappings, each with a ``name``, draws <name>.png for each.
+    exclude:                           # combinations that are not cells (an axis value or a list of them each)
+      - {variant: DeepLabV3+, seed_everything: [2, 3]}
 
 A ``dataset`` axis makes the data set a grid dimension: each cell reads
 ``experiments/base/data/<dataset>.yaml`` and its root is ``<data root>/<dataset>`` (or the synthetic
 ``data/synthetic/<dataset>_n<N>_<size>px``); ``synthetic.data_args`` adds arguments per data set on the synthetic
 default. An argument ``@cell(key=value, ...)`` stands for the run folder of the cell that differs from
 the current one only in those axes (short names) — e.g. the stage-1 run a stage-2 cell builds on;
-such cells run after the cells they refer to.
+such cells run after the cells they refer to. References may also sit inside a list value
+(``[@cell(seed=0), @cell(seed=1)]``, e.g. the members of an ensemble).
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ import yaml
 from dermlab.errors import DataError
 
 KEYS = {"paper", "table", "title", "dataset", "config", "args", "synthetic", "axes", "rows", "metrics", "scale",
-        "paper_values", "ttests", "notes", "data_args", "predict", "cells_of", "average_over", "figure"}
+        "paper_values", "ttests", "notes", "data_args", "predict", "cells_of", "average_over", "figure", "exclude"}
 CELL_REF = re.compile(r"@cell\(([^)]*)\)")
 
 
@@ -93,6 +98,7 @@ class GridSpec:
     cells_of: str = ""
     average_over: list[str] = field(default_factory=list)
     figure: dict | list = field(default_factory=dict)
+    exclude: list[dict] = field(default_factory=list)
 
     def figures(self) -> list[dict]:
         """The ``figure`` entries as a list (a single mapping is one figure named ``figure``)."""
@@ -106,6 +112,19 @@ class GridSpec:
 
     def dataset_of(self, cell: Cell) -> str:
         return str(cell.values.get("dataset", self.dataset))
+
+    def excluded(self, values: dict[str, Any]) -> bool:
+        """Whether an ``exclude`` entry matches these axis values (entry keys: axis or short names)."""
+        by_short = {short: axis for axis, short in self.short_names().items()}
+        for entry in self.exclude:
+            if all(cli_value(values[by_short.get(k, k)]) in {cli_value(v) for v in (w if isinstance(w, list) else [w])}
+                   for k, w in entry.items()):
+                return True
+        return False
+
+    def substitute(self, cell: Cell, text: str, folder) -> str:
+        """``text`` with every ``@cell(...)`` replaced by ``folder(referenced cell)``."""
+        return CELL_REF.sub(lambda match: str(folder(self.referenced(cell, match.group(0)))), text)
 
     def referenced(self, cell: Cell, text: str) -> Cell | None:
         """The cell an ``@cell(key=value, ...)`` argument names, relative to ``cell``; None if no reference."""
@@ -134,6 +153,8 @@ class GridSpec:
             slug = "__".join(f"{n}={re.sub(r'[^A-Za-z0-9._-]+', '-', str(v))}" for n, v in zip(names, combo,
                                                                                                strict=True))
             values = dict(zip(keys, combo, strict=True))
+            if self.exclude and self.excluded(values):
+                continue
             settings = {k: self.axes[k][v] if isinstance(self.axes[k], dict) else v for k, v in values.items()}
             cells.append(Cell(values, slug, settings))
         return cells
@@ -188,7 +209,12 @@ def load(path: str | Path) -> GridSpec:
                     notes=raw.get("notes", ""), data_args={k: [str(a) for a in v] for k, v in
                                                            (raw.get("data_args") or {}).items()},
                     predict=bool(raw.get("predict", False)), cells_of=raw.get("cells_of", ""),
-                    average_over=list(raw.get("average_over", [])), figure=raw.get("figure") or {})
+                    average_over=list(raw.get("average_over", [])), figure=raw.get("figure") or {},
+                    exclude=list(raw.get("exclude") or []))
+    short = spec.short_names().values()
+    for entry in spec.exclude:
+        if not isinstance(entry, dict) or not all(k in axes or k in short for k in entry):
+            raise DataError(f"grid '{path}': an exclude entry maps axes (or their short names) to values; got {entry}.")
     stray_axes = [a for a in spec.average_over if a not in axes or a in rows]
     if stray_axes:
         raise DataError(f"grid '{path}': average_over {stray_axes} must be axes that are not rows.")

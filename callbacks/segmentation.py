@@ -1,0 +1,105 @@
+"""Callbacks of the segmentation methods (``isic2018`` paper 002 §1).
+
+* :class:`FreezeEncoder` — the segmentor's pretrained encoder stays fixed for the first epochs ("we first fix
+  the weights of the pre-trained VGG net for 50 epochs"), then trains with the rest.
+* :class:`MaskWriter` — ``dermlab predict`` writes one PNG per image and mask in the official submission naming.
+* :class:`SegmentationFigure` — test images above their predicted masks (Fig. 1), ``plots/test_masks.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import BasePredictionWriter
+from PIL import Image
+
+from callbacks.plots import denormalise, save_figure
+from dermlab.figures import masks_below_images
+
+
+class FreezeEncoder(L.Callback):
+    """Keep ``pl_module.encoder()`` frozen — no gradient, BatchNorm statistics fixed — for the first ``epochs``.
+
+    Lightning's ``BackboneFinetuning`` does not fit SegAN: it adds the backbone to *every* optimiser when it
+    unfreezes (the critic's too) and ramps its learning rate on a schedule of its own, where the paper simply
+    trains the whole segmentor on. Here the encoder stays in the segmentor's optimiser from the start, without
+    gradients while frozen (Adam skips it), so the state follows from the epoch alone and resuming is exact.
+    """
+
+    def __init__(self, epochs: int = 50):
+        self.epochs = epochs
+
+    def frozen(self, trainer: L.Trainer) -> bool:
+        return trainer.current_epoch < self.epochs
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.encoder().requires_grad_(not self.frozen(trainer))
+        if trainer.current_epoch == self.epochs and self.epochs > 0:
+            print(f"[FreezeEncoder] epoch {self.epochs}: the encoder now trains with the rest of the segmentor")
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if self.frozen(trainer):
+            pl_module.encoder().eval()  # Lightning puts the module back in train mode after each validation
+
+
+class MaskWriter(BasePredictionWriter):
+    """Writes each predicted mask, resized to its image's original size, as a 0/255 PNG named as the challenge
+    expects (``ISIC_0000000_segmentation.png`` for task 1; the datamodule's ``mask_file_names``) into ``output``
+    (default ``<run folder>/masks_<split>``); ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores the folder."""
+
+    def __init__(self, output: str | None = None):
+        super().__init__(write_interval="batch")
+        self.output = output
+        self.written: Path | None = None
+
+    def folder(self, trainer: L.Trainer) -> Path:
+        split = getattr(trainer.datamodule, "predict_split", "test")
+        return Path(self.output or Path(trainer.default_root_dir) / f"masks_{split}")
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+        if "masks" not in prediction:
+            return
+        folder = self.folder(trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        names_of = trainer.datamodule.mask_file_names
+        sizes = prediction.get("original_size")
+        for index, (image_id, maps) in enumerate(zip(prediction["image_id"], prediction["masks"], strict=True)):
+            if sizes is not None:
+                maps = F.interpolate(maps[None].float(), size=tuple(int(s) for s in sizes[index]), mode="bilinear",
+                                     align_corners=False)[0]
+            for name, channel in zip(names_of(image_id), maps, strict=True):
+                Image.fromarray(((channel > 0.5).cpu().numpy() * 255).astype(np.uint8)).save(folder / name)
+        self.written = folder
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        if self.written is not None and trainer.is_global_zero:
+            print(f"wrote masks to {self.written}")
+
+
+class SegmentationFigure(L.Callback):
+    """After testing: the first ``n_images`` test images above their predicted (post-processed when set) masks,
+    with the ground truth's outline in red — ``plots/test_masks.png`` (Fig. 1) and to W&B."""
+
+    def __init__(self, n_images: int = 6):
+        self.n_images = n_images
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        data = trainer.datamodule
+        if not trainer.is_global_zero or data is None or not hasattr(pl_module, "refined"):
+            return
+        dataset = data.dataset("test", augment=False)
+        items = [dataset[i] for i in range(min(self.n_images, len(dataset)))]
+        images = torch.stack([x["image"] for x in items]).to(pl_module.device)
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            masks = pl_module.refined(images, pl_module.probabilities(images))
+        pl_module.train(was_training)
+        figure = masks_below_images(list(denormalise(images)), [m[0].cpu().numpy() for m in masks],
+                                    [x["mask"][0].numpy() for x in items], [x["image_id"] for x in items],
+                                    suptitle="test images and predicted masks (red: ground-truth outline)")
+        save_figure(trainer, figure, "test_masks")
