@@ -1,6 +1,8 @@
 """``dermlab predict`` → an official submission CSV for the data set (``dermlab score`` reads it).
 
-The datamodule maps probabilities to the official columns through ``submission(ids, probs)``.
+The datamodule maps probabilities to the official columns through ``submission(ids, probs)``. A module whose
+``predict_step`` returns further (N, C) tables beside ``probabilities`` (e.g. ``ncm``: the ``isic2018`` task 3
+nearest-class-mean prediction, one-hot) gets one more CSV per table, ``submission_<split>_<name>.csv``.
 Under DDP every rank predicts a shard; rank 0 gathers them and writes one file.
 """
 
@@ -24,22 +26,27 @@ class SubmissionWriter(BasePredictionWriter):
         self.written: Path | None = None
 
     def write_on_epoch_end(self, trainer: L.Trainer, pl_module, predictions, batch_indices):
+        if not predictions or "probabilities" not in predictions[0]:
+            return  # e.g. a segmentation run: its masks are written by MaskWriter
         ids = [i for batch in predictions for i in batch["image_id"]]
-        probabilities = torch.cat([batch["probabilities"] for batch in predictions]).cpu().numpy()
+        rules = ["probabilities", *(k for k in predictions[0] if k not in ("image_id", "probabilities"))]
+        tables = {rule: torch.cat([batch[rule] for batch in predictions]).cpu().numpy() for rule in rules}
         if dist.is_available() and dist.is_initialized():
             shards = [None] * dist.get_world_size()
-            dist.all_gather_object(shards, (ids, probabilities))
+            dist.all_gather_object(shards, (ids, tables))
             ids = [i for shard in shards for i in shard[0]]
-            probabilities = np.concatenate([shard[1] for shard in shards])
+            tables = {rule: np.concatenate([shard[1][rule] for shard in shards]) for rule in rules}
         if not trainer.is_global_zero:
             return
         # DistributedSampler pads the last shard by repeating images: keep each id once.
         _, first = np.unique(np.array(ids), return_index=True)
         order = np.sort(first)
-        ids, probabilities = [ids[i] for i in order], probabilities[order]
+        ids = [ids[i] for i in order]
         datamodule = trainer.datamodule
         path = Path(self.output or Path(trainer.default_root_dir) / f"submission_{datamodule.predict_split}.csv")
         path.parent.mkdir(parents=True, exist_ok=True)
-        datamodule.submission(ids, probabilities).to_csv(path, index=False, float_format="%.6f")
+        for rule in rules:  # "probabilities": the submission; other rules (e.g. ``ncm``): submission_<split>_<rule>.csv
+            target = path if rule == "probabilities" else path.with_name(f"{path.stem}_{rule}{path.suffix}")
+            datamodule.submission(ids, tables[rule][order]).to_csv(target, index=False, float_format="%.6f")
+            print(f"wrote submission with {len(ids)} images to {target}")
         self.written = path
-        print(f"wrote submission with {len(ids)} images to {path}")

@@ -122,6 +122,13 @@ class ISIC2018Task3DataModule(PooledDataModule):
             raise DataError(f"split {self.scheme!r} groups images by lesion but '{groupings}' is missing.")
         return result
 
+    def read_ground_truth(self, csv, images) -> ImageTable:
+        """Extra training images (``extra_train_csv``, e.g. the ``isic2018`` paper's Dermofit VASC / DF images) in
+        the task 3 ground-truth layout ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``."""
+        table = read_table(csv, ("image", *HAM_CLASSES), hint=HINT)
+        ids = table.image.tolist()
+        return ImageTable(ids, image_paths(images, ids, csv), one_hot_labels(table, HAM_CLASSES, csv), csv)
+
     def read_pool(self) -> ImageTable:
         return self.read_labelled("train")
 

@@ -45,7 +45,7 @@ def score(argv: list[str]) -> None:
     parser.add_argument("--truth", help="ground-truth CSV (ISIC 2016, 2017 or 2018 task 3 layout)")
     parser.add_argument("--pred", help="submission CSV in the matching layout")
     parser.add_argument("--seg", nargs=2, metavar=("TRUTH_DIR", "PRED_DIR"),
-                        help="score ISIC 2018 task 1 masks instead: ground-truth folder, predicted-mask folder")
+                        help="score ISIC 2018 task 1 or 2 masks instead: ground-truth folder, predicted-mask folder")
     args = parser.parse_args(argv)
     if args.seg:
         print(json.dumps(score_segmentation(*args.seg), indent=2))

@@ -10,9 +10,9 @@ Accepted layouts (detected from the ground-truth file):
 * ISIC 2018 Task 3: ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC`` one-hot for both files; the seven
   categories plus balanced multi-class accuracy (argmax).
 
-``dermlab score --seg TRUTH_DIR PRED_DIR`` scores ISIC 2018 task 1 masks (:func:`score_segmentation`): every
-``ISIC_xxxxxxx_segmentation.png`` of the truth folder against the prediction file carrying the same image
-number, both binarised at > 128 as the official scorer does.
+``dermlab score --seg TRUTH_DIR PRED_DIR`` scores ISIC 2018 task 1 or task 2 masks (:func:`score_segmentation`):
+every ``ISIC_xxxxxxx_segmentation.png`` (``..._attribute_<name>.png``) of the truth folder against the prediction
+file carrying the same image number (and attribute), both binarised at > 128 as the official scorer does.
 
 Metrics come from :mod:`dermlab.metrics` (torchmetrics). Rows with ``score_weight`` 0 are left
 out, as the official scorer does; like it, ISIC_0035068 (2018 test) gets weight 0.
@@ -31,7 +31,7 @@ from torchmetrics.classification import MulticlassRecall
 
 from dermlab.errors import DataError
 from dermlab.metrics import binary_metrics, scalars
-from dermlab.segmentation_metrics import SCORES, scores_from_counts
+from dermlab.segmentation_metrics import SCORES, attribute_jaccard, scores_from_counts
 
 ISIC2018_CATEGORIES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 ZERO_WEIGHT_IMAGES = ("ISIC_0035068",)  # excluded by isic-challenge-scoring (2018 test set)
@@ -160,7 +160,9 @@ def _mask_file(path: Path) -> np.ndarray:
 
 def score_segmentation(truth_dir: str | Path, prediction_dir: str | Path) -> dict:
     """ISIC 2018 task 1: mean per-image thresholded Jaccard (the challenge metric), Jaccard, Dice, accuracy,
-    sensitivity and specificity of the masks in ``prediction_dir`` against those of ``truth_dir``."""
+    sensitivity and specificity of the masks in ``prediction_dir`` against those of ``truth_dir``. Task 2
+    (``ISIC_xxxxxxx_attribute_<name>.png`` truth): the Jaccard per attribute and the challenge's overall one,
+    from pixel counts normalised per image (as ``isic-challenge-scoring``'s task 2 scorer)."""
     truth_dir, prediction_dir = Path(truth_dir), Path(prediction_dir)
     for folder, what in ((truth_dir, "ground-truth"), (prediction_dir, "prediction")):
         if not folder.is_dir():
@@ -168,22 +170,33 @@ def score_segmentation(truth_dir: str | Path, prediction_dir: str | Path) -> dic
     truths = sorted(p for p in truth_dir.glob("ISIC_*.png") if re.search(r"ISIC_\d{7}", p.stem))
     if not truths:
         raise DataError(f"'{truth_dir}' holds no ISIC_xxxxxxx*.png ground-truth masks.")
-    if any("_attribute_" in p.stem for p in truths):
-        raise DataError(f"'{truth_dir}' holds task 2 attribute masks; --seg scores task 1 lesion masks.")
     predictions = [p for p in prediction_dir.iterdir() if p.is_file()]
-    counts = []
+    counts, attributes = [], []
     for truth_path in truths:
         number = re.search(r"ISIC_(\d{7})", truth_path.stem).group(1)
-        matches = [p for p in predictions if number in p.stem]
+        attribute = re.search(r"attribute_([a-z_]+)", truth_path.stem)
+        attributes.append(attribute.group(1) if attribute else None)
+        matches = [p for p in predictions if number in p.stem and (not attribute or attribute.group(1) in p.stem)]
         if len(matches) != 1:
             raise DataError(f"'{prediction_dir}' has {'no' if not matches else 'more than one'} mask for "
-                            f"{truth_path.name} (looked for a file name containing {number}).")
+                            f"{truth_path.name} (looked for a file name containing {number}"
+                            f"{' and ' + attribute.group(1) if attribute else ''}).")
         truth, prediction = _mask_file(truth_path), _mask_file(matches[0])
         if truth.shape != prediction.shape:
             raise DataError(f"'{matches[0]}' is {prediction.shape[1]}×{prediction.shape[0]} pixels but its "
                             f"ground truth is {truth.shape[1]}×{truth.shape[0]}; write masks at the image's size.")
         counts.append([(truth & prediction).sum(), (~truth & prediction).sum(), (~truth & ~prediction).sum(),
                        (truth & ~prediction).sum()])
-    per_image = scores_from_counts(*torch.tensor(counts, dtype=torch.float64).unbind(-1))
+    counts = torch.tensor(counts, dtype=torch.float64)
+    if any(a is not None for a in attributes):
+        if None in attributes:
+            raise DataError(f"'{truth_dir}' mixes task 1 and task 2 masks; give one task's ground truth.")
+        names = sorted(set(attributes))
+        per_attribute = [attribute_jaccard(counts[torch.tensor([a == name for a in attributes])][:, None])[1]
+                         for name in names]
+        return {"layout": "isic2018_task2", "images": len(truths) // len(names),
+                "attribute_jaccard": float(attribute_jaccard(counts[:, None])[1]),
+                "per_attribute": {name: float(v) for name, v in zip(names, per_attribute, strict=True)}}
+    per_image = scores_from_counts(*counts.unbind(-1))
     return {"layout": "isic2018_task1", "images": len(truths),
             "macro": {name: float(per_image[name].mean()) for name in SCORES}}

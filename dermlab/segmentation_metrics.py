@@ -19,7 +19,8 @@ CHALLENGE_THRESHOLD = 0.65
 
 def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """numerator / denominator, and 1 where the denominator is 0 (the official scorer's "freebie")."""
-    return torch.where(denominator > 0, numerator / denominator.clamp_min(1), torch.ones_like(numerator))
+    safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+    return torch.where(denominator > 0, numerator / safe, torch.ones_like(numerator))
 
 
 def scores_from_counts(tp, fp, tn, fn, threshold: float = CHALLENGE_THRESHOLD) -> dict[str, torch.Tensor]:
@@ -47,10 +48,23 @@ def confusion_counts(probabilities: torch.Tensor, masks: torch.Tensor, threshold
                         (~predicted & truth).sum(1)], 1).double()
 
 
+def attribute_jaccard(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ISIC 2018 task 2 (``isic-challenge-scoring``'s task 2 scorer): each image's counts divided by its pixel
+    count (image sizes vary), summed over images; from these sums the Jaccard per attribute and, over all
+    attributes together, the challenge's overall ("micro-averaged") Jaccard. (N, K, 4) counts → ((K,), ()).
+    """
+    normalised = counts / counts.sum(-1, keepdim=True)
+    per_attribute = normalised.sum(0)
+    jaccard = lambda c: _ratio(c[..., 0], c[..., 0] + c[..., 1] + c[..., 3])  # noqa: E731
+    return jaccard(per_attribute), jaccard(per_attribute.sum(0))
+
+
 class SegmentationScores(Metric):
     """Mean per-image scores (:data:`SCORES`) of (N, K, H, W) probability maps against 0/1 masks.
 
-    With K > 1 (task 2's attributes) the scores are also given per channel as ``<score>_<class name>``.
+    With K > 1 (task 2's attributes) it also gives the task 2 challenge metric, ``attribute_jaccard`` (Jaccard
+    over all attributes' normalised pixel counts), and ``jaccard_<class name>`` per attribute
+    (:func:`attribute_jaccard`).
     """
 
     full_state_update = False
@@ -72,12 +86,13 @@ class SegmentationScores(Metric):
         per_image = scores_from_counts(*counts.unbind(-1))
         result = {name: values.mean() for name, values in per_image.items()}
         if len(self.class_names) > 1:
-            for name, values in per_image.items():
-                result.update({f"{name}_{c}": v for c, v in zip(self.class_names, values.mean(0), strict=True)})
+            per_attribute, overall = attribute_jaccard(counts)
+            result["attribute_jaccard"] = overall
+            result.update({f"jaccard_{c}": v for c, v in zip(self.class_names, per_attribute, strict=True)})
         return result
 
     def metric_names(self) -> list[str]:
         names = list(SCORES)
         if len(self.class_names) > 1:
-            names += [f"{s}_{c}" for s in SCORES for c in self.class_names]
+            names += ["attribute_jaccard", *(f"jaccard_{c}" for c in self.class_names)]
         return names

@@ -133,8 +133,8 @@ class LesionClassifier(L.LightningModule):
             return views.view(images.shape[0], images.shape[1], -1).mean(1)
         return self(images).float().softmax(1)
 
-    def _evaluation_step(self, batch: dict, split: str) -> None:
-        probabilities = self.probabilities(batch["image"])
+    def _evaluation_step(self, batch: dict, split: str, probabilities: torch.Tensor | None = None) -> None:
+        probabilities = self.probabilities(batch["image"]) if probabilities is None else probabilities
         loss = self.compute_loss(probabilities.clamp_min(1e-12).log(), batch)  # CE of the (averaged) prediction
         self.log(f"{split}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["label"]))
         self.metrics[split].update(metric_input(probabilities), batch["label"])

@@ -140,8 +140,8 @@ class LesionSegmenter(L.LightningModule):
                           for picture, channels in zip(pictures, maps, strict=True)])
         return torch.as_tensor(masks, dtype=probabilities.dtype, device=probabilities.device)
 
-    def _evaluation_step(self, batch: dict, split: str) -> None:
-        probabilities = self.probabilities(batch["image"])
+    def _evaluation_step(self, batch: dict, split: str, probabilities: torch.Tensor | None = None) -> None:
+        probabilities = self.probabilities(batch["image"]) if probabilities is None else probabilities
         p, masks = probabilities.clamp(1e-6, 1 - 1e-6), batch["mask"]
         loss = -(masks * p.log() + (1 - masks) * (1 - p).log()).mean()  # pixel-wise CE (autocast-safe form)
         self.log(f"{split}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["image"]))

@@ -48,13 +48,16 @@ class StridePadded(nn.Module):
         super().__init__()
         self.net, self.stride = net, stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         height, width = x.shape[-2:]
         pad_h, pad_w = -height % self.stride, -width % self.stride
         if pad_h or pad_w:
             mode = "reflect" if pad_h < height and pad_w < width else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        return self.net(x)[..., :height, :width]
+        out = self.net(x)
+        if isinstance(out, tuple):  # (masks, image-level logits) with a presence head
+            return out[0][..., :height, :width], out[1]
+        return out[..., :height, :width]
 
 
 def add_se_blocks(encoder: VGGEncoder, reduction: int = 16) -> list[int]:
@@ -101,20 +104,28 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
 
 def build_segmentor(architecture: Architecture = "unet", encoder: str = "vgg19_bn", classes: int = 1,
                     pretrained_weights: str | None = None, se_blocks: bool = True,
-                    decoder_channels: tuple[int, ...] | int | None = None) -> StridePadded:
+                    decoder_channels: tuple[int, ...] | int | None = None, head_kernel: int = 3,
+                    presence_head: bool = False) -> StridePadded:
     """A segmentation network with ``classes`` logit maps; ``se_blocks`` applies to VGG encoders.
 
     ``decoder_channels``: the U-Net's five decoder widths (smp default 256…16) or DeepLabV3+'s ASPP / decoder
-    width (default 256); smaller values make the CPU stand-ins.
+    width (default 256); smaller values make the CPU stand-ins. ``head_kernel``: side of the final convolution
+    (smp's 3, or the ``isic2018`` task 2 "1×1×5" filter). ``presence_head``: also an FC layer on the encoder's
+    deepest features (global average pooled) giving one image-level logit per class — the network then returns
+    (mask logits, presence logits).
     """
+    extra: dict = {"aux_params": {"classes": classes, "pooling": "avg", "dropout": None}} if presence_head else {}
     if architecture == "unet":
-        extra = {"decoder_channels": tuple(decoder_channels)} if decoder_channels else {}
+        extra |= {"decoder_channels": tuple(decoder_channels)} if decoder_channels else {}
         net = smp.Unet(encoder_name=encoder, encoder_weights=None, classes=classes, **extra)
     elif architecture == "deeplabv3plus":
-        extra = {"decoder_channels": int(decoder_channels)} if decoder_channels else {}
+        extra |= {"decoder_channels": int(decoder_channels)} if decoder_channels else {}
         net = smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=None, classes=classes, **extra)
     else:
         raise ValueError(f"architecture must be 'unet' or 'deeplabv3plus', got {architecture!r}")
+    if head_kernel != 3:
+        head = net.segmentation_head[0]
+        net.segmentation_head[0] = nn.Conv2d(head.in_channels, classes, head_kernel, padding=head_kernel // 2)
     if pretrained_weights:
         load_encoder_weights(net.encoder, pretrained_weights)
     else:
