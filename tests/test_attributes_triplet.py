@@ -186,3 +186,24 @@ def test_triplet_classifier_learns_and_writes_both_submissions(tmp_path):
     assert list(softmax.columns) == list(ncm.columns) == ["image", "MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
     assert np.allclose(softmax.iloc[:, 1:].sum(1), 1, atol=1e-4) and set(np.unique(ncm.iloc[:, 1:])) <= {0.0, 1.0}
     assert (ncm.iloc[:, 1:].sum(1) == 1).all()
+
+
+def test_task3_takes_extra_minority_images_from_a_csv(synthetic, tmp_path):
+    """The paper adds 162 Dermofit VASC / DF images to training: a CSV in the task 3 layout plus its images."""
+    import shutil
+
+    from datamodules.isic2018 import ISIC2018Task3DataModule
+
+    root = synthetic("isic2018_task3")
+    source = next((root / "ISIC2018_Task3_Training_Input").glob("*.jpg"))
+    extra = tmp_path / "dermofit"
+    extra.mkdir()
+    for name in ("DF_0001", "VASC_0002"):
+        shutil.copy(source, extra / f"{name}.jpg")
+    pd.DataFrame({"image": ["DF_0001", "VASC_0002"], "MEL": 0.0, "NV": 0.0, "BCC": 0.0, "AKIEC": 0.0, "BKL": 0.0,
+                  "DF": [1.0, 0.0], "VASC": [0.0, 1.0]}).to_csv(extra / "extra.csv", index=False)
+    plain = ISIC2018Task3DataModule(str(root), num_workers=0).table("train")
+    data = ISIC2018Task3DataModule(str(root), num_workers=0, extra_train_csv=str(extra / "extra.csv"))
+    train = data.table("train")
+    assert len(train) == len(plain) + 2 and train.ids[-2:] == ["DF_0001", "VASC_0002"]
+    assert [data.class_names[i] for i in train.labels[-2:]] == ["DF", "VASC"]
