@@ -21,7 +21,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from dermlab.errors import DataError
-from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names, scalars
+from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names
+from lightning_modules.evaluation import SplitEvaluation
 from lightning_modules.losses import ClassWeighting, class_weights, per_sample_loss
 from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
 
@@ -29,7 +30,7 @@ EVAL_SPLITS = ("val", "test")
 log = logging.getLogger(__name__)
 
 
-class LesionClassifier(L.LightningModule):
+class LesionClassifier(SplitEvaluation, L.LightningModule):
     """Image-level skin-lesion classifier on a timm backbone.
 
     Args:
@@ -140,28 +141,11 @@ class LesionClassifier(L.LightningModule):
         self.metrics[split].update(metric_input(probabilities), batch["label"])
         self.curves[split].update(metric_input(probabilities), batch["label"])
 
-    def _log_split(self, split: str) -> None:
-        values = scalars(self.metrics[split].compute())  # torchmetrics syncs across DDP ranks here
-        self.log_dict({f"{split}/{name}": value for name, value in values.items()}, sync_dist=True)
-        self.metrics[split].reset()
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, "test")
-
     def on_validation_epoch_start(self) -> None:
         self.curves["val"].reset()
 
     def on_test_epoch_start(self) -> None:
         self.curves["test"].reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_split("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_split("test")
 
     def logged_metric_names(self) -> list[str]:
         """Every scalar this module logs (grids check their requested metrics against it before training)."""

@@ -27,6 +27,7 @@ from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dermlab.errors import DataError
 from dermlab.postprocess import PostProcess, postprocess
 from dermlab.segmentation_metrics import SegmentationScores
+from lightning_modules.evaluation import SplitEvaluation
 from lightning_modules.nets.backbone import run_checkpoint
 from lightning_modules.nets.segan_critic import SegANCritic, multiscale_l1
 from lightning_modules.nets.segmentation import Architecture, build_segmentor, encoder_of
@@ -49,7 +50,7 @@ def images_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.float() * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-class LesionSegmenter(L.LightningModule):
+class LesionSegmenter(SplitEvaluation, L.LightningModule):
     """A segmentation network trained with pixel-wise cross-entropy (binary per mask channel).
 
     Args:
@@ -148,23 +149,6 @@ class LesionSegmenter(L.LightningModule):
         if split == "test":
             probabilities = self.refined(batch["image"], probabilities)
         self.metrics[split].update(probabilities, batch["mask"])
-
-    def _log_split(self, split: str) -> None:
-        values = self.metrics[split].compute()  # torchmetrics gathers the per-image counts across DDP ranks
-        self.log_dict({f"{split}/{name}": float(value) for name, value in values.items()}, sync_dist=True)
-        self.metrics[split].reset()
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_split("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_split("test")
 
     def logged_metric_names(self) -> list[str]:
         """Every scalar this module logs (grids check their requested metrics against it before training)."""
