@@ -82,7 +82,8 @@ class MaskWriter(BasePredictionWriter):
 
 class SegmentationFigure(L.Callback):
     """After testing: the first ``n_images`` test images above their predicted (post-processed when set) masks,
-    with the ground truth's outline in red — ``plots/test_masks.png`` (Fig. 1) and to W&B."""
+    with the ground truth's outline in red — ``plots/test_masks.png`` (Fig. 1) and to W&B. With several masks
+    (task 2's attributes) their union is drawn."""
 
     def __init__(self, n_images: int = 6):
         self.n_images = n_images
@@ -99,7 +100,8 @@ class SegmentationFigure(L.Callback):
         with torch.no_grad():
             masks = pl_module.refined(images, pl_module.probabilities(images))
         pl_module.train(was_training)
-        figure = masks_below_images(list(denormalise(images)), [m[0].cpu().numpy() for m in masks],
-                                    [x["mask"][0].numpy() for x in items], [x["image_id"] for x in items],
-                                    suptitle="test images and predicted masks (red: ground-truth outline)")
+        what = "attribute masks (union)" if masks.shape[1] > 1 else "masks"  # task 2: the attributes' union
+        figure = masks_below_images(list(denormalise(images)), [m.amax(0).cpu().numpy() for m in masks],
+                                    [x["mask"].amax(0).numpy() for x in items], [x["image_id"] for x in items],
+                                    suptitle=f"test images and predicted {what} (red: ground-truth outline)")
         save_figure(trainer, figure, "test_masks")

@@ -47,6 +47,9 @@ class ISIC2018SegmentationDataModule(SkinDataModule):
             raise ValueError(f"task must be 1 or 2, got {task!r}")
         if test_set not in ("test", "validation"):
             raise ValueError(f"test_set must be 'test' or 'validation', got {test_set!r}")
+        if test_set == "validation" and cv_fold is None:
+            raise ValueError("test_set: validation needs cv_fold (a training fold then validates); otherwise the "
+                             "released validation set would both pick the checkpoint and test it")
         self.task, self.cv_fold, self.n_folds, self.test_set = task, cv_fold, n_folds, test_set
         self.class_names = ("lesion",) if task == 1 else ATTRIBUTES
 

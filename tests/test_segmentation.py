@@ -281,6 +281,13 @@ def save_run(module, path) -> str:
     return str(path)
 
 
+def test_testing_on_the_validation_set_needs_a_cv_fold(tmp_path):
+    from datamodules.isic2018 import ISIC2018SegmentationDataModule
+
+    with pytest.raises(ValueError, match="needs cv_fold"):
+        ISIC2018SegmentationDataModule(str(tmp_path), test_set="validation")
+
+
 def test_ensemble_averages_the_members_probability_maps(tmp_path):
     torch.manual_seed(0)
     segan = SegAN(**TINY_UNET, critic_width=4).eval()
