@@ -207,3 +207,27 @@ def test_task3_takes_extra_minority_images_from_a_csv(synthetic, tmp_path):
     train = data.table("train")
     assert len(train) == len(plain) + 2 and train.ids[-2:] == ["DF_0001", "VASC_0002"]
     assert [data.class_names[i] for i in train.labels[-2:]] == ["DF", "VASC"]
+
+
+def test_attribute_segmenter_starts_from_a_task1_run(tmp_path):
+    """``init_from``: the task 1 encoder and decoder load; the 5-channel 1×1 head and the presence head are new."""
+    from lightning_modules.attributes import AttributeSegmenter
+    from lightning_modules.segmentation import LesionSegmenter
+
+    tiny = {"architecture": "unet", "encoder": "vgg_tiny_bn", "se_blocks": True, "decoder_channels": [16, 8, 8, 8, 8]}
+    task1 = LesionSegmenter(**tiny)
+    path = tmp_path / "task1.ckpt"
+    torch.save({"hyper_parameters": dict(task1.hparams), "state_dict": task1.state_dict()}, path)
+    names = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")
+    task2 = AttributeSegmenter(**tiny, num_classes=5, class_names=names, init_from=str(path))
+    for (name, mine), (_, theirs) in zip(task2.net.net.encoder.state_dict().items(),
+                                         task1.net.net.encoder.state_dict().items(), strict=True):
+        assert torch.equal(mine, theirs), name
+    assert torch.equal(task2.net.net.decoder.state_dict()["blocks.0.conv1.0.weight"],
+                       task1.net.net.decoder.state_dict()["blocks.0.conv1.0.weight"])
+    assert task2.net.net.segmentation_head[0].kernel_size == (1, 1)
+    assert task2.net.net.segmentation_head[0].out_channels == 5
+    other = LesionSegmenter("deeplabv3plus", "resnet18", decoder_channels=16)
+    torch.save({"hyper_parameters": dict(other.hparams), "state_dict": other.state_dict()}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="no segmentor encoder"):
+        AttributeSegmenter(**tiny, num_classes=5, class_names=names, init_from=str(tmp_path / "other.ckpt"))
