@@ -11,7 +11,9 @@ export WANDB_MODE ?= offline
         $(PAPERS) $(PAPERS:%=%-smoke)
 
 help:            ## list targets
-	@grep -E '^[a-zA-Z0-9_/%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n",$$1,$$2}'
+	@grep -E '^[a-zA-Z0-9_/%$$():=-]+( [a-zA-Z0-9_-]+)*:.*## ' $(MAKEFILE_LIST) \
+		| sed -e 's/^\$$(PAPERS:%=%-smoke)/<paper>-smoke/' -e 's/^\$$(PAPERS)/<paper>/' \
+		| awk -F':.*## ' '{printf "  %-34s %s\n",$$1,$$2}'
 
 install:         ## create .venv and install dermlab (editable) with the dev extra
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
