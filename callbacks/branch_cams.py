@@ -10,7 +10,8 @@ from __future__ import annotations
 import lightning.pytorch as L
 import torch
 
-from callbacks.plots import denormalise, first_view, save_figure
+from callbacks.plots import first_view, save_figure
+from datamodules.transforms import denormalise
 from dermlab.figures import image_grid
 from lightning_modules.nets.cam import activation_maps, class_activation_maps
 from lightning_modules.nets.lerf import paper_name

@@ -12,8 +12,9 @@ import lightning.pytorch as L
 import numpy as np
 import torch
 
-from callbacks.plots import denormalise, save_figure
+from callbacks.plots import save_figure
 from datamodules.crops import ordered_crop_boxes
+from datamodules.transforms import denormalise
 from dermlab.figures import crop_weights
 
 

@@ -13,11 +13,10 @@ import logging
 from pathlib import Path
 
 import lightning.pytorch as L
-import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD
+from datamodules.transforms import denormalise
 from dermlab.figures import image_grid
 from dermlab.figures import save as save_png
 from lightning_modules.nets.cam import class_activation_maps
@@ -66,13 +65,6 @@ class ClassificationPlots(L.Callback):
 
     def on_test_epoch_end(self, trainer, pl_module):
         self._plot(trainer, pl_module, "test")
-
-
-def denormalise(images: torch.Tensor) -> np.ndarray:
-    """Undo the ImageNet normalisation: (B, 3, H, W) tensor → (B, H, W, 3) floats in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device)[:, None, None]
-    std = torch.tensor(IMAGENET_STD, device=images.device)[:, None, None]
-    return (images.float() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def first_view(images: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 
-from callbacks.plots import denormalise, save_figure
+from callbacks.plots import save_figure
+from datamodules.transforms import denormalise
 from dermlab.figures import masks_below_images
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import albumentations as A
 import numpy as np
+import torch
 import yaml
 from albumentations.pytorch import ToTensorV2
 
@@ -116,3 +117,10 @@ def build_transforms(spec: TransformSpec, size: int, train: bool, resize_to: tup
     steps = _preset(spec or "none", size, train) if isinstance(spec, str) or spec is None else _from_list(spec, size)
     first = [A.Resize(*resize_to, interpolation=1)] if resize_to else []
     return A.Compose([*first, *steps, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()])
+
+
+def denormalise(images: torch.Tensor) -> np.ndarray:
+    """Undo the ImageNet normalisation every pipeline ends with: (B, 3, H, W) tensor → (B, H, W, 3) floats in [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, device=images.device)[:, None, None]
+    return (images.float() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()

@@ -64,7 +64,7 @@ def main(argv: list[str]) -> Path:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", default="runs/cbam_maps")
     args, overrides = parser.parse_known_args(argv)
-    from callbacks.plots import denormalise
+    from datamodules.transforms import denormalise
     from dermlab.cli import evaluation_dataset
     from dermlab.figures import image_grid, save
 

@@ -24,7 +24,7 @@ def panels(examples, path: Path) -> Path:
     """Fig. 3 of the paper per example: image, CAM, summary mask (≥ 0.5), central box, grown box."""
     import matplotlib.pyplot as plt
 
-    from callbacks.plots import denormalise
+    from datamodules.transforms import denormalise
 
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots(len(examples), 5, figsize=(8, 1.7 * len(examples)), squeeze=False)

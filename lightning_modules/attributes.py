@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MultilabelAUROC
 
-from lightning_modules.nets.backbone import run_checkpoint
+from lightning_modules.evaluation import EVAL_SPLITS
+from lightning_modules.nets.backbone import checkpoint_net_state, run_checkpoint
 from lightning_modules.nets.segmentation import Architecture, build_segmentor
-from lightning_modules.segmentation import EVAL_SPLITS, LesionSegmenter
+from lightning_modules.segmentation import LesionSegmenter
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,9 @@ class AttributeSegmenter(LesionSegmenter):
 
     def load_task1(self, source: str) -> None:
         path = run_checkpoint(source)
-        state = torch.load(path, map_location="cpu", weights_only=False).get("state_dict", {})
+        _, state = checkpoint_net_state(path)
         own = self.net.state_dict()
-        usable = {k[4:]: v for k, v in state.items() if k.startswith("net.") and k[4:] in own
-                  and own[k[4:]].shape == v.shape}
+        usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         if not any(k.startswith("net.encoder.") for k in usable):
             raise ValueError(f"'{path}' holds no segmentor encoder of this architecture; init_from takes a task 1 "
                              "run of the same encoder")

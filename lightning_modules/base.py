@@ -22,11 +22,10 @@ from torch import nn
 
 from dermlab.errors import DataError
 from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names
-from lightning_modules.evaluation import SplitEvaluation
+from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.losses import ClassWeighting, class_weights, per_sample_loss
 from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
 
-EVAL_SPLITS = ("val", "test")
 log = logging.getLogger(__name__)
 
 

@@ -7,6 +7,8 @@ Validation and test steps go to the module's ``_evaluation_step(batch, split)``;
 
 from __future__ import annotations
 
+EVAL_SPLITS = ("val", "test")
+
 
 class SplitEvaluation:
     """Mixin for a LightningModule with ``metrics`` (a ModuleDict per split) and ``_evaluation_step``."""
@@ -24,6 +26,10 @@ class SplitEvaluation:
         self._log_split("test")
 
     def _log_split(self, split: str) -> None:
-        values = self.metrics[split].compute()  # torchmetrics gathers the states of every DDP rank here
+        self._log_collection(self.metrics[split], split)
+
+    def _log_collection(self, collection, split: str) -> None:
+        """Log a torchmetrics collection's values as ``<split>/<name>`` and reset it."""
+        values = collection.compute()  # torchmetrics gathers the states of every DDP rank here
         self.log_dict({f"{split}/{name}": float(value) for name, value in values.items()}, sync_dist=True)
-        self.metrics[split].reset()
+        collection.reset()

@@ -23,16 +23,15 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD
+from datamodules.transforms import denormalise
 from dermlab.errors import DataError
 from dermlab.postprocess import PostProcess, postprocess
 from dermlab.segmentation_metrics import SegmentationScores
-from lightning_modules.evaluation import SplitEvaluation
-from lightning_modules.nets.backbone import run_checkpoint
+from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
+from lightning_modules.nets.backbone import checkpoint_net_state, run_checkpoint
 from lightning_modules.nets.segan_critic import SegANCritic, multiscale_l1
 from lightning_modules.nets.segmentation import Architecture, build_segmentor, encoder_of
 
-EVAL_SPLITS = ("val", "test")
 NET_ARGS = ("architecture", "encoder", "num_classes", "se_blocks", "decoder_channels")
 log = logging.getLogger(__name__)
 
@@ -44,10 +43,8 @@ def soft_dice_loss(probabilities: torch.Tensor, masks: torch.Tensor, eps: float 
 
 
 def images_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, H, W, 3) uint8 images from a batch normalised with the ImageNet statistics."""
-    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return ((images.float() * std + mean).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    """(N, H, W, 3) uint8 images from a batch normalised with the ImageNet statistics (the CRF's colours)."""
+    return np.round(denormalise(images) * 255).astype(np.uint8)
 
 
 class LesionSegmenter(SplitEvaluation, L.LightningModule):
@@ -256,13 +253,11 @@ class SegAN(LesionSegmenter):
 def segmentor_from_run(source: str | Path) -> nn.Module:
     """The segmentation network of a finished run (folder or ``.ckpt``) of any :class:`LesionSegmenter`."""
     path = run_checkpoint(source)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    hp = checkpoint.get("hyper_parameters", {})
+    hp, state = checkpoint_net_state(path)
     if not all(key in hp for key in NET_ARGS):
         raise DataError(f"checkpoint '{path}' is not a dermlab segmentation run (it lacks {list(NET_ARGS)}).")
     net = build_segmentor(hp["architecture"], hp["encoder"], hp["num_classes"], None, hp["se_blocks"],
                           hp["decoder_channels"])
-    state = {k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(state)
     return net
 

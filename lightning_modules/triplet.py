@@ -34,7 +34,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassRecall
 from torchmetrics.wrappers import ClasswiseWrapper
 
-from lightning_modules.base import EVAL_SPLITS, LesionClassifier
+from lightning_modules.base import LesionClassifier
+from lightning_modules.evaluation import EVAL_SPLITS
 from lightning_modules.nets.backbone import create_backbone
 from lightning_modules.nets.embedding import EmbeddingClassifier, minority_triplets, nearest_class_mean
 
@@ -141,9 +142,7 @@ class TripletClassifier(LesionClassifier):
 
     def _log_split(self, split: str) -> None:
         super()._log_split(split)
-        values = self.ncm[split].compute()
-        self.log_dict({f"{split}/{name}": float(value) for name, value in values.items()}, sync_dist=True)
-        self.ncm[split].reset()
+        self._log_collection(self.ncm[split], split)
 
     def logged_metric_names(self) -> list[str]:
         names = [*super().logged_metric_names(), "train/triplets", "train/triplet_loss"]
