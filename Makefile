@@ -40,8 +40,8 @@ $(PAPERS):       ## a paper's tables: make dds|arl|patch|weighting|isic2018|base
 $(PAPERS:%=%-smoke): ## every cell of a paper's tables for a couple of steps (wiring check)
 	$(BIN)/dermlab grid run --paper $(@:-smoke=) --smoke $(GRID_DATA)
 
-test:            ## the test suite (fast tests; CPU only)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+test:            ## the test suite (fast tests; CPU only; one pytest-xdist worker per core)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -n auto
 
 test-slow:       ## only the slow end-to-end tests
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m slow

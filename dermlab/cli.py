@@ -12,6 +12,9 @@ plots in ``plots/``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import os
 import sys
 import warnings
@@ -94,8 +97,46 @@ class DermlabCLI(LightningCLI):
         return loggers
 
 
-def build_cli(args: list[str] | None = None, run: bool = True) -> DermlabCLI:
-    """The suite's LightningCLI; ``run=False`` parses and instantiates without calling a verb."""
+class ConfigParser(DermlabCLI):
+    """The suite's CLI parser without anything instantiated: :meth:`check` parses one argument list after another
+    on the same parser (building it once), which is what makes checking every cell of a grid cheap."""
+
+    def before_instantiate_classes(self) -> None:
+        pass
+
+    def instantiate_classes(self) -> None:
+        pass
+
+    def after_instantiate_classes(self) -> None:
+        pass
+
+    def _add_instantiators(self) -> None:
+        pass
+
+    def _set_seed(self) -> None:
+        pass  # parsing must not reseed the caller's random generators
+
+    def check(self, args: list[str]) -> str | None:
+        """Parse ``args`` (no Trainer verb); the parser's error line, or None if they are valid."""
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            try:
+                self.parse_arguments(self.parser, args)
+            except SystemExit as exit_info:
+                if exit_info.code not in (0, None):
+                    text = err.getvalue().strip()
+                    return text.splitlines()[-1] if text else "invalid arguments"
+        return None
+
+
+@functools.cache
+def config_parser() -> ConfigParser:
+    """One :class:`ConfigParser` per process (the parser is built once, on the first call)."""
+    return ConfigParser(**_cli_kwargs(), args=["-c", str(Path(__file__).resolve().parents[1] / "experiments" /
+                                                          "demo.yaml")], run=False)
+
+
+def _cli_kwargs() -> dict:
     import lightning.pytorch as L
 
     import callbacks  # noqa: F401  (imported so short class names in configs resolve)
@@ -103,9 +144,9 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> DermlabCLI:
     import lightning_modules  # noqa: F401  (classifiers and segmenters: any LightningModule of the suite)
     from datamodules.base import SkinDataModule
 
-    return DermlabCLI(
-        L.LightningModule,
-        SkinDataModule,
+    return dict(
+        model_class=L.LightningModule,
+        datamodule_class=SkinDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         auto_configure_optimizers=False,  # each module owns configure_optimizers
@@ -113,9 +154,12 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> DermlabCLI:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"parser_mode": "omegaconf"},
         seed_everything_default=0,
-        args=args,
-        run=run,
     )
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> DermlabCLI:
+    """The suite's LightningCLI; ``run=False`` parses and instantiates without calling a verb."""
+    return DermlabCLI(**_cli_kwargs(), args=args, run=run)
 
 
 def _extra_command(name: str):

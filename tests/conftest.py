@@ -9,6 +9,13 @@ from pathlib import Path
 import pytest
 
 os.environ["WANDB_MODE"] = "disabled"  # no W&B in tests
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core: each keeps to one torch thread, so the workers do not
+    # fight over the cores (subprocesses the tests start inherit the setting).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -72,3 +72,14 @@ def test_every_cell_of_every_paper_grid_parses(path, monkeypatch):
             extra = list(grid.data_args.get(grid.dataset_of(cell), []))
             args = runner.cell_args(grid, cell, base / cell.id, "data/x", extra, synthetic=synthetic)
             assert runner._parse_only(args) is None, (cell.id, synthetic)
+
+
+def test_the_shared_parser_reports_a_bad_key_and_then_parses_the_next_config():
+    """The grid checks reuse one parser: an error must not leak into the next parse."""
+    from dermlab.cli import config_parser
+
+    demo = ["-c", str(EXPERIMENTS / "demo.yaml")]
+    error = config_parser().check([*demo, "--model.init_args.no_such_option", "3"])
+    assert error is not None and "no_such_option" in error
+    assert config_parser().check([*demo, "--trainer.max_epochs", "3"]) is None
+    assert config_parser().check([*demo, "--data.init_args.sampling", "sideways"]) is not None

@@ -85,16 +85,9 @@ def depends_on(spec: GridSpec, cell: Cell, args: list[str], run_dir: Path) -> se
 
 def _parse_only(args: list[str]) -> str | None:
     """Parse ``args`` with the CLI without instantiating anything; the error text, or None if valid."""
-    from dermlab.cli import build_cli
+    from dermlab.cli import config_parser
 
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            build_cli([*args, "--print_config"], run=False)
-        except SystemExit as exit_info:
-            if exit_info.code not in (0, None):
-                return err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "invalid arguments"
-    return None
+    return config_parser().check(args)
 
 
 def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: bool = False,
