@@ -8,6 +8,7 @@ weights, split CSVs in the run folder and the DataLoaders.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,12 +20,14 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.audit import SplitAudit, audit_splits
 from datamodules.cache import ImageCache
 from datamodules.crops import ordered_crops
+from datamodules.fingerprints import FingerprintStore
 from datamodules.io import image_size, load_mask, load_rgb
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler
 from datamodules.transforms import TransformSpec, build_transforms
-from dermlab.errors import DataError
+from dermlab.errors import DataError, clean_message
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -35,7 +38,8 @@ class ImageTable:
     """The images of one split and what is known about each.
 
     ``labels`` are class indices (-1 where unknown); ``masks`` holds, per image, the mask files
-    of a segmentation task; ``groups`` the lesion ids; ``weights`` per-sample loss weights.
+    of a segmentation task; ``groups`` the lesion (or patient) ids, ``""`` where unknown; ``weights``
+    per-sample loss weights.
     """
 
     ids: list[str]
@@ -62,9 +66,12 @@ class ImageTable:
     def concat(self, other: ImageTable) -> ImageTable:
         """This table followed by ``other``; masks, groups, weights and extra columns only where both have them."""
         both = lambda a, b: None if a is None or b is None else [*a, *b]  # noqa: E731
+        # lesion ids where either side has them ("" = unknown lesion), so the split audit still sees them
+        groups = None if self.groups is None and other.groups is None else [
+            *(self.groups or [""] * len(self)), *(other.groups or [""] * len(other))]
         return replace(self, ids=[*self.ids, *other.ids], paths=[*self.paths, *other.paths],
                        labels=np.concatenate([self.labels, other.labels]), masks=both(self.masks, other.masks),
-                       groups=both(self.groups, other.groups),
+                       groups=groups,
                        weights=None if self.weights is None or other.weights is None
                        else np.concatenate([self.weights, other.weights]),
                        extra={k: [*v, *other.extra[k]] for k, v in self.extra.items() if k in other.extra},
@@ -169,6 +176,15 @@ class SkinDataModule(L.LightningDataModule):
             (``arl``: the paper's 1320 ISIC-archive images; ``isic2018`` task 3: Dermofit VASC / DF); they
             are added to the training split only, after any validation split has been drawn.
         extra_train_images: the folder of those images (default: the CSV's folder).
+        leakage: what set-up does when the split audit (:mod:`datamodules.audit`) finds a test or validation
+            image, lesion or pixel-identical copy on another side: ``error`` (default) stops, naming the first
+            pairs and the count; ``warn`` logs it and goes on (e.g. to rerun a paper's own leaky protocol; the
+            run's ``splits/audit.json`` and its grid report then say so).
+        audit_pixels: also compare exact pixel fingerprints across splits (decoded once, then read from the
+            cache folder); ``false`` checks ids and lesion ids only.
+        near_duplicates: also compare perceptual hashes and report near-duplicate pairs (off by default).
+        duplicates_csv: a published duplicates list (ISIC 2020 layout ``image_name_1,image_name_2``) the audit
+            applies; by default ``<root>/ISIC_2020_Training_Duplicates.csv`` when that file exists.
     """
 
     class_names: tuple[str, ...] = ()
@@ -195,6 +211,10 @@ class SkinDataModule(L.LightningDataModule):
         resize_to: tuple[int, int] | None = None,
         extra_train_csv: str | None = None,
         extra_train_images: str | None = None,
+        leakage: Literal["error", "warn"] = "error",
+        audit_pixels: bool = True,
+        near_duplicates: bool = False,
+        duplicates_csv: str | None = None,
     ):
         super().__init__()
         if train_repeats < 1 or eval_views < 1 or train_crops < 0 or eval_crops < 0:
@@ -212,10 +232,18 @@ class SkinDataModule(L.LightningDataModule):
             raise ValueError(f"sampling={sampling!r} or on_bad_image={on_bad_image!r} is not a known choice")
         self.predict_split, self.sampling, self.on_bad_image = predict_split, sampling, on_bad_image
         self.cache = ImageCache(cache_dir, max_side) if max_side else None
+        if leakage not in ("error", "warn"):
+            raise ValueError(f"leakage must be 'error' or 'warn', got {leakage!r}")
+        self.leakage, self.audit_pixels, self.near_duplicates = leakage, audit_pixels, near_duplicates
+        self.cache_dir = cache_dir
+        self.duplicates_csv = Path(duplicates_csv).expanduser() if duplicates_csv else None
         self.seed = seed
         self.extra_train_csv = Path(extra_train_csv).expanduser() if extra_train_csv else None
         self.extra_train_images = Path(extra_train_images).expanduser() if extra_train_images else None
         self.tables: dict[str, ImageTable] = {}
+        self._raw: dict[str, ImageTable | None] = {}
+        self._extra_ids: set[str] = set()
+        self.split_audit: SplitAudit | None = None
 
     # --- what a subclass provides -------------------------------------------------------
     def read_split(self, split: str) -> ImageTable:
@@ -239,10 +267,22 @@ class SkinDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def raw_table(self, split: str) -> ImageTable | None:
+        """``split`` as its files list it, before ``on_bad_image`` screening (read once); ``extra`` is the
+        ``extra_train_csv`` images (``None`` without one). Split schemes draw from these, so a bad image never
+        moves another between splits."""
+        if split not in self._raw:
+            if split == "extra":
+                self._raw[split] = None if self.extra_train_csv is None else self.read_ground_truth(
+                    self.extra_train_csv, self.extra_train_images or self.extra_train_csv.parent)
+            else:
+                self._raw[split] = self.read_split(split)
+        return self._raw[split]
+
     def table(self, split: str) -> ImageTable:
-        """The validated table of ``split``, read once."""
+        """The validated table of ``split`` (``train`` includes the extra training images), read once."""
         if split not in self.tables:
-            table = self.read_split(split)
+            table = self.raw_table(split)
             if split == "train" and self.extra_train_csv is not None:
                 table = table.concat(self.extra_training_images(table))
             self.tables[split] = self.screen(table)
@@ -250,7 +290,7 @@ class SkinDataModule(L.LightningDataModule):
 
     def extra_training_images(self, train: ImageTable) -> ImageTable:
         """The ``extra_train_csv`` images, refused where one is already a training, validation or test image."""
-        extra = self.read_ground_truth(self.extra_train_csv, self.extra_train_images or self.extra_train_csv.parent)
+        extra = self.raw_table("extra")
         for split, ids in (("train", train.ids), *((s, self.table(s).ids) for s in ("val", "test"))):
             clash = sorted(set(extra.ids) & set(ids))
             if clash:
@@ -258,6 +298,7 @@ class SkinDataModule(L.LightningDataModule):
                                 f"{split} split (e.g. {clash[0]}); remove them from the CSV"
                                 + (" — evaluating on training images would inflate the results." if split != "train"
                                    else "."))
+        self._extra_ids = set(extra.ids)
         return extra
 
     def screen(self, table: ImageTable) -> ImageTable:
@@ -296,10 +337,58 @@ class SkinDataModule(L.LightningDataModule):
                   "predict": (self.predict_split,)}.get(stage or "", SPLITS)
         for split in needed:
             self.table(split)
+        if self.split_audit is None:
+            self.split_audit = self.audit(needed=needed)
+            self.enforce(self.split_audit)
         self.write_split_files(needed)
 
+    # --- the split audit ----------------------------------------------------------------
+    def audit(self, needed=SPLITS, screened: bool = True) -> SplitAudit:
+        """Audit train / val / test / extra for shared lesions, shared ids and identical images.
+
+        ``screened=False`` audits the splits as their files list them, images present or not (``dermlab audit``
+        on a metadata-only copy); a split outside ``needed`` that cannot be read is reported as unavailable.
+        """
+        tables: dict[str, ImageTable | None] = {}
+        unavailable: dict[str, str] = {}
+        for split in SPLITS:
+            try:
+                tables[split] = self.table(split) if screened else self.raw_table(split)
+            except DataError as error:
+                if split in needed:
+                    raise
+                unavailable[split] = clean_message(error)
+        if screened and tables.get("train") is not None and self._extra_ids:
+            train = tables["train"]
+            is_extra = np.array([i in self._extra_ids for i in train.ids])
+            tables["train"], tables["extra"] = train.subset(np.flatnonzero(~is_extra)), train.subset(
+                np.flatnonzero(is_extra))
+        elif not screened:
+            tables["extra"] = self.raw_table("extra")
+        known = self.duplicates_csv or self.root / "ISIC_2020_Training_Duplicates.csv"
+        store = FingerprintStore(self.cache_dir) if self.audit_pixels or self.near_duplicates else None
+        return audit_splits(tables, store, known if known.is_file() else None, exact=self.audit_pixels,
+                            near_duplicates=self.near_duplicates, unavailable=unavailable)
+
+    def enforce(self, audit: SplitAudit) -> None:
+        """Stop (``leakage: error``) or warn (``warn``) when the audit found a leak; say what could not be audited."""
+        for split, reason in audit.unavailable.items():
+            log.warning("split audit: the %s split could not be read, so it is not audited (%s)", split, reason)
+        if audit.near_duplicates and audit.near_duplicates["count"]:
+            log.warning("split audit: %d near-duplicate pair(s) across splits (pHash within %d bits), e.g. %s",
+                        audit.near_duplicates["count"], audit.near_duplicates["max_bits"],
+                        audit.near_duplicates["pairs"][:3])
+        if not audit.leak:
+            return
+        message = (f"split audit of {type(self).__name__} at '{self.root}': " + "; ".join(audit.leaks)
+                   + ". Use a lesion-grouped split and remove the copies (or set leakage: warn to go on knowingly; "
+                   "splits/audit.json then records the leak).")
+        if self.leakage == "error":
+            raise DataError(message)
+        log.warning(message)
+
     def write_split_files(self, splits) -> None:
-        """``<run folder>/splits/<split>.csv``: the exact images of each split of this run."""
+        """``<run folder>/splits/<split>.csv``: the exact images of each split of this run, and ``audit.json``."""
         trainer = getattr(self, "trainer", None)
         if trainer is None or not trainer.is_global_zero or trainer.default_root_dir is None:
             return
@@ -307,6 +396,8 @@ class SkinDataModule(L.LightningDataModule):
         folder.mkdir(parents=True, exist_ok=True)
         for split in splits:
             self.table(split).frame(self.class_names).to_csv(folder / f"{split}.csv", index=False)
+        if self.split_audit is not None:
+            (folder / "audit.json").write_text(json.dumps(self.split_audit.to_json(), indent=1) + "\n")
 
     def dataset(self, split: str, augment: bool | None = None, views: int | None = None) -> ImageTableDataset:
         """The images of ``split``; augmented by default only for ``train`` (``augment=False``: evaluation
@@ -335,8 +426,9 @@ class SkinDataModule(L.LightningDataModule):
             return self._loader("train", sampler=OversamplingSampler(labels, seed=self.seed))
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+    def val_dataloader(self) -> DataLoader | list:
+        """The validation images; none (``[]``: Lightning then skips validation) for a scheme without them."""
+        return self._loader("val", shuffle=False) if len(self.table("val")) else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)

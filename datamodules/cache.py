@@ -24,16 +24,26 @@ FORMAT_VERSION = 1
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dermlab"
 
 
+def cache_root(directory: str | Path | None = None) -> Path:
+    """The cache folder: ``directory``, else ``$DERMLAB_CACHE_DIR``, else ``~/.cache/dermlab``."""
+    return Path(directory or os.environ.get("DERMLAB_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
+
+
+def source_key(source: Path) -> str:
+    """What identifies one version of a source file: its absolute path, size and modification time (ns)."""
+    stat = source.stat()
+    return f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
 class ImageCache:
     """Resized copies of images and masks under ``directory/max<max_side>/``."""
 
     def __init__(self, directory: str | Path | None, max_side: int):
-        self.root = Path(directory or DEFAULT_CACHE_DIR).expanduser() / f"max{max_side}"
+        self.root = cache_root(directory) / f"max{max_side}"
         self.max_side = max_side
 
     def entry(self, source: Path, kind: str) -> Path:
-        stat = source.stat()
-        key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.max_side}|{kind}|v{FORMAT_VERSION}"
+        key = f"{source_key(source)}|{self.max_side}|{kind}|v{FORMAT_VERSION}"
         digest = hashlib.sha1(key.encode()).hexdigest()
         return self.root / digest[:2] / f"{digest}.png"
 

@@ -10,7 +10,8 @@ Download ``release_v0`` from https://derm.cs.sfu.ca (the images may not be redis
 NV 575, BCC 42, BKL 69, DF 20, VASC 29; no AKIEC), diagnoses map to six HAM classes by
 :data:`DIAGNOSIS_TO_CLASS`; ``melanosis`` and ``miscellaneous`` match no HAM class and are left out,
 which the log reports. ``merge_valid`` trains on train + valid (616 cases, the paper's setting) and
-then validates on the test cases.
+then has no validation images: nothing may be chosen on the 395 test cases, so such a run keeps its
+last epoch and runs a fixed learning-rate schedule (``experiments/patch/spc.yaml``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Derm7ptDataModule(SkinDataModule):
         if unknown:
             raise DataError(f"'{csv}' holds diagnoses {unknown} that map to no class; expected those of release_v0.")
         names = {"train": ["train"] + (["valid"] if self.merge_valid else []),
-                 "val": ["test"] if self.merge_valid else ["valid"], "test": ["test"]}[split]
+                 "val": [] if self.merge_valid else ["valid"], "test": ["test"]}[split]
         rows = []
         for name in names:
             index_csv = meta_dir / f"{name}_indexes.csv"

@@ -54,7 +54,7 @@ class ISIC2016DataModule(SkinDataModule):
     def read_split(self, split: str) -> ImageTable:
         if split in ("test", "pool"):
             return self.read_official("Test" if split == "test" else "Training")
-        pool = self.table("pool")
+        pool = self.raw_table("pool")
         return pool.subset(splits.random_holdout(len(pool), self.val_size, self.seed)[split])
 
     def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:

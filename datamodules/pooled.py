@@ -1,11 +1,13 @@
 """Data sets whose papers split one labelled pool themselves (HAM10000, ISIC 2018 task 3).
 
-``split`` picks the scheme (see :mod:`datamodules.splits`):
+``split`` picks the scheme (see :mod:`datamodules.splits`); every scheme keeps each lesion on one side:
 
-* ``kfold``: lesion-grouped stratified K-fold (``fold`` of ``n_folds``), test = the held-out fold;
-* ``patch``: 4 stratified parts, the last one the test set, ``fold`` 0–2 the validation part;
-* ``weighting``: lesion-grouped random 80/20 train/test, ``fold`` 0 or 1 picks the split;
-* ``holdout``: ``val_size`` random images moved from training to validation (``dds``: 999);
+* ``kfold``: lesion-grouped stratified K-fold (``fold`` of ``n_folds``): test = fold ``fold``, validation =
+  fold ``fold + 1 (mod n_folds)``, training = the rest;
+* ``patch``: 4 stratified, lesion-grouped parts, the last one the test set, ``fold`` 0–2 the validation part;
+* ``weighting``: lesion-grouped random 80/20 train/test, ``fold`` 0 or 1 picks the split; no validation
+  images unless ``val_fraction`` (of the training lesions) asks for them;
+* ``holdout``: ``val_size`` training images, whole lesions, moved to validation (``dds``: 999);
   the test set is the official one where the data set has it.
 
 ``dx_type_weights`` (e.g. ``{consensus: 1, follow_up: 2, confocal: 3, histo: 4}``, the factors of the
@@ -38,9 +40,12 @@ class PooledDataModule(SkinDataModule):
     class_names = HAM_CLASSES
 
     def __init__(self, root: str, split: Scheme = "kfold", fold: int = 0, n_folds: int = 5, val_size: int = 999,
-                 dx_type_weights: dict[str, float] | None = None,
+                 val_fraction: float = 0.0, dx_type_weights: dict[str, float] | None = None,
                  dx_type_weights_on: Literal["benign", "all"] = "benign", **kwargs):
         super().__init__(root, **kwargs)
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.val_fraction = val_fraction
         if dx_type_weights_on not in ("benign", "all"):
             raise ValueError(f"dx_type_weights_on must be benign or all, got {dx_type_weights_on!r}")
         self.dx_type_weights_on = dx_type_weights_on
@@ -57,14 +62,16 @@ class PooledDataModule(SkinDataModule):
 
     def split_indices(self, pool: ImageTable) -> dict[str, np.ndarray]:
         labels, groups = pool.labels, pool.groups
+        if groups is None and self.scheme in ("kfold", "weighting"):
+            raise DataError(f"split {self.scheme!r} groups images by lesion but '{pool.source}' has no lesion ids.")
         if self.scheme == "kfold":
             return splits.grouped_kfold(labels, groups, self.fold, self.n_folds, self.seed)
         if self.scheme == "patch":
-            return splits.stratified_parts(labels, self.fold, self.seed)
+            return splits.stratified_parts(labels, self.fold, self.seed, groups=groups)
         if self.scheme == "weighting":
-            return splits.grouped_holdout(labels, groups, self.fold, self.seed)
+            return splits.grouped_holdout(labels, groups, self.fold, self.seed, val_size=self.val_fraction)
         if self.scheme == "holdout":
-            return splits.random_holdout(len(pool), self.val_size, self.seed)
+            return splits.random_holdout(len(pool), self.val_size, self.seed, groups=groups)
         raise DataError(f"split {self.scheme!r} is not available for {type(self).__name__}.")
 
     def weigh(self, table: ImageTable) -> ImageTable:
@@ -76,7 +83,7 @@ class PooledDataModule(SkinDataModule):
     def read_split(self, split: str) -> ImageTable:
         if self.scheme == "holdout" and split == "test":
             return self.weigh(self.read_official_test())
-        pool = self.table("pool") if split != "pool" else None
+        pool = self.raw_table("pool") if split != "pool" else None
         if split == "pool":
             return self.weigh(self.read_pool())
         if self._indices is None:

@@ -39,6 +39,7 @@ COMMANDS = {
     "compare-cams": "dermlab.compare_cams_command:main",
     "cbam-maps": "dermlab.cbam_maps_command:main",
     "postprocess": "dermlab.postprocess_command:main",
+    "audit": "dermlab.audit_command:main",
 }
 WANDB_MODES = ("offline", "online", "disabled")
 

@@ -40,7 +40,8 @@ class LesionClassifier(SplitEvaluation, L.LightningModule):
         drop_rate: dropout before the classifier.
         optimizer: optimiser factory; None means Adam(lr=1e-3).
         scheduler: LR scheduler factory or None. ReduceLROnPlateau watches ``monitor``.
-        monitor: the validation metric that checkpoints and plateau schedulers follow.
+        monitor: the validation metric a plateau scheduler follows (``None`` where nothing may follow one: a
+            split without validation images runs a fixed schedule).
         backbone_args: extra constructor arguments of the backbone (e.g. ``{normalisation: channel}``
             for ``arl_cnn50``).
         class_weighting: ``inverse`` ((N/N_c)^k, ``patch`` §II-F) or ``effective_number`` (``weighting`` §3.2)
@@ -64,7 +65,7 @@ class LesionClassifier(SplitEvaluation, L.LightningModule):
         drop_rate: float = 0.0,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
-        monitor: str = "val/auc",
+        monitor: str | None = "val/auc",
         backbone_args: dict | None = None,
         class_weighting: ClassWeighting | None = None,
         class_weight_power: float = 1.0,

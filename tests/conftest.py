@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["WANDB_MODE"] = "disabled"  # no W&B in tests
+# the preprocessing cache (resized copies, the split audit's fingerprints) of this test session only
+os.environ.setdefault("DERMLAB_CACHE_DIR", tempfile.mkdtemp(prefix="dermlab-test-cache-"))
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs one pytest-xdist worker per core: each keeps to one torch thread, so the workers do not
     # fight over the cores (subprocesses the tests start inherit the setting).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,7 +135,8 @@ def test_derm7pt_maps_to_six_classes_and_merges_valid(synthetic):
     plain, merged = make("derm7pt", root), make("derm7pt", root, merge_valid=True)
     assert plain.num_classes == 6 and "AKIEC" not in plain.class_names
     assert len(merged.table("train")) == len(plain.table("train")) + len(plain.table("val"))
-    assert merged.table("val").ids == plain.table("test").ids
+    assert len(merged.table("val")) == 0 and merged.val_dataloader() == []  # nothing is chosen on the test cases
+    assert merged.table("test").ids == plain.table("test").ids
 
 
 def test_split_files_are_written_to_the_run_folder(synthetic, tmp_path):
@@ -149,7 +152,10 @@ def test_split_files_are_written_to_the_run_folder(synthetic, tmp_path):
     train = pd.read_csv(tmp_path / "run" / "splits" / "train.csv")
     val = pd.read_csv(tmp_path / "run" / "splits" / "val.csv")
     assert list(train.columns) == ["image_id", "label", "lesion_id", "dx_type"]
-    assert len(train) + len(val) == 24 and not set(train.lesion_id) & set(val.lesion_id)
+    assert not set(train.lesion_id) & set(val.lesion_id)
+    audit = json.loads((tmp_path / "run" / "splits" / "audit.json").read_text())  # the test fold is the third
+    assert audit["splits"]["train"] == len(train) and len(train) + len(val) + audit["splits"]["test"] == 24
+    assert not audit["leak"] and set(audit["shared_lesions"].values()) == {0}
 
 
 def test_isic2018_task3_holdout_moves_images_to_validation(synthetic):

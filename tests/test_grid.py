@@ -235,3 +235,17 @@ def test_exclude_references_inside_a_list_and_synthetic_settings(tmp_path):
     assert synthetic[-2:] == ["--model.init_args.drop_rate", "0.5"]  # after the cell's own 0.1: it wins
     with pytest.raises(DataError, match="exclude"):
         spec.load(write_grid(tmp_path / "bad.yaml", exclude=[{"colour": "red"}]))
+
+
+def test_report_names_cells_whose_split_audit_found_a_leak(tmp_path):
+    """A cell run with `leakage: warn` on a leaky protocol is in the table, and the table says so."""
+    grid = spec.load(write_grid(tmp_path / "g.yaml", axes={"model.init_args.backbone": ["a", "b"]}))
+    ids = [c.id for c in grid.cells()]
+    fabricate(grid, tmp_path / "runs", {ids[0]: 0.8, ids[1]: 0.7})
+    leaky = grid.run_root(tmp_path / "runs", False) / ids[1] / "result.json"
+    result = json.loads(leaky.read_text())
+    result["split_audit"] = {"leak": True, "leaks": ["12 lesion id(s) shared by train/test (e.g. HAM_0000118)"]}
+    leaky.write_text(json.dumps(result))
+    text = reporting.report(grid, tmp_path / "runs")
+    assert "**Leakage:**" in text and f"- {ids[1]}: 12 lesion id(s) shared by train/test" in text
+    assert f"- {ids[0]}" not in text.split("**Leakage:**")[1]

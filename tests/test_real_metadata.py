@@ -47,26 +47,28 @@ def test_kfold_is_lesion_grouped_and_stratified(ham_root):
     seen = []
     for fold in range(5):
         data = HAM10000DataModule(str(ham_root), split="kfold", fold=fold, n_folds=5)
-        train, val = data.table("train"), data.table("val")
-        assert not set(train.groups) & set(val.groups)
-        assert len(train) + len(val) == 10015
-        assert np.abs(np.bincount(val.labels, minlength=7) / len(val) - overall).max() < 0.01
-        seen += val.ids
-    assert sorted(seen) == sorted(pool.ids)  # every image is validated exactly once
+        train, val, test = data.table("train"), data.table("val"), data.table("test")
+        assert not set(train.groups) & set(test.groups) and not set(val.groups) & set(test.groups)
+        assert len(train) + len(val) + len(test) == 10015
+        assert np.abs(np.bincount(test.labels, minlength=7) / len(test) - overall).max() < 0.01
+        seen += test.ids
+    assert sorted(seen) == sorted(pool.ids)  # every image is tested exactly once
 
 
-def test_patch_four_equal_stratified_parts(ham_root):
+def test_patch_four_stratified_lesion_grouped_parts(ham_root):
+    """Four parts of ~2,504 images, each with the pool's class shares (±1 percentage point), no lesion in two."""
     parts = []
     for fold in range(3):
         data = HAM10000DataModule(str(ham_root), split="patch", fold=fold)
         train, val, test = (data.table(s) for s in ("train", "val", "test"))
         assert len(set(train.ids) | set(val.ids) | set(test.ids)) == 10015
         assert not (set(train.ids) & set(val.ids)) and not (set(val.ids) & set(test.ids))
-        parts.append(np.bincount(val.labels, minlength=7))
-        test_counts = np.bincount(test.labels, minlength=7)
-    for counts in parts:  # each part holds a quarter of every class (±1 image)
-        assert np.abs(counts - np.array(list(HAM_COUNTS.values())) / 4).max() <= 1
-    assert np.abs(test_counts - np.array(list(HAM_COUNTS.values())) / 4).max() <= 1
+        parts.append(val)
+    parts.append(test)
+    counts = np.array(list(HAM_COUNTS.values()))
+    for part in parts:
+        share = np.bincount(part.labels, minlength=7) / len(part)
+        assert np.abs(share - counts / counts.sum()).max() < 0.01 and abs(len(part) - 10015 / 4) < 100
 
 
 def test_weighting_two_grouped_80_20_splits(ham_root):

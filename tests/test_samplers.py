@@ -52,10 +52,13 @@ def test_oversampling_equalises_class_counts():
     assert len(set(i for i in order if LABELS[i] == 0)) == 60  # the largest class appears once each
 
 
-def test_balanced_sampling_through_the_datamodule(synthetic):
+def test_balanced_sampling_through_the_datamodule(tmp_path):
     from datamodules import HAM10000DataModule
+    from datamodules.synthetic import write_synthetic
 
-    data = HAM10000DataModule(str(synthetic("ham10000")), split="kfold", n_folds=3, sampling="balanced",
+    write_synthetic("ham10000", tmp_path, n=200, size=32, seed=0)  # every class in the 3 training folds
+    data = HAM10000DataModule(str(tmp_path), split="kfold", n_folds=5, sampling="balanced",
                               batch_size=7, image_size=32, num_workers=0)
+    assert (np.bincount(data.table("train").labels, minlength=7) > 0).all()
     for batch in data.train_dataloader():
         assert np.bincount(batch["label"].numpy(), minlength=7).tolist() == [1] * 7

@@ -46,10 +46,16 @@ class Case:
     rendering: Rendering
 
 
-def _view(rendering: Rendering, turn: int) -> Rendering:
-    """Another shot of the same lesion: a flip or half turn (keeps the 4:3 shape)."""
-    op = (Image.FLIP_LEFT_RIGHT, Image.FLIP_TOP_BOTTOM, Image.ROTATE_180)[turn % 3]
-    return Rendering(rendering.image.transpose(op), rendering.mask.transpose(op),
+def _view(rendering: Rendering, repeat: int) -> Rendering:
+    """The ``repeat``-th further shot (1, 2, ...) of a lesion's first rendering: a flip or half turn (keeps the
+    4:3 shape), and from the 4th on a slightly brighter exposure, so no two shots share their pixels (like HAM's
+    repeated shots, which are other photographs, not copies — the split audit would flag a copy)."""
+    op = (Image.FLIP_LEFT_RIGHT, Image.FLIP_TOP_BOTTOM, Image.ROTATE_180)[(repeat - 1) % 3]
+    image = rendering.image.transpose(op)
+    if repeat > 3:
+        shift = (repeat - 1) // 3
+        image = image.point(lambda v: min(255, v + shift))
+    return Rendering(image, rendering.mask.transpose(op),
                      {k: v.transpose(op) for k, v in rendering.attributes.items()})
 
 
@@ -58,13 +64,15 @@ def draw_cases(n: int, size: int, seed: int, stream: int, first_id: int) -> list
     rng = item_rng(seed, stream)
     diagnoses = draw_classes(rng, n, PRIORS, minimum=2)
     cases: list[Case] = []
-    lesion = 0
+    lesion, first, repeat = 0, None, 0
     for i, dx in enumerate(diagnoses):
         previous = cases[-1] if cases else None
         if previous and previous.dx == dx and rng.random() < REPEAT_P:
-            rendering, lesion_id, dx_type = _view(previous.rendering, i), previous.lesion_id, previous.dx_type
+            repeat += 1
+            rendering, lesion_id, dx_type = _view(first, repeat), previous.lesion_id, previous.dx_type
         else:
-            rendering = render_lesion(dx, wh(size), item_rng(seed, stream, i))
+            rendering = first = render_lesion(dx, wh(size), item_rng(seed, stream, i))
+            repeat = 0
             lesion_id = f"HAM_{seed % 100:02d}{stream:02d}{lesion:03d}"
             lesion += 1
             shares = DX_TYPES[dx]

@@ -39,9 +39,13 @@ def collect(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> p
     records = []
     for cell in spec.cells():
         folder = spec.run_root(runs, smoke) / cell.id
-        record = {"cell": cell.id, "row": cell.row(spec.rows), **cell.values, "status": "missing", "log": ""}
+        record = {"cell": cell.id, "row": cell.row(spec.rows), **cell.values, "status": "missing", "log": "",
+                  "leak": ""}
         if (folder / "result.json").is_file():
-            record.update(json.loads((folder / "result.json").read_text())["metrics"], status="done")
+            result = json.loads((folder / "result.json").read_text())
+            record.update(result["metrics"], status="done")
+            audit = result.get("split_audit") or {}
+            record["leak"] = "; ".join(audit.get("leaks", [])) if audit.get("leak") else ""
         elif (folder / "failed.json").is_file():
             record.update(status="failed", log=json.loads((folder / "failed.json").read_text())["log"])
         records.append(record)
@@ -61,6 +65,7 @@ def average_over(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
         complete = bool((group.status == "done").all())
         record["status"] = "done" if complete else "failed" if (group.status == "failed").any() else "missing"
         record["log"] = "; ".join(group.log[group.log != ""])
+        record["leak"] = "; ".join(group.leak[group.leak != ""])
         if complete:
             record.update({m: group[m].astype(float).mean() for m in spec.metrics if m in group})
         merged.append(record)
@@ -133,6 +138,11 @@ def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: 
         for t in tests:
             lines.append(f"| {t.metric} | {where(t.greater)} (n={t.n_greater}) | {where(t.than)} (n={t.n_than}) | "
                          f"{_fmt(t.t, 3)} | {t.df} | {_fmt(t.p, 4)} |")
+    leaking = cells[cells.leak != ""]
+    if len(leaking):
+        lines += ["", "**Leakage:** these cells ran with `leakage: warn` and their split audit found a leak, so their "
+                  "test numbers are not independent of training or selection:", ""]
+        lines += [f"- {r.cell}: {r.leak}" for r in leaking.itertuples()]
     problems = cells[cells.status != "done"]
     if len(problems):
         lines += ["", "Cells not in the table:", ""]

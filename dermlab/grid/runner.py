@@ -138,9 +138,11 @@ def run_cell_command(argv: list[str]) -> None:
     if best:
         slim_checkpoint(Path(best))
         last.unlink(missing_ok=True)
+    audit = cli.datamodule.split_audit
     result = {"metrics": {k: float(v) for k, v in tested.items()}, "checkpoint": best,
               "best_monitor": None if score is None else float(score), "wall_time_s": time.perf_counter() - start,
-              "resumed": resumed}
+              "resumed": resumed,
+              "split_audit": None if audit is None else {"leak": audit.leak, "leaks": audit.leaks}}
     result_path.write_text(json.dumps(result, indent=2))
 
 
