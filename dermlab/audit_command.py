@@ -1,40 +1,47 @@
 """``dermlab audit -c CONFIG [overrides]``: the split audit of a config's data, as JSON, without training.
 
-It builds the run's datamodule exactly as ``dermlab fit`` would (same configs, same overrides), reads every
-split as its files list them (images present or not, so a metadata-only copy can be audited) and prints
-the :class:`~datamodules.audit.SplitAudit` plus what steers the run (``selection``: the metrics that choose
-the checkpoint, stop early or drive a plateau scheduler, and how many validation images they see). The exit
-status is 2 when anything leaks, 0 otherwise.
+It resolves the configs and overrides exactly as ``dermlab fit`` would, instantiates the datamodule alone (no
+model, no trainer: a stage-2 config that still lacks its stage-1 run can be audited), reads every split as its
+files list it (images present or not, so a metadata-only copy can be audited) and prints the
+:class:`~datamodules.audit.SplitAudit` plus what steers the run (``selection``: the metrics that choose the
+checkpoint, stop early or drive a plateau scheduler, and how many validation images they are computed on). The
+exit status is 2 when anything leaks, 0 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
 from dermlab.errors import DataError
 
 PLATEAU = "ReduceLROnPlateau"
+STEERING_CALLBACKS = ("ModelCheckpoint", "EarlyStopping")
 
 
-def selection(cli) -> dict:
-    """What chooses or steers on validation metrics in a built CLI: checkpoint / early-stopping monitors and a
-    plateau scheduler's monitor, with the number of validation images they are computed on."""
-    monitors = [f"{type(c).__name__}: {c.monitor}" for c in cli.trainer.callbacks
-                if getattr(c, "monitor", None) and type(c).__name__ in ("ModelCheckpoint", "EarlyStopping")]
-    model_config = cli.config.get("model", {}).get("init_args", {}) or {}
-    scheduler = (model_config.get("scheduler") or {}) if hasattr(model_config, "get") else {}
+def instantiate(namespace):
+    """An object from a ``class_path`` / ``init_args`` entry of a resolved config."""
+    module, name = namespace.class_path.rsplit(".", 1)
+    init_args = namespace.init_args.as_dict() if namespace.get("init_args") else {}
+    return getattr(importlib.import_module(module), name)(**init_args)
+
+
+def selection(config, val_images: int) -> dict:
+    """What chooses or steers on validation metrics in a resolved config: checkpoint / early-stopping monitors and
+    a plateau scheduler's monitor, with the number of validation images they would be computed on."""
+    monitors = []
+    for callback in config.trainer.get("callbacks") or []:
+        name = str(callback.class_path).rsplit(".", 1)[-1]
+        monitor = callback.get("init_args") and callback.init_args.get("monitor")
+        if name in STEERING_CALLBACKS and monitor:
+            monitors.append(f"{name}: {monitor}")
+    model = config.model.get("init_args") or {}
+    scheduler = model.get("scheduler") if hasattr(model, "get") else None
     if scheduler and str(scheduler.get("class_path", "")).endswith(PLATEAU):
-        monitors.append(f"{PLATEAU}: {getattr(cli.model, 'monitor', None)}")
-    return {"val_images": len(cli.datamodule.table("val")) if _has_val(cli) else 0, "monitors": monitors}
-
-
-def _has_val(cli) -> bool:
-    try:
-        return bool(len(cli.datamodule.raw_table("val")))
-    except DataError:
-        return False
+        monitors.append(f"{PLATEAU}: {model.get('monitor')}")
+    return {"val_images": val_images, "monitors": monitors}
 
 
 def main(argv: list[str]) -> None:
@@ -48,15 +55,19 @@ def main(argv: list[str]) -> None:
     args, cli_args = parser.parse_known_args(argv)
     if "-c" not in cli_args and "--config" not in cli_args:
         parser.error("give the run's config(s) with -c CONFIG, as for `dermlab fit`")
-    from dermlab.cli import build_cli
+    from dermlab.cli import config_parser
 
-    cli = build_cli(cli_args + ["--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
-    data = cli.datamodule
+    config = config_parser().parse(cli_args)
+    data = instantiate(config.data)
     data.near_duplicates = data.near_duplicates or args.near_duplicates
     data.audit_pixels = data.audit_pixels and not args.no_pixels
     audit = data.audit(screened=False)
+    try:
+        val_images = len(data.raw_table("val"))
+    except DataError:
+        val_images = 0
     report = {"datamodule": type(data).__name__, "root": str(data.root), **audit.to_json(),
-              "selection": selection(cli)}
+              "selection": selection(config, val_images)}
     print(json.dumps(report, indent=1))
     if report["leak"]:
         sys.exit(2)

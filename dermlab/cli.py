@@ -119,6 +119,15 @@ class ConfigParser(DermlabCLI):
 
     def check(self, args: list[str]) -> str | None:
         """Parse ``args`` (no Trainer verb); the parser's error line, or None if they are valid."""
+        try:
+            self.parse(args)
+        except DataError as error:
+            return str(error)
+        return None
+
+    def parse(self, args: list[str]) -> Namespace:
+        """The resolved config of ``args`` (no Trainer verb), nothing instantiated; a DataError with the parser's
+        last error line if they are invalid."""
         err = io.StringIO()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
             try:
@@ -126,8 +135,8 @@ class ConfigParser(DermlabCLI):
             except SystemExit as exit_info:
                 if exit_info.code not in (0, None):
                     text = err.getvalue().strip()
-                    return text.splitlines()[-1] if text else "invalid arguments"
-        return None
+                    raise DataError(text.splitlines()[-1] if text else "invalid arguments") from None
+        return self.config
 
 
 @functools.cache

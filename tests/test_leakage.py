@@ -138,14 +138,16 @@ def test_spc_and_weighting_configs_steer_on_nothing_from_test(ham_root, tmp_path
         cli = build_cli(args + ["--model.init_args.backbone", "test_resnet" if name == "spc" else "vgg11",
                                 "--run.wandb", "disabled", "--trainer.logger", "false",
                                 "--trainer.default_root_dir", str(tmp_path / name)], run=False)
-        steering = selection(cli)
+        steering = selection(cli.config, len(cli.datamodule.table("val")))
         assert steering == {"val_images": 0, "monitors": []}, (name, steering)
         assert cli.datamodule.val_dataloader() == []  # Lightning then runs no validation loop at all
         assert not set(cli.datamodule.table("train").ids) & set(cli.datamodule.table("test").ids)
     cli = build_cli(["-c", str(experiments / "patch" / "base.yaml"), "--data.init_args.root", str(ham_root),
                      "--model.init_args.backbone", "test_resnet", "--run.wandb", "disabled", "--trainer.logger",
                      "false"], run=False)  # HAM10000: the checkpoint and plateau follow the validation part only
-    assert selection(cli)["val_images"] > 2000
+    assert selection(cli.config, len(cli.datamodule.table("val"))) == {
+        "val_images": 2505, "monitors": ["ModelCheckpoint: val/balanced_accuracy",
+                                         "ReduceLROnPlateau: val/balanced_accuracy"]}
     assert not set(cli.datamodule.table("val").ids) & set(cli.datamodule.table("test").ids)
 
 
