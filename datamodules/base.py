@@ -365,6 +365,9 @@ class SkinDataModule(L.LightningDataModule):
                 np.flatnonzero(is_extra))
         elif not screened:
             tables["extra"] = self.raw_table("extra")
+        if self.duplicates_csv is not None and not self.duplicates_csv.is_file():
+            raise DataError(f"duplicates_csv '{self.duplicates_csv}' does not exist; give the duplicates list "
+                            "(ISIC 2020 layout image_name_1,image_name_2) or remove the option.")
         known = self.duplicates_csv or self.root / "ISIC_2020_Training_Duplicates.csv"
         store = FingerprintStore(self.cache_dir) if self.audit_pixels or self.near_duplicates else None
         return audit_splits(tables, store, known if known.is_file() else None, exact=self.audit_pixels,
@@ -380,12 +383,12 @@ class SkinDataModule(L.LightningDataModule):
                         audit.near_duplicates["pairs"][:3])
         if not audit.leak:
             return
-        message = (f"split audit of {type(self).__name__} at '{self.root}': " + "; ".join(audit.leaks)
-                   + ". Use a lesion-grouped split and remove the copies (or set leakage: warn to go on knowingly; "
-                   "splits/audit.json then records the leak).")
+        found = f"split audit of {type(self).__name__} at '{self.root}': " + "; ".join(audit.leaks)
         if self.leakage == "error":
-            raise DataError(message)
-        log.warning(message)
+            raise DataError(found + ". Remove the copies from one side (and, where lesion ids exist, use a "
+                            "lesion-grouped split), or set leakage: warn to go on knowingly; splits/audit.json then "
+                            "records the leak.")
+        log.warning("leakage: warn — going on although the %s; splits/audit.json records it.", found)
 
     def write_split_files(self, splits) -> None:
         """``<run folder>/splits/<split>.csv``: the exact images of each split of this run, and ``audit.json``."""

@@ -5,7 +5,8 @@ model, no trainer: a stage-2 config that still lacks its stage-1 run can be audi
 files list it (images present or not, so a metadata-only copy can be audited) and prints the
 :class:`~datamodules.audit.SplitAudit` plus what steers the run (``selection``: the metrics that choose the
 checkpoint, stop early or drive a plateau scheduler, and how many validation images they are computed on). The
-exit status is 2 when anything leaks, 0 otherwise.
+exit status is 0 when the splits are clean, 2 when anything leaks and 1 when the config or the data cannot be
+read (the message names what and why).
 """
 
 from __future__ import annotations
@@ -53,15 +54,21 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--near-duplicates", action="store_true", help="also report perceptual-hash near duplicates")
     parser.add_argument("--no-pixels", action="store_true", help="compare ids and lesion ids only (no decoding)")
     args, cli_args = parser.parse_known_args(argv)
-    if "-c" not in cli_args and "--config" not in cli_args:
-        parser.error("give the run's config(s) with -c CONFIG, as for `dermlab fit`")
+    if not any(a in ("-c", "--config") or a.startswith(("--config=", "-c")) for a in cli_args):
+        print("dermlab audit: error: give the run's config(s) with -c CONFIG, as for `dermlab fit`", file=sys.stderr)
+        sys.exit(1)
     from dermlab.cli import config_parser
+    from dermlab.errors import clean_message
 
-    config = config_parser().parse(cli_args)
-    data = instantiate(config.data)
-    data.near_duplicates = data.near_duplicates or args.near_duplicates
-    data.audit_pixels = data.audit_pixels and not args.no_pixels
-    audit = data.audit(screened=False)
+    try:
+        config = config_parser().parse(cli_args)
+        data = instantiate(config.data)
+        data.near_duplicates = data.near_duplicates or args.near_duplicates
+        data.audit_pixels = data.audit_pixels and not args.no_pixels
+        audit = data.audit(screened=False)
+    except (DataError, ValueError) as error:
+        print(f"dermlab audit: error: {clean_message(error)}", file=sys.stderr)
+        sys.exit(1)
     try:
         val_images = len(data.raw_table("val"))
     except DataError:

@@ -127,23 +127,34 @@ class ConfigParser(DermlabCLI):
 
     def parse(self, args: list[str]) -> Namespace:
         """The resolved config of ``args`` (no Trainer verb), nothing instantiated; a DataError with the parser's
-        last error line if they are invalid."""
+        message (on one line) if they are invalid."""
         err = io.StringIO()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # LightningCLI's "args and sys.argv" warning names our own arguments
             try:
                 self.parse_arguments(self.parser, args)
             except SystemExit as exit_info:
                 if exit_info.code not in (0, None):
-                    text = err.getvalue().strip()
-                    raise DataError(text.splitlines()[-1] if text else "invalid arguments") from None
+                    raise DataError(parser_error(err.getvalue())) from None
         return self.config
+
+
+def parser_error(text: str) -> str:
+    """jsonargparse's error report as one line: from its ``error:`` line on, without the usage text."""
+    lines = text.strip().splitlines()
+    start = next((i for i, line in enumerate(lines) if "error:" in line), 0)
+    message = " ".join(line.strip() for line in lines[start:] if line.strip())
+    message = message.split("error:", 1)[-1].strip() or "invalid arguments"
+    return message if len(message) <= 800 else message[:800] + " ..."
 
 
 @functools.cache
 def config_parser() -> ConfigParser:
     """One :class:`ConfigParser` per process (the parser is built once, on the first call)."""
-    return ConfigParser(**_cli_kwargs(), args=["-c", str(Path(__file__).resolve().parents[1] / "experiments" /
-                                                          "demo.yaml")], run=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ConfigParser(**_cli_kwargs(), args=["-c", str(Path(__file__).resolve().parents[1] / "experiments" /
+                                                              "demo.yaml")], run=False)
 
 
 def _cli_kwargs() -> dict:

@@ -245,6 +245,12 @@ def test_audit_command_prints_json_and_exits_2_on_a_leak(broken_root, capsys):
     assert leaving.value.code == 2
     leaked = json.loads(capsys.readouterr().out)
     assert leaked["duplicate_images"] == 1 and leaked["pairs"] == [[val_id, test_id]]
+    with pytest.raises(SystemExit) as leaving:  # an unreadable config is exit 1 and names the bad key, not a leak
+        main([*args, "--data.init_args.batch_sise", "3"])
+    assert leaving.value.code == 1 and "batch_sise" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as leaving:
+        main([*args, "--data.init_args.duplicates_csv", str(broken_root / "no_such.csv")])
+    assert leaving.value.code == 1 and "no_such.csv' does not exist" in capsys.readouterr().err
 
 
 def test_fingerprints_are_cached_and_follow_the_file(tmp_path, monkeypatch):
