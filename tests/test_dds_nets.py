@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from lightning_modules.nets.lerf import choose_layer, conv_layers, lerf, resolve_layer
@@ -74,3 +75,15 @@ def test_object_box_stops_at_the_image_border():
     cam = np.ones((9, 9))
     cam[4, 4] = 1.0
     assert object_box(cam).size == pytest.approx(math.sqrt(81))
+
+
+def test_a_constant_activation_map_is_all_ones_and_boxes_the_whole_image():
+    """A tiny stage-1 model can have all-zero features at the CAM layer; Obj is then the whole image's side."""
+    from lightning_modules.nets.cam import activation_maps
+    from lightning_modules.nets.object_size import object_box
+
+    features = torch.zeros(1, 4, 2, 2, requires_grad=True)
+    logits = features.mean(dim=(2, 3)) @ torch.ones(4, 3)
+    cams, _ = activation_maps(features, logits, (8, 6))
+    assert torch.equal(cams, torch.ones(1, 8, 6))
+    assert object_box(cams[0].numpy()).size == pytest.approx((8 * 6) ** 0.5)

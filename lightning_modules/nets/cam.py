@@ -29,7 +29,9 @@ def class_activation_maps(model: nn.Module, images: torch.Tensor, classes: torch
 
 def activation_maps(features: torch.Tensor, logits: torch.Tensor, size: tuple[int, int],
                     classes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """CAMs over ``features`` (B, K, h, w) of the classes scored by ``logits`` (computed from them).
+    """CAMs over ``features`` (B, K, h, w) of the classes scored by ``logits`` (computed from them), each scaled to
+    [0, 1]; a constant map (e.g. a tiny untrained network whose features are all zero) comes back as all ones, so
+    the object box of :mod:`lightning_modules.nets.object_size` is then the whole image instead of an error.
 
     Shared by the main head and any auxiliary head reading an inner layer (dds Fig. 4).
     """
@@ -41,4 +43,5 @@ def activation_maps(features: torch.Tensor, logits: torch.Tensor, size: tuple[in
     cams = F.interpolate(cams, size=tuple(size), mode="bicubic", align_corners=False)[:, 0]
     low = cams.flatten(1).min(1).values[:, None, None]
     high = cams.flatten(1).max(1).values[:, None, None]
-    return (cams - low) / (high - low).clamp_min(1e-12), classes.detach()
+    flat = (high - low) <= 1e-12  # a constant map locates nothing: every pixel is at its maximum, so it is all 1
+    return torch.where(flat, torch.ones_like(cams), (cams - low) / (high - low).clamp_min(1e-12)), classes.detach()
