@@ -4,6 +4,7 @@ segmentation (frozen encoder epochs, official mask files, Fig. 1 masks)."""
 
 from callbacks.alpha_monitor import AlphaMonitor
 from callbacks.branch_cams import BranchCAMs
+from callbacks.checkpoint import ModelCheckpoint
 from callbacks.curriculum import Curriculum
 from callbacks.layer_selection import LayerSelection
 from callbacks.plots import CAMGrid, ClassificationPlots
@@ -11,4 +12,4 @@ from callbacks.segmentation import FreezeEncoder, MaskWriter, SegmentationFigure
 from callbacks.submission import SubmissionWriter
 
 __all__ = ["AlphaMonitor", "BranchCAMs", "CAMGrid", "ClassificationPlots", "Curriculum", "FreezeEncoder",
-           "LayerSelection", "MaskWriter", "SegmentationFigure", "SubmissionWriter"]
+           "ModelCheckpoint", "LayerSelection", "MaskWriter", "SegmentationFigure", "SubmissionWriter"]

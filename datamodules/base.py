@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -25,9 +26,10 @@ from datamodules.cache import ImageCache
 from datamodules.crops import ordered_crops
 from datamodules.fingerprints import FingerprintStore
 from datamodules.io import image_size, load_mask, load_rgb
-from datamodules.samplers import BalancedBatchSampler, OversamplingSampler
+from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
 from datamodules.transforms import TransformSpec, build_transforms
 from dermlab.errors import DataError, clean_message
+from dermlab.seeding import derive, run_seed
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -96,10 +98,14 @@ class ImageTableDataset(Dataset):
     that many transformed copies of one image stacked as (views, C, H, W): the 9 test patches of ``arl``,
     whose predictions the module averages. ``crops`` > 0 cuts that many ordered ``crop_size`` crops from the
     transformed full-size image instead (``patch``: (N_C, C, s, s), see :mod:`datamodules.crops`).
+
+    Indices may be epoch-tagged (``epoch * len(dataset) + position``, as the training samplers yield them): the
+    pipeline's random generators are then seeded from (``seed``, epoch, position) before each sample, so what
+    an image gets depends on the run's seed and its place in the epoch only — not on the DataLoader workers.
     """
 
     def __init__(self, table: ImageTable, transform, cache: ImageCache | None = None, repeats: int = 1,
-                 views: int = 1, crops: int = 0, crop_size: int = 224):
+                 views: int = 1, crops: int = 0, crop_size: int = 224, seed: int = 0):
         if (views > 1 or crops) and table.masks is not None:
             raise ValueError("several views or crops per image are for classification; this table has masks")
         if views > 1 and crops:
@@ -107,6 +113,7 @@ class ImageTableDataset(Dataset):
         self.table, self.transform, self.cache = table, transform, cache
         self.repeats, self.views = max(1, repeats), max(1, views)
         self.crops, self.crop_size = crops, crop_size
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.table) * self.repeats
@@ -119,8 +126,14 @@ class ImageTableDataset(Dataset):
             return image, [load_mask(m, image.shape[:2]) for m in mask_paths]
         return self.cache.image(path), [self.cache.mask(m, path) for m in mask_paths]
 
+    def _seed_pipeline(self, epoch: int, position: int) -> None:
+        generator = np.random.default_rng([self.seed % 2**32, epoch, position])
+        self.transform.set_random_state(generator, random.Random(derive(self.seed, epoch, position)))
+
     def __getitem__(self, index: int) -> dict:
-        index %= len(self.table)
+        epoch, position = divmod(index, len(self))
+        self._seed_pipeline(epoch, position)
+        index = position % len(self.table)
         image, masks = self._read(index)
         if self.views > 1:
             out, sample = {"image": torch.stack([self.transform(image=image)["image"] for _ in range(self.views)])}, {}
@@ -413,7 +426,7 @@ class SkinDataModule(L.LightningDataModule):
         views = 1 if augment else (views or self.eval_views)
         return ImageTableDataset(self.table(split), transform, self.cache,
                                  repeats=self.train_repeats if augment else 1, views=views, crops=crops,
-                                 crop_size=self.crop_size)
+                                 crop_size=self.crop_size, seed=run_seed(self.seed))
 
     def _loader(self, split: str, **kwargs) -> DataLoader:
         return DataLoader(self.dataset(split), batch_size=self.batch_size, num_workers=self.num_workers,
@@ -422,12 +435,18 @@ class SkinDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         labels = np.tile(self.table("train").labels, self.train_repeats)
         world = getattr(getattr(self, "trainer", None), "world_size", 1) or 1
+        seed = run_seed(self.seed)  # the run's seed: a new seed_everything gives a new order
         if self.sampling == "balanced":
-            sampler = BalancedBatchSampler(labels, self.batch_size, world_size=world, seed=self.seed)
-            return self._loader("train", sampler=sampler, drop_last=True)
-        if self.sampling == "oversample":
-            return self._loader("train", sampler=OversamplingSampler(labels, seed=self.seed))
-        return self._loader("train", shuffle=True)
+            sampler = BalancedBatchSampler(labels, self.batch_size, world_size=world, seed=seed)
+        elif self.sampling == "oversample":
+            sampler = OversamplingSampler(labels, seed=seed)
+        else:
+            sampler = SeededRandomSampler(len(labels), seed=seed)
+        # Lightning starts the first iterator (and its workers' prefetching) before its own set_epoch: a resumed
+        # run must draw its first epoch's order for the epoch it resumes at, not for epoch 0.
+        trainer = getattr(self, "trainer", None)
+        sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0)
+        return self._loader("train", sampler=sampler, drop_last=self.sampling == "balanced")
 
     def val_dataloader(self) -> DataLoader | list:
         """The validation images; none (``[]``: Lightning then skips validation) for a scheme without them."""

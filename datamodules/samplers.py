@@ -10,8 +10,14 @@ with ``shuffle=False``, which hands rank r the indices r, r + W, r + 2W, …) ke
   consecutive ``batch_size`` indices form one balanced batch and no two ranks see the same image
   within a pass over a class. Use it with ``drop_last=True`` and the same ``batch_size``.
 
-Each ``__iter__`` is one epoch with a new permutation (seed + epoch counter), identical on every
-rank because all ranks start from the same seed.
+* :class:`SeededRandomSampler` is plain shuffling, seeded from (seed, epoch) instead of torch's global
+  generator.
+
+Each ``__iter__`` is one epoch with a new permutation seeded from (seed, epoch), identical on every rank because
+all ranks start from the same seed. Lightning calls ``set_epoch`` before each training epoch, so the epoch a
+resumed run replays gets the permutation it had the first time. Every sampler yields *epoch-tagged* indices,
+``epoch * len(dataset) + index``: :class:`~datamodules.base.ImageTableDataset` takes the epoch and the position
+from them to seed that sample's augmentation (:mod:`dermlab.seeding`), whichever worker loads it.
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ class _EpochSampler(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _next_rng(self) -> np.random.Generator:
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def _next_rng(self) -> tuple[np.random.Generator, int]:
+        """This epoch's generator and its index offset (``epoch * len(dataset)``); then the next epoch."""
+        rng, offset = np.random.default_rng([self.seed, self.epoch]), self.epoch * len(self.labels)
         self.epoch += 1
-        return rng
+        return rng, offset
 
     @staticmethod
     def _stream(indices: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -50,10 +57,10 @@ class OversamplingSampler(_EpochSampler):
         return len(self.classes) * max(len(c) for c in self.classes)
 
     def __iter__(self) -> Iterator[int]:
-        rng = self._next_rng()
+        rng, offset = self._next_rng()
         target = max(len(c) for c in self.classes)
         order = np.concatenate([self._stream(c, target, rng) for c in self.classes])
-        return iter(rng.permutation(order).tolist())
+        return iter((rng.permutation(order) + offset).tolist())
 
 
 class BalancedBatchSampler(_EpochSampler):
@@ -72,7 +79,7 @@ class BalancedBatchSampler(_EpochSampler):
         return self.batches * self.batch_size * self.world_size
 
     def __iter__(self) -> Iterator[int]:
-        rng = self._next_rng()
+        rng, offset = self._next_rng()
         needed = self.batches * self.world_size * self.per_class
         streams = [self._stream(c, needed, rng).reshape(self.batches, self.world_size, self.per_class)
                    for c in self.classes]
@@ -80,4 +87,18 @@ class BalancedBatchSampler(_EpochSampler):
         batches = np.concatenate(streams, axis=2)
         batches = rng.permuted(batches, axis=2)
         # Interleave: position p of rank r's batch b sits at index (b * batch_size + p) * W + r.
-        return iter(batches.transpose(0, 2, 1).reshape(-1).tolist())
+        return iter((batches.transpose(0, 2, 1).reshape(-1) + offset).tolist())
+
+
+class SeededRandomSampler(_EpochSampler):
+    """Every index once per epoch in a random order seeded from (seed, epoch)."""
+
+    def __init__(self, size: int, seed: int = 0):
+        super().__init__(np.zeros(size, dtype=int), seed)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self) -> Iterator[int]:
+        rng, offset = self._next_rng()
+        return iter((rng.permutation(len(self.labels)) + offset).tolist())

@@ -31,6 +31,7 @@ from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.nets.backbone import checkpoint_net_state, run_checkpoint
 from lightning_modules.nets.segan_critic import SegANCritic, multiscale_l1
 from lightning_modules.nets.segmentation import Architecture, build_segmentor, encoder_of
+from lightning_modules.reproducibility import EpochSeeding
 
 NET_ARGS = ("architecture", "encoder", "num_classes", "se_blocks", "decoder_channels")
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def images_uint8(images: torch.Tensor) -> np.ndarray:
     return np.round(denormalise(images) * 255).astype(np.uint8)
 
 
-class LesionSegmenter(SplitEvaluation, L.LightningModule):
+class LesionSegmenter(EpochSeeding, SplitEvaluation, L.LightningModule):
     """A segmentation network trained with pixel-wise cross-entropy (binary per mask channel).
 
     Args:
