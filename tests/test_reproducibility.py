@@ -44,6 +44,9 @@ def test_same_seed_gives_the_same_metrics_and_another_seed_does_not(isic2017_roo
     again, weights_again = run(isic2017_root, tmp_path / "b")
     pd.testing.assert_frame_equal(first, again, check_exact=True)  # every logged value, to the last digit
     assert same_weights(weights, weights_again)
+    in_process, weights_in_process = run(isic2017_root, tmp_path / "w0", 0, "--data.init_args.num_workers", "0")
+    pd.testing.assert_frame_equal(first, in_process, check_exact=True)  # the worker count does not matter
+    assert same_weights(weights, weights_in_process)
     other, weights_other = run(isic2017_root, tmp_path / "c", 1)
     assert not same_weights(weights, weights_other)
     assert not first["val/auc"].dropna().equals(other["val/auc"].dropna())
