@@ -71,3 +71,41 @@ def synthetic(tmp_path_factory):
         return roots[name]
 
     return make
+
+
+def derm7pt_release(root: Path) -> Path:
+    """``root/release_v0`` from the real derm7pt meta files in ../shared/data, each image an empty file (the
+    datamodule indexes names; decoding is lazy). Returns the release folder."""
+    import pandas as pd
+
+    release = root / "release_v0"
+    (release / "meta").mkdir(parents=True)
+    for name in ("meta.csv", "train_indexes.csv", "valid_indexes.csv", "test_indexes.csv"):
+        shutil.copy(SHARED_DATA / "derm7pt" / name, release / "meta")
+    for path in pd.read_csv(release / "meta" / "meta.csv").derm:
+        (release / "images" / path).parent.mkdir(parents=True, exist_ok=True)
+        (release / "images" / path).touch()
+    return release
+
+
+HAM_METADATA = SHARED_DATA / "ham10000" / "HAM10000_metadata.csv"
+
+
+def touch_images(folder: Path, ids) -> None:
+    """Empty ``<id>.jpg`` files: the datamodules index names, decoding is lazy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for image_id in ids:
+        (folder / f"{image_id}.jpg").touch()
+
+
+@pytest.fixture(scope="session")
+def ham_root(tmp_path_factory) -> Path:
+    """The real HAM10000 metadata (10,015 rows) with an empty file per image (read-only: copy before changing)."""
+    import pandas as pd
+
+    if not HAM_METADATA.is_file():
+        pytest.skip("../shared/data (real HAM10000 metadata) not present")
+    root = tmp_path_factory.mktemp("ham_meta")
+    shutil.copy(HAM_METADATA, root)
+    touch_images(root / "HAM10000_images_part_1", pd.read_csv(HAM_METADATA).image_id)
+    return root

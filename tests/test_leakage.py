@@ -19,25 +19,11 @@ from datamodules.audit import audit_splits
 from datamodules.base import ImageTable
 from datamodules.fingerprints import FingerprintStore
 from dermlab.errors import DataError
-from tests.conftest import REPO, SHARED_DATA, tiny_args
+from tests.conftest import HAM_METADATA, REPO, SHARED_DATA, derm7pt_release, tiny_args, touch_images
 
-HAM = SHARED_DATA / "ham10000" / "HAM10000_metadata.csv"
+HAM = HAM_METADATA
 needs_shared = pytest.mark.skipif(not HAM.is_file(), reason="../shared/data (real HAM10000 metadata) not present")
 ROLES = ("train", "val", "test")
-
-
-def touch_images(folder, ids):
-    folder.mkdir(parents=True, exist_ok=True)
-    for image_id in ids:
-        (folder / f"{image_id}.jpg").touch()
-
-
-@pytest.fixture(scope="module")
-def ham_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ham_meta")
-    shutil.copy(HAM, root)
-    touch_images(root / "HAM10000_images_part_1", pd.read_csv(HAM).image_id)
-    return root
 
 
 def assert_no_shared_lesion(data):
@@ -121,13 +107,7 @@ def test_spc_and_weighting_configs_steer_on_nothing_from_test(ham_root, tmp_path
     from dermlab.audit_command import selection
     from dermlab.cli import build_cli
 
-    release = tmp_path / "release_v0"
-    (release / "meta").mkdir(parents=True)
-    for name in ("meta.csv", "train_indexes.csv", "valid_indexes.csv", "test_indexes.csv"):
-        shutil.copy(SHARED_DATA / "derm7pt" / name, release / "meta")
-    for path in pd.read_csv(release / "meta" / "meta.csv").derm:
-        (release / "images" / path).parent.mkdir(parents=True, exist_ok=True)
-        (release / "images" / path).touch()
+    derm7pt_release(tmp_path)
     experiments = REPO / "experiments"
     runs = {
         "spc": ["-c", str(experiments / "patch" / "base.yaml"), "-c", str(experiments / "patch" / "spc.yaml"),

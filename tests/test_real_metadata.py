@@ -9,25 +9,11 @@ import pandas as pd
 import pytest
 
 from datamodules import Derm7ptDataModule, HAM10000DataModule, ISIC2016DataModule, ISIC2018Task3DataModule
-from tests.conftest import SHARED_DATA
+from tests.conftest import HAM_METADATA, SHARED_DATA, derm7pt_release, touch_images
 
-HAM = SHARED_DATA / "ham10000" / "HAM10000_metadata.csv"
+HAM = HAM_METADATA
 HAM_COUNTS = {"MEL": 1113, "NV": 6705, "BCC": 514, "AKIEC": 327, "BKL": 1099, "DF": 115, "VASC": 142}
 pytestmark = pytest.mark.skipif(not HAM.is_file(), reason="../shared/data not present")
-
-
-def touch_images(folder, ids):
-    folder.mkdir(parents=True, exist_ok=True)
-    for image_id in ids:
-        (folder / f"{image_id}.jpg").touch()  # the datamodules index names; decoding is lazy
-
-
-@pytest.fixture(scope="module")
-def ham_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ham")
-    shutil.copy(HAM, root)
-    touch_images(root / "HAM10000_images_part_1", pd.read_csv(HAM).image_id)
-    return root
 
 
 @pytest.mark.parametrize("variant", ["dataverse_8col", "kaggle_7col"])
@@ -108,13 +94,7 @@ def test_isic2016_real_ground_truth(tmp_path):
 
 
 def test_derm7pt_real_meta_matches_the_patch_paper_table(tmp_path):
-    release = tmp_path / "release_v0"
-    (release / "meta").mkdir(parents=True)
-    for name in ("meta.csv", "train_indexes.csv", "valid_indexes.csv", "test_indexes.csv"):
-        shutil.copy(SHARED_DATA / "derm7pt" / name, release / "meta")
-    for path in pd.read_csv(release / "meta" / "meta.csv").derm:
-        (release / "images" / path).parent.mkdir(parents=True, exist_ok=True)
-        (release / "images" / path).touch()
+    release = derm7pt_release(tmp_path)
     data = Derm7ptDataModule(str(tmp_path), merge_valid=True)
     counts = sum(np.bincount(data.table(s).labels, minlength=6) for s in ("train", "test"))
     # Table I of the patch paper: MEL 252, NV 575, BCC 42, BKL 69, DF 20, VASC 29 (no AKIEC).
