@@ -20,6 +20,7 @@ checkpoint selection optimistic.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ import numpy as np
 
 from datamodules.fingerprints import NEAR_DUPLICATE_BITS, FingerprintStore
 from datamodules.io import read_table
+from dermlab.errors import DataError
+
+log = logging.getLogger(__name__)
 
 ROLES = ("train", "val", "test", "extra")
 HARMLESS = {("train", "extra")}  # both sides only train
@@ -190,3 +194,22 @@ def _popcount(values: np.ndarray) -> np.ndarray:
     """Set bits of each uint64."""
     as_bytes = values.view(np.uint8).reshape(-1, 8)
     return np.unpackbits(as_bytes, axis=1).sum(axis=1)
+
+
+def enforce(audit: SplitAudit, leakage: str, where: str) -> None:
+    """Act on an audit of ``where`` (a datamodule and its root): log what could not be audited and the near
+    duplicates; on a leak raise a DataError naming the count and first pairs (``leakage: error``) or warn (``warn``).
+    """
+    for split, reason in audit.unavailable.items():
+        log.warning("split audit: the %s split could not be read, so it is not audited (%s)", split, reason)
+    if audit.near_duplicates and audit.near_duplicates["count"]:
+        near = audit.near_duplicates
+        log.warning("split audit: %d near-duplicate pair(s) across splits (pHash within %d bits), e.g. %s",
+                    near["count"], near["max_bits"], near["pairs"][:3])
+    if not audit.leak:
+        return
+    found = f"split audit of {where}: " + "; ".join(audit.leaks)
+    if leakage == "error":
+        raise DataError(found + ". Remove the copies from one side (and, where lesion ids exist, use a lesion-grouped "
+                        "split), or set leakage: warn to go on knowingly; splits/audit.json then records the leak.")
+    log.warning("leakage: warn — going on although the %s; splits/audit.json records it.", found)

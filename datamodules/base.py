@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.audit import SplitAudit, audit_splits
+from datamodules.audit import SplitAudit, audit_splits, enforce
 from datamodules.cache import ImageCache
 from datamodules.crops import ordered_crops
 from datamodules.fingerprints import FingerprintStore
@@ -255,7 +255,6 @@ class SkinDataModule(L.LightningDataModule):
         self.extra_train_images = Path(extra_train_images).expanduser() if extra_train_images else None
         self.tables: dict[str, ImageTable] = {}
         self._raw: dict[str, ImageTable | None] = {}
-        self._extra_ids: set[str] = set()
         self.split_audit: SplitAudit | None = None
 
     # --- what a subclass provides -------------------------------------------------------
@@ -311,7 +310,6 @@ class SkinDataModule(L.LightningDataModule):
                                 f"{split} split (e.g. {clash[0]}); remove them from the CSV"
                                 + (" — evaluating on training images would inflate the results." if split != "train"
                                    else "."))
-        self._extra_ids = set(extra.ids)
         return extra
 
     def screen(self, table: ImageTable) -> ImageTable:
@@ -371,9 +369,9 @@ class SkinDataModule(L.LightningDataModule):
                 if split in needed:
                     raise
                 unavailable[split] = clean_message(error)
-        if screened and tables.get("train") is not None and self._extra_ids:
-            train = tables["train"]
-            is_extra = np.array([i in self._extra_ids for i in train.ids])
+        if screened and tables.get("train") is not None and self.extra_train_csv is not None:
+            train, extra_ids = tables["train"], set(self.raw_table("extra").ids)
+            is_extra = np.array([i in extra_ids for i in train.ids])
             tables["train"], tables["extra"] = train.subset(np.flatnonzero(~is_extra)), train.subset(
                 np.flatnonzero(is_extra))
         elif not screened:
@@ -387,21 +385,8 @@ class SkinDataModule(L.LightningDataModule):
                             near_duplicates=self.near_duplicates, unavailable=unavailable)
 
     def enforce(self, audit: SplitAudit) -> None:
-        """Stop (``leakage: error``) or warn (``warn``) when the audit found a leak; say what could not be audited."""
-        for split, reason in audit.unavailable.items():
-            log.warning("split audit: the %s split could not be read, so it is not audited (%s)", split, reason)
-        if audit.near_duplicates and audit.near_duplicates["count"]:
-            log.warning("split audit: %d near-duplicate pair(s) across splits (pHash within %d bits), e.g. %s",
-                        audit.near_duplicates["count"], audit.near_duplicates["max_bits"],
-                        audit.near_duplicates["pairs"][:3])
-        if not audit.leak:
-            return
-        found = f"split audit of {type(self).__name__} at '{self.root}': " + "; ".join(audit.leaks)
-        if self.leakage == "error":
-            raise DataError(found + ". Remove the copies from one side (and, where lesion ids exist, use a "
-                            "lesion-grouped split), or set leakage: warn to go on knowingly; splits/audit.json then "
-                            "records the leak.")
-        log.warning("leakage: warn — going on although the %s; splits/audit.json records it.", found)
+        """Stop (``leakage: error``) or warn (``warn``) on a leak; see :func:`datamodules.audit.enforce`."""
+        enforce(audit, self.leakage, f"{type(self).__name__} at '{self.root}'")
 
     def write_split_files(self, splits) -> None:
         """``<run folder>/splits/<split>.csv``: the exact images of each split of this run, and ``audit.json``."""

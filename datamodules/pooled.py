@@ -62,8 +62,6 @@ class PooledDataModule(SkinDataModule):
 
     def split_indices(self, pool: ImageTable) -> dict[str, np.ndarray]:
         labels, groups = pool.labels, pool.groups
-        if groups is None and self.scheme in ("kfold", "weighting"):
-            raise DataError(f"split {self.scheme!r} groups images by lesion but '{pool.source}' has no lesion ids.")
         if self.scheme == "kfold":
             return splits.grouped_kfold(labels, groups, self.fold, self.n_folds, self.seed)
         if self.scheme == "patch":
