@@ -45,7 +45,7 @@ class BranchCAMs(L.Callback):
         net.train(was_training)
         names = pl_module.class_names
         pictures, cams, titles = [], [], []
-        for i, picture in enumerate(denormalise(images)):
+        for i, picture in enumerate(denormalise(images, pl_module.input_normalisation)):
             pictures.append(picture), cams.append(None), titles.append("image")
             for label, (maps, predicted) in columns.items():
                 pictures.append(picture), cams.append(maps[i].cpu().numpy())

@@ -37,7 +37,7 @@ class CropWeightsFigure(L.Callback):
         weights = pl_module.net.crop_weights()
         if weights is None:
             return
-        images = denormalise(torch.stack([whole[i]["image"] for i in range(n)]))
+        images = denormalise(torch.stack([whole[i]["image"] for i in range(n)]), data.normalisation)
         boxes = ordered_crop_boxes(images.shape[1], images.shape[2], data.eval_crops, data.crop_size)
         names = pl_module.class_names
         titles = [f"T:{names[x['label']]} P:{names[int(p.argmax())]}" for x, p in zip(items, probabilities,

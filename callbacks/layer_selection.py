@@ -53,6 +53,17 @@ def lerf_table(backbone: str, size: int, inits: int = 20, seed: int = 0, cache: 
     return values
 
 
+def stage_one_images(datamodule, net):
+    """The un-augmented training images normalised as the stage-1 ``net``'s backbone expects."""
+    from lightning_modules.normalisation import backbone_normalisation
+
+    current, datamodule.normalisation = datamodule.normalisation, backbone_normalisation(net)
+    try:
+        return datamodule.dataset("train", augment=False, views=1)
+    finally:
+        datamodule.normalisation = current
+
+
 def object_size_from(source: float | str, datamodule, samples: int, seed: int, device) -> tuple[float, str]:
     """Obj and a description of where it came from."""
     if isinstance(source, (int, float)):
@@ -68,7 +79,8 @@ def object_size_from(source: float | str, datamodule, samples: int, seed: int, d
 
     checkpoint = run_checkpoint(source)
     net = classifier_net_from_checkpoint(checkpoint).to(device)
-    obj, _, _ = estimate_object_size(net, datamodule.dataset("train", augment=False, views=1), samples, seed)
+    images = stage_one_images(datamodule, net)
+    obj, _, _ = estimate_object_size(net, images, samples, seed)
     return obj, str(checkpoint)
 
 

@@ -102,6 +102,6 @@ class CAMGrid(L.Callback):
             pl_module.net.train(was_training)
         names = pl_module.class_names
         titles = [f"T:{names[t][:10]}\nP:{names[p][:10]}" for t, p in zip(labels, predicted, strict=True)]
-        figure = image_grid(denormalise(images), [c.cpu().numpy() for c in cams], titles,
+        figure = image_grid(denormalise(images, pl_module.input_normalisation), [c.cpu().numpy() for c in cams], titles,
                             suptitle="CAM of the predicted class (T: truth, P: prediction)")
         save_figure(trainer, figure, "test_cams")

@@ -27,7 +27,7 @@ from datamodules.crops import ordered_crops
 from datamodules.fingerprints import FingerprintStore
 from datamodules.io import image_size, load_mask, load_rgb
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
-from datamodules.transforms import TransformSpec, build_transforms
+from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms
 from dermlab.errors import DataError, clean_message
 from dermlab.seeding import derive, run_seed
 
@@ -249,6 +249,7 @@ class SkinDataModule(L.LightningDataModule):
             raise ValueError(f"leakage must be 'error' or 'warn', got {leakage!r}")
         self.leakage, self.audit_pixels, self.near_duplicates = leakage, audit_pixels, near_duplicates
         self.cache_dir = cache_dir
+        self.normalisation: Normalisation = IMAGENET  # the attached model's, from setup() on (see follow())
         self.duplicates_csv = Path(duplicates_csv).expanduser() if duplicates_csv else None
         self.seed = seed
         self.extra_train_csv = Path(extra_train_csv).expanduser() if extra_train_csv else None
@@ -343,7 +344,15 @@ class SkinDataModule(L.LightningDataModule):
         """Training images per class, for class-weighted losses and samplers."""
         return torch.bincount(torch.as_tensor(self.table("train").labels), minlength=self.num_classes)
 
+    def follow(self, model) -> None:
+        """Normalise images with ``model``'s input statistics (its ``input_normalisation``: the backbone's timm
+        ``pretrained_cfg`` mean / std, :mod:`lightning_modules.normalisation`); a model without one keeps ImageNet's."""
+        self.normalisation = getattr(model, "input_normalisation", None) or IMAGENET
+
     def setup(self, stage: str | None = None) -> None:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.lightning_module is not None:
+            self.follow(trainer.lightning_module)
         needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                   "predict": (self.predict_split,)}.get(stage or "", SPLITS)
         for split in needed:
@@ -406,7 +415,7 @@ class SkinDataModule(L.LightningDataModule):
         crops)."""
         augment = split == "train" if augment is None else augment
         transform = build_transforms(self.train_transforms if augment else self.eval_transforms, self.image_size,
-                                     train=augment, resize_to=self.resize_to)
+                                     train=augment, resize_to=self.resize_to, normalisation=self.normalisation)
         crops = 0 if views == 1 else self.train_crops if augment else self.eval_crops  # views=1: one whole image
         views = 1 if augment else (views or self.eval_views)
         return ImageTableDataset(self.table(split), transform, self.cache,

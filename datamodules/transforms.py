@@ -9,14 +9,15 @@ arguments, e.g.::
       - RandomResizedCrop: {size: [224, 224], scale: [0.5, 1.0]}
       - HorizontalFlip: {p: 0.5}
 
-ImageNet normalisation and the conversion to a CHW tensor are always appended, so configs
-list only the augmentation itself. Masks given with ``masks=[...]`` follow the geometric steps.
+Normalisation and the conversion to a CHW tensor are always appended, so configs list only the augmentation
+itself. The mean / std are the backbone's own (its timm ``pretrained_cfg``; the datamodule takes them from the
+attached LightningModule, see :mod:`lightning_modules.normalisation`), ImageNet's when no model is attached. Masks given with ``masks=[...]`` follow the geometric steps.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import albumentations as A
 import numpy as np
@@ -27,8 +28,16 @@ from albumentations.pytorch import ToTensorV2
 from datamodules.patches import CentralScalePatch
 from dermlab.errors import DataError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Normalisation(NamedTuple):
+    """Per-channel (R, G, B) mean and std of images scaled to [0, 1]: x' = (x / 255 − mean) / std."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+IMAGENET = Normalisation((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 TransformSpec = str | list[dict[str, Any]] | None
 REPO = Path(__file__).resolve().parents[1]
@@ -108,19 +117,28 @@ def _from_file(spec: str) -> list[dict[str, Any]]:
     return entries
 
 
-def build_transforms(spec: TransformSpec, size: int, train: bool, resize_to: tuple[int, int] | None = None
-                     ) -> A.Compose:
+def build_transforms(spec: TransformSpec, size: int, train: bool, resize_to: tuple[int, int] | None = None,
+                     normalisation: Normalisation = IMAGENET) -> A.Compose:
     """Compose the pipeline for one split: an optional first resize of the whole image to ``resize_to``
-    (height, width), augmentations from ``spec``, then normalise + to tensor."""
+    (height, width), augmentations from ``spec``, then normalise with ``normalisation`` + to tensor."""
     if isinstance(spec, str) and spec.endswith((".yaml", ".yml")):
         spec = _from_file(spec)
     steps = _preset(spec or "none", size, train) if isinstance(spec, str) or spec is None else _from_list(spec, size)
     first = [A.Resize(*resize_to, interpolation=1)] if resize_to else []
-    return A.Compose([*first, *steps, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()])
+    return A.Compose([*first, *steps, A.Normalize(mean=normalisation.mean, std=normalisation.std), ToTensorV2()])
 
 
-def denormalise(images: torch.Tensor) -> np.ndarray:
-    """Undo the ImageNet normalisation every pipeline ends with: (B, 3, H, W) tensor → (B, H, W, 3) floats in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device)[:, None, None]
-    std = torch.tensor(IMAGENET_STD, device=images.device)[:, None, None]
+def denormalise(images: torch.Tensor, normalisation: Normalisation = IMAGENET) -> np.ndarray:
+    """Undo the normalisation a pipeline ended with: (B, 3, H, W) tensor → (B, H, W, 3) floats in [0, 1]."""
+    mean = torch.tensor(normalisation.mean, device=images.device)[:, None, None]
+    std = torch.tensor(normalisation.std, device=images.device)[:, None, None]
     return (images.float() * std + mean).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def renormalise(images: torch.Tensor, source: Normalisation, target: Normalisation) -> torch.Tensor:
+    """(B, 3, H, W) images normalised with ``source`` re-expressed in ``target``'s statistics (for feeding one
+    batch to networks pretrained with different ones)."""
+    if source == target:
+        return images
+    as_tensor = lambda values: torch.tensor(values, device=images.device, dtype=images.dtype)[:, None, None]  # noqa: E731
+    return (images * as_tensor(source.std) + as_tensor(source.mean) - as_tensor(target.mean)) / as_tensor(target.std)

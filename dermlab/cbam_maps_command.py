@@ -64,7 +64,7 @@ def main(argv: list[str]) -> Path:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", default="runs/cbam_maps")
     args, overrides = parser.parse_known_args(argv)
-    from datamodules.transforms import denormalise
+    from datamodules.transforms import denormalise, renormalise
     from dermlab.cli import evaluation_dataset
     from dermlab.figures import image_grid, save
 
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> Path:
     labels = torch.tensor([x["label"] for x in items])
     modules = [load_module(source) for source in args.run]
     names = args.labels or [f"{m.hparams.loss}/{m.hparams.class_weighting or '-'}" for m in modules]
-    outputs = [attention(m, images) for m in modules]
+    outputs = [attention(m, renormalise(images, data.normalisation, m.input_normalisation)) for m in modules]
     losses = torch.stack([F.nll_loss(out[0], labels, reduction="none") for out in outputs]).mean(0)
     size = tuple(images.shape[-2:])
     upsample = lambda maps: F.interpolate(maps[:, None].float(), size=size, mode="bilinear")[:, 0]  # noqa: E731
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> Path:
     for kind, pick in (("hardest", torch.argmax), ("easiest", torch.argmin)):
         chosen = [int(torch.nonzero(labels == k).flatten()[pick(losses[labels == k])])
                   for k in range(len(data.class_names)) if (labels == k).any()]
-        pictures = list(denormalise(images[chosen]))
+        pictures = list(denormalise(images[chosen], data.normalisation))
         shown, maps = list(pictures), [None] * len(chosen)
         titles = [f"{data.class_names[int(labels[i])]}" for i in chosen]
         for name, (log_probs, spatial, best) in zip(names, outputs, strict=True):

@@ -214,4 +214,5 @@ def evaluation_dataset(configs: list[str], overrides: list[str], split: str = "t
     logger or run folder: what the figure commands (``compare-cams``, ``cbam-maps``) draw their images from."""
     cli = build_cli([a for c in configs for a in ("-c", c)] + overrides
                     + ["--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
+    cli.datamodule.follow(cli.model)  # the configured backbone's normalisation
     return cli.datamodule, cli.datamodule.dataset(split, augment=False, views=1)

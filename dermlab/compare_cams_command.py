@@ -29,23 +29,24 @@ def main(argv: list[str]) -> Path:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", default="runs/compare_cams/cams.png")
     args, overrides = parser.parse_known_args(argv)
-    from datamodules.transforms import denormalise
+    from datamodules.transforms import denormalise, renormalise
     from dermlab.cli import evaluation_dataset
     from lightning_modules.base import classifier_net_from_checkpoint
     from lightning_modules.nets.cam import class_activation_maps
+    from lightning_modules.normalisation import backbone_normalisation
 
     if args.labels and len(args.labels) != len(args.ckpt):
         raise SystemExit(f"dermlab compare-cams: {len(args.labels)} labels for {len(args.ckpt)} checkpoints")
     data, dataset = evaluation_dataset(args.config, overrides, args.split)
     images = torch.stack([dataset[i]["image"] for i in range(min(args.n, len(dataset)))])
-    pictures = list(denormalise(images))
+    pictures = list(denormalise(images, data.normalisation))
     shown, cams, titles = list(pictures), [None] * len(pictures), [dataset.table.ids[i] for i in range(len(images))]
     summary = {}
     for index, checkpoint in enumerate(args.ckpt):
         net = classifier_net_from_checkpoint(checkpoint).eval()
         label = args.labels[index] if args.labels else torch.load(checkpoint, map_location="cpu",
                                                                    weights_only=False)["hyper_parameters"]["backbone"]
-        maps, predicted = class_activation_maps(net, images)
+        maps, predicted = class_activation_maps(net, renormalise(images, data.normalisation, backbone_normalisation(net)))
         shown += pictures
         cams += [m.numpy() for m in maps]
         titles += [f"{label}: {data.class_names[p][:12]}" for p in predicted]

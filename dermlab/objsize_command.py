@@ -20,7 +20,7 @@ from dermlab.figures import STYLE, save
 from lightning_modules.nets.object_size import estimate_object_size
 
 
-def panels(examples, path: Path) -> Path:
+def panels(examples, path: Path, normalisation) -> Path:
     """Fig. 3 of the paper per example: image, CAM, summary mask (≥ 0.5), central box, grown box."""
     import matplotlib.pyplot as plt
 
@@ -29,7 +29,7 @@ def panels(examples, path: Path) -> Path:
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots(len(examples), 5, figsize=(8, 1.7 * len(examples)), squeeze=False)
     for row, (image, cam, box) in zip(axes, examples, strict=True):
-        picture = denormalise(image[None])[0]
+        picture = denormalise(image[None], normalisation)[0]
         for axis, (title, shown) in zip(row, [("image", picture), ("CAM", cam), ("summary mask δ=0.5", cam >= 0.5),
                                               ("central box δ'=0.9", cam), (f"grown box: {box.size:.1f} px", picture)],
                                         strict=True):
@@ -52,16 +52,18 @@ def main(argv: list[str]) -> float:
     args, overrides = parser.parse_known_args(argv)
     from dermlab.cli import build_cli
     from lightning_modules.base import classifier_net_from_checkpoint
+    from lightning_modules.normalisation import backbone_normalisation
 
     cli = build_cli([a for c in args.config for a in ("-c", c)] + overrides
                     + ["--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
     net = classifier_net_from_checkpoint(args.ckpt_path)  # the config gives the data; the checkpoint the network
     data = cli.datamodule
+    data.normalisation = backbone_normalisation(net)
     images = data.dataset("train", augment=False, views=1)
     obj, boxes, examples = estimate_object_size(net, images, args.samples, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    figure = panels(examples, out / "objsize_panels.png")
+    figure = panels(examples, out / "objsize_panels.png", data.normalisation)
     (out / "objsize.json").write_text(json.dumps({"obj": obj, "images": len(boxes), "input_size": data.image_size,
                                                   "checkpoint": args.ckpt_path,
                                                   "sizes": [round(b.size, 3) for b in boxes]}))

@@ -25,12 +25,13 @@ from dermlab.metrics import classification_metrics, curve_metrics, metric_input,
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.losses import ClassWeighting, class_weights, per_sample_loss
 from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
+from lightning_modules.normalisation import InputNormalisation
 from lightning_modules.reproducibility import EpochSeeding
 
 log = logging.getLogger(__name__)
 
 
-class LesionClassifier(EpochSeeding, SplitEvaluation, L.LightningModule):
+class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.LightningModule):
     """Image-level skin-lesion classifier on a timm backbone.
 
     Args:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from datamodules.transforms import denormalise
+from datamodules.transforms import Normalisation, denormalise, renormalise
 from dermlab.errors import DataError
 from dermlab.postprocess import PostProcess, postprocess
 from dermlab.segmentation_metrics import SegmentationScores
@@ -31,6 +31,7 @@ from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.nets.backbone import checkpoint_net_state, run_checkpoint
 from lightning_modules.nets.segan_critic import SegANCritic, multiscale_l1
 from lightning_modules.nets.segmentation import Architecture, build_segmentor, encoder_of
+from lightning_modules.normalisation import InputNormalisation, backbone_normalisation
 from lightning_modules.reproducibility import EpochSeeding
 
 NET_ARGS = ("architecture", "encoder", "num_classes", "se_blocks", "decoder_channels")
@@ -43,12 +44,12 @@ def soft_dice_loss(probabilities: torch.Tensor, masks: torch.Tensor, eps: float 
     return 1 - (2 * intersection + eps) / (probabilities.sum((2, 3)) + masks.sum((2, 3)) + eps)
 
 
-def images_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, H, W, 3) uint8 images from a batch normalised with the ImageNet statistics (the CRF's colours)."""
-    return np.round(denormalise(images) * 255).astype(np.uint8)
+def images_uint8(images: torch.Tensor, normalisation: Normalisation) -> np.ndarray:
+    """(N, H, W, 3) uint8 images from a batch normalised with ``normalisation`` (the CRF's colours)."""
+    return np.round(denormalise(images, normalisation) * 255).astype(np.uint8)
 
 
-class LesionSegmenter(EpochSeeding, SplitEvaluation, L.LightningModule):
+class LesionSegmenter(InputNormalisation, EpochSeeding, SplitEvaluation, L.LightningModule):
     """A segmentation network trained with pixel-wise cross-entropy (binary per mask channel).
 
     Args:
@@ -134,7 +135,7 @@ class LesionSegmenter(EpochSeeding, SplitEvaluation, L.LightningModule):
         settings = self.postprocess_settings
         if settings is None:
             return probabilities
-        pictures, maps = images_uint8(images), probabilities.detach().cpu().numpy()
+        pictures, maps = images_uint8(images, self.input_normalisation), probabilities.detach().cpu().numpy()
         masks = np.stack([[postprocess(picture, channel, settings) for channel in channels]
                           for picture, channels in zip(pictures, maps, strict=True)])
         return torch.as_tensor(masks, dtype=probabilities.dtype, device=probabilities.device)
@@ -282,7 +283,9 @@ class SegmentationEnsemble(LesionSegmenter):
         return members
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.stack([member(images).float().sigmoid() for member in self.net]).mean(0)
+        shared = self.input_normalisation  # the first member's: the datamodule normalises with it
+        return torch.stack([member(renormalise(images, shared, backbone_normalisation(member))).float().sigmoid()
+                            for member in self.net]).mean(0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.logit(self.probabilities(images), eps=1e-6)
