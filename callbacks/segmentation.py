@@ -102,7 +102,8 @@ class SegmentationFigure(L.Callback):
             masks = pl_module.refined(images, pl_module.probabilities(images))
         pl_module.train(was_training)
         what = "attribute masks (union)" if masks.shape[1] > 1 else "masks"  # task 2: the attributes' union
-        figure = masks_below_images(list(denormalise(images, data.normalisation)), [m.amax(0).cpu().numpy() for m in masks],
+        pictures = list(denormalise(images, data.normalisation))
+        figure = masks_below_images(pictures, [m.amax(0).cpu().numpy() for m in masks],
                                     [x["mask"].amax(0).numpy() for x in items], [x["image_id"] for x in items],
                                     suptitle=f"test images and predicted {what} (red: ground-truth outline)")
         save_figure(trainer, figure, "test_masks")

@@ -11,7 +11,8 @@ arguments, e.g.::
 
 Normalisation and the conversion to a CHW tensor are always appended, so configs list only the augmentation
 itself. The mean / std are the backbone's own (its timm ``pretrained_cfg``; the datamodule takes them from the
-attached LightningModule, see :mod:`lightning_modules.normalisation`), ImageNet's when no model is attached. Masks given with ``masks=[...]`` follow the geometric steps.
+attached LightningModule, see :mod:`lightning_modules.normalisation`), ImageNet's when no model is attached.
+Masks given with ``masks=[...]`` follow the geometric steps.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from albumentations.pytorch import ToTensorV2
 
 from datamodules.patches import CentralScalePatch
 from dermlab.errors import DataError
-
 
 
 class Normalisation(NamedTuple):

@@ -46,7 +46,8 @@ def main(argv: list[str]) -> Path:
         net = classifier_net_from_checkpoint(checkpoint).eval()
         label = args.labels[index] if args.labels else torch.load(checkpoint, map_location="cpu",
                                                                    weights_only=False)["hyper_parameters"]["backbone"]
-        maps, predicted = class_activation_maps(net, renormalise(images, data.normalisation, backbone_normalisation(net)))
+        inputs = renormalise(images, data.normalisation, backbone_normalisation(net))
+        maps, predicted = class_activation_maps(net, inputs)
         shown += pictures
         cams += [m.numpy() for m in maps]
         titles += [f"{label}: {data.class_names[p][:12]}" for p in predicted]
