@@ -43,7 +43,8 @@ def readme_sizes() -> dict[str, dict]:
     return {r[0]: {"layers": int(r[1]), "convs": int(r[2]), "trunk": int(r[3]), "params": float(r[4])} for r in rows}
 
 
-@pytest.mark.parametrize("name", ["resnet14", "arl_cnn14", "ran14", "resnet50", "arl_cnn50", "ran50"])
+@pytest.mark.parametrize("name", ["resnet14", "seresnet14", "arl_cnn14", "ran14", "resnet50", "seresnet50",
+                                  "arl_cnn50", "ran50"])
 def test_network_sizes_in_the_readme_are_what_the_code_builds(name):
     assert readme_sizes()[name] == sizes(name)
 
