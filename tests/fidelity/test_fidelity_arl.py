@@ -16,7 +16,7 @@ from torch import nn
 
 import lightning_modules.nets.ran  # noqa: F401  (registers ran14 / ran50)
 from dermlab.grid import report as reporting
-from lightning_modules.nets.arl import ARLBottleneck, attention_maps
+from lightning_modules.nets.arl import attention_maps
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = REPO / "experiments" / "arl" / "tables"
