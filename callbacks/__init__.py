@@ -1,8 +1,9 @@
 """Lightning callbacks of the suite: plots, submissions, deep-supervision layer selection, ARL scale gates,
-SPL / OHEM curricula,
+ARL attention maps, SPL / OHEM curricula,
 segmentation (frozen encoder epochs, official mask files, Fig. 1 masks)."""
 
 from callbacks.alpha_monitor import AlphaMonitor
+from callbacks.attention_maps import AttentionMaps
 from callbacks.branch_cams import BranchCAMs
 from callbacks.checkpoint import ModelCheckpoint
 from callbacks.curriculum import Curriculum
@@ -11,5 +12,5 @@ from callbacks.plots import CAMGrid, ClassificationPlots
 from callbacks.segmentation import FreezeEncoder, MaskWriter, SegmentationFigure
 from callbacks.submission import SubmissionWriter
 
-__all__ = ["AlphaMonitor", "BranchCAMs", "CAMGrid", "ClassificationPlots", "Curriculum", "FreezeEncoder",
-           "ModelCheckpoint", "LayerSelection", "MaskWriter", "SegmentationFigure", "SubmissionWriter"]
+__all__ = ["AlphaMonitor", "AttentionMaps", "BranchCAMs", "CAMGrid", "ClassificationPlots", "Curriculum",
+           "FreezeEncoder", "ModelCheckpoint", "LayerSelection", "MaskWriter", "SegmentationFigure", "SubmissionWriter"]

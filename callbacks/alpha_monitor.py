@@ -23,6 +23,20 @@ def block_of_layer(blocks: list[str], layer: int) -> str | None:
     return blocks[index] if 0 <= index < len(blocks) else None
 
 
+def paper_blocks(blocks: list[str], layers: tuple[int, ...] = PAPER_LAYERS) -> list[str]:
+    """The blocks Fig. 7 shows: those holding ``layers`` when the network has ARL-CNN50's 16 blocks or more,
+    else every block (ARL-CNN14's four hold layers 2–13, so the paper's 31 and 49 do not exist)."""
+    if len(blocks) < 16:
+        return list(blocks)
+    return [b for b in dict.fromkeys(block_of_layer(blocks, layer) for layer in layers) if b]
+
+
+def layer_span(blocks: list[str], block: str) -> str:
+    """The weight layers of ``block`` as the paper counts them (conv1 = 1, three per block): "layers 11–13"."""
+    first = 2 + 3 * blocks.index(block)
+    return f"layers {first}–{first + 2}"
+
+
 class AlphaMonitor(L.Callback):
     def __init__(self, layers: tuple[int, ...] = PAPER_LAYERS):
         self.layers = layers
@@ -39,10 +53,8 @@ class AlphaMonitor(L.Callback):
         if not trainer.is_global_zero or not self.history:
             return
         blocks = list(self.history)
-        chosen = [b for b in dict.fromkeys(block_of_layer(blocks, layer) for layer in self.layers) if b]
-        shown = chosen if len(blocks) >= 16 else blocks
-        series = {f"{b.removeprefix('net.')} (layer {2 + 3 * blocks.index(b)}–{4 + 3 * blocks.index(b)})":
-                  self.history[b] for b in shown}
+        series = {f"{b.removeprefix('net.')} ({layer_span(blocks, b)})": self.history[b]
+                  for b in paper_blocks(blocks, self.layers)}
         save_figure(trainer, curves(series, ylabel="α", title="learned scale gate α per ARL block"), "alpha")
 
     def state_dict(self) -> dict:

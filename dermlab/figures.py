@@ -51,6 +51,33 @@ def image_grid(images: Sequence[np.ndarray], cams: Sequence[np.ndarray] | None =
     return figure
 
 
+def maps_below_images(images: Sequence[np.ndarray], rows: Mapping[str, Sequence[np.ndarray]], suptitle: str = ""):
+    """Images (first row) above one row of maps per name (e.g. ``arl`` Fig. 7 a–c: the attention feature
+    maps of three blocks). Each map (h, w), any range, is scaled to [0, 1] on its own, resized to its image
+    and blended on top; the row's name titles its first panel. Panels: (1 + len(rows)) × len(images)."""
+    n = len(images)
+    figure, axes = _grid((1 + len(rows)) * n, n)
+    for i, image in enumerate(images):
+        cam_overlay(axes[i], image, title=f"image {i + 1}")
+    for r, (name, maps) in enumerate(rows.items(), start=1):
+        for i, (image, values) in enumerate(zip(images, maps, strict=True)):
+            values = np.asarray(values, float)
+            values = (values - values.min()) / max(float(np.ptp(values)), 1e-12)
+            cam_overlay(axes[r * n + i], image, _resize(values, image.shape[:2]), name if i == 0 else "")
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=8)
+    return figure
+
+
+def _resize(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A (h, w) map resized bilinearly to ``size`` (H, W)."""
+    import torch
+    import torch.nn.functional as F
+
+    tensor = torch.as_tensor(values, dtype=torch.float32)[None, None]
+    return F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
 def masks_below_images(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                        truths: Sequence[np.ndarray] | None = None, titles: Sequence[str] | None = None,
                        suptitle: str = ""):

@@ -89,7 +89,12 @@ def summarise(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def ttest(values_greater, values_than) -> tuple[float, int, float]:
-    """One-sided Student t-test (pooled variance): t, degrees of freedom, p for H1 mean(greater) > mean(than)."""
+    """One-sided Student t-test (pooled variance): t, degrees of freedom, p for H1 mean(greater) > mean(than).
+
+    t = (mean(greater) − mean(than)) / (s_p · √(1/m + 1/n)), so t > 0 favours ``greater``; H0 is rejected at
+    level a when t ≥ t_a(m + n − 2), i.e. p ≤ a. The ``arl`` paper (§V-G, Eq. 14) writes the same statistic
+    the other way round, x = ResNet50 (``than``) minus y = ARL-CNN50 (``greater``), with the rejection
+    region t ≤ −2.552 (a = 0.01, 18 df): its t is our −t."""
     result = stats.ttest_ind(values_greater, values_than, equal_var=True, alternative="greater")
     return float(result.statistic), len(values_greater) + len(values_than) - 2, float(result.pvalue)
 
@@ -132,7 +137,8 @@ def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: 
             cells_text += [ours, _fmt(entry.paper), _fmt(entry["diff"])]
         lines.append("| " + " | ".join(cells_text) + " |")
     if tests:
-        lines += ["", "One-sided two-sample t-tests (Student, pooled variance; H1: first > second):", "",
+        lines += ["", "One-sided two-sample t-tests (Student, pooled variance; H1: first > second; "
+                  "t = (mean first − mean second) / (s_p·√(1/m + 1/n)), t > 0 favours first):", "",
                   "| metric | first | second | t | df | p |", "|---|---|---|---|---|---|"]
         where = lambda d: ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in d.items())  # noqa: E731
         for t in tests:

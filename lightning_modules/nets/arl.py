@@ -17,6 +17,14 @@ ARL-CNN14 / ARL-CNN50 (Table I) are timm ResNets built from this block — stage
 parameter names are ResNet's (timm = torchvision naming) plus one ``alpha`` per block, so
 ImageNet ResNet-50 weights load with only the α's new. α starts at ``alpha_init``: 0.001 as the
 paper does when fine-tuning ARL-CNN50; we use the same value from scratch (the paper gives none).
+
+Initialisation from scratch (``zero_init_last``, every model of this file and ``ran.py``): the paper
+states none beyond α (§IV-B) and builds on He et al.'s ResNet (Table I), whose batch norms all start
+at γ = 1, so that is the default (``zero_init_last=False``). timm's own default zero-initialises the
+last BN (bn3) of every bottleneck (Goyal et al. 2017); ``backbone_args: {zero_init_last: true}``
+restores it. For an ARL block that choice matters more than for a plain one: with bn3 = 0, F(x) = 0
+at the first step, so 𝔑[F(x)] is the uniform 1/(H·W) and the attention term starts content-free.
+Loaded weights (fine-tuning) overwrite bn3 either way.
 """
 
 from __future__ import annotations
@@ -64,6 +72,14 @@ class ARLBottleneck(Bottleneck):
             x = self.se(x)
         return x if self.drop_path is None else self.drop_path(x)
 
+    def attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ϖ, A) for the block input x (B, C_in, H_in, W_in): the mask ϖ = 𝔑[F(x)] (Eq. 3) and the attention
+        feature map A = ϖ · x (Eq. 8, before α), both (B, C_out, H, W) with x the projected shortcut when
+        the block changes stride or width. The paper's Fig. 7 (a–c) shows A."""
+        shortcut = x if self.downsample is None else self.downsample(x)
+        mask = attention_mask(self.residual(x), self.normalisation)
+        return mask, mask * shortcut
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         residual = self.residual(x)
@@ -79,6 +95,27 @@ def alphas(model: nn.Module) -> dict[str, float]:
             if isinstance(module, ARLBottleneck)}
 
 
+def attention_maps(model: nn.Module, images: torch.Tensor, blocks: list[str],
+                   kind: Literal["attention", "mask"] = "attention") -> dict[str, torch.Tensor]:
+    """Per named ARL block (``layer3.2``), the channel mean of its attention feature map A = 𝔑[F(x)]·x
+    (Eq. 8; ``kind="mask"``: of ϖ = 𝔑[F(x)], Eq. 3) for ``images`` (B, 3, H, W): {block: (B, h, w)}, h × w
+    the block's output size. The paper's Fig. 7 (a–c) draws A of the 13th, 31st and 49th layers.
+    Runs the model once in its current mode without gradients; raises KeyError for a name that is not
+    an ARL block of ``model``."""
+    modules = {name: m for name, m in model.named_modules() if isinstance(m, ARLBottleneck)}
+    inputs: dict[str, torch.Tensor] = {}
+    handles = [modules[name].register_forward_pre_hook(lambda m, args, name=name: inputs.__setitem__(name, args[0]))
+               for name in blocks]
+    try:
+        with torch.no_grad():
+            model(images)
+            pairs = {name: modules[name].attention(inputs[name]) for name in blocks}
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: (mask if kind == "mask" else feature).mean(1) for name, (mask, feature) in pairs.items()}
+
+
 def _check_resnet_weights(state_dict: dict, model: nn.Module) -> dict:
     """Refuse weights that are not a ResNet of this shape: only the α's (and a resized classifier) may differ."""
     own = model.state_dict()
@@ -91,12 +128,16 @@ def _check_resnet_weights(state_dict: dict, model: nn.Module) -> dict:
 
 
 def build_resnet(variant: str, layers: list[int], pretrained: bool, block=Bottleneck,
-                 block_args: dict | None = None, **kwargs) -> ResNet:
-    """A timm ResNet of bottleneck ``layers`` whose local pretrained weights must be ResNet weights of that shape."""
+                 block_args: dict | None = None, zero_init_last: bool = False, **kwargs) -> ResNet:
+    """A timm ResNet of bottleneck ``layers`` whose local pretrained weights must be ResNet weights of that shape.
+
+    ``zero_init_last``: start every block's last BN at γ = 0 (timm's default) instead of 1 (He et al.'s,
+    the paper's reading and ours; see the module docstring)."""
     kwargs.pop("pretrained_cfg", None)  # timm's create_model passes an empty one for unregistered weights
     return build_model_with_cfg(ResNet, variant, pretrained, pretrained_cfg={**RESNET_CFG, "architecture": variant},
                                 pretrained_strict=False, pretrained_filter_fn=_check_resnet_weights,
-                                block=block, layers=layers, block_args=block_args, **kwargs)
+                                block=block, layers=layers, block_args=block_args, zero_init_last=zero_init_last,
+                                **kwargs)
 
 
 def _arl(variant: str, layers: list[int], pretrained: bool, normalisation: Normalisation = "spatial",

@@ -6,10 +6,19 @@ bilinear upsampling with skip connections (a residual unit per scale) back to th
 BN-ReLU-1×1 conv twice and a sigmoid. The output is attention residual learning's (1 + M) · T, with
 p = 1 residual unit before and after the branches (p, t, r = 1, 2, 1 as in the paper).
 
-RAN14 / RAN50 ("matching depth" in the arl paper's Tables III/IV) are ResNet14 / ResNet-50 trunks —
-bottleneck stages [1, 1, 1, 1] / [3, 4, 6, 3] — with one attention module after each of the first three
-stages, at 3, 2 and 1 pooling steps (Attention-56's layout: the mask reaches the same smallest scale
-from every stage). Registered with timm as ``ran14`` and ``ran50``.
+RAN14 / RAN50 are ResNet14 / ResNet-50 trunks — bottleneck stages [1, 1, 1, 1] / [3, 4, 6, 3] — with
+one attention module after each of the first three stages, at 3, 2 and 1 pooling steps (Attention-56's
+layout: the mask reaches the same smallest scale from every stage). Registered with timm as ``ran14``
+and ``ran50``. They do NOT match ResNet14/50 in depth or size (the arl paper's Table II, which gives
+its RAN14/50, is lost in our copy): counted as for ARL-CNN (§III-B: conv + FC weight layers, no
+projection shortcuts) they have 92 / 128 layers (95 / 131 convolutions with the shortcuts; 50 / 86
+along the trunk path, Wang et al.'s counting) and 19.4 M / 34.9 M parameters (2 classes) against
+ResNet14/50's 14 / 50 layers and 8.0 M / 23.5 M. The README's arl deviations table and the grid's row
+labels state this; ``tests/fidelity/test_fidelity_arl.py`` counts it.
+
+Initialisation: the attention modules get the trunk's (He-normal fan-out convolutions, BN γ = 1, and
+γ = 0 in every bottleneck's last BN only with ``zero_init_last=True``, see ``arl.py``). With
+``pretrained=True`` ResNet weights load into the trunk; the attention modules start random.
 """
 
 from __future__ import annotations
@@ -66,10 +75,28 @@ class AttentionModule(nn.Module):
         return self.post((1 + self.mask(x)) * self.trunk(x))
 
 
-def _ran(variant: str, layers: list[int], pretrained: bool, **kwargs) -> ResNet:
-    model = build_resnet(variant, layers, pretrained, **kwargs)  # ResNet weights load into the trunk first
+def init_like_resnet(module: nn.Module, zero_init_last: bool) -> None:
+    """timm's ResNet initialisation (``ResNet.init_weights``) for modules added after it ran: He-normal
+    (fan-out) convolutions, BN γ = 1, β = 0, and γ = 0 in every bottleneck's last BN when ``zero_init_last``."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    if zero_init_last:
+        for m in module.modules():
+            if isinstance(m, Bottleneck):
+                m.zero_init_last()
+
+
+def _ran(variant: str, layers: list[int], pretrained: bool, zero_init_last: bool = False, **kwargs) -> ResNet:
+    # ResNet weights (pretrained=True) load into the trunk here, before the attention modules exist
+    model = build_resnet(variant, layers, pretrained, zero_init_last=zero_init_last, **kwargs)
     for stage, channels, steps in (("layer1", 256, 3), ("layer2", 512, 2), ("layer3", 1024, 1)):
-        setattr(model, stage, nn.Sequential(*getattr(model, stage), AttentionModule(channels, steps)))
+        module = AttentionModule(channels, steps)
+        init_like_resnet(module, zero_init_last)
+        setattr(model, stage, nn.Sequential(*getattr(model, stage), module))
     return model
 
 
