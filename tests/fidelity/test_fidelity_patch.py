@@ -128,7 +128,8 @@ def test_multi_crop_configs_parse_to_both_readings():
     assert (joint.data.init_args.train_crops, joint.data.init_args.train_crop_positions) == (9, "random")
     assert (joint.model.init_args.attention, joint.model.init_args.crop_dropout) == ("none", 0.0)
     one = config_parser().parse([*base, "-c", str(PATCH / "multi_crop_one_crop.yaml")])
-    assert one.data.init_args.train_crops == 0 and one.data.init_args.train_transforms.endswith("patch_random_crop.yaml")
+    assert one.data.init_args.train_crops == 0
+    assert one.data.init_args.train_transforms.endswith("patch_random_crop.yaml")
 
 
 # --- diagnosis-guided weighting: both variants ------------------------------------------------------------
