@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.audit import SplitAudit, audit_splits, enforce
 from datamodules.cache import ImageCache
-from datamodules.crops import ordered_crops
+from datamodules.crops import ordered_crops, random_crops
 from datamodules.fingerprints import FingerprintStore
 from datamodules.io import image_size, load_mask, load_rgb
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
@@ -97,7 +97,8 @@ class ImageTableDataset(Dataset):
     pipeline — e.g. the ``arl`` paper's 60 random patches per image, drawn online. ``views`` > 1 returns
     that many transformed copies of one image stacked as (views, C, H, W): the 9 test patches of ``arl``,
     whose predictions the module averages. ``crops`` > 0 cuts that many ordered ``crop_size`` crops from the
-    transformed full-size image instead (``patch``: (N_C, C, s, s), see :mod:`datamodules.crops`).
+    transformed full-size image instead (``patch``: (N_C, C, s, s), see :mod:`datamodules.crops`);
+    ``crop_positions: random`` cuts them at uniform random positions instead (``patch`` Multi-Crop training).
 
     Indices may be epoch-tagged (``epoch * len(dataset) + position``, as the training samplers yield them): the
     pipeline's random generators are then seeded from (``seed``, epoch, position) before each sample, so what
@@ -105,14 +106,17 @@ class ImageTableDataset(Dataset):
     """
 
     def __init__(self, table: ImageTable, transform, cache: ImageCache | None = None, repeats: int = 1,
-                 views: int = 1, crops: int = 0, crop_size: int = 224, seed: int = 0):
+                 views: int = 1, crops: int = 0, crop_size: int = 224, seed: int = 0,
+                 crop_positions: Literal["ordered", "random"] = "ordered"):
         if (views > 1 or crops) and table.masks is not None:
             raise ValueError("several views or crops per image are for classification; this table has masks")
         if views > 1 and crops:
             raise ValueError(f"give either several random views ({views}) or ordered crops ({crops}), not both")
         self.table, self.transform, self.cache = table, transform, cache
         self.repeats, self.views = max(1, repeats), max(1, views)
-        self.crops, self.crop_size = crops, crop_size
+        if crop_positions not in ("ordered", "random"):
+            raise ValueError(f"crop_positions must be ordered or random, got {crop_positions!r}")
+        self.crops, self.crop_size, self.crop_positions = crops, crop_size, crop_positions
         self.seed = seed
 
     def __len__(self) -> int:
@@ -147,7 +151,10 @@ class ImageTableDataset(Dataset):
             out, sample = self.transform(image=image), {}
         if self.crops:
             try:
-                out["image"] = ordered_crops(out["image"], self.crops, self.crop_size)
+                out["image"] = (ordered_crops(out["image"], self.crops, self.crop_size)
+                                if self.crop_positions == "ordered" else
+                                random_crops(out["image"], self.crops, self.crop_size,
+                                             np.random.default_rng([self.seed % 2**32, epoch, position, 1])))
             except DataError as error:
                 raise DataError(f"'{self.table.paths[index]}': {error}") from None
         weight = 1.0 if self.table.weights is None else float(self.table.weights[index])
@@ -182,6 +189,10 @@ class SkinDataModule(L.LightningDataModule):
         train_crops: if > 0, every training image gives this many ordered crops of ``crop_size`` (cut after
             the training pipeline, which then keeps the image at full size): ``patch``'s Ordered-Crop.
         eval_crops: the same for validation / test / predict: ``patch``'s N_C ∈ {5, 9, 16} ordered crops.
+        train_crop_positions: ``ordered`` (the ``train_crops`` at the fixed positions of evaluation: Ordered-Crop)
+            or ``random`` (``train_crops`` uniform random positions per image and epoch, seeded by the run's seed,
+            epoch and sample: ``patch``'s Multi-Crop trained on N_C random crops per image jointly, as the
+            authors' code does).
         crop_size: side of the ordered crops (default ``image_size``).
         resize_to: [height, width] every image is resized to before its pipeline (``patch``: SPC images to
             HAM10000's 450 × 600; smaller on the synthetic CPU default).
@@ -220,6 +231,7 @@ class SkinDataModule(L.LightningDataModule):
         eval_views: int = 1,
         train_crops: int = 0,
         eval_crops: int = 0,
+        train_crop_positions: Literal["ordered", "random"] = "ordered",
         crop_size: int | None = None,
         resize_to: tuple[int, int] | None = None,
         extra_train_csv: str | None = None,
@@ -235,6 +247,9 @@ class SkinDataModule(L.LightningDataModule):
                              f"{eval_views}, {train_crops}, {eval_crops}")
         self.train_repeats, self.eval_views = train_repeats, eval_views
         self.train_crops, self.eval_crops, self.crop_size = train_crops, eval_crops, crop_size or image_size
+        if train_crop_positions not in ("ordered", "random"):
+            raise ValueError(f"train_crop_positions must be ordered or random, got {train_crop_positions!r}")
+        self.train_crop_positions = train_crop_positions
         self.resize_to = tuple(resize_to) if resize_to else None
         self.root = Path(root).expanduser()
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
@@ -420,7 +435,8 @@ class SkinDataModule(L.LightningDataModule):
         views = 1 if augment else (views or self.eval_views)
         return ImageTableDataset(self.table(split), transform, self.cache,
                                  repeats=self.train_repeats if augment else 1, views=views, crops=crops,
-                                 crop_size=self.crop_size, seed=run_seed(self.seed))
+                                 crop_size=self.crop_size, seed=run_seed(self.seed),
+                                 crop_positions=self.train_crop_positions if augment else "ordered")
 
     def _loader(self, split: str, **kwargs) -> DataLoader:
         return DataLoader(self.dataset(split), batch_size=self.batch_size, num_workers=self.num_workers,

@@ -4,15 +4,23 @@ base module (``class_weighting: inverse``, ``class_weight_power: k``) and the da
 (``dx_type_weights``).
 
 Each batch holds all crops of an image, (N_B, N_C, C, H, W) (datamodule ``train_crops`` / ``eval_crops``).
-The network gives one prediction per crop; "at the output, we average over the crops' predictions": the
-probability of image i is the mean of its crops' softmax outputs, in training (loss = −log of that mean at
-the true class) as in evaluation. Multi-Crop without attention is the base classifier with ``eval_crops``
-only (single random crops in training, ordered crops averaged at evaluation).
+The network gives one prediction per crop; "at the output, we average over the crops' predictions" (§II-E).
+What is averaged is ``crop_fusion``, the same in training (cross-entropy of the fused prediction) as in
+evaluation:
+
+* ``logits`` (default, the authors' code: its ``CNN_FC`` means the crops' classifier outputs, then softmax):
+  p_i = softmax((1/N_C) Σ_c z_ic);
+* ``probabilities``: p_i = (1/N_C) Σ_c softmax(z_ic), the mean of the crops' softmax outputs.
+
+Multi-Crop (attention ``none``) trains on N_C random crops per image jointly (datamodule
+``train_crop_positions: random``, as the authors' code) or, as before, on one random crop per image
+(``train_crops: 0`` with a random-crop pipeline); both are evaluated on N_C ordered crops, fused as above.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -31,11 +39,16 @@ class PatchAttentionClassifier(LesionClassifier):
         aggregation: ``mean`` of the crops' predictions, or ``gru`` (one GRU layer over the crops' features).
         crop_dropout: p_d, the probability of zeroing each crop in training (authors' code: 0.1 on HAM).
         gru_hidden: GRU units (paper: 1024, chosen by cross-validation).
+        crop_fusion: what is averaged over an image's crops: ``logits`` (the authors' code, default) or
+            ``probabilities`` (softmax outputs); see the module docstring. The GRU gives one output per image.
         **kwargs: the base classifier's arguments (backbone, pretrained_weights, class_weighting, ...).
     """
 
     def __init__(self, n_crops: int = 9, attention: Attention = "end", aggregation: Aggregation = "mean",
-                 crop_dropout: float = 0.1, gru_hidden: int = 1024, **kwargs):
+                 crop_dropout: float = 0.1, gru_hidden: int = 1024,
+                 crop_fusion: Literal["logits", "probabilities"] = "logits", **kwargs):
+        if crop_fusion not in ("logits", "probabilities"):
+            raise ValueError(f"crop_fusion must be logits or probabilities, got {crop_fusion!r}")
         super().__init__(**kwargs)
         self.weight_sums: dict[str, torch.Tensor] = {}
 
@@ -47,8 +60,13 @@ class PatchAttentionClassifier(LesionClassifier):
                        hp.gru_hidden)
 
     def log_probabilities(self, crops: torch.Tensor) -> torch.Tensor:
-        """log of the mean over crops of the softmax outputs, (N_B, K)."""
-        per_crop = self.net(crops).float().log_softmax(-1)
+        """(N_B, N_C, C, H, W) crops (or (N_B, C, H, W) single images) → (N_B, K) log-probabilities of the
+        fused prediction: log softmax of the mean logit (``crop_fusion: logits``) or log of the mean softmax
+        output (``probabilities``)."""
+        logits = self.net(crops).float()  # (N_B, N_C, K)
+        if self.hparams.crop_fusion == "logits":
+            return logits.mean(1).log_softmax(-1)
+        per_crop = logits.log_softmax(-1)
         return per_crop.logsumexp(1) - math.log(per_crop.shape[1])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

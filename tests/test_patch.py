@@ -127,13 +127,17 @@ def test_crop_net_shapes_for_mean_attention_and_gru():
         CropNet(timm.create_model("test_resnet", num_classes=7), 9, 7, "end")(torch.randn(2, 5, 3, 32, 32))
 
 
-def test_crop_predictions_are_averaged_as_probabilities():
+def test_crop_predictions_are_fused_as_logits_by_default_or_as_probabilities():
+    """Default: the authors' code (mean logit, then softmax); ``crop_fusion: probabilities``: mean softmax output.
+    (Until issue #17 this test asserted the probability mean as the only behaviour.)"""
     from lightning_modules import PatchAttentionClassifier
 
-    module = PatchAttentionClassifier(backbone="test_resnet", num_classes=7, n_crops=3, attention="none").eval()
     crops = torch.randn(2, 3, 3, 32, 32)
-    per_crop = module.net(crops).softmax(-1)
-    assert torch.allclose(module.probabilities(crops), per_crop.mean(1), atol=1e-6)
+    module = PatchAttentionClassifier(backbone="test_resnet", num_classes=7, n_crops=3, attention="none").eval()
+    assert torch.allclose(module.probabilities(crops), module.net(crops).mean(1).softmax(-1), atol=1e-6)
+    module = PatchAttentionClassifier(backbone="test_resnet", num_classes=7, n_crops=3, attention="none",
+                                      crop_fusion="probabilities").eval()
+    assert torch.allclose(module.probabilities(crops), module.net(crops).softmax(-1).mean(1), atol=1e-6)
 
 
 def real_ham():
