@@ -16,14 +16,15 @@ import torch
 
 from callbacks.alpha_monitor import PAPER_LAYERS, layer_span, paper_blocks
 from callbacks.plots import first_view, save_figure
-from datamodules.transforms import denormalise
+from datamodules.transforms import IMAGENET, Normalisation, denormalise
 from dermlab.figures import maps_below_images
 from lightning_modules.nets.arl import ARLBottleneck, attention_maps
 
 
 def attention_figure(net: torch.nn.Module, images: torch.Tensor, layers: tuple[int, ...] = PAPER_LAYERS,
-                     kind: str = "attention"):
-    """The Fig. 7 (a–c) figure of ``net`` on normalised ``images`` (B, 3, H, W), or None without ARL blocks.
+                     kind: str = "attention", normalisation: Normalisation = IMAGENET):
+    """The Fig. 7 (a–c) figure of ``net`` on ``images`` (B, 3, H, W) normalised with ``normalisation``, or None
+    without ARL blocks.
     Rows: the images, then "(a) layer2.0 (layers 11–13)", "(b) …" per block of :func:`paper_blocks`."""
     blocks = [name for name, m in net.named_modules() if isinstance(m, ARLBottleneck)]
     if not blocks:
@@ -37,7 +38,8 @@ def attention_figure(net: torch.nn.Module, images: torch.Tensor, layers: tuple[i
         net.train(was_training)
     rows = {f"({chr(97 + i)}) {b} ({layer_span(blocks, b)})": maps[b].cpu().numpy() for i, b in enumerate(chosen)}
     what = "attention feature map N[F(x)]·x" if kind == "attention" else "attention mask N[F(x)]"
-    return maps_below_images(denormalise(images), rows, suptitle=f"channel mean of the {what} per ARL block")
+    return maps_below_images(denormalise(images, normalisation), rows,
+                             suptitle=f"channel mean of the {what} per ARL block")
 
 
 class AttentionMaps(L.Callback):
@@ -59,6 +61,7 @@ class AttentionMaps(L.Callback):
         if not trainer.is_global_zero or self.images is None:
             return
         net = getattr(pl_module, "net", pl_module)
-        figure = attention_figure(net, self.images.to(pl_module.device), self.layers, self.kind)
+        figure = attention_figure(net, self.images.to(pl_module.device), self.layers, self.kind,
+                                  getattr(pl_module, "input_normalisation", IMAGENET))
         if figure is not None:
             save_figure(trainer, figure, "attention_maps")
