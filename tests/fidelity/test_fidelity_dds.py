@@ -55,20 +55,28 @@ def test_both_example_stages_resolve_to_the_same_pretrained_weights(monkeypatch)
     assert one.backbone == two.backbone == "vgg13_bn"
 
 
+def last_value(args: list[str], key: str) -> str:
+    """The value the CLI ends with for ``--key`` (the last one given wins)."""
+    return [args[i + 1] for i, a in enumerate(args) if a == key][-1]
+
+
 def test_table1_stage2_cells_start_from_their_stage1_cells_weights(monkeypatch):
     from dermlab.grid import runner, spec
 
     monkeypatch.chdir(REPO)
     grid = spec.load("experiments/dds/tables/table1.yaml")
+    key = "--model.init_args.pretrained_weights"
     pairs = 0
     for cell in grid.cells():
         if cell.values["model.init_args.aux_layers"] != "Proposed":
             continue
         stage1 = grid.referenced(cell, "@cell(aux_layers=Proposed*)")
         for synthetic in (False, True):
-            weights = [parse(*runner.cell_args(grid, c, REPO / "runs" / "x" / c.id, "data/x", [], synthetic)
-                             ).model.init_args.pretrained_weights for c in (stage1, cell)]
-            assert weights[0] == weights[1] and weights[0], (cell.id, synthetic)
+            args = [runner.cell_args(grid, c, REPO / "runs" / "x" / c.id, "data/x", [], synthetic) for c in (stage1, cell)]
+            assert last_value(args[0], key) == last_value(args[1], key) != "null", (cell.id, synthetic)
+            if cell.values["dataset"] == "isic2016" and not synthetic:  # the parsed config agrees
+                weights = [parse(*a).model.init_args.pretrained_weights for a in args]
+                assert weights[0] == weights[1] == last_value(args[0], key)
         pairs += 1
     assert pairs == 8  # 4 data sets × 2 backbones
 
@@ -205,18 +213,24 @@ def test_the_gradient_reading_reaches_the_layer_choice_and_its_cache(tmp_path, m
 
 def test_vgg13_fc6_and_fc7_drop_out_in_training_only():
     from lightning_modules import DeeplySupervisedClassifier
+    from lightning_modules.dds import set_vgg_dropout
 
     torch.manual_seed(0)
     module = DeeplySupervisedClassifier(aux_layers=["L28"], aux_classifier="vgg", backbone="vgg13_bn",
                                         num_classes=2)
     base = module.net.base
     assert base.pre_logits.drop.p == base.head.drop.p == 0.5  # after fc6 and after fc7 (VGG [21])
+    assert module.hparams.vgg_dropout == 0.5 and module.hparams.lerf_gradient == "signed"  # saved: checkpoints rebuild it
     assert [m.p for m in module.net.heads["features_28"] if isinstance(m, nn.Dropout)] == [0.5, 0.5]
     features = torch.randn(1, 512, 7, 7)
     base.train()
     hidden = [base.pre_logits(features) for _ in range(2)]
     assert not torch.equal(*hidden)  # dropout after fc6 is active
+    pooled = torch.rand(1, 4096, 1, 1) + 0.1
+    assert not torch.equal(base.head(pooled), base.head(pooled))  # and after fc7, before fc8
     base.eval()
     assert torch.equal(base.pre_logits(features), base.pre_logits(features))
-    off = DeeplySupervisedClassifier(aux_layers=None, backbone="vgg13_bn", num_classes=2, vgg_dropout=0.0)
-    assert off.net.base.pre_logits.drop.p == off.net.base.head.drop.p == 0.0  # timm's default, as an option
+    set_vgg_dropout(base, 0.0)  # timm's default, as the option vgg_dropout: 0
+    assert base.pre_logits.drop.p == base.head.drop.p == 0.0
+    base.train()
+    assert torch.equal(base.pre_logits(features), base.pre_logits(features))
