@@ -72,7 +72,8 @@ def test_table1_stage2_cells_start_from_their_stage1_cells_weights(monkeypatch):
             continue
         stage1 = grid.referenced(cell, "@cell(aux_layers=Proposed*)")
         for synthetic in (False, True):
-            args = [runner.cell_args(grid, c, REPO / "runs" / "x" / c.id, "data/x", [], synthetic) for c in (stage1, cell)]
+            args = [runner.cell_args(grid, c, REPO / "runs" / "x" / c.id, "data/x", [], synthetic)
+                    for c in (stage1, cell)]
             assert last_value(args[0], key) == last_value(args[1], key) != "null", (cell.id, synthetic)
             if cell.values["dataset"] == "isic2016" and not synthetic:  # the parsed config agrees
                 weights = [parse(*a).model.init_args.pretrained_weights for a in args]
@@ -220,7 +221,7 @@ def test_vgg13_fc6_and_fc7_drop_out_in_training_only():
                                         num_classes=2)
     base = module.net.base
     assert base.pre_logits.drop.p == base.head.drop.p == 0.5  # after fc6 and after fc7 (VGG [21])
-    assert module.hparams.vgg_dropout == 0.5 and module.hparams.lerf_gradient == "signed"  # saved: checkpoints rebuild it
+    assert module.hparams.vgg_dropout == 0.5 and module.hparams.lerf_gradient == "signed"  # checkpoints rebuild it
     assert [m.p for m in module.net.heads["features_28"] if isinstance(m, nn.Dropout)] == [0.5, 0.5]
     features = torch.randn(1, 512, 7, 7)
     base.train()
