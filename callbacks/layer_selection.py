@@ -3,8 +3,9 @@
 Before training, L_target = argmin_h |Obj − LERF_h| over the backbone's conv layers (Eq. in §2.3):
 
 * LERF_h (§2.1) for the module's backbone at the datamodule's input size, mean over ``lerf_inits``
-  He initialisations — computed once and cached as JSON under ``lerf_cache`` (the same file
-  ``dermlab lerf --out`` writes), so grids and resumed runs do not repeat it;
+  He initialisations, thresholding the signed ∂q/∂p (the paper) or |∂q/∂p| (``lerf_gradient``) —
+  computed once and cached as JSON under ``lerf_cache`` (the same file ``dermlab lerf --out``
+  writes; the file name carries the gradient reading), so grids and resumed runs do not repeat it;
 * Obj (§2.2): a number, ``objsize.json`` from ``dermlab objsize``, or a stage-1 classifier (a
   ``.ckpt`` or a finished grid cell folder) whose CAMs on ``samples`` training images give it.
 
@@ -25,13 +26,15 @@ from pathlib import Path
 import lightning.pytorch as L
 
 from dermlab.errors import DataError
-from lightning_modules.nets.lerf import choose_layer, create_net, lerf, paper_name
+from lightning_modules.nets.lerf import Gradient, choose_layer, create_net, lerf, paper_name
 
 log = logging.getLogger(__name__)
 
 
-def lerf_cache_path(cache: str | Path, backbone: str, size: int, inits: int, seed: int) -> Path:
-    return Path(cache) / f"lerf_{backbone.replace(':', '_')}_{size}px_{inits}inits_seed{seed}.json"
+def lerf_cache_path(cache: str | Path, backbone: str, size: int, inits: int, seed: int,
+                    gradient: Gradient = "signed") -> Path:
+    name = f"lerf_{backbone.replace(':', '_')}_{size}px_{inits}inits_seed{seed}_{gradient}.json"
+    return Path(cache) / name
 
 
 def save_lerf_table(path: Path, values: dict[str, float]) -> None:
@@ -41,13 +44,13 @@ def save_lerf_table(path: Path, values: dict[str, float]) -> None:
     tmp.replace(path)
 
 
-def lerf_table(backbone: str, size: int, inits: int = 20, seed: int = 0, cache: str | Path | None = None
-               ) -> dict[str, float]:
+def lerf_table(backbone: str, size: int, inits: int = 20, seed: int = 0, cache: str | Path | None = None,
+               gradient: Gradient = "signed") -> dict[str, float]:
     """LERF per conv layer (module names), read from or written to ``cache/lerf_<backbone>_<size>px_...json``."""
-    path = lerf_cache_path(cache, backbone, size, inits, seed) if cache else None
+    path = lerf_cache_path(cache, backbone, size, inits, seed, gradient) if cache else None
     if path and path.is_file():
         return json.loads(path.read_text())
-    values, _ = lerf(create_net(backbone), size, inits, seed=seed)
+    values, _ = lerf(create_net(backbone), size, inits, seed=seed, gradient=gradient)
     if path:
         save_lerf_table(path, values)
     return values
@@ -93,12 +96,13 @@ class LayerSelection(L.Callback):
         samples: training images whose CAMs give Obj (evaluation transforms, no augmentation).
         lerf_cache: folder of cached LERF tables.
         seed: seed of the LERF initialisations and of the image sample.
+        lerf_gradient: ``signed`` (the paper's ∂q/∂p > th) or ``abs`` (|∂q/∂p| > th).
     """
 
     def __init__(self, object_size: float | str, lerf_inits: int = 20, samples: int = 200,
-                 lerf_cache: str = "runs/lerf", seed: int = 0):
+                 lerf_cache: str = "runs/lerf", seed: int = 0, lerf_gradient: Gradient = "signed"):
         self.object_size, self.lerf_inits, self.samples = object_size, lerf_inits, samples
-        self.lerf_cache, self.seed = lerf_cache, seed
+        self.lerf_cache, self.seed, self.lerf_gradient = lerf_cache, seed, lerf_gradient
         self.selection: dict | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -106,7 +110,7 @@ class LayerSelection(L.Callback):
             return
         record = Path(trainer.default_root_dir) / "layer_selection.json"
         source = self.object_size if isinstance(self.object_size, (int, float)) else str(self.object_size)
-        if record.is_file() and json.loads(record.read_text()).get("source_arg") == source:
+        if record.is_file() and self.reusable(json.loads(record.read_text()), source):
             self.selection = json.loads(record.read_text())
         else:
             self.selection = self.select(trainer, pl_module, source)
@@ -120,18 +124,25 @@ class LayerSelection(L.Callback):
                                     "dds/layer_lerf": self.selection["lerf"][self.selection["layer"]],
                                     "dds/lerf": {paper_name(k): v for k, v in self.selection["lerf"].items()}})
 
+    def reusable(self, record: dict, source) -> bool:
+        """Whether a run folder's ``layer_selection.json`` was made with this Obj source and LERF reading."""
+        return record.get("source_arg") == source and record.get("lerf_gradient", "abs") == self.lerf_gradient
+
     def select(self, trainer: L.Trainer, pl_module: L.LightningModule, source) -> dict:
         datamodule = trainer.datamodule
         size = datamodule.image_size
-        lerfs = lerf_table(pl_module.hparams.backbone, size, self.lerf_inits, self.seed, self.lerf_cache)
+        lerfs = lerf_table(pl_module.hparams.backbone, size, self.lerf_inits, self.seed, self.lerf_cache,
+                           self.lerf_gradient)
         obj, origin = object_size_from(source, datamodule, self.samples, self.seed, trainer.strategy.root_device)
         layer = choose_layer(lerfs, obj)
         lines = [f"{paper_name(name):>18s}  LERF {value:7.2f}  |Obj−LERF| {abs(obj - value):7.2f}"
                  + ("  ← chosen" if name == layer else "") for name, value in lerfs.items()]
-        log.warning("dds layer selection (%s at %d px): Obj = %.2f (%s) → %s\n%s", pl_module.hparams.backbone,
-                    size, obj, origin, paper_name(layer), "\n".join(lines))
+        log.warning("dds layer selection (%s at %d px, %s ∂q/∂p): Obj = %.2f (%s) → %s\n%s",
+                    pl_module.hparams.backbone, size, self.lerf_gradient, obj, origin, paper_name(layer),
+                    "\n".join(lines))
         return {"layer": layer, "paper_name": paper_name(layer), "object_size": obj, "object_size_from": origin,
-                "source_arg": source, "image_size": size, "backbone": pl_module.hparams.backbone, "lerf": lerfs}
+                "source_arg": source, "image_size": size, "backbone": pl_module.hparams.backbone,
+                "lerf_gradient": self.lerf_gradient, "lerf": lerfs}
 
     def state_dict(self) -> dict:
         return {"selection": self.selection}

@@ -25,8 +25,10 @@ def convs(n: int) -> nn.Module:
 
 
 def test_one_3x3_conv_has_lerf_3_and_two_have_5():
-    one, _ = lerf(convs(1), size=15, inits=10)
-    two, _ = lerf(convs(2), size=15, inits=10)
+    # |∂q/∂p| counts every tap of the kernels (the signed reading, the default, is checked by hand in
+    # tests/fidelity/test_fidelity_dds.py)
+    one, _ = lerf(convs(1), size=15, inits=10, gradient="abs")
+    two, _ = lerf(convs(2), size=15, inits=10, gradient="abs")
     assert one["0"] == pytest.approx(3.0, abs=0.05)
     assert two["2"] == pytest.approx(5.0, abs=0.1)
 

@@ -6,6 +6,11 @@ mean ± sample standard deviation (ddof = 1) over the finished cells, ``n/N`` wh
 A cell that failed or has not run counts as missing, never as zero. The t-tests are the one-sided
 independent two-sample Student t-test with pooled variance of the ``arl`` paper (Table VII, Eq. 14):
 H1: mean(greater) > mean(than), df = m + n − 2.
+
+A cell that chose part of its model from the data says so in its folder, and the table prints the choice
+beside the row label: the ``dds`` paper's data-driven deep supervision writes ``layer_selection.json``
+(the layer argmin_h |Obj − LERF_h| picked), so its row reads e.g. ``isic2016 / R / data-driven / TL → L24``
+— the layer it was trained with, per data set, not the paper's L28 (``CHOICE_FILES``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from scipy import stats
 
 from dermlab.grid.spec import GridSpec
 
+CHOICE_FILES = {"layer_selection.json": "paper_name"}  # run-folder file → key naming what the cell chose from data
+
 
 @dataclass
 class TTest:
@@ -34,16 +41,36 @@ class TTest:
     n_than: int
 
 
+def chosen(folder: Path) -> str:
+    """What a finished cell chose from its data (e.g. ``L24``, the dds deep-supervision layer), or ``""``."""
+    for name, key in CHOICE_FILES.items():
+        if (folder / name).is_file():
+            record = json.loads((folder / name).read_text())
+            return str(record.get(key) or record.get("layer", ""))
+    return ""
+
+
+def choices(group: pd.DataFrame) -> str:
+    """The distinct choices of a row's finished cells, in order (``L24`` or ``L24, L28`` when seeds differ)."""
+    done = group[group.status == "done"] if "status" in group else group
+    return ", ".join(dict.fromkeys(c for c in done.get("chosen", pd.Series(dtype=str)) if c))
+
+
+def label(row: str, choice: str) -> str:
+    """A row label with the cells' data-driven choice: ``isic2016 / R / data-driven / TL → L24``."""
+    return f"{row} → {choice}" if choice else row
+
+
 def collect(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> pd.DataFrame:
     """One row per cell: its axis values, status (done / failed / missing), log path and metrics."""
     records = []
     for cell in spec.cells():
         folder = spec.run_root(runs, smoke) / cell.id
         record = {"cell": cell.id, "row": cell.row(spec.rows), **cell.values, "status": "missing", "log": "",
-                  "leak": ""}
+                  "leak": "", "chosen": ""}
         if (folder / "result.json").is_file():
             result = json.loads((folder / "result.json").read_text())
-            record.update(result["metrics"], status="done")
+            record.update(result["metrics"], status="done", chosen=chosen(folder))
             audit = result.get("split_audit") or {}
             record["leak"] = "; ".join(audit.get("leaks", [])) if audit.get("leak") else ""
         elif (folder / "failed.json").is_file():
@@ -66,6 +93,7 @@ def average_over(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
         record["status"] = "done" if complete else "failed" if (group.status == "failed").any() else "missing"
         record["log"] = "; ".join(group.log[group.log != ""])
         record["leak"] = "; ".join(group.leak[group.leak != ""])
+        record["chosen"] = choices(group)
         if complete:
             record.update({m: group[m].astype(float).mean() for m in spec.metrics if m in group})
         merged.append(record)
@@ -73,17 +101,19 @@ def average_over(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
-    """Long table: row, metric, mean, std, n, n_expected, paper, diff (in the table's scale)."""
+    """Long table: row, chosen (the cells' data-driven choice), metric, mean, std, n, n_expected, paper, diff
+    (in the table's scale)."""
     out = []
     for row in dict.fromkeys(cells["row"]):
         group = cells[cells["row"] == row]
         done = group[group.status == "done"]
+        choice = choices(group)
         for metric in spec.metrics:
             values = done[metric].dropna().to_numpy(float) * spec.scale if metric in done else np.array([])
             mean = float(values.mean()) if len(values) else math.nan
             std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
             paper = spec.paper_values.get(row, {}).get(metric, math.nan)
-            out.append({"row": row, "metric": metric, "mean": mean, "std": std, "n": len(values),
+            out.append({"row": row, "chosen": choice, "metric": metric, "mean": mean, "std": std, "n": len(values),
                         "n_expected": len(group), "n_done": len(done), "paper": paper, "diff": mean - paper})
     return pd.DataFrame(out)
 
@@ -126,9 +156,10 @@ def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: 
     lines = [f"## {spec.title}", "", f"`{spec.path}` — mean ± std over {over}{first}; scale ×{spec.scale:g}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in dict.fromkeys(summary["row"]):
-        cells_text = [row]
+        entries = summary[summary.row == row]
+        cells_text = [label(row, entries.iloc[0].get("chosen", ""))]
         for metric in spec.metrics:
-            entry = summary[(summary.row == row) & (summary.metric == metric)].iloc[0]
+            entry = entries[entries.metric == metric].iloc[0]
             if entry.n == 0:
                 ours = "n/a" if entry.n_done else "missing"  # n/a: finished runs do not log it (e.g. binary tasks)
             else:

@@ -1,13 +1,19 @@
 """Layer-wise effective receptive field (LERF), ``dds`` paper §2.1.
 
-For conv layer h of an untrained, He-initialised CNN, one centre output node q of h (the centre
-pixel, summed over h's channels) is back-propagated to the input; |∂q/∂p| (summed over the input's
-colour channels) is normalised to a maximum of 1, the pixels above th = 0.0455 (two standard
-deviations of a Gaussian ERF, as the paper following Luo et al. 2016) are counted, and
-LERF_h = √count. The mean over 20 random initialisations is reported (paper §3: "the mean over 20
-iterations is used"). The input is Gaussian noise (the paper does not say; any input works for a
-network without non-linearity, and noise keeps ReLU paths active at random). BatchNorm runs in
-eval mode with its initial statistics, i.e. as the identity.
+For conv layer h of an untrained, He-initialised CNN, the centre output node q of h is back-propagated
+to the input. The node is the centre *pixel* of h's output, i.e. the sum over h's channels at that
+position: the paper's q_{i_t,j_t} is indexed by position only ("an output node (a pixel) of a conv
+layer"), as in Luo et al. 2016, whose ERF sets the output gradient to 1 at the centre position.
+∂q/∂p per input pixel p is the gradient summed over the input's colour channels, normalised to a
+maximum of 1 ("4.55 % of the maximum value, i.e., 1 at the center"); the pixels with ∂q/∂p > th =
+0.0455 (two standard deviations of a Gaussian ERF) are counted and LERF_h = √count. The paper's
+threshold is on the signed derivative ("1 if ∂q/∂p > th; else 0"), the default ``gradient="signed"``;
+``gradient="abs"`` thresholds |∂q/∂p| instead (Σ_c |∂q/∂p_c|, normalised likewise), which counts the
+pixels with a strong negative influence too and gives larger LERFs. The mean over 20 random
+initialisations is reported (paper §3: "the mean over 20 iterations is used"). The input is Gaussian
+noise (the paper does not say; any input works for a network without non-linearity, and noise keeps
+ReLU paths active at random). BatchNorm runs in eval mode with its initial statistics, i.e. as the
+identity.
 
 Speed: one forward pass per initialisation records every conv output (forward hooks); each
 layer's input gradient then comes from its own ``autograd.grad`` on that one graph, with no
@@ -19,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import timm
@@ -26,6 +33,8 @@ import torch
 from torch import nn
 
 THRESHOLD = 0.0455
+Gradient = Literal["signed", "abs"]
+GRADIENTS = ("signed", "abs")
 
 
 def create_net(name: str) -> nn.Module:
@@ -76,9 +85,29 @@ def he_initialise(net: nn.Module, generator: torch.Generator) -> None:
                 module.reset_running_stats()
 
 
+def input_gradient_map(grad: torch.Tensor, gradient: Gradient = "signed") -> torch.Tensor:
+    """∂q/∂p per input pixel, normalised to a maximum of 1: (C, H, W) input gradient → (H, W).
+
+    ``signed``: Σ_c ∂q/∂p_c (the paper's ∂q/∂p, §2.1); ``abs``: Σ_c |∂q/∂p_c|. Divided by the map's
+    maximum (for ``signed`` the largest positive value; a map without one stays ≤ 0 and counts nothing).
+    """
+    if gradient not in GRADIENTS:
+        raise ValueError(f"lerf gradient must be one of {GRADIENTS}, got {gradient!r}")
+    values = grad.sum(0) if gradient == "signed" else grad.abs().sum(0)
+    return values / values.max().clamp_min(1e-30)
+
+
+def lerf_size(values: np.ndarray, threshold: float = THRESHOLD) -> float:
+    """√(number of pixels with normalised ∂q/∂p > ``threshold``), the LERF size of one map (§2.1)."""
+    return math.sqrt(float((values > threshold).sum()))
+
+
 def gradient_maps(net: nn.Module, layers: Sequence[str], size: int, generator: torch.Generator,
-                  single_unit: bool = True) -> dict[str, np.ndarray]:
-    """|∂q/∂p| normalised to max 1 for the centre node q of each layer, from one forward pass."""
+                  gradient: Gradient = "signed") -> dict[str, np.ndarray]:
+    """Normalised ∂q/∂p maps, (size, size) each, for the centre node q of each layer, from one forward pass.
+
+    q is the sum of the layer's channels at the centre position of its output (see the module docstring).
+    """
     modules = dict(net.named_modules())
     outputs: dict[str, torch.Tensor] = {}
     hooks = [modules[name].register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o))
@@ -91,11 +120,9 @@ def gradient_maps(net: nn.Module, layers: Sequence[str], size: int, generator: t
             maps = {}
             for index, name in enumerate(layers):
                 out = outputs[name]
-                centre = out[0, :, out.shape[2] // 2, out.shape[3] // 2]
-                centre = centre[0] if single_unit else centre.sum()
+                centre = out[0, :, out.shape[2] // 2, out.shape[3] // 2].sum()
                 (grad,) = torch.autograd.grad(centre, image, retain_graph=index < len(layers) - 1)
-                magnitude = grad[0].abs().sum(0)
-                maps[name] = (magnitude / magnitude.max().clamp_min(1e-30)).numpy()
+                maps[name] = input_gradient_map(grad[0], gradient).numpy()
     finally:
         for hook in hooks:
             hook.remove()
@@ -118,8 +145,11 @@ def _forward_until(net: nn.Module, image: torch.Tensor, outputs: dict, deepest: 
 
 
 def lerf(net: nn.Module, size: int = 224, inits: int = 20, layers: Sequence[str] | None = None, seed: int = 0,
-         threshold: float = THRESHOLD) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """LERF per conv layer (mean over ``inits`` He initialisations) and the mean normalised gradient maps."""
+         threshold: float = THRESHOLD, gradient: Gradient = "signed") -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """LERF per conv layer (mean over ``inits`` He initialisations) and the mean normalised gradient maps.
+
+    ``gradient``: ``signed`` thresholds ∂q/∂p as the paper writes it (§2.1), ``abs`` thresholds |∂q/∂p|.
+    """
     names = [resolve_layer(net, layer) for layer in layers] if layers else list(conv_layers(net))
     net.eval()
     for parameter in net.parameters():
@@ -129,8 +159,8 @@ def lerf(net: nn.Module, size: int = 224, inits: int = 20, layers: Sequence[str]
     mean_maps = {name: np.zeros((size, size)) for name in names}
     for _ in range(inits):
         he_initialise(net, generator)
-        for name, values in gradient_maps(net, names, size, generator).items():
-            sizes[name].append(math.sqrt(float((values > threshold).sum())))
+        for name, values in gradient_maps(net, names, size, generator, gradient).items():
+            sizes[name].append(lerf_size(values, threshold))
             mean_maps[name] += values / inits
     return {name: float(np.mean(v)) for name, v in sizes.items()}, mean_maps
 
