@@ -145,7 +145,7 @@ class TripletClassifier(LesionClassifier):
         if triplet_epoch:
             space = self.metric_space(embeddings)
             triplets = minority_triplets(space, batch["label"], self.majority)
-            parts["triplets"] = torch.tensor(float(len(triplets[0])))
+            parts["triplets"] = space.new_tensor(float(len(triplets[0])))  # on the module's device
             if len(triplets[0]):  # else no minority pair or no NV image in this batch: nothing to learn from it
                 parts["triplet_loss"] = self.triplet_loss(space, batch["label"], indices_tuple=triplets)
                 loss = (loss + self.hparams.triplet_weight * parts["triplet_loss"] if joint
