@@ -21,7 +21,9 @@ from datamodules import splits
 from datamodules.base import ImageTable, SkinDataModule
 from datamodules.io import image_paths, read_table, require_dir
 from datamodules.pooled import HAM_CLASSES, PooledDataModule, one_hot_labels
+from datamodules.samplers import MinorityPairSampler
 from dermlab.errors import DataError
+from dermlab.seeding import run_seed
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test"}
 ATTRIBUTES = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")
@@ -95,12 +97,48 @@ class ISIC2018Task3DataModule(PooledDataModule):
     ``split: holdout`` (dds §3) moves ``val_size`` random training images into the released validation
     set (9016 training / 1192 validation with 999) and tests on the released test set.
 
+    ``test_set: validation`` (with ``split: holdout``) tests on the released validation set instead — the 193
+    images of the ``isic2018`` paper's Table 3 — and validates (picks the checkpoint) on the ``val_size``
+    held-out training images (whole lesions) alone, so the 193 images are never used to choose.
+
+    ``minority_pairs`` > 0 builds training batches with :class:`~datamodules.samplers.MinorityPairSampler`:
+    that many images of every class per batch (the ``isic2018`` paper's minority triplets need two of a class),
+    on the epochs of ``pair_every`` (1: all; a :class:`lightning_modules.TripletClassifier` sets it to the epochs
+    its triplet loss runs, 0 when it has none, so its cross-entropy epochs keep natural batches).
+
     The base class's submission (``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``) is the official task 3 format.
+
+    Raises:
+        ValueError: ``test_set: validation`` without ``split: holdout``; ``minority_pairs`` < 0, or > 0 with
+            another ``sampling`` than ``none``.
     """
 
     def __init__(self, root: str, split: Literal["official", "kfold", "patch", "weighting", "holdout"] = "official",
-                 **kwargs):
+                 test_set: Literal["test", "validation"] = "test", minority_pairs: int = 0, **kwargs):
         super().__init__(root, split=split, **kwargs)
+        if test_set not in ("test", "validation"):
+            raise ValueError(f"test_set must be 'test' or 'validation', got {test_set!r}")
+        if test_set == "validation" and split != "holdout":
+            raise ValueError("test_set: validation needs split: holdout (held-out training images validate); "
+                             f"with split {split!r} the released validation set would both pick the checkpoint "
+                             "and test it, or training images would go unused")
+        if minority_pairs < 0 or (minority_pairs and self.sampling != "none"):
+            raise ValueError(f"minority_pairs ({minority_pairs}) must be ≥ 0 and needs sampling: none, got "
+                             f"sampling {self.sampling!r}")
+        self.test_set, self.minority_pairs = test_set, minority_pairs
+        self.pair_every = 1  # which epochs get paired batches; set by TripletClassifier.setup
+
+    def train_dataloader(self):
+        if not self.minority_pairs or not self.pair_every:
+            return super().train_dataloader()
+        labels = np.tile(self.table("train").labels, self.train_repeats)
+        trainer = getattr(self, "trainer", None)
+        world = getattr(trainer, "world_size", 1) or 1
+        sampler = MinorityPairSampler(labels, self.batch_size, self.minority_pairs, world_size=world,
+                                      seed=run_seed(self.seed), every=self.pair_every)
+        # as the base class: a resumed run draws its first epoch's order for the epoch it resumes at
+        sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0)
+        return self._loader("train", sampler=sampler, drop_last=True)
 
     def read_labelled(self, split: str) -> ImageTable:
         require_dir(self.root, "data root", HINT)
@@ -139,6 +177,8 @@ class ISIC2018Task3DataModule(PooledDataModule):
         return self.read_labelled("test")
 
     def read_split(self, split: str) -> ImageTable:
+        if self.test_set == "validation":  # split: holdout; the released validation set is the test set
+            return self.weigh(self.read_labelled("val")) if split == "test" else super().read_split(split)
         if self.scheme == "official":
             return self.weigh(self.read_labelled(split))
         if self.scheme == "holdout" and split == "val":

@@ -1,16 +1,28 @@
 """Disease classification with a triplet loss and nearest-class-mean prediction, ``isic2018`` paper (002) §3.
 
-ResNet-101 → FC to a 256-d embedding f(x) → FC to the 7 classes. Training alternates the cross-entropy and the
-triplet loss of Eq. 4 on f(x): the paper trains "by the cross-entropy loss as well as the triplet loss ...
-alternately" and generates triplets "in an online fashion every 10 epochs" — read here as: every
-``triplet_every``-th epoch (epochs 9, 19, … for 10) trains with the triplet loss on triplets mined online in each
-batch (anchor and positive from one minority class, the hardest NV negative,
-:func:`lightning_modules.nets.embedding.minority_triplets`), the other epochs with cross-entropy.
-``triplet_every: 0`` is Table 3's "CE loss only".
+ResNet-101 → FC to a 256-d embedding f(x) → FC to the 7 classes. The paper trains "by the cross-entropy loss as
+well as the triplet loss ... alternately" and applies the triplet loss "alongside the cross-entropy loss";
+triplets are generated "in an online fashion every 10 epochs". Two readings (``triplet_mode``):
+
+* ``alternate`` (default, the word "alternately"): every ``triplet_every``-th epoch (epochs 9, 19, … for 10)
+  trains with the triplet loss alone on triplets mined online in each batch (anchor and positive from one
+  minority class, the hardest NV negative, :func:`lightning_modules.nets.embedding.minority_triplets`), the
+  other epochs with cross-entropy alone;
+* ``joint`` ("alongside"): every batch of every epoch trains CE + λ·triplet (λ = ``triplet_weight``).
+
+``triplet_every: 0`` is Table 3's "CE loss only" in both readings. While the triplet loss is on, an
+:class:`~datamodules.ISIC2018Task3DataModule` with ``minority_pairs`` > 0 gives each batch pairs of every class
+(:meth:`TripletClassifier.setup` hands it the epochs): natural batches of 64 hold DF or VASC twice too rarely
+for Eq. 3's minority triplets.
 
 Eq. 4 is Σ (‖f(a) − f(p)‖² + α − ‖f(a) − f(n)‖²)₊ — squared Euclidean distances (the paper's ‖·‖₀ in the
 negative term is a typo of Eq. 3's ‖·‖²₂), margin α; pytorch-metric-learning's ``TripletMarginLoss`` with a
 squared L2 distance computes it, averaged over the triplets (``triplet_reduction: sum`` gives the paper's sum).
+The paper gives no α and cites FaceNet [13], whose α = 0.2 is a margin on L2-normalised embeddings (squared
+distances in [0, 4]); on raw 256-d embeddings, whose squared distances grow with the weights, 0.2 is negligible.
+``normalize_embeddings: true`` (default) therefore L2-normalises f(x) for the triplet loss, its hardest-negative
+mining and the nearest-class-mean distances; ``false`` uses the raw f(x) (then scale ``margin`` yourself). The
+classifier layer always sees the raw f(x).
 
 Prediction (§3 Results): "draw 100 samples for each class from the labeled training data", embed them, and
 predict the class with the lowest mean Euclidean distance (:func:`nearest_class_mean`). The reference
@@ -51,52 +63,103 @@ def ncm_metrics(class_names) -> MetricCollection:
 
 
 class TripletClassifier(LesionClassifier):
-    """Embedding classifier trained with CE and (every ``triplet_every``-th epoch) the minority triplet loss.
+    """Embedding classifier trained with CE and the minority triplet loss (alternately or jointly).
 
     Args:
         embed_dim: size of f(x) (paper: 256).
-        margin: α of Eq. 3–4.
-        triplet_every: every this-many-th epoch is a triplet epoch; 0 trains with cross-entropy only.
+        margin: α of Eq. 3–4 (on the unit sphere with ``normalize_embeddings``: FaceNet's 0.2).
+        triplet_every: the triplet period: in ``alternate`` mode every this-many-th epoch is a triplet epoch; in
+            ``joint`` mode any value > 0 adds the triplet term to every batch; 0 trains with cross-entropy only.
         majority_class: the class negatives come from (NV).
         reference_per_class: training images per class embedded for nearest-class-mean prediction (paper: 100).
         reference_seed: seed of their draw (fixed, so every evaluation uses the same images).
         triplet_reduction: ``mean`` over the mined triplets, or the paper's ``sum``.
+        normalize_embeddings: L2-normalise f(x) for the triplet loss, its mining and nearest class mean.
+        triplet_mode: ``alternate`` (triplet epochs alone, default) or ``joint`` (CE + λ·triplet every batch).
+        triplet_weight: λ of ``joint`` (unused in ``alternate``).
+
+    Raises:
+        ValueError: an unknown ``majority_class``, ``triplet_mode`` or ``triplet_reduction``, or λ < 0.
     """
 
     def __init__(self, embed_dim: int = 256, margin: float = 0.2, triplet_every: int = 10,
                  majority_class: str = "NV", reference_per_class: int = 100, reference_seed: int = 0,
-                 triplet_reduction: Literal["mean", "sum"] = "mean", **kwargs):
+                 triplet_reduction: Literal["mean", "sum"] = "mean", normalize_embeddings: bool = True,
+                 triplet_mode: Literal["alternate", "joint"] = "alternate", triplet_weight: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if majority_class not in self.class_names:
             raise ValueError(f"majority_class {majority_class!r} is not one of the classes {self.class_names}")
+        if triplet_mode not in ("alternate", "joint") or triplet_reduction not in ("mean", "sum"):
+            raise ValueError(f"triplet_mode must be alternate or joint and triplet_reduction mean or sum, got "
+                             f"{triplet_mode!r}, {triplet_reduction!r}")
+        if triplet_weight < 0:
+            raise ValueError(f"triplet_weight must be ≥ 0, got {triplet_weight}")
         self.majority = self.class_names.index(majority_class)
         reducer = SumReducer() if triplet_reduction == "sum" else MeanReducer()
-        squared_l2 = LpDistance(normalize_embeddings=False, p=2, power=2)
+        squared_l2 = LpDistance(normalize_embeddings=False, p=2, power=2)  # normalised before, in metric_space
         self.triplet_loss = TripletMarginLoss(margin=margin, distance=squared_l2, reducer=reducer)
         self.ncm = nn.ModuleDict({s: ncm_metrics(self.class_names) for s in EVAL_SPLITS})
         self.references: torch.Tensor | None = None
+
+    def setup(self, stage: str) -> None:
+        """Besides the base class's set-up: tell the datamodule on which epochs the triplet loss runs, so a
+        ``minority_pairs`` sampler pairs exactly those (natural batches on the cross-entropy epochs)."""
+        super().setup(stage)
+        data = getattr(self.trainer, "datamodule", None)
+        if hasattr(data, "pair_every"):
+            data.pair_every = self.triplet_period()
+
+    def metric_space(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(N, d) f(x) as the triplet loss and nearest class mean see it: unit length with
+        ``normalize_embeddings``, else as is; float32."""
+        embeddings = embeddings.float()
+        return nn.functional.normalize(embeddings, dim=1) if self.hparams.normalize_embeddings else embeddings
 
     def build_net(self) -> nn.Module:
         hp = self.hparams
         features = create_backbone(hp.backbone, 0, hp.pretrained_weights, **(hp.backbone_args or {}))
         return EmbeddingClassifier(features, hp.num_classes, hp.embed_dim)
 
-    def triplet_epoch(self) -> bool:
+    def triplet_period(self) -> int:
+        """Epoch period of the triplet loss: 0 never, 1 every epoch (``joint``), else ``triplet_every``."""
         every = self.hparams.triplet_every
-        return bool(every) and (self.current_epoch + 1) % every == 0
+        return 0 if not every else 1 if self.hparams.triplet_mode == "joint" else every
+
+    def triplet_epoch(self) -> bool:
+        period = self.triplet_period()
+        return bool(period) and (self.current_epoch + 1) % period == 0
+
+    def training_loss(self, batch: dict, triplet_epoch: bool) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """This batch's training loss and its logged parts (``triplets``, ``triplet_loss``, ``ce_loss``).
+
+        ``alternate``: the triplet loss on a triplet epoch (None when the batch has no triplet), cross-entropy
+        otherwise; ``joint``: CE + λ·triplet (CE alone when the batch has no triplet) on a triplet epoch, which
+        is every epoch unless ``triplet_every`` is 0.
+        """
+        joint = self.hparams.triplet_mode == "joint"
+        embeddings = self.net.embed(batch["image"])
+        parts: dict[str, torch.Tensor] = {}
+        loss = None
+        if not triplet_epoch or joint:
+            loss = parts["ce_loss"] = self.compute_loss(self.net.classifier(embeddings), batch)
+        if triplet_epoch:
+            space = self.metric_space(embeddings)
+            triplets = minority_triplets(space, batch["label"], self.majority)
+            parts["triplets"] = space.new_tensor(float(len(triplets[0])))  # on the module's device
+            if len(triplets[0]):  # else no minority pair or no NV image in this batch: nothing to learn from it
+                parts["triplet_loss"] = self.triplet_loss(space, batch["label"], indices_tuple=triplets)
+                loss = (loss + self.hparams.triplet_weight * parts["triplet_loss"] if joint
+                        else parts["triplet_loss"])
+        return loss, parts
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
-        if not self.triplet_epoch():
-            return super().training_step(batch, batch_idx)
-        embeddings = self.net.embed(batch["image"])
-        triplets = minority_triplets(embeddings, batch["label"], self.majority)
-        self.log("train/triplets", float(len(triplets[0])), on_step=False, on_epoch=True,
-                 batch_size=len(batch["label"]))
-        if not len(triplets[0]):
-            return None  # no minority pair or no NV image in this batch: nothing to learn from it
-        loss = self.triplet_loss(embeddings.float(), batch["label"], indices_tuple=triplets)
-        self.log("train/triplet_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(batch["label"]))
+        loss, parts = self.training_loss(batch, self.triplet_epoch())
+        size = len(batch["label"])
+        for name, value in parts.items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, prog_bar=name == "triplet_loss",
+                     batch_size=size)
+        if loss is not None:
+            self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
         return loss
 
     # --- nearest-class-mean prediction ---------------------------------------------------------------
@@ -120,7 +183,7 @@ class TripletClassifier(LesionClassifier):
         loader = DataLoader(Subset(dataset, order.tolist()), batch_size=data.batch_size, num_workers=data.num_workers)
         was_training = self.training
         self.eval()
-        embedded = torch.cat([self.net.embed(b["image"].to(self.device)).float() for b in loader])
+        embedded = torch.cat([self.metric_space(self.net.embed(b["image"].to(self.device))) for b in loader])
         self.train(was_training)
         return embedded.view(self.hparams.num_classes, per_class, -1)
 
@@ -138,19 +201,19 @@ class TripletClassifier(LesionClassifier):
     def _evaluation_step(self, batch: dict, split: str, probabilities: torch.Tensor | None = None) -> None:
         embeddings = self.net.embed(batch["image"])  # once: for the softmax and the nearest-class-mean rule
         super()._evaluation_step(batch, split, self.net.classifier(embeddings).float().softmax(1))
-        self.ncm[split].update(nearest_class_mean(embeddings, self.references), batch["label"])
+        self.ncm[split].update(nearest_class_mean(self.metric_space(embeddings), self.references), batch["label"])
 
     def _log_split(self, split: str) -> None:
         super()._log_split(split)
         self._log_collection(self.ncm[split], split)
 
     def logged_metric_names(self) -> list[str]:
-        names = [*super().logged_metric_names(), "train/triplets", "train/triplet_loss"]
+        names = [*super().logged_metric_names(), "train/triplets", "train/triplet_loss", "train/ce_loss"]
         ncm = ["ncm_balanced_accuracy", "ncm_accuracy", *(f"ncm_recall_{c}" for c in self.class_names)]
         return names + [f"{split}/{name}" for split in EVAL_SPLITS for name in ncm]
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         embeddings = self.net.embed(batch["image"])
-        predicted = nearest_class_mean(embeddings, self.references)
+        predicted = nearest_class_mean(self.metric_space(embeddings), self.references)
         return {"image_id": batch["image_id"], "probabilities": self.net.classifier(embeddings).float().softmax(1),
                 "ncm": nn.functional.one_hot(predicted, self.hparams.num_classes).float()}

@@ -172,6 +172,7 @@ def test_triplet_classifier_learns_and_writes_both_submissions(tmp_path):
               "--data.init_args.eval_transforms",
               str(REPO / "experiments/base/augment/isic2018_triplet_cpu_eval.yaml"),
               "--data.init_args.batch_size", "28", "--data.init_args.sampling", "balanced",
+              "--data.init_args.minority_pairs", "0", "--data.init_args.val_size", "60",
               "--data.init_args.num_workers", "0", "--trainer.max_epochs", "6", "--model.init_args.backbone",
               "resnet18", "--model.init_args.triplet_every", "2", "--model.init_args.optimizer.init_args.lr", "0.01",
               "--trainer.default_root_dir", str(tmp_path / "run"), "--run.wandb", "disabled"]
