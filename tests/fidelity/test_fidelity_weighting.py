@@ -152,16 +152,18 @@ def test_a_focal_cell_reaches_the_cli_with_its_gamma(tmp_path, monkeypatch):
 
 
 # --- dropout 0.5 in several layers (§4.3) --------------------------------------------------------------------------
-def _models():
+def _model(name: str) -> tuple[nn.Module, int]:
+    """The flat or hierarchical network on a tiny timm stand-in for VGG16, and its expected dropout layers."""
     torch.manual_seed(0)
-    flat = FlatCBAMClassifier(features_only(timm.create_model("test_resnet")), len(LEAVES), 0.5)
-    hierarchical = HierarchicalCBAMClassifier(features_only(timm.create_model("test_resnet")), 16, 0.5)
-    return {"flat": (flat, 2), "hierarchical": (hierarchical, 3)}
+    backbone = features_only(timm.create_model("test_resnet"))
+    if name == "flat":
+        return FlatCBAMClassifier(backbone, len(LEAVES), 0.5), 2
+    return HierarchicalCBAMClassifier(backbone, 16, 0.5), 3
 
 
 @pytest.mark.parametrize("name", ["flat", "hierarchical"])
 def test_dropout_layers_drop_half_in_train_mode_and_nothing_in_eval(name):
-    model, expected = _models()[name]
+    model, expected = _model(name)
     layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert len(layers) == expected and all(layer.p == 0.5 for layer in layers)
     seen: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
