@@ -5,10 +5,13 @@ In each training mini-batch of M samples only m count (weight 1, the others 0):
 
     m = M · exp(αe) / (1 + exp(αe))                                      (Eq. 9)
 
-with e the epoch counted from 0, so m = M/2 at e = 0. α is set so that every sample counts from the second
-half of training on: m is rounded up, and M·σ(α·E/2) ≥ M − 1/2 for E = ``max_epochs`` gives
-α = ln(2M − 1) / (E/2). SPL keeps the m lowest-loss samples (easiest first), OHEM the m highest-loss ones
-(hardest first). ``per_class`` OHEM keeps the hardest ⌈M_c·σ(αe)⌉ of each class c present in the batch (the
+with e the epoch counted from 0, so m = M/2 at e = 0, and α "defined so that all sample weights are set to 1
+for the second half of training" (§3.3): every sample counts from e = E/2 on (E = ``max_epochs``; for an odd E
+from e = ⌈E/2⌉), and before that at least one does not. m is Eq. 9 rounded to the nearest integer (halves up),
+and α = ln(2M − 1) / (E/2) is the value for which M·σ(α·E/2) = M − 1/2, the point where rounding first gives M;
+e ≥ E/2 returns M outright, so floating point cannot move that epoch. (Rounding up, as before, reached M early:
+at e = 61 of E = 150 for M = 20.) SPL keeps the m lowest-loss samples (easiest first), OHEM the m highest-loss
+ones (hardest first). ``per_class`` OHEM keeps the hardest ⌈M_c·m/M⌉ of each class c present in the batch (the
 paper's suggested follow-up).
 
 The callback attaches itself to the module (``module.curriculum``); the module's loss asks it for the 0/1
@@ -30,11 +33,18 @@ from lightning.pytorch.loggers import WandbLogger
 
 
 def kept_count(batch_size: int, epoch: int, max_epochs: int) -> int:
-    """m of Eq. 9 for a batch of M = ``batch_size``: ⌈M·σ(αe)⌉, M/2 (rounded up) at e = 0, M from E/2 on."""
-    half = max(max_epochs / 2, 1e-9)
-    alpha = math.log(max(2 * batch_size - 1, 1)) / half
+    """m of Eq. 9 for a batch of M = ``batch_size`` at epoch e = ``epoch`` (from 0) of E = ``max_epochs``.
+
+    ⌊M·σ(αe) + 1/2⌋ with α = ln(2M − 1) / (E/2): M/2 (halves rounded up) at e = 0, at most M − 1 for e < E/2,
+    M for e ≥ E/2 (§3.3: every sample counts in the second half). E.g. M = 20, E = 6: 10, 15, 18, 20, 20,
+    20. At least 1.
+    """
+    half = max_epochs / 2
+    if epoch >= half or batch_size <= 1:
+        return max(1, batch_size)
+    alpha = math.log(2 * batch_size - 1) / half
     share = 1.0 / (1.0 + math.exp(-alpha * epoch))
-    return max(1, min(batch_size, math.ceil(batch_size * share - 1e-9)))
+    return max(1, min(batch_size - 1, math.floor(batch_size * share + 0.5)))
 
 
 class Curriculum(L.Callback):

@@ -23,7 +23,7 @@ from torch import nn
 from dermlab.errors import DataError
 from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
-from lightning_modules.losses import ClassWeighting, class_weights, per_sample_loss
+from lightning_modules.losses import ClassWeighting, ClassWeightNormalise, class_weights, per_sample_loss
 from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
 from lightning_modules.normalisation import InputNormalisation
 from lightning_modules.reproducibility import EpochSeeding
@@ -50,6 +50,10 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             class weights in the loss, from the datamodule's training counts (see
             :mod:`lightning_modules.losses`); None for none.
         class_weight_power: the exponent k of ``inverse``.
+        class_weight_normalise: ``none`` (the weights as printed, e.g. ``weighting`` Eq. 7–8; the ``weighting``
+            configs set it) or ``sum_to_classes`` (scaled to sum to C; the suite's default, which keeps other
+            papers' runs as they were). Only the scale differs; it matters under SGD (see
+            :mod:`lightning_modules.losses`).
         loss: ``ce`` (cross-entropy) or ``focal`` (``weighting`` Eq. 6, with ``focal_gamma``).
         focal_gamma: γ of the focal loss.
 
@@ -71,6 +75,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         backbone_args: dict | None = None,
         class_weighting: ClassWeighting | None = None,
         class_weight_power: float = 1.0,
+        class_weight_normalise: ClassWeightNormalise = "sum_to_classes",
         loss: Literal["ce", "focal"] = "ce",
         focal_gamma: float = 1.0,
     ):
@@ -91,10 +96,12 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         """Class weights from the datamodule's training counts (recomputed each run, never stale)."""
         counts = getattr(getattr(self.trainer, "datamodule", None), "class_counts", None)
         if self.hparams.class_weighting and counts is not None:
-            weights = class_weights(counts, self.hparams.class_weighting, self.hparams.class_weight_power)
+            hp = self.hparams
+            weights = class_weights(counts, hp.class_weighting, hp.class_weight_power, hp.class_weight_normalise)
             self.class_weights.copy_(weights.to(self.class_weights.device))
-            log.info("class weights (%s, k=%g): %s", self.hparams.class_weighting, self.hparams.class_weight_power,
-                     ", ".join(f"{n} {w:.3f}" for n, w in zip(self.class_names, weights.tolist(), strict=True)))
+            log.info("class weights (%s, k=%g, normalise %s): %s", hp.class_weighting, hp.class_weight_power,
+                     hp.class_weight_normalise,
+                     ", ".join(f"{n} {w:.4g}" for n, w in zip(self.class_names, weights.tolist(), strict=True)))
 
     # --- what a method may override --------------------------------------------------------
     def build_net(self) -> nn.Module:

@@ -9,9 +9,16 @@ Class weights:
 * ``effective_number`` — w = (1 − β) / (1 − β^{N_y}) with β = (N − 1) / N, the ``weighting`` paper's
   effective-samples (ES) weight (Cui et al. 2019).
 
-Both are normalised to sum to the number of classes C (so equal counts, or k = 0, give all ones and the
-loss keeps its scale across schemes); the relative weights, which are what the papers define, are
-unchanged by this. The loss is then the batch mean of w_{y_i} · CE_i (times any per-sample weight).
+``normalise`` chooses the scale (the relative weights, which are what the papers define, are the same):
+
+* ``none`` — the weights as the equations print them (``weighting`` Eq. 7–8, ``patch`` §II-F). Raw CB weights
+  average C per training sample (Σ_c (N_c/N)(N/N_c) = C), raw ES weights about C/N (ES ≈ CB / N for
+  β = (N − 1)/N), so under SGD CB takes C× larger and ES about N/C× smaller steps than unweighted CE.
+* ``sum_to_classes`` — scaled to sum to the number of classes C (Cui et al. 2019's convention; equal counts,
+  or k = 0, give all ones). On the HAM10000 counts a training sample then weighs about 0.22 on average
+  (CB and ES alike), so SGD steps are about 4.5× smaller than unweighted CE's.
+
+The loss is then the batch mean of w_{y_i} · CE_i (times any per-sample weight).
 """
 
 from __future__ import annotations
@@ -21,13 +28,18 @@ from typing import Literal
 import torch
 
 ClassWeighting = Literal["inverse", "effective_number"]
+ClassWeightNormalise = Literal["none", "sum_to_classes"]
 
 
-def class_weights(counts, scheme: ClassWeighting = "inverse", power: float = 1.0) -> torch.Tensor:
-    """Per-class loss weights from training counts (one per class), normalised to sum to C.
+def class_weights(counts, scheme: ClassWeighting = "inverse", power: float = 1.0,
+                  normalise: ClassWeightNormalise = "sum_to_classes") -> torch.Tensor:
+    """Per-class loss weights (C,) from training counts (C,), raw (``normalise="none"``) or summing to C.
 
-    A class without training images gets weight 0 (no sample carries it) and the others are normalised
-    to sum to their own number, so a tiny set that misses a class still trains.
+    A class without training images gets weight 0 (no sample carries it); with ``sum_to_classes`` the others
+    are normalised to sum to their own number, so a tiny set that misses a class still trains.
+
+    Raises:
+        ValueError: no training images, or an unknown ``scheme`` / ``normalise``.
     """
     counts = torch.as_tensor(counts, dtype=torch.float64)
     present = counts > 0
@@ -43,7 +55,11 @@ def class_weights(counts, scheme: ClassWeighting = "inverse", power: float = 1.0
     else:
         raise ValueError(f"unknown class weighting {scheme!r}; use inverse or effective_number")
     weights = torch.where(present, weights, torch.zeros_like(weights))
-    return (weights * present.sum() / weights.sum()).float()
+    if normalise == "none":
+        return weights.float()
+    if normalise == "sum_to_classes":
+        return (weights * present.sum() / weights.sum()).float()
+    raise ValueError(f"unknown class-weight normalisation {normalise!r}; use none or sum_to_classes")
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:

@@ -15,7 +15,8 @@ from lightning_modules.nets.cbam import LEAVES, FlatCBAMClassifier, Hierarchical
 
 
 class CBAMClassifier(LesionClassifier):
-    """Flat model (§4.1): backbone features → CBAM → FC, dropout ``cbam_dropout`` (paper: 0.5)."""
+    """Flat model (§4.1): backbone features → CBAM → FC; ``cbam_dropout`` is the p of its 2 dropout layers
+    (§4.3: 0.5 "in several layers"; see :mod:`lightning_modules.nets.cbam`)."""
 
     def __init__(self, cbam_dropout: float = 0.5, **kwargs):
         super().__init__(**kwargs)
@@ -30,6 +31,7 @@ class HierarchicalClassifier(LesionClassifier):
     """Hierarchical model (§4.1, Eq. 10): one LSTM decision per level, loss summed over the true path's levels.
 
     Needs the seven ISIC 2018 / HAM10000 classes in their order (MEL, NV, BCC, AKIEC, BKL, DF, VASC).
+    ``cbam_dropout`` is the p of its 3 dropout layers (§4.3; see :mod:`lightning_modules.nets.cbam`).
     """
 
     def __init__(self, lstm_hidden: int = 512, cbam_dropout: float = 0.5, **kwargs):

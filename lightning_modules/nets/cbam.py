@@ -1,8 +1,8 @@
 """The ``weighting`` paper's two networks (Barata & Santiago, §4.1): a flat VGG16 + CBAM classifier and a
 hierarchical VGG16 + level-conditioned CBAM + LSTM classifier.
 
-*Flat*: the backbone's last feature maps → CBAM (timm's channel-then-spatial module, Woo et al. 2018)
-→ global average pooling → dropout 0.5 → FC to the 7 classes.
+*Flat*: the backbone's last feature maps → dropout → CBAM (timm's channel-then-spatial module, Woo et al.
+2018) → global average pooling → dropout → FC to the 7 classes.
 
 *Hierarchical* (after Barata et al. 2019, the paper's [3]): an LSTM takes one decision per level of the
 diagnostic tree, melanocytic vs non-melanocytic → (MEL | NV), or non-melanocytic → (benign | malignant) →
@@ -16,6 +16,13 @@ The loss of a sample sums the cross-entropy of the decisions on its true path (E
 melanocytic, 3 for non-melanocytic; teacher forcing), and its probability of leaf k is the product of the
 conditional probabilities along k's path, so the 7 probabilities sum to 1 (prediction = most probable leaf).
 The classes follow the ISIC 2018 order MEL, NV, BCC, AKIEC, BKL, DF, VASC.
+
+Dropout (§4.3: "dropout in several layers with a probability of 50 %"; the layers are not named, so the
+placement is ours): the flat model drops on the VGG16 feature maps entering CBAM and on the pooled vector
+entering the FC (2 layers); the hierarchical one on the feature maps entering the conditioned CBAM, on each
+LSTM input and on each LSTM output entering a node head (3 layers), the usual places in attention-LSTM
+(captioning-style) models. Each is ``nn.Dropout(p)`` (element-wise, p = ``dropout``, 0.5 in the configs);
+VGG16's own fc6/fc7 dropouts go with fc6/fc7 (:func:`features_only`).
 """
 
 from __future__ import annotations
@@ -55,11 +62,12 @@ class AttentionMaps:
 
 
 class FlatCBAMClassifier(nn.Module):
-    """Backbone features → CBAM → GAP → dropout → FC (the flat model)."""
+    """Backbone features → dropout → CBAM → GAP → dropout → FC (the flat model); (B, 3, H, W) → logits (B, C)."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.5):
         super().__init__()
         self.backbone = backbone
+        self.feature_dropout = nn.Dropout(dropout)
         self.cbam = CbamModule(backbone.num_features)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(backbone.num_features, num_classes)
@@ -69,7 +77,7 @@ class FlatCBAMClassifier(nn.Module):
         self.cbam.spatial.gate.register_forward_hook(lambda m, i, o: setattr(self.maps, "spatial", o.detach()[:, 0]))
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.cbam(self.backbone.forward_features(images))
+        return self.cbam(self.feature_dropout(self.backbone.forward_features(images)))
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         pooled = self.dropout(features.mean((2, 3)))
@@ -116,12 +124,14 @@ class HierarchicalCBAMClassifier(nn.Module):
         self.cbam = ConditionedCBAM(channels, hidden)
         self.decision_embedding = nn.Embedding(len(NODES) + 1, 32)  # the node being decided (its parent's choice)
         self.lstm = nn.LSTMCell(channels + 32, hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.feature_dropout = nn.Dropout(dropout)  # on the feature maps every level's CBAM reads
+        self.input_dropout = nn.Dropout(dropout)  # on each LSTM input (pooled features + decision embedding)
+        self.dropout = nn.Dropout(dropout)  # on each LSTM output, before the node head
         self.heads = nn.ModuleDict({node: nn.Linear(hidden, len(children)) for node, children in TREE.items()})
         self.node_maps: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def node_log_probs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone.forward_features(images)
+        features = self.feature_dropout(self.backbone.forward_features(images))
         batch = features.shape[0]
         zeros = features.new_zeros(batch, self.hidden)
         states = {"lesion": (zeros, zeros)}  # the LSTM state before deciding at each node
@@ -130,7 +140,7 @@ class HierarchicalCBAMClassifier(nn.Module):
             h, c = states[node]
             pooled, spatial, channel = self.cbam(features, h)
             embedding = self.decision_embedding(torch.full((batch,), index, device=images.device, dtype=torch.long))
-            h, c = self.lstm(torch.cat([pooled, embedding], 1), (h, c))
+            h, c = self.lstm(self.input_dropout(torch.cat([pooled, embedding], 1)), (h, c))
             out[node] = self.heads[node](self.dropout(h)).float().log_softmax(-1)
             for child in TREE[node]:
                 if child in TREE:
