@@ -1,7 +1,8 @@
 """Callbacks of the segmentation methods (``isic2018`` paper 002 §1).
 
-* :class:`FreezeEncoder` — the segmentor's pretrained encoder stays fixed for the first epochs ("we first fix
-  the weights of the pre-trained VGG net for 50 epochs"), then trains with the rest.
+* :class:`FreezeEncoder` — the segmentor's pre-trained VGG stays fixed for the first epochs ("we first fix
+  the weights of the pre-trained VGG net for 50 epochs"), then trains with the rest; the SE blocks train
+  throughout.
 * :class:`MaskWriter` — ``dermlab predict`` writes one PNG per image and mask in the official submission naming.
 * :class:`SegmentationFigure` — test images above their predicted masks (Fig. 1), ``plots/test_masks.png``.
 """
@@ -23,7 +24,10 @@ from dermlab.figures import masks_below_images
 
 
 class FreezeEncoder(L.Callback):
-    """Keep ``pl_module.encoder()`` frozen — no gradient, BatchNorm statistics fixed — for the first ``epochs``.
+    """Keep ``pl_module.pretrained_modules()`` — the pre-trained VGG of the encoder, **not** its randomly
+    initialised SE blocks — frozen (no gradient, BatchNorm statistics fixed) for the first ``epochs``
+    (§1: "we first fix the weights of the pre-trained VGG net for 50 epochs and only train other parts of the
+    segmentor and the critic network"). The SE blocks, decoder and head train from the first step.
 
     Lightning's ``BackboneFinetuning`` does not fit SegAN: it adds the backbone to *every* optimiser when it
     unfreezes (the critic's too) and ramps its learning rate on a schedule of its own, where the paper simply
@@ -38,13 +42,15 @@ class FreezeEncoder(L.Callback):
         return trainer.current_epoch < self.epochs
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.encoder().requires_grad_(not self.frozen(trainer))
+        for module in pl_module.pretrained_modules():
+            module.requires_grad_(not self.frozen(trainer))
         if trainer.current_epoch == self.epochs and self.epochs > 0:
-            print(f"[FreezeEncoder] epoch {self.epochs}: the encoder now trains with the rest of the segmentor")
+            print(f"[FreezeEncoder] epoch {self.epochs}: the VGG now trains with the rest of the segmentor")
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if self.frozen(trainer):
-            pl_module.encoder().eval()  # Lightning puts the module back in train mode after each validation
+            for module in pl_module.pretrained_modules():  # Lightning puts modules back in train mode after
+                module.eval()                               # each validation
 
 
 class MaskWriter(BasePredictionWriter):
