@@ -56,12 +56,29 @@ class FreezeEncoder(L.Callback):
 class MaskWriter(BasePredictionWriter):
     """Writes each predicted mask, resized to its image's original size, as a 0/255 PNG named as the challenge
     expects (``ISIC_0000000_segmentation.png`` for task 1; the datamodule's ``mask_file_names``) into ``output``
-    (default ``<run folder>/masks_<split>``); ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores the folder."""
+    (default ``<run folder>/masks_<split>``); ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores the folder.
 
-    def __init__(self, output: str | None = None):
+    ``score`` (default on): when the datamodule names the official ground-truth folder of the predicted split
+    (``official_truth_folder``), the written full-size masks are scored against it as the challenge does
+    (:func:`dermlab.scoring.score_segmentation`) and kept in ``scores`` as ``full/<metric>`` — what a grid cell
+    with ``predict: true`` adds to its result (Tables 1–2 of the ``isic2018`` paper report these).
+    """
+
+    def __init__(self, output: str | None = None, score: bool = True):
         super().__init__(write_interval="batch")
-        self.output = output
+        self.output, self.score = output, score
         self.written: Path | None = None
+        self.scores: dict[str, float] = {}
+
+    def metric_names(self, pl_module: L.LightningModule) -> list[str]:
+        """The ``full/`` names :attr:`scores` gets (empty with ``score: false``)."""
+        from dermlab.scoring import full_size_metric_names
+
+        names = getattr(pl_module, "class_names", None)
+        return full_size_metric_names(tuple(names)) if self.score and names else []
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self.written, self.scores = None, {}
 
     def folder(self, trainer: L.Trainer) -> Path:
         split = getattr(trainer.datamodule, "predict_split", "test")
@@ -83,8 +100,16 @@ class MaskWriter(BasePredictionWriter):
         self.written = folder
 
     def on_predict_end(self, trainer, pl_module) -> None:
-        if self.written is not None and trainer.is_global_zero:
-            print(f"wrote masks to {self.written}")
+        if self.written is None or not trainer.is_global_zero:
+            return
+        print(f"wrote masks to {self.written}")
+        truth = getattr(trainer.datamodule, "official_truth_folder", lambda split: None)(
+            getattr(trainer.datamodule, "predict_split", "test"))
+        if self.score and truth is not None:
+            from dermlab.scoring import full_size_metrics, score_segmentation
+
+            self.scores = full_size_metrics(score_segmentation(truth, self.written))
+            print(f"full-size scores against {truth}: {self.scores}")
 
 
 class SegmentationFigure(L.Callback):
