@@ -17,8 +17,8 @@ class LinearOverRun(LinearLR):
     """``LinearLR`` (stepped once per epoch) from ``start_factor`` to ``end_factor`` × the base learning rate over
     the whole run: with ``total_iters: null`` (the default) the module sets it to ``trainer.max_epochs``
     (:func:`fit_to_run`), so epoch e (0-based) of E trains at lr·(s + (f − s)·e/E) and the end value f is
-    reached by the step after the last epoch, never before (E = 4, s = 1, f = 0: 1, 0.75, 0.5, 0.25, then 0). An integer ``total_iters`` fixes the count
-    as ``LinearLR`` does.
+    reached by the step after the last epoch, never before (E = 4, s = 1, f = 0: 1, 0.75, 0.5, 0.25, then 0).
+    An integer ``total_iters`` fixes the count as ``LinearLR`` does.
 
     Args:
         optimizer: the optimiser whose learning rates are scaled.

@@ -158,7 +158,8 @@ def test_table1_has_an_ensemble_without_crf_beside_the_ensemble_with_it(monkeypa
     assert "--model.init_args.postprocess" not in crf  # ensemble.yaml's postprocess {}: CRF + morphology
     assert value(plain, "--model.init_args.members") == value(crf, "--model.init_args.members")
     assert value(plain, "--model.init_args.members").count("variant=VGG-Adversarial__") == 4
-    assert sum(c.values["variant"] == "VGG+Adversarial+Ensemble without CRF" for c in cells.values()) == 5  # a fold each
+    plain_cells = [c for c in cells.values() if c.values["variant"] == "VGG+Adversarial+Ensemble without CRF"]
+    assert len(plain_cells) == 5  # one per fold, as the ensemble
 
 
 # --- Tables 1-2: full-size official scoring ----------------------------------------------------------------------
@@ -253,3 +254,33 @@ def test_a_cross_table_reference_with_an_unknown_or_unset_axis_is_named(monkeypa
     table1 = spec.load(TABLES.relative_to(REPO) / "table1_segmentation.yaml")
     with pytest.raises(DataError, match="unset"):  # multitask is not an axis of table 1: it must be named
         table1.referenced(table1.cells()[0], "@cell(table2_attributes: cv_fold=0)")
+
+
+def test_a_grid_cell_with_predict_adds_the_writers_full_size_scores_to_its_result(tmp_path, monkeypatch):
+    """`grid _cell --predict`: after testing, `predict` runs and each callback's ``scores`` (MaskWriter's full/*)
+    join the test metrics in result.json; without --predict they do not."""
+    import json
+
+    import dermlab.cli
+    from dermlab.grid import runner
+
+    class FakeTrainer:
+        def __init__(self):
+            self.checkpoint_callback = SimpleNamespace(best_model_path="", best_model_score=None)
+            self.callbacks = [SimpleNamespace(scores={}), SimpleNamespace()]
+
+        def test(self, *args, **kwargs):
+            return [{"test/threshold_jaccard": 0.9}]
+
+        def predict(self, *args, **kwargs):
+            self.callbacks[0].scores = {"full/threshold_jaccard": 0.7}
+
+    def build_cli(args, run=True):
+        return SimpleNamespace(trainer=FakeTrainer(), model=None, datamodule=SimpleNamespace(split_audit=None))
+
+    monkeypatch.setattr(dermlab.cli, "build_cli", build_cli)
+    runner.run_cell_command([str(tmp_path / "a.json"), "--predict", "--"])
+    runner.run_cell_command([str(tmp_path / "b.json"), "--"])
+    assert json.loads((tmp_path / "a.json").read_text())["metrics"] == {"test/threshold_jaccard": 0.9,
+                                                                        "full/threshold_jaccard": 0.7}
+    assert json.loads((tmp_path / "b.json").read_text())["metrics"] == {"test/threshold_jaccard": 0.9}
