@@ -1,7 +1,8 @@
 """Callbacks of the segmentation methods (``isic2018`` paper 002 §1).
 
-* :class:`FreezeEncoder` — the segmentor's pretrained encoder stays fixed for the first epochs ("we first fix
-  the weights of the pre-trained VGG net for 50 epochs"), then trains with the rest.
+* :class:`FreezeEncoder` — the segmentor's pre-trained VGG stays fixed for the first epochs ("we first fix
+  the weights of the pre-trained VGG net for 50 epochs"), then trains with the rest; the SE blocks train
+  throughout.
 * :class:`MaskWriter` — ``dermlab predict`` writes one PNG per image and mask in the official submission naming.
 * :class:`SegmentationFigure` — test images above their predicted masks (Fig. 1), ``plots/test_masks.png``.
 """
@@ -23,7 +24,10 @@ from dermlab.figures import masks_below_images
 
 
 class FreezeEncoder(L.Callback):
-    """Keep ``pl_module.encoder()`` frozen — no gradient, BatchNorm statistics fixed — for the first ``epochs``.
+    """Keep ``pl_module.pretrained_modules()`` — the pre-trained VGG of the encoder, **not** its randomly
+    initialised SE blocks — frozen (no gradient, BatchNorm statistics fixed) for the first ``epochs``
+    (§1: "we first fix the weights of the pre-trained VGG net for 50 epochs and only train other parts of the
+    segmentor and the critic network"). The SE blocks, decoder and head train from the first step.
 
     Lightning's ``BackboneFinetuning`` does not fit SegAN: it adds the backbone to *every* optimiser when it
     unfreezes (the critic's too) and ramps its learning rate on a schedule of its own, where the paper simply
@@ -38,24 +42,43 @@ class FreezeEncoder(L.Callback):
         return trainer.current_epoch < self.epochs
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.encoder().requires_grad_(not self.frozen(trainer))
+        for module in pl_module.pretrained_modules():
+            module.requires_grad_(not self.frozen(trainer))
         if trainer.current_epoch == self.epochs and self.epochs > 0:
-            print(f"[FreezeEncoder] epoch {self.epochs}: the encoder now trains with the rest of the segmentor")
+            print(f"[FreezeEncoder] epoch {self.epochs}: the VGG now trains with the rest of the segmentor")
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if self.frozen(trainer):
-            pl_module.encoder().eval()  # Lightning puts the module back in train mode after each validation
+            for module in pl_module.pretrained_modules():  # Lightning puts modules back in train mode after
+                module.eval()                               # each validation
 
 
 class MaskWriter(BasePredictionWriter):
     """Writes each predicted mask, resized to its image's original size, as a 0/255 PNG named as the challenge
     expects (``ISIC_0000000_segmentation.png`` for task 1; the datamodule's ``mask_file_names``) into ``output``
-    (default ``<run folder>/masks_<split>``); ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores the folder."""
+    (default ``<run folder>/masks_<split>``); ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores the folder.
 
-    def __init__(self, output: str | None = None):
+    ``score`` (default on): when the datamodule names the official ground-truth folder of the predicted split
+    (``official_truth_folder``), the written full-size masks are scored against it as the challenge does
+    (:func:`dermlab.scoring.score_segmentation`) and kept in ``scores`` as ``full/<metric>`` — what a grid cell
+    with ``predict: true`` adds to its result (Tables 1–2 of the ``isic2018`` paper report these).
+    """
+
+    def __init__(self, output: str | None = None, score: bool = True):
         super().__init__(write_interval="batch")
-        self.output = output
+        self.output, self.score = output, score
         self.written: Path | None = None
+        self.scores: dict[str, float] = {}
+
+    def metric_names(self, pl_module: L.LightningModule) -> list[str]:
+        """The ``full/`` names :attr:`scores` gets (empty with ``score: false``)."""
+        from dermlab.scoring import full_size_metric_names
+
+        names = getattr(pl_module, "class_names", None)
+        return full_size_metric_names(tuple(names)) if self.score and names else []
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self.written, self.scores = None, {}
 
     def folder(self, trainer: L.Trainer) -> Path:
         split = getattr(trainer.datamodule, "predict_split", "test")
@@ -77,8 +100,16 @@ class MaskWriter(BasePredictionWriter):
         self.written = folder
 
     def on_predict_end(self, trainer, pl_module) -> None:
-        if self.written is not None and trainer.is_global_zero:
-            print(f"wrote masks to {self.written}")
+        if self.written is None or not trainer.is_global_zero:
+            return
+        print(f"wrote masks to {self.written}")
+        truth = getattr(trainer.datamodule, "official_truth_folder", lambda split: None)(
+            getattr(trainer.datamodule, "predict_split", "test"))
+        if self.score and truth is not None:
+            from dermlab.scoring import full_size_metrics, score_segmentation
+
+            self.scores = full_size_metrics(score_segmentation(truth, self.written))
+            print(f"full-size scores against {truth}: {self.scores}")
 
 
 class SegmentationFigure(L.Callback):

@@ -68,6 +68,14 @@ class ISIC2018SegmentationDataModule(SkinDataModule):
         candidates = [self.root / f"ISIC2018_Task2_{folder}_GroundTruth{v}" for v in ("_v3", "")]
         return next((c for c in candidates if c.is_dir()), candidates[0])
 
+    def official_truth_folder(self, split: str):
+        """The official ground-truth folder holding exactly the masks of ``split`` (the full-size files the
+        challenge scores), or None when the split is a cross-validation fold (its folder holds other images too).
+        """
+        if split == "test":
+            return self.truth_folder("val" if self.test_set == "validation" else "test")
+        return None if self.cv_fold is not None else self.truth_folder(split)
+
     def read_official(self, split: str) -> ImageTable:
         require_dir(self.root, "data root", HINT)
         images = self.root / f"ISIC2018_Task1-2_{FOLDERS[split]}_Input"

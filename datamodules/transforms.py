@@ -27,6 +27,7 @@ import yaml
 from albumentations.pytorch import ToTensorV2
 
 from datamodules.patches import CentralScalePatch
+from datamodules.quarter_turns import RandomQuarterTurn
 from dermlab.errors import DataError
 
 
@@ -66,7 +67,8 @@ class ShadesOfGrey(A.ImageOnlyTransform):
         return ("power",)
 
 
-CUSTOM = {"ShadesOfGrey": ShadesOfGrey, "CentralScalePatch": CentralScalePatch}
+CUSTOM = {"ShadesOfGrey": ShadesOfGrey, "CentralScalePatch": CentralScalePatch,
+          "RandomQuarterTurn": RandomQuarterTurn}
 
 
 def _preset(name: str, size: int, train: bool) -> list[A.BasicTransform]:

@@ -31,10 +31,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--min-island", type=float, default=defaults.min_island,
                         help="drop parts smaller than this fraction of the image")
     parser.add_argument("--no-fill-holes", action="store_true")
-    parser.add_argument("--all-components", action="store_true", help="do not keep only the largest component")
+    parser.add_argument("--keep-largest", action="store_true",
+                        help="keep only the largest component (default: every component of at least --min-island)")
     args = parser.parse_args(argv)
     settings = PostProcess(crf=not args.no_crf, iterations=args.iterations, min_island=args.min_island,
-                           fill_holes=not args.no_fill_holes, keep_largest=not args.all_components)
+                           fill_holes=not args.no_fill_holes, keep_largest=args.keep_largest)
     masks_dir, images_dir, out = Path(args.masks), Path(args.images), Path(args.out)
     masks = sorted(p for p in masks_dir.glob("ISIC_*.png") if re.match(r"ISIC_\d{7}", p.name))
     if not masks:

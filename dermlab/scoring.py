@@ -14,6 +14,9 @@ Accepted layouts (detected from the ground-truth file):
 every ``ISIC_xxxxxxx_segmentation.png`` (``..._attribute_<name>.png``) of the truth folder against the prediction
 file carrying the same image number (and attribute), both binarised at > 128 as the official scorer does.
 
+:func:`full_size_metrics` names those scores ``full/<metric>`` for a grid's table (the challenge's own scoring of
+full-size masks, beside the ``test/`` metrics computed at the network's input size).
+
 Metrics come from :mod:`dermlab.metrics` (torchmetrics). Rows with ``score_weight`` 0 are left
 out, as the official scorer does; like it, ISIC_0035068 (2018 test) gets weight 0.
 """
@@ -200,3 +203,22 @@ def score_segmentation(truth_dir: str | Path, prediction_dir: str | Path) -> dic
     per_image = scores_from_counts(*counts.unbind(-1))
     return {"layout": "isic2018_task1", "images": len(truths),
             "macro": {name: float(per_image[name].mean()) for name in SCORES}}
+
+
+FULL_SIZE = "full"  # prefix of the full-size (official) mask scores in a grid cell's result
+
+
+def full_size_metric_names(class_names: tuple[str, ...] | list[str]) -> list[str]:
+    """The names :func:`full_size_metrics` gives: task 1 (one mask) the six per-image scores, task 2 (several
+    attribute masks) ``attribute_jaccard`` and ``jaccard_<attribute>``."""
+    if len(class_names) == 1:
+        return [f"{FULL_SIZE}/{name}" for name in SCORES]
+    return [f"{FULL_SIZE}/attribute_jaccard", *(f"{FULL_SIZE}/jaccard_{name}" for name in sorted(class_names))]
+
+
+def full_size_metrics(scored: dict) -> dict[str, float]:
+    """Flat ``full/<metric>`` scalars from a :func:`score_segmentation` result (task 1 or 2)."""
+    if scored["layout"] == "isic2018_task2":
+        return {f"{FULL_SIZE}/attribute_jaccard": scored["attribute_jaccard"],
+                **{f"{FULL_SIZE}/jaccard_{k}": v for k, v in scored["per_attribute"].items()}}
+    return {f"{FULL_SIZE}/{k}": v for k, v in scored["macro"].items()}

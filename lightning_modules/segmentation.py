@@ -30,9 +30,10 @@ from dermlab.segmentation_metrics import SegmentationScores
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.nets.backbone import checkpoint_net_state, run_checkpoint
 from lightning_modules.nets.segan_critic import SegANCritic, multiscale_l1
-from lightning_modules.nets.segmentation import Architecture, build_segmentor, encoder_of
+from lightning_modules.nets.segmentation import Architecture, backbone_modules, build_segmentor, encoder_of
 from lightning_modules.normalisation import InputNormalisation, backbone_normalisation
 from lightning_modules.reproducibility import EpochSeeding
+from lightning_modules.schedules import fit_to_run
 
 NET_ARGS = ("architecture", "encoder", "num_classes", "se_blocks", "decoder_channels")
 log = logging.getLogger(__name__)
@@ -164,12 +165,17 @@ class LesionSegmenter(InputNormalisation, EpochSeeding, SplitEvaluation, L.Light
         optimizer = (self.optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3)))(self.net.parameters())
         if self.scheduler is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer),
-                                                         "monitor": self.monitor}}
+        scheduler = fit_to_run(self.scheduler(optimizer), self._trainer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
 
     def encoder(self) -> nn.Module:
-        """The segmentor's feature extractor (frozen for the first epochs by :class:`callbacks.FreezeEncoder`)."""
+        """The segmentor's feature extractor, SE blocks included."""
         return encoder_of(self.net)
+
+    def pretrained_modules(self) -> list[nn.Module]:
+        """The pre-trained part of the encoder (the VGG without the SE blocks): what
+        :class:`callbacks.FreezeEncoder` fixes for the first epochs (§1)."""
+        return backbone_modules(self.encoder())
 
 
 class SegAN(LesionSegmenter):
@@ -182,8 +188,9 @@ class SegAN(LesionSegmenter):
     (normalised) image by the predicted lesion probability.
 
     Args:
-        freeze_encoder_epochs: the pretrained encoder stays fixed this many epochs (paper: 50), by a
-            :class:`callbacks.FreezeEncoder` the module brings along.
+        freeze_encoder_epochs: the pre-trained VGG stays fixed this many epochs (paper: 50), by a
+            :class:`callbacks.FreezeEncoder` the module brings along; the SE blocks, the decoder and the critic
+            train from the start ("only train other parts of the segmentor and the critic network").
         critic_width: channels of the critic's first block (×1, 2, 4, 8, 8 over the five blocks).
         critic_kernel: k of the global convolutions (paper: 9).
         clip_value: bound of the critic's weight clipping (paper: 0.05); None disables it.
@@ -246,7 +253,7 @@ class SegAN(LesionSegmenter):
         optimizers = [make(self.net.parameters()), make(self.critic.parameters())]
         if self.scheduler is None:
             return optimizers
-        return optimizers, [self.scheduler(optimizer) for optimizer in optimizers]
+        return optimizers, [fit_to_run(self.scheduler(optimizer), self._trainer) for optimizer in optimizers]
 
     def logged_metric_names(self) -> list[str]:
         return [*super().logged_metric_names(), "train/critic_loss"]
@@ -297,4 +304,7 @@ class SegmentationEnsemble(LesionSegmenter):
         return None
 
     def encoder(self) -> nn.Module:
+        raise NotImplementedError("an ensemble is not trained")
+
+    def pretrained_modules(self) -> list[nn.Module]:
         raise NotImplementedError("an ensemble is not trained")

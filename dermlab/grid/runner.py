@@ -74,7 +74,10 @@ def cell_args(spec: GridSpec, cell: Cell, run_dir: Path, root: str, extra: list[
     replace = {str(k): str(v).replace("{grids}", grids)
                for k, v in (spec.synthetic.get("replace") or {}).items()} if synthetic else {}
     args = [replace.get(a, a) for a in args]
-    return [spec.substitute(cell, a, lambda ref: run_dir.parent / ref.id) for a in args]
+    def folder(ref: Cell) -> Path:  # a cell of this table, or of another (``@cell(table: ...)``) beside it
+        return (run_dir.parent.parent / ref.table if ref.table else run_dir.parent) / ref.id
+
+    return [spec.substitute(cell, a, folder) for a in args]
 
 
 def depends_on(spec: GridSpec, cell: Cell, args: list[str], run_dir: Path) -> set[str]:
@@ -113,6 +116,8 @@ def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: 
             cli = build_cli([*cell_args(spec, first, base / "_validate", *data[dataset], synthetic),
                              "--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
         logged |= set(cli.model.logged_metric_names())
+        if spec.predict:  # scores computed after `predict` (e.g. full-size segmentation masks, callbacks.MaskWriter)
+            logged |= {n for c in cli.trainer.callbacks for n in getattr(c, "metric_names", lambda m: [])(cli.model)}
     missing = [m for m in spec.metrics if m not in logged]
     if missing:
         raise DataError(f"grid '{spec.path}': the runs do not log {missing}; they log {sorted(logged)}.")
@@ -132,8 +137,9 @@ def run_cell_command(argv: list[str]) -> None:
     trainer = cli.trainer
     best = trainer.checkpoint_callback.best_model_path or None
     tested = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best or "last", verbose=False)[0]
-    if "--predict" in flags:
+    if "--predict" in flags:  # writers that score their files (callbacks.MaskWriter.scores) add to the metrics
         trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=best or "last", return_predictions=False)
+        tested = {**tested, **{k: v for c in trainer.callbacks for k, v in (getattr(c, "scores", None) or {}).items()}}
     score = trainer.checkpoint_callback.best_model_score
     if best:
         slim_checkpoint(Path(best))

@@ -27,7 +27,8 @@ Keys (anything else is an error)::
     ttests:                            # one-sided two-sample t-tests (Student, pooled variance)
       - {metric: test/auc, greater: {model.init_args.backbone: resnet34}, than: {model.init_args.backbone: resnet18}}
     data_args: {isic2016: [...]}       # extra arguments of the cells on one data set (optional)
-    predict: true                      # also write the test set's submission CSV per cell (optional)
+    predict: true                      # also write the test set's submission CSV (masks: and their full-size
+                                       # scores, full/<metric>) per cell (optional)
     cells_of: table1                   # render from another table's run folders instead of running own cells
     average_over: [data.init_args.task] # average metrics over these axes per cell first (e.g. "average AUC")
     figure: {x: model.init_args.crop_dropout, metric: test/balanced_accuracy, series: data.init_args.eval_crops}
@@ -44,7 +45,11 @@ A ``dataset`` axis makes the data set a grid dimension: each cell reads
 default. An argument ``@cell(key=value, ...)`` stands for the run folder of the cell that differs from
 the current one only in those axes (short names) — e.g. the stage-1 run a stage-2 cell builds on;
 such cells run after the cells they refer to. References may also sit inside a list value
-(``[@cell(seed=0), @cell(seed=1)]``, e.g. the members of an ensemble).
+(``[@cell(seed=0), @cell(seed=1)]``, e.g. the members of an ensemble). ``@cell(other_table: key=value, ...)``
+names a cell of another table of the same paper (``<this folder>/other_table.yaml``; its run folder sits beside
+this table's): the axes that table shares with this one (same key, e.g. ``data.init_args.cv_fold``) take this
+cell's values, the pairs set the rest — e.g. the ``isic2018`` task 2 cells start from the task 1 run of their
+fold. That table must be run first (a cell whose reference has not finished stops with the missing folder named).
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class Cell:
     values: dict[str, Any]
     id: str
     settings: dict[str, Any] = field(default_factory=dict)  # the CLI values (differ from labels on labelled axes)
+    table: str = ""  # set on a cell of another table named by ``@cell(table: ...)``
 
     def row(self, rows: list[str]) -> str:
         return " / ".join(str(self.values[r]) for r in rows)
@@ -131,6 +137,9 @@ class GridSpec:
         match = CELL_REF.fullmatch(text)
         if not match:
             return None
+        table, colon, pairs = match.group(1).partition(":")
+        if colon and "=" not in table:
+            return self.referenced_elsewhere(cell, table.strip(), pairs, text)
         by_short = {short: axis for axis, short in self.short_names().items()}
         wanted = dict(cell.values)
         for pair in filter(None, (p.strip() for p in match.group(1).split(","))):
@@ -143,6 +152,26 @@ class GridSpec:
             if all(cli_value(other.values[k]) == cli_value(v) for k, v in wanted.items()):
                 return other
         raise DataError(f"grid '{self.path}': {text} from cell {cell.id} matches no cell of the grid.")
+
+    def referenced_elsewhere(self, cell: Cell, table: str, pairs: str, text: str) -> Cell:
+        """The cell of table ``table`` (a grid file beside this one) that ``@cell(table: pairs)`` names."""
+        other = load(self.path.parent / f"{table}.yaml")
+        by_short = {short: axis for axis, short in other.short_names().items()}
+        wanted = {axis: cell.values[axis] for axis in other.axes if axis in self.axes}
+        for pair in filter(None, (p.strip() for p in pairs.split(","))):
+            key, _, value = pair.partition("=")
+            axis = by_short.get(key.strip(), key.strip())
+            if axis not in other.axes:
+                raise DataError(f"grid '{self.path}': {text} names {key!r}, which is not an axis of {table} "
+                                f"({list(by_short)}).")
+            wanted[axis] = yaml.safe_load(value.strip())
+        unset = [axis for axis in other.axes if axis not in wanted]
+        if unset:
+            raise DataError(f"grid '{self.path}': {text} leaves {unset} of {table} unset; name them.")
+        for candidate in other.cells():
+            if all(cli_value(candidate.values[k]) == cli_value(v) for k, v in wanted.items()):
+                return Cell(candidate.values, candidate.id, candidate.settings, table=other.table)
+        raise DataError(f"grid '{self.path}': {text} from cell {cell.id} matches no cell of {table}.")
 
     def cells(self) -> list[Cell]:
         """Every combination of axis values, in file order; ids are readable and filesystem-safe."""

@@ -140,5 +140,17 @@ def build_segmentor(architecture: Architecture = "unet", encoder: str = "vgg19_b
 
 
 def encoder_of(segmentor: StridePadded) -> nn.Module:
-    """The encoder (feature extractor) of a segmentor from :func:`build_segmentor`, e.g. to freeze it."""
+    """The encoder (feature extractor) of a segmentor from :func:`build_segmentor`, SE blocks included."""
     return segmentor.net.encoder
+
+
+def backbone_modules(encoder: nn.Module) -> list[nn.Module]:
+    """The encoder's own layers — the pre-trained VGG / ResNet — without the SE blocks that
+    :func:`add_se_blocks` inserted (those start from random init and belong to "the other parts").
+
+    §1: "we first fix the weights of the pre-trained VGG net for 50 epochs and only train other parts of the
+    segmentor": these are the modules to fix. Returns the leaf modules (convolutions, BatchNorms, ReLUs, pools)
+    outside every ``SEModule``, in order.
+    """
+    inside_se = {id(m) for se in encoder.modules() if isinstance(se, SEModule) for m in se.modules()}
+    return [m for m in encoder.modules() if not list(m.children()) and id(m) not in inside_se]
