@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED_DATA
 from datamodules import ISIC2016DataModule, ISIC2017DataModule, ISIC2018SegmentationDataModule, VitiligoDataModule
 from datamodules.io import image_size, load_rgb
 from datamodules.listing import list_images
@@ -19,6 +19,7 @@ from datamodules.masks import MASK_THRESHOLD, load_mask, read_mask, write_mask
 from dermlab.errors import DataError
 from dermlab.scoring import score_segmentation
 
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # real files (see its SOURCES.md)
 HAM = SHARED_DATA / "ham10000"
 HAM_MASKS = HAM / "HAM10000_segmentations_lesion_tschandl"
 UDA = SHARED_DATA / "isic_archive_uda1_250px"
