@@ -81,8 +81,9 @@ class ISIC2018SegmentationDataModule(SkinDataModule):
     def read_official(self, split: str) -> ImageTable:
         require_dir(self.root, "data root", HINT)
         images = self.root / f"ISIC2018_Task1-2_{FOLDERS[split]}_Input"
-        ids = sorted(images_by_stem(images, keep=lambda p: re.fullmatch(r"ISIC_\d{7}", p.stem) is not None))
-        paths = image_paths(images, ids, images)
+        found = images_by_stem(images, keep=lambda p: re.fullmatch(r"ISIC_\d{7}", p.stem) is not None)
+        ids = sorted(found)
+        paths = [found[i] for i in ids] or image_paths(images, ids, images)  # the latter stops: no images
         truth = require_dir(self.truth_folder(split), f"task {self.task} ground-truth folder",
                             f"Download it next to the images. {HINT}")
         masks = [[truth / name for name in self.mask_file_names(i)] for i in ids]
