@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning.pytorch as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import BasePredictionWriter
-from PIL import Image
 
 from callbacks.plots import save_figure
+from datamodules.masks import write_mask
 from datamodules.transforms import denormalise
 from dermlab.figures import masks_below_images
 
@@ -96,7 +95,7 @@ class MaskWriter(BasePredictionWriter):
                 maps = F.interpolate(maps[None].float(), size=tuple(int(s) for s in sizes[index]), mode="bilinear",
                                      align_corners=False)[0]
             for name, channel in zip(names_of(image_id), maps, strict=True):
-                Image.fromarray(((channel > 0.5).cpu().numpy() * 255).astype(np.uint8)).save(folder / name)
+                write_mask(folder / name, (channel > 0.5).cpu().numpy())
         self.written = folder
 
     def on_predict_end(self, trainer, pl_module) -> None:

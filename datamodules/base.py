@@ -25,7 +25,8 @@ from datamodules.audit import SplitAudit, audit_splits, enforce
 from datamodules.cache import ImageCache
 from datamodules.crops import ordered_crops, random_crops
 from datamodules.fingerprints import FingerprintStore
-from datamodules.io import image_size, load_mask, load_rgb
+from datamodules.io import image_size, load_rgb
+from datamodules.masks import load_mask
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
 from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms
 from dermlab.errors import DataError, clean_message
@@ -329,7 +330,8 @@ class SkinDataModule(L.LightningDataModule):
         return extra
 
     def screen(self, table: ImageTable) -> ImageTable:
-        """Apply ``on_bad_image`` to images that are missing (always checked) or unreadable (skip mode)."""
+        """Apply ``on_bad_image`` to images that are missing or lack a listed mask (always checked, at set-up) or
+        are unreadable (skip mode)."""
         if table.screened:
             return table
         table.screened = True
@@ -340,6 +342,13 @@ class SkinDataModule(L.LightningDataModule):
                             f"'{table.paths[missing[0]].parent}' (e.g. {shown}); re-download the images, remove "
                             "those rows, or set on_bad_image: skip.")
         bad = set(missing)
+        lacking = [i for i, row in enumerate(table.masks or []) if any(not m.is_file() for m in row)]
+        if lacking and self.on_bad_image == "error":
+            absent = [m for i in lacking for m in table.masks[i] if not m.is_file()]
+            raise DataError(f"{len(absent)} mask(s) are missing from '{absent[0].parent}' (e.g. {absent[0].name}) "
+                            f"for images listed in '{table.source}'; every image needs its mask(s): re-download "
+                            "them, remove those images, or set on_bad_image: skip.")
+        bad |= set(lacking)
         if self.on_bad_image == "skip":
             for i, path in enumerate(table.paths):
                 if i not in bad:

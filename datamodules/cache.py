@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datamodules.io import fit_side, load_mask, load_rgb
+from datamodules.io import fit_side, image_size, load_rgb
+from datamodules.masks import load_mask
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dermlab"
 
 
@@ -72,8 +73,7 @@ class ImageCache:
         path = self.entry(source, "mask")
         if path.exists():
             return np.asarray(Image.open(path))
-        with Image.open(image) as original:  # the header only
-            values = load_mask(source, (original.size[1], original.size[0]))
+        values = load_mask(source, image_size(image))  # the original's upright size, from its header
         target = fit_side(values.shape[1], values.shape[0], self.max_side)
         values = np.asarray(Image.fromarray(values).resize(target, Image.NEAREST))
         self._write(path, values)

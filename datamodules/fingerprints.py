@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from datamodules.cache import cache_root, source_key
-from datamodules.io import load_rgb
+from datamodules.io import load_rgb, upright
 from dermlab.errors import DataError
 
 NEAR_DUPLICATE_BITS = 6  # pHash distance (of 64 bits) at or below which two images count as near duplicates
@@ -47,7 +47,7 @@ def perceptual_fingerprint(path: Path) -> str:
 
     try:
         with Image.open(path) as image:
-            return str(imagehash.phash(image.convert("RGB")))
+            return str(imagehash.phash(upright(image).convert("RGB")))  # as the suite sees it (EXIF applied)
     except (OSError, SyntaxError, ValueError) as error:
         raise DataError(f"cannot decode image '{path}' ({error})") from None
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from datamodules.base import ImageTable
 from datamodules.io import read_table, require_dir
+from datamodules.listing import images_by_stem
 from datamodules.pooled import DX_TYPES, HAM_CLASSES, PooledDataModule
 from dermlab.errors import DataError
 
@@ -37,10 +38,10 @@ class HAM10000DataModule(PooledDataModule):
         for name in IMAGE_FOLDERS:
             folder = self.root / name
             if folder.is_dir():
-                for path in folder.glob("ISIC_*.jpg"):
-                    where.setdefault(path.stem, path)
+                for stem, path in images_by_stem(folder, keep=lambda p: p.name.startswith("ISIC_")).items():
+                    where.setdefault(stem, path)
         if not where:
-            raise DataError(f"no ISIC_*.jpg images under '{self.root}' (looked in {', '.join(IMAGE_FOLDERS)}). {HINT}")
+            raise DataError(f"no ISIC_* images under '{self.root}' (looked in {', '.join(IMAGE_FOLDERS)}). {HINT}")
         return [where.get(i, self.root / IMAGE_FOLDERS[0] / f"{i}.jpg") for i in ids]
 
     def read_pool(self) -> ImageTable:

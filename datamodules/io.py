@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from datamodules.listing import IMAGE_SUFFIXES, images_by_stem
 from dermlab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -67,16 +68,18 @@ def binary_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     return values.to_numpy().astype(np.int64)
 
 
-def image_paths(folder: Path, ids: Iterable[str], listed_in: Path, suffix: str = ".jpg") -> list[Path]:
-    """Paths of the images ``ids`` in ``folder``; stops if the folder holds no such images at all.
+def image_paths(folder: Path, ids: Iterable[str], listed_in: Path) -> list[Path]:
+    """Paths of the images ``ids`` in ``folder``, whatever their extension's case or type (see
+    :func:`datamodules.listing.list_images`); stops if the folder holds no images at all.
 
-    Whether each listed image exists is checked by the datamodule (``on_bad_image``).
+    An id with no file gets ``<folder>/<id>.jpg``; whether each listed image exists is checked by the
+    datamodule (``on_bad_image``).
     """
-    if not folder.is_dir() or not any(p.name.endswith(suffix) and "_superpixels" not in p.name
-                                      for p in folder.iterdir()):
-        raise DataError(f"no '*{suffix}' images found in '{folder}' (it is empty or missing); "
-                        f"it should hold the images listed in '{listed_in}'.")
-    return [folder / f"{i}{suffix}" for i in ids]
+    found = images_by_stem(folder)
+    if not found:
+        raise DataError(f"no images ({'/'.join(IMAGE_SUFFIXES)}, any case) found in '{folder}' (it is empty or "
+                        f"missing); it should hold the images listed in '{listed_in}'.")
+    return [found.get(i, folder / f"{i}.jpg") for i in ids]
 
 
 _CONVERTED_MODES: set[str] = set()
@@ -104,8 +107,29 @@ def fit_side(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+ORIENTATION_TAG = 0x0112  # EXIF Orientation; values 5-8 swap width and height
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8) of an opened image; 1 (upright) when it has none."""
+    try:
+        return int(image.getexif().get(ORIENTATION_TAG, 1) or 1)
+    except (ValueError, TypeError, SyntaxError, OSError):  # a malformed EXIF block: take it as upright
+        return 1
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says (phone photos store sideways pixels and a tag), so it is
+    seen as the camera's user saw it; unchanged without a tag. Images and masks are both read through this."""
+    if orientation(image) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
+
+
 def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
-    """Decode an image to an RGB uint8 array; a truncated or unreadable file names itself.
+    """Decode an image to an upright (EXIF orientation applied) RGB uint8 array (H, W, 3); a truncated or
+    unreadable file names itself.
 
     With ``max_side`` the image comes back resized so its longer side is at most that; JPEGs are
     then decoded at reduced scale directly (``draft``), which is what makes the cache fast to fill.
@@ -113,10 +137,12 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
     try:
         with Image.open(path) as image:
             if max_side is None:
-                return _to_rgb(image, path)
-            target = fit_side(*image.size, max_side)
-            image.draft("RGB", target)
-            array = _to_rgb(image, path)
+                return _to_rgb(upright(image), path)
+            stored = fit_side(*image.size, max_side)
+            image.draft("RGB", stored)
+            turned = orientation(image) in _SWAPPING_ORIENTATIONS
+            array = _to_rgb(upright(image), path)
+        target = (stored[1], stored[0]) if turned else stored
         if (array.shape[1], array.shape[0]) != target:
             array = np.asarray(Image.fromarray(array).resize(target, Image.BICUBIC, reducing_gap=3.0))
         return array
@@ -128,21 +154,7 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file, from its header."""
+    """(height, width) of an image file as it is seen upright (EXIF orientation applied), from its header."""
     with Image.open(path) as image:
-        return image.height, image.width
-
-
-def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """A binary mask as uint8 0/255 of the image's (height, width); a size mismatch names both."""
-    try:
-        with Image.open(path) as mask:
-            values = np.asarray(mask.convert("L"))
-    except FileNotFoundError:
-        raise DataError(f"mask '{path}' does not exist; every image of this task needs its mask.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"cannot decode mask '{path}' ({error}); re-download it.") from None
-    if values.shape != tuple(shape):
-        raise DataError(f"mask '{path}' is {values.shape[1]}x{values.shape[0]} but its image is "
-                        f"{shape[1]}x{shape[0]}; masks must have the image's size (re-download the matching pair).")
-    return np.where(values > 127, 255, 0).astype(np.uint8)
+        width, height = image.size
+        return (width, height) if orientation(image) in _SWAPPING_ORIENTATIONS else (height, width)

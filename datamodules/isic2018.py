@@ -13,6 +13,7 @@ Download from https://challenge.isic-archive.com/data/#2018 and keep the folders
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from datamodules import splits
 from datamodules.base import ImageTable, SkinDataModule
 from datamodules.io import image_paths, read_table, require_dir
+from datamodules.listing import images_by_stem
 from datamodules.pooled import HAM_CLASSES, PooledDataModule, one_hot_labels
 from datamodules.samplers import MinorityPairSampler
 from dermlab.errors import DataError
@@ -79,15 +81,12 @@ class ISIC2018SegmentationDataModule(SkinDataModule):
     def read_official(self, split: str) -> ImageTable:
         require_dir(self.root, "data root", HINT)
         images = self.root / f"ISIC2018_Task1-2_{FOLDERS[split]}_Input"
-        ids = sorted(p.stem for p in images.glob("ISIC_*.jpg")) if images.is_dir() else []
-        paths = image_paths(images, ids, images)
+        found = images_by_stem(images, keep=lambda p: re.fullmatch(r"ISIC_\d{7}", p.stem) is not None)
+        ids = sorted(found)
+        paths = [found[i] for i in ids] or image_paths(images, ids, images)  # the latter stops: no images
         truth = require_dir(self.truth_folder(split), f"task {self.task} ground-truth folder",
                             f"Download it next to the images. {HINT}")
         masks = [[truth / name for name in self.mask_file_names(i)] for i in ids]
-        missing = [m for row in masks for m in row if not m.is_file()]
-        if missing:
-            raise DataError(f"{len(missing)} mask(s) are missing from '{truth}' (e.g. {missing[0].name}); "
-                            "every image needs its mask(s).")
         return ImageTable(ids, paths, np.full(len(ids), -1), truth, masks=masks)
 
     def read_split(self, split: str) -> ImageTable:

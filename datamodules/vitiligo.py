@@ -5,6 +5,9 @@ Layout, as the public set's published code expects::
     ROOT/{train,val,test}/Yes/*.jpg    vitiligo            (label 1)
     ROOT/{train,val,test}/No/*.jpg     vitiligo-like        (label 0)
 
+Any accepted image type counts (``.jpg``, ``.JPEG``, ``.png``, ``.webp``, ...: :mod:`datamodules.listing`);
+macOS ``._*`` / ``__MACOSX`` debris is left out.
+
 ``classes`` names the class folders in label order for sets that use other names.
 """
 
@@ -14,9 +17,9 @@ import numpy as np
 
 from datamodules.base import ImageTable, SkinDataModule
 from datamodules.io import require_dir
+from datamodules.listing import IMAGE_SUFFIXES, list_images
 from dermlab.errors import DataError
 
-SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 HINT = "Each split folder needs one sub-folder per class (see README) or `dermlab synth --dataset vitiligo`."
 
 
@@ -31,10 +34,10 @@ class VitiligoDataModule(SkinDataModule):
         ids, paths, labels = [], [], []
         for label, name in enumerate(self.classes):
             class_folder = require_dir(folder / name, f"class folder for {name!r}", HINT)
-            files = sorted(p for p in class_folder.iterdir() if p.suffix.lower() in SUFFIXES)
+            files = list_images(class_folder)
             if not files:
-                raise DataError(f"class folder '{class_folder}' holds no images ({', '.join(SUFFIXES)}); "
-                                "add its images or fix `classes`.")
+                raise DataError(f"class folder '{class_folder}' holds no images ({'/'.join(IMAGE_SUFFIXES)}, "
+                                "any case); add its images or fix `classes`.")
             ids += [f"{name}/{p.stem}" for p in files]
             paths += files
             labels += [label] * len(files)

@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image
 
 from datamodules.io import load_rgb
+from datamodules.listing import images_by_stem, list_images
+from datamodules.masks import write_mask
 from dermlab.errors import DataError
 from dermlab.postprocess import PostProcess, postprocess
 
@@ -37,13 +39,14 @@ def main(argv: list[str]) -> None:
     settings = PostProcess(crf=not args.no_crf, iterations=args.iterations, min_island=args.min_island,
                            fill_holes=not args.no_fill_holes, keep_largest=args.keep_largest)
     masks_dir, images_dir, out = Path(args.masks), Path(args.images), Path(args.out)
-    masks = sorted(p for p in masks_dir.glob("ISIC_*.png") if re.match(r"ISIC_\d{7}", p.name))
+    masks = list_images(masks_dir, keep=lambda p: p.suffix.lower() == ".png" and re.match(r"ISIC_\d{7}", p.name))
+    images = images_by_stem(images_dir)
     if not masks:
         raise DataError(f"'{masks_dir}' holds no ISIC_xxxxxxx*.png masks.")
     out.mkdir(parents=True, exist_ok=True)
     changed = 0
     for mask_path in masks:
-        image_path = images_dir / f"{mask_path.name[:12]}.jpg"
+        image_path = images.get(mask_path.name[:12], images_dir / f"{mask_path.name[:12]}.jpg")
         if not image_path.is_file():
             raise DataError(f"no image '{image_path}' for mask '{mask_path}'; --images must hold the images the "
                             "masks were predicted for.")
@@ -55,5 +58,5 @@ def main(argv: list[str]) -> None:
                             f"is {image.shape[1]}×{image.shape[0]}; masks must have their image's size.")
         refined = postprocess(image, probability, settings)
         changed += int((refined != (probability > 0.5)).any())
-        Image.fromarray(refined.astype(np.uint8) * 255).save(out / mask_path.name)
+        write_mask(out / mask_path.name, refined)
     print(json.dumps({"masks": len(masks), "changed": changed, "out": str(out), "settings": vars(settings)}))

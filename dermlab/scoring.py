@@ -12,7 +12,9 @@ Accepted layouts (detected from the ground-truth file):
 
 ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores ISIC 2018 task 1 or task 2 masks (:func:`score_segmentation`):
 every ``ISIC_xxxxxxx_segmentation.png`` (``..._attribute_<name>.png``) of the truth folder against the prediction
-file carrying the same image number (and attribute), both binarised at > 128 as the official scorer does.
+file carrying the same image number (and attribute), both read by :func:`datamodules.masks.read_mask` (lesion
+where > 128, as the official scorer binarises; a mask that is not single-channel, or whose non-zero values are all
+≤ 128 such as a {0, 1} mask, is refused). Hidden files (``._*``, ``.DS_Store``) and ``__MACOSX`` are ignored.
 
 :func:`full_size_metrics` names those scores ``full/<metric>`` for a grid's table (the challenge's own scoring of
 full-size masks, beside the ``test/`` metrics computed at the network's input size).
@@ -151,29 +153,22 @@ def score(truth_path: str | Path, prediction_path: str | Path) -> dict:
     return result
 
 
-def _mask_file(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("L")) > 128
-    except (OSError, UnidentifiedImageError) as error:
-        raise DataError(f"'{path}' is not a readable mask image ({error}); re-export it as a 0/255 PNG.") from None
-
-
 def score_segmentation(truth_dir: str | Path, prediction_dir: str | Path) -> dict:
     """ISIC 2018 task 1: mean per-image thresholded Jaccard (the challenge metric), Jaccard, Dice, accuracy,
     sensitivity and specificity of the masks in ``prediction_dir`` against those of ``truth_dir``. Task 2
     (``ISIC_xxxxxxx_attribute_<name>.png`` truth): the Jaccard per attribute and the challenge's overall one,
     from pixel counts normalised per image (as ``isic-challenge-scoring``'s task 2 scorer)."""
+    from datamodules.listing import list_images  # the shared folder lister and mask reader (not at import:
+    from datamodules.masks import read_mask  # the CSV scoring path stays light)
+
     truth_dir, prediction_dir = Path(truth_dir), Path(prediction_dir)
     for folder, what in ((truth_dir, "ground-truth"), (prediction_dir, "prediction")):
         if not folder.is_dir():
             raise DataError(f"{what} folder '{folder}' does not exist.")
-    truths = sorted(p for p in truth_dir.glob("ISIC_*.png") if re.search(r"ISIC_\d{7}", p.stem))
+    truths = list_images(truth_dir, keep=lambda p: p.suffix.lower() == ".png" and re.match(r"ISIC_\d{7}", p.stem))
     if not truths:
         raise DataError(f"'{truth_dir}' holds no ISIC_xxxxxxx*.png ground-truth masks.")
-    predictions = [p for p in prediction_dir.iterdir() if p.is_file()]
+    predictions = list_images(prediction_dir)
     counts, attributes = [], []
     for truth_path in truths:
         number = re.search(r"ISIC_(\d{7})", truth_path.stem).group(1)
@@ -184,7 +179,7 @@ def score_segmentation(truth_dir: str | Path, prediction_dir: str | Path) -> dic
             raise DataError(f"'{prediction_dir}' has {'no' if not matches else 'more than one'} mask for "
                             f"{truth_path.name} (looked for a file name containing {number}"
                             f"{' and ' + attribute.group(1) if attribute else ''}).")
-        truth, prediction = _mask_file(truth_path), _mask_file(matches[0])
+        truth, prediction = read_mask(truth_path), read_mask(matches[0])
         if truth.shape != prediction.shape:
             raise DataError(f"'{matches[0]}' is {prediction.shape[1]}×{prediction.shape[0]} pixels but its "
                             f"ground truth is {truth.shape[1]}×{truth.shape[0]}; write masks at the image's size.")
