@@ -68,9 +68,9 @@ class Truth:
         return self.labels[self.weights.to_numpy() > 0]
 
 
-def _first_line(path: Path) -> str:
+def _first_line(path: Path, hint: str) -> str:
     if not path.is_file():
-        raise DataError(f"ground-truth file '{path}' does not exist.")
+        raise DataError(f"ground-truth file '{path}' does not exist. {hint}".strip())
     with path.open("r", encoding="utf-8-sig") as stream:
         return stream.readline().strip()
 
@@ -102,8 +102,8 @@ def _from_dx(path: Path, table: pd.DataFrame) -> pd.DataFrame:
                         index=table.image_id.to_numpy())
 
 
-def read_truth(path: str | Path) -> Truth:
-    """Read a ground-truth CSV in any layout of the module docstring.
+def read_truth(path: str | Path, hint: str = "") -> Truth:
+    """Read a ground-truth CSV in any layout of the module docstring (``hint``: appended to a missing file's error).
 
     Raises:
         DataError: the file is missing, its layout unknown, a column or row malformed (named), a label outside
@@ -112,7 +112,7 @@ def read_truth(path: str | Path) -> Truth:
     from datamodules.io import read_table  # not at the top: the datamodules import this module
 
     path = Path(path)
-    layout = _layout(path, _first_line(path))
+    layout = _layout(path, _first_line(path, hint))
     groups, extra = None, {}
     if layout == "isic2016":
         table = read_table(path, ("image", "malignant"), header=False)
