@@ -95,8 +95,8 @@ def _check_columns(path: Path, table: pd.DataFrame, layout: SubmissionLayout) ->
                         f"{layout.header}.")
 
 
-def _rows(table: pd.DataFrame, ids: pd.Series, where: np.ndarray, first_line: int) -> str:
-    return _named([f"row {first_line + i} ({ids.iloc[i]})" for i in np.flatnonzero(where)])
+def _rows(ids: pd.Series, where: np.ndarray, first_line: int) -> str:
+    return _named([f"row {first_line + i} ({ids.iloc[i] or 'no image id'})" for i in np.flatnonzero(where)])
 
 
 def _check_values(path: Path, table: pd.DataFrame, ids: pd.Series, layout: SubmissionLayout,
@@ -104,7 +104,7 @@ def _check_values(path: Path, table: pd.DataFrame, ids: pd.Series, layout: Submi
     values = table[list(layout.categories)]
     empty = values.isna().any(axis=1).to_numpy()
     if empty.any():
-        raise DataError(f"submission '{path}' has empty value(s) in {_rows(table, ids, empty, first_line)}; "
+        raise DataError(f"submission '{path}' has empty value(s) in {_rows(ids, empty, first_line)}; "
                         "every image needs a probability in every column.")
     for column in layout.categories:
         if values[column].dtype == np.float64:
@@ -120,7 +120,7 @@ def _check_values(path: Path, table: pd.DataFrame, ids: pd.Series, layout: Submi
                         "floating-point values: write them as decimals (1.0).")
     outside = ((values < 0.0) | (values > 1.0)).any(axis=1).to_numpy()
     if outside.any():
-        raise DataError(f"submission '{path}' has values outside [0, 1] in {_rows(table, ids, outside, first_line)}; "
+        raise DataError(f"submission '{path}' has values outside [0, 1] in {_rows(ids, outside, first_line)}; "
                         "write probabilities.")
     return values
 
@@ -158,7 +158,7 @@ def read_submission(path: str | Path, layout: SubmissionLayout, images: Sequence
     extra = ~ids.isin(expected).to_numpy()
     if extra.any():
         raise DataError(f"submission '{path}' has {int(extra.sum())} image(s) not in the truth: "
-                        f"{_rows(table, ids, extra, first_line)}; was another split predicted?")
+                        f"{_rows(ids, extra, first_line)}; was another split predicted?")
     values = values.astype(np.float64).set_axis(present, axis=0)
     return values.loc[expected]
 
