@@ -4,6 +4,10 @@ The datamodule maps probabilities to the official columns through ``submission(i
 ``predict_step`` returns further (N, C) tables beside ``probabilities`` (e.g. ``ncm``: the ``isic2018`` task 3
 nearest-class-mean prediction, one-hot) gets one more CSV per table, ``submission_<split>_<name>.csv``.
 Under DDP every rank predicts a shard; rank 0 gathers them and writes one file.
+
+Every file written is read back through :func:`dermlab.submissions.read_submission`, the official scorer's rules:
+the predicted split's images each once, the datamodule's columns, numbers in [0, 1] (a diverged model's NaN, or a
+predict run limited to some batches, stops here with the rows named rather than at the challenge's upload).
 """
 
 from __future__ import annotations
@@ -15,6 +19,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
+
+from dermlab.submissions import SubmissionLayout, read_submission
+
+
+def expected_images(datamodule, predicted: list[str]) -> list[str]:
+    """The images a submission must hold: the predicted split's table where the datamodule has one."""
+    tables = getattr(datamodule, "tables", {})
+    split = getattr(datamodule, "predict_split", None)
+    return list(tables[split].ids) if split in tables else predicted
 
 
 class SubmissionWriter(BasePredictionWriter):
@@ -47,6 +60,9 @@ class SubmissionWriter(BasePredictionWriter):
         path.parent.mkdir(parents=True, exist_ok=True)
         for rule in rules:  # "probabilities": the submission; other rules (e.g. ``ncm``): submission_<split>_<rule>.csv
             target = path if rule == "probabilities" else path.with_name(f"{path.stem}_{rule}{path.suffix}")
-            datamodule.submission(ids, tables[rule][order]).to_csv(target, index=False, float_format="%.6f")
+            frame = datamodule.submission(ids, tables[rule][order])
+            frame.to_csv(target, index=False, float_format="%.6f")
+            read_submission(target, SubmissionLayout(frame.columns[0], tuple(frame.columns[1:])),
+                            expected_images(datamodule, ids))
             print(f"wrote submission with {len(ids)} images to {target}")
         self.written = path

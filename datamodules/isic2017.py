@@ -29,6 +29,8 @@ COLUMNS = ("image_id", "melanoma", "seborrheic_keratosis")
 HINT = ("Download ISIC 2017 Part 3 from https://challenge.isic-archive.com/data/#2017 or write a synthetic copy "
         "with `dermlab synth --dataset isic2017 --out DIR`.")
 
+UNMODELLED_PROBABILITY = 0.5  # the submission's value for the category a binary task does not model
+
 Task = Literal["melanoma", "seborrheic_keratosis", "three_class"]
 
 
@@ -65,13 +67,18 @@ class ISIC2017DataModule(SkinDataModule):
         ids = table.image_id.tolist()
         return ImageTable(ids, image_paths(images, ids, csv), labels, csv)
 
-    def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
-        """Official ISIC 2017 submission: ``image_id`` plus one probability column per scored category.
+    @property
+    def modelled_categories(self) -> list[str]:
+        """The submission columns this task predicts (the others hold :data:`UNMODELLED_PROBABILITY`)."""
+        return [name for name in self.class_names if name in COLUMNS[1:]]
 
-        A binary task writes its own category only; ``three_class`` writes both.
-        """
+    def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
+        """Official ISIC 2017 submission, always ``image_id,melanoma,seborrheic_keratosis`` (the official scorer
+        refuses a missing column). A binary task fills the category it does not model with
+        :data:`UNMODELLED_PROBABILITY` (AUC 0.5; negative at the scorer's threshold p > 0.5); ``three_class``
+        writes both of its probabilities."""
         frame = pd.DataFrame({"image_id": ids})
-        for index, name in enumerate(self.class_names):
-            if name in COLUMNS[1:]:
-                frame[name] = probabilities[:, index]
+        for name in COLUMNS[1:]:
+            frame[name] = (probabilities[:, self.class_names.index(name)] if name in self.class_names
+                           else UNMODELLED_PROBABILITY)
         return frame

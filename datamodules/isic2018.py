@@ -8,6 +8,7 @@ Download from https://challenge.isic-archive.com/data/#2018 and keep the folders
     ROOT/ISIC2018_Task2_{Validation,Test}_GroundTruth/...
     ROOT/ISIC2018_Task3_{Training,Validation,Test}_Input/ISIC_0024306.jpg
     ROOT/ISIC2018_Task3_{Training,Validation,Test}_GroundTruth.csv     image,MEL,NV,BCC,AKIEC,BKL,DF,VASC
+        (or as published with HAM10000: lesion_id,image_id,dx,dx_type,age,sex,localization,dataset)
     ROOT/ISIC2018_Task3_Training_LesionGroupings.csv                   image,lesion_id,diagnosis_confirm_type
 """
 
@@ -26,6 +27,7 @@ from datamodules.pooled import HAM_CLASSES, PooledDataModule, one_hot_labels
 from datamodules.samplers import MinorityPairSampler
 from dermlab.errors import DataError
 from dermlab.seeding import run_seed
+from dermlab.truth import read_truth
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test"}
 ATTRIBUTES = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")
@@ -150,12 +152,10 @@ class ISIC2018Task3DataModule(PooledDataModule):
     def read_labelled(self, split: str) -> ImageTable:
         require_dir(self.root, "data root", HINT)
         csv = self.root / f"ISIC2018_Task3_{FOLDERS[split]}_GroundTruth.csv"
-        table = read_table(csv, ("image", *HAM_CLASSES), hint=HINT)
-        ids = table.image.tolist()
-        paths = image_paths(self.root / f"ISIC2018_Task3_{FOLDERS[split]}_Input", ids, csv)
-        result = ImageTable(ids, paths, one_hot_labels(table, HAM_CLASSES, csv), csv)
+        result = self.read_ground_truth(csv, self.root / f"ISIC2018_Task3_{FOLDERS[split]}_Input")
         groupings = self.root / "ISIC2018_Task3_Training_LesionGroupings.csv"
-        if split == "train" and groupings.is_file():
+        if split == "train" and result.groups is None and groupings.is_file():
+            ids = result.ids
             lesions = read_table(groupings, ("image", "lesion_id", "diagnosis_confirm_type")).set_index("image")
             absent = [i for i in ids if i not in lesions.index]
             if absent:
@@ -166,16 +166,25 @@ class ISIC2018Task3DataModule(PooledDataModule):
                 raise DataError(f"'{groupings}' holds an unknown diagnosis_confirm_type; expected one of "
                                 f"{list(CONFIRM_TO_DX_TYPE)}.")
             result.extra["dx_type"] = confirm.tolist()
-        elif split == "train" and self.scheme in ("kfold", "weighting"):
+        elif split == "train" and result.groups is None and self.scheme in ("kfold", "weighting"):
             raise DataError(f"split {self.scheme!r} groups images by lesion but '{groupings}' is missing.")
         return result
 
     def read_ground_truth(self, csv, images) -> ImageTable:
-        """Extra training images (``extra_train_csv``, e.g. the ``isic2018`` paper's Dermofit VASC / DF images) in
-        the task 3 ground-truth layout ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``."""
-        table = read_table(csv, ("image", *HAM_CLASSES), hint=HINT)
-        ids = table.image.tolist()
-        return ImageTable(ids, image_paths(images, ids, csv), one_hot_labels(table, HAM_CLASSES, csv), csv)
+        """A task 3 truth in either published layout (:func:`dermlab.truth.read_truth`) with its images: the
+        challenge's ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``, or HAM10000's ``lesion_id,image_id,dx,...,dataset``
+        (the test truth as published with HAM10000), whose ``lesion_id`` become the groups and ``dx_type`` the
+        confirmation. ``extra['score_weight']`` holds the official score weight (0 for ISIC_0035068, a row with an
+        empty ``dataset``). Also the layout of extra training images (``extra_train_csv``, e.g. the ``isic2018``
+        paper's Dermofit VASC / DF images)."""
+        truth = read_truth(csv, HINT)
+        if not truth.one_hot:
+            raise DataError(f"'{csv}' is an {truth.layout} ground truth; task 3 needs "
+                            f"image,{','.join(HAM_CLASSES)} or the HAM10000 layout (lesion_id,image_id,dx,...).")
+        ids = truth.labels.index.tolist()
+        labels = one_hot_labels(truth.labels[list(HAM_CLASSES)].rename_axis("image").reset_index(), HAM_CLASSES, csv)
+        return ImageTable(ids, image_paths(images, ids, csv), labels, csv, groups=truth.groups,
+                          extra={**truth.extra, "score_weight": truth.weights.tolist()})
 
     def read_pool(self) -> ImageTable:
         return self.read_labelled("train")

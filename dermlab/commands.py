@@ -42,14 +42,17 @@ def score(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dermlab score",
                                      description="Score an official submission (CSV or mask folder) against the "
                                                  "official ground truth.")
-    parser.add_argument("--truth", help="ground-truth CSV (ISIC 2016, 2017 or 2018 task 3 layout)")
-    parser.add_argument("--pred", help="submission CSV in the matching layout")
+    parser.add_argument("--truth", help="ground-truth CSV (ISIC 2016, 2017, 2018 task 3 or HAM10000 layout)")
+    parser.add_argument("--pred", help="submission CSV in the matching layout (checked by the official rules)")
+    parser.add_argument("--categories", nargs="+", metavar="NAME",
+                        help="score only these columns (e.g. melanoma for an ISIC 2017 melanoma-only run); the "
+                             "submission must still hold them all")
     parser.add_argument("--seg", nargs=2, metavar=("TRUTH_DIR", "PRED_DIR"),
                         help="score ISIC 2018 task 1 or 2 masks instead: ground-truth folder, predicted-mask folder")
     args = parser.parse_args(argv)
     if args.seg:
         print(json.dumps(score_segmentation(*args.seg), indent=2))
     elif args.truth and args.pred:
-        print(json.dumps(score_files(args.truth, args.pred), indent=2))
+        print(json.dumps(score_files(args.truth, args.pred, args.categories), indent=2))
     else:
         parser.error("give --truth and --pred (a submission CSV) or --seg TRUTH_DIR PRED_DIR (masks)")

@@ -48,7 +48,7 @@ def main(argv: list[str]) -> dict:
     trainer.predict(model, datamodule=data, ckpt_path="best", return_predictions=False)
     writer = next(c for c in trainer.callbacks if isinstance(c, SubmissionWriter))
     truth = Path(args.data_root) / "ISIC-2017_Test_v2_Part3_GroundTruth.csv"
-    scored = score(truth, writer.written)
+    scored = score(truth, writer.written, data.modelled_categories)  # the other column is a constant
     wall = time.perf_counter() - start
 
     console.print(metrics_table(f"test metrics ({data.task}, best checkpoint)",

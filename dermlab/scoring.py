@@ -1,13 +1,15 @@
 """``dermlab score``: score an official submission CSV against an official ground-truth CSV.
 
-Accepted layouts (detected from the ground-truth file):
+Accepted truth layouts (detected from the ground-truth file, :mod:`dermlab.truth`) and their submissions
+(checked by the official scorer's rules, :mod:`dermlab.submissions`):
 
 * ISIC 2016 Part 3: truth is headerless ``ISIC_xxxxxxx,benign|malignant`` (training) or
   ``ISIC_xxxxxxx,0.0|1.0`` (test); predictions headerless ``ISIC_xxxxxxx,0.73`` or with the
   header ``image,malignant``. One category, ``malignant``.
 * ISIC 2017 Part 3: ``image_id,melanoma,seborrheic_keratosis`` for both files; two binary
   categories (a nevus is 0 in both).
-* ISIC 2018 Task 3: ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC`` one-hot for both files; the seven
+* ISIC 2018 Task 3: truth ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC`` one-hot, or as published with HAM10000
+  (``lesion_id,image_id,dx,...,dataset``); submission ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``; the seven
   categories plus balanced multi-class accuracy (argmax).
 
 ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores ISIC 2018 task 1 or task 2 masks (:func:`score_segmentation`):
@@ -26,131 +28,68 @@ out, as the official scorer does; like it, ISIC_0035068 (2018 test) gets weight 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-from torchmetrics.classification import MulticlassRecall
 
 from dermlab.errors import DataError
 from dermlab.metrics import binary_metrics, scalars
 from dermlab.segmentation_metrics import SCORES, attribute_jaccard, scores_from_counts
-
-ISIC2018_CATEGORIES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
-ZERO_WEIGHT_IMAGES = ("ISIC_0035068",)  # excluded by isic-challenge-scoring (2018 test set)
-
-
-@dataclass
-class Truth:
-    layout: str
-    id_column: str
-    table: pd.DataFrame  # index: image id; columns: categories with 0/1
-    one_hot: bool
+from dermlab.submissions import read_submission
+from dermlab.truth import ISIC2018_CATEGORIES, ZERO_WEIGHT_IMAGES, read_truth  # noqa: F401 (re-exported)
 
 
-def _first_line(path: Path) -> str:
-    if not path.is_file():
-        raise DataError(f"'{path}' does not exist.")
-    with path.open("r", encoding="utf-8-sig") as stream:
-        return stream.readline().strip()
+def score(truth_path: str | Path, prediction_path: str | Path, categories: list[str] | None = None) -> dict:
+    """Per-category and macro-averaged metrics (plus balanced accuracy for one-hot tasks).
 
+    The truth is read in any published layout (:func:`dermlab.truth.read_truth`), the submission checked by the
+    official scorer's rules (:func:`dermlab.submissions.read_submission`); images of weight 0 must be submitted
+    but are not scored. ``categories`` scores only those columns (e.g. ``melanoma`` of an ISIC 2017 run trained
+    on that task alone); the submission must still hold every column.
 
-def _headerless(path: Path) -> pd.DataFrame:
-    table = pd.read_csv(path, header=None, dtype={0: str})
-    if table.shape[1] != 2:
-        raise DataError(f"'{path}' has {table.shape[1]} columns; a headerless ISIC 2016 file has 2 (image, value).")
-    return table.rename(columns={0: "image", 1: "malignant"})
-
-
-def read_truth(path: Path) -> Truth:
-    """Read a ground-truth CSV in any accepted layout, dropping rows of weight 0."""
-    header = _first_line(path)
-    if header.startswith("ISIC_"):
-        table = _headerless(path)
-        table["malignant"] = table["malignant"].replace({"benign": 0.0, "malignant": 1.0})
-        layout, id_column = "isic2016", "image"
-    else:
-        table = pd.read_csv(path, dtype={"image": str, "image_id": str})
-        id_column = "image_id" if "image_id" in table.columns else "image"
-        if id_column not in table.columns:
-            raise DataError(f"'{path}' has no 'image' or 'image_id' column; header is {header!r}.")
-        if {"melanoma", "seborrheic_keratosis"} <= set(table.columns):
-            layout = "isic2017"
-        elif set(ISIC2018_CATEGORIES) <= set(table.columns):
-            layout = "isic2018"
-        else:
-            raise DataError(f"cannot tell the layout of '{path}' from its header {header!r}; expected "
-                            "ISIC 2016 (no header), 2017 (image_id,melanoma,seborrheic_keratosis) or 2018 "
-                            "(image,MEL,NV,BCC,AKIEC,BKL,DF,VASC).")
-    table = table.set_index(id_column)
-    weights = table.pop("score_weight") if "score_weight" in table.columns else pd.Series(1.0, index=table.index)
-    table = table.drop(columns=[c for c in ("validation_weight",) if c in table.columns])
-    weights[weights.index.isin(ZERO_WEIGHT_IMAGES)] = 0.0
-    if not weights.isin([0.0, 1.0]).all():
-        raise DataError(f"'{path}' has score weights other than 0 and 1, which this scorer does not support.")
-    table = table[weights.to_numpy() > 0]
-    categories = {"isic2016": ["malignant"], "isic2017": ["melanoma", "seborrheic_keratosis"],
-                  "isic2018": list(ISIC2018_CATEGORIES)}[layout]
-    table = table[categories].apply(pd.to_numeric, errors="coerce")
-    bad = ~table.isin([0.0, 1.0]).all(axis=1)
-    if bad.any():
-        raise DataError(f"'{path}' row {table.index[bad][0]} holds a label outside {{0.0, 1.0}} "
-                        "(or benign/malignant for ISIC 2016).")
-    return Truth(layout, id_column, table, one_hot=layout == "isic2018")
-
-
-def read_predictions(path: Path, truth: Truth) -> pd.DataFrame:
-    """Read a submission, aligned to the truth's images; categories it lacks are simply not scored."""
-    header = _first_line(path)
-    table = _headerless(path) if header.startswith("ISIC_") else pd.read_csv(path, dtype={"image": str,
-                                                                                         "image_id": str})
-    id_column = next((c for c in ("image", "image_id") if c in table.columns), None)
-    if id_column is None:
-        raise DataError(f"'{path}' has no 'image' or 'image_id' column; header is {header!r}.")
-    table[id_column] = table[id_column].str.replace(r"\.jpg$", "", case=False, regex=True)
-    if table[id_column].duplicated().any():
-        raise DataError(f"'{path}' lists {table[id_column][table[id_column].duplicated()].iloc[0]} more than once.")
-    table = table.set_index(id_column)
-    scored = [c for c in truth.table.columns if c in table.columns]
-    if not scored:
-        raise DataError(f"'{path}' has none of the categories {list(truth.table.columns)}.")
-    if truth.one_hot and len(scored) != len(truth.table.columns):
-        raise DataError(f"'{path}' lacks categories {sorted(set(truth.table.columns) - set(scored))}; "
-                        "a one-hot task needs all of them.")
-    missing = truth.table.index.difference(table.index)
-    if len(missing):
-        raise DataError(f"'{path}' has no prediction for {len(missing)} image(s), e.g. {missing[0]}.")
-    values = table.loc[truth.table.index, scored].apply(pd.to_numeric, errors="coerce")
-    if values.isna().any().any() or ((values < 0) | (values > 1)).any().any():
-        raise DataError(f"'{path}' holds values that are not probabilities in [0, 1].")
-    return values
-
-
-def score(truth_path: str | Path, prediction_path: str | Path) -> dict:
-    """Per-category and macro-averaged metrics (plus balanced accuracy for one-hot tasks)."""
+    Raises:
+        DataError: a malformed truth or submission (naming the rows or columns), or an unknown category.
+    """
     truth = read_truth(Path(truth_path))
-    predictions = read_predictions(Path(prediction_path), truth)
+    predictions = read_submission(prediction_path, truth.submission, truth.labels.index)
+    labels = truth.scored
+    predictions = predictions.loc[labels.index]
+    names = list(truth.submission.categories) if categories is None else list(categories)
+    unknown = [c for c in names if c not in truth.submission.categories]
+    if unknown or not names:
+        raise DataError(f"cannot score categories {unknown or names}; '{truth_path}' has "
+                        f"{list(truth.submission.categories)}.")
     per_category = {}
-    for category in predictions.columns:
+    for category in names:
         metrics = binary_metrics()
         metrics.update(torch.tensor(predictions[category].to_numpy(), dtype=torch.float64),
-                       torch.tensor(truth.table[category].to_numpy(), dtype=torch.long))
+                       torch.tensor(labels[category].to_numpy(), dtype=torch.long))
         per_category[category] = scalars(metrics.compute())
-    names = next(iter(per_category.values())).keys()
+    metric_names = next(iter(per_category.values())).keys()
     result = {
         "layout": truth.layout,
-        "images": len(truth.table),
+        "images": len(labels),
         "per_category": per_category,
-        "macro": {name: float(np.mean([c[name] for c in per_category.values()])) for name in names},
+        "macro": {name: float(np.mean([c[name] for c in per_category.values()])) for name in metric_names},
     }
     if truth.one_hot:
-        recall = MulticlassRecall(num_classes=len(predictions.columns), average="macro")
-        recall.update(torch.tensor(predictions.to_numpy()).argmax(1),
-                      torch.tensor(truth.table[predictions.columns].to_numpy()).argmax(1))
-        result["balanced_accuracy"] = float(recall.compute())
+        result["balanced_accuracy"] = balanced_accuracy(labels.to_numpy(), predictions.to_numpy())
     return result
+
+
+def balanced_accuracy(truth: np.ndarray, probabilities: np.ndarray) -> float:
+    """ISIC 2018 balanced multi-class accuracy: the mean over the classes present of the recall of the argmax.
+
+    ``truth`` (N, C) one-hot, ``probabilities`` (N, C). As ``isic-challenge-scoring``, a row whose highest
+    probability is shared by several classes is undecided: wrong for every class.
+    """
+    true_class = truth.argmax(1)
+    peak = probabilities.max(1, keepdims=True)
+    decided = (probabilities == peak).sum(1) == 1
+    correct = decided & (probabilities.argmax(1) == true_class)
+    present = np.unique(true_class)
+    return float(np.mean([correct[true_class == c].mean() for c in present]))
 
 
 def score_segmentation(truth_dir: str | Path, prediction_dir: str | Path) -> dict:

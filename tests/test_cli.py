@@ -49,9 +49,11 @@ def test_test_and_predict_write_a_submission_that_scores(isic2017_root, tmp_path
     main(["test", *tiny_args(isic2017_root, run), "--ckpt_path", best])
     main(["predict", *tiny_args(isic2017_root, run), "--ckpt_path", best])
     submission = pd.read_csv(run / "submission_test.csv")
-    assert list(submission.columns) == ["image_id", "melanoma"] and len(submission) == 12
-    assert submission.melanoma.between(0, 1).all()
-    result = score(isic2017_root / "ISIC-2017_Test_v2_Part3_GroundTruth.csv", run / "submission_test.csv")
+    # the official layout's both columns; the unmodelled one holds the stated constant (issue #18, case 7)
+    assert list(submission.columns) == ["image_id", "melanoma", "seborrheic_keratosis"] and len(submission) == 12
+    assert submission.melanoma.between(0, 1).all() and submission.seborrheic_keratosis.eq(0.5).all()
+    result = score(isic2017_root / "ISIC-2017_Test_v2_Part3_GroundTruth.csv", run / "submission_test.csv",
+                   ["melanoma"])
     assert result["images"] == 12 and 0 <= result["macro"]["auc"] <= 1
     for name in ("test_roc", "test_confusion", "test_cams", "val_roc"):
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000

@@ -1,0 +1,148 @@
+"""One reader for every published layout of an ISIC classification ground-truth CSV (``dermlab score`` and the
+ISIC 2018 task 3 datamodule read truths through it).
+
+Layouts, told apart by the header:
+
+* ISIC 2016 Part 3: headerless ``ISIC_xxxxxxx,benign|malignant`` (training) or ``ISIC_xxxxxxx,0.0|1.0`` (test);
+  one category, ``malignant``.
+* ISIC 2017 Part 3: ``image_id,melanoma,seborrheic_keratosis``, 0.0/1.0.
+* ISIC 2018 task 3 (challenge layout): ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC`` one-hot, optionally
+  ``score_weight`` / ``validation_weight``.
+* ISIC 2018 task 3 as published with HAM10000 (Harvard Dataverse; also the HAM10000 metadata itself):
+  ``lesion_id,image_id,dx,dx_type,age,sex,localization[,dataset]``. One-hot from ``dx`` (mel → MEL, …);
+  ``lesion_id`` gives the groups and ``dx_type`` the confirmation; a row whose ``dataset`` is empty gets score
+  weight 0 (in the 2018 test truth that is ISIC_0035068, which ``isic-challenge-scoring`` weighs 0).
+
+Like the official scorer, ISIC_0035068 gets weight 0 in every layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from dermlab.errors import DataError
+from dermlab.submissions import SubmissionLayout
+
+ISIC2018_CATEGORIES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
+ISIC2017_CATEGORIES = ("melanoma", "seborrheic_keratosis")
+HAM_COLUMNS = ("image_id", "lesion_id", "dx")  # the columns the HAM10000 layout needs
+ZERO_WEIGHT_IMAGES = ("ISIC_0035068",)  # weight 0 in isic-challenge-scoring (2018 test set)
+WEIGHT_COLUMNS = ("score_weight", "validation_weight")
+
+SUBMISSIONS = {
+    "isic2016": SubmissionLayout("image", ("malignant",), headerless=True),
+    "isic2017": SubmissionLayout("image_id", ISIC2017_CATEGORIES),
+    "isic2018": SubmissionLayout("image", ISIC2018_CATEGORIES),
+    "ham10000": SubmissionLayout("image", ISIC2018_CATEGORIES),  # scored as ISIC 2018 task 3
+}
+
+
+@dataclass
+class Truth:
+    """A ground truth: ``labels`` (N, C) 0.0/1.0 indexed by image id in file order, every row (weight 0 too);
+    ``weights`` (N,) score weights 0 or 1; ``groups`` lesion ids where the file has them; ``extra`` per-image
+    columns (``dx_type``)."""
+
+    layout: str
+    path: Path
+    labels: pd.DataFrame
+    weights: pd.Series
+    groups: list[str] | None = None
+    extra: dict[str, list] = field(default_factory=dict)
+
+    @property
+    def one_hot(self) -> bool:
+        return self.layout in ("isic2018", "ham10000")
+
+    @property
+    def submission(self) -> SubmissionLayout:
+        """The submission layout scored against this truth."""
+        return SUBMISSIONS[self.layout]
+
+    @property
+    def scored(self) -> pd.DataFrame:
+        """The labels of the images that count (weight > 0)."""
+        return self.labels[self.weights.to_numpy() > 0]
+
+
+def _first_line(path: Path, hint: str) -> str:
+    if not path.is_file():
+        raise DataError(f"ground-truth file '{path}' does not exist. {hint}".strip())
+    with path.open("r", encoding="utf-8-sig") as stream:
+        return stream.readline().strip()
+
+
+def _layout(path: Path, header: str) -> str:
+    if header.startswith("ISIC_"):
+        return "isic2016"
+    columns = {c.strip() for c in header.split(",")}
+    if {"image_id", *ISIC2017_CATEGORIES} <= columns:
+        return "isic2017"
+    if {"image", *ISIC2018_CATEGORIES} <= columns:
+        return "isic2018"
+    if {*HAM_COLUMNS} <= columns:
+        return "ham10000"
+    raise DataError(f"cannot tell the layout of '{path}' from its header {header!r}; expected ISIC 2016 (no header), "
+                    f"2017 (image_id,{','.join(ISIC2017_CATEGORIES)}), 2018 (image,{','.join(ISIC2018_CATEGORIES)}) "
+                    "or HAM10000 (lesion_id,image_id,dx,dx_type,age,sex,localization,dataset).")
+
+
+def _from_dx(path: Path, table: pd.DataFrame) -> pd.DataFrame:
+    codes = {c.lower(): c for c in ISIC2018_CATEGORIES}
+    dx = table.dx.str.strip().str.lower()
+    unknown = ~dx.isin(list(codes))
+    if unknown.any():
+        row = int(unknown.to_numpy().nonzero()[0][0])
+        raise DataError(f"'{path}' row {row + 2} ({table.image_id.iloc[row]}) has dx {table.dx.iloc[row]!r}; "
+                        f"expected one of {list(codes)}.")
+    return pd.DataFrame({name: (dx == code).astype(float).to_numpy() for code, name in codes.items()},
+                        index=table.image_id.to_numpy())
+
+
+def read_truth(path: str | Path, hint: str = "") -> Truth:
+    """Read a ground-truth CSV in any layout of the module docstring (``hint``: appended to a missing file's error).
+
+    Raises:
+        DataError: the file is missing, its layout unknown, a column or row malformed (named), a label outside
+            {0.0, 1.0}, an unknown ``dx``, or a score weight other than 0 and 1.
+    """
+    from datamodules.io import read_table  # not at the top: the datamodules import this module
+
+    path = Path(path)
+    layout = _layout(path, _first_line(path, hint))
+    groups, extra = None, {}
+    if layout == "isic2016":
+        table = read_table(path, ("image", "malignant"), header=False)
+        table["malignant"] = table["malignant"].str.strip().replace({"benign": "0.0", "malignant": "1.0"})
+        id_column, categories = "image", ("malignant",)
+    elif layout == "ham10000":
+        table = read_table(path, HAM_COLUMNS)
+        id_column, categories = "image_id", ISIC2018_CATEGORIES
+        groups = table.lesion_id.tolist()
+        if "dx_type" in table.columns:
+            extra["dx_type"] = table.dx_type.tolist()
+    else:
+        id_column, categories = ("image_id", ISIC2017_CATEGORIES) if layout == "isic2017" else \
+            ("image", ISIC2018_CATEGORIES)
+        table = read_table(path, (id_column, *categories))
+    ids = table[id_column].str.strip()
+    if layout == "ham10000":
+        labels = _from_dx(path, table)
+    else:
+        labels = table[list(categories)].apply(pd.to_numeric, errors="coerce").set_axis(ids.to_numpy(), axis=0)
+    bad = ~labels.isin([0.0, 1.0]).all(axis=1).to_numpy()
+    if bad.any():
+        row = int(bad.nonzero()[0][0])
+        raise DataError(f"'{path}' row {row + (1 if layout == 'isic2016' else 2)} ({ids.iloc[row]}) holds a label "
+                        "outside {0.0, 1.0} (or benign/malignant for ISIC 2016).")
+    weights = (pd.to_numeric(table["score_weight"], errors="coerce") if "score_weight" in table.columns
+               else pd.Series(1.0, index=table.index)).set_axis(ids.to_numpy())
+    if layout == "ham10000" and "dataset" in table.columns:
+        weights[table["dataset"].fillna("").str.strip().eq("").to_numpy()] = 0.0
+    weights[weights.index.isin(ZERO_WEIGHT_IMAGES)] = 0.0
+    if not weights.isin([0.0, 1.0]).all():
+        raise DataError(f"'{path}' has score weights other than 0 and 1, which this scorer does not support.")
+    return Truth(layout, path, labels, weights, groups, extra)
