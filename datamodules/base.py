@@ -159,6 +159,9 @@ class ImageTableDataset(Dataset):
             except DataError as error:
                 raise DataError(f"'{self.table.paths[index]}': {error}") from None
         weight = 1.0 if self.table.weights is None else float(self.table.weights[index])
+        score_weights = self.table.extra.get("score_weight")
+        if score_weights is not None:  # the official score weight: 0 leaves the image out of every metric
+            sample["scored"] = bool(score_weights[index] != 0)
         return {"image": out["image"], "label": int(self.table.labels[index]), "weight": weight,
                 "image_id": self.table.ids[index], **sample}
 

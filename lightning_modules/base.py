@@ -145,6 +145,9 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
 
     def _evaluation_step(self, batch: dict, split: str, probabilities: torch.Tensor | None = None) -> None:
         probabilities = self.probabilities(batch["image"]) if probabilities is None else probabilities
+        probabilities, batch = scored_rows(probabilities, batch)
+        if len(batch["label"]) == 0:
+            return
         loss = self.compute_loss(probabilities.clamp_min(1e-12).log(), batch)  # CE of the (averaged) prediction
         self.log(f"{split}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["label"]))
         self.metrics[split].update(metric_input(probabilities), batch["label"])
@@ -172,6 +175,18 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             return optimizer
         scheduler = self.scheduler(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+
+
+def scored_rows(values: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+    """``values`` (B, ...) and the batch's labels and weights without the images the official scorer gives
+    score weight 0 (``batch['scored']`` False: ISIC_0035068 of the ISIC 2018 task 3 test set), as
+    ``isic-challenge-scoring`` leaves them out of every metric; unchanged when the batch has no ``scored``."""
+    scored = batch.get("scored")
+    if scored is None or bool(scored.all()):
+        return values, batch
+    kept = {key: batch[key][scored] for key in ("label", "weight") if key in batch}
+    rest = {key: value for key, value in batch.items() if key != "scored"}
+    return values[scored], {**rest, **kept}
 
 
 def classifier_net_from_checkpoint(path: str | Path) -> nn.Module:

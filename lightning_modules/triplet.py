@@ -46,7 +46,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassRecall
 from torchmetrics.wrappers import ClasswiseWrapper
 
-from lightning_modules.base import LesionClassifier
+from lightning_modules.base import LesionClassifier, scored_rows
 from lightning_modules.evaluation import EVAL_SPLITS
 from lightning_modules.nets.backbone import create_backbone
 from lightning_modules.nets.embedding import EmbeddingClassifier, minority_triplets, nearest_class_mean
@@ -200,6 +200,9 @@ class TripletClassifier(LesionClassifier):
 
     def _evaluation_step(self, batch: dict, split: str, probabilities: torch.Tensor | None = None) -> None:
         embeddings = self.net.embed(batch["image"])  # once: for the softmax and the nearest-class-mean rule
+        embeddings, batch = scored_rows(embeddings, batch)  # without the official scorer's weight-0 images
+        if len(batch["label"]) == 0:
+            return
         super()._evaluation_step(batch, split, self.net.classifier(embeddings).float().softmax(1))
         self.ncm[split].update(nearest_class_mean(self.metric_space(embeddings), self.references), batch["label"])
 

@@ -212,3 +212,28 @@ def test_isic2017_single_task_submission_has_both_columns(task, tmp_path):
     theirs = official(tmp_path / "truth_image.csv", tmp_path / "pred_image.csv")  # accepted: raises otherwise
     assert_same_scores(ours, theirs)
     assert ours["per_category"][other]["auc"] == 0.5
+
+
+def test_in_run_metrics_leave_out_the_weight_0_image_as_the_official_scorer(tmp_path):
+    """The dataset marks a score-weight-0 image (``scored`` False) and the module's test metrics leave it out,
+    as ``isic-challenge-scoring`` does: three right rows and one wrong unscored row give balanced accuracy 1."""
+    from datamodules.base import ImageTable, ImageTableDataset
+    from datamodules.transforms import build_transforms
+    from lightning_modules.base import LesionClassifier
+
+    for name in ("a", "b"):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{name}.jpg")
+    table = ImageTable(ids=["a", "b"], paths=[tmp_path / "a.jpg", tmp_path / "b.jpg"], labels=np.array([0, 1]),
+                       source=tmp_path, extra={"score_weight": [1.0, 0.0]})
+    dataset = ImageTableDataset(table, build_transforms("none", 8, train=False))
+    assert [dataset[i]["scored"] for i in range(2)] == [True, False]
+
+    module = LesionClassifier(backbone="test_resnet", num_classes=3, monitor=None)
+    probabilities = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.1, 0.8, 0.1]])
+    batch = {"image": torch.zeros(4, 3, 8, 8), "label": torch.tensor([0, 1, 2, 0]), "weight": torch.ones(4),
+             "scored": torch.tensor([True, True, True, False])}
+    module._evaluation_step(batch, "test", probabilities)
+    assert module.metrics["test"].compute()["balanced_accuracy"] == pytest.approx(1.0)
+    module.metrics["test"].reset()
+    module._evaluation_step({k: v for k, v in batch.items() if k != "scored"}, "test", probabilities)
+    assert module.metrics["test"].compute()["balanced_accuracy"] == pytest.approx((0.5 + 1 + 1) / 3)
