@@ -52,7 +52,7 @@ test-all:        ## fast and slow tests
 lint:            ## ruff
 	$(BIN)/ruff check .
 
-bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResNet-50; patch attention vs multi-crop; SegAN vs DeepLabV3+; NCM vs softmax; split audit first vs cached
+bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResNet-50; patch attention vs multi-crop; SegAN vs DeepLabV3+; NCM vs softmax; split audit first vs cached; EfficientNet-Lite0 vs ResNet-18
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py
 	$(BIN)/python benchmarks/cache.py
 	$(BIN)/python benchmarks/arl_step_time.py
@@ -60,6 +60,7 @@ bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResN
 	$(BIN)/python benchmarks/segmentation_step_time.py
 	$(BIN)/python benchmarks/ncm_throughput.py
 	$(BIN)/python benchmarks/audit_setup.py
+	$(BIN)/python benchmarks/backbone_throughput.py
 
 clean:           ## remove runs and synthetic data
 	rm -rf runs data/synthetic
