@@ -75,7 +75,10 @@ class ISICSampleDataModule(ISIC2017DataModule):
     """
 
     def __init__(self, root: str = str(SAMPLE_ROOT), **kwargs):
-        kwargs.pop("task", None)
+        task = kwargs.pop("task", "melanoma")
+        if task != "melanoma":
+            raise ValueError(f"the sample holds nevi and melanomas only (no seborrheic keratosis): task must be "
+                             f"melanoma, got {task!r}")
         super().__init__(root, task="melanoma", **kwargs)
         self._records: pd.DataFrame | None = None
 

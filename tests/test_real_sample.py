@@ -43,11 +43,13 @@ def test_counts_per_split_and_class(sample):
     assert "ISIC_0000257" in ids and "ISIC_0000002" in sample.table("test").ids  # no diagnosis → other; a melanoma
 
 
-def test_the_split_is_fixed_whatever_the_run_seed(tmp_path):
+def test_the_split_is_fixed_whatever_the_run_seed():
     a, b = (ISICSampleDataModule(seed=seed, audit_pixels=False) for seed in (0, 12345))
     for split in SPLIT_COUNTS:
         assert a.table(split).ids == b.table(split).ids
     assert a.table("val").ids[:3] == ["ISIC_0000001", "ISIC_0000003", "ISIC_0000004"]
+    with pytest.raises(ValueError, match="no seborrheic keratosis"):
+        ISICSampleDataModule(task="three_class")
 
 
 def test_the_split_audit_passes_on_pixels(sample):
@@ -75,3 +77,13 @@ def test_a_record_named_for_another_image_is_refused(tmp_path):
     (tmp_path / "ISIC_0000001.json").write_text(json.dumps(record))
     with pytest.raises(DataError, match="describes 'ISIC_0000000', not ISIC_0000001"):
         read_records(tmp_path)
+
+
+def test_the_project_licence_is_declared_once_and_consistently():
+    import tomllib
+
+    from tests.conftest import REPO
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"]
+    assert declared == {"text": "MIT"} and (REPO / "LICENSE").read_text().startswith("MIT License")
+    assert "## Data licences" in (REPO / "README.md").read_text()
