@@ -6,6 +6,7 @@ from datamodules.ham10000 import HAM10000DataModule
 from datamodules.isic2016 import ISIC2016DataModule
 from datamodules.isic2017 import ISIC2017DataModule
 from datamodules.isic2018 import ISIC2018SegmentationDataModule, ISIC2018Task3DataModule
+from datamodules.isic_sample import ISICSampleDataModule
 from datamodules.vitiligo import VitiligoDataModule
 
 # `dermlab prepare --dataset NAME` and the README use these names (the same as `dermlab synth`).
@@ -21,5 +22,5 @@ DATAMODULES = {
 }
 
 __all__ = ["DATAMODULES", "Derm7ptDataModule", "HAM10000DataModule", "ISIC2016DataModule", "ISIC2017DataModule",
-           "ISIC2018SegmentationDataModule", "ISIC2018Task3DataModule", "ImageTable", "SkinDataModule",
-           "VitiligoDataModule"]
+           "ISIC2018SegmentationDataModule", "ISIC2018Task3DataModule", "ISICSampleDataModule", "ImageTable",
+           "SkinDataModule", "VitiligoDataModule"]

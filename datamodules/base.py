@@ -91,6 +91,12 @@ class ImageTable:
         return frame
 
 
+def shortlist(names: list[str], shown: int = 10) -> str:
+    """``a, b, c`` for up to ``shown`` names, then ``… and N more``: a log line stays readable for 10,000 ids."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" … and {more:,} more" if more > 0 else "")
+
+
 class ImageTableDataset(Dataset):
     """Decodes images (and masks) of an :class:`ImageTable` and applies one albumentations pipeline jointly.
 
@@ -274,6 +280,7 @@ class SkinDataModule(L.LightningDataModule):
         self.extra_train_csv = Path(extra_train_csv).expanduser() if extra_train_csv else None
         self.extra_train_images = Path(extra_train_images).expanduser() if extra_train_images else None
         self.tables: dict[str, ImageTable] = {}
+        self._absent_reported = False  # the whole data set's absent images are reported once (see screen())
         self._raw: dict[str, ImageTable | None] = {}
         self.split_audit: SplitAudit | None = None
 
@@ -334,37 +341,78 @@ class SkinDataModule(L.LightningDataModule):
 
     def screen(self, table: ImageTable) -> ImageTable:
         """Apply ``on_bad_image`` to images that are missing or lack a listed mask (always checked, at set-up) or
-        are unreadable (skip mode)."""
+        are unreadable (skip mode).
+
+        Absent images are reported once for the whole data set (:meth:`absent_report`: how many of all listed
+        images are absent, per split), as one error (``error``) or one warning (``skip``, first screened split).
+        """
         if table.screened:
             return table
         table.screened = True
         missing = [i for i, p in enumerate(table.paths) if not p.is_file()]
         if missing and self.on_bad_image == "error":
-            shown = ", ".join(table.paths[i].name for i in missing[:3])
-            raise DataError(f"{len(missing)} image(s) listed in '{table.source}' are missing from "
-                            f"'{table.paths[missing[0]].parent}' (e.g. {shown}); re-download the images, remove "
-                            "those rows, or set on_bad_image: skip.")
-        bad = set(missing)
+            absent, listed, sources, details = self.absent_report(table, missing)
+            raise DataError(f"{absent:,} image(s) listed in {sources} are missing (of {listed:,} listed; "
+                            f"{details}), as after an incomplete download; re-download the images, remove those "
+                            f"rows, or set on_bad_image: skip to go on with the {listed - absent:,} present ones.")
+        if missing and not self._absent_reported:
+            self._absent_reported = True
+            absent, listed, sources, details = self.absent_report(table, missing)
+            log.warning("on_bad_image=skip: left out %s of %s images listed in %s, as they are missing (%s); going on "
+                        "with the %s present ones.", f"{absent:,}", f"{listed:,}", sources, details,
+                        f"{listed - absent:,}")
         lacking = [i for i, row in enumerate(table.masks or []) if any(not m.is_file() for m in row)]
         if lacking and self.on_bad_image == "error":
             absent = [m for i in lacking for m in table.masks[i] if not m.is_file()]
             raise DataError(f"{len(absent)} mask(s) are missing from '{absent[0].parent}' (e.g. {absent[0].name}) "
                             f"for images listed in '{table.source}'; every image needs its mask(s): re-download "
                             "them, remove those images, or set on_bad_image: skip.")
-        bad |= set(lacking)
+        bad = set(missing) | set(lacking)
+        unreadable = set()
         if self.on_bad_image == "skip":
             for i, path in enumerate(table.paths):
                 if i not in bad:
                     try:
                         load_rgb(path)
                     except DataError:
-                        bad.add(i)
-        if not bad:
+                        unreadable.add(i)
+        if not bad | unreadable:
             return table
-        names = [table.ids[i] for i in sorted(bad)]
-        log.warning("on_bad_image=skip: left out %d of %d images of '%s': %s", len(names), len(table),
-                    table.source, ", ".join(names))
+        other = sorted((set(lacking) | unreadable) - set(missing))
+        if other:
+            names = [table.ids[i] for i in other]
+            log.warning("on_bad_image=skip: left out %d of %d images of '%s' that lack a mask or cannot be decoded: "
+                        "%s", len(names), len(table), table.source, shortlist(names))
+        bad |= unreadable
         return table.subset([i for i in range(len(table)) if i not in bad])
+
+    def absent_report(self, table: ImageTable, missing: list[int]) -> tuple[int, int, str, str]:
+        """The absent images of the whole data set, as after a partial download: ``(absent, listed, sources,
+        details)``, ``details`` giving the count per split and the first few of ``table``.
+
+        ``table`` is the split being screened and ``missing`` its absent rows; every split (and the
+        ``extra_train_csv`` images) is counted from its files as listed; a split that cannot be read is left out.
+        """
+        counts: dict[str, tuple[int, int]] = {}
+        sources: list[str] = []
+        for split in (*SPLITS, "extra"):
+            try:
+                raw = self.raw_table(split)
+            except DataError:
+                continue
+            if raw is None or not len(raw):
+                continue
+            absent = sum(not p.is_file() for p in raw.paths)
+            counts[split] = (absent, len(raw))
+            if absent and repr(str(raw.source)) not in sources:
+                sources.append(repr(str(raw.source)))
+        absent, listed = sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
+        if absent < len(missing):  # the screened table is not one of the splits (e.g. a pool): count it alone
+            counts, absent, listed, sources = {}, len(missing), len(table), [repr(str(table.source))]
+        per_split = ", ".join(f"{split} {a:,} of {n:,}" for split, (a, n) in counts.items())
+        shown = ", ".join(table.paths[i].name for i in missing[:3])
+        return absent, listed, ", ".join(sources), (f"{'absent per split: ' + per_split + '; ' if per_split else ''}"
+                                                    f"e.g. {shown} in '{table.paths[missing[0]].parent}'")
 
     @property
     def class_counts(self) -> torch.Tensor:
