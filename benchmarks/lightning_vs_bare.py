@@ -40,7 +40,7 @@ class StepTimer(L.Callback):
 
 def lightning_run(args) -> float:
     timer = StepTimer(args.warmup, args.steps)
-    cli = build_cli(["-c", "experiments/demo.yaml", "--data.init_args.root", args.root,
+    cli = build_cli(["-c", "experiments/demo_synthetic.yaml", "--data.init_args.root", args.root,
                      "--data.init_args.image_size", str(args.size), "--trainer.max_steps", str(args.steps),
                      "--trainer.max_epochs", "-1", "--trainer.limit_val_batches", "0", "--run.wandb", "disabled",
                      "--trainer.default_root_dir", "runs/bench", "--trainer.enable_model_summary", "false"],

@@ -155,7 +155,7 @@ def config_parser() -> ConfigParser:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ConfigParser(**_cli_kwargs(), args=["-c", str(Path(__file__).resolve().parents[1] / "experiments" /
-                                                              "demo.yaml")], run=False)
+                                                              "demo_synthetic.yaml")], run=False)
 
 
 def _cli_kwargs() -> dict:

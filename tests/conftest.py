@@ -43,9 +43,9 @@ def broken_root(isic2017_root, tmp_path) -> Path:
 
 
 def tiny_args(root: Path, run_dir: Path, *extra: str) -> list[str]:
-    """Arguments that turn experiments/demo.yaml into a seconds-long CPU run on ``root``."""
+    """Arguments that turn experiments/demo_synthetic.yaml into a seconds-long CPU run on ``root``."""
     return [
-        "-c", str(REPO / "experiments" / "demo.yaml"),
+        "-c", str(REPO / "experiments" / "demo_synthetic.yaml"),
         "--data.init_args.root", str(root),
         "--data.init_args.image_size", "32",
         "--data.init_args.batch_size", "8",

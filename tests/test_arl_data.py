@@ -75,7 +75,7 @@ def test_arl_cnn14_learns_from_online_patches(tmp_path):
 
     root = tmp_path / "data"
     write_synthetic("isic2017", root, n=320, size=64, seed=0)
-    cli = build_cli(["fit", "-c", str(REPO / "experiments" / "demo.yaml"), "--data.init_args.root", str(root),
+    cli = build_cli(["fit", "-c", str(REPO / "experiments" / "demo_synthetic.yaml"), "--data.init_args.root", str(root),
                      "--data.init_args.image_size", "48", "--data.init_args.num_workers", "0",
                      "--data.init_args.train_transforms", ARL, "--data.init_args.eval_transforms", ARL_EVAL,
                      "--data.init_args.train_repeats", "2", "--data.init_args.eval_views", "3",

@@ -143,7 +143,7 @@ def test_split_files_are_written_to_the_run_folder(synthetic, tmp_path):
     from dermlab.cli import main
     from tests.conftest import REPO
 
-    main(["fit", "-c", str(REPO / "experiments" / "demo.yaml"),
+    main(["fit", "-c", str(REPO / "experiments" / "demo_synthetic.yaml"),
           "--data", str(REPO / "experiments" / "base" / "data" / "ham10000.yaml"),
           "--data.init_args.root", str(synthetic("ham10000")), "--data.init_args.n_folds", "3",
           "--data.init_args.image_size", "32", "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "4",

@@ -31,18 +31,18 @@ def test_the_pieces_are_tracked_and_present():
 
 @pytest.mark.parametrize("data", DATA, ids=lambda p: p.stem)
 def test_data_configs_compose_with_the_demo(data):
-    printed = parses("-c", str(EXPERIMENTS / "demo.yaml"), "--data", str(data))
+    printed = parses("-c", str(EXPERIMENTS / "demo_synthetic.yaml"), "--data", str(data))
     assert f"class_path: datamodules.{data.read_text().split('class_path: datamodules.')[1].split()[0]}" in printed
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
 def test_hardware_presets_compose_after_an_experiment(preset):
-    printed = parses("-c", str(EXPERIMENTS / "demo.yaml"), "-c", str(preset))
+    printed = parses("-c", str(EXPERIMENTS / "demo_synthetic.yaml"), "-c", str(preset))
     assert "max_epochs: 12" in printed  # the experiment's settings survive the preset
 
 
 def test_model_piece_parses():
-    assert "resnet18" in parses("-c", str(EXPERIMENTS / "demo.yaml"), "--model",
+    assert "resnet18" in parses("-c", str(EXPERIMENTS / "demo_synthetic.yaml"), "--model",
                                 str(EXPERIMENTS / "base" / "model" / "classifier.yaml"))
 
 
@@ -78,8 +78,15 @@ def test_the_shared_parser_reports_a_bad_key_and_then_parses_the_next_config():
     """The grid checks reuse one parser: an error must not leak into the next parse."""
     from dermlab.cli import config_parser
 
-    demo = ["-c", str(EXPERIMENTS / "demo.yaml")]
+    demo = ["-c", str(EXPERIMENTS / "demo_synthetic.yaml")]
     error = config_parser().check([*demo, "--model.init_args.no_such_option", "3"])
     assert error is not None and "no_such_option" in error
     assert config_parser().check([*demo, "--trainer.max_epochs", "3"]) is None
     assert config_parser().check([*demo, "--data.init_args.sampling", "sideways"]) is not None
+
+
+def test_the_real_demo_config_fine_tunes_packaged_efficientnet_lite0_on_the_shipped_sample():
+    printed = parses("-c", str(EXPERIMENTS / "demo.yaml"))
+    for expected in ("datamodules.ISICSampleDataModule", "data_samples/isic_uda1", "tf_efficientnet_lite0",
+                     "pkg:efficientnet-lite0"):
+        assert expected in printed

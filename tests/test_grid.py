@@ -25,7 +25,8 @@ TINY = ["--data.init_args.image_size", "32", "--data.init_args.batch_size", "8",
 
 
 def write_grid(path: Path, **overrides) -> Path:
-    grid = {"paper": "demo", "table": "tiny", "config": [str(REPO / "experiments" / "demo.yaml")], "args": TINY,
+    grid = {"paper": "demo", "table": "tiny", "config": [str(REPO / "experiments" / "demo_synthetic.yaml")],
+            "args": TINY,
             "axes": {"model.init_args.backbone": ["test_resnet"], "seed_everything": [0, 1]},
             "rows": ["model.init_args.backbone"], "metrics": ["test/auc", "test/accuracy"], "scale": 100}
     grid.update(overrides)

@@ -211,7 +211,7 @@ def test_run_folder_holds_the_audit(isic2017_root, tmp_path):
 def test_audit_command_prints_json_and_exits_2_on_a_leak(broken_root, capsys):
     from dermlab.audit_command import main
 
-    args = ["-c", str(REPO / "experiments" / "demo.yaml"), "--data.init_args.root", str(broken_root),
+    args = ["-c", str(REPO / "experiments" / "demo_synthetic.yaml"), "--data.init_args.root", str(broken_root),
             "--model.init_args.backbone", "test_resnet"]
     main(args)
     clean = json.loads(capsys.readouterr().out)

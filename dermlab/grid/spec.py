@@ -6,7 +6,7 @@ Keys (anything else is an error)::
     table: backbone_seed               # W&B group and run-folder level
     title: "..."                       # heading of the rendered table
     dataset: isic2017                  # W&B tag; the synthetic set written when no data root is given
-    config: [experiments/demo.yaml]    # base config file(s), as `-c` in order
+    config: [experiments/demo_synthetic.yaml]    # base config file(s), as `-c` in order
     args: [--trainer.max_epochs, "12"] # extra CLI arguments of every cell (optional)
     synthetic: {n: 300, size: 64, args: [...], data_args: {...}, replace: {argument: argument},
                 axes: {seed_everything: [0, 1, 2]},
