@@ -57,6 +57,15 @@ def tiny_args(root: Path, run_dir: Path, *extra: str) -> list[str]:
     ]
 
 
+@pytest.fixture
+def copy_of(synthetic, tmp_path):
+    """``copy_of(name)`` → a private copy of the tiny synthetic ``name`` set that a test may damage."""
+    def make(name: str) -> Path:
+        shutil.copytree(synthetic(name), tmp_path / name)
+        return tmp_path / name
+    return make
+
+
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory):
     """``synthetic(name)`` → a tiny synthetic copy of that data set (24 training images, 32 px), written once."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -13,14 +12,6 @@ from PIL import Image
 from datamodules import HAM10000DataModule, ISIC2018SegmentationDataModule, ISIC2018Task3DataModule, VitiligoDataModule
 from datamodules.io import _CONVERTED_MODES, load_rgb
 from dermlab.errors import DataError
-
-
-@pytest.fixture
-def copy_of(synthetic, tmp_path):
-    def make(name):
-        shutil.copytree(synthetic(name), tmp_path / name)
-        return tmp_path / name
-    return make
 
 
 def ham(root, **kwargs):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,20 +17,12 @@ from datamodules.listing import list_images
 from datamodules.masks import MASK_THRESHOLD, load_mask, read_mask, write_mask
 from dermlab.errors import DataError
 from dermlab.scoring import score_segmentation
+from tests.conftest import SHARED_DATA  # real files (see its SOURCES.md)
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # real files (see its SOURCES.md)
 HAM = SHARED_DATA / "ham10000"
 HAM_MASKS = HAM / "HAM10000_segmentations_lesion_tschandl"
 UDA = SHARED_DATA / "isic_archive_uda1_250px"
 ORIENTATION = 0x0112
-
-
-@pytest.fixture
-def copy_of(synthetic, tmp_path):
-    def make(name):
-        shutil.copytree(synthetic(name), tmp_path / name)
-        return tmp_path / name
-    return make
 
 
 def official_segmentation(truth_dir, prediction_dir) -> dict:
