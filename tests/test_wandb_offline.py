@@ -17,6 +17,9 @@ def test_offline_run_folder_has_config_metrics_and_media(isic2017_root, tmp_path
     import wandb
 
     wandb.finish()
+    # finish() returns once the run is marked done; the service closes the record file on its own time (CI once
+    # read only its 7-byte header). teardown() waits for the service to exit, which flushes and closes it.
+    wandb.teardown()
     (offline,) = (run / "wandb").glob("offline-run-*")
     images = {p.name.split("_")[0] for p in (offline / "files" / "media" / "images").rglob("*.png")}
     assert {"roc", "confusion", "cams"} <= images  # ROC, confusion matrix, CAM grid as W&B images
