@@ -6,9 +6,15 @@ source, attribution and the CC0 licence). The label is ``meta.clinical.diagnosis
 everything else (215 nevi and one benign record without a diagnosis, ISIC_0000257) class 0, as the
 ISIC 2017 melanoma task counts "rest". Counts: 216 other, 59 melanoma.
 
+Known defect of the shipped copy (``data_samples/isic_uda1/README.md``): in 102 files every row of pixels is the
+same (vertical colour stripes, no lesion). :func:`has_identical_rows` finds them by their pixels and the reader
+leaves them out with one log line, so the data set is the 173 intact images (135 other, 38 melanoma); an intact
+replacement of a file is used as soon as it is in the folder.
+
 The archive records hold no lesion or patient id, so the split cannot be grouped; it is a FIXED stratified
-60 / 20 / 20 train / val / test split (:data:`SPLIT_SEED`, independent of the run's ``seed``): five stratified
-parts (:func:`datamodules.splits.stratified_parts`), parts 0–2 training, part 3 validation, part 4 (the last) test.
+60 / 20 / 20 train / val / test split of the intact images (:data:`SPLIT_SEED`, independent of the run's ``seed``):
+five stratified parts (:func:`datamodules.splits.stratified_parts`), parts 0–2 training, part 3 validation, part 4
+(the last) test.
 Every run, whatever its seed, trains and tests on the same images; the split audit checks them like any
 other data set's. Submissions are written in the official ISIC 2017 layout (:class:`ISIC2017DataModule`).
 """
@@ -16,20 +22,22 @@ other data set's. Submissions are written in the official ISIC 2017 layout (:cla
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from datamodules import splits
-from datamodules.base import ImageTable
-from datamodules.io import require_dir
+from datamodules.base import ImageTable, shortlist
+from datamodules.io import load_rgb, require_dir
 from datamodules.isic2017 import ISIC2017DataModule
 from dermlab.errors import DataError
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "data_samples" / "isic_uda1"
 SPLIT_SEED = 2017
 PARTS = 5  # 3 training parts, 1 validation part, 1 test part: 60 / 20 / 20
+STRIPE_STD = 1.0  # grey levels; the damaged files measure 0.0 down every column, the intact ones at least 3.4
 HINT = "The sample ships with the repository under data_samples/isic_uda1/; restore it with `git checkout`."
 
 
@@ -61,6 +69,17 @@ def read_records(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+log = logging.getLogger(__name__)
+
+
+def has_identical_rows(path: Path) -> bool:
+    """Whether every row of pixels of the image at ``path`` is the same (up to JPEG noise): no column's grey
+    level varies by a standard deviation of :data:`STRIPE_STD` or more from top to bottom. Such an image is a
+    single row stretched over the height (vertical stripes), as in 102 of the shipped sample's files."""
+    grey = load_rgb(path).astype(np.float64).mean(axis=2)  # (H, W)
+    return bool(grey.std(axis=0).max() < STRIPE_STD)
+
+
 def split_of(labels: np.ndarray) -> dict[str, np.ndarray]:
     """The fixed stratified 60 / 20 / 20 split of the sample: ``{split: sorted indices}``."""
     return splits.stratified_parts(labels, fold=PARTS - 2, seed=SPLIT_SEED, parts=PARTS)
@@ -83,12 +102,24 @@ class ISICSampleDataModule(ISIC2017DataModule):
         self._records: pd.DataFrame | None = None
 
     def records(self) -> pd.DataFrame:
-        """The JSON records (read once), with a ``split`` column."""
+        """The JSON records (read once) with a ``split`` column: ``train`` / ``val`` / ``test``, or ``damaged`` for an
+        image with identical rows (:func:`has_identical_rows`), which no split holds.
+
+        Raises:
+            DataError: a record whose image ``<id>.jpg`` is missing or cannot be decoded.
+        """
         if self._records is None:
             records = read_records(self.root)
-            records["split"] = ""
-            for name, index in split_of(records.melanoma.to_numpy()).items():
-                records.loc[index, "split"] = name
+            damaged = np.array([has_identical_rows(self.root / f"{i}.jpg") for i in records.image_id])
+            records["split"] = np.where(damaged, "damaged", "")
+            intact = np.flatnonzero(~damaged)
+            for name, index in split_of(records.melanoma.to_numpy()[intact]).items():
+                records.loc[intact[index], "split"] = name
+            if damaged.any():
+                log.warning("left out %d of the sample's %d images whose pixel rows are all identical (stripes, not a "
+                         "lesion: the shipped copy's known defect, see %s): %s; using the %d intact ones.",
+                         damaged.sum(), len(records), self.root / "README.md",
+                         shortlist(records.image_id[damaged].tolist(), 3), len(intact))
             self._records = records
         return self._records
 

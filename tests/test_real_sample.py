@@ -13,8 +13,11 @@ from datamodules.isic2017 import COLUMNS
 from datamodules.isic_sample import SAMPLE_ROOT, read_records
 from dermlab.errors import DataError
 
-# measured from the 275 JSON records: diagnosis nevus 215, melanoma 59, none 1 (ISIC_0000257, benign)
-SPLIT_COUNTS = {"train": (130, 35), "val": (43, 12), "test": (43, 12)}  # (other, melanoma)
+# measured from the 275 JSON records: diagnosis nevus 215, melanoma 59, none 1 (ISIC_0000257, benign); of the 173
+# intact images (the other 102 have identical rows, see test_the_shipped_copy_still_has_its_known_defect) 135 are
+# other and 38 melanoma, split 60 / 20 / 20 by class:
+SPLIT_COUNTS = {"train": (81, 24), "val": (27, 7), "test": (27, 7)}  # (other, melanoma)
+DAMAGED = [f"ISIC_{n:07d}" for n in (*range(101), 113)]
 
 
 @pytest.fixture(scope="module")
@@ -39,23 +42,57 @@ def test_counts_per_split_and_class(sample):
     assert counts == SPLIT_COUNTS
     assert sample.class_names == ("other", "melanoma")
     ids = [i for s in SPLIT_COUNTS for i in sample.table(s).ids]
-    assert len(ids) == len(set(ids)) == 275
-    assert "ISIC_0000257" in ids and "ISIC_0000002" in sample.table("test").ids  # no diagnosis → other; a melanoma
+    assert len(ids) == len(set(ids)) == 173 and not set(ids) & set(DAMAGED)
+    assert "ISIC_0000257" in ids and "ISIC_0000101" in sample.table("test").ids  # no diagnosis → other; a melanoma
+
+
+def test_images_with_identical_rows_are_found_by_their_pixels(tmp_path):
+    from PIL import Image
+
+    from datamodules.isic_sample import has_identical_rows
+
+    rng = np.random.default_rng(0)
+    row = rng.integers(0, 256, (1, 40, 3), dtype=np.uint8)
+    Image.fromarray(np.repeat(row, 30, axis=0)).save(tmp_path / "stripes.png")
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
+    one_row_differs = np.repeat(row, 30, axis=0)
+    one_row_differs[29] = 255 - one_row_differs[29]
+    Image.fromarray(one_row_differs).save(tmp_path / "one_row_differs.png")
+    assert has_identical_rows(tmp_path / "stripes.png")
+    assert not has_identical_rows(tmp_path / "noise.png") and not has_identical_rows(tmp_path / "one_row_differs.png")
+
+
+def test_the_reader_leaves_out_the_damaged_files_and_uses_a_repaired_one(tmp_path, caplog):
+    import shutil
+
+    from PIL import Image
+
+    for path in SAMPLE_ROOT.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    with caplog.at_level("WARNING", logger="datamodules.isic_sample"):
+        records = ISICSampleDataModule(root=str(tmp_path), audit_pixels=False).records()
+    assert sorted(records.image_id[records.split == "damaged"]) == DAMAGED
+    assert "left out 102 of the sample's 275 images whose pixel rows are all identical" in caplog.text
+    # a "repaired" ISIC_0000000 (any image whose rows differ) joins a split as soon as it is in the folder
+    Image.open(tmp_path / "ISIC_0000101.jpg").save(tmp_path / "ISIC_0000000.jpg")
+    records = ISICSampleDataModule(root=str(tmp_path), audit_pixels=False).records()
+    assert (records.split == "damaged").sum() == 101
+    assert records.split[records.image_id == "ISIC_0000000"].item() in SPLIT_COUNTS
 
 
 def test_the_split_is_fixed_whatever_the_run_seed():
     a, b = (ISICSampleDataModule(seed=seed, audit_pixels=False) for seed in (0, 12345))
     for split in SPLIT_COUNTS:
         assert a.table(split).ids == b.table(split).ids
-    assert a.table("val").ids[:3] == ["ISIC_0000001", "ISIC_0000003", "ISIC_0000004"]
+    assert a.table("val").ids[:3] == ["ISIC_0000107", "ISIC_0000108", "ISIC_0000115"]
     with pytest.raises(ValueError, match="no seborrheic keratosis"):
         ISICSampleDataModule(task="three_class")
 
 
 def test_the_split_audit_passes_on_pixels(sample):
     audit = sample.split_audit.to_json()
-    assert audit["leak"] is False and audit["fingerprinted"] == 275 and audit["duplicate_images"] == 0
-    assert audit["splits"] == {"train": 165, "val": 55, "test": 55, "extra": None}
+    assert audit["leak"] is False and audit["fingerprinted"] == 173 and audit["duplicate_images"] == 0
+    assert audit["splits"] == {"train": 105, "val": 34, "test": 34, "extra": None}
 
 
 def test_one_real_batch_at_64_px(sample):
@@ -67,8 +104,8 @@ def test_one_real_batch_at_64_px(sample):
 
 def test_ground_truth_and_submission_share_the_official_layout(sample):
     truth = sample.ground_truth("test")
-    assert tuple(truth.columns) == COLUMNS and len(truth) == 55 and truth.melanoma.sum() == 12
-    submission = sample.submission(truth.image_id.tolist(), np.tile([[0.7, 0.3]], (55, 1)))
+    assert tuple(truth.columns) == COLUMNS and len(truth) == 34 and truth.melanoma.sum() == 7
+    submission = sample.submission(truth.image_id.tolist(), np.tile([[0.7, 0.3]], (34, 1)))
     assert tuple(submission.columns) == COLUMNS and (submission.seborrheic_keratosis == 0.5).all()
 
 
@@ -91,7 +128,8 @@ def test_the_project_licence_is_declared_once_and_consistently():
 
 def test_the_shipped_copy_still_has_its_known_defect():
     """102 shipped UDA-1 images have identical rows (see data_samples/isic_uda1/README.md, "Known defect"), the
-    other 173 do not. When intact copies replace the files this fails: then drop it and the README's defect notes."""
+    other 173 do not (measured here independently of the reader's own check). When intact copies replace the files
+    this fails: then drop it, the README's defect notes, and update SPLIT_COUNTS."""
     import numpy as np
     from PIL import Image
 
@@ -100,4 +138,4 @@ def test_the_shipped_copy_still_has_its_known_defect():
     files = sorted((REPO / "data_samples" / "isic_uda1").glob("ISIC_*.jpg"))
     damaged = [int(f.stem[-7:]) for f in files
                if float(np.asarray(Image.open(f).convert("L"), dtype=float).std(axis=0).max()) < 1.0]
-    assert len(files) == 275 and damaged == [*range(101), 113]
+    assert len(files) == 275 and [f"ISIC_{n:07d}" for n in damaged] == DAMAGED
