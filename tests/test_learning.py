@@ -45,9 +45,9 @@ def test_make_demo_learns_and_closes_the_loop(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_make_demo_fine_tunes_on_the_shipped_real_sample(tmp_path, monkeypatch):
     """The real demo (ImageNet EfficientNet-Lite0 on the 173 intact images of the CC0 sample) runs end to end
-    within 5 minutes: the training loss falls, the submission scored by `dermlab score` reproduces the in-run test AUC, the
-    bootstrap interval holds it, and the plots show the real test lesions. (34 intact test images, 7 melanomas: the
-    interval is wide; no bar on the AUC itself is claimed here, see the README.)"""
+    within 5 minutes: the training loss falls, the submission scored by `dermlab score` reproduces the in-run test
+    AUC, the bootstrap interval holds it, and the plots show the real test lesions. (34 intact test images, 7
+    melanomas: the interval is wide; no bar on the AUC itself is claimed here, see the README.)"""
     import pandas as pd
 
     monkeypatch.chdir(REPO)
