@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.audit import SplitAudit, audit_splits, enforce
-from datamodules.cache import ImageCache
+from datamodules.cache import CacheFormat, ImageCache
 from datamodules.crops import ordered_crops, random_crops
 from datamodules.fingerprints import FingerprintStore
 from datamodules.io import image_size, load_rgb
@@ -95,6 +95,16 @@ def shortlist(names: list[str], shown: int = 10) -> str:
     """``a, b, c`` for up to ``shown`` names, then ``… and N more``: a log line stays readable for 10,000 ids."""
     more = len(names) - shown
     return ", ".join(names[:shown]) + (f" … and {more:,} more" if more > 0 else "")
+
+
+def warn_if_cache_too_small(max_side: int, needed: int) -> bool:
+    """Warn (and return True) when cached copies of longer side ``max_side`` px are smaller than the ``needed``
+    side (px) the pipeline resizes or crops to, so that every image would be enlarged after being shrunk."""
+    if max_side >= needed:
+        return False
+    log.warning("max_side %d is smaller than the %d px the pipeline asks for (image_size, crop_size or resize_to): "
+                "cached copies would be enlarged again; set max_side to at least %d.", max_side, needed, needed)
+    return True
 
 
 class ImageTableDataset(Dataset):
@@ -189,7 +199,12 @@ class SkinDataModule(L.LightningDataModule):
             logging how many and which (it decodes every image once at set-up to find them).
         cache_dir: where the preprocessing cache lives (default ``~/.cache/dermlab``).
         max_side: if set, images are read from the cache, resized so the longer side is at most
-            this many pixels (made on first use, or beforehand with ``dermlab prepare``).
+            this many pixels (made on first use, or beforehand with ``dermlab prepare``); the same
+            resize and augmentation then run on the cached copy. It should be at least the largest side the
+            pipeline asks for (``image_size``, ``crop_size``, ``resize_to``), else a warning says that every
+            image is enlarged again (512 suits 224–299 px inputs).
+        cache_format: ``npy`` (default: raw uint8 arrays, no decoding, 0.59 MB a 512×384 image) or ``png``
+            (lossless, about half the disk, ~8 ms more per image read); see :mod:`datamodules.cache`.
         seed: seed of the data set's random splits.
         train_repeats: each training image is drawn this many times per epoch, through the random
             training pipeline each time (``arl``: 60 random centre patches per image).
@@ -236,6 +251,7 @@ class SkinDataModule(L.LightningDataModule):
         on_bad_image: Literal["error", "skip"] = "error",
         cache_dir: str | None = None,
         max_side: int | None = None,
+        cache_format: CacheFormat = "npy",
         seed: int = 0,
         train_repeats: int = 1,
         eval_views: int = 1,
@@ -269,7 +285,9 @@ class SkinDataModule(L.LightningDataModule):
         if sampling not in ("none", "oversample", "balanced") or on_bad_image not in ("error", "skip"):
             raise ValueError(f"sampling={sampling!r} or on_bad_image={on_bad_image!r} is not a known choice")
         self.predict_split, self.sampling, self.on_bad_image = predict_split, sampling, on_bad_image
-        self.cache = ImageCache(cache_dir, max_side) if max_side else None
+        self.cache = ImageCache(cache_dir, max_side, cache_format) if max_side else None
+        if max_side:
+            warn_if_cache_too_small(max_side, max(image_size, self.crop_size, *(self.resize_to or ())))
         if leakage not in ("error", "warn"):
             raise ValueError(f"leakage must be 'error' or 'warn', got {leakage!r}")
         self.leakage, self.audit_pixels, self.near_duplicates = leakage, audit_pixels, near_duplicates
