@@ -1,69 +1,173 @@
-"""Epoch time of the loader over full-size images, with and without the preprocessing cache.
+"""Epoch of the training loader on ISIC-sized JPEGs: from the originals, filling the cache, from the cache.
 
-Writes 200 synthetic 1500×1100 JPEGs (ISIC 2017 layout), then times one epoch of the training
-DataLoader (224 px, default augmentation, same workers) three ways in one run: reading the
-originals, filling the cache (first use), and reading the filled cache. Prints the times and the
-speed-up of the filled cache over the originals.
+Writes ``--n`` synthetic lesions (ISIC 2017 layout) upscaled to real ISIC sizes with noise, JPEG quality 92,
+in a fixed mix per 10 images (:data:`SIZE_MIX`: 3× 1022×767, 2× 1504×1129, 2× 3008×2000, 2× 4288×2848,
+1× 6000×4000; 6.6 MP on average), then in one process, side by side (rounds alternate the paths, so load from
+elsewhere hits all of them, and the best round counts), with the same resize and augmentation (224 px,
+``default`` preset) and the same ``--workers`` DataLoader workers:
 
-    python benchmarks/cache.py [--n 200 --width 1500 --height 1100 --max-side 512 --workers 2]
+* the epoch reading the originals (full decode), the epoch filling the cache (``npy``, JPEG ``draft``
+  decoding at reduced scale) and the epoch reading it, for both cache formats (``png`` entries are written
+  from the ``npy`` ones: same pixels);
+* images/s per core for decode + augment + collate: the same loader run in-process (``num_workers=0``,
+  OpenCV and torch on one thread), with where the time goes (read, augment, the rest); and the cores one
+  GPU consuming 2,000 images/s would need on each path;
+* the originals' read time per image size, to re-weight for another mix, and the disk the cache takes.
+
+Default run: 60 images, about 1.5 min on a 2-core CPU.
+
+    python benchmarks/cache.py [--n 60 --max-side 512 --workers 2 --rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import shutil
 import tempfile
 import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from datamodules import ISIC2017DataModule
+from datamodules.cache import ImageCache
 from datamodules.synthetic import write_synthetic
 
-
-def full_size_copy(source: Path, width: int, height: int, n: int) -> None:
-    """Upscale a small synthetic set to full size (decoding cost is what matters, not detail)."""
-    for path in source.rglob("ISIC_???????.jpg"):
-        image = Image.open(path).resize((width, height), Image.BICUBIC)
-        noise = np.random.default_rng(len(path.name)).normal(0, 4, (height, width, 3))
-        Image.fromarray(np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8)).save(path, quality=90)
+SIZE_MIX = ((1022, 767), (1504, 1129), (3008, 2000), (1022, 767), (4288, 2848),
+            (1504, 1129), (3008, 2000), (1022, 767), (4288, 2848), (6000, 4000))  # per 10 images
+GPU_IMAGES_PER_SECOND = 2000
+ISIC_2019_TRAINING_IMAGES = 25_331
 
 
-def epoch_seconds(data: ISIC2017DataModule) -> float:
+def upscale(path: Path, width: int, height: int) -> None:
+    """Upscale one synthetic lesion to ``width``×``height`` with noise, so that its JPEG has real entropy."""
+    noise = np.random.default_rng(len(path.name) + width).normal(0, 4, (509, 509, 3)).astype(np.int16)
+    tiled = np.tile(noise, (height // 509 + 1, width // 509 + 1, 1))[:height, :width]  # a tile off the 8×8 grid
+    image = np.asarray(Image.open(path).resize((width, height), Image.BICUBIC), np.int16)
+    Image.fromarray(np.clip(image + tiled, 0, 255).astype(np.uint8)).save(path, quality=92)
+
+
+def isic_sized(root: Path, workers: int) -> dict[Path, tuple[int, int]]:
+    """The training images upscaled to the sizes of :data:`SIZE_MIX`, in turn; returns each one's (width, height)."""
+    paths = sorted((root / "ISIC-2017_Training_Data").glob("ISIC_???????.jpg"))
+    sizes = {path: SIZE_MIX[index % len(SIZE_MIX)] for index, path in enumerate(paths)}
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(upscale, sizes, *zip(*sizes.values(), strict=True)))
+    return sizes
+
+
+def epoch_seconds(loader: DataLoader) -> float:
     start = time.perf_counter()
-    for _ in data.train_dataloader():
+    for _ in loader:
         pass
     return time.perf_counter() - start
 
 
+def per_core(data: ISIC2017DataModule, sizes: dict[Path, tuple[int, int]]) -> dict:
+    """In-process rates (one core): the loader's images/s and ms per image; within that, the mean read and augment
+    ms per image, and the read ms per image size."""
+    loader = data.train_dataloader()
+    assert loader.num_workers == 0
+    dataset = loader.dataset
+    total = epoch_seconds(loader)
+    reads, augment = defaultdict(list), 0.0
+    for index, path in enumerate(dataset.table.paths):
+        start = time.perf_counter()
+        image, _ = dataset._read(index)
+        middle = time.perf_counter()
+        dataset.transform(image=image)
+        reads[sizes[path]].append(1000 * (middle - start))
+        augment += time.perf_counter() - middle
+    images = len(dataset)
+    return {"rate": images / total, "ms": 1000 * total / images, "augment": 1000 * augment / images,
+            "read": sum(map(sum, reads.values())) / images,
+            "by_size": {size: float(np.mean(values)) for size, values in sorted(reads.items())}}
+
+
+def megabytes(folder: Path, suffix: str) -> tuple[float, int]:
+    files = list(folder.rglob(f"*{suffix}"))
+    return sum(f.stat().st_size for f in files) / 1e6, len(files)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--width", type=int, default=1500)
-    parser.add_argument("--height", type=int, default=1100)
+    parser.add_argument("--n", type=int, default=60, help="training images (a multiple of 10 keeps the mix exact)")
     parser.add_argument("--max-side", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the epochs; the best counts")
     args = parser.parse_args()
+    cv2.setNumThreads(1)  # one thread each: the per-core figures mean one core (workers run one thread anyway)
+    torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="dermlab-cache-bench-"))
     try:
         root = work / "isic2017"
-        write_synthetic("isic2017", root, n=args.n, size=128, seed=0)
-        full_size_copy(root, args.width, args.height, args.n)
-        common = dict(image_size=224, batch_size=32, num_workers=args.workers)
-        plain = ISIC2017DataModule(str(root), **common)
-        cached = ISIC2017DataModule(str(root), cache_dir=str(work / "cache"), max_side=args.max_side, **common)
-        original = epoch_seconds(plain)
-        filling = epoch_seconds(cached)
-        warm = epoch_seconds(cached)
-        original_again = epoch_seconds(plain)  # once more, so both sides see a warm page cache
-        base = min(original, original_again)
-        print(f"{args.n} images of {args.width}x{args.height} JPEG, 224 px crops, {args.workers} workers")
-        print(f"epoch reading originals : {base:6.2f} s  (runs: {original:.2f}, {original_again:.2f})")
-        print(f"epoch filling the cache : {filling:6.2f} s  (first use, max side {args.max_side})")
-        print(f"epoch from the cache    : {warm:6.2f} s")
-        print(f"speed-up of the cache = {base / warm:.1f}x")
+        load = os.getloadavg()
+        start = time.perf_counter()
+        write_synthetic("isic2017", root, n=args.n, size=256, seed=0)
+        sizes = isic_sized(root, args.workers)
+        written = time.perf_counter() - start
+        common = dict(image_size=224, batch_size=32, max_side=args.max_side)
+        make = lambda workers, **kw: ISIC2017DataModule(str(root), num_workers=workers, **{**common, **kw})  # noqa: E731
+        originals = make(args.workers, max_side=None)
+        npy = make(args.workers, cache_dir=str(work / "cache"), cache_format="npy")
+        png = make(args.workers, cache_dir=str(work / "cache"), cache_format="png")
+
+        filling = epoch_seconds(npy.train_dataloader())
+        npy_cache, png_cache = npy.cache, ImageCache(work / "cache", args.max_side, "png")
+        for path in sizes:  # the same pixels as PNG entries, without decoding the originals again
+            png_cache._write(png_cache.entry(path, "rgb"), npy_cache.image(path))
+        loaders = {"originals": originals.train_dataloader(), "npy": npy.train_dataloader(),
+                   "png": png.train_dataloader()}
+        epochs = defaultdict(list)
+        for _ in range(args.rounds):
+            for name, loader in loaders.items():
+                epochs[name].append(epoch_seconds(loader))
+        best = {name: min(times) for name, times in epochs.items()}
+        core = {}
+        for _ in range(args.rounds):
+            for name, kw in (("originals", {"max_side": None}), ("npy", {"cache_format": "npy"}),
+                             ("png", {"cache_format": "png"})):
+                rates = per_core(make(0, cache_dir=str(work / "cache"), **kw), sizes)
+                if name not in core or rates["rate"] > core[name]["rate"]:
+                    core[name] = rates
+        npy_mb, entries = megabytes(work / "cache", ".npy")
+        png_mb, _ = megabytes(work / "cache", ".png")
+        source_mb = sum(p.stat().st_size for p in sizes) / 1e6
+
+        print(f"load average (1 min) at the start {load[0]:.1f}, at the end {os.getloadavg()[0]:.1f}: other work on "
+              "the same cores slows every path")
+        print(f"{args.n} ISIC-sized JPEGs (mean {np.mean([w * h for w, h in sizes.values()]) / 1e6:.1f} MP, "
+              f"{source_mb / args.n:.2f} MB each, written in {written:.0f} s); 224 px, default augmentation, "
+              f"batch 32, {args.workers} workers, cache max side {args.max_side}, best of {args.rounds} rounds")
+        print(f"epoch reading originals    : {best['originals']:6.2f} s   (rounds: "
+              f"{', '.join(f'{t:.2f}' for t in epochs['originals'])})")
+        print(f"epoch filling the cache    : {filling:6.2f} s   (first use, npy)")
+        for name in ("npy", "png"):
+            print(f"epoch from the cache ({name}) : {best[name]:6.2f} s   (rounds: "
+                  f"{', '.join(f'{t:.2f}' for t in epochs[name])})  "
+                  f"cached / originals = {best['originals'] / best[name]:.1f}x")
+        print(f"per core (in-process, num_workers=0, 1 thread), {GPU_IMAGES_PER_SECOND:,} images/s need:")
+        for name, label in (("originals", "originals"), ("npy", "cache npy"), ("png", "cache png")):
+            rates = core[name]
+            print(f"  {label:10s}: {rates['rate']:7.1f} images/s/core = {rates['ms']:6.2f} ms/image (read "
+                  f"{rates['read']:6.2f}, augment {rates['augment']:5.2f}, collate and rest "
+                  f"{rates['ms'] - rates['read'] - rates['augment']:5.2f})  -> "
+                  f"{math.ceil(GPU_IMAGES_PER_SECOND / rates['rate'])} cores")
+        print("read ms per image by size: originals (full decode) "
+              + ", ".join(f"{w}x{h} {ms:.0f}" for (w, h), ms in core["originals"]["by_size"].items())
+              + "; cache npy " + ", ".join(f"{ms:.2f}" for ms in core["npy"]["by_size"].values()))
+        share = ISIC_2019_TRAINING_IMAGES / entries
+        print(f"cache on disk for {entries} images at max side {args.max_side}: npy {npy_mb:.1f} MB, png "
+              f"{png_mb:.1f} MB (originals {source_mb:.1f} MB); for {ISIC_2019_TRAINING_IMAGES:,} ISIC 2019 images: "
+              f"npy {npy_mb * share / 1e3:.1f} GB, png {png_mb * share / 1e3:.1f} GB (png size depends on content)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
