@@ -12,7 +12,8 @@ elsewhere hits all of them, and the best round counts), with the same resize and
 * images/s per core for decode + augment + collate: the same loader run in-process (``num_workers=0``,
   OpenCV and torch on one thread), with where the time goes (read, augment, the rest); and the cores one
   GPU consuming 2,000 images/s would need on each path;
-* the originals' read time per image size, to re-weight for another mix, and the disk the cache takes.
+* the originals' read time per image size (to re-weight for another mix), full decode by Pillow alone against
+  :func:`~datamodules.io.load_rgb` (OpenCV, :mod:`datamodules.jpeg`), and the disk the cache takes.
 
 Default run: 60 images, about 1.5 min on a 2-core CPU.
 
@@ -39,6 +40,7 @@ from torch.utils.data import DataLoader
 
 from datamodules import ISIC2017DataModule
 from datamodules.cache import ImageCache
+from datamodules.io import load_rgb, upright
 from datamodules.synthetic import write_synthetic
 
 SIZE_MIX = ((1022, 767), (1504, 1129), (3008, 2000), (1022, 767), (4288, 2848),
@@ -71,25 +73,54 @@ def epoch_seconds(loader: DataLoader) -> float:
     return time.perf_counter() - start
 
 
+class Timed:
+    """``function`` (any callable object, whose attributes stay reachable), adding up the seconds its calls take."""
+
+    def __init__(self, function):
+        self.function, self.seconds, self.calls = function, [], []
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        result = self.function(*args, **kwargs)
+        self.seconds.append(time.perf_counter() - start)
+        self.calls.append(args)
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self.function, name)
+
+
 def per_core(data: ISIC2017DataModule, sizes: dict[Path, tuple[int, int]]) -> dict:
-    """In-process rates (one core): the loader's images/s and ms per image; within that, the mean read and augment
-    ms per image, and the read ms per image size."""
+    """One in-process epoch (one core): images/s and ms per image; within the same pass, the read and augment ms
+    per image and the read ms per image size."""
     loader = data.train_dataloader()
     assert loader.num_workers == 0
     dataset = loader.dataset
+    dataset._read, dataset.transform = read, augment = Timed(dataset._read), Timed(dataset.transform)
     total = epoch_seconds(loader)
-    reads, augment = defaultdict(list), 0.0
-    for index, path in enumerate(dataset.table.paths):
-        start = time.perf_counter()
-        image, _ = dataset._read(index)
-        middle = time.perf_counter()
-        dataset.transform(image=image)
-        reads[sizes[path]].append(1000 * (middle - start))
-        augment += time.perf_counter() - middle
     images = len(dataset)
-    return {"rate": images / total, "ms": 1000 * total / images, "augment": 1000 * augment / images,
-            "read": sum(map(sum, reads.values())) / images,
-            "by_size": {size: float(np.mean(values)) for size, values in sorted(reads.items())}}
+    by_size = defaultdict(list)
+    for (index,), seconds in zip(read.calls, read.seconds, strict=True):
+        by_size[sizes[dataset.table.paths[index]]].append(1000 * seconds)
+    return {"rate": images / total, "ms": 1000 * total / images, "read": 1000 * sum(read.seconds) / images,
+            "augment": 1000 * sum(augment.seconds) / images,
+            "by_size": {size: float(np.mean(values)) for size, values in sorted(by_size.items())}}
+
+
+def decoders(paths) -> tuple[float, float, bool]:
+    """Full decode of every original by Pillow alone (the reader before OpenCV) and by :func:`load_rgb` (OpenCV for
+    RGB JPEGs), alternating: the mean ms per image of each and whether all pixels are identical."""
+    pillow, opencv, same = [], [], True
+    for path in paths:
+        start = time.perf_counter()
+        with Image.open(path) as image:
+            reference = np.asarray(upright(image))
+        middle = time.perf_counter()
+        fast = load_rgb(path)
+        pillow.append(middle - start)
+        opencv.append(time.perf_counter() - middle)
+        same = same and np.array_equal(reference, fast)
+    return 1000 * float(np.mean(pillow)), 1000 * float(np.mean(opencv)), same
 
 
 def megabytes(folder: Path, suffix: str) -> tuple[float, int]:
@@ -138,6 +169,7 @@ def main() -> None:
                 rates = per_core(make(0, cache_dir=str(work / "cache"), **kw), sizes)
                 if name not in core or rates["rate"] > core[name]["rate"]:
                     core[name] = rates
+        pillow_ms, opencv_ms, same = decoders(sizes)
         npy_mb, entries = megabytes(work / "cache", ".npy")
         png_mb, _ = megabytes(work / "cache", ".png")
         source_mb = sum(p.stat().st_size for p in sizes) / 1e6
@@ -164,6 +196,8 @@ def main() -> None:
         print("read ms per image by size: originals (full decode) "
               + ", ".join(f"{w}x{h} {ms:.0f}" for (w, h), ms in core["originals"]["by_size"].items())
               + "; cache npy " + ", ".join(f"{ms:.2f}" for ms in core["npy"]["by_size"].values()))
+        print(f"full decode of the originals, alternating: Pillow alone {pillow_ms:.1f} ms/image, OpenCV (load_rgb) "
+              f"{opencv_ms:.1f} ms/image = {pillow_ms / opencv_ms:.2f}x; identical pixels: {same}")
         share = ISIC_2019_TRAINING_IMAGES / entries
         print(f"cache on disk for {entries} images at max side {args.max_side}: npy {npy_mb:.1f} MB, png "
               f"{png_mb:.1f} MB (originals {source_mb:.1f} MB); for {ISIC_2019_TRAINING_IMAGES:,} ISIC 2019 images: "

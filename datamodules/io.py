@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from datamodules.jpeg import decode_rgb_jpeg
 from datamodules.listing import IMAGE_SUFFIXES, images_by_stem
 from dermlab.errors import DataError
 
@@ -131,13 +132,15 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
     """Decode an image to an upright (EXIF orientation applied) RGB uint8 array (H, W, 3); a truncated or
     unreadable file names itself.
 
-    With ``max_side`` the image comes back resized so its longer side is at most that; JPEGs are
-    then decoded at reduced scale directly (``draft``), which is what makes the cache fast to fill.
+    Without ``max_side``, RGB JPEGs are decoded by OpenCV (:mod:`datamodules.jpeg`: the same pixels, ~1.5×
+    faster); other files by Pillow. With ``max_side`` the image comes back resized so its longer side is at most
+    that; JPEGs are then decoded at reduced scale directly (``draft``), which is what makes the cache fast to fill.
     """
     try:
         with Image.open(path) as image:
             if max_side is None:
-                return _to_rgb(upright(image), path)
+                fast = decode_rgb_jpeg(path, image, orientation(image))
+                return fast if fast is not None else _to_rgb(upright(image), path)
             stored = fit_side(*image.size, max_side)
             image.draft("RGB", stored)
             turned = orientation(image) in _SWAPPING_ORIENTATIONS
