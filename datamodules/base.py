@@ -204,7 +204,7 @@ class SkinDataModule(L.LightningDataModule):
             pipeline asks for (``image_size``, ``crop_size``, ``resize_to``), else a warning says that every
             image is enlarged again (512 suits 224–299 px inputs).
         cache_format: ``npy`` (default: raw uint8 arrays, no decoding, 0.59 MB a 512×384 image) or ``png``
-            (lossless, about half the disk, ~8 ms more per image read); see :mod:`datamodules.cache`.
+            (lossless, about half the disk, 8–13 ms more per image read); see :mod:`datamodules.cache`.
         seed: seed of the data set's random splits.
         train_repeats: each training image is drawn this many times per epoch, through the random
             training pipeline each time (``arl``: 60 random centre patches per image).
