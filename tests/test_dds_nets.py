@@ -89,3 +89,36 @@ def test_a_constant_activation_map_is_all_ones_and_boxes_the_whole_image():
     cams, _ = activation_maps(features, logits, (8, 6))
     assert torch.equal(cams, torch.ones(1, 8, 6))
     assert object_box(cams[0].numpy()).size == pytest.approx((8 * 6) ** 0.5)
+
+
+def test_receptive_field_geometry_of_vgg13_by_hand():
+    """r_l = r_{l−1} + (k − 1)·j_{l−1}, j_l = j_{l−1}·s: 3, 5, pool → 6 (j 2), 10, 14, pool → 16 (j 4), 24, 32, ..."""
+    from lightning_modules.nets.lerf import create_net
+    from lightning_modules.nets.receptive_field import chain_geometry
+
+    net = create_net("vgg13_bn")
+    geometry = chain_geometry(net.features, 224)
+    convs_of = {name: geometry[int(name.split(".")[1])] for name in VGG13_RF}
+    assert {name: g.r for name, g in convs_of.items()} == VGG13_RF
+    assert [g.j for g in convs_of.values()] == [1, 1, 2, 2, 4, 4, 8, 8, 16, 16]
+    assert [g.n for g in convs_of.values()] == [224, 224, 112, 112, 56, 56, 28, 28, 14, 14]
+    # centre of output 7: c0 = 0.5 + 1 + 2 + 4 (the pools) = 7.5, + 7·16 = 119.5; ± (140 − 1)/2 → pixels 50 … 189
+    assert convs_of["features.31"].window(7, 224) == (50, 190)
+    assert chain_geometry(nn.Sequential(nn.Conv2d(3, 3, 3), nn.Flatten()), 32) is None  # not a plain chain
+
+
+@pytest.mark.parametrize("backbone, size", [("vgg11", 48), ("vgg13_bn", 70)])
+def test_lerf_maps_from_receptive_field_crops_equal_the_whole_image_maps(backbone, size):
+    """The crop holding q's field gives the whole image's ∂q/∂p (vgg11 has in-place ReLUs right after its convs:
+    the node is the conv output in both computations, not its activation)."""
+    from lightning_modules.nets.lerf import create_net, gradient_maps, he_initialise, lerf_size
+
+    net = create_net(backbone).eval()
+    net.requires_grad_(False)
+    he_initialise(net, torch.Generator().manual_seed(0))
+    layers = list(conv_layers(net))
+    cropped, whole = (gradient_maps(net, layers, size, torch.Generator().manual_seed(1), windowed=windowed)
+                      for windowed in (True, False))
+    for name in layers:
+        np.testing.assert_allclose(cropped[name], whole[name], atol=1e-5, err_msg=name)
+        assert lerf_size(cropped[name]) == lerf_size(whole[name])

@@ -15,13 +15,18 @@ noise (the paper does not say; any input works for a network without non-lineari
 ReLU paths active at random). BatchNorm runs in eval mode with its initial statistics, i.e. as the
 identity.
 
-Speed: one forward pass per initialisation records every conv output (forward hooks); each
-layer's input gradient then comes from its own ``autograd.grad`` on that one graph, with no
-parameter gradients computed. Each backward only runs through the layers below h.
+Speed: ∂q/∂p is exactly zero outside q's receptive field. For a plain chain of layers (VGG's ``features``;
+:mod:`lightning_modules.nets.receptive_field`) each layer's map is computed on the smallest crop of the input that
+holds that field, aligned to the layer's stride so that the crop's nodes are the full image's nodes: the same
+numbers as on the whole image (``tests/fidelity/test_fidelity_dds.py`` compares both) for a fraction of the work.
+Any other network runs one forward pass per initialisation recording every conv output (forward hooks); each
+layer's input gradient then comes from its own ``autograd.grad`` on that one graph, with no parameter gradients
+computed.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -31,6 +36,8 @@ import numpy as np
 import timm
 import torch
 from torch import nn
+
+from lightning_modules.nets.receptive_field import chain_geometry
 
 THRESHOLD = 0.0455
 Gradient = Literal["signed", "abs"]
@@ -103,16 +110,55 @@ def lerf_size(values: np.ndarray, threshold: float = THRESHOLD) -> float:
 
 
 def gradient_maps(net: nn.Module, layers: Sequence[str], size: int, generator: torch.Generator,
-                  gradient: Gradient = "signed") -> dict[str, np.ndarray]:
-    """Normalised ∂q/∂p maps, (size, size) each, for the centre node q of each layer, from one forward pass.
+                  gradient: Gradient = "signed", windowed: bool = True) -> dict[str, np.ndarray]:
+    """Normalised ∂q/∂p maps, (size, size) each, for the centre node q of each layer.
 
-    q is the sum of the layer's channels at the centre position of its output (see the module docstring).
+    q is the sum of the layer's channels at the centre position of its output (see the module docstring). With
+    ``windowed`` (and a network whose layers all lie in a plain ``features`` chain) each map comes from the crop
+    holding q's receptive field; otherwise from one forward pass over the whole image.
     """
+    image = torch.randn(1, 3, size, size, generator=generator)
+    chain = _plain_chain(net, layers, size) if windowed else None
+    if chain is not None:
+        return _windowed_maps(*chain, layers, image, gradient)
+    return _whole_image_maps(net, layers, image.requires_grad_(True), gradient)
+
+
+def _plain_chain(net: nn.Module, layers: Sequence[str], size: int):
+    """(``net.features``, its geometry) if every layer is ``features.<k>`` of a chain whose geometry is known."""
+    chain = getattr(net, "features", None)
+    if not isinstance(chain, nn.Sequential) or not all(re.fullmatch(r"features\.\d+", name) for name in layers):
+        return None
+    geometry = chain_geometry(chain, size)
+    return None if geometry is None else (chain, geometry)
+
+
+def _windowed_maps(chain: nn.Sequential, geometry, layers: Sequence[str], image: torch.Tensor,
+                   gradient: Gradient) -> dict[str, np.ndarray]:
+    size = image.shape[-1]
+    maps = {}
+    with torch.enable_grad():
+        for name in layers:
+            index = int(name.split(".")[1])
+            field = geometry[index]
+            centre = field.n // 2
+            low, high = field.window(centre, size)
+            low -= low % field.j  # the crop starts on the layer's grid, so its nodes are the image's nodes
+            crop = image[:, :, low:high, low:high].clone().requires_grad_(True)
+            out = chain[:index + 1](crop)
+            local = centre - low // field.j
+            (grad,) = torch.autograd.grad(out[0, :, local, local].sum(), crop)
+            whole = torch.zeros(image.shape[1:])
+            whole[:, low:high, low:high] = grad[0]
+            maps[name] = input_gradient_map(whole, gradient).numpy()
+    return maps
+
+
+def _whole_image_maps(net: nn.Module, layers: Sequence[str], image: torch.Tensor,
+                      gradient: Gradient) -> dict[str, np.ndarray]:
     modules = dict(net.named_modules())
     outputs: dict[str, torch.Tensor] = {}
-    hooks = [modules[name].register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o))
-             for name in layers]
-    image = torch.randn(1, 3, size, size, generator=generator).requires_grad_(True)
+    hooks = [modules[name].register_forward_hook(functools.partial(_record, outputs, name)) for name in layers]
     deepest = max(layers, key=list(modules).index)
     try:
         with torch.enable_grad():
@@ -127,6 +173,13 @@ def gradient_maps(net: nn.Module, layers: Sequence[str], size: int, generator: t
         for hook in hooks:
             hook.remove()
     return maps
+
+
+def _record(outputs: dict, name: str, module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+    """Keep the conv output itself; the layers above get a copy (an in-place ReLU after an un-normalised conv
+    would otherwise turn the recorded node into its activation)."""
+    outputs[name] = output
+    return output.clone()
 
 
 class _Reached(Exception):
