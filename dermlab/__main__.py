@@ -1,3 +1,3 @@
-from dermlab.cli import main
+from dermlab.entry import main
 
 main()

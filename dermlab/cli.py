@@ -16,32 +16,18 @@ import contextlib
 import functools
 import io
 import os
-import sys
 import warnings
 from pathlib import Path
 
+import torch
 import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from dermlab.errors import DataError, clean_message
+from dermlab.entry import COMMANDS, main  # noqa: F401  (the console script's entry, kept importable here)
+from dermlab.errors import DataError
 
-# Extra commands that are not Trainer verbs: name -> "module:function" taking argv.
-COMMANDS = {
-    "synth": "dermlab.commands:synth",
-    "score": "dermlab.commands:score",
-    "prepare": "dermlab.commands:prepare",
-    "demo": "dermlab.demo:main",
-    "grid": "dermlab.grid.command:main",
-    "lerf": "dermlab.lerf_command:main",
-    "objsize": "dermlab.objsize_command:main",
-    "compare-cams": "dermlab.compare_cams_command:main",
-    "cbam-maps": "dermlab.cbam_maps_command:main",
-    "postprocess": "dermlab.postprocess_command:main",
-    "audit": "dermlab.audit_command:main",
-    "weights": "dermlab.weights_command:main",
-}
 WANDB_MODES = ("offline", "online", "disabled")
 
 
@@ -69,6 +55,9 @@ class DermlabCLI(LightningCLI):
         parser.add_argument("--run.group", type=str | None, default=None, help="W&B group (e.g. a table)")
         parser.add_argument("--run.job_type", type=str | None, default=None, help="W&B job type (e.g. a grid cell)")
         parser.add_argument("--run.tags", type=list[str], default=[], help="W&B tags")
+        parser.add_argument("--run.threads", type=int, default=0,
+                            help="torch CPU threads of the training process (0: torch's own choice, all the cores "
+                                 "this process may use; Lightning divides them among DDP processes)")
 
     def before_instantiate_classes(self) -> None:
         """Fill what the yaml pieces leave open: run folder, loggers, checkpoint folder."""
@@ -76,6 +65,10 @@ class DermlabCLI(LightningCLI):
         run, trainer = config.run, config.trainer
         if run.wandb not in WANDB_MODES:
             raise DataError(f"--run.wandb must be one of {WANDB_MODES}, got {run.wandb!r}")
+        if run.threads < 0:
+            raise DataError(f"--run.threads must be 0 (automatic) or a positive count, got {run.threads}")
+        if run.threads:
+            torch.set_num_threads(run.threads)
         if not trainer.default_root_dir:
             trainer.default_root_dir = f"runs/{run.name}"
         root = Path(trainer.default_root_dir)
@@ -163,8 +156,11 @@ def _cli_kwargs() -> dict:
 
     import callbacks  # noqa: F401  (imported so short class names in configs resolve)
     import datamodules  # noqa: F401
-    import lightning_modules  # noqa: F401  (classifiers and segmenters: any LightningModule of the suite)
+    import lightning_modules
     from datamodules.base import SkinDataModule
+
+    for name in lightning_modules.__all__:  # imported (they load lazily) so short class names and --help find them
+        getattr(lightning_modules, name)
 
     return dict(
         model_class=L.LightningModule,
@@ -182,32 +178,6 @@ def _cli_kwargs() -> dict:
 def build_cli(args: list[str] | None = None, run: bool = True) -> DermlabCLI:
     """The suite's LightningCLI; ``run=False`` parses and instantiates without calling a verb."""
     return DermlabCLI(**_cli_kwargs(), args=args, run=run)
-
-
-def _extra_command(name: str):
-    module, function = COMMANDS[name].split(":")
-    return getattr(__import__(module, fromlist=[function]), function)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``dermlab`` console script."""
-    # Lightning 2.6 on torch 2.14 warns once per loop about a torch-internal rename; it is not actionable.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] in ("-h", "--help"):
-        print(f"extra commands: {', '.join(COMMANDS)} (dermlab <command> --help)\n")
-    try:
-        if args and args[0] in COMMANDS:
-            _extra_command(args[0])(args[1:])
-        else:
-            build_cli(argv)  # None: LightningCLI reads sys.argv itself
-    except DataError as error:
-        print(f"dermlab: error: {clean_message(error)}", file=sys.stderr)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()
 
 
 def evaluation_dataset(configs: list[str], overrides: list[str], split: str = "test"):

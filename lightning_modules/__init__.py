@@ -1,13 +1,35 @@
-"""LightningModules, one per method; plain networks live in ``lightning_modules.nets``."""
+"""LightningModules, one per method; plain networks live in ``lightning_modules.nets``.
 
-from lightning_modules.attributes import AttributeSegmenter
-from lightning_modules.base import LesionClassifier
-from lightning_modules.dds import DeeplySupervisedClassifier
-from lightning_modules.patch import PatchAttentionClassifier
-from lightning_modules.segmentation import LesionSegmenter, SegAN, SegmentationEnsemble
-from lightning_modules.triplet import TripletClassifier
-from lightning_modules.weighting import CBAMClassifier, HierarchicalClassifier
+The classes are imported on first use (PEP 562), so that importing a plain network (e.g. ``dermlab lerf``'s
+``lightning_modules.nets.lerf``) does not import Lightning, torchmetrics and every method first.
+"""
 
-__all__ = ["AttributeSegmenter", "CBAMClassifier", "DeeplySupervisedClassifier", "HierarchicalClassifier",
-           "LesionClassifier", "LesionSegmenter", "PatchAttentionClassifier", "SegAN", "SegmentationEnsemble",
-           "TripletClassifier"]
+from __future__ import annotations
+
+import importlib
+
+_MODULE_OF = {
+    "AttributeSegmenter": "attributes",
+    "LesionClassifier": "base",
+    "DeeplySupervisedClassifier": "dds",
+    "PatchAttentionClassifier": "patch",
+    "LesionSegmenter": "segmentation",
+    "SegAN": "segmentation",
+    "SegmentationEnsemble": "segmentation",
+    "TripletClassifier": "triplet",
+    "CBAMClassifier": "weighting",
+    "HierarchicalClassifier": "weighting",
+}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,58 @@
+"""The ``dermlab`` console script: the Trainer verbs go to LightningCLI (:mod:`dermlab.cli`), the suite's own
+commands to their modules.
+
+Only what a command needs is imported: ``dermlab lerf`` or ``dermlab score`` start without importing Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+
+from dermlab.errors import DataError, clean_message
+
+# Extra commands that are not Trainer verbs: name -> "module:function" taking argv.
+COMMANDS = {
+    "synth": "dermlab.commands:synth",
+    "score": "dermlab.commands:score",
+    "prepare": "dermlab.commands:prepare",
+    "demo": "dermlab.demo:main",
+    "grid": "dermlab.grid.command:main",
+    "lerf": "dermlab.lerf_command:main",
+    "objsize": "dermlab.objsize_command:main",
+    "compare-cams": "dermlab.compare_cams_command:main",
+    "cbam-maps": "dermlab.cbam_maps_command:main",
+    "postprocess": "dermlab.postprocess_command:main",
+    "audit": "dermlab.audit_command:main",
+    "weights": "dermlab.weights_command:main",
+}
+
+
+def command(name: str):
+    """The function of extra command ``name`` (imported now)."""
+    module, function = COMMANDS[name].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``dermlab`` console script; a :class:`DataError` ends it with its message and exit code 2."""
+    # Lightning 2.6 on torch 2.14 warns once per loop about a torch-internal rename; it is not actionable.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in ("-h", "--help"):
+        print(f"extra commands: {', '.join(COMMANDS)} (dermlab <command> --help)\n")
+    try:
+        if args and args[0] in COMMANDS:
+            command(args[0])(args[1:])
+        else:
+            from dermlab.cli import build_cli
+
+            build_cli(argv)  # None: LightningCLI reads sys.argv itself
+    except DataError as error:
+        print(f"dermlab: error: {clean_message(error)}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
