@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from datamodules import ISIC2017DataModule
 from datamodules.synthetic import ensure_synthetic
 from dermlab.cli import build_cli
+from dermlab.resources import keep_freed_memory
 from lightning_modules.nets.backbone import create_backbone
 
 
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)  # the demo config's batch size
     args = parser.parse_args()
     ensure_synthetic("isic2017", args.root, n=600, size=64, seed=0)
+    keep_freed_memory()  # what `dermlab fit` sets (process-wide): both loops run with it
     bare, lightning = [], []
     for _ in range(args.repeats):
         bare.append(bare_run(args))

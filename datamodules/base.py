@@ -19,6 +19,7 @@ import lightning.pytorch as L
 import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.audit import SplitAudit, audit_splits, enforce
@@ -30,6 +31,7 @@ from datamodules.masks import load_mask
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
 from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms
 from dermlab.errors import DataError, clean_message
+from dermlab.resources import default_workers, single_threaded_worker
 from dermlab.seeding import derive, run_seed
 
 log = logging.getLogger(__name__)
@@ -189,7 +191,9 @@ class SkinDataModule(L.LightningDataModule):
         root: folder holding the data set exactly as downloaded (see the README per data set).
         image_size: side of the square network input in pixels (used by the presets).
         batch_size: images per batch (per device under DDP).
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes; None (the default) picks them from the machine
+            (:func:`dermlab.resources.default_workers`: a quarter of the cores when the model trains on the CPU,
+            else the cores per device less one, at most 8). Each worker runs OpenCV and torch single-threaded.
         train_transforms: preset name, list of albumentations entries, or a yaml file holding such a list.
         eval_transforms: the same for validation, test and predict.
         predict_split: which split ``dermlab predict`` writes a submission for.
@@ -243,7 +247,7 @@ class SkinDataModule(L.LightningDataModule):
         root: str,
         image_size: int = 224,
         batch_size: int = 32,
-        num_workers: int = 2,
+        num_workers: int | None = None,
         train_transforms: TransformSpec = "default",
         eval_transforms: TransformSpec = "none",
         predict_split: str = "test",
@@ -517,8 +521,20 @@ class SkinDataModule(L.LightningDataModule):
                                  crop_positions=self.train_crop_positions if augment else "ordered")
 
     def _loader(self, split: str, **kwargs) -> DataLoader:
-        return DataLoader(self.dataset(split), batch_size=self.batch_size, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(), **kwargs)
+        workers = self.loader_workers()
+        return DataLoader(self.dataset(split), batch_size=self.batch_size, num_workers=workers,
+                          persistent_workers=workers > 0, worker_init_fn=single_threaded_worker if workers else None,
+                          pin_memory=torch.cuda.is_available(), **kwargs)
+
+    def loader_workers(self) -> int:
+        """DataLoader worker processes: ``num_workers``, or when that is None the machine's default
+        (:func:`dermlab.resources.default_workers`)."""
+        if self.num_workers is not None:
+            return self.num_workers
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return default_workers(on_cpu=not torch.cuda.is_available())
+        return default_workers(on_cpu=isinstance(trainer.accelerator, CPUAccelerator), processes=trainer.num_devices)
 
     def train_dataloader(self) -> DataLoader:
         labels = np.tile(self.table("train").labels, self.train_repeats)

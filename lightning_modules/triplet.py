@@ -180,7 +180,8 @@ class TripletClassifier(LesionClassifier):
             picked = rng.choice(members, min(per_class, len(members)), replace=False)
             chosen.append(np.resize(picked, per_class))
         order = np.concatenate(chosen)
-        loader = DataLoader(Subset(dataset, order.tolist()), batch_size=data.batch_size, num_workers=data.num_workers)
+        loader = DataLoader(Subset(dataset, order.tolist()), batch_size=data.batch_size,
+                            num_workers=data.loader_workers())
         was_training = self.training
         self.eval()
         embedded = torch.cat([self.metric_space(self.net.embed(b["image"].to(self.device))) for b in loader])

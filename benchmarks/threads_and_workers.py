@@ -1,0 +1,92 @@
+"""Training images/s and CPU time (user / sys) of ``dermlab fit`` for several DataLoader-worker and torch-thread
+counts, with and without ``--run.keep_freed_memory``, each in its own process, side by side in one run.
+
+The run fine-tunes the real demo's EfficientNet-Lite0 on the shipped sample (``experiments/demo.yaml``) at
+``--size`` px; images/s is timed between training step ``--warmup`` and ``--steps`` (validation off). User and
+sys CPU seconds are those of the run's process and its DataLoader workers (``getrusage`` of the finished child).
+``auto`` is the suite's default (:func:`dermlab.resources.default_workers`; torch's own thread count).
+
+    python benchmarks/threads_and_workers.py [--size 192 --batch 32 --steps 14 --warmup 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+# (DataLoader workers, torch threads, keep freed memory); "auto" = what the suite picks on this machine
+SETTINGS = (("auto", "auto", True), (2, "auto", False), ("auto", "auto", False), (2, 2, True), (0, 2, True),
+            (1, 1, True))
+OLD_DEFAULT = 1  # the row of the suite's settings before 2026-11-30: 2 workers, torch's threads, glibc's malloc
+
+
+def one_run(workers, threads, keep, args) -> dict:
+    """images/s of one configuration, measured in this (child) process."""
+    import torch  # noqa: F401  (imported before the CLI so that threads can be set first)
+    from lightning_vs_bare import StepTimer  # this folder is on sys.path when run as a script
+
+    from dermlab.cli import build_cli
+
+    overrides = ["-c", "experiments/demo.yaml", "--data.init_args.image_size", str(args.size),
+                 "--data.init_args.batch_size", str(args.batch), "--trainer.max_steps", str(args.steps),
+                 "--trainer.max_epochs", "-1", "--trainer.limit_val_batches", "0", "--run.wandb", "disabled",
+                 "--trainer.default_root_dir", "runs/bench_threads", "--trainer.enable_model_summary", "false"]
+    if workers != "auto":
+        overrides += ["--data.init_args.num_workers", str(workers)]
+    if threads != "auto":
+        overrides += ["--run.threads", str(threads)]
+    overrides += ["--run.keep_freed_memory", str(keep).lower()]
+    timer = StepTimer(args.warmup, args.steps)
+    cli = build_cli(overrides, run=False)
+    cli.trainer.callbacks.append(timer)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+
+    return {"images_per_s": args.batch * (args.steps - args.warmup) / timer.elapsed,
+            "workers": cli.datamodule.loader_workers(), "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=192)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=14)
+    parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        workers, threads = (v if v == "auto" else int(v) for v in args.child[:2])
+        print("RESULT " + json.dumps(one_run(workers, threads, args.child[2] == "True", args)))
+        return
+    print(f"dermlab fit, EfficientNet-Lite0 on the shipped sample at {args.size} px, batch {args.batch}, steps "
+          f"{args.warmup}–{args.steps} timed; {len(os.sched_getaffinity(0))} cores")
+    print(f"{'workers':>8} {'threads':>8} {'keep freed':>10} {'images/s':>9} {'wall s':>7} {'user s':>7} {'sys s':>6}")
+    rates = []
+    for workers, threads, keep in SETTINGS:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", str(workers), str(threads),
+                               str(keep)],
+                              capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        if not lines:
+            print(done.stdout[-2000:], done.stderr[-4000:])
+            raise SystemExit(f"run workers={workers} threads={threads} failed")
+        result = json.loads(lines[-1][7:])
+        label = lambda asked, used: f"{used}" if asked != "auto" else f"auto={used}"  # noqa: E731
+        print(f"{label(workers, result['workers']):>8} {label(threads, result['threads']):>8} {str(keep):>10} "
+              f"{result['images_per_s']:9.1f} {wall:7.1f} {after.ru_utime - before.ru_utime:7.1f} "
+              f"{after.ru_stime - before.ru_stime:6.1f}")
+        rates.append(result["images_per_s"])
+    print(f"suite default (first row) / settings before 2026-11-30 (row {OLD_DEFAULT + 1}) = "
+          f"{rates[0] / rates[OLD_DEFAULT]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
