@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classes", type=int, default=2)
     parser.add_argument("--steps", type=int, default=50, help="timed steps")
     parser.add_argument("--warmup", type=int, default=None,
-                        help="steps before timing (default 15 on a GPU, 1 on a CPU)")
+                        help="steps before timing (default 15 on a GPU, 3 on a CPU)")
     parser.add_argument("--compile", action="store_true", help="also the torch.compile rows (minutes of compiling)")
     parser.add_argument("--no-fit", action="store_true", help="only the bare rows")
     parser.add_argument("--pipeline-root", default=None,
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but torch sees no GPU; use --device cpu for the smoke test")
-    args.warmup = args.warmup if args.warmup is not None else (15 if device.type == "cuda" else 1)
+    args.warmup = args.warmup if args.warmup is not None else (15 if device.type == "cuda" else 3)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the fit rows set the same with --trainer.benchmark true
     os.environ.setdefault("WANDB_MODE", "disabled")
