@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but torch sees no GPU; use --device cpu for the smoke test")
     args.warmup = args.warmup if args.warmup is not None else (15 if device.type == "cuda" else 3)
+    if args.warmup < 1 or args.steps < 1:
+        parser.error("--warmup and --steps must be at least 1 (the timer starts at the end of a warm-up step)")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the fit rows set the same with --trainer.benchmark true
     os.environ.setdefault("WANDB_MODE", "disabled")

@@ -65,7 +65,9 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             checkpoint's keys stay those of the eager network, so checkpoints load either way); a dict gives
             torch.compile's keyword arguments (``{mode: max-autotune}``, ``{backend: aot_eager}``). The default
             inductor backend needs a C++ compiler: without one, construction raises a DataError saying so. A
-            checkpoint of a compiled run loads eagerly with ``load_from_checkpoint(path, compile=False)``.
+            checkpoint of a compiled run loads eagerly with ``load_from_checkpoint(path, compile=False)``. Only
+            calls of ``net(...)`` are compiled: steps that call other methods of the net (the triplet method's
+            ``embed``, the hierarchical one's ``node_log_probs``) stay eager.
 
     Mixed precision is the Trainer's (``--trainer.precision bf16-mixed``), not the module's.
 

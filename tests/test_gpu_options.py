@@ -207,6 +207,38 @@ def test_compile_without_a_cxx_compiler_fails_clearly(monkeypatch):
     classifier(compile={"backend": "aot_eager"})  # a backend that compiles no C++ needs none
 
 
+@pytest.mark.parametrize("name", ["dds", "patch", "cbam"])
+def test_compile_in_methods_with_hooks_or_crops(name):
+    """Methods whose ``net(...)`` does more than a timm forward: dds taps an inner layer with a forward hook
+    (attached after the first compilation, as its layer selection does), patch takes (B, N_C, C, H, W) crops,
+    the CBAM net keeps its attention maps from forward hooks for the figure commands. Compiled (aot_eager: the
+    graphs, no C++) they predict as eager and their hooks' side effects still happen."""
+    cls, options, classes = SUBCLASSES[name]
+    if name == "dds":
+        options = {"aux_layers": None}
+    images = one_batch(n=2, classes=classes)["image"]
+    if name == "patch":
+        images = torch.stack([images, images.flip(-1), images.flip(-2)], 1)
+    eager = classifier(cls, **options).eval()
+    compiled = classifier(cls, compile={"backend": "aot_eager"}, **options).eval()
+    before = frames_compiled()
+    with torch.no_grad():
+        assert (compiled.probabilities(images) - eager.probabilities(images)).abs().max() <= COMPILE_ATOL
+    assert frames_compiled() > before
+    if name == "cbam":
+        assert (compiled.net.maps.spatial - eager.net.maps.spatial).abs().max() <= COMPILE_ATOL
+    if name == "dds":
+        for module in (eager, compiled):
+            torch.manual_seed(1)
+            module.attach_aux(["layer2.0.conv2"])
+        compiled.train(), eager.train()
+        aux_eager = eager.net(images, with_aux=True)[1]["layer2.0.conv2"]
+        aux_compiled = compiled.net(images, with_aux=True)[1]["layer2.0.conv2"]
+        assert (aux_compiled - aux_eager).abs().max() <= COMPILE_ATOL
+        aux_compiled.sum().backward()
+        assert compiled.net.heads["layer2_0_conv2"][-1].weight.grad.abs().sum() > 0
+
+
 def compiled_round_trip(tmp_path, isic2017_root, compile_option) -> None:
     """Compiled and eager logits agree; a compiled run's checkpoint loads into an eager module and an eager one
     into a compiled module, keys and values unchanged."""
