@@ -3,8 +3,8 @@ public anchor (issue #20). Prepared for a lent GPU (one NVIDIA H200); ready, not
 
 Model: timm ``resnet50`` (stride on the 3×3 convolution of each downsampling block, i.e. ResNet-50 v1.5) from
 random initialisation (speed does not depend on the weights), ``--classes`` outputs (default 2, the suite's
-melanoma task; the head is < 0.1 % of the FLOPs). Optimiser everywhere: SGD, momentum 0.875, lr 0.256, weight decay
-1/32768 (NVIDIA's recipe at batch 256). Every variant runs bf16 autocast on a channels-last network and is timed
+melanoma task; the head is < 0.1 % of the FLOPs). Optimiser everywhere: SGD, momentum 0.875, weight decay 1/32768,
+lr 0.256 × batch / 256 (NVIDIA's recipe). Every variant runs bf16 autocast on a channels-last network and is timed
 between the end of step ``--warmup`` and the end of step ``--warmup + --steps``, the device synchronised at both
 ends, so compilation and cuDNN's autotuning fall in the warm-up. Images/s counts the images of the timed steps.
 
@@ -58,7 +58,13 @@ sys.path.insert(0, str(REPO))  # the lent machine has no editable install of the
 ANCHOR_IMAGES_PER_S = 2470.0
 ANCHOR = ("NVIDIA ResNet-50 v1.5 (DeepLearningExamples, PyTorch): 2,470 images/s on one A100 80GB (DGX A100), "
           "fp16 AMP, batch 256, real ImageNet input")
-SGD = {"lr": 0.256, "momentum": 0.875, "weight_decay": 1 / 32768}
+SGD = {"momentum": 0.875, "weight_decay": 1 / 32768}  # and lr 0.256 per 256 images (sgd_options)
+
+
+def sgd_options(batch_size: int) -> dict:
+    """NVIDIA's recipe: lr 0.256 at batch 256, scaled linearly. (Unscaled, batch 4 on random labels drove the
+    CPU smoke test's activations to denormal floats, which made its steps up to 30× slower.)"""
+    return {"lr": 0.256 * batch_size / 256, **SGD}
 
 
 @dataclass
@@ -108,7 +114,7 @@ def bare_loop(args, device: torch.device, compile: bool) -> float:
     net = net.to(device, memory_format=torch.channels_last).train()
     if compile:
         net.compile()
-    optimizer = torch.optim.SGD(net.parameters(), **SGD)
+    optimizer = torch.optim.SGD(net.parameters(), **sgd_options(args.batch_size))
     generator = torch.Generator().manual_seed(0)  # the batch of benchmarks/resident_data.py (the fit rows')
     images = torch.randn(args.batch_size, 3, args.size, args.size, generator=generator).to(device)
     labels = torch.randint(0, args.classes, (args.batch_size,), generator=generator).to(device)
@@ -130,7 +136,8 @@ def fit_arguments(args, device: torch.device, compile: bool) -> list[str]:
     return ["-c", str(REPO / "experiments" / "demo_synthetic.yaml"),
             "--model.init_args.backbone", args.arch, "--model.init_args.pretrained_weights", "null",
             "--model.init_args.channels_last", "true", "--model.init_args.compile", str(compile).lower(),
-            "--model.init_args.optimizer", json.dumps({"class_path": "torch.optim.SGD", "init_args": SGD}),
+            "--model.init_args.optimizer",
+            json.dumps({"class_path": "torch.optim.SGD", "init_args": sgd_options(args.batch_size)}),
             "--model.init_args.scheduler", "null",
             "--trainer.accelerator", "gpu" if device.type == "cuda" else "cpu", "--trainer.devices", "1",
             "--trainer.precision", "bf16-mixed", "--trainer.benchmark", str(device.type == "cuda").lower(),
@@ -233,7 +240,8 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
     capability = torch.backends.cpu.get_cpu_capability()
-    return f"CPU, {torch.get_num_threads()} threads, {capability}, torch {torch.__version__}"
+    threads = torch.get_num_threads()
+    return f"CPU, {threads} thread{'s' if threads > 1 else ''}, {capability}, torch {torch.__version__}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -267,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--warmup and --steps must be at least 1 (the timer starts at the end of a warm-up step)")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the fit rows set the same with --trainer.benchmark true
+    else:  # the smoke test: a random-init ResNet-50 in bf16 makes denormal floats, whose slow path made CPU steps
+        torch.set_flush_denormal(True)  # up to 30× slower; flushing held in the fit rows' steps only with one
+        torch.set_num_threads(1)        # thread (with two, they stayed ~8 s per step while the bare loop took 0.2 s)
     os.environ.setdefault("WANDB_MODE", "disabled")
 
     variants: list[tuple[str, Callable[[], float], bool]] = [("bare", lambda: bare_loop(args, device, False), False)]
