@@ -7,7 +7,7 @@ PAPERS    := arl patch weighting isic2018 baseline
 GRID_DATA  = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 export WANDB_MODE ?= offline
 
-.PHONY: help install demo demo-synthetic test test-slow test-all lint bench synth clean dds dds-smoke isic2018-seg isic2018-seg-smoke \
+.PHONY: help install demo demo-synthetic test test-slow test-all lint bench bench-gpu synth clean dds dds-smoke isic2018-seg isic2018-seg-smoke \
         $(PAPERS) $(PAPERS:%=%-smoke)
 
 help:            ## list targets
@@ -64,6 +64,9 @@ bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResN
 	$(BIN)/python benchmarks/ncm_throughput.py
 	$(BIN)/python benchmarks/audit_setup.py
 	$(BIN)/python benchmarks/backbone_throughput.py
+
+bench-gpu:       ## one GPU: ResNet-50 224 px training images/s, bare loop vs dermlab fit (bf16, channels_last, eager + compiled) vs NVIDIA's A100 anchor [ARGS=...]
+	WANDB_MODE=disabled $(BIN)/python benchmarks/gpu_resnet50.py --compile $(ARGS)
 
 clean:           ## remove runs and synthetic data
 	rm -rf runs data/synthetic

@@ -24,6 +24,7 @@ from dermlab.errors import DataError
 from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.losses import ClassWeighting, ClassWeightNormalise, class_weights, per_sample_loss
+from lightning_modules.nets.acceleration import apply_speed_options
 from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
 from lightning_modules.normalisation import InputNormalisation
 from lightning_modules.reproducibility import EpochSeeding
@@ -57,6 +58,18 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             :mod:`lightning_modules.losses`).
         loss: ``ce`` (cross-entropy) or ``focal`` (``weighting`` Eq. 6, with ``focal_gamma``).
         focal_gamma: γ of the focal loss.
+        channels_last: store the network's 4-D weights and feed its images in channels-last (NHWC) layout, the
+            layout tensor-core convolutions read (``--model.init_args.channels_last true``); results change only
+            by float round-off (see :mod:`lightning_modules.nets.acceleration`).
+        compile: ``true`` compiles the network in place with ``torch.compile`` (``net.compile()``: the
+            checkpoint's keys stay those of the eager network, so checkpoints load either way); a dict gives
+            torch.compile's keyword arguments (``{mode: max-autotune}``, ``{backend: aot_eager}``). The default
+            inductor backend needs a C++ compiler: without one, construction raises a DataError saying so. A
+            checkpoint of a compiled run loads eagerly with ``load_from_checkpoint(path, compile=False)``. Only
+            calls of ``net(...)`` are compiled: steps that call other methods of the net (the triplet method's
+            ``embed``, the hierarchical one's ``node_log_probs``) stay eager.
+
+    Mixed precision is the Trainer's (``--trainer.precision bf16-mixed``), not the module's.
 
     The training loss is the batch mean of w_j · ℓ_j (``weighting`` Eq. 3): w_j is the product of the class
     weight, the data set's per-sample weight (e.g. diagnosis-guided) and, when a curriculum callback
@@ -79,6 +92,8 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         class_weight_normalise: ClassWeightNormalise = "sum_to_classes",
         loss: Literal["ce", "focal"] = "ce",
         focal_gamma: float = 1.0,
+        channels_last: bool = False,
+        compile: bool | dict = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -87,7 +102,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         if len(self.class_names) != num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
         self.monitor = monitor
-        self.net = self.build_net()
+        self.net = apply_speed_options(self.build_net(), channels_last, compile)
         self.metrics = nn.ModuleDict({s: classification_metrics(self.class_names) for s in EVAL_SPLITS})
         self.curves = nn.ModuleDict({s: curve_metrics(num_classes) for s in EVAL_SPLITS})
         self.register_buffer("class_weights", torch.ones(num_classes), persistent=False)
