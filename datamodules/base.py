@@ -31,7 +31,7 @@ from datamodules.masks import load_mask
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
 from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms
 from dermlab.errors import DataError, clean_message
-from dermlab.resources import default_workers, single_threaded_worker
+from dermlab.resources import default_workers
 from dermlab.seeding import derive, run_seed
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class SkinDataModule(L.LightningDataModule):
         batch_size: images per batch (per device under DDP).
         num_workers: DataLoader worker processes; None (the default) picks them from the machine
             (:func:`dermlab.resources.default_workers`: a quarter of the cores when the model trains on the CPU,
-            else the cores per device less one, at most 8). Each worker runs OpenCV and torch single-threaded.
+            else the cores per device less one, at most 8). PyTorch runs each worker's torch on one thread.
         train_transforms: preset name, list of albumentations entries, or a yaml file holding such a list.
         eval_transforms: the same for validation, test and predict.
         predict_split: which split ``dermlab predict`` writes a submission for.
@@ -523,7 +523,7 @@ class SkinDataModule(L.LightningDataModule):
     def _loader(self, split: str, **kwargs) -> DataLoader:
         workers = self.loader_workers()
         return DataLoader(self.dataset(split), batch_size=self.batch_size, num_workers=workers,
-                          persistent_workers=workers > 0, worker_init_fn=single_threaded_worker if workers else None,
+                          persistent_workers=workers > 0,
                           pin_memory=torch.cuda.is_available(), **kwargs)
 
     def loader_workers(self) -> int:

@@ -11,8 +11,6 @@ import ctypes.util
 import logging
 import os
 
-import torch
-
 log = logging.getLogger(__name__)
 
 # glibc mallopt(3) parameters
@@ -72,12 +70,3 @@ def default_workers(on_cpu: bool, processes: int = 1) -> int:
     if on_cpu:
         return 0 if cores < 2 else max(1, cores // 4)
     return max(1, min(8, cores - 1))
-
-
-def single_threaded_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: OpenCV (albumentations' resize and warps) and torch use one thread in each
-    worker process; otherwise every worker starts a pool of threads as large as the machine."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
