@@ -86,9 +86,10 @@ def test_kept_memory_comes_from_the_heap_and_stays_there():
     seen = {mode: run(mode) for mode in ("glibc", "keep")}
     glibc_before, glibc_during, glibc_after = seen["glibc"]
     keep_before, keep_during, keep_after = seen["keep"]
-    assert len(glibc_during[1]) == len(glibc_before[1]) + 1 and glibc_during[1].count(64) >= 1  # its own mapping
-    assert glibc_after[1] == glibc_before[1]  # unmapped when freed
-    assert keep_during[1] == keep_before[1]  # no new mapping: the heap grew instead
+    # (the kernel may merge a new anonymous mapping with a neighbour, so sizes are summed)
+    assert sum(glibc_during[1]) >= sum(glibc_before[1]) + 64 and glibc_during[0] < glibc_before[0] + 64  # own mmap
+    assert sum(glibc_after[1]) == sum(glibc_before[1])  # unmapped when freed
+    assert sum(keep_during[1]) < sum(keep_before[1]) + 64  # no new mapping for it: the heap grew instead
     assert keep_during[0] >= keep_before[0] + 64 and keep_after[0] >= keep_before[0] + 64  # and keeps it
 
 

@@ -435,7 +435,7 @@ def test_nearest_class_mean_works_in_the_same_space_as_the_triplet_loss(normaliz
     module = hand_module(normalize_embeddings=normalize, reference_per_class=2)
     table = type("Table", (), {"labels": np.array([0, 0, 1, 1, 2, 3, 4, 5, 6])})()
     images = [[10.0, 0.0], [10.0, 0.0], [0.0, 1.0], [0.0, 1.0]] + [[5.0, 5.0]] * 5
-    data = type("Data", (), {"batch_size": 4, "num_workers": 0, "table": lambda self, split: table,
+    data = type("Data", (), {"batch_size": 4, "loader_workers": lambda self: 0, "table": lambda self, split: table,
                              "dataset": lambda self, split, augment, views: [{"image": torch.tensor(x)}
                                                                              for x in images]})()
     module.trainer = type("Trainer", (), {"datamodule": data})()
