@@ -19,13 +19,14 @@ import subprocess
 import sys
 import time
 
-# (DataLoader workers, torch threads, keep freed memory); "auto" = what the suite picks on this machine
-SETTINGS = (("auto", "auto", True), (2, "auto", False), ("auto", "auto", False), (2, 2, True), (0, 2, True),
-            (1, 1, True))
-OLD_DEFAULT = 1  # the row of the suite's settings before 2026-11-30: 2 workers, torch's threads, glibc's malloc
+# "auto" = what the suite picks on this machine
+# (DataLoader workers, torch threads, keep freed memory, flush denormals)
+SETTINGS = (("auto", "auto", True, True), (2, "auto", False, False), ("auto", "auto", False, True),
+            ("auto", "auto", True, False), (2, 2, True, True), (0, 2, True, True), (1, 1, True, True))
+OLD_DEFAULT = 1  # the suite's settings before 2026-11-30: 2 workers, torch's threads, glibc's malloc, denormals
 
 
-def one_run(workers, threads, keep, args) -> dict:
+def one_run(workers, threads, keep, flush, args) -> dict:
     """images/s of one configuration, measured in this (child) process."""
     import torch  # noqa: F401  (imported before the CLI so that threads can be set first)
     from lightning_vs_bare import StepTimer  # this folder is on sys.path when run as a script
@@ -40,7 +41,7 @@ def one_run(workers, threads, keep, args) -> dict:
         overrides += ["--data.init_args.num_workers", str(workers)]
     if threads != "auto":
         overrides += ["--run.threads", str(threads)]
-    overrides += ["--run.keep_freed_memory", str(keep).lower()]
+    overrides += ["--run.keep_freed_memory", str(keep).lower(), "--run.flush_denormal", str(flush).lower()]
     timer = StepTimer(args.warmup, args.steps)
     cli = build_cli(overrides, run=False)
     cli.trainer.callbacks.append(timer)
@@ -56,21 +57,22 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=14)
     parser.add_argument("--warmup", type=int, default=4)
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         workers, threads = (v if v == "auto" else int(v) for v in args.child[:2])
-        print("RESULT " + json.dumps(one_run(workers, threads, args.child[2] == "True", args)))
+        print("RESULT " + json.dumps(one_run(workers, threads, args.child[2] == "True", args.child[3] == "True", args)))
         return
     print(f"dermlab fit, EfficientNet-Lite0 on the shipped sample at {args.size} px, batch {args.batch}, steps "
           f"{args.warmup}–{args.steps} timed; {len(os.sched_getaffinity(0))} cores")
-    print(f"{'workers':>8} {'threads':>8} {'keep freed':>10} {'images/s':>9} {'wall s':>7} {'user s':>7} {'sys s':>6}")
+    print(f"{'workers':>8} {'threads':>8} {'keep freed':>10} {'flush':>6} {'images/s':>9} {'wall s':>7} "
+          f"{'user s':>7} {'sys s':>6}")
     rates = []
-    for workers, threads, keep in SETTINGS:
+    for workers, threads, keep, flush in SETTINGS:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", str(workers), str(threads),
-                               str(keep)],
+                               str(keep), str(flush)],
                               capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -81,6 +83,7 @@ def main() -> None:
         result = json.loads(lines[-1][7:])
         label = lambda asked, used: f"{used}" if asked != "auto" else f"auto={used}"  # noqa: E731
         print(f"{label(workers, result['workers']):>8} {label(threads, result['threads']):>8} {str(keep):>10} "
+              f"{str(flush):>6} "
               f"{result['images_per_s']:9.1f} {wall:7.1f} {after.ru_utime - before.ru_utime:7.1f} "
               f"{after.ru_stime - before.ru_stime:6.1f}")
         rates.append(result["images_per_s"])

@@ -59,6 +59,9 @@ class DermlabCLI(LightningCLI):
         parser.add_argument("--run.keep_freed_memory", type=bool, default=True,
                             help="keep freed memory in the process (glibc mallopt) instead of page-faulting large "
                                  "tensors back every step: 1.4-1.6x faster CPU training (dermlab.resources)")
+        parser.add_argument("--run.flush_denormal", type=bool, default=True,
+                            help="CPU: treat denormal floats as zero (torch.set_flush_denormal); a ResNet-18 trained "
+                                 "at 224 px 4x faster with it (Adam's second moments go denormal)")
         parser.add_argument("--run.threads", type=int, default=0,
                             help="torch CPU threads of the training process (0: torch's own choice, all the cores "
                                  "this process may use; Lightning divides them among DDP processes)")
@@ -75,6 +78,7 @@ class DermlabCLI(LightningCLI):
             torch.set_num_threads(run.threads)
         if run.keep_freed_memory:
             keep_freed_memory()
+        torch.set_flush_denormal(run.flush_denormal)  # x86 FTZ/DAZ; threads started from here on inherit it
         if not trainer.default_root_dir:
             trainer.default_root_dir = f"runs/{run.name}"
         root = Path(trainer.default_root_dir)

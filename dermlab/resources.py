@@ -62,9 +62,11 @@ def default_workers(on_cpu: bool, processes: int = 1) -> int:
     """DataLoader worker processes per training process.
 
     ``on_cpu`` (the model trains on the CPU, so workers take cores from the compute threads): a quarter of the
-    cores, at least 1 (none on a 1-core machine). Measured on 2 cores (``benchmarks/threads_and_workers.py``):
-    1 worker trains as fast as 2 and 15 % faster than none, which decodes between steps. Otherwise (GPU): the cores
-    per process less one for the process itself, at most 8.
+    cores, at least 1 (none on a 1-core machine), so that decoding overlaps the step. On the 2-core machine, with
+    the shipped sample's small JPEGs, 0, 1 and 2 workers trained equally fast within the noise
+    (``benchmarks/threads_and_workers.py``: 23.6, 22.9 and 23.5 images/s); full-size originals take ~50 ms each to
+    decode, which one worker hides and none does not. Otherwise (GPU): the cores per process less one for the
+    process itself, at most 8.
     """
     cores = available_cores() // max(1, processes)
     if on_cpu:
