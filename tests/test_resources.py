@@ -117,8 +117,8 @@ def test_run_flush_denormal_treats_denormal_floats_as_zero(isic2017_root, tmp_pa
     from dermlab.cli import build_cli
     from tests.conftest import tiny_args
 
-    tiny = torch.tensor([1e-39], dtype=torch.float32)
     torch.set_flush_denormal(False)  # torch's default (an earlier CLI test in this process may have set it)
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # made after: with flushing on, even the conversion gives 0
     assert float(tiny * 1.0) != 0.0
     try:
         build_cli(tiny_args(isic2017_root, tmp_path / "run", "--run.flush_denormal", str(flush).lower()), run=False)
