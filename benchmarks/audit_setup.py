@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dermlab.resources import available_cores
+
 
 def upscale(path: Path) -> None:
     image = Image.open(path).resize((600, 450), Image.BICUBIC)
@@ -53,7 +55,7 @@ def timed_setup(root: Path, **kwargs) -> tuple[float, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="images in the pool (HAM10000: 10015)")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--workers", type=int, default=available_cores())
     parser.add_argument("--epoch-sample", type=int, default=256, help="images timed through the training loader")
     parser.add_argument("--root", default=None, help="reuse (or keep) the synthetic pool in this folder")
     args = parser.parse_args()

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from dermlab.resources import available_cores
+
 # "auto" = what the suite picks on this machine
 # (DataLoader workers, torch threads, keep freed memory, flush denormals)
 SETTINGS = (("auto", "auto", True, True), (2, "auto", False, False), ("auto", "auto", False, True),
@@ -28,7 +30,7 @@ OLD_DEFAULT = 1  # the suite's settings before 2026-11-30: 2 workers, torch's th
 
 def one_run(workers, threads, keep, flush, args) -> dict:
     """images/s of one configuration, measured in this (child) process."""
-    import torch  # noqa: F401  (imported before the CLI so that threads can be set first)
+    import torch
     from lightning_vs_bare import StepTimer  # this folder is on sys.path when run as a script
 
     from dermlab.cli import build_cli
@@ -64,7 +66,7 @@ def main() -> None:
         print("RESULT " + json.dumps(one_run(workers, threads, args.child[2] == "True", args.child[3] == "True", args)))
         return
     print(f"dermlab fit, EfficientNet-Lite0 on the shipped sample at {args.size} px, batch {args.batch}, steps "
-          f"{args.warmup}–{args.steps} timed; {len(os.sched_getaffinity(0))} cores")
+          f"{args.warmup}–{args.steps} timed; {available_cores()} cores")
     print(f"{'workers':>8} {'threads':>8} {'keep freed':>10} {'flush':>6} {'images/s':>9} {'wall s':>7} "
           f"{'user s':>7} {'sys s':>6}")
     rates = []

@@ -16,7 +16,6 @@ no fingerprint (``None``); the datamodule's ``on_bad_image`` deals with them.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from PIL import Image
 from datamodules.cache import cache_root, source_key
 from datamodules.io import load_rgb, upright
 from dermlab.errors import DataError
+from dermlab.resources import available_cores
 
 NEAR_DUPLICATE_BITS = 6  # pHash distance (of 64 bits) at or below which two images count as near duplicates
 KINDS = ("exact", "phash")
@@ -65,7 +65,7 @@ class FingerprintStore:
 
     def __init__(self, directory: str | Path | None = None, workers: int | None = None):
         self.path = cache_root(directory) / "fingerprints.sqlite3"
-        self.workers = workers or len(os.sched_getaffinity(0))
+        self.workers = workers or available_cores()
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
