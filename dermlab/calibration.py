@@ -106,9 +106,11 @@ def fit_temperature(log_probabilities: torch.Tensor, targets: torch.Tensor, max_
     temperature = math.exp(float(log_t.detach()))
     low, high = T_RANGE
     if not low <= temperature <= high:
-        log.warning("temperature scaling: the validation NLL still falls at T = %.3g; T kept at %g (is every "
-                    "validation image predicted right?)", temperature, min(max(temperature, low), high))
-        temperature = min(max(temperature, low), high)
+        kept = min(max(temperature, low), high)
+        log.warning("temperature scaling: the validation NLL still falls at T = %.3g; T kept at %g%s", temperature,
+                    kept, " (the model does no better than a flat prediction on the validation set)"
+                    if temperature > high else "")
+        temperature = kept
     return temperature
 
 
@@ -126,7 +128,8 @@ def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tenso
     """ECE (l1, ``n_bins`` equal-width bins) of (N, C) probabilities: torchmetrics' binary calibration error
     of P(positive) for two classes, its multiclass (top-label) one otherwise."""
     if probabilities.shape[1] == 2:
-        return float(binary_calibration_error(probabilities[:, 1].float().contiguous(), targets.long(), n_bins=n_bins, norm="l1"))
+        positive = probabilities[:, 1].float().contiguous()
+        return float(binary_calibration_error(positive, targets.long(), n_bins=n_bins, norm="l1"))
     return float(multiclass_calibration_error(probabilities.float(), targets.long(), probabilities.shape[1],
                                               n_bins=n_bins, norm="l1"))
 
