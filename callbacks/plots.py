@@ -53,23 +53,27 @@ def reliability_figure(probabilities: torch.Tensor, targets: torch.Tensor, title
     confidence, outcome = confidence_and_outcome(probabilities, targets)
     bins = reliability_bins(confidence, outcome, n_bins)
     ece = expected_calibration_error(probabilities, targets, n_bins)
-    edges = bins["edges"].numpy()
     frequency = np.nan_to_num(bins["frequency"].numpy())
     binary = probabilities.shape[1] == 2
     with plt.rc_context(STYLE):
         figure, axis = plt.subplots(figsize=(4, 4))
+        _draw_reliability(axis, bins, frequency, binary)
+        axis.set_title(f"{title}: ECE {ece:.4f} ({n_bins} bins, n={len(targets)})")
+    return figure, ece
+
+
+def _draw_reliability(axis, bins: dict, frequency: np.ndarray, binary: bool) -> None:
+    edges = bins["edges"].numpy()
     axis.bar(edges[:-1], frequency, width=np.diff(edges), align="edge", edgecolor="k", linewidth=0.5,
              color="tab:blue", label="observed")
     axis.plot([0, 1], [0, 1], "k:", linewidth=0.8, label="perfect calibration")
     for left, width, height, count in zip(edges[:-1], np.diff(edges), frequency, bins["count"].numpy(), strict=True):
         if count:
-            axis.text(left + width / 2, height + 0.01, f"{int(count)}", ha="center", va="bottom", fontsize=5)
+            axis.text(left + width / 2, height + 0.01, f"{int(count)}", ha="center", va="bottom", fontsize=6)
     axis.set(xlim=(0, 1), ylim=(0, 1.08),
              xlabel="predicted P(positive)" if binary else "confidence (top-label probability)",
              ylabel="fraction positive" if binary else "fraction right")
-    axis.set_title(f"{title}: ECE {ece:.4f} ({n_bins} bins, n={len(targets)})")
-    axis.legend(loc="upper left")
-    return figure, ece
+    axis.legend(loc="lower right")
 
 
 class ClassificationPlots(L.Callback):
