@@ -8,8 +8,10 @@ Every value of an attribute is a group; a missing value (empty, NaN, ``unknown``
 metadata are the group ``unknown``. One row ``all / all`` gives the whole test set for reference.
 
 Per group: ``n`` images, ``positives`` (images of the positive class), AUC, sensitivity and specificity, each
-with its 95 % stratified bootstrap percentile interval (:func:`dermlab.intervals.stratified_bootstrap`: images
-resampled within each true class of the group, so every replicate keeps the group's class counts). What is
+with its 95 % stratified bootstrap percentile interval: images resampled within each true class of the group, so
+every replicate keeps the group's class counts; the same draws and percentiles as
+:func:`dermlab.intervals.stratified_bootstrap`, with each metric computed for all replicates at once from the rows'
+multiplicities (a table of 27 groups of 2,000 test images, 2,000 replicates: seconds, not minutes). What is
 "positive":
 
 * a binary task: the second class (P(positive) = its probability), predicted positive when P > ``threshold``
@@ -34,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from dermlab.errors import DataError
-from dermlab.intervals import binary_auc, stratified_bootstrap
 
 UNKNOWN = "unknown"
 AGE_BANDS = ((30, "0-29"), (45, "30-44"), (60, "45-59"), (75, "60-74"), (math.inf, "75+"))  # (upper bound, name)
@@ -42,6 +43,7 @@ AGE_BAND_NAMES = tuple(name for _, name in AGE_BANDS)
 METRICS = ("auc", "sensitivity", "specificity")
 COLUMNS = ("attribute", "group", "n", "positives", *(f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")),
            "note")
+CHUNK_VALUES = 2_000_000  # replicate × row multiplicities held at once (16 MB of float64)
 MISSING = {"", "nan", "none", "unknown", "na", "n/a"}
 
 
@@ -94,6 +96,13 @@ def attributes(ids: Sequence[str], source: str, **columns: Sequence) -> pd.DataF
     return frame
 
 
+def for_images(frame: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
+    """The rows of a metadata ``frame`` (indexed by image id) for ``ids``, in that order; an image the frame lacks
+    is ``unknown`` in every column (the first row of an id listed twice counts)."""
+    frame = frame[~frame.index.duplicated()]
+    return frame.reindex(pd.Index(list(ids), name="image_id")).fillna(UNKNOWN)
+
+
 def read_predictions(path, class_names: Sequence[str]) -> pd.DataFrame:
     """``<run>/predictions_test.csv``: ``image,target,<class names...>[,scored]``.
 
@@ -124,44 +133,95 @@ def check_predictions(frame: pd.DataFrame, class_names: Sequence[str], source: s
         raise DataError(f"{source} row {row + 2} ({frame['image'].iloc[row]}): a probability outside [0, 1].")
 
 
-# --- metrics of one group: labels (N,) and a per-task score matrix, as the bootstrap resamples them --------------
-def _auc(labels, scores) -> float:
-    return binary_auc(labels, scores[:, 0])
+# --- metrics of one group, vectorised over bootstrap replicates ------------------------------------------------
+# A bootstrap replicate is a multiset of the group's rows: ``weights`` (B, n) holds how often each of the n rows is
+# drawn in each of B replicates (all ones: the group itself). Each metric takes ``labels`` (n,), ``scores`` (n, k)
+# and ``weights`` and returns (B,) values, equal to the metric of the resampled rows.
+def _weighted_aucs(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Binary AUC of each replicate as the Mann–Whitney statistic, ties ½ (as :func:`dermlab.intervals.binary_auc`):
+    with the rows sorted by score once and equal scores pooled into levels, Σ_levels pos_l · (neg below + neg_l / 2)
+    / (P · N), where pos_l / neg_l are the replicate's drawn positives / negatives at the level."""
+    order = np.argsort(score, kind="stable")
+    ordered = score[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    drawn = weights[:, order]
+    positives = np.add.reduceat(drawn * positive[order], starts, axis=1)
+    negatives = np.add.reduceat(drawn * ~positive[order], starts, axis=1)
+    below = np.cumsum(negatives, axis=1) - negatives
+    return (positives * (below + negatives / 2)).sum(1) / (positives.sum(1) * negatives.sum(1))
 
 
-def _sensitivity(labels, scores) -> float:
-    return float(scores[labels == 1, 1].mean())
+def _auc(labels, scores, weights):
+    return _weighted_aucs(labels == 1, scores[:, 0], weights)
 
 
-def _specificity(labels, scores) -> float:
-    return float(1 - scores[labels == 0, 1].mean())
+def _sensitivity(labels, scores, weights):
+    hits = weights[:, labels == 1]
+    return (hits * scores[labels == 1, 1]).sum(1) / hits.sum(1)
 
 
-def _macro_auc(labels, probabilities) -> float:
+def _specificity(labels, scores, weights):
+    drawn = weights[:, labels == 0]
+    return (drawn * (1 - scores[labels == 0, 1])).sum(1) / drawn.sum(1)
+
+
+def _macro_auc(labels, probabilities, weights):
     classes = [c for c in np.unique(labels) if 0 < (labels == c).sum() < len(labels)]
-    return float(np.mean([binary_auc(labels == c, probabilities[:, c]) for c in classes]))
+    return np.mean([_weighted_aucs(labels == c, probabilities[:, c], weights) for c in classes], axis=0)
 
 
-def _macro_recall(labels, probabilities) -> float:
+def _macro_recall(labels, probabilities, weights):
     predicted = probabilities.argmax(1)
-    return float(np.mean([(predicted[labels == c] == c).mean() for c in np.unique(labels)]))
+    return np.mean([(weights[:, labels == c] * (predicted[labels == c] == c)).sum(1) / weights[:, labels == c].sum(1)
+                    for c in np.unique(labels)], axis=0)
 
 
-def _macro_specificity(labels, probabilities) -> float:
+def _macro_specificity(labels, probabilities, weights):
     predicted = probabilities.argmax(1)
-    present = np.unique(labels)
-    return float(np.mean([(predicted[labels != c] != c).mean() for c in present if (labels != c).any()]))
+    return np.mean([(weights[:, labels != c] * (predicted[labels != c] != c)).sum(1) / weights[:, labels != c].sum(1)
+                    for c in np.unique(labels) if (labels != c).any()], axis=0)
+
+
+def replicate_rows(strata: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) row indices of the stratified bootstrap, each replicate the classes in turn: the very draws of
+    :func:`dermlab.intervals.stratified_bootstrap` (same seed → same replicates; ``Generator.choice`` with replacement
+    draws ``integers(0, size)``, here for every replicate and class in one call, in the same order)."""
+    rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(strata == c) for c in np.unique(strata)]
+    members = np.concatenate(by_class)
+    sizes = np.concatenate([np.full(len(m), len(m)) for m in by_class])
+    starts = np.repeat(np.cumsum([0, *map(len, by_class)])[:-1], list(map(len, by_class)))
+    return members[starts + rng.integers(0, np.tile(sizes, (n_boot, 1)))]
+
+
+def _interval(metric, rows: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+              level: float) -> tuple[float, float, float]:
+    """(estimate, low, high): the percentile interval of ``metric`` over the replicates ``rows`` (n_boot, n), as
+    :func:`dermlab.intervals.stratified_bootstrap` computes it, every replicate as row multiplicities at once."""
+    n_boot, n = rows.shape
+    chunk = max(1, CHUNK_VALUES // n)  # replicates per call: bounded memory for large groups
+    replicates = []
+    for first in range(0, n_boot, chunk):
+        block = rows[first:first + chunk]
+        offsets = np.arange(len(block))[:, None] * n
+        weights = np.bincount((block + offsets).ravel(), minlength=len(block) * n).reshape(len(block), n)
+        replicates.append(metric(labels, scores, weights.astype(float)))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(np.concatenate(replicates), [tail, 100 - tail])
+    return float(metric(labels, scores, np.ones((1, n)))[0]), float(low), float(high)
 
 
 def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | None, threshold: float,
                n_boot: int, seed: int, level: float) -> dict:
     """The metrics of one group (module docstring); ``positive`` a class index, or None for macro."""
+    if n_boot < 1 or not 0 < level < 1:
+        raise ValueError(f"n_boot must be ≥ 1 and level in (0, 1), got {n_boot} and {level}")
     row: dict = {"n": len(labels)}
     notes = []
     if positive is None:
         present = np.unique(labels)
         row["positives"] = np.nan
-        scores, strata = probabilities, labels
+        scores, strata, targets = probabilities, labels, labels
         functions = {"auc": _macro_auc, "sensitivity": _macro_recall, "specificity": _macro_specificity}
         usable = {"auc": len(present) > 1, "sensitivity": True, "specificity": len(present) > 1}
         if len(present) == 1:
@@ -169,7 +229,7 @@ def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | No
         else:
             notes.append(f"macro over {len(present)} classes present")
     else:
-        strata = (labels == positive).astype(int)
+        strata = targets = (labels == positive).astype(int)
         score = probabilities[:, positive]
         predicted = score > threshold if probabilities.shape[1] == 2 else probabilities.argmax(1) == positive
         scores = np.column_stack([score, predicted.astype(float)])
@@ -182,12 +242,10 @@ def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | No
             notes.append("no positives: no AUC or sensitivity")
         elif positives == len(labels):
             notes.append("no negatives: no AUC or specificity")
+    rows = replicate_rows(strata, n_boot, seed)  # one set of replicates for the group's three metrics
     for name in METRICS:
-        if usable[name]:
-            interval = stratified_bootstrap(functions[name], strata, scores, n_boot, seed, level)
-            row.update({name: interval.estimate, f"{name}_low": interval.low, f"{name}_high": interval.high})
-        else:
-            row.update({name: np.nan, f"{name}_low": np.nan, f"{name}_high": np.nan})
+        values = _interval(functions[name], rows, targets, scores, level) if usable[name] else (np.nan,) * 3
+        row.update(dict(zip((name, f"{name}_low", f"{name}_high"), values, strict=True)))
     row["note"] = "; ".join(notes)
     return row
 

@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from dermlab.errors import DataError
 from dermlab.subgroups import age_band, attributes, subgroup_table
+from tests.conftest import SHARED_DATA
 
 # 12 test images of a binary task (other / melanoma): label, P(melanoma), sex, site. Image 5 is absent from the
 # metadata (so it is "unknown" for every attribute); site holds NaN, "" and "unknown" for images 6, 7 and 10.
@@ -136,3 +137,132 @@ def test_attributes_name_a_bad_age_by_file_and_row():
                                       "b": {"age_band": "unknown", "sex": "unknown"}}
     with pytest.raises(DataError, match="'meta.csv' row 3 .b.: age 'forty' is not a number"):
         attributes(["a", "b"], "meta.csv", age=[40, "forty"])
+
+
+# --- the datamodules' metadata hooks ------------------------------------------------------------------------------
+def test_ham10000_metadata_of_the_synthetic_twin(synthetic):
+    from datamodules import HAM10000DataModule
+
+    root = synthetic("ham10000")
+    data = HAM10000DataModule(str(root), split="patch", num_workers=0)
+    frame = data.metadata("test")
+    csv = pd.read_csv(root / "HAM10000_metadata.csv").set_index("image_id")
+    assert list(frame.index) == data.table("test").ids and list(frame.columns) == ["age_band", "sex", "localization"]
+    for image_id, found in frame.iterrows():
+        assert found.sex == csv.sex[image_id] and found.localization == csv.localization[image_id]
+        assert found.age_band == age_band(csv.age[image_id])
+    assert data.lesion_masks("test") == {}  # the synthetic twin ships no HAM10000 masks
+
+
+def test_isic2017_metadata_csvs(broken_root):
+    from datamodules import ISIC2017DataModule
+
+    data = ISIC2017DataModule(str(broken_root), num_workers=0)
+    csv = broken_root / "ISIC-2017_Test_v2_Data" / "ISIC-2017_Test_v2_Data_metadata.csv"  # the synthetic twin's
+    written = pd.read_csv(csv).set_index("image_id")
+    frame = data.metadata("test")
+    assert list(frame.columns) == ["sex", "age_band"]
+    for image_id, found in frame.iterrows():
+        assert found.tolist() == [written.sex[image_id], age_band(written.age_approximate[image_id])]
+    ids = data.table("test").ids
+    ages, sexes = ["unknown", "35", "80"], ["female", "male", "unknown"]
+    csv.write_text(
+        "image_id,age_approximate,sex\r\n" + "".join(f"{i},{ages[k % 3]},{sexes[k % 3]}\r\n"
+                                                     for k, i in enumerate(ids[:-1])))  # the last one unlisted
+    frame = ISIC2017DataModule(str(broken_root), num_workers=0).metadata("test")
+    assert len(frame) == len(ids)
+    assert frame.loc[ids[0]].tolist() == ["female", "unknown"] and frame.loc[ids[1]].tolist() == ["male", "30-44"]
+    assert frame.loc[ids[2]].tolist() == ["unknown", "75+"] and frame.loc[ids[-1]].tolist() == ["unknown", "unknown"]
+
+
+REAL_2018_TEST = SHARED_DATA / "isic2018" / "ISIC2018_Task3_Test_GroundTruth.csv"
+
+
+@pytest.mark.skipif(not REAL_2018_TEST.is_file(), reason="../shared/data (real ISIC 2018 task 3 test truth) absent")
+def test_isic2018_task3_metadata_from_the_real_ham_layout_test_truth(tmp_path):
+    import shutil
+
+    from datamodules import ISIC2018Task3DataModule
+    from tests.conftest import touch_images
+
+    shutil.copy(REAL_2018_TEST, tmp_path)
+    truth = pd.read_csv(REAL_2018_TEST)
+    touch_images(tmp_path / "ISIC2018_Task3_Test_Input", truth.image_id)
+    frame = ISIC2018Task3DataModule(str(tmp_path), split="holdout", num_workers=0).metadata("test")
+    assert len(frame) == 1512 and list(frame.columns) == ["age_band", "sex", "localization"]
+    assert frame.sex.value_counts().to_dict() == truth.sex.fillna("unknown").value_counts().to_dict()
+    assert (frame.age_band == "unknown").sum() == truth.age.isna().sum()
+
+
+def test_isic_sample_metadata_from_the_json_records():
+    from datamodules import ISICSampleDataModule
+    from datamodules.isic_sample import read_records
+
+    data = ISICSampleDataModule(num_workers=0)
+    frame = data.metadata("test")
+    records = read_records(data.root).set_index("image_id")
+    assert list(frame.columns) == ["sex", "age_band"] and list(frame.index) == data.table("test").ids
+    for image_id, found in frame.iterrows():
+        assert found.sex == (records.sex[image_id] or "unknown")
+        assert found.age_band == age_band(records.age_approx[image_id])
+
+
+# --- the callback ---------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # a Lightning test run: ~3 s
+def test_callback_on_a_tiny_synthetic_ham10000_test_run(synthetic, tmp_path):
+    import lightning.pytorch as L
+
+    from callbacks import SubgroupMetrics
+    from datamodules import HAM10000DataModule
+    from lightning_modules import LesionClassifier
+
+    data = HAM10000DataModule(str(synthetic("ham10000")), split="patch", image_size=32, batch_size=4, num_workers=0)
+    model = LesionClassifier("test_resnet", num_classes=7, class_names=data.class_names)
+    callback = SubgroupMetrics(positive="MEL", n_boot=50)
+    trainer = L.Trainer(accelerator="cpu", default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+    trainer.test(model, datamodule=data)
+    test_ids = data.table("test").ids
+    table = pd.read_csv(tmp_path / "subgroups_test.csv", keep_default_na=False, na_values=[""])
+    assert list(table.attribute.unique()) == ["all", "age_band", "sex", "localization", "ita_category"]
+    assert table.n[0] == len(test_ids)
+    for _, rows in table[table.attribute != "all"].groupby("attribute"):
+        assert rows.n.sum() == len(test_ids)  # every image in exactly one group of each attribute
+    melanomas = int((data.table("test").labels == 0).sum())  # MEL is class 0
+    assert table.positives[0] == melanomas
+    tones = pd.read_csv(tmp_path / "ita_test.csv")
+    assert tones.image.tolist() == test_ids and (tones.lesion == "otsu+ellipse").all()
+    assert (tmp_path / "plots" / "test_subgroups.png").stat().st_size > 1000
+
+
+@pytest.mark.slow  # the CLI with the default callbacks: ~5 s
+def test_default_callbacks_write_subgroups_with_the_logged_test_auc(isic2017_root, tmp_path):
+    from dermlab.cli import build_cli
+    from tests.conftest import tiny_args
+
+    run = tmp_path / "run"
+    cli = build_cli(["test", *tiny_args(isic2017_root, run)])
+    table = pd.read_csv(run / "subgroups_test.csv", keep_default_na=False, na_values=[""])
+    # the callback's own copy of the probabilities gives the AUC torchmetrics logged (binary: P(melanoma))
+    assert table.auc[0] == pytest.approx(float(cli.trainer.callback_metrics["test/auc"]), abs=1e-4)
+    assert list(table.attribute.unique()) == ["all", "sex", "age_band", "ita_category"]
+    assert (table.groupby("attribute").n.sum() == 12).all()  # 12 test images in each attribute's groups
+
+
+def test_vectorised_intervals_are_those_of_dermlab_intervals(monkeypatch):
+    from dermlab.intervals import binary_auc, stratified_bootstrap
+
+    predictions, metadata = case_frames()
+    table = subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=300, seed=7)
+    for (attribute, group), members in MEMBERS.items():
+        rows = predictions[predictions.image.isin(members)]
+        labels, scores = rows.target.to_numpy(), rows.melanoma.to_numpy()
+        reference = stratified_bootstrap(binary_auc, labels, scores, n_boot=300, seed=7)
+        sensitivity = stratified_bootstrap(lambda y, s: (s[y == 1] > 0.5).mean(), labels, scores, n_boot=300, seed=7)
+        found = row(table, attribute, group)
+        assert (found.auc, found.auc_low, found.auc_high) == pytest.approx(
+            (reference.estimate, reference.low, reference.high), abs=1e-12)
+        assert (found.sensitivity_low, found.sensitivity_high) == pytest.approx((sensitivity.low, sensitivity.high))
+    monkeypatch.setattr("dermlab.subgroups.CHUNK_VALUES", 10)  # a few replicates per call: the same table
+    pd.testing.assert_frame_equal(subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=300, seed=7),
+                                  table)
