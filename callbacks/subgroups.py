@@ -37,7 +37,7 @@ from datamodules.io import load_rgb
 from datamodules.masks import read_mask
 from dermlab.figures import forest
 from dermlab.ita import image_ita
-from dermlab.subgroups import for_images, read_predictions, subgroup_table
+from dermlab.subgroups import FEW, TOO_FEW, for_images, read_predictions, subgroup_table
 from lightning_modules.base import LesionClassifier
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,13 @@ def skin_tones(paths: dict[str, Path], masks: dict[str, Path], max_side: int = 2
 
 
 def forest_labels(table: pd.DataFrame) -> list[str]:
-    """``sex: female (n=120, 14 pos)`` per row (``pos`` left out in macro mode)."""
+    """``sex: female (n=120, 14 pos)`` per row (``pos`` left out in macro mode), `` *`` after a group whose interval
+    is too narrow to trust (fewer than :data:`dermlab.subgroups.FEW` images of a class)."""
     labels = []
     for row in table.itertuples():
         name = "all" if row.attribute == "all" else f"{row.attribute}: {row.group}"
         count = f"n={row.n}" + ("" if pd.isna(row.positives) else f", {int(row.positives)} pos")
-        labels.append(f"{name} ({count})")
+        labels.append(f"{name} ({count})" + (" *" if TOO_FEW in str(row.note) else ""))
     return labels
 
 
@@ -156,7 +157,8 @@ class SubgroupMetrics(L.Callback):
                          for m in ("auc", "sensitivity", "specificity")},
                         reference={m: overall[m] for m in ("auc", "sensitivity", "specificity")},
                         title=f"test metrics per subgroup ({self.level:.0%} stratified bootstrap, "
-                              f"{self.n_boot} resamples; dotted: all images)")
+                              f"{self.n_boot} resamples; dotted: all images;\n*: fewer than {FEW} images of a class, "
+                              "interval too narrow to trust)")
         save_figure(trainer, figure, "test_subgroups")
         missing = int(self.table.auc.isna().sum())
         log.info("subgroup metrics: %d groups of %d attributes (%d without an AUC) in %s and plots/test_subgroups.png "

@@ -24,7 +24,10 @@ multiplicities (a table of 27 groups of 2,000 test images, 2,000 replicates: sec
   ``positives`` is then empty.
 
 A metric that needs a class the group lacks (an AUC without both classes, a sensitivity without positives, a
-specificity without negatives) is ``NaN`` with the reason in ``note``.
+specificity without negatives) is ``NaN`` with the reason in ``note``. A group with fewer than :data:`FEW` images of
+a class gets "interval too narrow to trust" in ``note``: the stratified bootstrap resamples within each class, so
+with one positive every replicate holds that same positive (n copies of it) and the AUC interval collapses
+to a point, though the group says almost nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ AGE_BAND_NAMES = tuple(name for _, name in AGE_BANDS)
 METRICS = ("auc", "sensitivity", "specificity")
 COLUMNS = ("attribute", "group", "n", "positives", *(f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")),
            "note")
+TOO_FEW = "interval too narrow to trust"
+FEW = 5  # fewer images of a class in a group than this: its interval is flagged in ``note``
 CHUNK_VALUES = 2_000_000  # replicate × row multiplicities held at once (16 MB of float64)
 MISSING = {"", "nan", "none", "unknown", "na", "n/a"}
 
@@ -228,6 +233,9 @@ def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | No
             notes.append(f"one class only ({present[0]}): no AUC or specificity")
         else:
             notes.append(f"macro over {len(present)} classes present")
+        few = [int(c) for c in present if (labels == c).sum() < FEW]
+        if few:
+            notes.append(f"{TOO_FEW} (fewer than {FEW} images of class(es) {few})")
     else:
         strata = targets = (labels == positive).astype(int)
         score = probabilities[:, positive]
@@ -242,6 +250,10 @@ def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | No
             notes.append("no positives: no AUC or sensitivity")
         elif positives == len(labels):
             notes.append("no negatives: no AUC or specificity")
+        few = [f"{count} {name}" for count, name in ((positives, "positives"), (len(labels) - positives, "negatives"))
+               if 0 < count < FEW]
+        if few:
+            notes.append(f"{TOO_FEW} (only {' and '.join(few)})")
     rows = replicate_rows(strata, n_boot, seed)  # one set of replicates for the group's three metrics
     for name in METRICS:
         values = _interval(functions[name], rows, targets, scores, level) if usable[name] else (np.nan,) * 3

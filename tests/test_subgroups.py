@@ -71,6 +71,8 @@ def test_twelve_image_case_by_hand():
         assert found.specificity == pytest.approx(specificity)
         for metric in ("auc", "sensitivity", "specificity"):
             assert found[f"{metric}_low"] <= found[metric] + 1e-12 <= found[f"{metric}_high"] + 2e-12
+        # fewer than 5 positives or negatives: the stratified bootstrap cannot vary them much, and the note says so
+        assert ("too narrow to trust" in found.note) == (min(positives, n - positives) < 5)
         members = predictions[predictions.image.isin(MEMBERS[attribute, group])]
         assert roc_auc_score(members.target, members.melanoma) == pytest.approx(auc)  # independent reference
 
@@ -82,7 +84,7 @@ def test_groups_without_both_classes_get_no_auc_and_say_why():
     for found, n in ((face, 2), (nobody, 1)):  # .3 .2 and .1: negatives only, all ≤ 0.5
         assert found.n == n and found.positives == 0
         assert np.isnan(found.auc) and np.isnan(found.auc_low) and np.isnan(found.sensitivity)
-        assert found.specificity == 1.0 and "no positives" in found.note
+        assert found.specificity == 1.0 and "no positives" in found.note and "too narrow" in found.note
     only_positives = subgroup_table(predictions.iloc[[0, 6]], pd.DataFrame(index=[]), ("other", "melanoma"), n_boot=10)
     assert np.isnan(only_positives.auc[0]) and "no negatives" in only_positives.note[0]
     assert only_positives.sensitivity[0] == 1.0 and np.isnan(only_positives.specificity[0])
@@ -119,6 +121,7 @@ def test_multiclass_macro_and_positive_class_by_hand():
     # argmax a b b a c c: recall a 1/2, b 1/2, c 2/2 → 2/3; specificity a 3/4 (j3 taken for a), b 3/4 (j1), c 1
     assert macro.sensitivity == pytest.approx(2 / 3) and macro.specificity == pytest.approx((0.75 + 0.75 + 1) / 3)
     assert np.isnan(macro.positives) and "macro over 3 classes" in macro.note
+    assert "fewer than 5 images of class(es) [0, 1, 2]" in macro.note
     one = subgroup_table(predictions, pd.DataFrame(index=[]), ("a", "b", "c"), positive="b", n_boot=50).iloc[0]
     # b against the rest: AUC 6.5/8; positives j2 (argmax b) and j3 (argmax a) → sens 1/2; j1's argmax is b → spec 3/4
     assert (one.positives, one.auc, one.sensitivity, one.specificity) == (2, pytest.approx(6.5 / 8), 0.5, 0.75)
