@@ -3,13 +3,14 @@
 ITA = arctan((L* − 50) / b*) · 180/π, with L* and b* of CIELAB (D65), Chardon, Dupont & Evain 1991,
 *Int J Cosmet Sci* 13:191–208 (b* floored at 0, see :func:`ita_degrees`); the six categories of
 :data:`ITA_CATEGORIES` (very light > 55°, light 41–55°, intermediate 28–41°, tan 10–28°, brown −30–10°, dark < −30°)
-as used by Del Bino & Bernerd 2013 (*Br J Dermatol* 169 Suppl 3:33–40). Computed on dermoscopy images for fairness
-audits by Kinyanjui et al. 2020 (MICCAI, "Fairness of classifiers across skin tones in dermatology") and, on
-clinical images, compared with Fitzpatrick labels by Groh et al. 2021 (CVPR Workshops, Fitzpatrick 17k).
+as used by Del Bino & Bernerd 2013 (*Br J Dermatol* 169 Suppl 3:33–40). Computed on the non-lesion skin of
+dermoscopy images for fairness audits by Kinyanjui et al. 2020 (MICCAI, "Fairness of classifiers across skin tones in
+dermatology").
 
 It is a **proxy**: the angle of the pixels' colour depends on the dermoscope's light, the camera's white balance,
-polarisation and immersion fluid; it is not a Fitzpatrick skin type (Kalb et al. 2023, MICCAI FAIMI workshop,
-found published ITA recipes disagree on ISIC 2018).
+polarisation and immersion fluid; it is not a Fitzpatrick skin type (ITA-derived types agreed with dermatologists
+less than dermatologists with each other: Groh et al. 2022, arXiv:2207.02942; published ITA recipes disagree with
+each other on ISIC 2018: Kalb et al. 2023, arXiv:2308.09640).
 
 What counts as skin (:func:`skin_pixels`): pixels outside the lesion, which is the given mask (dilated by
 :data:`MARGIN` of the shorter side, so its border's pixels stay out) or, without a mask, the darker Otsu class of
