@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from dermlab.metrics import PartialAUCAboveTPR, binary_metrics, scalars
-from dermlab.partial_auc import partial_auc_above_tpr
+from dermlab.partial_auc import partial_auc_above_tpr, partial_auc_from_counts
 
 
 def challenge_formula(labels, scores, min_tpr=0.8):
@@ -60,11 +60,20 @@ def test_agrees_with_the_scikit_learn_formula_on_random_tied_data(min_tpr):
             challenge_formula(labels, scores, min_tpr), abs=1e-12)
 
 
-def test_a_batch_of_replicates_is_scored_row_by_row():
+def test_counts_per_distinct_score_give_the_same_area_as_the_expanded_images():
+    # bootstrap multiplicities: row b holds malignant[b, g] and benign[b, g] images at the g-th lowest distinct score
     rng = np.random.default_rng(1)
-    labels, batch = np.r_[np.zeros(20), np.ones(10)], np.round(rng.random((6, 30)), 1)
-    np.testing.assert_allclose(partial_auc_above_tpr(labels, batch),
-                               [partial_auc_above_tpr(labels, row) for row in batch], atol=1e-15)
+    values = np.linspace(0, 1, 12)
+    malignant, benign = rng.integers(0, 4, (6, 12)), rng.integers(0, 4, (6, 12))
+    malignant[:, -1] += 1  # both classes in every row
+    benign[:, 0] += 1
+    for b in range(6):
+        labels = np.r_[np.ones(malignant[b].sum()), np.zeros(benign[b].sum())]
+        scores = np.r_[np.repeat(values, malignant[b]), np.repeat(values, benign[b])]
+        assert partial_auc_from_counts(malignant, benign)[b] == pytest.approx(
+            partial_auc_above_tpr(labels, scores), abs=1e-15)
+        assert partial_auc_from_counts(malignant, benign)[b] == pytest.approx(
+            challenge_formula(labels, scores), abs=1e-12)
 
 
 def test_torchmetrics_metric_matches_the_function_and_is_logged_as_pauc_tpr80():
