@@ -26,7 +26,7 @@ from dermlab.partial_auc import partial_auc_from_counts
 
 def ece_bins(scores, n_bins: int = ECE_BINS) -> np.ndarray:
     """Bin index (0 … ``n_bins``) of each score, exactly as torchmetrics' calibration error bins it."""
-    scores = torch.as_tensor(np.asarray(scores, dtype=float))
+    scores = torch.from_numpy(np.array(scores, dtype=float))  # a copy: the caller's array may be read-only
     boundaries = torch.linspace(0, 1, n_bins + 1, dtype=scores.dtype)
     return (torch.bucketize(scores, boundaries, right=True) - 1).numpy()
 

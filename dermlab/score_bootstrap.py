@@ -81,7 +81,8 @@ def bootstrap_intervals(labels: pd.DataFrame, predictions: pd.DataFrame, categor
     def bounds(values: np.ndarray) -> list[float]:
         return [float(x) for x in percentile_interval(values, level)]
 
-    result = {"per_category": {c: {name: bounds(v) for name, v in metrics.items()} for c, metrics in per_category.items()},
+    result = {"per_category": {c: {name: bounds(v) for name, v in metrics.items()}
+                               for c, metrics in per_category.items()},
               "macro": {name: bounds(v) for name, v in macro.items()}}
     if argmax is not None:
         result["balanced_accuracy"] = bounds(np.concatenate(balanced))

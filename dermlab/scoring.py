@@ -95,8 +95,9 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
     if truth.one_hot:
         result["balanced_accuracy"] = balanced_accuracy(labels.to_numpy(), predictions.to_numpy())
     if n_boot:
-        return _add_intervals(result, labels, predictions[list(truth.submission.categories)], names,
-                              truth.one_hot, n_boot, seed, level)
+        columns = list(truth.submission.categories)
+        return _add_intervals(result, labels[columns], predictions[columns], names, truth.one_hot, n_boot, seed,
+                              level)
     return result
 
 

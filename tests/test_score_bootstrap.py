@@ -15,8 +15,8 @@ from dermlab.errors import DataError
 from dermlab.intervals import resample_counts, stratified_resamples
 from dermlab.metrics import binary_metrics, scalars
 from dermlab.replicate_metrics import binary_metrics_resampled
-from dermlab.score_bootstrap import interval_key
-from dermlab.scoring import score
+from dermlab.score_bootstrap import bootstrap_intervals, interval_key
+from dermlab.scoring import argmax_correct, balanced_accuracy, score
 from dermlab.truth import read_truth
 from tests.conftest import SHARED_DATA
 
@@ -74,6 +74,26 @@ def test_stratified_resamples_keep_every_stratum_count():
     strata = np.array([2, 0, 1, 1, 0, 2, 2, 1, 1])
     for row in stratified_resamples(strata, 50, seed=1):
         assert np.bincount(strata[row]).tolist() == np.bincount(strata).tolist()
+
+
+def test_one_resample_equals_the_metrics_of_its_rows_including_the_balanced_accuracy():
+    """With n_boot = 1 each interval is [v, v], v the metric of the one resample: recompute it from the rows that
+    resample drew (strata: the true class of a one-hot truth) with torchmetrics and the official balanced accuracy."""
+    rng = np.random.default_rng(4)
+    classes = np.r_[0, 1, 2, rng.integers(0, 3, 37)]
+    truth = pd.DataFrame(np.eye(3)[classes], columns=["a", "b", "c"])
+    raw = (rng.dirichlet(np.ones(3), 40) + np.eye(3)[classes] * 0.3) / 1.3
+    probabilities = pd.DataFrame(np.round(raw, 1), columns=["a", "b", "c"])  # rounded: ties for the top occur
+    argmax = argmax_correct(truth.to_numpy(), probabilities.to_numpy())
+    intervals = bootstrap_intervals(truth, probabilities, ["a", "b", "c"], n_boot=1, seed=9, argmax=argmax)
+    # strata: the distinct truth rows in sorted order, (0,0,1) (0,1,0) (1,0,0), i.e. classes c, b, a
+    rows = stratified_resamples(2 - classes, 1, seed=9)[0]
+    expected_balanced = balanced_accuracy(truth.to_numpy()[rows], probabilities.to_numpy()[rows])
+    assert intervals["balanced_accuracy"] == pytest.approx([expected_balanced] * 2)
+    for category in "abc":
+        reference = torchmetrics_values(truth[category].to_numpy()[rows], probabilities[category].to_numpy()[rows])
+        for name, value in reference.items():
+            assert intervals["per_category"][category][name] == pytest.approx([value] * 2, abs=1e-6)
 
 
 def test_interval_keys_follow_the_level():
