@@ -129,20 +129,20 @@ def read_predictions(path: str | Path) -> Predictions:
     bad = ~(target.notna() & (target == target.round()) & target.between(0, len(classes) - 1))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"'{path}' row {row + 2} column 'target' holds {frame.target.iloc[row]!r}; it must be a "
+        raise DataError(f"'{path}' row {row + 2} column 'target' holds '{frame.target.iloc[row]}'; it must be a "
                         f"class index 0..{len(classes) - 1} ({', '.join(classes)}).")
     probabilities = frame[classes].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     bad_cells = ~((probabilities >= 0) & (probabilities <= 1))  # NaN fails both comparisons
     if bad_cells.any():
         row, column = (int(i[0]) for i in np.nonzero(bad_cells))
         raise DataError(f"'{path}' row {row + 2} column {classes[column]!r} holds "
-                        f"{frame[classes[column]].iloc[row]!r}; probabilities must be numbers in [0, 1].")
+                        f"'{frame[classes[column]].iloc[row]}'; probabilities must be numbers in [0, 1].")
     scored = np.ones(len(frame), dtype=bool)
     if "scored" in frame.columns:
         flags = pd.to_numeric(frame.scored, errors="coerce")
         if not flags.isin([0, 1]).all():
             row = int(np.flatnonzero(~flags.isin([0, 1]))[0])
-            raise DataError(f"'{path}' row {row + 2} column 'scored' holds {frame.scored.iloc[row]!r}; use 0 or 1.")
+            raise DataError(f"'{path}' row {row + 2} column 'scored' holds '{frame.scored.iloc[row]}'; use 0 or 1.")
         scored = flags.to_numpy() == 1
     return Predictions(frame.image.to_numpy(str), target.to_numpy(int), probabilities, tuple(classes), scored,
                        str(path))
