@@ -83,6 +83,26 @@ def test_recomputed_metrics_by_hand_and_against_scikit_learn():
     assert auc(target, probabilities) == pytest.approx(roc_auc_score(target, probabilities, multi_class="ovr"))
 
 
+def test_recomputed_metrics_equal_the_logged_torchmetrics_ones_also_with_absent_classes():
+    """The report's numbers must be the logged ones: 5 classes, class 3 never occurs but is predicted, class 4
+    neither occurs nor is predicted (torchmetrics: the AUC counts both as 0; the recall mean leaves out class 4)."""
+    import torch
+    from torchmetrics.classification import MulticlassAUROC, MulticlassRecall
+
+    rng = np.random.default_rng(0)
+    target = rng.choice([0, 1, 2], size=40)
+    logits = rng.normal(size=(40, 5)) + 2 * np.eye(5)[target]
+    logits[:, 4] -= 10
+    logits[:3, 3] += 10  # three images predicted as the absent class 3
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    tm_target, tm_probabilities = torch.tensor(target), torch.tensor(probabilities, dtype=torch.float64)
+    with pytest.warns(UserWarning):  # torchmetrics warns about the absent classes
+        expected_auc = float(MulticlassAUROC(5, average="macro")(tm_probabilities, tm_target))
+    assert auc(target, probabilities) == pytest.approx(expected_auc)
+    expected_recall = float(MulticlassRecall(5, average="macro")(tm_probabilities, tm_target))
+    assert balanced_accuracy(target, probabilities) == pytest.approx(expected_recall)
+
+
 def predictions(p, images=IMAGES, target=TARGET):
     from dermlab.grid.predictions import Predictions
 

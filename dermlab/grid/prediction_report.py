@@ -61,11 +61,15 @@ def intervals(spec: GridSpec, cells: pd.DataFrame, folder: Folder) -> tuple[pd.D
             if not usable:
                 continue
             function = metric_function(metric, predictions[usable[0]].probabilities.shape[1])
-            for cell in usable:
-                logged = cells.loc[cells.cell == cell, metric].iloc[0] if metric in cells else math.nan
-                per_cell.append({"row": row, "metric": metric, "cell": cell, "mean": float(logged) * spec.scale,
-                                 **_scaled(cell_interval(predictions[cell], function, n_boot, seed), spec.scale)})
-            interval = pooled_interval([predictions[c] for c in usable], function, n_boot, seed)
+            try:  # a binary AUC is undefined where a test set holds one class only: no interval then
+                for cell in usable:
+                    logged = cells.loc[cells.cell == cell, metric].iloc[0] if metric in cells else math.nan
+                    per_cell.append({"row": row, "metric": metric, "cell": cell, "mean": float(logged) * spec.scale,
+                                     **_scaled(cell_interval(predictions[cell], function, n_boot, seed),
+                                               spec.scale)})
+                interval = pooled_interval([predictions[c] for c in usable], function, n_boot, seed)
+            except ValueError:
+                continue
             pooled.append({"row": row, "metric": metric, **_scaled(interval, spec.scale), "n_cells": len(usable)})
     return pd.DataFrame(pooled), pd.DataFrame(per_cell)
 
@@ -160,7 +164,7 @@ def cross_validation(spec: GridSpec, cells: pd.DataFrame, folder: Folder, out: P
             for kind, predictions in (("oof", oof), ("ensemble", ensemble)):
                 function = None if predictions is None else metric_function(metric,
                                                                             predictions.probabilities.shape[1])
-                if function is not None:
+                if function is not None and len(set(predictions.kept().target)) > 1:
                     interval = cell_interval(predictions, function, n_boot, seed)
                     score.update({f"{kind}_{k}": v for k, v in _scaled(interval, spec.scale).items()})
             result.scores.append(score)

@@ -34,18 +34,29 @@ Metric = Callable[[np.ndarray, np.ndarray], float]
 
 def auc(target: np.ndarray, probabilities: np.ndarray) -> float:
     """``test/auc``: binary AUC of P(class 1) for (N, 2) probabilities; for (N, C > 2) the macro one-vs-rest
-    AUC, the mean over classes c of the binary AUC of (target == c) by P(c) (torchmetrics ``MulticlassAUROC``
-    average="macro"; every class must occur, as in a stratified resample of a test set that has them all)."""
+    AUC, the mean over all C classes of the binary AUC of (target == c) by P(c), a class absent from ``target``
+    counting 0 — torchmetrics ``MulticlassAUROC(average="macro")``, which the suite logs, does the same.
+
+    Raises:
+        ValueError: two classes and one of them absent (no AUC is defined).
+    """
     if probabilities.shape[1] == 2:
         return binary_auc(target, probabilities[:, 1])
-    return float(np.mean([binary_auc(target == c, probabilities[:, c]) for c in range(probabilities.shape[1])]))
+    return float(np.mean([binary_auc(target == c, probabilities[:, c]) if 0 < (target == c).sum() < len(target)
+                          else 0.0 for c in range(probabilities.shape[1])]))
 
 
 def balanced_accuracy(target: np.ndarray, probabilities: np.ndarray) -> float:
-    """``test/balanced_accuracy``: the mean over the classes present of the recall of the argmax (torchmetrics
-    ``MulticlassRecall`` average="macro", the ISIC 2018 balanced multi-class accuracy)."""
+    """``test/balanced_accuracy``: the mean per-class recall of the argmax (the ISIC 2018 balanced multi-class
+    accuracy), as torchmetrics ``MulticlassRecall(average="macro")`` computes it: over the classes that occur in
+    ``target`` or among the predictions, a predicted class that does not occur counting recall 0."""
+    n = probabilities.shape[1]
     predicted = probabilities.argmax(1)
-    return float(np.mean([(predicted[target == c] == c).mean() for c in np.unique(target)]))
+    support, guessed = np.bincount(target, minlength=n), np.bincount(predicted, minlength=n)
+    right = np.bincount(target[predicted == target], minlength=n)
+    used = (support + guessed) > 0
+    recall = np.divide(right, support, out=np.zeros(n), where=support > 0)
+    return float(recall[used].mean())
 
 
 RECOMPUTABLE: dict[str, Metric] = {"test/auc": auc, "test/balanced_accuracy": balanced_accuracy}
