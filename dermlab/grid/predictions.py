@@ -1,14 +1,10 @@
-"""A run's per-image predictions: ``predictions_<split>.csv`` in its run folder, read and written.
+"""A run's per-image predictions as the grid report uses them: ``predictions_<split>.csv`` in a run folder.
 
-The format (one row per image, a header line)::
-
-    image,target,<class name 1>,...,<class name C>[,scored]
-
-``image`` is the image id, ``target`` the true class as an integer index into the class columns, the class
-columns the predicted probabilities, and ``scored`` (optional) 0/1: rows with 0 are left out of every score (the
-official scorers' weight-0 images, e.g. ISIC_0035068 of the ISIC 2018 task 3 test set). A grid cell writes
-``predictions_test.csv`` (its test split) and, on a grid with a ``fold`` axis, ``predictions_val.csv`` (its
-held-out fold) with the checkpoint it selected; the report reads them back here.
+The file format is :mod:`dermlab.predictions`'s (``image,target,<class name 1>,...,<class name C>,scored``;
+rows with ``scored`` 0 are left out of every score). A classifier's test run writes ``predictions_test.csv``; on
+a grid with a ``fold`` axis each cell also writes ``predictions_val.csv`` (its held-out fold) with the checkpoint
+it selected (:func:`dermlab.grid.runner.write_split_predictions`). Here they are read into :class:`Predictions`,
+NumPy arrays with the alignment the report needs.
 """
 
 from __future__ import annotations
@@ -17,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from dermlab import predictions as predictions_file
 from dermlab.errors import DataError
-
-FIXED = ("image", "target")
 
 
 @dataclass(frozen=True)
@@ -82,67 +76,21 @@ class Predictions:
                            self.scored[order], self.source)
 
 
-def predictions_frame(images, target, probabilities, class_names, scored=None) -> pd.DataFrame:
-    """The CSV's table: ``image, target, <class names>[, scored]`` (``scored`` only when given)."""
-    probabilities = np.asarray(probabilities, dtype=float)
-    frame = pd.DataFrame({"image": list(images), "target": np.asarray(target, dtype=int)})
-    for index, name in enumerate(class_names):
-        frame[str(name)] = probabilities[:, index]
-    if scored is not None:
-        frame["scored"] = np.asarray(scored, dtype=bool).astype(int)
-    return frame
-
-
 def write_predictions(path: str | Path, images, target, probabilities, class_names, scored=None) -> Path:
-    """Write ``predictions_<split>.csv`` (probabilities with 6 decimals); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    predictions_frame(images, target, probabilities, class_names, scored).to_csv(path, index=False,
-                                                                                 float_format="%.6f")
-    return path
+    """Write a predictions file (:func:`dermlab.predictions.write_predictions`, every image scored unless
+    ``scored`` says otherwise); returns the path."""
+    scored = np.ones(len(images), dtype=bool) if scored is None else np.asarray(scored, dtype=bool)
+    return predictions_file.write_predictions(path, list(images), target, probabilities, scored, class_names)
 
 
 def read_predictions(path: str | Path) -> Predictions:
-    """Read and check a predictions CSV.
+    """Read and check a predictions file (:func:`dermlab.predictions.read_predictions`).
 
     Raises:
-        DataError: the file is missing or empty; ``image`` or ``target`` is missing; no class column; an image
-            repeats; a target is not an integer class index; a probability is not a number in [0, 1]; ``scored``
-            is not 0/1 (each naming the file, and the row and column where one is at fault).
+        DataError: the file is missing, its header is not ``image,target,<classes>,scored``, an image repeats, a
+            target or ``scored`` is out of range, or a probability is not in [0, 1] (the file and row named).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"predictions file '{path}' does not exist; re-run the cell's test (`dermlab grid run`).")
-    frame = pd.read_csv(path, dtype={"image": str})
-    missing = [c for c in FIXED if c not in frame.columns]
-    if missing:
-        raise DataError(f"'{path}' lacks column(s) {missing}; expected image,target,<class names>[,scored].")
-    classes = [c for c in frame.columns if c not in (*FIXED, "scored")]
-    if len(classes) < 2 or frame.empty:
-        raise DataError(f"'{path}' needs at least 2 class columns and one row; it has columns {list(frame.columns)} "
-                        f"and {len(frame)} row(s).")
-    repeated = frame.image[frame.image.duplicated()].tolist()
-    if repeated:
-        raise DataError(f"'{path}' lists image(s) {repeated[:5]} more than once (row "
-                        f"{int(frame.index[frame.image.duplicated()][0]) + 2}); each image must appear once.")
-    target = pd.to_numeric(frame.target, errors="coerce")
-    bad = ~(target.notna() & (target == target.round()) & target.between(0, len(classes) - 1))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"'{path}' row {row + 2} column 'target' holds '{frame.target.iloc[row]}'; it must be a "
-                        f"class index 0..{len(classes) - 1} ({', '.join(classes)}).")
-    probabilities = frame[classes].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-    bad_cells = ~((probabilities >= 0) & (probabilities <= 1))  # NaN fails both comparisons
-    if bad_cells.any():
-        row, column = (int(i[0]) for i in np.nonzero(bad_cells))
-        raise DataError(f"'{path}' row {row + 2} column {classes[column]!r} holds "
-                        f"'{frame[classes[column]].iloc[row]}'; probabilities must be numbers in [0, 1].")
-    scored = np.ones(len(frame), dtype=bool)
-    if "scored" in frame.columns:
-        flags = pd.to_numeric(frame.scored, errors="coerce")
-        if not flags.isin([0, 1]).all():
-            row = int(np.flatnonzero(~flags.isin([0, 1]))[0])
-            raise DataError(f"'{path}' row {row + 2} column 'scored' holds '{frame.scored.iloc[row]}'; use 0 or 1.")
-        scored = flags.to_numpy() == 1
-    return Predictions(frame.image.to_numpy(str), target.to_numpy(int), probabilities, tuple(classes), scored,
-                       str(path))
+    frame = predictions_file.read_predictions(path)
+    classes = tuple(str(c) for c in frame.columns[2:-1])
+    return Predictions(frame.image.to_numpy(str), frame.target.to_numpy(int), frame[list(classes)].to_numpy(float),
+                       classes, frame.scored.to_numpy() == 1, str(path))

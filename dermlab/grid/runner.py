@@ -162,11 +162,13 @@ def run_cell_command(argv: list[str]) -> None:
 
 
 def write_split_predictions(cli, split: str, path: Path) -> Path | None:
-    """Write ``path`` (:mod:`dermlab.grid.predictions` format) with the model as it stands — after
-    ``trainer.test(ckpt_path=best)``, the tested checkpoint's weights — on ``split``'s evaluation pipeline,
-    through a one-device Trainer of the run's accelerator and precision without callbacks (no submission or mask
-    writer fires). Only for classifiers (``predict_step`` returns ``probabilities``) and splits with images;
-    returns the path, or None when nothing was written. Under DDP only rank 0 writes."""
+    """Write ``path`` (:mod:`dermlab.predictions` format) with the model as it stands — after
+    ``trainer.test(ckpt_path=best)``, the tested checkpoint's weights — on ``split``'s evaluation pipeline
+    (views, crops, test-time augmentation), through a one-device Trainer of the run's accelerator and precision
+    without callbacks (no submission or mask writer fires) and without a ``limit_predict_batches``. The validation
+    split is predicted as validation sees it: a ``calibrate: temperature`` model's T, fitted on those images, is
+    not applied. Only for classifiers and splits with images and known labels; returns the path, or None when
+    nothing was written. Under DDP only rank 0 writes."""
     import lightning.pytorch as L
     import torch
 
@@ -183,10 +185,15 @@ def write_split_predictions(cli, split: str, path: Path) -> Path | None:
                           logger=False, callbacks=[], enable_progress_bar=False, enable_model_summary=False,
                           default_root_dir=cli.trainer.default_root_dir)
     previous, datamodule.predict_split = datamodule.predict_split, split
+    calibrate = model.hparams.get("calibrate")
+    if split == "val" and calibrate is not None:  # as validation sees them: without the T fitted on these images
+        model.hparams["calibrate"] = "none"
     try:
         batches = predictor.predict(model, datamodule=datamodule, return_predictions=True)
     finally:
         datamodule.predict_split = previous
+        if calibrate is not None:
+            model.hparams["calibrate"] = calibrate
     images = [i for batch in batches for i in batch["image_id"]]
     probabilities = torch.cat([batch["probabilities"] for batch in batches]).float().cpu().numpy()
     row = {image: index for index, image in enumerate(table.ids)}
