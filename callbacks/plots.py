@@ -1,9 +1,11 @@
-"""Write the ROC curve, confusion matrix and a grid of CAMs under the run folder and to the loggers.
+"""Write the ROC curve, confusion matrix, reliability diagram and a grid of CAMs under the run folder and to the
+loggers.
 
 What the module must offer: ``curves[split]`` (a torchmetrics collection with ``roc`` and
-``confusion``, filled during the split; see ``LesionClassifier``), ``class_names``, and, for the
-CAM grid, ``net`` with timm's ``forward_features``/``forward_head``.
-Files go to ``<trainer.default_root_dir>/plots/<split>_{roc,confusion,cams}.png`` (rewritten each
+``confusion``, filled during the split; see ``LesionClassifier``), ``class_names``, for the reliability
+diagram ``gathered_predictions(split)`` (the split's per-image probabilities and targets, see
+:mod:`lightning_modules.predictions`), and, for the CAM grid, ``net`` with timm's ``forward_features``/``forward_head``.
+Files go to ``<trainer.default_root_dir>/plots/<split>_{roc,confusion,reliability,cams}.png`` (rewritten each
 epoch; W&B keeps the history).
 """
 
@@ -13,11 +15,14 @@ import logging
 from pathlib import Path
 
 import lightning.pytorch as L
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from datamodules.transforms import denormalise
-from dermlab.figures import image_grid
+from dermlab.calibration import N_BINS, confidence_and_outcome, expected_calibration_error, reliability_bins
+from dermlab.figures import STYLE, image_grid
 from dermlab.figures import save as save_png
 from lightning_modules.nets.cam import class_activation_maps
 
@@ -39,14 +44,44 @@ def save_figure(trainer: L.Trainer, figure, name: str) -> Path:
     return path
 
 
+def reliability_figure(probabilities: torch.Tensor, targets: torch.Tensor, title: str, n_bins: int = N_BINS):
+    """Reliability diagram (Guo et al. 2017, Fig. 1 bottom; DeGroot & Fienberg 1983) of (N, C) probabilities
+    and (N,) targets: per equal-width bin of the confidence (P(positive) for two classes, the top-label
+    confidence otherwise), a bar of the observed frequency (fraction positive / fraction right) against the
+    diagonal, the number of images written above each bar; the ECE (torchmetrics, ``n_bins`` bins, l1) in the
+    title. Returns (figure, ECE)."""
+    confidence, outcome = confidence_and_outcome(probabilities, targets)
+    bins = reliability_bins(confidence, outcome, n_bins)
+    ece = expected_calibration_error(probabilities, targets, n_bins)
+    edges = bins["edges"].numpy()
+    frequency = np.nan_to_num(bins["frequency"].numpy())
+    binary = probabilities.shape[1] == 2
+    with plt.rc_context(STYLE):
+        figure, axis = plt.subplots(figsize=(4, 4))
+    axis.bar(edges[:-1], frequency, width=np.diff(edges), align="edge", edgecolor="k", linewidth=0.5,
+             color="tab:blue", label="observed")
+    axis.plot([0, 1], [0, 1], "k:", linewidth=0.8, label="perfect calibration")
+    for left, width, height, count in zip(edges[:-1], np.diff(edges), frequency, bins["count"].numpy(), strict=True):
+        if count:
+            axis.text(left + width / 2, height + 0.01, f"{int(count)}", ha="center", va="bottom", fontsize=5)
+    axis.set(xlim=(0, 1), ylim=(0, 1.08),
+             xlabel="predicted P(positive)" if binary else "confidence (top-label probability)",
+             ylabel="fraction positive" if binary else "fraction right")
+    axis.set_title(f"{title}: ECE {ece:.4f} ({n_bins} bins, n={len(targets)})")
+    axis.legend(loc="upper left")
+    return figure, ece
+
+
 class ClassificationPlots(L.Callback):
-    """ROC curve and confusion matrix at the end of every validation and test epoch."""
+    """ROC curve, confusion matrix and reliability diagram at the end of every validation and test epoch."""
 
     def _plot(self, trainer: L.Trainer, module: L.LightningModule, split: str) -> None:
         curves = module.curves[split]
         if trainer.sanity_checking or curves["confusion"].update_count == 0:
             return
         roc, confusion = curves["roc"], curves["confusion"]
+        gather = getattr(module, "gathered_predictions", None)  # also a collective: every rank calls it
+        predictions = gather(split) if gather is not None else None
         if not trainer.is_global_zero:  # compute() syncs across ranks: every rank must call it
             roc.compute(), confusion.compute()
             return
@@ -59,6 +94,11 @@ class ClassificationPlots(L.Callback):
         figure, axis = confusion.plot(labels=list(module.class_names))
         axis.set_title(f"{split} confusion matrix (rows: truth)")
         save_figure(trainer, figure, f"{split}_confusion")
+        if predictions is not None and bool(predictions.scored.any()):
+            rows = predictions.scored_only()  # the images the metrics use
+            figure, _ = reliability_figure(rows.probabilities, rows.targets,
+                                           f"{split} reliability (epoch {trainer.current_epoch})")
+            save_figure(trainer, figure, f"{split}_reliability")
 
     def on_validation_epoch_end(self, trainer, pl_module):
         self._plot(trainer, pl_module, "val")

@@ -30,6 +30,9 @@ from dermlab.errors import DataError
 from dermlab.resources import keep_freed_memory
 
 WANDB_MODES = ("offline", "online", "disabled")
+#: Model arguments that only change how a trained model is evaluated: a test / predict command's own values win
+#: over those stored in its ``--ckpt_path`` checkpoint.
+EVALUATION_OPTIONS = ("tta", "calibrate")
 
 
 class WandbConfigSaver(SaveConfigCallback):
@@ -65,6 +68,23 @@ class DermlabCLI(LightningCLI):
         parser.add_argument("--run.threads", type=int, default=0,
                             help="torch CPU threads of the training process (0: torch's own choice, all the cores "
                                  "this process may use; Lightning divides them among DDP processes)")
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning lets a ``--ckpt_path`` checkpoint's hyper-parameters override the command's model arguments;
+        the evaluation-time options (:data:`EVALUATION_OPTIONS`: ``tta``, ``calibrate``) stay the command's own,
+        so ``dermlab test ... --ckpt_path best --model.init_args.tta dihedral`` evaluates with TTA whatever the
+        training run used."""
+        config = self.config[self.config.subcommand] if self.config.get("subcommand") else None
+        model = config.get("model") if config is not None else None
+        own = {} if not isinstance(model, Namespace) else {
+            key: model.init_args[key] for key in EVALUATION_OPTIONS
+            if isinstance(model.get("init_args"), Namespace) and key in model.init_args}
+        super()._parse_ckpt_path()
+        model = self.config[self.config.subcommand].model if own else None
+        if isinstance(model, Namespace) and isinstance(model.get("init_args"), Namespace):
+            for key, value in own.items():
+                if key in model.init_args:
+                    model.init_args[key] = value
 
     def before_instantiate_classes(self) -> None:
         """Fill what the yaml pieces leave open: run folder, loggers, checkpoint folder."""

@@ -2,8 +2,10 @@
 
 It owns what all papers share: a timm backbone (local pretrained weights or random init),
 cross-entropy, softmax probabilities, every metric (torchmetrics, see :mod:`dermlab.metrics`)
-logged per split as ``<split>/<metric>``, ROC / confusion-matrix state for the plot callback,
-and the optimiser / scheduler injected by LightningCLI. A method subclass overrides
+logged per split as ``<split>/<metric>``, ROC / confusion-matrix state and per-image predictions for the plot
+callback, the per-image test predictions file (:mod:`dermlab.predictions`), optional test-time augmentation
+(:mod:`dermlab.tta`) and temperature scaling (:mod:`dermlab.calibration`), and the optimiser / scheduler
+injected by LightningCLI. A method subclass overrides
 ``build_net`` and/or ``compute_loss`` and adds only what its paper adds.
 """
 
@@ -20,13 +22,18 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from dermlab.calibration import fit_temperature, log_of, temperature_nll, tempered
 from dermlab.errors import DataError
 from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names
+from dermlab.predictions import FILENAME as PREDICTIONS_FILENAME
+from dermlab.predictions import write_predictions
+from dermlab.tta import dihedral_mean
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.losses import ClassWeighting, ClassWeightNormalise, class_weights, per_sample_loss
 from lightning_modules.nets.acceleration import apply_speed_options
 from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
 from lightning_modules.normalisation import InputNormalisation
+from lightning_modules.predictions import Predictions, SplitPredictions
 from lightning_modules.reproducibility import EpochSeeding
 
 log = logging.getLogger(__name__)
@@ -68,6 +75,16 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             checkpoint of a compiled run loads eagerly with ``load_from_checkpoint(path, compile=False)``. Only
             calls of ``net(...)`` are compiled: steps that call other methods of the net (the triplet method's
             ``embed``, the hierarchical one's ``node_log_probs``) stay eager.
+        tta: test-time augmentation at validation, test and predict time: ``none``, or ``dihedral``: the softmax
+            probabilities averaged over the 8 flips / transposes of D4 (the SIIM-ISIC 2020 winners' recipe;
+            :mod:`dermlab.tta`), on top of any (B, V, C, H, W) view averaging. Needs square images.
+        calibrate: ``none``, or ``temperature``: temperature scaling (Guo et al. 2017, §4.2;
+            :mod:`dermlab.calibration`). At the end of every validation epoch of ``fit`` a scalar T > 0 is fitted
+            to that epoch's validation predictions (NLL, L-BFGS on log T) and kept in the ``temperature`` buffer,
+            so each checkpoint holds the T of its own weights; test and predict then use softmax(log p / T).
+            Validation metrics stay uncalibrated (T is fitted on them), and the test set never touches T.
+            ``val/temperature`` is logged. Changes ECE / NLL only: argmax, and for two classes AUC, stay as they
+            were. A checkpoint tested with ``calibrate: none`` gives the uncalibrated numbers.
 
     Mixed precision is the Trainer's (``--trainer.precision bf16-mixed``), not the module's.
 
@@ -94,7 +111,13 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         focal_gamma: float = 1.0,
         channels_last: bool = False,
         compile: bool | dict = False,
+        tta: Literal["none", "dihedral"] = "none",
+        calibrate: Literal["none", "temperature"] = "none",
     ):
+        if tta not in ("none", "dihedral"):
+            raise ValueError(f"tta must be none or dihedral, got {tta!r}")
+        if calibrate not in ("none", "temperature"):
+            raise ValueError(f"calibrate must be none or temperature, got {calibrate!r}")
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer, self.scheduler = optimizer, scheduler  # under the CLI hparams hold dicts, not callables
@@ -106,6 +129,8 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         self.metrics = nn.ModuleDict({s: classification_metrics(self.class_names) for s in EVAL_SPLITS})
         self.curves = nn.ModuleDict({s: curve_metrics(num_classes) for s in EVAL_SPLITS})
         self.register_buffer("class_weights", torch.ones(num_classes), persistent=False)
+        self.register_buffer("temperature", torch.ones(()))  # calibrate: temperature
+        self.predictions = {split: SplitPredictions() for split in EVAL_SPLITS}
         self.curriculum = None  # set by a curriculum callback: picks the samples that count in each training batch
 
     def setup(self, stage: str) -> None:
@@ -159,8 +184,27 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             return views.view(images.shape[0], images.shape[1], -1).mean(1)
         return self(images).float().softmax(1)
 
+    def evaluated_probabilities(self, images: torch.Tensor, split: str) -> torch.Tensor:
+        """(B, C) probabilities as validation (``split='val'``), test (``'test'``) and predict (``'predict'``) see
+        them: :meth:`probabilities`, averaged over D4 when ``tta: dihedral``, then :meth:`calibrated`."""
+        if self.hparams.get("tta", "none") == "dihedral":
+            return self.calibrated(dihedral_mean(self.probabilities, images), split)
+        return self.calibrated(self.probabilities(images), split)
+
+    def calibrated(self, probabilities: torch.Tensor, split: str) -> torch.Tensor:
+        """softmax(log p / T) at test / predict time when ``calibrate: temperature``; otherwise (and always for
+        validation, whose predictions T is fitted on) ``probabilities`` unchanged."""
+        if split == "val" or self.hparams.get("calibrate", "none") != "temperature":
+            return probabilities
+        return tempered(probabilities, self.temperature)
+
     def _evaluation_step(self, batch: dict, split: str, probabilities: torch.Tensor | None = None) -> None:
-        probabilities = self.probabilities(batch["image"]) if probabilities is None else probabilities
+        """Metrics, curves and per-image predictions of one batch. ``probabilities`` (B, C), when a method
+        computes them itself, are the model's own (before temperature scaling, which is applied here)."""
+        probabilities = (self.evaluated_probabilities(batch["image"], split) if probabilities is None
+                         else self.calibrated(probabilities, split))
+        if "image_id" in batch:
+            self.predictions[split].add(batch["image_id"], batch["label"], probabilities, batch.get("scored"))
         probabilities, batch = scored_rows(probabilities, batch)
         if len(batch["label"]) == 0:
             return
@@ -171,19 +215,82 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
 
     def on_validation_epoch_start(self) -> None:
         self.curves["val"].reset()
+        self.predictions["val"].reset()
 
     def on_test_epoch_start(self) -> None:
         self.curves["test"].reset()
+        self.predictions["test"].reset()
+        if self.hparams.get("calibrate", "none") != "temperature" and float(self.temperature) != 1.0:
+            log.warning("this model holds a temperature T = %.4g fitted on its validation set, not applied "
+                        "(calibrate: none); add --model.init_args.calibrate temperature to apply it",
+                        float(self.temperature))
+
+    def gathered_predictions(self, split: str) -> Predictions | None:
+        """This epoch's per-image predictions of ``split`` from every DDP rank (call it on every rank)."""
+        return self.predictions[split].gathered()
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        trainer = self._trainer
+        if (self.hparams.get("calibrate", "none") == "temperature" and trainer is not None
+                and trainer.state.fn == "fit" and not trainer.sanity_checking):
+            self.fit_temperature()
+
+    def fit_temperature(self) -> float | None:
+        """Fit T on this validation epoch's scored predictions (never the test set) and store it in the
+        ``temperature`` buffer; logs ``val/temperature``. None (T kept) when the epoch had no predictions."""
+        predictions = self.gathered_predictions("val")
+        if predictions is None or not bool(predictions.scored.any()):
+            log.warning("calibrate: temperature: no validation predictions this epoch; T stays %.4g",
+                        float(self.temperature))
+            return None
+        rows = predictions.scored_only()
+        log_p = log_of(rows.probabilities)
+        temperature = fit_temperature(log_p, rows.targets)
+        self.temperature.fill_(temperature)
+        log.info("temperature scaling: T = %.4f on %d validation images (NLL %.4f -> %.4f)", temperature,
+                 len(rows.ids), temperature_nll(log_p, rows.targets, 1.0),
+                 temperature_nll(log_p, rows.targets, temperature))
+        self.log("val/temperature", temperature, sync_dist=False)
+        return temperature
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self.write_test_predictions()
+
+    def write_test_predictions(self) -> Path | None:
+        """``<trainer.default_root_dir>/predictions_test.csv`` (format: :mod:`dermlab.predictions`) on rank 0."""
+        trainer = self._trainer
+        if trainer is None:
+            return None
+        predictions = self.gathered_predictions("test")
+        if predictions is None or not trainer.is_global_zero:
+            return None
+        path = write_predictions(Path(trainer.default_root_dir) / PREDICTIONS_FILENAME, predictions.ids,
+                                 predictions.targets.numpy(), predictions.probabilities.numpy(),
+                                 predictions.scored.numpy(), self.class_names)
+        log.info("wrote %d per-image test predictions to %s", len(predictions.ids), path)
+        return path
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Checkpoints from before temperature scaling have no ``temperature``: they load with T = 1."""
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("state_dict")
+        if state is not None and "temperature" not in state:
+            state["temperature"] = torch.ones(())
 
     def logged_metric_names(self) -> list[str]:
         """Every scalar this module logs (grids check their requested metrics against it before training)."""
         names = ["train/loss", *(f"{split}/loss" for split in EVAL_SPLITS)]
         for split in EVAL_SPLITS:
             names += [f"{split}/{name}" for name in metric_names(self.class_names)]
+        if self.hparams.get("calibrate", "none") == "temperature":
+            names.append("val/temperature")
         return names
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        return {"image_id": batch["image_id"], "probabilities": self.probabilities(batch["image"])}
+        return {"image_id": batch["image_id"], "probabilities": self.evaluated_probabilities(batch["image"],
+                                                                                             "predict")}
 
     def configure_optimizers(self):
         optimizer = (self.optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3)))(self.parameters())

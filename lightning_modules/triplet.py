@@ -78,14 +78,21 @@ class TripletClassifier(LesionClassifier):
         triplet_mode: ``alternate`` (triplet epochs alone, default) or ``joint`` (CE + λ·triplet every batch).
         triplet_weight: λ of ``joint`` (unused in ``alternate``).
 
+    Temperature scaling (``calibrate: temperature``) applies to the softmax head's probabilities; test-time
+    augmentation does not apply (one embedding per image serves both the softmax and the nearest-class-mean rule).
+
     Raises:
-        ValueError: an unknown ``majority_class``, ``triplet_mode`` or ``triplet_reduction``, or λ < 0.
+        ValueError: an unknown ``majority_class``, ``triplet_mode`` or ``triplet_reduction``, λ < 0, or
+            ``tta`` other than ``none``.
     """
 
     def __init__(self, embed_dim: int = 256, margin: float = 0.2, triplet_every: int = 10,
                  majority_class: str = "NV", reference_per_class: int = 100, reference_seed: int = 0,
                  triplet_reduction: Literal["mean", "sum"] = "mean", normalize_embeddings: bool = True,
                  triplet_mode: Literal["alternate", "joint"] = "alternate", triplet_weight: float = 1.0, **kwargs):
+        if kwargs.get("tta", "none") != "none":
+            raise ValueError("the triplet classifier has no test-time augmentation (its nearest-class-mean rule "
+                             "uses one embedding per image); use tta: none")
         super().__init__(**kwargs)
         if majority_class not in self.class_names:
             raise ValueError(f"majority_class {majority_class!r} is not one of the classes {self.class_names}")
@@ -219,5 +226,6 @@ class TripletClassifier(LesionClassifier):
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         embeddings = self.net.embed(batch["image"])
         predicted = nearest_class_mean(self.metric_space(embeddings), self.references)
-        return {"image_id": batch["image_id"], "probabilities": self.net.classifier(embeddings).float().softmax(1),
+        probabilities = self.calibrated(self.net.classifier(embeddings).float().softmax(1), "predict")
+        return {"image_id": batch["image_id"], "probabilities": probabilities,
                 "ncm": nn.functional.one_hot(predicted, self.hparams.num_classes).float()}

@@ -1,0 +1,82 @@
+"""Per-image predictions of one evaluation epoch, kept by the classifier base for the predictions file, the
+reliability diagram and temperature scaling.
+
+Each evaluation batch adds its image ids, targets, probabilities (as the metrics saw them) and ``scored`` flags;
+:meth:`SplitPredictions.gathered` joins the batches and, under DDP, the ranks (every rank gets the whole set:
+each rank must call it, as with a torchmetrics ``compute``). DistributedSampler pads the last shard by repeating
+images; each image id is kept once (its first occurrence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Predictions:
+    """N images: ``ids`` (list of str), ``targets`` (N,) int64, ``probabilities`` (N, C) float32,
+    ``scored`` (N,) bool."""
+
+    ids: list[str]
+    targets: torch.Tensor
+    probabilities: torch.Tensor
+    scored: torch.Tensor
+
+    def scored_only(self) -> Predictions:
+        """The rows the metrics use (``scored`` True)."""
+        keep = self.scored
+        return Predictions([i for i, k in zip(self.ids, keep.tolist(), strict=True) if k], self.targets[keep],
+                           self.probabilities[keep], self.scored[keep])
+
+
+@dataclass
+class SplitPredictions:
+    """The batches of one split's current epoch (on CPU)."""
+
+    batches: list[tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    _gathered: Predictions | None = None
+
+    def reset(self) -> None:
+        self.batches, self._gathered = [], None
+
+    def add(self, ids, targets: torch.Tensor, probabilities: torch.Tensor, scored: torch.Tensor | None) -> None:
+        """One batch: B ids, (B,) targets, (B, C) probabilities, (B,) bools or None (all scored)."""
+        scored = torch.ones(len(targets), dtype=torch.bool) if scored is None else scored.detach().bool().cpu()
+        self.batches.append(([str(i) for i in ids], targets.detach().long().cpu(),
+                             probabilities.detach().float().cpu(), scored))
+        self._gathered = None
+
+    def gathered(self) -> Predictions | None:
+        """Every rank's rows, each image once; None when nothing was added on any rank."""
+        if self._gathered is not None:
+            return self._gathered
+        local = self._local()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            shards = [None] * dist.get_world_size()
+            dist.all_gather_object(shards, local)
+            shards = [shard for shard in shards if shard is not None]
+            if not shards:
+                return None
+            local = Predictions([i for shard in shards for i in shard.ids],
+                                torch.cat([shard.targets for shard in shards]),
+                                torch.cat([shard.probabilities for shard in shards]),
+                                torch.cat([shard.scored for shard in shards]))
+        if local is None:
+            return None
+        _, first = np.unique(np.array(local.ids), return_index=True)
+        order = torch.from_numpy(np.sort(first))
+        self._gathered = Predictions([local.ids[i] for i in order.tolist()], local.targets[order],
+                                     local.probabilities[order], local.scored[order])
+        return self._gathered
+
+    def _local(self) -> Predictions | None:
+        if not self.batches:
+            return None
+        return Predictions([i for batch in self.batches for i in batch[0]],
+                           torch.cat([batch[1] for batch in self.batches]),
+                           torch.cat([batch[2] for batch in self.batches]),
+                           torch.cat([batch[3] for batch in self.batches]))
