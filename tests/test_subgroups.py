@@ -266,6 +266,11 @@ def test_vectorised_intervals_are_those_of_dermlab_intervals(monkeypatch):
         assert (found.auc, found.auc_low, found.auc_high) == pytest.approx(
             (reference.estimate, reference.low, reference.high), abs=1e-12)
         assert (found.sensitivity_low, found.sensitivity_high) == pytest.approx((sensitivity.low, sensitivity.high))
+    from dermlab.intervals import stratified_resamples
+    from dermlab.subgroups import replicate_rows
+
+    strata = np.random.default_rng(3).integers(0, 7, 300)  # the one-call draws are the per-class loop's draws
+    np.testing.assert_array_equal(replicate_rows(strata, 50, seed=11), stratified_resamples(strata, 50, seed=11))
     monkeypatch.setattr("dermlab.subgroups.CHUNK_VALUES", 10)  # a few replicates per call: the same table
     pd.testing.assert_frame_equal(subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=300, seed=7),
                                   table)
