@@ -12,11 +12,10 @@ Writes, under the run folder (``trainer.default_root_dir``):
 The attributes come from the datamodule's ``metadata("test")`` hook (HAM10000, the ISIC-archive sample, ISIC 2017
 with its metadata CSVs, ISIC 2018 task 3 truths in the HAM10000 layout; none elsewhere), plus ``ita_category``.
 
-Where the probabilities come from: ``<run>/predictions_test.csv`` (``image,target,<classes>[,scored]``) when it was
-written during this test run; otherwise the callback's own copy, made by calling the module's ``probabilities`` on
-each test batch in ``on_test_batch_end`` (a second forward pass in eval mode under the run's precision context:
-the same numbers the metrics saw, for the shared classifier steps). ``recompute: false`` skips that pass when the
-file is known to be written. Under DDP the ranks' rows are gathered to rank 0, each image once.
+The probabilities are those of ``<run>/predictions_test.csv`` (:mod:`dermlab.predictions`:
+``image,target,<classes>,scored``), which the classifier base writes in ``on_test_epoch_end`` (gathered over DDP
+ranks, after view averaging, test-time augmentation and temperature scaling); the callback reads it on rank 0 in
+``on_test_end`` and only when it was written during this test run (a stale file of an earlier run is never used).
 """
 
 from __future__ import annotations
@@ -29,19 +28,18 @@ import cv2
 import lightning.pytorch as L
 import numpy as np
 import pandas as pd
-import torch
-import torch.distributed as dist
 
 from callbacks.plots import save_figure
 from datamodules.io import load_rgb
 from datamodules.masks import read_mask
 from dermlab.figures import forest
 from dermlab.ita import image_ita
-from dermlab.subgroups import FEW, TOO_FEW, for_images, read_predictions, subgroup_table
+from dermlab.predictions import FILENAME as PREDICTIONS
+from dermlab.predictions import read_predictions
+from dermlab.subgroups import FEW, TOO_FEW, for_images, subgroup_table
 from lightning_modules.base import LesionClassifier
 
 log = logging.getLogger(__name__)
-PREDICTIONS = "predictions_test.csv"
 
 
 def skin_tones(paths: dict[str, Path], masks: dict[str, Path], max_side: int = 256) -> pd.DataFrame:
@@ -83,49 +81,24 @@ class SubgroupMetrics(L.Callback):
         level: coverage of the intervals.
         skin_tone: also compute the ITA of every test image and add ``ita_category`` as an attribute.
         ita_side: longer side (px) the images are read at for the ITA.
-        recompute: keep the callback's own copy of the test probabilities (a second forward pass per batch) for when
-            ``predictions_test.csv`` is not written during the test run.
     """
 
     def __init__(self, positive: str = "auto", n_boot: int = 2000, seed: int = 0, level: float = 0.95,
-                 skin_tone: bool = True, ita_side: int = 256, recompute: bool = True):
+                 skin_tone: bool = True, ita_side: int = 256):
         self.positive, self.n_boot, self.seed, self.level = positive, n_boot, seed, level
-        self.skin_tone, self.ita_side, self.recompute = skin_tone, ita_side, recompute
-        self.rows: list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]] = []
+        self.skin_tone, self.ita_side = skin_tone, ita_side
         self.started = 0.0
         self.table: pd.DataFrame | None = None
 
     def on_test_start(self, trainer, pl_module):
-        self.rows, self.started, self.table = [], time.time(), None
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if not self.recompute or not isinstance(pl_module, LesionClassifier) or "mask" in batch:
-            return
-        with torch.no_grad(), trainer.strategy.precision_plugin.forward_context():
-            probabilities = pl_module.probabilities(batch["image"]).float().cpu().numpy()
-        scored = batch.get("scored")
-        scored = np.ones(len(probabilities), bool) if scored is None else scored.cpu().numpy().astype(bool)
-        self.rows.append((list(batch["image_id"]), batch["label"].cpu().numpy(), probabilities, scored))
+        self.started, self.table = time.time() - 1.0, None  # 1 s: file systems with coarse modification times
 
     def predictions(self, trainer, pl_module) -> pd.DataFrame | None:
-        """The test predictions (module docstring); None where there are none (not a classifier)."""
-        rows = self.rows
-        if dist.is_available() and dist.is_initialized():
-            shards = [None] * dist.get_world_size()
-            dist.all_gather_object(shards, rows)
-            rows = [batch for shard in shards for batch in shard]
-        if not trainer.is_global_zero:
-            return None
+        """This test run's ``predictions_test.csv`` on rank 0; None elsewhere or when the run wrote none."""
         path = Path(trainer.default_root_dir) / PREDICTIONS
-        if path.is_file() and path.stat().st_mtime >= self.started:
-            return read_predictions(path, pl_module.class_names)
-        if not rows:
+        if not trainer.is_global_zero or not path.is_file() or path.stat().st_mtime < self.started:
             return None
-        frame = pd.DataFrame(np.concatenate([r[2] for r in rows]), columns=list(pl_module.class_names))
-        frame.insert(0, "target", np.concatenate([r[1] for r in rows]).astype(int))
-        frame.insert(0, "image", [i for r in rows for i in r[0]])
-        frame["scored"] = np.concatenate([r[3] for r in rows]).astype(int)
-        return frame.drop_duplicates("image").reset_index(drop=True)  # DistributedSampler repeats images to pad
+        return read_predictions(path, pl_module.class_names)
 
     def on_test_end(self, trainer, pl_module):
         if not isinstance(pl_module, LesionClassifier):
@@ -133,7 +106,7 @@ class SubgroupMetrics(L.Callback):
         predictions = self.predictions(trainer, pl_module)
         if predictions is None:
             if trainer.is_global_zero:
-                log.info("no subgroup metrics: no test probabilities (no %s written and recompute off)", PREDICTIONS)
+                log.info("no subgroup metrics: this test run wrote no %s", PREDICTIONS)
             return
         started = time.perf_counter()
         run = Path(trainer.default_root_dir)

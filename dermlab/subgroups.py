@@ -2,8 +2,9 @@
 stratified bootstrap interval.
 
 Input: the per-image test predictions (``image,target,<class 1>,...,<class C>[,scored]``, the layout of
-``<run>/predictions_test.csv``: ``target`` the integer true class, one probability column per class, ``scored`` 0
-for images the official scorer leaves out) and a metadata frame indexed by image id, one column per attribute.
+``<run>/predictions_test.csv``, :mod:`dermlab.predictions`: ``target`` the integer true class, one probability
+column per class, ``scored`` 0 for images the official scorer leaves out) and a metadata frame indexed by image id,
+one column per attribute.
 Every value of an attribute is a group; a missing value (empty, NaN, ``unknown``) and an image absent from the
 metadata are the group ``unknown``. One row ``all / all`` gives the whole test set for reference.
 
@@ -107,17 +108,6 @@ def for_images(frame: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
     is ``unknown`` in every column (the first row of an id listed twice counts)."""
     frame = frame[~frame.index.duplicated()]
     return frame.reindex(pd.Index(list(ids), name="image_id")).fillna(UNKNOWN)
-
-
-def read_predictions(path, class_names: Sequence[str]) -> pd.DataFrame:
-    """``<run>/predictions_test.csv``: ``image,target,<class names...>[,scored]``.
-
-    Raises:
-        DataError: a missing column, a target outside 0..C-1, or a probability outside [0, 1], naming the file.
-    """
-    frame = pd.read_csv(path, dtype={"image": str})
-    check_predictions(frame, class_names, f"'{path}'")
-    return frame
 
 
 def check_predictions(frame: pd.DataFrame, class_names: Sequence[str], source: str) -> None:

@@ -246,7 +246,7 @@ def test_default_callbacks_write_subgroups_with_the_logged_test_auc(isic2017_roo
     run = tmp_path / "run"
     cli = build_cli(["test", *tiny_args(isic2017_root, run)])
     table = pd.read_csv(run / "subgroups_test.csv", keep_default_na=False, na_values=[""])
-    # the callback's own copy of the probabilities gives the AUC torchmetrics logged (binary: P(melanoma))
+    # the run's predictions_test.csv, read by the callback, gives the AUC torchmetrics logged (binary: P(melanoma))
     assert table.auc[0] == pytest.approx(float(cli.trainer.callback_metrics["test/auc"]), abs=1e-4)
     assert list(table.attribute.unique()) == ["all", "sex", "age_band", "ita_category"]
     assert (table.groupby("attribute").n.sum() == 12).all()  # 12 test images in each attribute's groups
