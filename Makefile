@@ -55,7 +55,7 @@ test-all:        ## fast and slow tests
 lint:            ## ruff
 	$(BIN)/ruff check .
 
-bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResNet-50; patch attention vs multi-crop; SegAN vs DeepLabV3+; NCM vs softmax; split audit first vs cached; EfficientNet-Lite0 vs ResNet-18; LERF crops vs whole image; threads / workers / freed memory
+bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResNet-50; patch attention vs multi-crop; SegAN vs DeepLabV3+; NCM vs softmax; split audit first vs cached; EfficientNet-Lite0 vs ResNet-18; LERF crops vs whole image; threads / workers / freed memory; channels-last vs NCHW
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py --size 224 --steps 24 --warmup 4 --batch-size 16
 	$(BIN)/python benchmarks/cache.py
@@ -67,6 +67,7 @@ bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResN
 	$(BIN)/python benchmarks/backbone_throughput.py
 	$(BIN)/python benchmarks/lerf_time.py
 	WANDB_MODE=disabled $(BIN)/python benchmarks/threads_and_workers.py
+	$(BIN)/python benchmarks/channels_last.py
 
 bench-gpu:       ## one GPU: ResNet-50 224 px training images/s, bare loop vs dermlab fit (bf16, channels_last, eager + compiled) vs NVIDIA's A100 anchor [ARGS=...]
 	WANDB_MODE=disabled $(BIN)/python benchmarks/gpu_resnet50.py --compile $(ARGS)

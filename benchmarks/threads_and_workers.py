@@ -1,5 +1,6 @@
 """Training images/s and CPU time (user / sys) of ``dermlab fit`` for several DataLoader-worker and torch-thread
-counts, with and without ``--run.keep_freed_memory``, each in its own process, side by side in one run.
+counts, with and without ``--run.keep_freed_memory``, denormal flushing and channels-last memory format, each in
+its own process, side by side in one run.
 
 The run fine-tunes the real demo's EfficientNet-Lite0 on the shipped sample (``experiments/demo.yaml``) at
 ``--size`` px; images/s is timed between training step ``--warmup`` and ``--steps`` (validation off). User and
@@ -22,13 +23,14 @@ import time
 from dermlab.resources import available_cores
 
 # "auto" = what the suite picks on this machine
-# (DataLoader workers, torch threads, keep freed memory, flush denormals)
-SETTINGS = (("auto", "auto", True, True), (2, "auto", False, False), ("auto", "auto", False, True),
-            ("auto", "auto", True, False), (2, 2, True, True), (0, 2, True, True), (1, 1, True, True))
-OLD_DEFAULT = 1  # the suite's settings before 2026-11-30: 2 workers, torch's threads, glibc's malloc, denormals
+# (DataLoader workers, torch threads, keep freed memory, flush denormals, channels-last)
+SETTINGS = (("auto", "auto", True, True, True), (2, "auto", False, False, False), ("auto", "auto", True, True, False),
+            ("auto", "auto", False, True, True), ("auto", "auto", True, False, True), (2, 2, True, True, True),
+            (0, 2, True, True, True), (1, 1, True, True, True))
+OLD_DEFAULT = 1  # the suite's settings before 2026-11-30: 2 workers, torch's threads, glibc's malloc, denormals, NCHW
 
 
-def one_run(workers, threads, keep, flush, args) -> dict:
+def one_run(workers, threads, keep, flush, channels_last, args) -> dict:
     """images/s of one configuration, measured in this (child) process."""
     import torch
     from lightning_vs_bare import StepTimer  # this folder is on sys.path when run as a script
@@ -43,13 +45,14 @@ def one_run(workers, threads, keep, flush, args) -> dict:
         overrides += ["--data.init_args.num_workers", str(workers)]
     if threads != "auto":
         overrides += ["--run.threads", str(threads)]
-    overrides += ["--run.keep_freed_memory", str(keep).lower(), "--run.flush_denormal", str(flush).lower()]
-    timer = StepTimer(args.warmup, args.steps)
+    overrides += ["--run.keep_freed_memory", str(keep).lower(), "--run.flush_denormal", str(flush).lower(),
+                  "--model.init_args.channels_last", str(channels_last).lower()]
+    timer = StepTimer(args.warmup)
     cli = build_cli(overrides, run=False)
     cli.trainer.callbacks.append(timer)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
 
-    return {"images_per_s": args.batch * (args.steps - args.warmup) / timer.elapsed,
+    return {"images_per_s": timer.times.rate(args.batch),
             "workers": cli.datamodule.loader_workers(), "threads": torch.get_num_threads()}
 
 
@@ -59,22 +62,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=14)
     parser.add_argument("--warmup", type=int, default=4)
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         workers, threads = (v if v == "auto" else int(v) for v in args.child[:2])
-        print("RESULT " + json.dumps(one_run(workers, threads, args.child[2] == "True", args.child[3] == "True", args)))
+        keep, flush, channels_last = (flag == "True" for flag in args.child[2:])
+        print("RESULT " + json.dumps(one_run(workers, threads, keep, flush, channels_last, args)))
         return
     print(f"dermlab fit, EfficientNet-Lite0 on the shipped sample at {args.size} px, batch {args.batch}, steps "
           f"{args.warmup}–{args.steps} timed; {available_cores()} cores")
-    print(f"{'workers':>8} {'threads':>8} {'keep freed':>10} {'flush':>6} {'images/s':>9} {'wall s':>7} "
+    print(f"{'workers':>8} {'threads':>8} {'keep freed':>10} {'flush':>6} {'NHWC':>5} {'images/s':>9} {'wall s':>7} "
           f"{'user s':>7} {'sys s':>6}")
     rates = []
-    for workers, threads, keep, flush in SETTINGS:
+    for workers, threads, keep, flush, channels_last in SETTINGS:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", str(workers), str(threads),
-                               str(keep), str(flush)],
+                               str(keep), str(flush), str(channels_last)],
                               capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -85,12 +89,12 @@ def main() -> None:
         result = json.loads(lines[-1][7:])
         label = lambda asked, used: f"{used}" if asked != "auto" else f"auto={used}"  # noqa: E731
         print(f"{label(workers, result['workers']):>8} {label(threads, result['threads']):>8} {str(keep):>10} "
-              f"{str(flush):>6} "
+              f"{str(flush):>6} {str(channels_last):>5} "
               f"{result['images_per_s']:9.1f} {wall:7.1f} {after.ru_utime - before.ru_utime:7.1f} "
               f"{after.ru_stime - before.ru_stime:6.1f}")
         rates.append(result["images_per_s"])
     print(f"suite default (first row) / settings before 2026-11-30 (row {OLD_DEFAULT + 1}) = "
-          f"{rates[0] / rates[OLD_DEFAULT]:.2f}x")
+          f"{rates[0] / rates[OLD_DEFAULT]:.2f}x; channels-last (row 1) / NCHW (row 3) = {rates[0] / rates[2]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -316,6 +316,18 @@ class SkinDataModule(L.LightningDataModule):
         raise DataError(f"{type(self).__name__} does not take extra training images (extra_train_csv="
                         f"'{self.extra_train_csv}'); remove the option or merge the images into the data set.")
 
+    def metadata(self, split: str) -> pd.DataFrame:
+        """Per-image attributes of ``split`` for the subgroup metrics (:mod:`dermlab.subgroups`,
+        :class:`callbacks.SubgroupMetrics`): a frame indexed by image id (the split's images, in order), one text
+        column per attribute (``sex``, ``age_band``, ``localization``), ``unknown`` where a value is missing.
+        A data set whose files carry no such metadata (the default) has no columns."""
+        return pd.DataFrame(index=pd.Index(self.table(split).ids, name="image_id"))
+
+    def lesion_masks(self, split: str) -> dict[str, Path]:
+        """The lesion mask file of each image of ``split`` that the data set ships one for (the skin-tone proxy
+        leaves the lesion out by it, :mod:`dermlab.ita`); none by default."""
+        return {}
+
     def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
         """The submission table: ``image`` plus one probability column per class (official layouts override)."""
         frame = pd.DataFrame({"image": ids})

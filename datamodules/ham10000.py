@@ -17,14 +17,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from datamodules.base import ImageTable
 from datamodules.io import read_table, require_dir
 from datamodules.listing import images_by_stem
 from datamodules.pooled import DX_TYPES, HAM_CLASSES, PooledDataModule
 from dermlab.errors import DataError
+from dermlab.subgroups import attributes, for_images
 
 COLUMNS = ("image_id", "lesion_id", "dx", "dx_type")
+ATTRIBUTES = ("age", "sex", "localization")  # metadata columns the subgroup metrics use (age as age_band)
+MASK_FOLDER = "HAM10000_segmentations_lesion_tschandl"  # the lesion masks of Tschandl et al. 2020, where present
 IMAGE_FOLDERS = ("HAM10000_images_part_1", "HAM10000_images_part_2", "HAM10000_images", "images", ".")
 HINT = "Download HAM10000 from Harvard Dataverse (doi:10.7910/DVN/DBW86T) or `dermlab synth --dataset ham10000`."
 
@@ -59,3 +63,21 @@ class HAM10000DataModule(PooledDataModule):
         labels = np.array([codes.index(d) for d in table.dx], dtype=np.int64)
         return ImageTable(ids, self.locate_images(ids), labels, csv, groups=table.lesion_id.tolist(),
                           extra={"dx_type": table.dx_type.tolist()})
+
+    def metadata(self, split: str) -> pd.DataFrame:
+        """``sex``, ``age_band`` and ``localization`` of ``split``'s images from ``HAM10000_metadata.csv``
+        (``unknown`` where the file says so or is empty)."""
+        csv = self.root / "HAM10000_metadata.csv"
+        table = read_table(csv, ("image_id",), hint=HINT)
+        frame = attributes(table.image_id.tolist(), str(csv),
+                           **{name: table[name] for name in ATTRIBUTES if name in table.columns})
+        return for_images(frame, self.table(split).ids)
+
+    def lesion_masks(self, split: str) -> dict[str, Path]:
+        """``ROOT/HAM10000_segmentations_lesion_tschandl/<id>_segmentation.png`` (Tschandl et al. 2020), where
+        present."""
+        folder = self.root / MASK_FOLDER
+        if not folder.is_dir():
+            return {}
+        return {i: folder / f"{i}_segmentation.png" for i in self.table(split).ids
+                if (folder / f"{i}_segmentation.png").is_file()}

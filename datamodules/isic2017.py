@@ -6,6 +6,7 @@ Download from https://challenge.isic-archive.com/data/#2017 and keep the folder 
     ROOT/ISIC-2017_Validation_Data/...                        (150)
     ROOT/ISIC-2017_Test_v2_Data/...                           (600)
     ROOT/ISIC-2017_{Training,Validation,Test_v2}_Part3_GroundTruth.csv
+    ROOT/ISIC-2017_*_Data/ISIC-2017_*_Data_metadata.csv       image_id,age_approximate,sex (optional: subgroups)
 
 Ground truth: ``image_id,melanoma,seborrheic_keratosis`` with 0.0/1.0; a nevus has both 0.
 The challenge scores two binary tasks (melanoma vs rest, seborrheic keratosis vs rest);
@@ -23,6 +24,7 @@ import pandas as pd
 from datamodules.base import ImageTable, SkinDataModule
 from datamodules.io import binary_column, image_paths, read_table, require_dir
 from dermlab.errors import DataError
+from dermlab.subgroups import attributes, for_images
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test_v2"}
 COLUMNS = ("image_id", "melanoma", "seborrheic_keratosis")
@@ -66,6 +68,19 @@ class ISIC2017DataModule(SkinDataModule):
                   "three_class": melanoma + 2 * keratosis}[self.task]
         ids = table.image_id.tolist()
         return ImageTable(ids, image_paths(images, ids, csv), labels, csv)
+
+    def metadata(self, split: str) -> pd.DataFrame:
+        """``sex`` and ``age_band`` of ``split``'s images from the challenge's
+        ``ISIC-2017_<split>_Data/ISIC-2017_<split>_Data_metadata.csv`` (``image_id,age_approximate,sex``; also read
+        from ROOT); no columns when the file is absent."""
+        name = f"ISIC-2017_{FOLDERS[split]}_Data_metadata.csv"
+        csv = next((c for c in (self.root / f"ISIC-2017_{FOLDERS[split]}_Data" / name, self.root / name)
+                    if c.is_file()), None)
+        if csv is None:
+            return super().metadata(split)
+        table = read_table(csv, ("image_id", "age_approximate", "sex"), hint=HINT)
+        frame = attributes(table.image_id.tolist(), str(csv), sex=table.sex, age=table.age_approximate)
+        return for_images(frame, self.table(split).ids)
 
     @property
     def modelled_categories(self) -> list[str]:

@@ -10,6 +10,9 @@ Download from https://challenge.isic-archive.com/data/#2018 and keep the folders
     ROOT/ISIC2018_Task3_{Training,Validation,Test}_GroundTruth.csv     image,MEL,NV,BCC,AKIEC,BKL,DF,VASC
         (or as published with HAM10000: lesion_id,image_id,dx,dx_type,age,sex,localization,dataset)
     ROOT/ISIC2018_Task3_Training_LesionGroupings.csv                   image,lesion_id,diagnosis_confirm_type
+
+Task 3's subgroup metadata (sex, age, body site) exists only in ground truths of the HAM10000 layout (e.g. the test
+truth as published with HAM10000 on Harvard Dataverse); the challenge's own CSVs carry none.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from datamodules import splits
 from datamodules.base import ImageTable, SkinDataModule
@@ -27,6 +31,7 @@ from datamodules.pooled import HAM_CLASSES, PooledDataModule, one_hot_labels
 from datamodules.samplers import MinorityPairSampler
 from dermlab.errors import DataError
 from dermlab.seeding import run_seed
+from dermlab.subgroups import attributes, for_images
 from dermlab.truth import read_truth
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test"}
@@ -188,6 +193,25 @@ class ISIC2018Task3DataModule(PooledDataModule):
 
     def read_pool(self) -> ImageTable:
         return self.read_labelled("train")
+
+    def metadata(self, split: str) -> pd.DataFrame:
+        """``sex``, ``age_band`` and ``localization`` of ``split``'s images from whichever of the released ground
+        truths (training, validation, test) are in the HAM10000 layout; ``unknown`` for images of the others (the
+        challenge layout ``image,MEL,...`` has no metadata), no columns when none is."""
+        frames = []
+        for folder in FOLDERS.values():
+            csv = self.root / f"ISIC2018_Task3_{folder}_GroundTruth.csv"
+            if not csv.is_file():
+                continue
+            with csv.open(encoding="utf-8-sig") as stream:
+                if "localization" not in stream.readline():
+                    continue
+            table = read_table(csv, ("image_id",), hint=HINT)
+            frames.append(attributes(table.image_id.tolist(), str(csv), **{
+                name: table[name] for name in ("age", "sex", "localization") if name in table.columns}))
+        if not frames:
+            return super().metadata(split)
+        return for_images(pd.concat(frames), self.table(split).ids)
 
     def read_official_test(self) -> ImageTable:
         return self.read_labelled("test")

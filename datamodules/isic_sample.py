@@ -33,6 +33,7 @@ from datamodules.base import ImageTable, shortlist
 from datamodules.io import load_rgb, require_dir
 from datamodules.isic2017 import ISIC2017DataModule
 from dermlab.errors import DataError
+from dermlab.subgroups import attributes, for_images
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "data_samples" / "isic_uda1"
 SPLIT_SEED = 2017
@@ -129,6 +130,14 @@ class ISICSampleDataModule(ISIC2017DataModule):
         source = self.root / "ISIC_*.json"
         return ImageTable(ids, [self.root / f"{i}.jpg" for i in ids], rows.melanoma.to_numpy().astype(np.int64),
                           source, extra={"diagnosis": rows.diagnosis.tolist()})
+
+    def metadata(self, split: str) -> pd.DataFrame:
+        """``sex`` and ``age_band`` of ``split``'s images from the records' ``meta.clinical.sex`` / ``age_approx``
+        (77 of the 275 records have neither: ``unknown``)."""
+        records = self.records()
+        frame = attributes(records.image_id.tolist(), str(self.root / "ISIC_*.json"), sex=records.sex,
+                           age=records.age_approx)
+        return for_images(frame, self.table(split).ids)
 
     def ground_truth(self, split: str) -> pd.DataFrame:
         """``split``'s ground truth in the official ISIC 2017 Part 3 layout ``image_id,melanoma,seborrheic_keratosis``

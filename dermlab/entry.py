@@ -16,6 +16,7 @@ from dermlab.errors import DataError, clean_message
 COMMANDS = {
     "synth": "dermlab.commands:synth",
     "score": "dermlab.commands:score",
+    "compare": "dermlab.compare_command:main",
     "prepare": "dermlab.commands:prepare",
     "demo": "dermlab.demo:main",
     "grid": "dermlab.grid.command:main",

@@ -1,4 +1,5 @@
-"""Figures shared by every paper, so they look alike: CAM overlays, heat maps, per-class bars, curves.
+"""Figures shared by every paper, so they look alike: CAM overlays, heat maps, per-class bars, curves,
+forest plots.
 
 Each function returns a matplotlib Figure; :func:`save` writes it as PNG (and closes it). Used by the
 plot callbacks and by the per-paper figure scripts (LERF heat maps, CAM steps, recall bars, α over
@@ -180,6 +181,36 @@ def curves(series: Mapping[str, Sequence[float]], xlabel: str = "epoch", ylabel:
     axis.grid(alpha=0.3)
     if len(series) > 1:
         axis.legend()
+    return figure
+
+
+def forest(labels: Sequence[str], panels: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+           reference: Mapping[str, float] | None = None, title: str = ""):
+    """A forest plot: one row per label (top to bottom), one panel per metric {name: (estimates, lows, highs)},
+    each row a point with its interval as a line, ``n/a`` where the estimate is NaN, and a dotted vertical line at
+    ``reference[name]`` (e.g. the whole test set's value). Panels span [0, 1] (AUC, sensitivity, specificity)."""
+    rows = len(labels)
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(1, len(panels), sharey=True, squeeze=False,
+                                    figsize=(2.0 * len(panels) + 1.8, 0.6 + 0.22 * rows))
+    y = np.arange(rows)[::-1]
+    for axis, (name, (estimates, lows, highs)) in zip(axes[0], panels.items(), strict=True):
+        estimates, lows, highs = (np.asarray(v, float) for v in (estimates, lows, highs))
+        shown = np.isfinite(estimates)
+        axis.hlines(y[shown], lows[shown], highs[shown], color="C0", linewidth=1.2)
+        axis.plot(estimates[shown], y[shown], "o", color="C0", markersize=3.5)
+        for row in np.flatnonzero(~shown):
+            axis.text(0.5, y[row], "n/a", ha="center", va="center", fontsize=6, color="0.4")
+        if reference is not None and np.isfinite(reference.get(name, np.nan)):
+            axis.axvline(reference[name], color="0.3", linestyle=":", linewidth=0.8)
+        axis.set_xlim(-0.02, 1.02)
+        axis.set_title(name, fontsize=8)
+        axis.grid(axis="x", alpha=0.3)
+        axis.tick_params(labelsize=6)
+    axes[0][0].set_yticks(y, labels)
+    axes[0][0].set_ylim(-0.7, rows - 0.3)
+    if title:
+        figure.suptitle(title, fontsize=8)
     return figure
 
 

@@ -49,15 +49,51 @@ def stratified_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], labe
         raise ValueError(f"need as many scores as labels (> 0), got {len(labels)} labels and {len(scores)} scores")
     if n_boot < 1 or not 0 < level < 1:
         raise ValueError(f"n_boot must be ≥ 1 and level in (0, 1), got {n_boot} and {level}")
-    rng = np.random.default_rng(seed)
-    by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    replicates = np.empty(n_boot)
-    for b in range(n_boot):
-        rows = np.concatenate([rng.choice(members, size=len(members), replace=True) for members in by_class])
-        replicates[b] = metric(labels[rows], scores[rows])
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(replicates, [tail, 100 - tail])
+    replicates = np.array([metric(labels[rows], scores[rows]) for rows in stratified_resamples(labels, n_boot, seed)])
+    low, high = percentile_interval(replicates, level)
     return Interval(float(metric(labels, scores)), float(low), float(high), level, n_boot)
+
+
+def stratified_resamples(strata, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot, N) row indices: each row one resample, with replacement, of the images within each stratum.
+
+    Args:
+        strata: (N,) stratum of each image (its class; for a multi-label truth, its row of labels).
+        n_boot: how many resamples (≥ 1).
+        seed: seed of NumPy's ``default_rng``; the draws are those :func:`stratified_bootstrap` has always made
+            (per resample, per stratum in sorted order, ``rng.choice`` of the stratum's rows), so its intervals keep
+            their digits.
+
+    Returns:
+        Row b lists the chosen rows stratum after stratum; every stratum keeps its count.
+
+    Raises:
+        ValueError: empty ``strata`` or ``n_boot`` < 1.
+    """
+    strata = np.asarray(strata)
+    if len(strata) == 0 or n_boot < 1:
+        raise ValueError(f"need images and n_boot ≥ 1, got {len(strata)} images and n_boot {n_boot}")
+    rng = np.random.default_rng(seed)
+    by_stratum = [np.flatnonzero(strata == c) for c in np.unique(strata)]
+    return np.stack([np.concatenate([rng.choice(members, size=len(members), replace=True) for members in by_stratum])
+                     for _ in range(n_boot)])
+
+
+def resample_counts(rows: np.ndarray, n: int) -> np.ndarray:
+    """(B, n) multiplicity of each of ``n`` images in each resample of ``rows`` (B, N) (as from
+    :func:`stratified_resamples`): how often the resample drew it, 0 when never."""
+    rows = np.asarray(rows)
+    offsets = n * np.arange(len(rows))[:, None]
+    return np.bincount((rows + offsets).ravel(), minlength=len(rows) * n).reshape(len(rows), n).astype(float)
+
+
+def percentile_interval(replicates, level: float = 0.95) -> np.ndarray:
+    """The (α/2, 1 − α/2) percentiles of ``replicates`` along axis 0, α = 1 − ``level`` (NumPy's linear
+    interpolation between order statistics): (2,) for (B,) replicates, (2, ...) for (B, ...)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    tail = (1 - level) / 2 * 100
+    return np.percentile(np.asarray(replicates, dtype=float), [tail, 100 - tail], axis=0)
 
 
 def binary_auc(labels, scores) -> float:

@@ -2,11 +2,13 @@
 
 Binary tasks (two classes) are scored on the probability of the positive class, like the ISIC
 challenges: AUC, accuracy / sensitivity / specificity at threshold 0.5 (``p > 0.5``, the
-convention of ``isic-challenge-scoring``) and average precision.
+convention of ``isic-challenge-scoring``), average precision, the ISIC 2024 partial AUC above
+TPR 0.8 (``pauc_tpr80``, :mod:`dermlab.partial_auc`) and the expected calibration error of
+P(positive) (``ece``: 15 equal-width bins, L1; Naeini et al. 2015, Guo et al. 2017 Eq. 3).
 Multi-class tasks report balanced accuracy (mean per-class recall, the ISIC 2018 "balanced
 multi-class accuracy" and the MC-sensitivity of the ``patch`` paper), macro specificity,
 macro and support-weighted F1, macro precision (the ``weighting`` paper's mPR), macro AUC, accuracy,
-and recall and AUC per class.
+the top-label expected calibration error (``ece``, 15 bins), and recall and AUC per class.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from torchmetrics.classification import (
     BinaryAccuracy,
     BinaryAUROC,
     BinaryAveragePrecision,
+    BinaryCalibrationError,
     BinaryConfusionMatrix,
     BinaryRecall,
     BinaryROC,
     BinarySpecificity,
     MulticlassAccuracy,
     MulticlassAUROC,
+    MulticlassCalibrationError,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassPrecision,
@@ -32,7 +36,39 @@ from torchmetrics.classification import (
     MulticlassROC,
     MulticlassSpecificity,
 )
+from torchmetrics.utilities.data import dim_zero_cat
 from torchmetrics.wrappers import ClasswiseWrapper
+
+ECE_BINS = 15  # equal-width confidence bins of the expected calibration error (Guo et al. 2017, Sec. 2)
+
+
+class PartialAUCAboveTPR(BinaryAUROC):
+    """ISIC 2024 challenge metric: ROC area above TPR ``min_tpr`` in raw units (0 … 1 − ``min_tpr``).
+
+    Fed like :class:`~torchmetrics.classification.BinaryAUROC` with P(positive) and 0/1 targets. As the challenge's
+    scorer, it flips targets and scores, takes the McClish-standardised partial AUC up to FPR = 1 − ``min_tpr``
+    (torchmetrics' ``max_fpr``, the same as scikit-learn's) and undoes the standardisation:
+    ½ m² + (m − ½ m²) · 2 · (standardised − ½), m = 1 − ``min_tpr``. The plain NumPy function and the source are in
+    :mod:`dermlab.partial_auc` (the two agree to 1e-7: torchmetrics holds m as a float32 scalar).
+    """
+
+    def __init__(self, min_tpr: float = 0.8, **kwargs) -> None:
+        if not 0 <= min_tpr < 1:
+            raise ValueError(f"min_tpr must lie in [0, 1), got {min_tpr}")
+        if kwargs.get("ignore_index") is not None or kwargs.get("thresholds") is not None:
+            raise ValueError("PartialAUCAboveTPR keeps every score (thresholds=None) and no ignore_index")
+        super().__init__(max_fpr=float(1 - min_tpr), **kwargs)
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        super().update(1 - preds, 1 - target)
+
+    def compute(self) -> torch.Tensor:
+        """The partial AUC; 0 when the targets hold one class (as BinaryAUROC, which then warns)."""
+        standardised, m = super().compute(), self.max_fpr
+        target = dim_zero_cat(self.target)
+        if target.numel() == 0 or bool((target == target[0]).all()):
+            return torch.zeros_like(standardised)
+        return 0.5 * m**2 + (m - 0.5 * m**2) * 2 * (standardised - 0.5)
 
 
 def binary_metrics(threshold: float = 0.5) -> MetricCollection:
@@ -43,6 +79,8 @@ def binary_metrics(threshold: float = 0.5) -> MetricCollection:
         "sensitivity": BinaryRecall(threshold=threshold),
         "specificity": BinarySpecificity(threshold=threshold),
         "average_precision": BinaryAveragePrecision(),
+        "pauc_tpr80": PartialAUCAboveTPR(min_tpr=0.8),
+        "ece": BinaryCalibrationError(n_bins=ECE_BINS, norm="l1"),
     })
 
 
@@ -58,6 +96,7 @@ def multiclass_metrics(class_names: Sequence[str]) -> MetricCollection:
         "f1_weighted": MulticlassF1Score(num_classes=n, average="weighted"),
         "precision": MulticlassPrecision(num_classes=n, average="macro"),
         "auc": MulticlassAUROC(num_classes=n, average="macro"),
+        "ece": MulticlassCalibrationError(num_classes=n, n_bins=ECE_BINS, norm="l1"),
         "recall": ClasswiseWrapper(MulticlassRecall(num_classes=n, average=None), labels=labels, prefix="recall_"),
         "auc_per_class": ClasswiseWrapper(MulticlassAUROC(num_classes=n, average=None), labels=labels,
                                           prefix="auc_"),

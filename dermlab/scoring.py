@@ -31,22 +31,21 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from dermlab.errors import DataError
 from dermlab.metrics import binary_metrics, scalars
+from dermlab.score_bootstrap import bootstrap_intervals, with_intervals
 from dermlab.segmentation_metrics import SCORES, attribute_jaccard, scores_from_counts
 from dermlab.submissions import read_submission
-from dermlab.truth import ISIC2018_CATEGORIES, ZERO_WEIGHT_IMAGES, read_truth  # noqa: F401 (re-exported)
+from dermlab.truth import ISIC2018_CATEGORIES, ZERO_WEIGHT_IMAGES, Truth, read_truth  # noqa: F401 (re-exported)
 
 
-def score(truth_path: str | Path, prediction_path: str | Path, categories: list[str] | None = None) -> dict:
-    """Per-category and macro-averaged metrics (plus balanced accuracy for one-hot tasks).
-
-    The truth is read in any published layout (:func:`dermlab.truth.read_truth`), the submission checked by the
-    official scorer's rules (:func:`dermlab.submissions.read_submission`); images of weight 0 must be submitted
-    but are not scored. ``categories`` scores only those columns (e.g. ``melanoma`` of an ISIC 2017 run trained
-    on that task alone); the submission must still hold every column.
+def read_scored(truth_path: str | Path, prediction_path: str | Path,
+                categories: list[str] | None = None) -> tuple[Truth, pd.DataFrame, pd.DataFrame, list[str]]:
+    """The truth, the scored images' labels and predictions (same rows, same order) and the categories to score,
+    read and checked exactly as :func:`score` reads them (:func:`dermlab.compare_command` shares it).
 
     Raises:
         DataError: a malformed truth or submission (naming the rows or columns), or an unknown category.
@@ -60,6 +59,26 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
     if unknown or not names:
         raise DataError(f"cannot score categories {unknown or names}; '{truth_path}' has "
                         f"{list(truth.submission.categories)}.")
+    return truth, labels, predictions, names
+
+
+def score(truth_path: str | Path, prediction_path: str | Path, categories: list[str] | None = None,
+          n_boot: int = 0, seed: int = 0, level: float = 0.95) -> dict:
+    """Per-category and macro-averaged metrics (plus balanced accuracy for one-hot tasks).
+
+    The truth is read in any published layout (:func:`dermlab.truth.read_truth`), the submission checked by the
+    official scorer's rules (:func:`dermlab.submissions.read_submission`); images of weight 0 must be submitted
+    but are not scored. ``categories`` scores only those columns (e.g. ``melanoma`` of an ISIC 2017 run trained
+    on that task alone); the submission must still hold every column.
+
+    With ``n_boot`` > 0 every metric ``m`` gets ``m_ci95: [low, high]`` beside it (the key follows ``level``), the
+    stratified bootstrap percentile interval of ``n_boot`` resamples drawn with ``seed``
+    (:mod:`dermlab.score_bootstrap`), and the result a ``bootstrap`` entry saying so.
+
+    Raises:
+        DataError: a malformed truth or submission (naming the rows or columns), or an unknown category.
+    """
+    truth, labels, predictions, names = read_scored(truth_path, prediction_path, categories)
     per_category = {}
     for category in names:
         metrics = binary_metrics()
@@ -75,7 +94,35 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
     }
     if truth.one_hot:
         result["balanced_accuracy"] = balanced_accuracy(labels.to_numpy(), predictions.to_numpy())
+    if n_boot:
+        columns = list(truth.submission.categories)
+        return _add_intervals(result, labels[columns], predictions[columns], names, truth.one_hot, n_boot, seed,
+                              level)
     return result
+
+
+def _add_intervals(result: dict, labels: pd.DataFrame, predictions: pd.DataFrame, names: list[str],
+                   one_hot: bool, n_boot: int, seed: int, level: float) -> dict:
+    argmax = argmax_correct(labels.to_numpy(), predictions.to_numpy()) if one_hot else None
+    intervals = bootstrap_intervals(labels, predictions, names, n_boot, seed, level, argmax)
+    result["per_category"] = {c: with_intervals(values, intervals["per_category"][c], level)
+                              for c, values in result["per_category"].items()}
+    result["macro"] = with_intervals(result["macro"], intervals["macro"], level)
+    if one_hot:
+        result = with_intervals(result, {"balanced_accuracy": intervals["balanced_accuracy"]}, level)
+    result["bootstrap"] = {"resamples": n_boot, "seed": seed, "level": level,
+                           "method": "percentile, images resampled within each true class"}
+    return result
+
+
+def argmax_correct(truth: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) true class of each one-hot ``truth`` row and whether the argmax of ``probabilities`` is right by the
+    official rule: a row whose highest probability is shared by several classes is undecided, wrong for every class
+    (as ``isic-challenge-scoring``)."""
+    true_class = truth.argmax(1)
+    peak = probabilities.max(1, keepdims=True)
+    decided = (probabilities == peak).sum(1) == 1
+    return true_class, decided & (probabilities.argmax(1) == true_class)
 
 
 def balanced_accuracy(truth: np.ndarray, probabilities: np.ndarray) -> float:
@@ -84,10 +131,7 @@ def balanced_accuracy(truth: np.ndarray, probabilities: np.ndarray) -> float:
     ``truth`` (N, C) one-hot, ``probabilities`` (N, C). As ``isic-challenge-scoring``, a row whose highest
     probability is shared by several classes is undecided: wrong for every class.
     """
-    true_class = truth.argmax(1)
-    peak = probabilities.max(1, keepdims=True)
-    decided = (probabilities == peak).sum(1) == 1
-    correct = decided & (probabilities.argmax(1) == true_class)
+    true_class, correct = argmax_correct(truth, probabilities)
     present = np.unique(true_class)
     return float(np.mean([correct[true_class == c].mean() for c in present]))
 

@@ -26,7 +26,7 @@ def parses(*args: str) -> str:
 def test_the_pieces_are_tracked_and_present():
     assert {p.stem for p in DATA} == {"isic2016", "isic2017", "isic2018_task1", "isic2018_task2", "isic2018_task3",
                                       "ham10000", "vitiligo", "derm7pt", "isic_sample"}
-    assert {p.stem for p in PRESETS} == {"cpu", "gpu", "ddp_bf16"}
+    assert {p.stem for p in PRESETS} == {"cpu", "gpu", "ddp_bf16", "async_checkpoint"}
 
 
 @pytest.mark.parametrize("data", DATA, ids=lambda p: p.stem)
@@ -39,6 +39,13 @@ def test_data_configs_compose_with_the_demo(data):
 def test_hardware_presets_compose_after_an_experiment(preset):
     printed = parses("-c", str(EXPERIMENTS / "demo_synthetic.yaml"), "-c", str(preset))
     assert "max_epochs: 12" in printed  # the experiment's settings survive the preset
+
+
+def test_asynchronous_checkpointing_composes_with_a_hardware_preset():
+    trainer = EXPERIMENTS / "base" / "trainer"
+    printed = parses("-c", str(EXPERIMENTS / "demo_synthetic.yaml"), "-c", str(trainer / "gpu.yaml"),
+                     "-c", str(trainer / "async_checkpoint.yaml"))
+    assert "precision: bf16-mixed" in printed and "AsyncCheckpointIO" in printed
 
 
 def test_model_piece_parses():

@@ -44,3 +44,31 @@ def test_multiclass_metrics_by_hand():
     # specificity per class: nv TN/(TN+FP) = 1/2, mel 2/3, sk 3/3 → mean 13/18
     assert values["specificity"] == pytest.approx(13 / 18)
     assert {"auc", "f1", "auc_nv", "auc_mel", "auc_sk"} <= set(values)
+
+
+def test_binary_ece_by_hand():
+    # 10 images all with P(positive) = 0.8, 6 of them positive: one bin, |0.6 − 0.8| × 10/10 = 0.2
+    metrics = binary_metrics()
+    metrics.update(torch.full((10,), 0.8), torch.tensor([1] * 6 + [0] * 4))
+    assert scalars(metrics.compute())["ece"] == pytest.approx(0.2)
+    # p = [0.1, 0.1, 0.9, 0.9, 0.9], y = [0, 1, 1, 1, 0]; 15 bins of width 1/15:
+    # bin [1/15, 2/15): mean p 0.1, positive share 1/2 → |0.5 − 0.1| × 2/5 = 0.16
+    # bin [13/15, 14/15): mean p 0.9, positive share 2/3 → |2/3 − 0.9| × 3/5 = 0.14;  ECE = 0.30
+    metrics = binary_metrics()
+    metrics.update(torch.tensor([0.1, 0.1, 0.9, 0.9, 0.9]), torch.tensor([0, 1, 1, 1, 0]))
+    assert scalars(metrics.compute())["ece"] == pytest.approx(0.30)
+
+
+def test_multiclass_ece_is_top_label_by_hand():
+    # five rows whose top probability is 0.8; the argmax is right on 3 of 5 → |0.6 − 0.8| = 0.2
+    probabilities = torch.tensor([[0.8, 0.1, 0.1]] * 3 + [[0.1, 0.8, 0.1]] * 2)
+    metrics = multiclass_metrics(["nv", "mel", "sk"])
+    metrics.update(probabilities, torch.tensor([0, 0, 0, 0, 2]))
+    assert scalars(metrics.compute())["ece"] == pytest.approx(0.2)
+
+
+def test_metric_names_hold_the_new_metrics():
+    from dermlab.metrics import metric_names
+
+    assert {"auc", "average_precision", "pauc_tpr80", "ece"} <= set(metric_names(["benign", "malignant"]))
+    assert "ece" in metric_names(["nv", "mel", "sk"]) and "pauc_tpr80" not in metric_names(["nv", "mel", "sk"])

@@ -7,6 +7,14 @@ A cell that failed or has not run counts as missing, never as zero. The t-tests 
 independent two-sample Student t-test with pooled variance of the ``arl`` paper (Table VII, Eq. 14):
 H1: mean(greater) > mean(than), df = m + n − 2.
 
+From the cells' per-image predictions (``predictions_test.csv``, ``predictions_val.csv``) the report adds the
+statistics of :mod:`dermlab.grid.prediction_report` and :mod:`dermlab.grid.paired`: each cell's and each row's
+pooled stratified bootstrap interval, the ``paired_tests`` (DeLong / McNemar per cell pair), Holm's adjustment
+across every p-value of the table (the t-tests' and the paired tests'), and on a grid with a ``fold`` axis the
+out-of-fold predictions and the fold ensemble. ``report.csv`` holds one line per row and metric (``cell`` empty;
+``estimate``, ``low``, ``high``: the pooled interval), one per cell with an interval (``cell`` = its id), and one
+per cross-validation and metric (``cell`` = ``out-of-fold`` or ``fold ensemble``).
+
 A cell that chose part of its model from the data says so in its folder, and the table prints the choice
 beside the row label: the ``dds`` paper's data-driven deep supervision writes ``layer_selection.json``
 (the layer argmin_h |Obj − LERF_h| picked), so its row reads e.g. ``isic2016 / R / data-driven / TL → L24``
@@ -24,6 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dermlab.grid.paired import PairedTest, holm_adjust, paired_tests
+from dermlab.grid.prediction_report import CrossValidation, cross_validation, intervals
 from dermlab.grid.spec import GridSpec
 
 CHOICE_FILES = {"layer_selection.json": "paper_name"}  # run-folder file → key naming what the cell chose from data
@@ -39,6 +49,7 @@ class TTest:
     p: float
     n_greater: int
     n_than: int
+    p_holm: float = math.nan  # Holm-adjusted across every p-value of the table
 
 
 def chosen(folder: Path) -> str:
@@ -61,8 +72,9 @@ def label(row: str, choice: str) -> str:
     return f"{row} → {choice}" if choice else row
 
 
-def collect(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> pd.DataFrame:
-    """One row per cell: its axis values, status (done / failed / missing), log path and metrics."""
+def collect(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False, average: bool = True) -> pd.DataFrame:
+    """One row per cell: its axis values, status (done / failed / missing), log path and metrics (merged over
+    ``average_over`` axes unless ``average`` is False)."""
     records = []
     for cell in spec.cells():
         folder = spec.run_root(runs, smoke) / cell.id
@@ -77,7 +89,7 @@ def collect(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> p
             record.update(status="failed", log=json.loads((folder / "failed.json").read_text())["log"])
         records.append(record)
     cells = pd.DataFrame.from_records(records)
-    return average_over(spec, cells) if spec.average_over else cells
+    return average_over(spec, cells) if spec.average_over and average else cells
 
 
 def average_over(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
@@ -148,8 +160,11 @@ def _fmt(value: float, digits: int = 2) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: list[TTest]) -> str:
-    """The table as Markdown: per metric ours (mean ± std), the paper's value and the difference."""
+def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: list[TTest],
+             paired: list[PairedTest] = (), pooled: pd.DataFrame | None = None,
+             folds: list[CrossValidation] = ()) -> str:
+    """The table as Markdown: per metric ours (mean ± std), the paper's value and the difference; then the
+    pooled intervals, the tests (with Holm's adjustment) and the cross-validation summary where there are any."""
     header = ["row"] + [f"{m} {part}" for m in spec.metrics for part in ("ours", "paper", "Δ")]
     over = ", ".join(k for k in spec.axes if k not in spec.rows and k not in spec.average_over) or "one run"
     first = f" (each run first averaged over {', '.join(spec.average_over)})" if spec.average_over else ""
@@ -167,14 +182,32 @@ def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: 
                 ours += f" ({entry.n}/{entry.n_expected})" if entry.n < entry.n_expected else ""
             cells_text += [ours, _fmt(entry.paper), _fmt(entry["diff"])]
         lines.append("| " + " | ".join(cells_text) + " |")
+    if pooled is not None and len(pooled):
+        lines += pooled_lines(spec, summary, pooled)
+    family = sum(not math.isnan(r.p) for r in [*tests, *paired])
+    holm_note = f"p (Holm): adjusted across the table's {family} p-values (t-tests and paired tests; Holm 1979)"
+    where = lambda d: ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in d.items())  # noqa: E731
     if tests:
         lines += ["", "One-sided two-sample t-tests (Student, pooled variance; H1: first > second; "
-                  "t = (mean first − mean second) / (s_p·√(1/m + 1/n)), t > 0 favours first):", "",
-                  "| metric | first | second | t | df | p |", "|---|---|---|---|---|---|"]
-        where = lambda d: ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in d.items())  # noqa: E731
+                  "t = (mean first − mean second) / (s_p·√(1/m + 1/n)), t > 0 favours first; " + holm_note + "):",
+                  "", "| metric | first | second | t | df | p | p (Holm) |", "|---|---|---|---|---|---|---|"]
         for t in tests:
             lines.append(f"| {t.metric} | {where(t.greater)} (n={t.n_greater}) | {where(t.than)} (n={t.n_than}) | "
-                         f"{_fmt(t.t, 3)} | {t.df} | {_fmt(t.p, 4)} |")
+                         f"{_fmt(t.t, 3)} | {t.df} | {_fmt(t.p, 4)} | {_fmt(t.p_holm, 4)} |")
+    if paired:
+        lines += ["", "Paired tests per cell pair on the same test images (two-sided; DeLong et al. 1988 for the "
+                  "AUC, McNemar 1947 on the predicted classes — P(class 1) > 0.5, or the argmax — exact below 25 "
+                  "discordant pairs; A, B: the recomputed AUCs or accuracies; " + holm_note + "):", "",
+                  "| metric | A | B | paired on | test | A value | B value | statistic | p | p (Holm) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in paired:
+            statistic = f"{r.detail} {_fmt(r.statistic, 3)}" if r.detail == "z" else \
+                f"{_fmt(r.statistic, 3)} ({r.detail})" if r.detail else "—"
+            lines.append(f"| {r.metric} | {where(r.a)} | {where(r.b)} | {r.paired_on or '—'} | {r.test or r.note} | "
+                         f"{_fmt(r.value_a, 4)} | {_fmt(r.value_b, 4)} | {statistic} | {_fmt(r.p, 4)} | "
+                         f"{_fmt(r.p_holm, 4)} |")
+    if folds:
+        lines += cv_lines(spec, folds)
     leaking = cells[cells.leak != ""]
     if len(leaking):
         lines += ["", "**Leakage:** these cells ran with `leakage: warn` and their split audit found a leak, so their "
@@ -189,16 +222,81 @@ def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: 
     return "\n".join(lines) + "\n"
 
 
+def pooled_lines(spec: GridSpec, summary: pd.DataFrame, pooled: pd.DataFrame) -> list[str]:
+    """Markdown lines: per row and recomputable metric, mean ± std beside the pooled bootstrap interval."""
+    settings = spec.statistics
+    lines = ["", f"95 % stratified bootstrap intervals ({settings['n_boot']} replicates, seed {settings['seed']}) "
+             "from the cells' test predictions: per row, the cells pooled (one resample of the test images per "
+             "replicate, shared by the cells on the same images; the mean over the cells) — the test-set "
+             "uncertainty of the row's mean, not its spread over seeds or folds (± std):", "",
+             "| row | metric | mean ± std | pooled estimate [95 % CI] | cells |", "|---|---|---|---|---|"]
+    for entry in pooled.itertuples(index=False):
+        row = summary[(summary.row == entry.row) & (summary.metric == entry.metric)].iloc[0]
+        spread = _fmt(row["mean"]) + (f" ± {_fmt(row['std'])}" if row.n > 1 else "")
+        lines.append(f"| {entry.row} | {entry.metric} | {spread} | {_fmt(entry.estimate)} [{_fmt(entry.low)}, "
+                     f"{_fmt(entry.high)}] | {entry.n_cells} |")
+    return lines
+
+
+def cv_lines(spec: GridSpec, folds: list[CrossValidation]) -> list[str]:
+    """Markdown lines: per cross-validation and metric, the folds' mean ± std on the test set beside the fold
+    ensemble and the out-of-fold predictions, each with its interval."""
+    interval = lambda s, kind: (f"{_fmt(s[kind + '_estimate'])} [{_fmt(s[kind + '_low'])}, "  # noqa: E731
+                                f"{_fmt(s[kind + '_high'])}]") if kind + "_estimate" in s else "—"
+    lines = ["", f"Cross-validation over {spec.fold_axis()}: the folds' test scores (mean ± std), the fold ensemble "
+             "(mean of the folds' test probabilities per image) and the out-of-fold predictions (each CV image "
+             "predicted by the fold that held it out), with 95 % stratified bootstrap intervals:", "",
+             "| cross-validation | metric | folds mean ± std | fold ensemble (test) | out-of-fold | files |",
+             "|---|---|---|---|---|---|"]
+    for cv in folds:
+        files = ", ".join(f"`{f}`" for f in (cv.ensemble_file, cv.oof_file) if f) + (f" ({cv.note})" if cv.note
+                                                                                      else "")
+        for score in cv.scores or [{"metric": "—", "fold_mean": math.nan, "fold_std": math.nan}]:
+            spread = _fmt(score["fold_mean"]) + (f" ± {_fmt(score['fold_std'])}"
+                                                 if not math.isnan(score["fold_std"]) else "")
+            lines.append(f"| {cv.label} | {score['metric']} | {spread} | {interval(score, 'ensemble')} | "
+                         f"{interval(score, 'oof')} | {files or '—'} |")
+    return lines
+
+
+def csv_table(summary: pd.DataFrame, pooled: pd.DataFrame, per_cell: pd.DataFrame,
+              folds: list[CrossValidation]) -> pd.DataFrame:
+    """report.csv: the summary's lines (with the pooled interval), then per-cell and cross-validation lines."""
+    table = summary.assign(cell="")
+    if len(pooled):
+        table = table.merge(pooled, on=["row", "metric"], how="left")
+    extra = [per_cell.assign(n=1)] if len(per_cell) else []
+    for cv in folds:
+        for score in cv.scores:
+            for kind, name in (("ensemble", "fold ensemble"), ("oof", "out-of-fold")):
+                if f"{kind}_estimate" in score:
+                    extra.append(pd.DataFrame([{"row": cv.label, "metric": score["metric"], "cell": name,
+                                                **{k: score[f"{kind}_{k}"] for k in ("estimate", "low", "high",
+                                                                                     "n_boot")}}]))
+    return pd.concat([table, *extra], ignore_index=True) if extra else table
+
+
 def report(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> str:
-    """Write report.md and report.csv in the table's folder (next to its cells); returns the Markdown."""
-    cells = collect(spec, runs, smoke)
+    """Write report.md and report.csv in the table's folder (next to its cells); returns the Markdown.
+
+    Raises:
+        DataError: a prediction file is malformed, or the out-of-fold predictions of a cross-validation repeat
+            or miss images of its CV set.
+    """
+    raw = collect(spec, runs, smoke, average=False)
+    cells = average_over(spec, raw) if spec.average_over else raw
     summary = summarise(spec, cells)
     tests = ttests(spec, cells)
-    text = markdown(spec, summary, cells, tests)
     folder = spec.report_root(runs, smoke)
     folder.mkdir(parents=True, exist_ok=True)
+    run_folder = lambda cell: spec.run_root(runs, smoke) / cell  # noqa: E731
+    paired = paired_tests(spec, raw, run_folder)
+    holm_adjust(tests, paired)
+    pooled, per_cell = intervals(spec, raw, run_folder)
+    folds = cross_validation(spec, raw, run_folder, folder)
+    text = markdown(spec, summary, cells, tests, paired, pooled, folds)
     (folder / "report.md").write_text(text)
-    summary.to_csv(folder / "report.csv", index=False)
+    csv_table(summary, pooled, per_cell, folds).to_csv(folder / "report.csv", index=False)
     for figure in spec.figures():
         draw_figure(spec, figure, cells, folder / f"{figure.get('name', 'figure')}.png")
     return text

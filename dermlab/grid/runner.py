@@ -6,6 +6,11 @@ optimiser state), and records a crash in ``failed.json`` (with the log path)
 without stopping the others. ``--parallel N`` runs N cells side by side, each on its own GPU when
 there are N. Before anything trains, every axis value is parsed by the CLI and the requested metrics
 are checked against what the model logs.
+
+A classifier cell also writes its per-image predictions with the checkpoint it tested
+(:mod:`dermlab.grid.predictions`): ``predictions_test.csv`` (unless its test run wrote one already) and, on a
+grid with a ``fold`` axis, ``predictions_val.csv`` of its held-out fold — what the report's intervals, paired
+tests, out-of-fold scores and fold ensembles are computed from.
 """
 
 from __future__ import annotations
@@ -124,8 +129,9 @@ def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: 
 
 
 def run_cell_command(argv: list[str]) -> None:
-    """``dermlab grid _cell RESULT [--predict] -- ARGS``: fit (resuming from last.ckpt), test the best checkpoint,
-    optionally write the test set's submission CSV (``predict``), then write RESULT."""
+    """``dermlab grid _cell RESULT [--predict] [--val-predictions] -- ARGS``: fit (resuming from last.ckpt), test
+    the best checkpoint, optionally write the test set's submission CSV (``predict``), write the classifier's
+    ``predictions_test.csv`` (and ``predictions_val.csv`` with ``--val-predictions``), then write RESULT."""
     from dermlab.cli import build_cli
 
     split = argv.index("--")
@@ -140,6 +146,9 @@ def run_cell_command(argv: list[str]) -> None:
     if "--predict" in flags:  # writers that score their files (callbacks.MaskWriter.scores) add to the metrics
         trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=best or "last", return_predictions=False)
         tested = {**tested, **{k: v for c in trainer.callbacks for k, v in (getattr(c, "scores", None) or {}).items()}}
+    for split in ("test", *(["val"] if "--val-predictions" in flags else [])):
+        if not (result_path.parent / f"predictions_{split}.csv").is_file():
+            write_split_predictions(cli, split, result_path.parent / f"predictions_{split}.csv")
     score = trainer.checkpoint_callback.best_model_score
     if best:
         slim_checkpoint(Path(best))
@@ -150,6 +159,48 @@ def run_cell_command(argv: list[str]) -> None:
               "resumed": resumed,
               "split_audit": None if audit is None else {"leak": audit.leak, "leaks": audit.leaks}}
     result_path.write_text(json.dumps(result, indent=2))
+
+
+def write_split_predictions(cli, split: str, path: Path) -> Path | None:
+    """Write ``path`` (:mod:`dermlab.predictions` format) with the model as it stands — after
+    ``trainer.test(ckpt_path=best)``, the tested checkpoint's weights — on ``split``'s evaluation pipeline
+    (views, crops, test-time augmentation), through a one-device Trainer of the run's accelerator and precision
+    without callbacks (no submission or mask writer fires) and without a ``limit_predict_batches``. The validation
+    split is predicted as validation sees it: a ``calibrate: temperature`` model's T, fitted on those images, is
+    not applied. Only for classifiers and splits with images and known labels; returns the path, or None when
+    nothing was written. Under DDP only rank 0 writes."""
+    import lightning.pytorch as L
+    import torch
+
+    from dermlab.grid.predictions import write_predictions
+    from lightning_modules.base import LesionClassifier
+
+    datamodule, model = cli.datamodule, cli.model
+    if not isinstance(model, LesionClassifier) or not cli.trainer.is_global_zero or not hasattr(datamodule, "table"):
+        return None
+    table = datamodule.table(split)
+    if not len(table) or (table.labels < 0).any():  # no images, or a split without ground truth
+        return None
+    predictor = L.Trainer(accelerator=cli.trainer.accelerator, devices=1, precision=cli.trainer.precision,
+                          logger=False, callbacks=[], enable_progress_bar=False, enable_model_summary=False,
+                          default_root_dir=cli.trainer.default_root_dir)
+    previous, datamodule.predict_split = datamodule.predict_split, split
+    calibrate = model.hparams.get("calibrate")
+    if split == "val" and calibrate is not None:  # as validation sees them: without the T fitted on these images
+        model.hparams["calibrate"] = "none"
+    try:
+        batches = predictor.predict(model, datamodule=datamodule, return_predictions=True)
+    finally:
+        datamodule.predict_split = previous
+        if calibrate is not None:
+            model.hparams["calibrate"] = calibrate
+    images = [i for batch in batches for i in batch["image_id"]]
+    probabilities = torch.cat([batch["probabilities"] for batch in batches]).float().cpu().numpy()
+    row = {image: index for index, image in enumerate(table.ids)}
+    order = [row[i] for i in images]
+    weights = table.extra.get("score_weight")
+    scored = None if weights is None else [weights[i] != 0 for i in order]
+    return write_predictions(path, images, table.labels[order], probabilities, model.class_names, scored)
 
 
 def slim_checkpoint(path: Path) -> None:
@@ -165,7 +216,8 @@ def slim_checkpoint(path: Path) -> None:
     tmp.replace(path)
 
 
-def _run_one(cell: Cell, args: list[str], run_dir: Path, devices: queue.Queue | None, predict: bool = False) -> str:
+def _run_one(cell: Cell, args: list[str], run_dir: Path, devices: queue.Queue | None, predict: bool = False,
+             val_predictions: bool = False) -> str:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "failed.json").unlink(missing_ok=True)
     log_path = run_dir / "cell.log"
@@ -176,7 +228,8 @@ def _run_one(cell: Cell, args: list[str], run_dir: Path, devices: queue.Queue | 
     try:
         with log_path.open("a") as log:
             code = subprocess.run([sys.executable, "-m", "dermlab", "grid", "_cell", str(run_dir / "result.json"),
-                                   *(["--predict"] if predict else []), "--", *args],
+                                   *(["--predict"] if predict else []),
+                                   *(["--val-predictions"] if val_predictions else []), "--", *args],
                                   stdout=log, stderr=subprocess.STDOUT, env=env).returncode
     finally:
         if device is not None:
@@ -226,7 +279,8 @@ def run(spec: GridSpec, data_root: str | None = None, smoke: bool = False, paral
                 devices.put(index)
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         for wave in waves:
-            futures = {pool.submit(_run_one, cell, args, run_dir, devices, spec.predict): (cell, run_dir)
+            futures = {pool.submit(_run_one, cell, args, run_dir, devices, spec.predict,
+                                   spec.fold_axis() is not None): (cell, run_dir)
                        for cell, args, run_dir in wave}
             for future, (cell, run_dir) in futures.items():
                 status[cell.id] = future.result()

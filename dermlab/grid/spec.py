@@ -26,6 +26,9 @@ Keys (anything else is an error)::
       resnet18: {test/auc: 85.7}
     ttests:                            # one-sided two-sample t-tests (Student, pooled variance)
       - {metric: test/auc, greater: {model.init_args.backbone: resnet34}, than: {model.init_args.backbone: resnet18}}
+    paired_tests:                      # per cell pair on the same test images: DeLong (test/auc) or McNemar
+      - {metric: test/auc, a: {backbone: resnet34}, b: {backbone: resnet18}}     # (test/accuracy, balanced_accuracy)
+    statistics: {n_boot: 2000, seed: 0} # the bootstrap intervals' replicates and seed (these are the defaults)
     data_args: {isic2016: [...]}       # extra arguments of the cells on one data set (optional)
     predict: true                      # also write the test set's submission CSV (masks: and their full-size
                                        # scores, full/<metric>) per cell (optional)
@@ -65,7 +68,9 @@ import yaml
 from dermlab.errors import DataError
 
 KEYS = {"paper", "table", "title", "dataset", "config", "args", "synthetic", "axes", "rows", "metrics", "scale",
-        "paper_values", "ttests", "notes", "data_args", "predict", "cells_of", "average_over", "figure", "exclude"}
+        "paper_values", "ttests", "notes", "data_args", "predict", "cells_of", "average_over", "figure", "exclude",
+        "paired_tests", "statistics"}
+STATISTICS = {"n_boot": 2000, "seed": 0}  # defaults of the ``statistics`` key
 CELL_REF = re.compile(r"@cell\(([^)]*)\)")
 
 
@@ -105,6 +110,12 @@ class GridSpec:
     average_over: list[str] = field(default_factory=list)
     figure: dict | list = field(default_factory=dict)
     exclude: list[dict] = field(default_factory=list)
+    paired_tests: list[dict] = field(default_factory=list)
+    statistics: dict = field(default_factory=lambda: dict(STATISTICS))
+
+    def fold_axis(self) -> str | None:
+        """The cross-validation axis (``data.init_args.fold`` or ``...cv_fold``), or None."""
+        return next((a for a in self.axes if a.rsplit(".", 1)[-1] in ("fold", "cv_fold")), None)
 
     def figures(self) -> list[dict]:
         """The ``figure`` entries as a list (a single mapping is one figure named ``figure``)."""
@@ -239,7 +250,8 @@ def load(path: str | Path) -> GridSpec:
                                                            (raw.get("data_args") or {}).items()},
                     predict=bool(raw.get("predict", False)), cells_of=raw.get("cells_of", ""),
                     average_over=list(raw.get("average_over", [])), figure=raw.get("figure") or {},
-                    exclude=list(raw.get("exclude") or []))
+                    exclude=list(raw.get("exclude") or []), paired_tests=list(raw.get("paired_tests") or []),
+                    statistics=statistics_settings(path, raw.get("statistics")))
     short = spec.short_names().values()
     for entry in spec.exclude:
         if not isinstance(entry, dict) or not all(k in axes or k in short for k in entry):
@@ -266,7 +278,29 @@ def load(path: str | Path) -> GridSpec:
     for test in spec.ttests:
         if set(test) != {"metric", "greater", "than"} or not (set(test["greater"]) | set(test["than"])) <= set(axes):
             raise DataError(f"grid '{path}': a t-test needs metric, greater and than, filtering on axes: {test}.")
+    from dermlab.grid.paired import check_entry  # here: paired imports this module
+
+    for entry in spec.paired_tests:
+        check_entry(spec, entry)
     return spec
+
+
+def statistics_settings(path: Path, raw) -> dict:
+    """The ``statistics`` key with its defaults: ``n_boot`` (int ≥ 1) and ``seed`` (int ≥ 0).
+
+    Raises:
+        DataError: an unknown key or a value that is not such an integer, naming it.
+    """
+    raw = raw or {}
+    if not isinstance(raw, dict) or set(raw) - set(STATISTICS):
+        raise DataError(f"grid '{path}': statistics takes {sorted(STATISTICS)} (e.g. {{n_boot: 2000, seed: 0}}); "
+                        f"got {raw}.")
+    settings = {**STATISTICS, **raw}
+    for key, least in (("n_boot", 1), ("seed", 0)):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise DataError(f"grid '{path}': statistics.{key} must be an integer ≥ {least}; got {value!r}.")
+    return settings
 
 
 def paper_tables(paper: str, experiments: Path = Path("experiments")) -> list[Path]:

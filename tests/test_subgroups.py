@@ -1,0 +1,276 @@
+"""Subgroup metrics (dermlab.subgroups): a hand-made 12-image case, missing metadata, too-small groups, the
+multi-class modes, the datamodules' metadata hooks and the callback on a tiny synthetic HAM10000 test run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from dermlab.errors import DataError
+from dermlab.subgroups import age_band, attributes, subgroup_table
+from tests.conftest import SHARED_DATA
+
+# 12 test images of a binary task (other / melanoma): label, P(melanoma), sex, site. Image 5 is absent from the
+# metadata (so it is "unknown" for every attribute); site holds NaN, "" and "unknown" for images 6, 7 and 10.
+CASE = [  # image, target, P(melanoma), sex, site
+    ("i00", 1, 0.9, "female", "back"), ("i01", 1, 0.4, "female", "back"), ("i02", 0, 0.6, "female", "back"),
+    ("i03", 0, 0.3, "female", "face"), ("i04", 0, 0.2, "female", "face"), ("i05", 0, 0.1, None, None),
+    ("i06", 1, 0.8, "male", np.nan), ("i07", 1, 0.7, "male", ""), ("i08", 1, 0.2, "male", "back"),
+    ("i09", 0, 0.5, "male", "back"), ("i10", 0, 0.3, "male", "unknown"), ("i11", 0, 0.2, "male", "back"),
+]
+
+
+MEMBERS = {("all", "all"): [c[0] for c in CASE], ("sex", "female"): ["i00", "i01", "i02", "i03", "i04"],
+           ("sex", "male"): ["i06", "i07", "i08", "i09", "i10", "i11"],
+           ("site", "back"): ["i00", "i01", "i02", "i08", "i09", "i11"],
+           ("site", "unknown"): ["i05", "i06", "i07", "i10"]}
+
+
+def case_frames():
+    predictions = pd.DataFrame({"image": [c[0] for c in CASE], "target": [c[1] for c in CASE],
+                                "other": [1 - c[2] for c in CASE], "melanoma": [c[2] for c in CASE]})
+    metadata = pd.DataFrame({"sex": [c[3] for c in CASE], "site": [c[4] for c in CASE]},
+                            index=[c[0] for c in CASE]).drop(index="i05")
+    return predictions, metadata
+
+
+def row(table, attribute, group):
+    found = table[(table.attribute == attribute) & (table.group == group)]
+    assert len(found) == 1, (attribute, group)
+    return found.iloc[0]
+
+
+def test_twelve_image_case_by_hand():
+    predictions, metadata = case_frames()
+    table = subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=200, seed=0)
+    assert [(r.attribute, r.group) for r in table.itertuples()] == [
+        ("all", "all"), ("sex", "female"), ("sex", "male"), ("sex", "unknown"),
+        ("site", "back"), ("site", "face"), ("site", "unknown")]
+    # AUC = (pairs positive > negative, ties ½) / (positives · negatives); predicted positive when P > 0.5
+    expected = {
+        # all: positives .9 .8 .7 .4 .2, negatives .6 .5 .3 .3 .2 .2 .1: 7 + 7 + 7 + 5 + (1 + ½ + ½) = 28 of 35;
+        # sensitivity 3/5 (.9 .8 .7); specificity 6/7 (only .6 > .5)
+        ("all", "all"): (12, 5, 28 / 35, 3 / 5, 6 / 7),
+        # female (i00–i04): positives .9 .4, negatives .6 .3 .2: 3 + 2 = 5 of 6; sens 1/2; spec 2/3
+        ("sex", "female"): (5, 2, 5 / 6, 1 / 2, 2 / 3),
+        # male (i06–i11): positives .8 .7 .2, negatives .5 .3 .2: 3 + 3 + ½ = 6.5 of 9; sens 2/3;
+        # spec 3/3 (.5 is not > .5)
+        ("sex", "male"): (6, 3, 6.5 / 9, 2 / 3, 1.0),
+        # back (i00 i01 i02 i08 i09 i11): positives .9 .4 .2, negatives .6 .5 .2: 3 + 1 + ½ = 4.5 of 9; sens 1/3;
+        # spec 2/3
+        ("site", "back"): (6, 3, 4.5 / 9, 1 / 3, 2 / 3),
+        # unknown (i05 absent, i06 NaN, i07 "", i10 "unknown"): positives .8 .7, negatives .3 .1: 4 of 4
+        ("site", "unknown"): (4, 2, 1.0, 1.0, 1.0),
+    }
+    for (attribute, group), (n, positives, auc, sensitivity, specificity) in expected.items():
+        found = row(table, attribute, group)
+        assert (found.n, found.positives) == (n, positives)
+        assert found.auc == pytest.approx(auc) and found.sensitivity == pytest.approx(sensitivity)
+        assert found.specificity == pytest.approx(specificity)
+        for metric in ("auc", "sensitivity", "specificity"):
+            assert found[f"{metric}_low"] <= found[metric] + 1e-12 <= found[f"{metric}_high"] + 2e-12
+        # fewer than 5 positives or negatives: the stratified bootstrap cannot vary them much, and the note says so
+        assert ("too narrow to trust" in found.note) == (min(positives, n - positives) < 5)
+        members = predictions[predictions.image.isin(MEMBERS[attribute, group])]
+        assert roc_auc_score(members.target, members.melanoma) == pytest.approx(auc)  # independent reference
+
+
+def test_groups_without_both_classes_get_no_auc_and_say_why():
+    predictions, metadata = case_frames()
+    table = subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=100)
+    face, nobody = row(table, "site", "face"), row(table, "sex", "unknown")
+    for found, n in ((face, 2), (nobody, 1)):  # .3 .2 and .1: negatives only, all ≤ 0.5
+        assert found.n == n and found.positives == 0
+        assert np.isnan(found.auc) and np.isnan(found.auc_low) and np.isnan(found.sensitivity)
+        assert found.specificity == 1.0 and "no positives" in found.note and "too narrow" in found.note
+    only_positives = subgroup_table(predictions.iloc[[0, 6]], pd.DataFrame(index=[]), ("other", "melanoma"), n_boot=10)
+    assert np.isnan(only_positives.auc[0]) and "no negatives" in only_positives.note[0]
+    assert only_positives.sensitivity[0] == 1.0 and np.isnan(only_positives.specificity[0])
+
+
+def test_unscored_rows_are_left_out_and_bad_tables_refused():
+    predictions, metadata = case_frames()
+    predictions["scored"] = [1] * 11 + [0]
+    assert row(subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=10), "all", "all").n == 11
+    with pytest.raises(DataError, match="lacks the column"):
+        subgroup_table(predictions.drop(columns="melanoma"), metadata, ("other", "melanoma"))
+    with pytest.raises(DataError, match="more than once"):
+        subgroup_table(pd.concat([predictions, predictions.iloc[:1]]), metadata, ("other", "melanoma"))
+    bad = predictions.assign(target=[2] + [0] * 11)
+    with pytest.raises(DataError, match="row 2 .i00.: target 2"):
+        subgroup_table(bad, metadata, ("other", "melanoma"))
+    with pytest.raises(ValueError, match="positive class 'MEL'"):
+        subgroup_table(predictions, metadata, ("other", "melanoma"), positive="MEL")
+
+
+# 3 classes, 6 images: rows of probabilities and the true class
+THREE = np.array([[0.7, 0.2, 0.1], [0.4, 0.5, 0.1], [0.2, 0.6, 0.2], [0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.3, 0.3, 0.4]])
+THREE_TARGETS = [0, 0, 1, 1, 2, 2]
+
+
+def test_multiclass_macro_and_positive_class_by_hand():
+    predictions = pd.DataFrame(THREE, columns=["a", "b", "c"]).assign(image=[f"j{i}" for i in range(6)],
+                                                                       target=THREE_TARGETS)
+    macro = subgroup_table(predictions, pd.DataFrame(index=[]), ("a", "b", "c"), n_boot=50).iloc[0]
+    # one-vs-rest AUCs: a: positives .7 .4 vs .2 .5 .1 .3 → (4 + 3)/8; b: .6 .3 vs .2 .5 .2 .3 → (4 + 2.5)/8;
+    # c: .7 .4 vs .1 .1 .2 .2 → 8/8; macro (7/8 + 6.5/8 + 1)/3 = 0.895833
+    assert macro.auc == pytest.approx((7 / 8 + 6.5 / 8 + 1) / 3)
+    assert macro.auc == pytest.approx(roc_auc_score(THREE_TARGETS, THREE, multi_class="ovr", average="macro"))
+    # argmax a b b a c c: recall a 1/2, b 1/2, c 2/2 → 2/3; specificity a 3/4 (j3 taken for a), b 3/4 (j1), c 1
+    assert macro.sensitivity == pytest.approx(2 / 3) and macro.specificity == pytest.approx((0.75 + 0.75 + 1) / 3)
+    assert np.isnan(macro.positives) and "macro over 3 classes" in macro.note
+    assert "fewer than 5 images of class(es) [0, 1, 2]" in macro.note
+    one = subgroup_table(predictions, pd.DataFrame(index=[]), ("a", "b", "c"), positive="b", n_boot=50).iloc[0]
+    # b against the rest: AUC 6.5/8; positives j2 (argmax b) and j3 (argmax a) → sens 1/2; j1's argmax is b → spec 3/4
+    assert (one.positives, one.auc, one.sensitivity, one.specificity) == (2, pytest.approx(6.5 / 8), 0.5, 0.75)
+
+
+@pytest.mark.parametrize(("age", "band"), [(0, "0-29"), (29.9, "0-29"), (30, "30-44"), ("45.0", "45-59"),
+                                           (74, "60-74"), (75, "75+"), (85, "75+"), (None, "unknown"),
+                                           (np.nan, "unknown"), ("", "unknown"), ("unknown", "unknown")])
+def test_age_bands(age, band):
+    assert age_band(age) == band
+
+
+def test_attributes_name_a_bad_age_by_file_and_row():
+    frame = attributes(["a", "b"], "meta.csv", age=[40, None], sex=["male", " "])
+    assert frame.to_dict("index") == {"a": {"age_band": "30-44", "sex": "male"},
+                                      "b": {"age_band": "unknown", "sex": "unknown"}}
+    with pytest.raises(DataError, match="'meta.csv' row 3 .b.: age 'forty' is not a number"):
+        attributes(["a", "b"], "meta.csv", age=[40, "forty"])
+
+
+# --- the datamodules' metadata hooks ------------------------------------------------------------------------------
+def test_ham10000_metadata_of_the_synthetic_twin(synthetic):
+    from datamodules import HAM10000DataModule
+
+    root = synthetic("ham10000")
+    data = HAM10000DataModule(str(root), split="patch", num_workers=0)
+    frame = data.metadata("test")
+    csv = pd.read_csv(root / "HAM10000_metadata.csv").set_index("image_id")
+    assert list(frame.index) == data.table("test").ids and list(frame.columns) == ["age_band", "sex", "localization"]
+    for image_id, found in frame.iterrows():
+        assert found.sex == csv.sex[image_id] and found.localization == csv.localization[image_id]
+        assert found.age_band == age_band(csv.age[image_id])
+    assert data.lesion_masks("test") == {}  # the synthetic twin ships no HAM10000 masks
+
+
+def test_isic2017_metadata_csvs(broken_root):
+    from datamodules import ISIC2017DataModule
+
+    data = ISIC2017DataModule(str(broken_root), num_workers=0)
+    csv = broken_root / "ISIC-2017_Test_v2_Data" / "ISIC-2017_Test_v2_Data_metadata.csv"  # the synthetic twin's
+    written = pd.read_csv(csv).set_index("image_id")
+    frame = data.metadata("test")
+    assert list(frame.columns) == ["sex", "age_band"]
+    for image_id, found in frame.iterrows():
+        assert found.tolist() == [written.sex[image_id], age_band(written.age_approximate[image_id])]
+    ids = data.table("test").ids
+    ages, sexes = ["unknown", "35", "80"], ["female", "male", "unknown"]
+    csv.write_text(
+        "image_id,age_approximate,sex\r\n" + "".join(f"{i},{ages[k % 3]},{sexes[k % 3]}\r\n"
+                                                     for k, i in enumerate(ids[:-1])))  # the last one unlisted
+    frame = ISIC2017DataModule(str(broken_root), num_workers=0).metadata("test")
+    assert len(frame) == len(ids)
+    assert frame.loc[ids[0]].tolist() == ["female", "unknown"] and frame.loc[ids[1]].tolist() == ["male", "30-44"]
+    assert frame.loc[ids[2]].tolist() == ["unknown", "75+"] and frame.loc[ids[-1]].tolist() == ["unknown", "unknown"]
+
+
+REAL_2018_TEST = SHARED_DATA / "isic2018" / "ISIC2018_Task3_Test_GroundTruth.csv"
+
+
+@pytest.mark.skipif(not REAL_2018_TEST.is_file(), reason="../shared/data (real ISIC 2018 task 3 test truth) absent")
+def test_isic2018_task3_metadata_from_the_real_ham_layout_test_truth(tmp_path):
+    import shutil
+
+    from datamodules import ISIC2018Task3DataModule
+    from tests.conftest import touch_images
+
+    shutil.copy(REAL_2018_TEST, tmp_path)
+    truth = pd.read_csv(REAL_2018_TEST)
+    touch_images(tmp_path / "ISIC2018_Task3_Test_Input", truth.image_id)
+    frame = ISIC2018Task3DataModule(str(tmp_path), split="holdout", num_workers=0).metadata("test")
+    assert len(frame) == 1512 and list(frame.columns) == ["age_band", "sex", "localization"]
+    assert frame.sex.value_counts().to_dict() == truth.sex.fillna("unknown").value_counts().to_dict()
+    assert (frame.age_band == "unknown").sum() == truth.age.isna().sum()
+
+
+def test_isic_sample_metadata_from_the_json_records():
+    from datamodules import ISICSampleDataModule
+    from datamodules.isic_sample import read_records
+
+    data = ISICSampleDataModule(num_workers=0)
+    frame = data.metadata("test")
+    records = read_records(data.root).set_index("image_id")
+    assert list(frame.columns) == ["sex", "age_band"] and list(frame.index) == data.table("test").ids
+    for image_id, found in frame.iterrows():
+        assert found.sex == (records.sex[image_id] or "unknown")
+        assert found.age_band == age_band(records.age_approx[image_id])
+
+
+# --- the callback ---------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # a Lightning test run: ~3 s
+def test_callback_on_a_tiny_synthetic_ham10000_test_run(synthetic, tmp_path):
+    import lightning.pytorch as L
+
+    from callbacks import SubgroupMetrics
+    from datamodules import HAM10000DataModule
+    from lightning_modules import LesionClassifier
+
+    data = HAM10000DataModule(str(synthetic("ham10000")), split="patch", image_size=32, batch_size=4, num_workers=0)
+    model = LesionClassifier("test_resnet", num_classes=7, class_names=data.class_names)
+    callback = SubgroupMetrics(positive="MEL", n_boot=50)
+    trainer = L.Trainer(accelerator="cpu", default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+    trainer.test(model, datamodule=data)
+    test_ids = data.table("test").ids
+    table = pd.read_csv(tmp_path / "subgroups_test.csv", keep_default_na=False, na_values=[""])
+    assert list(table.attribute.unique()) == ["all", "age_band", "sex", "localization", "ita_category"]
+    assert table.n[0] == len(test_ids)
+    for _, rows in table[table.attribute != "all"].groupby("attribute"):
+        assert rows.n.sum() == len(test_ids)  # every image in exactly one group of each attribute
+    melanomas = int((data.table("test").labels == 0).sum())  # MEL is class 0
+    assert table.positives[0] == melanomas
+    tones = pd.read_csv(tmp_path / "ita_test.csv")
+    assert tones.image.tolist() == test_ids and (tones.lesion == "otsu+ellipse").all()
+    assert (tmp_path / "plots" / "test_subgroups.png").stat().st_size > 1000
+
+
+@pytest.mark.slow  # the CLI with the default callbacks: ~5 s
+def test_default_callbacks_write_subgroups_with_the_logged_test_auc(isic2017_root, tmp_path):
+    from dermlab.cli import build_cli
+    from tests.conftest import tiny_args
+
+    run = tmp_path / "run"
+    cli = build_cli(["test", *tiny_args(isic2017_root, run)])
+    table = pd.read_csv(run / "subgroups_test.csv", keep_default_na=False, na_values=[""])
+    # the run's predictions_test.csv, read by the callback, gives the AUC torchmetrics logged (binary: P(melanoma))
+    assert table.auc[0] == pytest.approx(float(cli.trainer.callback_metrics["test/auc"]), abs=1e-4)
+    assert list(table.attribute.unique()) == ["all", "sex", "age_band", "ita_category"]
+    assert (table.groupby("attribute").n.sum() == 12).all()  # 12 test images in each attribute's groups
+
+
+def test_vectorised_intervals_are_those_of_dermlab_intervals(monkeypatch):
+    from dermlab.intervals import binary_auc, stratified_bootstrap
+
+    predictions, metadata = case_frames()
+    table = subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=300, seed=7)
+    for (attribute, group), members in MEMBERS.items():
+        rows = predictions[predictions.image.isin(members)]
+        labels, scores = rows.target.to_numpy(), rows.melanoma.to_numpy()
+        reference = stratified_bootstrap(binary_auc, labels, scores, n_boot=300, seed=7)
+        sensitivity = stratified_bootstrap(lambda y, s: (s[y == 1] > 0.5).mean(), labels, scores, n_boot=300, seed=7)
+        found = row(table, attribute, group)
+        assert (found.auc, found.auc_low, found.auc_high) == pytest.approx(
+            (reference.estimate, reference.low, reference.high), abs=1e-12)
+        assert (found.sensitivity_low, found.sensitivity_high) == pytest.approx((sensitivity.low, sensitivity.high))
+    from dermlab.intervals import stratified_resamples
+    from dermlab.subgroups import replicate_rows
+
+    strata = np.random.default_rng(3).integers(0, 7, 300)  # the one-call draws are the per-class loop's draws
+    np.testing.assert_array_equal(replicate_rows(strata, 50, seed=11), stratified_resamples(strata, 50, seed=11))
+    monkeypatch.setattr("dermlab.subgroups.CHUNK_VALUES", 10)  # a few replicates per call: the same table
+    pd.testing.assert_frame_equal(subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=300, seed=7),
+                                  table)
