@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from dermlab.calibration import tempered
+from dermlab.calibration import expected_calibration_error, tempered
 from dermlab.cli import build_cli
 from dermlab.errors import DataError
 from dermlab.predictions import read_predictions, write_predictions
@@ -78,6 +78,10 @@ def test_test_run_writes_predictions_that_reproduce_the_logged_auc_and_temperatu
     auc = roc_auc_score(frame.target, frame[tested.model.class_names[1]])
     assert auc == pytest.approx(float(tested.trainer.callback_metrics["test/auc"]), abs=1e-6)
     assert (run / "plots" / "test_reliability.png").stat().st_size > 1000
+    # the reliability diagram's ECE (computed from these rows) is the logged `ece` metric
+    probabilities = torch.tensor(frame[list(tested.model.class_names)].to_numpy(), dtype=torch.float32)
+    ece = expected_calibration_error(probabilities, torch.tensor(frame.target.to_numpy()))
+    assert ece == pytest.approx(float(tested.trainer.callback_metrics["test/ece"]), abs=1e-6)
 
     # the same checkpoint uncalibrated: same AUC and argmax, and the calibrated file is softmax(log p / T)
     calibrated = frame
