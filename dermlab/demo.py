@@ -2,8 +2,9 @@
 
 By default it fine-tunes ``experiments/demo.yaml`` (ImageNet EfficientNet-Lite0 on the shipped CC0 ISIC-archive
 sample, melanoma vs rest), tests the best checkpoint, writes the official submission CSV, scores it with
-``dermlab score``'s code against the test split's truth, prints a metrics table and ends with one summary line:
-the test AUC with its 95 % stratified bootstrap interval (:mod:`dermlab.intervals`) and the wall time.
+``dermlab score``'s code against the test split's truth (``--bootstrap``: every metric with its 95 % stratified
+bootstrap interval), prints the metrics tables and ends with one summary line: the test AUC with its interval
+(:mod:`dermlab.intervals`) and the wall time.
 ``--synthetic`` (``make demo-synthetic``) runs ``experiments/demo_synthetic.yaml`` on a synthetic ISIC 2017 set
 it writes first if missing (ResNet-18 from scratch, 64 px): the wiring check the tests use.
 """
@@ -21,16 +22,28 @@ from rich.table import Table
 from callbacks.submission import SubmissionWriter
 from datamodules.synthetic import ensure_synthetic
 from dermlab.cli import build_cli
-from dermlab.intervals import auc_interval
+from dermlab.intervals import Interval
 from dermlab.scoring import score
 
 
-def metrics_table(title: str, rows: dict[str, float]) -> Table:
+def metrics_table(title: str, rows: dict, interval_suffix: str = "_ci95") -> Table:
+    """A rich table of ``rows`` (metric → value); where ``<metric><interval_suffix>`` holds ``[low, high]`` (as
+    :func:`dermlab.scoring.score` with ``n_boot`` writes) a column shows that interval beside the value."""
+    intervals = {name.removesuffix(interval_suffix): value for name, value in rows.items()
+                 if name.endswith(interval_suffix)}
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    if intervals:
+        table.add_column("95 % CI", justify="right")
     for name, value in rows.items():
-        table.add_row(name, f"{value:.4f}")
+        if name.endswith(interval_suffix):
+            continue
+        cells = [name, f"{value:.4f}"]
+        if intervals:
+            low_high = intervals.get(name)
+            cells.append(f"[{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else "")
+        table.add_row(*cells)
     return table
 
 
@@ -55,7 +68,7 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--n", type=int, default=600, help="synthetic training images")
     parser.add_argument("--size", type=int, default=64, help="synthetic image side in pixels")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the AUC interval")
+    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the metrics' intervals")
     args, overrides = parser.parse_known_args(argv)  # the rest goes to LightningCLI, e.g. --trainer.max_epochs 2
     start = time.perf_counter()
     console = Console()
@@ -72,21 +85,22 @@ def main(argv: list[str]) -> dict:
     writer = next(c for c in trainer.callbacks if isinstance(c, SubmissionWriter))
     run_dir = Path(trainer.default_root_dir)
     truth_path = test_truth(data, run_dir, data_root)
-    scored = score(truth_path, writer.written, data.modelled_categories)  # the other column is a constant
+    # the other column is a constant; the AUC interval uses dermlab.intervals' draws, as `dermlab score --bootstrap`
+    scored = score(truth_path, writer.written, data.modelled_categories, n_boot=args.n_boot, seed=args.seed)
     category = data.modelled_categories[0]
-    truth = pd.read_csv(truth_path).set_index("image_id")[category]
-    predicted = pd.read_csv(writer.written).set_index("image_id")[category].reindex(truth.index)
-    interval = auc_interval(truth.to_numpy(), predicted.to_numpy(), n_boot=args.n_boot, seed=args.seed)
+    auc = scored["per_category"][category]
+    interval = Interval(auc["auc"], *auc["auc_ci95"], level=0.95, n_boot=args.n_boot)
+    positives = int(pd.read_csv(truth_path)[category].sum())
     wall = time.perf_counter() - start
 
     console.print(metrics_table(f"test metrics ({data.task}, best checkpoint)",
                                 {k.removeprefix("test/"): v for k, v in tested.items()}))
-    console.print(metrics_table("dermlab score: submission vs truth", scored["macro"]))
+    console.print(metrics_table(f"dermlab score: submission vs truth ({args.n_boot} bootstrap resamples)",
+                                scored["macro"]))
     console.print(f"plots: {', '.join(str(p) for p in sorted((run_dir / 'plots').glob('*.png')))}")
     console.print(f"checkpoints: {run_dir / 'checkpoints'}   metrics: {trainer.log_dir}/metrics.csv")
     what = "synthetic ISIC 2017" if args.synthetic else type(data).__name__
-    positives = int(truth.sum())
     print(f"demo done: test AUC {interval.estimate:.3f}, 95% CI [{interval.low:.3f}, {interval.high:.3f}] "
-          f"(stratified bootstrap, {args.n_boot} resamples; {data.task} vs rest, {what}, {len(truth)} test images, "
+          f"(stratified bootstrap, {args.n_boot} resamples; {data.task} vs rest, {what}, {scored['images']} test images, "
           f"{positives} positive) in {wall:.0f} s wall time; run folder {run_dir}")
     return {"test": tested, "score": scored, "auc_interval": interval, "wall_time_s": wall, "run_dir": str(run_dir)}
