@@ -3,11 +3,12 @@ counts, with and without ``--run.keep_freed_memory``, denormal flushing and chan
 its own process, side by side in one run.
 
 The run fine-tunes the real demo's EfficientNet-Lite0 on the shipped sample (``experiments/demo.yaml``) at
-``--size`` px; images/s is timed between training step ``--warmup`` and ``--steps`` (validation off). User and
-sys CPU seconds are those of the run's process and its DataLoader workers (``getrusage`` of the finished child).
+``--size`` px; images/s is the batch size over the median step time between training step ``--warmup`` and
+``--steps`` (validation off), the median over ``--rounds`` fresh runs of each setting taken in alternating order.
+User and sys CPU seconds are those of the run's process and its DataLoader workers (``getrusage`` of the child).
 ``auto`` is the suite's default (:func:`dermlab.resources.default_workers`; torch's own thread count).
 
-    python benchmarks/threads_and_workers.py [--size 192 --batch 32 --steps 14 --warmup 4]
+    python benchmarks/threads_and_workers.py [--size 192 --batch 32 --steps 20 --warmup 4 --rounds 2]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -52,7 +54,7 @@ def one_run(workers, threads, keep, flush, channels_last, args) -> dict:
     cli.trainer.callbacks.append(timer)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
 
-    return {"images_per_s": timer.times.rate(args.batch),
+    return {"images_per_s": args.batch / statistics.median(timer.times.seconds),  # median step: robust to bursts
             "workers": cli.datamodule.loader_workers(), "threads": torch.get_num_threads()}
 
 
@@ -60,8 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=14)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each setting (medians are printed)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -72,30 +75,42 @@ def main() -> None:
     print(f"dermlab fit, EfficientNet-Lite0 on the shipped sample at {args.size} px, batch {args.batch}, steps "
           f"{args.warmup}–{args.steps} timed; {available_cores()} cores")
     print(f"{'workers':>8} {'threads':>8} {'keep freed':>10} {'flush':>6} {'NHWC':>5} {'images/s':>9} {'wall s':>7} "
-          f"{'user s':>7} {'sys s':>6}")
+          f"{'user s':>7} {'sys s':>6}   (images/s of each run; medians of {args.rounds} runs, in alternating order)")
+    runs: dict[int, list[tuple[float, float, float, float, dict]]] = {index: [] for index in range(len(SETTINGS))}
+    for round_index in range(args.rounds):  # every other round in reverse order: no setting always runs first
+        order = range(len(SETTINGS)) if round_index % 2 == 0 else reversed(range(len(SETTINGS)))
+        for index in order:
+            runs[index].append(child_run(SETTINGS[index], args))
     rates = []
-    for workers, threads, keep, flush, channels_last in SETTINGS:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", str(workers), str(threads),
-                               str(keep), str(flush), str(channels_last)],
-                              capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if not lines:
-            print(done.stdout[-2000:], done.stderr[-4000:])
-            raise SystemExit(f"run workers={workers} threads={threads} failed")
-        result = json.loads(lines[-1][7:])
+    for index, (workers, threads, keep, flush, channels_last) in enumerate(SETTINGS):
+        rate, wall, user, system = (statistics.median(run[k] for run in runs[index]) for k in range(4))
+        result = runs[index][0][4]
         label = lambda asked, used: f"{used}" if asked != "auto" else f"auto={used}"  # noqa: E731
         print(f"{label(workers, result['workers']):>8} {label(threads, result['threads']):>8} {str(keep):>10} "
-              f"{str(flush):>6} {str(channels_last):>5} "
-              f"{result['images_per_s']:9.1f} {wall:7.1f} {after.ru_utime - before.ru_utime:7.1f} "
-              f"{after.ru_stime - before.ru_stime:6.1f}")
-        rates.append(result["images_per_s"])
+              f"{str(flush):>6} {str(channels_last):>5} {rate:9.1f} {wall:7.1f} {user:7.1f} {system:6.1f}   "
+              f"({', '.join(f'{run[0]:.1f}' for run in runs[index])})")
+        rates.append(rate)
     print(f"suite default (first row) / settings before 2026-11-30 (row {OLD_DEFAULT + 1}) = "
           f"{rates[0] / rates[OLD_DEFAULT]:.2f}x; channels-last (row 1) / NCHW (row 3) = {rates[0] / rates[2]:.2f}x")
 
+
+def child_run(setting: tuple, args) -> tuple[float, float, float, float, dict]:
+    """(images/s, wall s, user s, sys s, the child's result) of one setting in a fresh process."""
+    workers, threads, keep, flush, channels_last = setting
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", str(workers), str(threads), str(keep),
+                           str(flush), str(channels_last)],
+                          capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        print(done.stdout[-2000:], done.stderr[-4000:])
+        raise SystemExit(f"run workers={workers} threads={threads} failed")
+    result = json.loads(lines[-1][7:])
+    return (result["images_per_s"], wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime,
+            result)
 
 if __name__ == "__main__":
     main()
