@@ -29,7 +29,7 @@ from pathlib import Path
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 
 from datamodules import ISIC2017DataModule
@@ -86,7 +86,8 @@ def lightning_run(args) -> tuple[StepTimes, tuple[float, float]]:
                      "--trainer.default_root_dir", "runs/bench", "--trainer.enable_model_summary", "false",
                      "--data.init_args.batch_size", str(args.batch_size)],
                     run=False)
-    cli.trainer.callbacks[:] = [c for c in cli.trainer.callbacks if not isinstance(c, ModelCheckpoint)]
+    dropped = (ModelCheckpoint, *((ProgressBar,) if args.no_progress_bar else ()))
+    cli.trainer.callbacks[:] = [c for c in cli.trainer.callbacks if not isinstance(c, dropped)]
     cli.trainer.callbacks.append(timer)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     with tempfile.TemporaryDirectory() as folder:
@@ -143,6 +144,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)  # the demo config's batch size
+    parser.add_argument("--no-progress-bar", action="store_true",
+                        help="diagnostic: dermlab fit without its rich progress bar")
     args = parser.parse_args()
     ensure_synthetic("isic2017", args.root, n=600, size=64, seed=0)
     keep_freed_memory()  # what `dermlab fit` sets (process-wide): both loops run with it
