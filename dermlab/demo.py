@@ -101,6 +101,6 @@ def main(argv: list[str]) -> dict:
     console.print(f"checkpoints: {run_dir / 'checkpoints'}   metrics: {trainer.log_dir}/metrics.csv")
     what = "synthetic ISIC 2017" if args.synthetic else type(data).__name__
     print(f"demo done: test AUC {interval.estimate:.3f}, 95% CI [{interval.low:.3f}, {interval.high:.3f}] "
-          f"(stratified bootstrap, {args.n_boot} resamples; {data.task} vs rest, {what}, {scored['images']} test images, "
-          f"{positives} positive) in {wall:.0f} s wall time; run folder {run_dir}")
+          f"(stratified bootstrap, {args.n_boot} resamples; {data.task} vs rest, {what}, {scored['images']} test "
+          f"images, {positives} positive) in {wall:.0f} s wall time; run folder {run_dir}")
     return {"test": tested, "score": scored, "auc_interval": interval, "wall_time_s": wall, "run_dir": str(run_dir)}

