@@ -58,6 +58,8 @@ lint:            ## ruff
 bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResNet-50; patch attention vs multi-crop; SegAN vs DeepLabV3+; NCM vs softmax; split audit first vs cached; EfficientNet-Lite0 vs ResNet-18; LERF crops vs whole image; threads / workers / freed memory; channels-last vs NCHW
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py --steps 130 --warmup 10 --repeats 4
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py --size 224 --steps 40 --warmup 4 --batch-size 16 --repeats 4
+	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare_interleaved.py
+	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare_interleaved.py --size 224 --steps 44 --warmup 4 --batch-size 16
 	$(BIN)/python benchmarks/cache.py
 	$(BIN)/python benchmarks/arl_step_time.py
 	$(BIN)/python benchmarks/patch_step_time.py
