@@ -31,6 +31,26 @@ def ece_bins(scores, n_bins: int = ECE_BINS) -> np.ndarray:
     return (torch.bucketize(scores, boundaries, right=True) - 1).numpy()
 
 
+def score_level_counts(positive: np.ndarray, scores: np.ndarray, counts: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct scores ascending (L,), drawn positives (B, L), drawn negatives (B, L)): per distinct score, how
+    many positive and negative images each of the B resamples holds there (``counts`` (B, N) multiplicities,
+    ``positive`` (N,) bool). The scores are sorted once, whatever the number of resamples."""
+    values, group = np.unique(scores, return_inverse=True)
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) > 0])
+    pos = np.add.reduceat((counts * positive)[:, order], starts, axis=1)
+    neg = np.add.reduceat((counts * ~positive)[:, order], starts, axis=1)
+    return values, pos, neg
+
+
+def auc_from_level_counts(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """(B,) Mann–Whitney AUC from :func:`score_level_counts`: each positive beats the negatives below its score and
+    ties half of those at it (Hanley & McNeil 1982; as :func:`dermlab.intervals.binary_auc`)."""
+    neg_below = np.cumsum(neg, 1) - neg
+    return (pos * (neg_below + neg / 2)).sum(1) / (pos.sum(1) * neg.sum(1))
+
+
 def binary_metrics_resampled(labels, scores, counts, threshold: float = 0.5) -> dict[str, np.ndarray]:
     """Every metric of :func:`dermlab.metrics.binary_metrics` on each resample of one scored test set.
 
@@ -53,19 +73,12 @@ def binary_metrics_resampled(labels, scores, counts, threshold: float = 0.5) -> 
         raise ValueError(f"need (N,) 0/1 labels, (N,) scores and (B, N) counts, got shapes {y.shape}, "
                          f"{scores.shape} and {counts.shape}")
     y = y.astype(bool)
-    weighted_pos, weighted_neg = counts * y, counts * ~y
-    positives, negatives, n = weighted_pos.sum(1), weighted_neg.sum(1), counts.sum(1)
+    positives, negatives, n = (counts * y).sum(1), (counts * ~y).sum(1), counts.sum(1)
     if (positives == 0).any() or (negatives == 0).any():
         raise ValueError("the metrics need both classes in every resample")
     # Per distinct score, ascending: how many positive and negative images (with multiplicity) hold it.
-    values, group = np.unique(scores, return_inverse=True)
-    order = np.argsort(group, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) > 0])
-    pos = np.add.reduceat(weighted_pos[:, order], starts, axis=1)
-    neg = np.add.reduceat(weighted_neg[:, order], starts, axis=1)
-    # AUC: each positive beats the negatives below its score and ties half of those at it.
-    neg_below = np.cumsum(neg, 1) - neg
-    auc = (pos * (neg_below + neg / 2)).sum(1) / (positives * negatives)
+    values, pos, neg = score_level_counts(y, scores, counts)
+    auc = auc_from_level_counts(pos, neg)
     # AP: at the threshold of distinct score g, the images at or above it are predicted positive.
     pos_at_or_above = np.cumsum(pos[:, ::-1], 1)[:, ::-1]
     all_at_or_above = pos_at_or_above + np.cumsum(neg[:, ::-1], 1)[:, ::-1]

@@ -41,6 +41,7 @@ import pandas as pd
 
 from dermlab.errors import DataError
 from dermlab.intervals import percentile_interval, resample_counts, stratified_resamples
+from dermlab.replicate_metrics import auc_from_level_counts, score_level_counts
 
 UNKNOWN = "unknown"
 AGE_BANDS = ((30, "0-29"), (45, "30-44"), (60, "45-59"), (75, "60-74"), (math.inf, "75+"))  # (upper bound, name)
@@ -134,17 +135,10 @@ def check_predictions(frame: pd.DataFrame, class_names: Sequence[str], source: s
 # drawn in each of B replicates (all ones: the group itself). Each metric takes ``labels`` (n,), ``scores`` (n, k)
 # and ``weights`` and returns (B,) values, equal to the metric of the resampled rows.
 def _weighted_aucs(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Binary AUC of each replicate as the Mann–Whitney statistic, ties ½ (as :func:`dermlab.intervals.binary_auc`):
-    with the rows sorted by score once and equal scores pooled into levels, Σ_levels pos_l · (neg below + neg_l / 2)
-    / (P · N), where pos_l / neg_l are the replicate's drawn positives / negatives at the level."""
-    order = np.argsort(score, kind="stable")
-    ordered = score[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    drawn = weights[:, order]
-    positives = np.add.reduceat(drawn * positive[order], starts, axis=1)
-    negatives = np.add.reduceat(drawn * ~positive[order], starts, axis=1)
-    below = np.cumsum(negatives, axis=1) - negatives
-    return (positives * (below + negatives / 2)).sum(1) / (positives.sum(1) * negatives.sum(1))
+    """Binary AUC of each replicate (Mann–Whitney, ties ½), from the drawn positives and negatives per distinct
+    score (:func:`dermlab.replicate_metrics.score_level_counts`, the scores sorted once)."""
+    _, positives, negatives = score_level_counts(positive, score, weights)
+    return auc_from_level_counts(positives, negatives)
 
 
 def _auc(labels, scores, weights):
