@@ -107,7 +107,7 @@ def test_channels_last_trains_like_contiguous():
 
 def test_channels_last_keeps_class_activation_maps():
     """The CAM callbacks read ``forward_features`` / ``forward_head``, outside the net's input hook."""
-    images = one_batch(n=4)["image"]
+    images = one_batch(n=4, size=128)["image"]  # 4×4 last features: 32 px would give 1×1, i.e. constant maps
     contiguous, nhwc = classifier().eval(), classifier(channels_last=True).eval()
     cams_a, classes_a = class_activation_maps(contiguous.net, images)
     cams_b, classes_b = class_activation_maps(nhwc.net, images)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+FLAT_RTOL = 1e-5  # a map whose range is below this fraction of its magnitude is float round-off of a constant
+
 
 def class_activation_maps(model: nn.Module, images: torch.Tensor, classes: torch.Tensor | None = None,
                           ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,7 +32,8 @@ def class_activation_maps(model: nn.Module, images: torch.Tensor, classes: torch
 def activation_maps(features: torch.Tensor, logits: torch.Tensor, size: tuple[int, int],
                     classes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """CAMs over ``features`` (B, K, h, w) of the classes scored by ``logits`` (computed from them), each scaled to
-    [0, 1]; a constant map (e.g. a tiny untrained network whose features are all zero) comes back as all ones, so
+    [0, 1]; a constant map (e.g. a tiny untrained network whose features are all zero, or a 1×1 feature map, up to
+    float round-off) comes back as all ones, so
     the object box of :mod:`lightning_modules.nets.object_size` is then the whole image instead of an error.
 
     Shared by the main head and any auxiliary head reading an inner layer (dds Fig. 4).
@@ -43,5 +46,8 @@ def activation_maps(features: torch.Tensor, logits: torch.Tensor, size: tuple[in
     cams = F.interpolate(cams, size=tuple(size), mode="bicubic", align_corners=False)[:, 0]
     low = cams.flatten(1).min(1).values[:, None, None]
     high = cams.flatten(1).max(1).values[:, None, None]
-    flat = (high - low) <= 1e-12  # a constant map locates nothing: every pixel is at its maximum, so it is all 1
+    # A constant map locates nothing: every pixel is at its maximum, so it is all 1. "Constant" is relative to the
+    # map's size: a 1×1 feature map (a 32 px image through a stride-32 net) upsamples to a constant plus float
+    # round-off (~1e-7 of its value), which the [0, 1] scaling would otherwise blow up into a random pattern.
+    flat = (high - low) <= FLAT_RTOL * torch.maximum(high.abs(), low.abs()).clamp_min(1e-12)
     return torch.where(flat, torch.ones_like(cams), (cams - low) / (high - low).clamp_min(1e-12)), classes.detach()
