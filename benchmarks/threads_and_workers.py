@@ -8,7 +8,7 @@ The run fine-tunes the real demo's EfficientNet-Lite0 on the shipped sample (``e
 User and sys CPU seconds are those of the run's process and its DataLoader workers (``getrusage`` of the child).
 ``auto`` is the suite's default (:func:`dermlab.resources.default_workers`; torch's own thread count).
 
-    python benchmarks/threads_and_workers.py [--size 192 --batch 32 --steps 20 --warmup 4 --rounds 2]
+    python benchmarks/threads_and_workers.py [--size 192 --batch 32 --steps 20 --warmup 4 --rounds 2 --settings 0 1]
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2, help="runs of each setting (medians are printed)")
+    parser.add_argument("--settings", type=int, nargs="+", default=None,
+                        help="only these rows of the table (0-based; default all); 0 and 1 give the headline ratio")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -76,22 +78,26 @@ def main() -> None:
           f"{args.warmup}–{args.steps} timed; {available_cores()} cores")
     print(f"{'workers':>8} {'threads':>8} {'keep freed':>10} {'flush':>6} {'NHWC':>5} {'images/s':>9} {'wall s':>7} "
           f"{'user s':>7} {'sys s':>6}   (images/s of each run; medians of {args.rounds} runs, in alternating order)")
-    runs: dict[int, list[tuple[float, float, float, float, dict]]] = {index: [] for index in range(len(SETTINGS))}
+    rows = sorted(set(args.settings)) if args.settings else list(range(len(SETTINGS)))
+    runs: dict[int, list[tuple[float, float, float, float, dict]]] = {index: [] for index in rows}
     for round_index in range(args.rounds):  # every other round in reverse order: no setting always runs first
-        order = range(len(SETTINGS)) if round_index % 2 == 0 else reversed(range(len(SETTINGS)))
-        for index in order:
+        for index in (rows if round_index % 2 == 0 else reversed(rows)):
             runs[index].append(child_run(SETTINGS[index], args))
-    rates = []
-    for index, (workers, threads, keep, flush, channels_last) in enumerate(SETTINGS):
+    rates = {}
+    for index in rows:
+        workers, threads, keep, flush, channels_last = SETTINGS[index]
         rate, wall, user, system = (statistics.median(run[k] for run in runs[index]) for k in range(4))
         result = runs[index][0][4]
         label = lambda asked, used: f"{used}" if asked != "auto" else f"auto={used}"  # noqa: E731
         print(f"{label(workers, result['workers']):>8} {label(threads, result['threads']):>8} {str(keep):>10} "
               f"{str(flush):>6} {str(channels_last):>5} {rate:9.1f} {wall:7.1f} {user:7.1f} {system:6.1f}   "
               f"({', '.join(f'{run[0]:.1f}' for run in runs[index])})")
-        rates.append(rate)
-    print(f"suite default (first row) / settings before 2026-11-30 (row {OLD_DEFAULT + 1}) = "
-          f"{rates[0] / rates[OLD_DEFAULT]:.2f}x; channels-last (row 1) / NCHW (row 3) = {rates[0] / rates[2]:.2f}x")
+        rates[index] = rate
+    if 0 in rates and OLD_DEFAULT in rates:
+        print(f"suite default (row 1) / settings before 2026-11-30 (row {OLD_DEFAULT + 1}) = "
+              f"{rates[0] / rates[OLD_DEFAULT]:.2f}x")
+    if 0 in rates and 2 in rates:
+        print(f"channels-last (row 1) / NCHW (row 3) = {rates[0] / rates[2]:.2f}x")
 
 
 def child_run(setting: tuple, args) -> tuple[float, float, float, float, dict]:
