@@ -108,7 +108,9 @@ def test_isic2020_real_truth_patient_folds_and_duplicates(tmp_path):
     pool = data.raw_table("pool")
     left_out = set(truth.labels.index) - set(pool.ids)
     assert len(pool) == 33126 - 425 and len(left_out) == 425  # no image is in two pairs: one of each pair goes
-    assert all((a in pool.ids) != (b in pool.ids) for a, b in pairs)
+    kept = set(pool.ids)
+    assert all((a in kept) != (b in kept) for a, b in pairs) and not {b for _, b in pairs} - left_out
+    assert int(pool.labels.sum()) == 581  # 3 of the pairs are melanoma images
     tables = {split: data.raw_table(split) for split in ("train", "val", "test")}
     patients = {split: set(t.groups) for split, t in tables.items()}
     assert not patients["train"] & patients["val"] and not patients["train"] & patients["test"]
@@ -117,6 +119,12 @@ def test_isic2020_real_truth_patient_folds_and_duplicates(tmp_path):
     assert sum(int(t.labels.sum()) for t in tables.values()) == int(pool.labels.sum())
     audit = data.audit(screened=False)
     assert not audit.leak and audit.known_duplicates and audit.duplicate_images == 0
+    # keeping both images of each pair: the audit applies the list, and no pair straddles two splits (each pair's
+    # images belong to one patient, which the folds keep on one side)
+    everything = ISIC2020DataModule(str(tmp_path), audit_pixels=False, drop_duplicates=False)
+    assert len(everything.raw_table("pool")) == 33126
+    audit = everything.audit(screened=False)
+    assert not audit.leak and audit.duplicate_images == 0 and sum(audit.splits[s] for s in tables) == 33126
 
 
 # --- the synthetic twins ----------------------------------------------------------------------------------------
