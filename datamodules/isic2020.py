@@ -76,7 +76,7 @@ class ISIC2020DataModule(PooledDataModule):
 
     Args:
         drop_duplicates: leave out all but one image of each group of copies in ``ISIC_2020_Training_Duplicates.csv``
-            (module docstring); needs the file.
+            (module docstring; ``duplicates_csv`` names another copy of the list); needs the file.
     """
 
     class_names = CLASSES
@@ -95,7 +95,7 @@ class ISIC2020DataModule(PooledDataModule):
         table = self.read_ground_truth(self.truth_path, self.root / IMAGES)
         if not self.drop_duplicates:
             return table
-        duplicates = self.root / DUPLICATES
+        duplicates = self.duplicates_csv or self.root / DUPLICATES  # the list the split audit applies too
         if not duplicates.is_file():
             raise DataError(f"drop_duplicates needs '{duplicates}' (image_name_1,image_name_2); download it with the "
                             "ground truth, or set drop_duplicates: false (the split audit then still reports copies "
