@@ -183,7 +183,7 @@ class ISIC2018Task3DataModule(PooledDataModule):
         empty ``dataset``). Also the layout of extra training images (``extra_train_csv``, e.g. the ``isic2018``
         paper's Dermofit VASC / DF images)."""
         truth = read_truth(csv, HINT)
-        if not truth.one_hot:
+        if truth.layout not in ("isic2018", "ham10000"):
             raise DataError(f"'{csv}' is an {truth.layout} ground truth; task 3 needs "
                             f"image,{','.join(HAM_CLASSES)} or the HAM10000 layout (lesion_id,image_id,dx,...).")
         ids = truth.labels.index.tolist()

@@ -11,6 +11,16 @@ Accepted truth layouts (detected from the ground-truth file, :mod:`dermlab.truth
 * ISIC 2018 Task 3: truth ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC`` one-hot, or as published with HAM10000
   (``lesion_id,image_id,dx,...,dataset``); submission ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``; the seven
   categories plus balanced multi-class accuracy (argmax).
+* ISIC 2019: ``image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK`` one-hot for both files; the nine categories plus
+  balanced multi-class accuracy (argmax over all nine columns).
+* ISIC 2020: truth ``image_name,patient_id,...,target``, submission ``image_name,target``; one category,
+  ``target`` (melanoma), whose AUC is the challenge metric.
+
+A category that the scored images hold in one class only has undefined metrics, NaN in the result, named under
+``undefined`` and left out of the macro averages (:func:`one_class_conventions`). Without negatives the official
+scorer gives the same values; without positives (UNK in any truth cut from the ISIC 2019 training data, which marks
+no image UNK) ``isic-challenge-scoring`` 5.6.0 stops with a ValueError and gives none: here AUC, average precision,
+partial AUC and sensitivity are NaN, every other category and the balanced accuracy are scored as usual.
 
 ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores ISIC 2018 task 1 or task 2 masks (:func:`score_segmentation`):
 every ``ISIC_xxxxxxx_segmentation.png`` (``..._attribute_<name>.png``) of the truth folder against the prediction
@@ -71,6 +81,9 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
     but are not scored. ``categories`` scores only those columns (e.g. ``melanoma`` of an ISIC 2017 run trained
     on that task alone); the submission must still hold every column.
 
+    A metric that a category's scored images cannot define (an AUC without both classes, a sensitivity without a
+    positive image) is NaN, listed in ``undefined`` ({category: [metric, ...]}) and left out of ``macro``.
+
     With ``n_boot`` > 0 every metric ``m`` gets ``m_ci95: [low, high]`` beside it (the key follows ``level``), the
     stratified bootstrap percentile interval of ``n_boot`` resamples drawn with ``seed``
     (:mod:`dermlab.score_bootstrap`), and the result a ``bootstrap`` entry saying so.
@@ -79,19 +92,26 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
         DataError: a malformed truth or submission (naming the rows or columns), or an unknown category.
     """
     truth, labels, predictions, names = read_scored(truth_path, prediction_path, categories)
-    per_category = {}
+    per_category, undefined = {}, {}
     for category in names:
         metrics = binary_metrics()
         metrics.update(torch.tensor(predictions[category].to_numpy(), dtype=torch.float64),
                        torch.tensor(labels[category].to_numpy(), dtype=torch.long))
-        per_category[category] = scalars(metrics.compute())
+        per_category[category], missing = one_class_conventions(scalars(metrics.compute()),
+                                                                labels[category].to_numpy())
+        if missing:
+            undefined[category] = missing
     metric_names = next(iter(per_category.values())).keys()
     result = {
         "layout": truth.layout,
         "images": len(labels),
         "per_category": per_category,
-        "macro": {name: float(np.mean([c[name] for c in per_category.values()])) for name in metric_names},
+        # the mean over the categories where a metric is defined, as the official scorer's pandas mean (skipna)
+        "macro": {name: float(pd.Series([c[name] for c in per_category.values()], dtype=float).mean())
+                  for name in metric_names},
     }
+    if undefined:  # e.g. UNK of an ISIC 2019 truth cut from the training data: no image of that class
+        result["undefined"] = undefined
     if truth.one_hot:
         result["balanced_accuracy"] = balanced_accuracy(labels.to_numpy(), predictions.to_numpy())
     if n_boot:
@@ -113,6 +133,34 @@ def _add_intervals(result: dict, labels: pd.DataFrame, predictions: pd.DataFrame
     result["bootstrap"] = {"resamples": n_boot, "seed": seed, "level": level,
                            "method": "percentile, images resampled within each true class"}
     return result
+
+
+NO_POSITIVES = ("auc", "average_precision", "pauc_tpr80", "sensitivity")  # undefined without a positive image
+NO_NEGATIVES = ("auc", "pauc_tpr80")  # undefined without a negative image (the official scorer's NaN AUC)
+
+
+def one_class_conventions(values: dict[str, float], truth: np.ndarray) -> tuple[dict[str, float], list[str]]:
+    """``values`` (one category's :func:`~dermlab.metrics.binary_metrics`) when the ``truth`` (N,) 0/1 of the scored
+    images holds one class only, and the names of the metrics that are then undefined (NaN); unchanged (and ``[]``)
+    when both classes occur. torchmetrics would report 0 for an undefined AUC.
+
+    * No negative image: ``isic-challenge-scoring`` scores this; as it does, AUC (and the partial AUC) are NaN,
+      specificity is 1.0 (its ``binary_specificity``: "make this metric a freebie") and the average precision is
+      scikit-learn's 1.0 (as computed).
+    * No positive image (e.g. UNK in a truth cut from the ISIC 2019 training data): the official scorer 5.6.0 stops
+      with a ValueError in its ``auc_sens_80`` and gives no number; here AUC, average precision, partial AUC and
+      sensitivity are NaN.
+
+    NaN values are left out of the macro averages, as the official scorer's (pandas) mean skips them.
+    """
+    positives = int(np.sum(truth))
+    if 0 < positives < len(truth):
+        return values, []
+    undefined = list(NO_POSITIVES if positives == 0 else NO_NEGATIVES)
+    values = {**values, **dict.fromkeys(undefined, float("nan"))}
+    if positives:
+        values["specificity"] = 1.0
+    return values, undefined
 
 
 def argmax_correct(truth: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,5 @@
 """One reader for every published layout of an ISIC classification ground-truth CSV (``dermlab score`` and the
-ISIC 2018 task 3 datamodule read truths through it).
+ISIC 2018 task 3, 2019 and 2020 datamodules read truths through it).
 
 Layouts, told apart by the header:
 
@@ -12,6 +12,13 @@ Layouts, told apart by the header:
   ``lesion_id,image_id,dx,dx_type,age,sex,localization[,dataset]``. One-hot from ``dx`` (mel → MEL, …);
   ``lesion_id`` gives the groups and ``dx_type`` the confirmation; a row whose ``dataset`` is empty gets score
   weight 0 (in the 2018 test truth that is ISIC_0035068, which ``isic-challenge-scoring`` weighs 0).
+* ISIC 2019: ``image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK`` one-hot (the training truth marks no image UNK; values
+  ``0.0``/``1.0``, or ``0``/``1`` in re-saved copies), optionally ``score_weight``; ids may carry the
+  ``_downsampled`` suffix of the file names (``ISIC_0000017_downsampled``). The submission holds all nine columns.
+* ISIC 2020: ``image_name,patient_id,...,target`` (``ISIC_2020_Training_GroundTruth.csv``; the ``_v2`` file adds
+  ``lesion_id``): one category, ``target`` (1 = melanoma); ``patient_id`` gives the groups. The submission is
+  ``image_name,target`` (the challenge's format on Kaggle; ``isic-challenge-scoring`` itself names the id column
+  ``image``).
 
 Like the official scorer, ISIC_0035068 gets weight 0 in every layout.
 """
@@ -28,6 +35,8 @@ from dermlab.submissions import SubmissionLayout
 
 ISIC2018_CATEGORIES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 ISIC2017_CATEGORIES = ("melanoma", "seborrheic_keratosis")
+ISIC2019_CATEGORIES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
+ISIC2020_COLUMNS = ("image_name", "target")  # the columns the ISIC 2020 layout needs (also its submission's)
 HAM_COLUMNS = ("image_id", "lesion_id", "dx")  # the columns the HAM10000 layout needs
 ZERO_WEIGHT_IMAGES = ("ISIC_0035068",)  # weight 0 in isic-challenge-scoring (2018 test set)
 WEIGHT_COLUMNS = ("score_weight", "validation_weight")
@@ -36,6 +45,8 @@ SUBMISSIONS = {
     "isic2016": SubmissionLayout("image", ("malignant",), headerless=True),
     "isic2017": SubmissionLayout("image_id", ISIC2017_CATEGORIES),
     "isic2018": SubmissionLayout("image", ISIC2018_CATEGORIES),
+    "isic2019": SubmissionLayout("image", ISIC2019_CATEGORIES),
+    "isic2020": SubmissionLayout(ISIC2020_COLUMNS[0], ISIC2020_COLUMNS[1:]),
     "ham10000": SubmissionLayout("image", ISIC2018_CATEGORIES),  # scored as ISIC 2018 task 3
 }
 
@@ -43,8 +54,8 @@ SUBMISSIONS = {
 @dataclass
 class Truth:
     """A ground truth: ``labels`` (N, C) 0.0/1.0 indexed by image id in file order, every row (weight 0 too);
-    ``weights`` (N,) score weights 0 or 1; ``groups`` lesion ids where the file has them; ``extra`` per-image
-    columns (``dx_type``)."""
+    ``weights`` (N,) score weights 0 or 1; ``groups`` lesion ids where the file has them (ISIC 2020: patient ids);
+    ``extra`` per-image columns (``dx_type``)."""
 
     layout: str
     path: Path
@@ -55,7 +66,7 @@ class Truth:
 
     @property
     def one_hot(self) -> bool:
-        return self.layout in ("isic2018", "ham10000")
+        return self.layout in ("isic2018", "ham10000", "isic2019")
 
     @property
     def submission(self) -> SubmissionLayout:
@@ -81,12 +92,17 @@ def _layout(path: Path, header: str) -> str:
     columns = {c.strip() for c in header.split(",")}
     if {"image_id", *ISIC2017_CATEGORIES} <= columns:
         return "isic2017"
+    if {"image", *ISIC2019_CATEGORIES} <= columns:
+        return "isic2019"
+    if {*ISIC2020_COLUMNS} <= columns:
+        return "isic2020"
     if {"image", *ISIC2018_CATEGORIES} <= columns:
         return "isic2018"
     if {*HAM_COLUMNS} <= columns:
         return "ham10000"
     raise DataError(f"cannot tell the layout of '{path}' from its header {header!r}; expected ISIC 2016 (no header), "
-                    f"2017 (image_id,{','.join(ISIC2017_CATEGORIES)}), 2018 (image,{','.join(ISIC2018_CATEGORIES)}) "
+                    f"2017 (image_id,{','.join(ISIC2017_CATEGORIES)}), 2018 (image,{','.join(ISIC2018_CATEGORIES)}), "
+                    f"2019 (image,{','.join(ISIC2019_CATEGORIES)}), 2020 (image_name,patient_id,...,target) "
                     "or HAM10000 (lesion_id,image_id,dx,dx_type,age,sex,localization,dataset).")
 
 
@@ -124,9 +140,14 @@ def read_truth(path: str | Path, hint: str = "") -> Truth:
         groups = table.lesion_id.tolist()
         if "dx_type" in table.columns:
             extra["dx_type"] = table.dx_type.tolist()
+    elif layout == "isic2020":
+        table = read_table(path, ISIC2020_COLUMNS)
+        id_column, categories = ISIC2020_COLUMNS[0], ISIC2020_COLUMNS[1:]
+        if "patient_id" in table.columns:
+            groups = table.patient_id.fillna("").str.strip().tolist()
     else:
-        id_column, categories = ("image_id", ISIC2017_CATEGORIES) if layout == "isic2017" else \
-            ("image", ISIC2018_CATEGORIES)
+        id_column, categories = {"isic2017": ("image_id", ISIC2017_CATEGORIES),
+                                 "isic2019": ("image", ISIC2019_CATEGORIES)}.get(layout, ("image", ISIC2018_CATEGORIES))
         table = read_table(path, (id_column, *categories))
     ids = table[id_column].str.strip()
     if layout == "ham10000":

@@ -13,7 +13,8 @@ from PIL import Image
 from datamodules import DATAMODULES
 from datamodules.synthetic.render import ATTRIBUTES
 
-OPTIONS = {"isic2016": {"val_size": 6}, "ham10000": {"split": "kfold", "n_folds": 3}}
+OPTIONS = {"isic2016": {"val_size": 6}, "ham10000": {"split": "kfold", "n_folds": 3}, "isic2019": {"n_folds": 3},
+           "isic2020": {"n_folds": 3}}
 COUNTS = {  # (train, val, test) for 24 synthetic training images
     "isic2016": (18, 6, 12), "isic2017": (24, 8, 12), "isic2018_task1": (24, 8, 12), "isic2018_task2": (24, 8, 12),
     "isic2018_task3": (24, 8, 12), "vitiligo": (24, 8, 12),

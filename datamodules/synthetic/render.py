@@ -9,6 +9,7 @@ structures that mimics the clues clinicians use (the ABCD rule and pattern analy
 * ``bkl`` / ``sk`` benign keratosis / seborrheic keratosis: lighter tan, waxy texture, milia-like cysts;
 * ``bcc`` basal cell carcinoma: pinkish, arborizing red vessels, blue-grey ovoid globules;
 * ``akiec`` actinic keratosis / intraepithelial carcinoma: red, ill-defined, white scale;
+* ``scc`` squamous cell carcinoma (ISIC 2019): larger, pink, white keratin mass and scale, some vessels;
 * ``df`` dermatofibroma: small, central white patch, faint peripheral network;
 * ``vasc`` vascular lesion: red-purple lacunae.
 
@@ -66,6 +67,9 @@ STYLES: dict[str, LesionStyle] = {
     "akiec": LesionStyle((0.14, 0.30), (0.04, 0.14), (0.04, 0.16), (RED, PINK, LIGHT_TAN), (1, 2), 0.12,
                          (0.0, 0.3), border_blur=3.0, structures={"scale": 0.8},
                          look_alike="bcc", look_alike_p=0.2),
+    "scc": LesionStyle((0.18, 0.34), (0.03, 0.12), (0.02, 0.12), (PINK, LIGHT_TAN, RED), (1, 2), 0.10,
+                       (0.0, 0.25), border_blur=2.0, structures={"central_patch": 0.8, "scale": 0.6, "vessels": 0.4},
+                       look_alike="akiec", look_alike_p=0.2),
     "df": LesionStyle((0.10, 0.20), (0.00, 0.06), (0.00, 0.08), (BROWN, LIGHT_TAN), (1, 2), 0.05, (0.0, 0.3),
                       border_blur=2.0, structures={"central_patch": 0.9, "pigment_network": 0.3},
                       look_alike="nv", look_alike_p=0.2),
