@@ -44,7 +44,8 @@ def score(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dermlab score",
                                      description="Score an official submission (CSV or mask folder) against the "
                                                  "official ground truth.")
-    parser.add_argument("--truth", help="ground-truth CSV (ISIC 2016, 2017, 2018 task 3 or HAM10000 layout)")
+    parser.add_argument("--truth",
+                        help="ground-truth CSV (ISIC 2016, 2017, 2018 task 3, HAM10000 or ISIC 2024 layout)")
     parser.add_argument("--pred", help="submission CSV in the matching layout (checked by the official rules)")
     parser.add_argument("--categories", nargs="+", metavar="NAME",
                         help="score only these columns (e.g. melanoma for an ISIC 2017 melanoma-only run); the "

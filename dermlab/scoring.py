@@ -11,6 +11,9 @@ Accepted truth layouts (detected from the ground-truth file, :mod:`dermlab.truth
 * ISIC 2018 Task 3: truth ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC`` one-hot, or as published with HAM10000
   (``lesion_id,image_id,dx,...,dataset``); submission ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``; the seven
   categories plus balanced multi-class accuracy (argmax).
+* ISIC 2024 (SLICE-3D, Kaggle): truth ``isic_id,target`` (the competition's solution) or ``train-metadata.csv``
+  itself; submission ``isic_id,target``. One category, ``target``; the challenge's primary metric is its
+  ``pauc_tpr80`` (partial AUC above 80 % TPR, :mod:`dermlab.partial_auc`), named in the result's ``primary``.
 
 ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores ISIC 2018 task 1 or task 2 masks (:func:`score_segmentation`):
 every ``ISIC_xxxxxxx_segmentation.png`` (``..._attribute_<name>.png``) of the truth folder against the prediction
@@ -40,6 +43,8 @@ from dermlab.score_bootstrap import bootstrap_intervals, with_intervals
 from dermlab.segmentation_metrics import SCORES, attribute_jaccard, scores_from_counts
 from dermlab.submissions import read_submission
 from dermlab.truth import ISIC2018_CATEGORIES, ZERO_WEIGHT_IMAGES, Truth, read_truth  # noqa: F401 (re-exported)
+
+PRIMARY = {"isic2024": "pauc_tpr80"}  # the challenge's ranking metric, where it is not the AUC
 
 
 def read_scored(truth_path: str | Path, prediction_path: str | Path,
@@ -94,6 +99,8 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
     }
     if truth.one_hot:
         result["balanced_accuracy"] = balanced_accuracy(labels.to_numpy(), predictions.to_numpy())
+    if truth.layout in PRIMARY:
+        result["primary"] = PRIMARY[truth.layout]
     if n_boot:
         columns = list(truth.submission.categories)
         return _add_intervals(result, labels[columns], predictions[columns], names, truth.one_hot, n_boot, seed,

@@ -13,6 +13,7 @@ from datamodules.synthetic.clinical import write_derm7pt, write_vitiligo
 from datamodules.synthetic.ham import write_ham10000, write_isic2018_task1, write_isic2018_task2, write_isic2018_task3
 from datamodules.synthetic.isic2016 import write_isic2016
 from datamodules.synthetic.isic2017 import write_isic2017
+from datamodules.synthetic.isic2024 import write_isic2024
 from dermlab.errors import DataError
 
 Writer = Callable[[Path, int, int, int], dict[str, int]]
@@ -23,6 +24,7 @@ WRITERS: dict[str, Writer] = {
     "isic2018_task1": write_isic2018_task1,
     "isic2018_task2": write_isic2018_task2,
     "isic2018_task3": write_isic2018_task3,
+    "isic2024": write_isic2024,
     "ham10000": write_ham10000,
     "vitiligo": write_vitiligo,
     "derm7pt": write_derm7pt,
