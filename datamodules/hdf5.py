@@ -141,16 +141,16 @@ class HDF5Image(type(Path())):
     def key(self) -> str:
         return self.name
 
-    def is_file(self) -> bool:
+    def is_file(self, **_) -> bool:  # **_: Path's follow_symlinks (Python 3.13); the container is followed
         try:
             return self.key in members(self.container)
         except DataError:
             return False
 
-    def exists(self) -> bool:
+    def exists(self, **_) -> bool:
         return self.is_file()
 
-    def is_dir(self) -> bool:
+    def is_dir(self, **_) -> bool:
         return False
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
