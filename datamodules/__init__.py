@@ -8,6 +8,7 @@ from datamodules.isic2017 import ISIC2017DataModule
 from datamodules.isic2018 import ISIC2018SegmentationDataModule, ISIC2018Task3DataModule
 from datamodules.isic2019 import ISIC2019DataModule
 from datamodules.isic2020 import ISIC2020DataModule
+from datamodules.isic2024 import ISIC2024DataModule
 from datamodules.isic_sample import ISICSampleDataModule
 from datamodules.vitiligo import VitiligoDataModule
 
@@ -20,6 +21,7 @@ DATAMODULES = {
     "isic2018_task3": (ISIC2018Task3DataModule, {}),
     "isic2019": (ISIC2019DataModule, {}),
     "isic2020": (ISIC2020DataModule, {}),
+    "isic2024": (ISIC2024DataModule, {}),
     "ham10000": (HAM10000DataModule, {}),
     "vitiligo": (VitiligoDataModule, {}),
     "derm7pt": (Derm7ptDataModule, {}),
@@ -27,4 +29,4 @@ DATAMODULES = {
 
 __all__ = ["DATAMODULES", "Derm7ptDataModule", "HAM10000DataModule", "ISIC2016DataModule", "ISIC2017DataModule",
            "ISIC2018SegmentationDataModule", "ISIC2018Task3DataModule", "ISIC2019DataModule", "ISIC2020DataModule",
-           "ISICSampleDataModule", "ImageTable", "SkinDataModule", "VitiligoDataModule"]
+           "ISIC2024DataModule", "ISICSampleDataModule", "ImageTable", "SkinDataModule", "VitiligoDataModule"]

@@ -21,10 +21,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from PIL import Image
-
 from datamodules.cache import cache_root, source_key
-from datamodules.io import load_rgb, upright
+from datamodules.io import load_rgb, open_image, upright
 from dermlab.errors import DataError
 from dermlab.resources import available_cores
 
@@ -46,7 +44,7 @@ def perceptual_fingerprint(path: Path) -> str:
     import imagehash
 
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return str(imagehash.phash(upright(image).convert("RGB")))  # as the suite sees it (EXIF applied)
     except (OSError, SyntaxError, ValueError) as error:
         raise DataError(f"cannot decode image '{path}' ({error})") from None

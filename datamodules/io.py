@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from datamodules.hdf5 import is_hdf5_image
 from datamodules.jpeg import decode_rgb_jpeg
 from datamodules.listing import IMAGE_SUFFIXES, images_by_stem
 from dermlab.errors import DataError
@@ -26,17 +28,22 @@ def require_dir(path: Path, what: str, hint: str) -> Path:
     return path
 
 
-def read_table(path: Path, columns: Iterable[str], header: bool = True, hint: str = "") -> pd.DataFrame:
+def read_table(path: Path, columns: Iterable[str], header: bool = True, hint: str = "",
+               optional: Iterable[str] | None = None) -> pd.DataFrame:
     """Read a CSV whose ``columns`` must all be present; ids stay strings, CRLF or LF alike.
 
-    With ``header=False`` the file has no header row and ``columns`` name its columns in order.
+    With ``header=False`` the file has no header row and ``columns`` name its columns in order. With ``optional``
+    (a header is needed) only ``columns`` and those of ``optional`` that the file has are read: a wide CSV
+    (ISIC 2024's 55-column metadata of 401,059 rows) then costs the memory of the columns used alone.
     """
     columns = list(columns)
     if not path.is_file():
         raise DataError(f"ground-truth file '{path}' does not exist. {hint}".strip())
+    keep = None if optional is None else {*columns, *optional}
     try:
         if header:
-            table = pd.read_csv(path, dtype=str, skipinitialspace=True)
+            table = pd.read_csv(path, dtype=str, skipinitialspace=True,
+                                usecols=None if keep is None else lambda name: name in keep)
         else:
             table = pd.read_csv(path, dtype=str, header=None, skipinitialspace=True)
             if table.shape[1] != len(columns):
@@ -47,7 +54,8 @@ def read_table(path: Path, columns: Iterable[str], header: bool = True, hint: st
         raise DataError(f"cannot parse '{path}' as CSV ({error}). {hint}".strip()) from None
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise DataError(f"'{path}' lacks column(s) {', '.join(missing)}; it has {', '.join(map(str, table.columns))}. "
+        present = table.columns if keep is None else pd.read_csv(path, nrows=0, skipinitialspace=True).columns
+        raise DataError(f"'{path}' lacks column(s) {', '.join(missing)}; it has {', '.join(map(str, present))}. "
                         f"Expected header: {','.join(columns)}.")
     if table.empty:
         raise DataError(f"'{path}' has no rows. {hint}".strip())
@@ -128,18 +136,32 @@ def upright(image: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(image)
 
 
+def open_image(path: Path, data: bytes | None = None) -> Image.Image:
+    """Pillow's lazy image of ``path``: a file, or an image stored in an HDF5 file
+    (:class:`datamodules.hdf5.HDF5Image`), whose bytes (``data``, read here when not given) are opened in memory."""
+    if data is None and is_hdf5_image(path):
+        data = path.read_bytes()
+    return Image.open(io.BytesIO(data) if data is not None else path)
+
+
 def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
     """Decode an image to an upright (EXIF orientation applied) RGB uint8 array (H, W, 3); a truncated or
     unreadable file names itself.
 
-    Without ``max_side``, RGB JPEGs are decoded by OpenCV (:mod:`datamodules.jpeg`: the same pixels, 1.35–1.4×
-    faster on ISIC sizes); other files by Pillow. With ``max_side`` the image comes back resized so its longer side is
-    at most that; JPEGs are then decoded at reduced scale directly (``draft``), which makes the cache fast to fill.
+    ``path`` is a file or an image stored in an HDF5 file (:class:`datamodules.hdf5.HDF5Image`, ISIC 2024), whose
+    bytes go through the same decoders as a file's. Without ``max_side``, RGB JPEGs are decoded by OpenCV
+    (:mod:`datamodules.jpeg`: the same pixels, 1.35–1.4× faster on ISIC sizes); other images by Pillow. With
+    ``max_side`` the image comes back resized so its longer side is at most that; JPEGs are then decoded at reduced
+    scale directly (``draft``), which makes the cache fast to fill.
+
+    Raises:
+        DataError: the file is gone, cannot be decoded, or (HDF5) its container lacks the image.
     """
+    data = path.read_bytes() if is_hdf5_image(path) else None  # a missing image raises its own DataError
     try:
-        with Image.open(path) as image:
+        with open_image(path, data) as image:
             if max_side is None:
-                fast = decode_rgb_jpeg(path, image, orientation(image))
+                fast = decode_rgb_jpeg(path, image, orientation(image), data)
                 return fast if fast is not None else _to_rgb(upright(image), path)
             stored = fit_side(*image.size, max_side)
             image.draft("RGB", stored)
@@ -157,7 +179,8 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file as it is seen upright (EXIF orientation applied), from its header."""
-    with Image.open(path) as image:
+    """(height, width) of an image (file or HDF5-stored) as it is seen upright (EXIF orientation applied), from its
+    header."""
+    with open_image(path) as image:
         width, height = image.size
         return (width, height) if orientation(image) in _SWAPPING_ORIENTATIONS else (height, width)

@@ -33,7 +33,7 @@ UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def decode_rgb_jpeg(path: Path, image: Image.Image, turn: int) -> np.ndarray | None:
+def decode_rgb_jpeg(path: Path, image: Image.Image, turn: int, encoded: bytes | None = None) -> np.ndarray | None:
     """The upright (H, W, 3) uint8 pixels of the RGB JPEG at ``path``, decoded by OpenCV; ``None`` where Pillow
     should decode it instead.
 
@@ -41,10 +41,12 @@ def decode_rgb_jpeg(path: Path, image: Image.Image, turn: int) -> np.ndarray | N
         path: the file.
         image: the same file opened by Pillow (header only: its format, mode and size are checked).
         turn: its EXIF orientation (1-8; 1 = upright).
+        encoded: the JPEG's bytes when they are already in memory (an image stored in an HDF5 file,
+            :mod:`datamodules.hdf5`); otherwise they are read from ``path``.
     """
     if image.format != "JPEG" or image.mode != "RGB":
         return None
-    data = np.fromfile(path, np.uint8)
+    data = np.fromfile(path, np.uint8) if encoded is None else np.frombuffer(encoded, np.uint8)
     if data[-2:].tobytes() != END_OF_IMAGE:  # truncated (or trailing bytes): Pillow decides
         return None
     try:

@@ -45,7 +45,7 @@ def score(argv: list[str]) -> None:
                                      description="Score an official submission (CSV or mask folder) against the "
                                                  "official ground truth.")
     parser.add_argument("--truth",
-                        help="ground-truth CSV (ISIC 2016, 2017, 2018 task 3, 2019, 2020 or HAM10000 layout)")
+                        help="ground-truth CSV (ISIC 2016, 2017, 2018 task 3, 2019, 2020, 2024 or HAM10000 layout)")
     parser.add_argument("--pred", help="submission CSV in the matching layout (checked by the official rules)")
     parser.add_argument("--categories", nargs="+", metavar="NAME",
                         help="score only these columns (e.g. melanoma for an ISIC 2017 melanoma-only run); the "

@@ -21,6 +21,9 @@ A category that the scored images hold in one class only has undefined metrics, 
 scorer gives the same values; without positives (UNK in any truth cut from the ISIC 2019 training data, which marks
 no image UNK) ``isic-challenge-scoring`` 5.6.0 stops with a ValueError and gives none: here AUC, average precision,
 partial AUC and sensitivity are NaN, every other category and the balanced accuracy are scored as usual.
+* ISIC 2024 (SLICE-3D, Kaggle): truth ``isic_id,target`` (the competition's solution) or ``train-metadata.csv``
+  itself; submission ``isic_id,target``. One category, ``target``; the challenge's primary metric is its
+  ``pauc_tpr80`` (partial AUC above 80 % TPR, :mod:`dermlab.partial_auc`), named in the result's ``primary``.
 
 ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores ISIC 2018 task 1 or task 2 masks (:func:`score_segmentation`):
 every ``ISIC_xxxxxxx_segmentation.png`` (``..._attribute_<name>.png``) of the truth folder against the prediction
@@ -50,6 +53,8 @@ from dermlab.score_bootstrap import bootstrap_intervals, with_intervals
 from dermlab.segmentation_metrics import SCORES, attribute_jaccard, scores_from_counts
 from dermlab.submissions import read_submission
 from dermlab.truth import ISIC2018_CATEGORIES, ZERO_WEIGHT_IMAGES, Truth, read_truth  # noqa: F401 (re-exported)
+
+PRIMARY = {"isic2024": "pauc_tpr80"}  # the challenge's ranking metric, where it is not the AUC
 
 
 def read_scored(truth_path: str | Path, prediction_path: str | Path,
@@ -114,6 +119,8 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
         result["undefined"] = undefined
     if truth.one_hot:
         result["balanced_accuracy"] = balanced_accuracy(labels.to_numpy(), predictions.to_numpy())
+    if truth.layout in PRIMARY:
+        result["primary"] = PRIMARY[truth.layout]
     if n_boot:
         columns = list(truth.submission.categories)
         return _add_intervals(result, labels[columns], predictions[columns], names, truth.one_hot, n_boot, seed,

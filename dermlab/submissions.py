@@ -17,6 +17,11 @@ refuses is refused here, one it accepts is accepted, and each refusal names the 
 
 Beyond the official scorer: the ISIC 2016 layout may also come without a header row (``ISIC_xxxxxxx,0.73``, the
 2016 challenge's own format), and the ISIC 2017 layout names its id column ``image_id``.
+
+ISIC 2024 (``isic_id,target``), which ``isic-challenge-scoring`` does not cover, is checked by the same rules except
+rule 6: its Kaggle scorer refuses only a column that is not numeric, so integers (``0``/``1``) are accepted there
+(``integers=True``); values must still lie in [0, 1], the probabilities the competition asks for (its scorer would
+rank any number; the threshold metrics and the calibration error here read them as probabilities).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class SubmissionLayout:
     id_column: str
     categories: tuple[str, ...]
     headerless: bool = False  # ISIC 2016: a file without a header row is read as id,<category>
+    integers: bool = False  # ISIC 2024: a column of integers alone is numbers too (Kaggle's scorer takes it)
 
     @property
     def header(self) -> str:
@@ -115,6 +121,9 @@ def _check_values(path: Path, table: pd.DataFrame, ids: pd.Series, layout: Submi
             i = int(np.flatnonzero(bad)[0])
             raise DataError(f"submission '{path}' column '{column}' holds {values[column].iloc[i]!r} on row "
                             f"{first_line + i} ({ids.iloc[i]}), which is not a number.")
+        if layout.integers:
+            values = values.assign(**{column: numbers.astype(np.float64)})
+            continue
         raise DataError(f"submission '{path}' column '{column}' holds integers only (e.g. {values[column].iloc[0]} "
                         f"on row {first_line} ({ids.iloc[0]})); the official scorer refuses a column without "
                         "floating-point values: write them as decimals (1.0).")

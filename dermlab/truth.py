@@ -19,6 +19,10 @@ Layouts, told apart by the header:
   ``lesion_id``): one category, ``target`` (1 = melanoma); ``patient_id`` gives the groups. The submission is
   ``image_name,target`` (the challenge's format on Kaggle; ``isic-challenge-scoring`` itself names the id column
   ``image``).
+* ISIC 2024 (SLICE-3D, Kaggle): any CSV with ``isic_id`` and ``target`` (0/1, 1 = malignant): the competition's
+  two-column solution ``isic_id,target`` or ``train-metadata.csv`` itself (55 columns); one category, ``target``;
+  ``patient_id`` gives the groups where present. The primary metric is the partial AUC above 80 % TPR
+  (:mod:`dermlab.partial_auc`); ``isic-challenge-scoring`` has no 2024 scorer.
 
 Like the official scorer, ISIC_0035068 gets weight 0 in every layout.
 """
@@ -37,6 +41,8 @@ ISIC2018_CATEGORIES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 ISIC2017_CATEGORIES = ("melanoma", "seborrheic_keratosis")
 ISIC2019_CATEGORIES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 ISIC2020_COLUMNS = ("image_name", "target")  # the columns the ISIC 2020 layout needs (also its submission's)
+ISIC2024_CATEGORIES = ("target",)
+ISIC2024_COLUMNS = ("isic_id", "target")  # the solution's columns (train-metadata.csv has them too)
 HAM_COLUMNS = ("image_id", "lesion_id", "dx")  # the columns the HAM10000 layout needs
 ZERO_WEIGHT_IMAGES = ("ISIC_0035068",)  # weight 0 in isic-challenge-scoring (2018 test set)
 WEIGHT_COLUMNS = ("score_weight", "validation_weight")
@@ -48,6 +54,8 @@ SUBMISSIONS = {
     "isic2019": SubmissionLayout("image", ISIC2019_CATEGORIES),
     "isic2020": SubmissionLayout(ISIC2020_COLUMNS[0], ISIC2020_COLUMNS[1:]),
     "ham10000": SubmissionLayout("image", ISIC2018_CATEGORIES),  # scored as ISIC 2018 task 3
+    # Kaggle's 2024 scorer takes any numeric column, integers too ("Submission target column must be numeric")
+    "isic2024": SubmissionLayout("isic_id", ISIC2024_CATEGORIES, integers=True),
 }
 
 
@@ -100,9 +108,12 @@ def _layout(path: Path, header: str) -> str:
         return "isic2018"
     if {*HAM_COLUMNS} <= columns:
         return "ham10000"
+    if {*ISIC2024_COLUMNS} <= columns:
+        return "isic2024"
     raise DataError(f"cannot tell the layout of '{path}' from its header {header!r}; expected ISIC 2016 (no header), "
                     f"2017 (image_id,{','.join(ISIC2017_CATEGORIES)}), 2018 (image,{','.join(ISIC2018_CATEGORIES)}), "
-                    f"2019 (image,{','.join(ISIC2019_CATEGORIES)}), 2020 (image_name,patient_id,...,target) "
+                    f"2019 (image,{','.join(ISIC2019_CATEGORIES)}), 2020 (image_name,patient_id,...,target), "
+                    "2024 (isic_id,target or train-metadata.csv) "
                     "or HAM10000 (lesion_id,image_id,dx,dx_type,age,sex,localization,dataset).")
 
 
@@ -145,6 +156,11 @@ def read_truth(path: str | Path, hint: str = "") -> Truth:
         id_column, categories = ISIC2020_COLUMNS[0], ISIC2020_COLUMNS[1:]
         if "patient_id" in table.columns:
             groups = table.patient_id.fillna("").str.strip().tolist()
+    elif layout == "isic2024":  # only the columns scored (train-metadata.csv has 55, 401,059 rows)
+        table = read_table(path, ISIC2024_COLUMNS, optional=("patient_id",))
+        id_column, categories = ISIC2024_COLUMNS[0], ISIC2024_CATEGORIES
+        if "patient_id" in table.columns:
+            groups = table.patient_id.tolist()
     else:
         id_column, categories = {"isic2017": ("image_id", ISIC2017_CATEGORIES),
                                  "isic2019": ("image", ISIC2019_CATEGORIES)}.get(layout, ("image", ISIC2018_CATEGORIES))

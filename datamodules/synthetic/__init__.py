@@ -15,6 +15,7 @@ from datamodules.synthetic.isic2016 import write_isic2016
 from datamodules.synthetic.isic2017 import write_isic2017
 from datamodules.synthetic.isic2019 import write_isic2019
 from datamodules.synthetic.isic2020 import write_isic2020
+from datamodules.synthetic.isic2024 import write_isic2024
 from dermlab.errors import DataError
 
 Writer = Callable[[Path, int, int, int], dict[str, int]]
@@ -27,6 +28,7 @@ WRITERS: dict[str, Writer] = {
     "isic2018_task3": write_isic2018_task3,
     "isic2019": write_isic2019,
     "isic2020": write_isic2020,
+    "isic2024": write_isic2024,
     "ham10000": write_ham10000,
     "vitiligo": write_vitiligo,
     "derm7pt": write_derm7pt,
