@@ -119,13 +119,17 @@ def scheduler_states(records: dict[Path, dict]) -> dict[str, str]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state letter follows the parenthesised command name
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def in_order(entries: list[Entry]) -> list[Entry]:
