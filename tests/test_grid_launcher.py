@@ -18,7 +18,7 @@ import torch
 from submitit.core.utils import DelayedSubmission
 
 from dermlab.errors import DataError
-from dermlab.grid import job_resources, launcher, runner, spec, status
+from dermlab.grid import command, job_resources, launcher, runner, spec, status
 from dermlab.grid.launcher import CellJob, Launcher
 from tests.conftest import REPO
 from tests.test_grid import TINY, write_grid
@@ -96,9 +96,9 @@ def test_slurm_jobs_carry_the_resources_and_wait_for_the_cells_they_start_from(t
                                                    "sbatch": {"requeue": True}})
     runs = tmp_path / "runs"
     one, two = (grid.run_root(runs, False) / f"stage={s}" for s in ("one", "two"))
-    submitted = Launcher("slurm", {"cpus_per_cell": 8, "sbatch": {"account": "lab"}}).run(
-        grid, str(isic2017_root), runs=runs)
-    assert submitted == {"stage=one": "submitted", "stage=two": "submitted"}
+    command.main(["run", str(grid.path), "--data-root", str(isic2017_root), "--runs", str(runs), "--launcher", "slurm",
+                  "--cpus-per-cell", "8", "--sbatch", "account=lab"])  # the grid file's slurm: and these options
+    assert [s.state for s in status.cell_statuses(grid, runs)] == ["submitted", "submitted"]  # sacct knows nothing
     first, second = (one / "submitit" / "1001_submission.sh").read_text(), (two / "submitit" / "1002_submission.sh"
                                                                             ).read_text()
     assert first == (fake_slurm / "sbatch_1001.sh").read_text()  # the very script sbatch was given
@@ -182,8 +182,6 @@ def test_slurm_needs_sbatch_and_local_takes_no_job_options(tmp_path, monkeypatch
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
     with pytest.raises(DataError, match="needs SLURM's sbatch and srun"):
         Launcher("slurm")
-    from dermlab.grid import command
-
     with pytest.raises(SystemExit, match="are for --launcher slurm or submitit-local"):
         command.main(["run", str(write_grid(tmp_path / "g.yaml")), "--partition", "gpu"])
 
