@@ -178,6 +178,15 @@ def test_status_reads_the_cell_folders_and_the_scheduler(tmp_path, fake_slurm):
     assert done.returncode == 0 and "seed_everything=2  queued  (job 12)" in done.stdout, done.stderr[-2000:]
 
 
+def test_the_check_before_submitting_needs_no_gpu(tmp_path, isic2017_root):
+    """A login node has no GPU: a grid whose cells ask for GPUs and DDP is still checked there (on the CPU)."""
+    gpu = ["--trainer.accelerator", "gpu", "--trainer.devices", "-1", "--trainer.strategy", "ddp",
+           "--trainer.precision", "bf16-mixed"]
+    grid = spec.load(write_grid(tmp_path / "g.yaml", args=[*TINY, *gpu], metrics=["test/auc", "test/dice"]))
+    with pytest.raises(DataError, match="do not log \\['test/dice'\\]"):  # built, so its metrics were read
+        runner.validate(grid, {"isic2017": (str(isic2017_root), [])}, base=tmp_path / "runs")
+
+
 def test_slurm_needs_sbatch_and_local_takes_no_job_options(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
     with pytest.raises(DataError, match="needs SLURM's sbatch and srun"):

@@ -31,6 +31,8 @@ from pathlib import Path
 from dermlab.errors import DataError
 from dermlab.grid.spec import Cell, GridSpec, cli_value
 
+# the metrics check builds the model on the CPU: it needs no GPU, so a cluster's login node can run it
+CHECK_ON_CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1"]
 SMOKE_ARGS = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
               "--trainer.limit_test_batches", "1", "--trainer.num_sanity_val_steps", "0"]
 
@@ -140,7 +142,7 @@ def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: 
             continue
         with contextlib.redirect_stdout(io.StringIO()):
             cli = build_cli([*cell_args(spec, first, base / "_validate", *data[dataset], synthetic),
-                             "--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
+                             "--run.wandb", "disabled", "--trainer.logger", "false", *CHECK_ON_CPU], run=False)
         logged |= set(cli.model.logged_metric_names())
         built = True
         if spec.predict:  # scores computed after `predict` (e.g. full-size segmentation masks, callbacks.MaskWriter)
