@@ -1,4 +1,4 @@
-"""``dermlab grid run|report TABLE.yaml ... | --paper NAME`` (and the internal ``_cell``)."""
+"""``dermlab grid run|report|status TABLE.yaml ... | --paper NAME`` (and the internal ``_cell``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from pathlib import Path
 
 from dermlab.grid import report as reporting
 from dermlab.grid import runner, spec
+
+# ``grid run`` options of a cell's job (dermlab.grid.job_resources): option → key
+JOB_OPTIONS = {"--gpus-per-cell": "gpus_per_cell", "--cpus-per-cell": "cpus_per_cell", "--time": "time",
+               "--mem": "mem", "--partition": "partition"}
 
 
 def _tables(args) -> list[Path]:
@@ -18,13 +22,40 @@ def _tables(args) -> list[Path]:
     return tables
 
 
+def _add_launcher_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--launcher", default="local", choices=("local", "slurm", "submitit-local"),
+                   help="local: cells as processes here (default); slurm: one sbatch job per cell, dependent cells "
+                        "after their runs (returns once queued); submitit-local: the same jobs on this machine")
+    p.add_argument("--gpus-per-cell", type=int, help="GPUs of a cell's job; > 1 runs DDP, one task per GPU "
+                                                     "(default 1; overrides the grid file's slurm:)")
+    p.add_argument("--cpus-per-cell", type=int, help="CPUs of a cell's job, split over its tasks")
+    p.add_argument("--time", help="a cell's time limit: minutes or [D-]HH:MM[:SS] (SLURM default 24:00:00)")
+    p.add_argument("--mem", help="memory of a cell's job, e.g. 64G")
+    p.add_argument("--partition", help="SLURM partition")
+    p.add_argument("--sbatch", action="append", default=[], metavar="OPTION[=VALUE]",
+                   help="any other sbatch option, e.g. --sbatch account=lab --sbatch requeue (repeatable)")
+    p.add_argument("--setup", action="append", default=[], metavar="LINE",
+                   help="a shell line the job runs before the cell, e.g. 'module load cuda' (repeatable)")
+
+
+def _job_options(args) -> dict:
+    """The launcher options given on the command line, as a grid file's ``slurm:`` mapping."""
+    options = {key: getattr(args, flag[2:].replace("-", "_")) for flag, key in JOB_OPTIONS.items()}
+    options = {key: value for key, value in options.items() if value is not None}
+    if args.sbatch:
+        options["sbatch"] = dict(o.split("=", 1) if "=" in o else (o, True) for o in args.sbatch)
+    if args.setup:
+        options["setup"] = list(args.setup)
+    return options
+
+
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "_cell":
         runner.run_cell_command(argv[1:])
         return
     parser = argparse.ArgumentParser(prog="dermlab grid", description="Run experiment grids and render paper tables.")
     sub = parser.add_subparsers(dest="verb", required=True)
-    for verb in ("run", "report"):
+    for verb in ("run", "report", "status"):
         p = sub.add_parser(verb)
         p.add_argument("tables", nargs="*", help="grid files (experiments/<paper>/tables/<table>.yaml)")
         p.add_argument("--paper", help="every table of experiments/<paper>/tables/")
@@ -33,13 +64,34 @@ def main(argv: list[str]) -> None:
         if verb == "run":
             p.add_argument("--data-root", help="the real data set (default: the synthetic set, written if missing)")
             p.add_argument("--parallel", type=int, default=1, help="cells side by side (one GPU each if there are N)")
+            _add_launcher_options(p)
     args = parser.parse_args(argv)
+    if args.verb == "status":
+        from dermlab.grid import status
+
+        for table in _tables(args):
+            print(status.render(spec.load(table), Path(args.runs), args.smoke))
+        return
+    launch = None
+    if args.verb == "run" and args.launcher != "local":
+        from dermlab.grid.launcher import Launcher
+
+        launch = Launcher(args.launcher, _job_options(args))
+    elif args.verb == "run" and _job_options(args):
+        raise SystemExit("dermlab grid run: the job options (--gpus-per-cell, --time, --sbatch, ...) are for "
+                         "--launcher slurm or submitit-local")
     failed = []
     for table in _tables(args):
         grid = spec.load(table)
         if args.verb == "run":
-            status = runner.run(grid, args.data_root, args.smoke, args.parallel, Path(args.runs))
-            failed += [f"{grid.table}/{c}" for c, s in status.items() if s == "failed"]
+            status = (launch.run if launch else runner.run)(grid, args.data_root, args.smoke, args.parallel,
+                                                           Path(args.runs))
+            failed += [f"{grid.table}/{c}" for c, s in status.items() if s in ("failed", "blocked")]
+            if launch and not launch.waits:
+                print(f"[grid] {grid.table}: follow the jobs with `dermlab grid status {table}`; "
+                      f"`dermlab grid report {table}` once they have finished")
+                continue
         print(reporting.report(grid, Path(args.runs), args.smoke))
     if failed:
-        raise SystemExit(f"dermlab grid: {len(failed)} cell(s) failed: {', '.join(failed)} (see their cell.log)")
+        raise SystemExit(f"dermlab grid: {len(failed)} cell(s) failed or could not start: {', '.join(failed)} "
+                         "(see their cell.log)")

@@ -5,7 +5,8 @@ an interrupted one from its ``last.ckpt`` (a finished cell keeps only its best c
 optimiser state), and records a crash in ``failed.json`` (with the log path)
 without stopping the others. ``--parallel N`` runs N cells side by side, each on its own GPU when
 there are N. Before anything trains, every axis value is parsed by the CLI and the requested metrics
-are checked against what the model logs.
+are checked against what the model logs. ``--launcher slurm | submitit-local`` runs the same cells, through
+:func:`prepare` and :func:`run_one`, as submitit jobs (:mod:`dermlab.grid.launcher`).
 
 A classifier cell also writes its per-image predictions with the checkpoint it tested
 (:mod:`dermlab.grid.predictions`): ``predictions_test.csv`` (unless its test run wrote one already) and, on a
@@ -30,6 +31,8 @@ from pathlib import Path
 from dermlab.errors import DataError
 from dermlab.grid.spec import Cell, GridSpec, cli_value
 
+# the metrics check builds the model on the CPU: it needs no GPU, so a cluster's login node can run it
+CHECK_ON_CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1"]
 SMOKE_ARGS = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
               "--trainer.limit_test_batches", "1", "--trainer.num_sanity_val_steps", "0"]
 
@@ -91,6 +94,14 @@ def depends_on(spec: GridSpec, cell: Cell, args: list[str], run_dir: Path) -> se
     return {folders[token] for a in args for token in re.split(r"[\[\],\s]+", a) if token in folders}
 
 
+def referenced_runs(args: list[str], run_dir: Path) -> set[Path]:
+    """The run folders of other cells, of this table or of a table beside it (``@cell(table: ...)``), that a cell's
+    arguments name: every token ``<runs>/grids/<paper>/<table>/<cell>`` of the same paper folder."""
+    paper = run_dir.parent.parent
+    tokens = {Path(token) for a in args for token in re.split(r"[\[\],\s]+", a) if token}
+    return {t for t in tokens if t.parent.parent == paper and t != run_dir}
+
+
 def _parse_only(args: list[str]) -> str | None:
     """Parse ``args`` with the CLI without instantiating anything; the error text, or None if valid."""
     from dermlab.cli import config_parser
@@ -99,8 +110,13 @@ def _parse_only(args: list[str]) -> str | None:
 
 
 def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: bool = False,
-             base: Path = Path("runs/grids")) -> None:
-    """Every axis value parses, and the model logs every requested metric — before anything trains."""
+             base: Path = Path("runs/grids"), defer_unfinished: bool = False) -> None:
+    """Every axis value parses, and the model logs every requested metric — before anything trains.
+
+    The metrics are checked on the first cell of each data set; with ``defer_unfinished`` (a launcher that queues
+    the cells a cell starts from, :mod:`dermlab.grid.launcher`) on the first one that names no unfinished run
+    folder, since a model that starts from a run still to come cannot be built yet. When every cell of a data set
+    does, the check is left to the runs, and a line says so."""
     from dermlab.cli import build_cli
 
     cells = spec.cells()
@@ -115,23 +131,32 @@ def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: 
             raise DataError(f"grid '{spec.path}' cell {cell.id}: the CLI rejects it ({error}); check that every "
                             f"axis ({', '.join(spec.axes)}) names an existing config key and a valid value.")
     logged: set[str] = set()
+    built = False
     for dataset in dict.fromkeys(spec.dataset_of(c) for c in cells):  # a metric must be logged on some data set
-        first = next(c for c in cells if spec.dataset_of(c) == dataset)
+        first = next((c for c in cells if spec.dataset_of(c) == dataset and not (defer_unfinished and any(
+            not (folder / "result.json").is_file() for folder in referenced_runs(
+                cell_args(spec, c, base / "_validate", *data[dataset], synthetic), base / "_validate")))), None)
+        if first is None:
+            print(f"[grid] {spec.table}: every cell on {dataset} starts from a run still to come; the metrics they "
+                  "log are checked when they run")
+            continue
         with contextlib.redirect_stdout(io.StringIO()):
             cli = build_cli([*cell_args(spec, first, base / "_validate", *data[dataset], synthetic),
-                             "--run.wandb", "disabled", "--trainer.logger", "false"], run=False)
+                             "--run.wandb", "disabled", "--trainer.logger", "false", *CHECK_ON_CPU], run=False)
         logged |= set(cli.model.logged_metric_names())
+        built = True
         if spec.predict:  # scores computed after `predict` (e.g. full-size segmentation masks, callbacks.MaskWriter)
             logged |= {n for c in cli.trainer.callbacks for n in getattr(c, "metric_names", lambda m: [])(cli.model)}
     missing = [m for m in spec.metrics if m not in logged]
-    if missing:
+    if built and missing:
         raise DataError(f"grid '{spec.path}': the runs do not log {missing}; they log {sorted(logged)}.")
 
 
 def run_cell_command(argv: list[str]) -> None:
     """``dermlab grid _cell RESULT [--predict] [--val-predictions] -- ARGS``: fit (resuming from last.ckpt), test
     the best checkpoint, optionally write the test set's submission CSV (``predict``), write the classifier's
-    ``predictions_test.csv`` (and ``predictions_val.csv`` with ``--val-predictions``), then write RESULT."""
+    ``predictions_test.csv`` (and ``predictions_val.csv`` with ``--val-predictions``), then write RESULT. Under DDP
+    every process fits and tests; only global rank 0 slims the checkpoint and writes RESULT."""
     from dermlab.cli import build_cli
 
     split = argv.index("--")
@@ -150,6 +175,8 @@ def run_cell_command(argv: list[str]) -> None:
         if not (result_path.parent / f"predictions_{split}.csv").is_file():
             write_split_predictions(cli, split, result_path.parent / f"predictions_{split}.csv")
     score = trainer.checkpoint_callback.best_model_score
+    if not trainer.is_global_zero:  # a DDP cell (one process per GPU of its job): rank 0 writes the cell's files
+        return
     if best:
         slim_checkpoint(Path(best))
         last.unlink(missing_ok=True)
@@ -216,11 +243,20 @@ def slim_checkpoint(path: Path) -> None:
     tmp.replace(path)
 
 
-def _run_one(cell: Cell, args: list[str], run_dir: Path, devices: queue.Queue | None, predict: bool = False,
-             val_predictions: bool = False) -> str:
+def run_one(args: list[str], run_dir: Path, devices: queue.Queue | None = None, predict: bool = False,
+            val_predictions: bool = False, rank: int = 0) -> str:
+    """Run one cell — ``dermlab grid _cell`` in a subprocess, resuming from its ``last.ckpt`` — logging to
+    ``<run_dir>/cell.log``; returns ``done``, or ``failed`` after writing ``failed.json`` (return code, log path).
+
+    Every launcher runs a cell through this function: the local runner in a thread, a submitit job
+    (:mod:`dermlab.grid.launcher`) in each of its tasks. ``rank`` is the task's global rank when a job runs one
+    process per GPU (DDP under SLURM): the others log to ``cell.rank<N>.log``, and only rank 0 touches
+    ``failed.json`` (a rank other than 0 reports ``failed`` only on a non-zero return code).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "failed.json").unlink(missing_ok=True)
-    log_path = run_dir / "cell.log"
+    if rank == 0:
+        (run_dir / "failed.json").unlink(missing_ok=True)
+    log_path = run_dir / ("cell.log" if rank == 0 else f"cell.rank{rank}.log")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     device = devices.get() if devices else None
     if device is not None:
@@ -234,10 +270,39 @@ def _run_one(cell: Cell, args: list[str], run_dir: Path, devices: queue.Queue | 
     finally:
         if device is not None:
             devices.put(device)
+    if rank != 0:
+        return "failed" if code != 0 else "done"
     if code != 0 or not (run_dir / "result.json").is_file():
         (run_dir / "failed.json").write_text(json.dumps({"returncode": code, "log": str(log_path)}))
         return "failed"
     return "done"
+
+
+def prepare(spec: GridSpec, data_root: str | None = None, smoke: bool = False, runs: Path = Path("runs"),
+            defer_unfinished: bool = False) -> tuple[dict[str, str], list[tuple[Cell, list[str], Path]]]:
+    """Check the grid (:func:`validate`) and list what is left to run: ``({cell id: "skipped"}`` for the cells
+    that finished earlier``, [(cell, its arguments, its run folder)]`` for the others, in file order)."""
+    data = {}
+    for cell in spec.cells():
+        dataset = spec.dataset_of(cell)
+        if dataset not in data:
+            root, extra = data_root_for(spec, data_root, dataset)
+            data[dataset] = (root, extra + (SMOKE_ARGS if smoke else []))
+    base = spec.run_root(runs, smoke)
+    validate(spec, data, synthetic=not data_root, base=base, defer_unfinished=defer_unfinished)
+    status, todo = {}, []
+    subset = {} if data_root else (spec.synthetic.get("axes") or {})  # the synthetic default may run fewer values
+    for cell in spec.cells():
+        if any(cell.values[axis] not in values for axis, values in subset.items()):
+            continue
+        run_dir = base / cell.id
+        if (run_dir / "result.json").is_file():
+            status[cell.id] = "skipped"
+            print(f"[grid] {cell.id}: finished earlier, skipped")
+            continue
+        todo.append((cell, cell_args(spec, cell, run_dir, *data[spec.dataset_of(cell)], synthetic=not data_root),
+                     run_dir))
+    return status, todo
 
 
 def run(spec: GridSpec, data_root: str | None = None, smoke: bool = False, parallel: int = 1,
@@ -249,25 +314,9 @@ def run(spec: GridSpec, data_root: str | None = None, smoke: bool = False, paral
     if spec.cells_of:
         print(f"[grid] {spec.table}: renders the cells of {spec.cells_of}; nothing to run")
         return {}
-    data = {}
-    for cell in spec.cells():
-        dataset = spec.dataset_of(cell)
-        if dataset not in data:
-            root, extra = data_root_for(spec, data_root, dataset)
-            data[dataset] = (root, extra + (SMOKE_ARGS if smoke else []))
-    base = spec.run_root(runs, smoke)
-    validate(spec, data, synthetic=not data_root, base=base)
-    status, waves = {}, ([], [])
-    subset = {} if data_root else (spec.synthetic.get("axes") or {})  # the synthetic default may run fewer values
-    for cell in spec.cells():
-        if any(cell.values[axis] not in values for axis, values in subset.items()):
-            continue
-        run_dir = base / cell.id
-        if (run_dir / "result.json").is_file():
-            status[cell.id] = "skipped"
-            print(f"[grid] {cell.id}: finished earlier, skipped")
-            continue
-        args = cell_args(spec, cell, run_dir, *data[spec.dataset_of(cell)], synthetic=not data_root)
+    status, todo = prepare(spec, data_root, smoke, runs)
+    waves = ([], [])
+    for cell, args, run_dir in todo:
         waves[bool(depends_on(spec, cell, args, run_dir))].append((cell, args, run_dir))
     devices = None
     if parallel > 1:
@@ -279,7 +328,7 @@ def run(spec: GridSpec, data_root: str | None = None, smoke: bool = False, paral
                 devices.put(index)
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         for wave in waves:
-            futures = {pool.submit(_run_one, cell, args, run_dir, devices, spec.predict,
+            futures = {pool.submit(run_one, args, run_dir, devices, spec.predict,
                                    spec.fold_axis() is not None): (cell, run_dir)
                        for cell, args, run_dir in wave}
             for future, (cell, run_dir) in futures.items():

@@ -41,6 +41,10 @@ Keys (anything else is an error)::
                                        # mappings, each with a ``name``, draws <name>.png for each.
     exclude:                           # combinations that are not cells (an axis value or a list of them each)
       - {variant: DeepLabV3+, seed_everything: [2, 3]}
+    slurm: {gpus_per_cell: 1, cpus_per_cell: 8, time: "12:00:00", mem: 64G, partition: gpu,
+            sbatch: {account: lab}, setup: [module load cuda]}
+                                       # what each cell's job asks for under ``grid run --launcher slurm``
+                                       # (dermlab.grid.job_resources; the command's options override it)
 
 A ``dataset`` axis makes the data set a grid dimension: each cell reads
 ``experiments/base/data/<dataset>.yaml`` and its root is ``<data root>/<dataset>`` (or the synthetic
@@ -69,7 +73,7 @@ from dermlab.errors import DataError
 
 KEYS = {"paper", "table", "title", "dataset", "config", "args", "synthetic", "axes", "rows", "metrics", "scale",
         "paper_values", "ttests", "notes", "data_args", "predict", "cells_of", "average_over", "figure", "exclude",
-        "paired_tests", "statistics"}
+        "paired_tests", "statistics", "slurm"}
 STATISTICS = {"n_boot": 2000, "seed": 0}  # defaults of the ``statistics`` key
 CELL_REF = re.compile(r"@cell\(([^)]*)\)")
 
@@ -112,6 +116,7 @@ class GridSpec:
     exclude: list[dict] = field(default_factory=list)
     paired_tests: list[dict] = field(default_factory=list)
     statistics: dict = field(default_factory=lambda: dict(STATISTICS))
+    slurm: dict = field(default_factory=dict)  # a cell's job resources (``dermlab.grid.job_resources``)
 
     def fold_axis(self) -> str | None:
         """The cross-validation axis (``data.init_args.fold`` or ``...cv_fold``), or None."""
@@ -251,7 +256,10 @@ def load(path: str | Path) -> GridSpec:
                     predict=bool(raw.get("predict", False)), cells_of=raw.get("cells_of", ""),
                     average_over=list(raw.get("average_over", [])), figure=raw.get("figure") or {},
                     exclude=list(raw.get("exclude") or []), paired_tests=list(raw.get("paired_tests") or []),
-                    statistics=statistics_settings(path, raw.get("statistics")))
+                    statistics=statistics_settings(path, raw.get("statistics")), slurm=raw.get("slurm") or {})
+    from dermlab.grid.job_resources import from_mapping
+
+    from_mapping(spec.slurm, f"grid '{path}': slurm")  # its errors stop here, before anything trains
     short = spec.short_names().values()
     for entry in spec.exclude:
         if not isinstance(entry, dict) or not all(k in axes or k in short for k in entry):
