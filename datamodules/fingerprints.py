@@ -24,8 +24,8 @@ from pathlib import Path
 from PIL import Image
 
 from datamodules.cache import cache_root, source_key
-from datamodules.io import load_rgb, upright
 from dermlab.errors import DataError
+from dermlab.files.io import load_rgb, upright
 from dermlab.resources import available_cores
 
 NEAR_DUPLICATE_BITS = 6  # pHash distance (of 64 bits) at or below which two images count as near duplicates

@@ -93,7 +93,7 @@ def depends_on(spec: GridSpec, cell: Cell, args: list[str], run_dir: Path) -> se
 
 def _parse_only(args: list[str]) -> str | None:
     """Parse ``args`` with the CLI without instantiating anything; the error text, or None if valid."""
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
 
     return config_parser().check(args)
 
@@ -101,7 +101,7 @@ def _parse_only(args: list[str]) -> str | None:
 def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: bool = False,
              base: Path = Path("runs/grids")) -> None:
     """Every axis value parses, and the model logs every requested metric — before anything trains."""
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     cells = spec.cells()
     checked: set[tuple[str, str]] = set()
@@ -132,7 +132,7 @@ def run_cell_command(argv: list[str]) -> None:
     """``dermlab grid _cell RESULT [--predict] [--val-predictions] -- ARGS``: fit (resuming from last.ckpt), test
     the best checkpoint, optionally write the test set's submission CSV (``predict``), write the classifier's
     ``predictions_test.csv`` (and ``predictions_val.csv`` with ``--val-predictions``), then write RESULT."""
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     split = argv.index("--")
     result_path, flags, args = Path(argv[0]), argv[1:split], argv[split + 1:]

@@ -5,7 +5,7 @@ comes out identical, but Pillow holds RGB as 4 bytes a pixel and repacks it into
 third of the time for a 6000×4000 image (226 vs 140 ms on the 2-core CPU, ``benchmarks/cache.py``).
 Only a file that Pillow opens as an RGB JPEG and that ends with the end-of-image marker takes this path;
 anything else (grayscale, CMYK, a truncated file, an OpenCV that refuses it) gives ``None`` and is left to
-Pillow, whose errors name the file. The EXIF orientation is read by :func:`datamodules.io.orientation` and
+Pillow, whose errors name the file. The EXIF orientation is read by :func:`dermlab.files.io.orientation` and
 applied here as Pillow's ``ImageOps.exif_transpose`` does.
 """
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from datamodules.jpeg import decode_rgb_jpeg
-from datamodules.listing import IMAGE_SUFFIXES, images_by_stem
 from dermlab.errors import DataError
+from dermlab.files.jpeg import decode_rgb_jpeg
+from dermlab.files.listing import IMAGE_SUFFIXES, images_by_stem
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def binary_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
 
 def image_paths(folder: Path, ids: Iterable[str], listed_in: Path) -> list[Path]:
     """Paths of the images ``ids`` in ``folder``, whatever their extension's case or type (see
-    :func:`datamodules.listing.list_images`); stops if the folder holds no images at all.
+    :func:`dermlab.files.listing.list_images`); stops if the folder holds no images at all.
 
     An id with no file gets ``<folder>/<id>.jpg``; whether each listed image exists is checked by the
     datamodule (``on_bad_image``).
@@ -132,7 +132,7 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
     """Decode an image to an upright (EXIF orientation applied) RGB uint8 array (H, W, 3); a truncated or
     unreadable file names itself.
 
-    Without ``max_side``, RGB JPEGs are decoded by OpenCV (:mod:`datamodules.jpeg`: the same pixels, 1.35–1.4×
+    Without ``max_side``, RGB JPEGs are decoded by OpenCV (:mod:`dermlab.files.jpeg`: the same pixels, 1.35–1.4×
     faster on ISIC sizes); other files by Pillow. With ``max_side`` the image comes back resized so its longer side is
     at most that; JPEGs are then decoded at reduced scale directly (``draft``), which makes the cache fast to fill.
     """

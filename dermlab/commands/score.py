@@ -1,0 +1,40 @@
+"""``dermlab score``: score an official submission (CSV or mask folder) against the official ground truth
+(:mod:`dermlab.scoring`), optionally with bootstrap intervals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from dermlab.scoring import score as score_files
+from dermlab.scoring import score_segmentation
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="dermlab score",
+                                     description="Score an official submission (CSV or mask folder) against the "
+                                                 "official ground truth.")
+    parser.add_argument("--truth", help="ground-truth CSV (ISIC 2016, 2017, 2018 task 3 or HAM10000 layout)")
+    parser.add_argument("--pred", help="submission CSV in the matching layout (checked by the official rules)")
+    parser.add_argument("--categories", nargs="+", metavar="NAME",
+                        help="score only these columns (e.g. melanoma for an ISIC 2017 melanoma-only run); the "
+                             "submission must still hold them all")
+    parser.add_argument("--seg", nargs=2, metavar=("TRUTH_DIR", "PRED_DIR"),
+                        help="score ISIC 2018 task 1 or 2 masks instead: ground-truth folder, predicted-mask folder")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="add a stratified bootstrap percentile interval (N resamples within each true class) "
+                             "beside every metric, e.g. auc_ci95: [low, high]")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
+    parser.add_argument("--level", type=float, default=0.95, help="coverage of the intervals (default 0.95)")
+    args = parser.parse_args(argv)
+    if args.bootstrap < 0 or not 0 < args.level < 1:
+        parser.error("--bootstrap must be ≥ 0 (0: no intervals) and --level in (0, 1)")
+    if args.seg:
+        if args.bootstrap:
+            parser.error("--bootstrap applies to submission CSVs, not to --seg masks")
+        print(json.dumps(score_segmentation(*args.seg), indent=2))
+    elif args.truth and args.pred:
+        print(json.dumps(score_files(args.truth, args.pred, args.categories, args.bootstrap, args.seed, args.level),
+                         indent=2))
+    else:
+        parser.error("give --truth and --pred (a submission CSV) or --seg TRUTH_DIR PRED_DIR (masks)")
