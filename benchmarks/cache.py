@@ -13,7 +13,7 @@ elsewhere hits all of them, and the best round counts), with the same resize and
   OpenCV and torch on one thread), with where the time goes (read, augment, the rest); and the cores one
   GPU consuming 2,000 images/s would need on each path;
 * the originals' read time per image size (to re-weight for another mix), full decode by Pillow alone against
-  :func:`~datamodules.io.load_rgb` (OpenCV, :mod:`datamodules.jpeg`), and the disk the cache takes.
+  :func:`~dermlab.files.io.load_rgb` (OpenCV, :mod:`dermlab.files.jpeg`), and the disk the cache takes.
 
 Default run: 60 images, 1.5–2 min on the 2-core CPU (while other work shared the cores).
 
@@ -40,8 +40,8 @@ from torch.utils.data import DataLoader
 
 from datamodules import ISIC2017DataModule
 from datamodules.cache import ImageCache
-from datamodules.io import load_rgb, upright
 from datamodules.synthetic import write_synthetic
+from dermlab.files.io import load_rgb, upright
 
 SIZE_MIX = ((1022, 767), (1504, 1129), (3008, 2000), (1022, 767), (4288, 2848),
             (1504, 1129), (3008, 2000), (1022, 767), (4288, 2848), (6000, 4000))  # per 10 images

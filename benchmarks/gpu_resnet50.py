@@ -150,7 +150,7 @@ def fit_run(args, device: torch.device, compile: bool, data: list[str]) -> float
     """Images/s of ``dermlab fit`` (LightningCLI, not run: built, then ``trainer.fit`` with a step timer)."""
     import lightning.pytorch as L
 
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     window = Window(device, args.warmup, args.steps)
 

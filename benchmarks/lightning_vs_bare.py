@@ -34,7 +34,7 @@ from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 
 from datamodules import ISIC2017DataModule
 from datamodules.synthetic import ensure_synthetic
-from dermlab.cli import build_cli
+from dermlab.commands.trainer import build_cli
 from dermlab.resources import keep_freed_memory
 from lightning_modules.nets.backbone import create_backbone
 

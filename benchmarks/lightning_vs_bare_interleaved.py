@@ -27,7 +27,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import ISIC2017DataModule
 from datamodules.synthetic import ensure_synthetic
-from dermlab.cli import build_cli
+from dermlab.commands.trainer import build_cli
 from lightning_modules.nets.backbone import create_backbone
 
 

@@ -37,7 +37,7 @@ def one_run(workers, threads, keep, flush, channels_last, args) -> dict:
     import torch
     from lightning_vs_bare import StepTimer  # this folder is on sys.path when run as a script
 
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     overrides = ["-c", "experiments/demo.yaml", "--data.init_args.image_size", str(args.size),
                  "--data.init_args.batch_size", str(args.batch), "--trainer.max_steps", str(args.steps),

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from callbacks.plots import save_figure
-from datamodules.masks import write_mask
 from datamodules.transforms import denormalise
 from dermlab.figures import masks_below_images
+from dermlab.files.masks import write_mask
 
 
 class FreezeEncoder(L.Callback):

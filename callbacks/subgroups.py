@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from callbacks.plots import save_figure
-from datamodules.io import load_rgb
-from datamodules.masks import read_mask
 from dermlab.figures import forest
+from dermlab.files.io import load_rgb
+from dermlab.files.masks import read_mask
 from dermlab.ita import image_ita
 from dermlab.predictions import FILENAME as PREDICTIONS
 from dermlab.predictions import read_predictions

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.fingerprints import NEAR_DUPLICATE_BITS, FingerprintStore
-from datamodules.io import read_table
 from dermlab.errors import DataError
+from dermlab.files.io import read_table
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from datamodules.audit import SplitAudit, audit_splits, enforce
 from datamodules.cache import CacheFormat, ImageCache
 from datamodules.crops import ordered_crops, random_crops
 from datamodules.fingerprints import FingerprintStore
-from datamodules.io import image_size, load_rgb
-from datamodules.masks import load_mask
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
 from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms
 from dermlab.errors import DataError, clean_message
+from dermlab.files.io import image_size, load_rgb
+from dermlab.files.masks import load_mask
 from dermlab.resources import default_workers
 from dermlab.seeding import derive, run_seed
 

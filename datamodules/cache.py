@@ -2,7 +2,7 @@
 
 Original ISIC images are up to 6000×4000 px; decoding them every epoch makes training input-bound.
 The cache stores each image resized so that its longer side is at most ``max_side`` (aspect kept,
-never enlarged; JPEGs decoded at reduced scale, see :func:`datamodules.io.load_rgb`), masks with
+never enlarged; JPEGs decoded at reduced scale, see :func:`dermlab.files.io.load_rgb`), masks with
 nearest-neighbour, as the uint8 array itself:
 
 * ``npy`` (default): the raw (H, W, 3) / (H, W) uint8 array, read back with one ``np.load`` (~0.1 ms for
@@ -10,7 +10,7 @@ nearest-neighbour, as the uint8 array itself:
 * ``png``: the same pixels losslessly compressed (about half the disk), but decoding it costs ~8 ms a
   512 px image, several times the augmentation itself.
 
-Either way the pixels served are exactly those :func:`~datamodules.io.load_rgb` gives with ``max_side``.
+Either way the pixels served are exactly those :func:`~dermlab.files.io.load_rgb` gives with ``max_side``.
 An entry is keyed by the source's absolute path, size and modification time, by ``max_side``, the
 format and :data:`FORMAT_VERSION`, so a changed source, a different setting or an entry of an older
 layout is never served. Entries live under ``<cache_dir>/max<max_side>/v<FORMAT_VERSION>/``; older
@@ -31,8 +31,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from datamodules.io import fit_side, image_size, load_rgb
-from datamodules.masks import load_mask
+from dermlab.files.io import fit_side, image_size, load_rgb
+from dermlab.files.masks import load_mask
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import logging
 import numpy as np
 
 from datamodules.base import ImageTable, SkinDataModule
-from datamodules.io import read_table, require_dir
 from dermlab.errors import DataError
+from dermlab.files.io import read_table, require_dir
 
 log = logging.getLogger(__name__)
 CLASSES = ("MEL", "NV", "BCC", "BKL", "DF", "VASC")

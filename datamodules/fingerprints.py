@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from datamodules.cache import cache_root, source_key
-from datamodules.io import load_rgb, open_image, upright
 from dermlab.errors import DataError
+from dermlab.files.io import load_rgb, open_image, upright
 from dermlab.resources import available_cores
 
 NEAR_DUPLICATE_BITS = 6  # pHash distance (of 64 bits) at or below which two images count as near duplicates

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from datamodules.base import ImageTable
-from datamodules.io import read_table, require_dir
-from datamodules.listing import images_by_stem
 from datamodules.pooled import DX_TYPES, HAM_CLASSES, PooledDataModule
 from dermlab.errors import DataError
+from dermlab.files.io import read_table, require_dir
+from dermlab.files.listing import images_by_stem
 from dermlab.subgroups import attributes, for_images
 
 COLUMNS = ("image_id", "lesion_id", "dx", "dx_type")

@@ -19,8 +19,8 @@ import pandas as pd
 
 from datamodules import splits
 from datamodules.base import ImageTable, SkinDataModule
-from datamodules.io import binary_column, image_paths, read_table, require_dir
 from dermlab.errors import DataError
+from dermlab.files.io import binary_column, image_paths, read_table, require_dir
 
 HINT = ("Download ISIC 2016 Part 3 from https://challenge.isic-archive.com/data/#2016 or write a synthetic copy "
         "with `dermlab synth --dataset isic2016 --out DIR`.")

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from datamodules.base import ImageTable, SkinDataModule
-from datamodules.io import binary_column, image_paths, read_table, require_dir
 from dermlab.errors import DataError
+from dermlab.files.io import binary_column, image_paths, read_table, require_dir
 from dermlab.subgroups import attributes, for_images
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test_v2"}

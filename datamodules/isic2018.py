@@ -25,11 +25,11 @@ import pandas as pd
 
 from datamodules import splits
 from datamodules.base import ImageTable, SkinDataModule
-from datamodules.io import image_paths, read_table, require_dir
-from datamodules.listing import images_by_stem
 from datamodules.pooled import HAM_CLASSES, PooledDataModule, one_hot_labels
 from datamodules.samplers import MinorityPairSampler
 from dermlab.errors import DataError
+from dermlab.files.io import image_paths, read_table, require_dir
+from dermlab.files.listing import images_by_stem
 from dermlab.seeding import run_seed
 from dermlab.subgroups import attributes, for_images
 from dermlab.truth import read_truth

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from datamodules.base import ImageTable
-from datamodules.io import image_paths, read_table, require_dir
 from datamodules.pooled import PooledDataModule, one_hot_labels
 from dermlab.errors import DataError
+from dermlab.files.io import image_paths, read_table, require_dir
 from dermlab.subgroups import attributes, for_images
 from dermlab.truth import ISIC2019_CATEGORIES, read_truth
 

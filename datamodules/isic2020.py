@@ -31,9 +31,9 @@ import pandas as pd
 
 from datamodules.audit import read_duplicate_pairs
 from datamodules.base import ImageTable
-from datamodules.io import binary_column, image_paths, read_table, require_dir
 from datamodules.pooled import PooledDataModule
 from dermlab.errors import DataError
+from dermlab.files.io import binary_column, image_paths, read_table, require_dir
 from dermlab.subgroups import attributes, for_images
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ Download the data of the Kaggle competition "ISIC 2024 - Skin Cancer Detection w
 
 ``target`` is 1 for a histologically confirmed malignancy (melanoma, basal or squamous cell carcinoma), 0 otherwise:
 393 of the 401,059 training images, from 1,042 patients. Images are read from the HDF5 files
-(:mod:`datamodules.hdf5`: each DataLoader worker opens its own handle) and decoded like any JPEG file.
+(:mod:`dermlab.files.hdf5`: each DataLoader worker opens its own handle) and decoded like any JPEG file.
 
 The released test set has no labels (Kaggle scores it), so results are measured by patient-grouped folds of the
 training images (``split: kfold``, default: stratified on ``target``, grouped by ``patient_id``; test = fold
@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 
 from datamodules.base import ImageTable
-from datamodules.hdf5 import HDF5Image, members
-from datamodules.io import binary_column, read_table, require_dir
 from datamodules.pooled import PooledDataModule
 from dermlab.errors import DataError
+from dermlab.files.hdf5 import HDF5Image, members
+from dermlab.files.io import binary_column, read_table, require_dir
 from dermlab.subgroups import attributes, for_images
 
 FILES = {"train": ("train-metadata.csv", "train-image.hdf5"), "test": ("test-metadata.csv", "test-image.hdf5")}

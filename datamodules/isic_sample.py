@@ -30,9 +30,9 @@ import pandas as pd
 
 from datamodules import splits
 from datamodules.base import ImageTable, shortlist
-from datamodules.io import load_rgb, require_dir
 from datamodules.isic2017 import ISIC2017DataModule
 from dermlab.errors import DataError
+from dermlab.files.io import load_rgb, require_dir
 from dermlab.subgroups import attributes, for_images
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "data_samples" / "isic_uda1"

@@ -5,7 +5,7 @@ Layout, as the public set's published code expects::
     ROOT/{train,val,test}/Yes/*.jpg    vitiligo            (label 1)
     ROOT/{train,val,test}/No/*.jpg     vitiligo-like        (label 0)
 
-Any accepted image type counts (``.jpg``, ``.JPEG``, ``.png``, ``.webp``, ...: :mod:`datamodules.listing`);
+Any accepted image type counts (``.jpg``, ``.JPEG``, ``.png``, ``.webp``, ...: :mod:`dermlab.files.listing`);
 macOS ``._*`` / ``__MACOSX`` debris is left out.
 
 ``classes`` names the class folders in label order for sets that use other names.
@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from datamodules.base import ImageTable, SkinDataModule
-from datamodules.io import require_dir
-from datamodules.listing import IMAGE_SUFFIXES, list_images
 from dermlab.errors import DataError
+from dermlab.files.io import require_dir
+from dermlab.files.listing import IMAGE_SUFFIXES, list_images
 
 HINT = "Each split folder needs one sub-folder per class (see README) or `dermlab synth --dataset vitiligo`."
 

@@ -1,3 +1,3 @@
-from dermlab.entry import main
+from dermlab.cli import main
 
 main()

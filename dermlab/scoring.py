@@ -27,7 +27,7 @@ partial AUC and sensitivity are NaN, every other category and the balanced accur
 
 ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores ISIC 2018 task 1 or task 2 masks (:func:`score_segmentation`):
 every ``ISIC_xxxxxxx_segmentation.png`` (``..._attribute_<name>.png``) of the truth folder against the prediction
-file carrying the same image number (and attribute), both read by :func:`datamodules.masks.read_mask` (lesion
+file carrying the same image number (and attribute), both read by :func:`dermlab.files.masks.read_mask` (lesion
 where > 128, as the official scorer binarises; a mask that is not single-channel, or whose non-zero values are all
 ≤ 128 such as a {0, 1} mask, is refused). Hidden files (``._*``, ``.DS_Store``) and ``__MACOSX`` are ignored.
 
@@ -60,7 +60,7 @@ PRIMARY = {"isic2024": "pauc_tpr80"}  # the challenge's ranking metric, where it
 def read_scored(truth_path: str | Path, prediction_path: str | Path,
                 categories: list[str] | None = None) -> tuple[Truth, pd.DataFrame, pd.DataFrame, list[str]]:
     """The truth, the scored images' labels and predictions (same rows, same order) and the categories to score,
-    read and checked exactly as :func:`score` reads them (:func:`dermlab.compare_command` shares it).
+    read and checked exactly as :func:`score` reads them (:func:`dermlab.commands.compare` shares it).
 
     Raises:
         DataError: a malformed truth or submission (naming the rows or columns), or an unknown category.
@@ -196,8 +196,8 @@ def score_segmentation(truth_dir: str | Path, prediction_dir: str | Path) -> dic
     sensitivity and specificity of the masks in ``prediction_dir`` against those of ``truth_dir``. Task 2
     (``ISIC_xxxxxxx_attribute_<name>.png`` truth): the Jaccard per attribute and the challenge's overall one,
     from pixel counts normalised per image (as ``isic-challenge-scoring``'s task 2 scorer)."""
-    from datamodules.listing import list_images  # the shared folder lister and mask reader (not at import:
-    from datamodules.masks import read_mask  # the CSV scoring path stays light)
+    from dermlab.files.listing import list_images  # the shared folder lister and mask reader (not at import:
+    from dermlab.files.masks import read_mask  # the CSV scoring path stays light)
 
     truth_dir, prediction_dir = Path(truth_dir), Path(prediction_dir)
     for folder, what in ((truth_dir, "ground-truth"), (prediction_dir, "prediction")):

@@ -136,7 +136,7 @@ def read_truth(path: str | Path, hint: str = "") -> Truth:
         DataError: the file is missing, its layout unknown, a column or row malformed (named), a label outside
             {0.0, 1.0}, an unknown ``dx``, or a score weight other than 0 and 1.
     """
-    from datamodules.io import read_table  # not at the top: the datamodules import this module
+    from dermlab.files.io import read_table  # not at the top: it imports OpenCV, which the scorer needs only here
 
     path = Path(path)
     layout = _layout(path, _first_line(path, hint))

@@ -133,7 +133,7 @@ def test_the_papers_13th_31st_49th_layers_are_these_arl_cnn50_blocks():
 
 
 def test_alpha_monitor_logs_every_block_and_plots(isic2017_root, tmp_path):
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
     from tests.conftest import tiny_args
 
     run = tmp_path / "run"
@@ -150,8 +150,8 @@ def test_alpha_monitor_logs_every_block_and_plots(isic2017_root, tmp_path):
 def test_compare_cams_puts_two_models_side_by_side(isic2017_root, tmp_path, capsys):
     import json
 
-    from dermlab.cli import build_cli
-    from dermlab.compare_cams_command import main as compare_cams
+    from dermlab.commands.compare_cams import main as compare_cams
+    from dermlab.commands.trainer import build_cli
     from tests.conftest import tiny_args
 
     checkpoints = []

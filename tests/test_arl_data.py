@@ -70,7 +70,7 @@ def test_arl_cnn14_learns_from_online_patches(tmp_path):
     per epoch, 3 test patches averaged, 6 epochs). Seeds 0/1/2 gave test AUC 0.775 / 0.821 / 0.800 on the
     2-core CPU machine (20 s each); the bar 0.65 sits below the worst seed and well above chance."""
     from datamodules.synthetic import write_synthetic
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
     from lightning_modules.nets.arl import alphas
 
     root = tmp_path / "data"

@@ -136,7 +136,7 @@ def test_attribute_segmenter_learns_synthetic_attributes_and_writes_official_fil
     synthetic grid uses): the task 2 Jaccard beats an all-background prediction (0) with margin, and predict
     writes ISIC_xxxxxxx_attribute_<name>.png at full size."""
     from datamodules.synthetic import write_synthetic
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     root = tmp_path / "isic2018"
     write_synthetic("isic2018_task2", root, n=200, size=64, seed=0)
@@ -163,7 +163,7 @@ def test_triplet_classifier_learns_and_writes_both_submissions(tmp_path):
     synthetic task 3 images: both prediction rules beat chance (1/7) with margin; predict writes the softmax
     and the nearest-class-mean submission CSVs in the official layout."""
     from datamodules.synthetic import write_synthetic
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     root = tmp_path / "isic2018"
     write_synthetic("isic2018_task3", root, n=400, size=64, seed=0)

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from datamodules import HAM10000DataModule, ISIC2018SegmentationDataModule, ISIC2018Task3DataModule, VitiligoDataModule
-from datamodules.io import _CONVERTED_MODES, load_rgb
 from dermlab.errors import DataError
+from dermlab.files.io import _CONVERTED_MODES, load_rgb
 
 
 def ham(root, **kwargs):

@@ -14,8 +14,8 @@ from PIL import Image
 from datamodules import ISIC2017DataModule, ISIC2018SegmentationDataModule
 from datamodules.base import warn_if_cache_too_small
 from datamodules.cache import FORMAT_VERSION, ImageCache, source_key
-from datamodules.io import ORIENTATION_TAG, fit_side, load_rgb
 from dermlab.cli import main
+from dermlab.files.io import ORIENTATION_TAG, fit_side, load_rgb
 
 
 def textured(tmp_path, name="a.jpg", shape=(300, 400), seed=0, exif=None):

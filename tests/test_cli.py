@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dermlab.cli import build_cli, main
+from dermlab.cli import main
+from dermlab.commands.trainer import build_cli
 from dermlab.scoring import score
 from lightning_modules import LesionClassifier
 from tests.conftest import tiny_args

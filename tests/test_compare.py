@@ -1,4 +1,4 @@
-"""``dermlab compare``: paired tests of two submissions on the same truth (dermlab/compare_command.py)."""
+"""``dermlab compare``: paired tests of two submissions on the same truth (dermlab/commands/compare.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dermlab.compare_command import compare
-from dermlab.entry import main
+from dermlab.cli import main
+from dermlab.commands.compare import compare
 from dermlab.errors import DataError
 from dermlab.truth import read_truth
 from tests.conftest import SHARED_DATA

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dermlab.cli import build_cli
+from dermlab.commands.trainer import build_cli
 from tests.conftest import tiny_args
 
 DERMLAB = Path(sys.executable).parent / "dermlab"

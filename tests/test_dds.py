@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dermlab.cli import build_cli
+from dermlab.commands.trainer import build_cli
 from lightning_modules import DeeplySupervisedClassifier
 from lightning_modules.nets.backbone import create_backbone
 from lightning_modules.nets.deep_supervision import DeepSupervision, aux_classifier
@@ -96,7 +96,7 @@ def test_two_stage_pipeline_on_a_tiny_set(isic2017_root, tmp_path):
                          "--ckpt_path", "last"])
     assert resumed.trainer.current_epoch == 2 and resumed.model.net.layers == [selection["layer"]]
     # stage 1's own object size agrees with what `dermlab objsize` measures on the same checkpoint
-    from dermlab.objsize_command import main as objsize
+    from dermlab.commands.objsize import main as objsize
 
     measured = objsize([*tiny_args(isic2017_root, tmp_path / "o"), "--ckpt_path", checkpoint, "--samples", "8",
                         "--out", str(tmp_path / "obj"), "--model.class_path",
@@ -134,7 +134,7 @@ def test_weights_from_an_earlier_run_checkpoint(isic2017_root, tmp_path):
 
 def test_lerf_command_writes_json_maps_and_the_cache_the_callback_reads(tmp_path, monkeypatch, capsys):
     from callbacks import layer_selection
-    from dermlab.lerf_command import main as lerf_command
+    from dermlab.commands.lerf import main as lerf_command
 
     named = lerf_command(["--backbone", "resnet18", "--size", "32", "--inits", "2", "--out", str(tmp_path)])
     printed = json.loads(capsys.readouterr().out.splitlines()[0])

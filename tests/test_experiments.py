@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from dermlab.cli import build_cli
+from dermlab.commands.trainer import build_cli
 from tests.conftest import REPO
 
 EXPERIMENTS = REPO / "experiments"
@@ -84,7 +84,7 @@ def test_every_cell_of_every_paper_grid_parses(path, monkeypatch):
 
 def test_the_shared_parser_reports_a_bad_key_and_then_parses_the_next_config():
     """The grid checks reuse one parser: an error must not leak into the next parse."""
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
 
     demo = ["-c", str(EXPERIMENTS / "demo_synthetic.yaml")]
     error = config_parser().check([*demo, "--model.init_args.no_such_option", "3"])

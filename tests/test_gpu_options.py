@@ -149,7 +149,7 @@ def test_channels_last_in_every_method(name):
 def test_bf16_mixed_trains_and_stays_near_fp32(isic2017_root, tmp_path):
     """``--trainer.precision bf16-mixed`` through the CLI: autocast runs the net in bf16, the weights stay fp32
     and train, and bf16 logits stay within BF16_RTOL (of the largest logit) of fp32 ones on the same weights."""
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     cli = build_cli(tiny_args(isic2017_root, tmp_path / "run", "--trainer.precision", "bf16-mixed",
                               "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0"),
@@ -179,7 +179,7 @@ def frames_compiled() -> int:
 
 
 def test_compile_options_parse_on_the_command_line():
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
 
     parser = config_parser()
     base = ["-c", str(REPO / "experiments" / "demo_synthetic.yaml")]
@@ -242,7 +242,7 @@ def test_compile_in_methods_with_hooks_or_crops(name):
 def compiled_round_trip(tmp_path, isic2017_root, compile_option) -> None:
     """Compiled and eager logits agree; a compiled run's checkpoint loads into an eager module and an eager one
     into a compiled module, keys and values unchanged."""
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     images = one_batch()["image"]
     eager = classifier().eval()

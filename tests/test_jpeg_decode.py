@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from datamodules import io
-from datamodules.io import ORIENTATION_TAG, load_rgb
-from datamodules.jpeg import decode_rgb_jpeg
 from dermlab.errors import DataError
+from dermlab.files import io
+from dermlab.files.io import ORIENTATION_TAG, load_rgb
+from dermlab.files.jpeg import decode_rgb_jpeg
 
 
 def pillow_pixels(path) -> np.ndarray:

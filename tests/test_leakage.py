@@ -104,8 +104,8 @@ def test_dds_isic2018_validation_moves_whole_lesions(tmp_path):
 @needs_shared
 def test_spc_and_weighting_configs_steer_on_nothing_from_test(ham_root, tmp_path):
     """The resolved configs: nothing chooses a checkpoint or drives the learning rate on test images."""
-    from dermlab.audit_command import selection
-    from dermlab.cli import build_cli
+    from dermlab.commands.audit import selection
+    from dermlab.commands.trainer import build_cli
 
     derm7pt_release(tmp_path)
     experiments = REPO / "experiments"
@@ -200,7 +200,7 @@ def test_published_duplicates_list_is_applied(broken_root):
 
 
 def test_run_folder_holds_the_audit(isic2017_root, tmp_path):
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     run = tmp_path / "run"
     build_cli(["fit", *tiny_args(isic2017_root, run, "--trainer.fast_dev_run", "true")])
@@ -209,7 +209,7 @@ def test_run_folder_holds_the_audit(isic2017_root, tmp_path):
 
 
 def test_audit_command_prints_json_and_exits_2_on_a_leak(broken_root, capsys):
-    from dermlab.audit_command import main
+    from dermlab.commands.audit import main
 
     args = ["-c", str(REPO / "experiments" / "demo_synthetic.yaml"), "--data.init_args.root", str(broken_root),
             "--model.init_args.backbone", "test_resnet"]

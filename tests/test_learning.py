@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 
 from datamodules.synthetic import write_synthetic
-from dermlab.cli import build_cli
-from dermlab.demo import main as demo
+from dermlab.commands.demo import main as demo
+from dermlab.commands.trainer import build_cli
 from tests.conftest import REPO
 
 
@@ -67,7 +67,7 @@ def test_make_demo_fine_tunes_on_the_shipped_real_sample(tmp_path, monkeypatch):
 def test_the_demo_metrics_table_shows_each_interval_beside_its_metric():
     from rich.console import Console
 
-    from dermlab.demo import metrics_table
+    from dermlab.commands.demo import metrics_table
 
     console = Console(width=120, record=True)
     console.print(metrics_table("t", {"auc": 0.75, "auc_ci95": [0.6, 0.9], "ece": 0.125}))

@@ -12,10 +12,10 @@ import timm
 import torch
 
 from datamodules.crops import ordered_crop_boxes, ordered_crops
-from datamodules.io import load_rgb
 from datamodules.pooled import HAM_CLASSES, diagnosis_weights
 from datamodules.samplers import BalancedBatchSampler
 from datamodules.splits import stratified_parts
+from dermlab.files.io import load_rgb
 from lightning_modules.losses import class_weights
 from lightning_modules.nets.patch_attention import CropDropout, CropNet, PatchAttention, attention_parameters
 
@@ -199,7 +199,7 @@ def test_end_attention_model_learns_the_synthetic_ham_task(tmp_path):
     0.18 and 0.68 sit below the worst seed. (Balanced batches *and* (N/N_i) loss weights together
     over-correct on this tiny set: MC-sensitivity 0.13–0.15, accuracy < 0.1, seeds 0/1/2.)"""
     from datamodules.synthetic import write_synthetic
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     root = tmp_path / "ham"
     write_synthetic("ham10000", root, n=640, size=128, seed=0)

@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from dermlab.calibration import expected_calibration_error, tempered
-from dermlab.cli import build_cli
+from dermlab.commands.trainer import build_cli
 from dermlab.errors import DataError
 from dermlab.predictions import read_predictions, write_predictions
 from lightning_modules.base import LesionClassifier

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from datamodules import HAM10000DataModule
-from datamodules.masks import read_mask
 from dermlab.errors import DataError
+from dermlab.files.masks import read_mask
 from tests.conftest import HAM_METADATA
 
 HAM = HAM_METADATA.parent

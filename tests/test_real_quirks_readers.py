@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from datamodules import ISIC2016DataModule, ISIC2017DataModule, ISIC2018SegmentationDataModule, VitiligoDataModule
-from datamodules.io import image_size, load_rgb
-from datamodules.listing import list_images
-from datamodules.masks import MASK_THRESHOLD, load_mask, read_mask, write_mask
 from dermlab.errors import DataError
+from dermlab.files.io import image_size, load_rgb
+from dermlab.files.listing import list_images
+from dermlab.files.masks import MASK_THRESHOLD, load_mask, read_mask, write_mask
 from dermlab.scoring import score_segmentation
 from tests.conftest import SHARED_DATA  # real files (see its SOURCES.md)
 
@@ -134,7 +134,7 @@ def test_macos_debris_is_ignored_and_other_image_types_are_read(copy_of, caplog)
     Image.open(first).save(yes / "phone.webp")  # case 10: .webp and an upper-case .JPEG are images too
     Image.open(first).save(yes / "camera.JPEG")
     (yes / "iphone.heic").write_bytes(b"not decodable by PIL")  # skipped, but said in a warning
-    with caplog.at_level(logging.INFO, logger="datamodules.listing"):
+    with caplog.at_level(logging.INFO, logger="dermlab.files.listing"):
         data = VitiligoDataModule(str(root), image_size=32, num_workers=0)
         train = data.table("train")
     ids = [i for i in train.ids if i.startswith("Yes/")]

@@ -125,9 +125,9 @@ def test_import_roundtrip_and_refusals(tmp_path):
 
 def test_weights_command_writes_file_and_provenance(tmp_path, capsys):
     from dermlab.cli import COMMANDS
-    from dermlab.weights_command import main
+    from dermlab.commands.weights import main
 
-    assert COMMANDS["weights"] == "dermlab.weights_command:main"
+    assert COMMANDS["weights"] == "dermlab.commands.weights:main"
     torch.save(timm.create_model("test_resnet").state_dict(), tmp_path / "timm.pth")
     main(["import", str(tmp_path / "timm.pth"), "--arch", "test_resnet", "--out", str(tmp_path / "t.safetensors"),
           "--licence", "CC0"])

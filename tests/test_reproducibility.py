@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dermlab.cli import build_cli
+from dermlab.commands.trainer import build_cli
 from tests.conftest import tiny_args
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -35,7 +35,7 @@ def test_the_datamodule_takes_the_machines_default_unless_told(monkeypatch, isic
 def test_run_threads_sets_torchs_thread_count(isic2017_root, tmp_path):
     import torch
 
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
     from tests.conftest import tiny_args
 
     before = torch.get_num_threads()
@@ -114,7 +114,7 @@ def test_run_flush_denormal_treats_denormal_floats_as_zero(isic2017_root, tmp_pa
     """1e-39 is below float32's smallest normal number (1.18e-38): with flushing, arithmetic on it gives 0."""
     import torch
 
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
     from tests.conftest import tiny_args
 
     torch.set_flush_denormal(False)  # torch's default (an earlier CLI test in this process may have set it)

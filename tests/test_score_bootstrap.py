@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dermlab.entry import main
+from dermlab.cli import main
 from dermlab.errors import DataError
 from dermlab.intervals import resample_counts, stratified_resamples
 from dermlab.metrics import binary_metrics, scalars

@@ -320,7 +320,7 @@ def test_segan_learns_synthetic_masks_and_writes_official_mask_files(tmp_path):
     from isic_challenge_scoring.segmentation import SegmentationScore
 
     from datamodules.synthetic import write_synthetic
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     root = tmp_path / "isic2018"
     write_synthetic("isic2018_task1", root, n=200, size=64, seed=0)
@@ -352,7 +352,7 @@ def test_segan_learns_synthetic_masks_and_writes_official_mask_files(tmp_path):
 
 
 def test_postprocess_command_refines_written_masks(tmp_path):
-    from dermlab.postprocess_command import main
+    from dermlab.commands.postprocess import main
 
     image, disc = lesion_picture()
     (tmp_path / "images").mkdir()

@@ -240,7 +240,7 @@ def test_callback_on_a_tiny_synthetic_ham10000_test_run(synthetic, tmp_path):
 
 @pytest.mark.slow  # the CLI with the default callbacks: ~5 s
 def test_default_callbacks_write_subgroups_with_the_logged_test_auc(isic2017_root, tmp_path):
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
     from tests.conftest import tiny_args
 
     run = tmp_path / "run"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dermlab.cli import build_cli
+from dermlab.commands.trainer import build_cli
 from tests.conftest import tiny_args
 
 

@@ -122,7 +122,7 @@ def test_vgg16_features_only_drops_the_fully_connected_layers():
 
 def test_ohem_by_config_alone_with_arl_cnn14(isic2017_root, tmp_path):
     """Any method takes the curriculum from experiments/weighting/ohem.yaml, here ARL-CNN14 (the arl paper)."""
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     cli = build_cli(["fit", "-c", str(REPO / "experiments" / "arl" / "base.yaml"),
                      "-c", str(REPO / "experiments" / "weighting" / "ohem.yaml"),
@@ -142,8 +142,8 @@ def test_ohem_by_config_alone_with_arl_cnn14(isic2017_root, tmp_path):
 
 def test_cbam_maps_of_a_flat_and_a_hierarchical_run(synthetic, tmp_path):
     """Fig. 3–4: both models trained for one epoch on tiny synthetic HAM10000, then `dermlab cbam-maps`."""
-    from dermlab.cbam_maps_command import main as cbam_maps
-    from dermlab.cli import build_cli
+    from dermlab.commands.cbam_maps import main as cbam_maps
+    from dermlab.commands.trainer import build_cli
 
     root = str(synthetic("ham10000"))
     common = ["--data.init_args.root", root, "--data.init_args.split", "weighting", "--data.init_args.image_size", "32",
@@ -173,7 +173,7 @@ def test_each_model_learns_the_synthetic_ham_task(model, tmp_path):
     Seeds 0/1/2 gave BAcc 0.614 / 0.596 / 0.711 (flat) and 0.526 / 0.560 / 0.662 (hierarchical), macro AUC
     0.745–0.769 (chance BAcc 1/7 = 0.143); the bars 0.40 and 0.70 sit below every seed."""
     from datamodules.synthetic import write_synthetic
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     root = tmp_path / "ham"
     write_synthetic("ham10000", root, n=640, size=128, seed=0)

@@ -104,7 +104,7 @@ def referenced_runs(args: list[str], run_dir: Path) -> set[Path]:
 
 def _parse_only(args: list[str]) -> str | None:
     """Parse ``args`` with the CLI without instantiating anything; the error text, or None if valid."""
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
 
     return config_parser().check(args)
 
@@ -117,7 +117,7 @@ def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: 
     the cells a cell starts from, :mod:`dermlab.grid.launcher`) on the first one that names no unfinished run
     folder, since a model that starts from a run still to come cannot be built yet. When every cell of a data set
     does, the check is left to the runs, and a line says so."""
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     cells = spec.cells()
     checked: set[tuple[str, str]] = set()
@@ -157,7 +157,7 @@ def run_cell_command(argv: list[str]) -> None:
     the best checkpoint, optionally write the test set's submission CSV (``predict``), write the classifier's
     ``predictions_test.csv`` (and ``predictions_val.csv`` with ``--val-predictions``), then write RESULT. Under DDP
     every process fits and tests; only global rank 0 slims the checkpoint and writes RESULT."""
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     split = argv.index("--")
     result_path, flags, args = Path(argv[0]), argv[1:split], argv[split + 1:]

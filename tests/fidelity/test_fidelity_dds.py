@@ -22,7 +22,7 @@ DDS_DATA = ["isic2016", "isic2017", "isic2018_task3", "vitiligo"]
 
 
 def parse(*args: str):
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
 
     return config_parser().parse([str(a) for a in args])
 

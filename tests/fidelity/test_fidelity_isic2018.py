@@ -271,7 +271,7 @@ def test_a_grid_cell_with_predict_adds_the_writers_full_size_scores_to_its_resul
     join the test metrics in result.json; without --predict they do not."""
     import json
 
-    import dermlab.cli
+    import dermlab.commands.trainer
     from dermlab.grid import runner
 
     class FakeTrainer:
@@ -288,7 +288,7 @@ def test_a_grid_cell_with_predict_adds_the_writers_full_size_scores_to_its_resul
     def build_cli(args, run=True):
         return SimpleNamespace(trainer=FakeTrainer(), model=None, datamodule=SimpleNamespace(split_audit=None))
 
-    monkeypatch.setattr(dermlab.cli, "build_cli", build_cli)
+    monkeypatch.setattr(dermlab.commands.trainer, "build_cli", build_cli)
     runner.run_cell_command([str(tmp_path / "a.json"), "--predict", "--"])
     runner.run_cell_command([str(tmp_path / "b.json"), "--"])
     assert json.loads((tmp_path / "a.json").read_text())["metrics"] == {"test/threshold_jaccard": 0.9,
@@ -470,7 +470,7 @@ def test_the_module_tells_the_datamodule_which_epochs_to_pair(synthetic, mode, e
 
 # --- checkpoint by the nearest-class-mean balanced accuracy; evaluation on the released validation set -----------
 def parsed(*extra: str):
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
 
     return config_parser().parse(["-c", str(REPO / "experiments/isic2018/triplet.yaml"), *extra])
 
@@ -539,7 +539,7 @@ def test_the_real_released_validation_set_is_193_images(tmp_path):
 def test_a_short_run_logs_and_monitors_the_ncm_balanced_accuracy(synthetic, tmp_path):
     """One epoch of the Table 3 config on the tiny synthetic set (test_resnet, a triplet epoch with pair
     batches): val/ncm_balanced_accuracy is logged and is the score the best checkpoint was chosen by."""
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
 
     root = synthetic("isic2018_task3")
     args = ["-c", str(REPO / "experiments/isic2018/triplet.yaml"), "--data.init_args.root", str(root),

@@ -121,7 +121,7 @@ def test_the_multi_crop_loss_uses_every_crop():
 
 
 def test_multi_crop_configs_parse_to_both_readings():
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
 
     base = ["-c", str(PATCH / "base.yaml")]
     joint = config_parser().parse([*base, "-c", str(PATCH / "multi_crop.yaml")])
@@ -168,7 +168,7 @@ def test_table5_runs_both_diagnosis_variants_labelled():
 # --- one experiment, one batch size -------------------------------------------------------------------------
 def resolved_cell(table: str, **values) -> dict:
     """The parsed configuration of the real-data cell with those axis values, minus what names the run."""
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
     from dermlab.grid import runner, spec
 
     grid = spec.load((TABLES / f"{table}.yaml").relative_to(REPO))
@@ -199,7 +199,7 @@ def test_table2_multi_crop_table5_loss_weighting_and_table6_k1_are_one_run(monke
 
 # --- the authors' code settings as a preset -------------------------------------------------------------------
 def test_the_authors_code_preset_parses_to_their_settings():
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
 
     config = config_parser().parse(["-c", str(PATCH / "base.yaml"), "-c", str(PATCH / "authors_code.yaml")])
     optimiser, scheduler = config.model.init_args.optimizer, config.model.init_args.scheduler

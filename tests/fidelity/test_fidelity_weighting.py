@@ -135,7 +135,7 @@ def test_the_focal_rows_carry_gamma(table):
 
 
 def test_a_focal_cell_reaches_the_cli_with_its_gamma(tmp_path, monkeypatch):
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
     from dermlab.grid import runner, spec
 
     monkeypatch.chdir(REPO)

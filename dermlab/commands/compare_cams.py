@@ -30,7 +30,7 @@ def main(argv: list[str]) -> Path:
     parser.add_argument("--out", default="runs/compare_cams/cams.png")
     args, overrides = parser.parse_known_args(argv)
     from datamodules.transforms import denormalise, renormalise
-    from dermlab.cli import evaluation_dataset
+    from dermlab.commands.trainer import evaluation_dataset
     from lightning_modules.base import classifier_net_from_checkpoint
     from lightning_modules.nets.cam import class_activation_maps
     from lightning_modules.normalisation import backbone_normalisation

@@ -65,7 +65,7 @@ def main(argv: list[str]) -> Path:
     parser.add_argument("--out", default="runs/cbam_maps")
     args, overrides = parser.parse_known_args(argv)
     from datamodules.transforms import denormalise, renormalise
-    from dermlab.cli import evaluation_dataset
+    from dermlab.commands.trainer import evaluation_dataset
     from dermlab.figures import image_grid, save
 
     if args.labels and len(args.labels) != len(args.run):

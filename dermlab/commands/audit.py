@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
     if not any(a in ("-c", "--config") or a.startswith(("--config=", "-c")) for a in cli_args):
         print("dermlab audit: error: give the run's config(s) with -c CONFIG, as for `dermlab fit`", file=sys.stderr)
         sys.exit(1)
-    from dermlab.cli import config_parser
+    from dermlab.commands.trainer import config_parser
     from dermlab.errors import clean_message
 
     try:

@@ -1,46 +1,16 @@
-"""``dermlab synth`` and ``dermlab score``: small argparse commands beside LightningCLI."""
+"""``dermlab score``: score an official submission (CSV or mask folder) against the official ground truth
+(:mod:`dermlab.scoring`), optionally with bootstrap intervals."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from datamodules import DATAMODULES
-from datamodules.cache import FORMATS, prepare_cache
-from datamodules.synthetic import WRITERS, write_synthetic
 from dermlab.scoring import score as score_files
 from dermlab.scoring import score_segmentation
 
 
-def synth(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="dermlab synth",
-                                     description="Write a synthetic data set in the official on-disk layout.")
-    parser.add_argument("--dataset", required=True, choices=sorted(WRITERS))
-    parser.add_argument("--out", required=True, help="folder to write (the datamodule's root)")
-    parser.add_argument("--n", type=int, default=200, help="training images (validation and test scale with it)")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    counts = write_synthetic(args.dataset, args.out, args.n, args.size, args.seed)
-    print(json.dumps({"dataset": args.dataset, "out": args.out, "images": counts}))
-
-
-def prepare(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="dermlab prepare",
-                                     description="Fill the preprocessing cache: resized copies of images and masks.")
-    parser.add_argument("--dataset", required=True, choices=sorted(DATAMODULES))
-    parser.add_argument("--root", required=True, help="the data set folder as downloaded")
-    parser.add_argument("--max-side", type=int, required=True, help="longer side of the cached copies, in pixels")
-    parser.add_argument("--cache-dir", default=None, help="cache folder (default ~/.cache/dermlab)")
-    parser.add_argument("--workers", type=int, default=4, help="threads decoding and writing")
-    parser.add_argument("--format", default="npy", choices=FORMATS,
-                        help="npy: raw uint8 arrays, fastest to read (default); png: about half the disk, slower")
-    args = parser.parse_args(argv)
-    counts = prepare_cache(args.dataset, args.root, args.max_side, args.cache_dir, args.workers, format=args.format)
-    print(json.dumps({"dataset": args.dataset, "max_side": args.max_side, "format": args.format, "images": counts}))
-
-
-def score(argv: list[str]) -> None:
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dermlab score",
                                      description="Score an official submission (CSV or mask folder) against the "
                                                  "official ground truth.")

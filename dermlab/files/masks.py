@@ -10,7 +10,7 @@ scorers, which binarise with ``> 128``):
 * a mask with non-zero pixels but none above the threshold (``{0, 1}`` masks of re-shared ISIC copies, label maps
   ``{0, 1, 2}``) is refused naming the file and how to rescale it: read as the official scorer reads it, its
   lesion would silently vanish;
-* the EXIF orientation is applied, as to images (:func:`datamodules.io.upright`).
+* the EXIF orientation is applied, as to images (:func:`dermlab.files.io.upright`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from datamodules.io import upright
 from dermlab.errors import DataError
+from dermlab.files.io import upright
 
 MASK_THRESHOLD = 128  # lesion where value > 128 (isic_challenge_scoring segmentation.py / task2.py)
 SINGLE_CHANNEL_MODES = ("L", "1")

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from datamodules.hdf5 import is_hdf5_image
-from datamodules.jpeg import decode_rgb_jpeg
-from datamodules.listing import IMAGE_SUFFIXES, images_by_stem
 from dermlab.errors import DataError
+from dermlab.files.hdf5 import is_hdf5_image
+from dermlab.files.jpeg import decode_rgb_jpeg
+from dermlab.files.listing import IMAGE_SUFFIXES, images_by_stem
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def binary_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
 
 def image_paths(folder: Path, ids: Iterable[str], listed_in: Path) -> list[Path]:
     """Paths of the images ``ids`` in ``folder``, whatever their extension's case or type (see
-    :func:`datamodules.listing.list_images`); stops if the folder holds no images at all.
+    :func:`dermlab.files.listing.list_images`); stops if the folder holds no images at all.
 
     An id with no file gets ``<folder>/<id>.jpg``; whether each listed image exists is checked by the
     datamodule (``on_bad_image``).
@@ -138,7 +138,7 @@ def upright(image: Image.Image) -> Image.Image:
 
 def open_image(path: Path, data: bytes | None = None) -> Image.Image:
     """Pillow's lazy image of ``path``: a file, or an image stored in an HDF5 file
-    (:class:`datamodules.hdf5.HDF5Image`), whose bytes (``data``, read here when not given) are opened in memory."""
+    (:class:`dermlab.files.hdf5.HDF5Image`), whose bytes (``data``, read here when not given) are opened in memory."""
     if data is None and is_hdf5_image(path):
         data = path.read_bytes()
     return Image.open(io.BytesIO(data) if data is not None else path)
@@ -148,9 +148,9 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
     """Decode an image to an upright (EXIF orientation applied) RGB uint8 array (H, W, 3); a truncated or
     unreadable file names itself.
 
-    ``path`` is a file or an image stored in an HDF5 file (:class:`datamodules.hdf5.HDF5Image`, ISIC 2024), whose
+    ``path`` is a file or an image stored in an HDF5 file (:class:`dermlab.files.hdf5.HDF5Image`, ISIC 2024), whose
     bytes go through the same decoders as a file's. Without ``max_side``, RGB JPEGs are decoded by OpenCV
-    (:mod:`datamodules.jpeg`: the same pixels, 1.35–1.4× faster on ISIC sizes); other images by Pillow. With
+    (:mod:`dermlab.files.jpeg`: the same pixels, 1.35–1.4× faster on ISIC sizes); other images by Pillow. With
     ``max_side`` the image comes back resized so its longer side is at most that; JPEGs are then decoded at reduced
     scale directly (``draft``), which makes the cache fast to fill.
 

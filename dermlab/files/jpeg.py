@@ -5,7 +5,7 @@ comes out identical, but Pillow holds RGB as 4 bytes a pixel and repacks it into
 third of the time for a 6000×4000 image (226 vs 140 ms on the 2-core CPU, ``benchmarks/cache.py``).
 Only a file that Pillow opens as an RGB JPEG and that ends with the end-of-image marker takes this path;
 anything else (grayscale, CMYK, a truncated file, an OpenCV that refuses it) gives ``None`` and is left to
-Pillow, whose errors name the file. The EXIF orientation is read by :func:`datamodules.io.orientation` and
+Pillow, whose errors name the file. The EXIF orientation is read by :func:`dermlab.files.io.orientation` and
 applied here as Pillow's ``ImageOps.exif_transpose`` does.
 """
 
@@ -42,7 +42,7 @@ def decode_rgb_jpeg(path: Path, image: Image.Image, turn: int, encoded: bytes | 
         image: the same file opened by Pillow (header only: its format, mode and size are checked).
         turn: its EXIF orientation (1-8; 1 = upright).
         encoded: the JPEG's bytes when they are already in memory (an image stored in an HDF5 file,
-            :mod:`datamodules.hdf5`); otherwise they are read from ``path``.
+            :mod:`dermlab.files.hdf5`); otherwise they are read from ``path``.
     """
     if image.format != "JPEG" or image.mode != "RGB":
         return None

@@ -6,7 +6,7 @@ image there is an :class:`HDF5Image`: the path ``<file>/<isic_id>`` (``train-ima
 :class:`pathlib.Path` whose ``is_file()``, ``exists()``, ``stat()`` and ``read_bytes()`` answer for the stored image.
 So an :class:`~datamodules.base.ImageTable` lists it like a file, the bad-image screening and the split audit find a
 missing one by ``is_file()``, the preprocessing cache and the fingerprints key it by the container's size and
-modification time plus its path, and the one image reader (:func:`datamodules.io.load_rgb`) decodes its bytes with
+modification time plus its path, and the one image reader (:func:`dermlab.files.io.load_rgb`) decodes its bytes with
 the same decoders as a JPEG file's (EXIF orientation, colour handling and pixels identical).
 
 **One handle per process.** An HDF5 handle must not be shared by processes: a DataLoader worker forked after the

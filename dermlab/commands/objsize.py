@@ -50,7 +50,7 @@ def main(argv: list[str]) -> float:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/objsize", help="folder for objsize.json and the panels")
     args, overrides = parser.parse_known_args(argv)
-    from dermlab.cli import build_cli
+    from dermlab.commands.trainer import build_cli
     from lightning_modules.base import classifier_net_from_checkpoint
     from lightning_modules.normalisation import backbone_normalisation
 

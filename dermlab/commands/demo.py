@@ -21,7 +21,7 @@ from rich.table import Table
 
 from callbacks.submission import SubmissionWriter
 from datamodules.synthetic import ensure_synthetic
-from dermlab.cli import build_cli
+from dermlab.commands.trainer import build_cli
 from dermlab.intervals import Interval
 from dermlab.scoring import score
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datamodules.io import load_rgb
-from datamodules.listing import images_by_stem, list_images
-from datamodules.masks import write_mask
 from dermlab.errors import DataError
+from dermlab.files.io import load_rgb
+from dermlab.files.listing import images_by_stem, list_images
+from dermlab.files.masks import write_mask
 from dermlab.postprocess import PostProcess, postprocess
 
 

@@ -1,0 +1,146 @@
+"""The package's floors (issue #24; README *Architecture*), enforced by reading every import with ``ast``.
+
+Floors, bottom to top: the primitives of ``dermlab`` (everything in it but the command layer) → ``datamodules``,
+``lightning_modules`` (with its plain ``nets``) → ``callbacks`` → the command layer (``dermlab.cli``,
+``dermlab.commands``, ``dermlab.grid``). A module may import its own floor and the floors below, never above. One
+exception, Lightning's own pattern: a LightningModule's ``configure_callbacks`` may import the callbacks that its
+method cannot run without (dds' layer selection, SegAN's frozen-encoder epochs). Lazy imports inside functions
+count like top-level ones.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGES = ("dermlab", "datamodules", "lightning_modules", "callbacks")
+COMMAND_LAYER = ("dermlab.cli", "dermlab.commands", "dermlab.grid", "dermlab.__main__")
+FLOORS = {"primitives": 0, "datamodules": 1, "lightning_modules": 1, "callbacks": 2, "commands": 3}
+
+
+def floor(module: str) -> str | None:
+    """The floor of a dotted module name of this repository, None for anything else (the standard library,
+    torch, ...)."""
+    top = module.split(".")[0]
+    if top == "dermlab":
+        if module == "dermlab":
+            return "primitives"
+        return "commands" if module.startswith(COMMAND_LAYER) else "primitives"
+    return top if top in FLOORS else None
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, root: Path) -> list[tuple[str, int, str]]:
+    """(imported module, line, enclosing function or "") of every import in ``path``, relative ones resolved."""
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+
+    def visit(node, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else function
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, child.lineno, function) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:  # from . import x / from ..y import z
+                    anchor = package.split(".")[: len(package.split(".")) - child.level + 1]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                    names = [f"{base}.{alias.name}" for alias in child.names] if not child.module else [base]
+                    found.extend((target, child.lineno, function) for target in names)
+                else:
+                    found.append((base, child.lineno, function))
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8"), str(path)), "")
+    return found
+
+
+def allowed(source: str, target: str, function: str) -> bool:
+    """Whether module ``source`` may import ``target`` (from inside ``function``, "" at the top level)."""
+    here, there = floor(source), floor(target)
+    if source.startswith("lightning_modules.nets"):  # plain nn.Modules: no Lightning, no LightningModules
+        if target.split(".")[0] == "lightning" or (there == "lightning_modules"
+                                                   and not target.startswith("lightning_modules.nets")):
+            return False
+    if there is None:
+        return True
+    if here == "lightning_modules" and there == "callbacks" and function == "configure_callbacks":
+        return True  # Lightning's pattern: the callbacks a method cannot run without
+    return FLOORS[there] <= FLOORS[here]
+
+
+def violations(root: Path) -> list[str]:
+    """Every import in ``root``'s packages that breaks the floors, as ``file:line: a -> b (floor → floor)``."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            source = module_name(path, root)
+            for target, line, function in imports(path, root):
+                if not allowed(source, target, function):
+                    found.append(f"{path.relative_to(root)}:{line}: {source} -> {target} "
+                                 f"({floor(source)} → {floor(target)})")
+    return found
+
+
+def test_the_tree_keeps_its_floors():
+    assert violations(REPO) == []
+
+
+def test_the_checker_finds_each_kind_of_upward_import(tmp_path):
+    """A hand-made tree with one import per rule (top-level, lazy, relative) and the allowed cases beside them."""
+    files = {
+        "dermlab/__init__.py": "",
+        "dermlab/metrics.py": "import torch\nfrom dermlab.errors import DataError\n",
+        "dermlab/scoring.py": "def f():\n    from datamodules.listing import list_images\n",  # primitive -> datamodules
+        "dermlab/errors.py": "from .commands import score\n",  # relative: primitive -> command layer
+        "dermlab/truth.py": "from . import cli, metrics\n",  # relative, a module by name
+        "dermlab/commands/__init__.py": "",
+        "dermlab/commands/score.py": "from datamodules import DATAMODULES\nfrom callbacks import Plots\n",
+        "datamodules/__init__.py": "from datamodules.base import SkinDataModule\n",
+        "datamodules/base.py": "from dermlab.cli import main\nfrom dermlab.metrics import scalars\n",  # -> commands
+        "datamodules/ham.py": "from lightning_modules import LesionClassifier\n",  # same floor: allowed
+        "lightning_modules/__init__.py": "",
+        "lightning_modules/dds.py": ("from callbacks.plots import Plots\n"  # -> callbacks at the top
+                                     "class M:\n    def configure_callbacks(self):\n"
+                                     "        from callbacks.layers import LayerSelection\n"),  # allowed
+        "lightning_modules/nets/__init__.py": "",
+        "lightning_modules/nets/cam.py": ("from lightning_modules.base import LesionClassifier\n"  # nets -> modules
+                                          "import lightning.pytorch as L\n"  # nets -> Lightning
+                                          "from lightning_modules.nets.lerf import lerf\nimport torch\n"),
+        "callbacks/__init__.py": "",
+        "callbacks/plots.py": "from lightning_modules.nets.cam import maps\nfrom dermlab.grid import run\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    found = [line.split(": ", 1)[1] for line in violations(tmp_path)]
+    assert sorted(found) == sorted([
+        "dermlab.scoring -> datamodules.listing (primitives → datamodules)",
+        "dermlab.errors -> dermlab.commands (primitives → commands)",
+        "dermlab.truth -> dermlab.cli (primitives → commands)",
+        "datamodules.base -> dermlab.cli (datamodules → commands)",
+        "lightning_modules.dds -> callbacks.plots (lightning_modules → callbacks)",
+        "lightning_modules.nets.cam -> lightning_modules.base (lightning_modules → lightning_modules)",
+        "lightning_modules.nets.cam -> lightning.pytorch (lightning_modules → None)",
+        "callbacks.plots -> dermlab.grid (callbacks → commands)",
+    ])
+
+
+def test_every_command_is_one_module_of_the_command_layer_with_a_main():
+    from dermlab.cli import COMMANDS
+
+    for name, target in COMMANDS.items():
+        module, function = target.split(":")
+        assert module.startswith(("dermlab.commands.", "dermlab.grid.")), (name, module)
+        assert callable(getattr(importlib.import_module(module), function)), name
+    in_folder = {path.stem for path in (REPO / "dermlab/commands").glob("*.py")} - {"__init__", "trainer"}
+    assert in_folder == {target.split(":")[0].rpartition(".")[2] for target in COMMANDS.values()
+                         if target.startswith("dermlab.commands.")}
