@@ -275,6 +275,8 @@ def test_a_grid_cell_with_predict_adds_the_writers_full_size_scores_to_its_resul
     from dermlab.grid import runner
 
     class FakeTrainer:
+        is_global_zero = True  # one process: rank 0 writes the result
+
         def __init__(self):
             self.checkpoint_callback = SimpleNamespace(best_model_path="", best_model_score=None)
             self.callbacks = [SimpleNamespace(scores={}), SimpleNamespace()]
