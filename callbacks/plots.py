@@ -89,13 +89,14 @@ class ClassificationPlots(L.Callback):
         if not trainer.is_global_zero:  # compute() syncs across ranks: every rank must call it
             roc.compute(), confusion.compute()
             return
+        names = split_class_names(module, split)
         figure, axis = roc.plot(score=True)
         axis.plot([0, 1], [0, 1], "k:", linewidth=0.8)
         axis.set_title(f"{split} ROC (epoch {trainer.current_epoch})")
-        if len(module.class_names) > 2:
-            axis.legend([*module.class_names, "chance"], fontsize=7)
+        if len(names) > 2:
+            axis.legend([*names, "chance"], fontsize=7)
         save_figure(trainer, figure, f"{split}_roc")
-        figure, axis = confusion.plot(labels=list(module.class_names))
+        figure, axis = confusion.plot(labels=list(names))
         axis.set_title(f"{split} confusion matrix (rows: truth)")
         save_figure(trainer, figure, f"{split}_confusion")
         if predictions is not None and bool(predictions.scored.any()):
@@ -109,6 +110,13 @@ class ClassificationPlots(L.Callback):
 
     def on_test_epoch_end(self, trainer, pl_module):
         self._plot(trainer, pl_module, "test")
+
+
+def split_class_names(module: L.LightningModule, split: str) -> tuple[str, ...]:
+    """The classes ``split`` is scored on: another data set's evaluation classes on a ``test_on`` test split
+    (``LesionClassifier.split_class_names``), else the module's."""
+    named = getattr(module, "split_class_names", None)
+    return tuple(named(split)) if named is not None else tuple(module.class_names)
 
 
 def first_view(images: torch.Tensor) -> torch.Tensor:
@@ -144,8 +152,8 @@ class CAMGrid(L.Callback):
             return
         finally:
             pl_module.net.train(was_training)
-        names = pl_module.class_names
-        titles = [f"T:{names[t][:10]}\nP:{names[p][:10]}" for t, p in zip(labels, predicted, strict=True)]
+        names, truths = pl_module.class_names, split_class_names(pl_module, "test")  # truths: a test_on's classes
+        titles = [f"T:{truths[t][:10]}\nP:{names[p][:10]}" for t, p in zip(labels, predicted, strict=True)]
         figure = image_grid(denormalise(images, pl_module.input_normalisation), [c.cpu().numpy() for c in cams], titles,
                             suptitle="CAM of the predicted class (T: truth, P: prediction)")
         save_figure(trainer, figure, "test_cams")

@@ -98,7 +98,7 @@ class SubgroupMetrics(L.Callback):
         path = Path(trainer.default_root_dir) / PREDICTIONS
         if not trainer.is_global_zero or not path.is_file() or path.stat().st_mtime < self.started:
             return None
-        return read_predictions(path, pl_module.class_names)
+        return read_predictions(path, getattr(pl_module, "test_class_names", pl_module.class_names))
 
     def on_test_end(self, trainer, pl_module):
         if not isinstance(pl_module, LesionClassifier):
@@ -112,17 +112,18 @@ class SubgroupMetrics(L.Callback):
         run = Path(trainer.default_root_dir)
         datamodule = trainer.datamodule
         ids = predictions["image"].astype(str).tolist()
-        metadata = datamodule.metadata("test") if hasattr(datamodule, "metadata") else pd.DataFrame(index=ids)
+        source = datamodule.split_source("test") if hasattr(datamodule, "split_source") else datamodule  # test_on
+        metadata = source.metadata("test") if hasattr(source, "metadata") else pd.DataFrame(index=ids)
         metadata = for_images(metadata, ids)
         if self.skin_tone and hasattr(datamodule, "table"):
             table = datamodule.table("test")
             where = dict(zip(table.ids, table.paths, strict=True))
-            tones = skin_tones({i: where[i] for i in ids if i in where}, datamodule.lesion_masks("test"),
+            tones = skin_tones({i: where[i] for i in ids if i in where}, source.lesion_masks("test"),
                                self.ita_side)
             tones.to_csv(run / "ita_test.csv", index=False, float_format="%.2f")
             metadata["ita_category"] = tones.set_index("image")["ita_category"].reindex(ids).fillna("unknown")
-        self.table = subgroup_table(predictions, metadata, pl_module.class_names, self.positive, n_boot=self.n_boot,
-                                    seed=self.seed, level=self.level)
+        self.table = subgroup_table(predictions, metadata, pl_module.test_class_names, self.positive,
+                                    n_boot=self.n_boot, seed=self.seed, level=self.level)
         self.table.to_csv(run / "subgroups_test.csv", index=False, float_format="%.4f")
         overall = self.table.iloc[0]
         figure = forest(forest_labels(self.table),

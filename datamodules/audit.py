@@ -5,7 +5,8 @@ the checkpoint), ``test`` (is reported) and ``extra`` (further training images, 
 finds, between any two of them:
 
 (a) **shared lesions**: the same lesion (or patient) id on both sides, where both sides have ids;
-(b) **shared images**: the same image id on both sides;
+(b) **shared images**: the same image id on both sides (compared by :func:`canonical_id`: ISIC 2019's
+    ``ISIC_0000017_downsampled`` is ISIC 2017's ``ISIC_0000017``);
 (c) **duplicate images**: different ids whose decoded pixels are identical (exact fingerprints, see
     :mod:`datamodules.fingerprints`), or that a published duplicates list pairs (ISIC 2020's
     ``ISIC_2020_Training_Duplicates.csv``, columns ``image_name_1,image_name_2``);
@@ -34,6 +35,7 @@ from dermlab.files.io import read_table
 log = logging.getLogger(__name__)
 
 ROLES = ("train", "val", "test", "extra")
+DOWNSAMPLED = "_downsampled"  # ISIC 2019's suffix for the ISIC-archive images it ships downsampled
 HARMLESS = {("train", "extra")}  # both sides only train
 SHOWN = 10  # pairs named in an error message
 
@@ -58,6 +60,7 @@ class SplitAudit:
     near_duplicates: dict | None = None
     examples: dict[str, list[str]] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    cross_test: dict | None = None  # the test split is another data set's (test_on): datamodules.cross.CrossTest
 
     @property
     def leaks(self) -> list[str]:
@@ -86,6 +89,12 @@ def _is_leak(pair: str) -> bool:
     return (a, b) not in HARMLESS and (b, a) not in HARMLESS
 
 
+def canonical_id(image_id: str) -> str:
+    """An image id without ISIC 2019's ``_downsampled`` suffix: ``ISIC_0000017_downsampled`` and ``ISIC_0000017``
+    (ISIC 2017) name the same image (ISIC 2019 ships some ISIC-archive images downsampled under the suffixed id)."""
+    return image_id[: -len(DOWNSAMPLED)] if image_id.endswith(DOWNSAMPLED) else image_id
+
+
 def read_duplicate_pairs(csv: Path) -> list[tuple[str, str]]:
     """A published duplicates list (ISIC 2020: ``image_name_1,image_name_2``) as id pairs."""
     table = read_table(csv, ("image_name_1", "image_name_2"), hint="Expected the ISIC 2020 duplicates layout.")
@@ -110,7 +119,7 @@ def audit_splits(tables: dict, store: FingerprintStore | None = None, known_dupl
     shared_lesions, shared_images, examples = {}, {}, {}
     for a, b in pairs_of_roles:
         key = f"{a}/{b}"
-        ids = sorted(set(present[a].ids) & set(present[b].ids))
+        ids = sorted({canonical_id(i) for i in present[a].ids} & {canonical_id(i) for i in present[b].ids})
         shared_images[key] = len(ids)
         examples[f"images {key}"] = ids[:SHOWN]
         if _lesions(present[a]) and _lesions(present[b]):
@@ -137,7 +146,7 @@ def audit_splits(tables: dict, store: FingerprintStore | None = None, known_dupl
                     by_print[value].append((role, image_id))
         for members in by_print.values():
             for (ra, a), (rb, b) in itertools.combinations(members, 2):
-                if ra != rb and a != b:
+                if ra != rb and canonical_id(a) != canonical_id(b):
                     found[_ordered(ra, a, rb, b)] = f"{ra}/{rb}" if ROLES.index(ra) < ROLES.index(rb) else f"{rb}/{ra}"
     if known_duplicates is not None:
         for a, b in read_duplicate_pairs(known_duplicates):

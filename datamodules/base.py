@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.audit import SplitAudit, audit_splits, enforce
 from datamodules.cache import CacheFormat, ImageCache
 from datamodules.crops import ordered_crops, random_crops
+from datamodules.cross import CrossTest
 from datamodules.fingerprints import FingerprintStore
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
 from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms
@@ -238,6 +239,14 @@ class SkinDataModule(L.LightningDataModule):
         near_duplicates: also compare perceptual hashes and report near-duplicate pairs (off by default).
         duplicates_csv: a published duplicates list (ISIC 2020 layout ``image_name_1,image_name_2``) the audit
             applies; by default ``<root>/ISIC_2020_Training_Duplicates.csv`` when that file exists.
+        test_on: another data module (``class_path`` / ``init_args``) whose test split replaces this one's: train and
+            validate here, test there (:mod:`datamodules.cross`). Its labels map onto the evaluation classes of
+            the two class sets (:mod:`datamodules.taxonomies`; a pair without a mapping is refused), the split audit
+            compares its test images with this data set's training and validation images, and only its reading
+            options count (the images go through this module's evaluation pipeline).
+        test_on_overlap: what set-up does with training / validation images that are ``test_on`` test images (same
+            id, shared lesion or identical pixels): ``drop`` (default) leaves them out, logged and counted in
+            ``splits/audit.json``; ``keep`` leaves them in for the ``leakage`` policy to judge.
     """
 
     class_names: tuple[str, ...] = ()
@@ -270,6 +279,8 @@ class SkinDataModule(L.LightningDataModule):
         audit_pixels: bool = True,
         near_duplicates: bool = False,
         duplicates_csv: str | None = None,
+        test_on: SkinDataModule | None = None,
+        test_on_overlap: Literal["drop", "keep"] = "drop",
     ):
         super().__init__()
         if train_repeats < 1 or eval_views < 1 or train_crops < 0 or eval_crops < 0:
@@ -305,6 +316,12 @@ class SkinDataModule(L.LightningDataModule):
         self._absent_reported = False  # the whole data set's absent images are reported once (see screen())
         self._raw: dict[str, ImageTable | None] = {}
         self.split_audit: SplitAudit | None = None
+        if test_on_overlap not in ("drop", "keep"):
+            raise ValueError(f"test_on_overlap must be 'drop' or 'keep', got {test_on_overlap!r}")
+        if isinstance(test_on, dict):  # a class_path / init_args entry not instantiated by the CLI (dermlab audit)
+            test_on = instantiate_datamodule(test_on)
+        self.test_on = test_on
+        self.cross_test = None if test_on is None else CrossTest(self, test_on, test_on_overlap)
 
     # --- what a subclass provides -------------------------------------------------------
     def read_split(self, split: str) -> ImageTable:
@@ -345,7 +362,9 @@ class SkinDataModule(L.LightningDataModule):
         ``extra_train_csv`` images (``None`` without one). Split schemes draw from these, so a bad image never
         moves another between splits."""
         if split not in self._raw:
-            if split == "extra":
+            if split == "test" and self.cross_test is not None:
+                self._raw[split] = self.cross_test.table(screened=False)
+            elif split == "extra":
                 self._raw[split] = None if self.extra_train_csv is None else self.read_ground_truth(
                     self.extra_train_csv, self.extra_train_images or self.extra_train_csv.parent)
             else:
@@ -354,6 +373,8 @@ class SkinDataModule(L.LightningDataModule):
 
     def table(self, split: str) -> ImageTable:
         """The validated table of ``split`` (``train`` includes the extra training images), read once."""
+        if split == "test" and self.cross_test is not None and split not in self.tables:
+            self.tables[split] = self.cross_test.table(screened=True)
         if split not in self.tables:
             table = self.raw_table(split)
             if split == "train" and self.extra_train_csv is not None:
@@ -449,6 +470,23 @@ class SkinDataModule(L.LightningDataModule):
                                                     f"e.g. {shown} in '{table.paths[missing[0]].parent}'")
 
     @property
+    def test_mapping(self):
+        """The :class:`~datamodules.taxonomies.ClassMapping` the test split is scored through (``test_on``), else
+        None (the test split has this data set's classes)."""
+        return None if self.cross_test is None else self.cross_test.mapping
+
+    def split_class_names(self, split: str) -> tuple[str, ...]:
+        """The class names of ``split``'s labels: the evaluation classes for a ``test_on`` test split."""
+        if split == "test" and self.test_mapping is not None:
+            return tuple(self.test_mapping.classes)
+        return tuple(self.class_names)
+
+    def split_source(self, split: str) -> SkinDataModule:
+        """The data module whose files hold ``split``'s images (for per-image metadata and lesion masks): the
+        ``test_on`` target for the test split, else this one."""
+        return self.test_on if split == "test" and self.test_on is not None else self
+
+    @property
     def class_counts(self) -> torch.Tensor:
         """Training images per class, for class-weighted losses and samplers."""
         return torch.bincount(torch.as_tensor(self.table("train").labels), minlength=self.num_classes)
@@ -467,7 +505,13 @@ class SkinDataModule(L.LightningDataModule):
         for split in needed:
             self.table(split)
         if self.split_audit is None:
-            self.split_audit = self.audit(needed=needed)
+            self.split_audit = self.audit(needed=tuple(dict.fromkeys(
+                (*needed, "test") if self.cross_test is not None else needed)))  # test_on: audited before training
+            if self.cross_test is not None and self.cross_test.dropped_ids:
+                for split in ("train", "val"):
+                    table = self.table(split)
+                    self.tables[split] = table.subset([k for k, i in enumerate(table.ids)
+                                                       if i not in self.cross_test.dropped_ids])
             self.enforce(self.split_audit)
         self.write_split_files(needed)
 
@@ -499,12 +543,21 @@ class SkinDataModule(L.LightningDataModule):
                             "(ISIC 2020 layout image_name_1,image_name_2) or remove the option.")
         known = self.duplicates_csv or self.root / "ISIC_2020_Training_Duplicates.csv"
         store = FingerprintStore(self.cache_dir) if self.audit_pixels or self.near_duplicates else None
-        return audit_splits(tables, store, known if known.is_file() else None, exact=self.audit_pixels,
-                            near_duplicates=self.near_duplicates, unavailable=unavailable)
+
+        def run(tables: dict) -> SplitAudit:
+            return audit_splits(tables, store, known if known.is_file() else None, exact=self.audit_pixels,
+                                near_duplicates=self.near_duplicates, unavailable=unavailable)
+
+        audit = run(tables)
+        return audit if self.cross_test is None else self.cross_test.settle(tables, audit, run)
 
     def enforce(self, audit: SplitAudit) -> None:
         """Stop (``leakage: error``) or warn (``warn``) on a leak; see :func:`datamodules.audit.enforce`."""
-        enforce(audit, self.leakage, f"{type(self).__name__} at '{self.root}'")
+        where = f"{type(self).__name__} at '{self.root}'"
+        if self.cross_test is not None:
+            where += (f" tested on {self.cross_test.name} (test_on_overlap: {self.cross_test.overlap}; drop leaves "
+                      "training / validation images that are test images out of training)")
+        enforce(audit, self.leakage, where)
 
     def write_split_files(self, splits) -> None:
         """``<run folder>/splits/<split>.csv``: the exact images of each split of this run, and ``audit.json``."""
@@ -514,7 +567,7 @@ class SkinDataModule(L.LightningDataModule):
         folder = Path(trainer.default_root_dir) / "splits"
         folder.mkdir(parents=True, exist_ok=True)
         for split in splits:
-            self.table(split).frame(self.class_names).to_csv(folder / f"{split}.csv", index=False)
+            self.table(split).frame(self.split_class_names(split)).to_csv(folder / f"{split}.csv", index=False)
         if self.split_audit is not None:
             (folder / "audit.json").write_text(json.dumps(self.split_audit.to_json(), indent=1) + "\n")
 
@@ -573,3 +626,18 @@ class SkinDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.predict_split, shuffle=False)
+
+
+def instantiate_datamodule(entry: dict) -> SkinDataModule:
+    """A data module from a ``{class_path, init_args}`` mapping (``class_path`` a dotted path or a name in
+    :mod:`datamodules`)."""
+    import importlib
+
+    path = str(entry.get("class_path", ""))
+    module, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module or "datamodules"), name)
+    except (ImportError, AttributeError):
+        raise DataError(f"test_on: class_path {path!r} names no data module; e.g. datamodules.HAM10000DataModule."
+                        ) from None
+    return cls(**dict(entry.get("init_args") or {}))

@@ -132,9 +132,12 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         self.register_buffer("temperature", torch.ones(()))  # calibrate: temperature
         self.predictions = {split: SplitPredictions() for split in EVAL_SPLITS}
         self.curriculum = None  # set by a curriculum callback: picks the samples that count in each training batch
+        self.test_mapping = None  # a ClassMapping when the test split is another data set's (use_test_mapping)
 
     def setup(self, stage: str) -> None:
-        """Class weights from the datamodule's training counts (recomputed each run, never stale)."""
+        """Class weights from the datamodule's training counts (recomputed each run, never stale), and the test
+        split's class mapping when it is another data set's (``test_on``)."""
+        self.use_test_mapping(getattr(getattr(self.trainer, "datamodule", None), "test_mapping", None))
         counts = getattr(getattr(self.trainer, "datamodule", None), "class_counts", None)
         if self.hparams.class_weighting and counts is not None:
             hp = self.hparams
@@ -143,6 +146,41 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             log.info("class weights (%s, k=%g, normalise %s): %s", hp.class_weighting, hp.class_weight_power,
                      hp.class_weight_normalise,
                      ", ".join(f"{n} {w:.4g}" for n, w in zip(self.class_names, weights.tolist(), strict=True)))
+
+    def use_test_mapping(self, mapping) -> None:
+        """Score the test split through ``mapping`` (:class:`datamodules.taxonomies.ClassMapping`, cross-data-set
+        testing): the (B, C) test probabilities are merged onto its evaluation classes (summed per evaluation
+        class, :meth:`~datamodules.taxonomies.ClassMapping.merge`) before the metrics, curves and the predictions
+        file, and the test loss is the plain NLL of the merged probabilities (class weights and method losses
+        belong to the training classes). None, or a mapping that changes nothing, scores the model's own classes.
+        Test metrics keep their ``test/`` names; ``splits/audit.json`` and the grid's ``result.json`` say which data
+        set they are on.
+
+        Raises:
+            DataError: the mapping's source classes are not this model's classes.
+        """
+        mapping = None if mapping is None or mapping.identity else mapping
+        if mapping is not None and tuple(mapping.source_classes) != tuple(self.class_names):
+            raise DataError(f"the test class mapping {mapping.name} starts from {list(mapping.source_classes)}, but "
+                            f"this model's classes are {list(self.class_names)}")
+        if mapping == self.test_mapping:
+            return
+        self.test_mapping = mapping
+        device = self.class_weights.device
+        self.metrics["test"] = classification_metrics(self.test_class_names).to(device)
+        self.curves["test"] = curve_metrics(len(self.test_class_names)).to(device)
+        if mapping is not None:
+            log.info("test split scored through %s on %s", mapping.name,
+                     "; ".join(f"{e}: {how}" for e, how in mapping.rows()))
+
+    @property
+    def test_class_names(self) -> tuple[str, ...]:
+        """The classes the test split is scored on: the test mapping's evaluation classes, else the model's."""
+        return tuple(self.test_mapping.classes) if self.test_mapping is not None else tuple(self.class_names)
+
+    def split_class_names(self, split: str) -> tuple[str, ...]:
+        """The classes ``split``'s metrics, curves and predictions are on."""
+        return self.test_class_names if split == "test" else tuple(self.class_names)
 
     # --- what a method may override --------------------------------------------------------
     def build_net(self) -> nn.Module:
@@ -203,12 +241,17 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         computes them itself, are the model's own (before temperature scaling, which is applied here)."""
         probabilities = (self.evaluated_probabilities(batch["image"], split) if probabilities is None
                          else self.calibrated(probabilities, split))
+        mapped = split == "test" and self.test_mapping is not None
+        if mapped:  # another data set's test split: onto the evaluation classes
+            probabilities = self.test_mapping.merge(probabilities)
         if "image_id" in batch:
             self.predictions[split].add(batch["image_id"], batch["label"], probabilities, batch.get("scored"))
         probabilities, batch = scored_rows(probabilities, batch)
         if len(batch["label"]) == 0:
             return
-        loss = self.compute_loss(probabilities.clamp_min(1e-12).log(), batch)  # CE of the (averaged) prediction
+        log_p = probabilities.clamp_min(1e-12).log()
+        # CE of the (averaged) prediction; on mapped classes the plain NLL (no class weights of the training classes)
+        loss = nn.functional.nll_loss(log_p, batch["label"]) if mapped else self.compute_loss(log_p, batch)
         self.log(f"{split}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["label"]))
         self.metrics[split].update(metric_input(probabilities), batch["label"])
         self.curves[split].update(metric_input(probabilities), batch["label"])
@@ -268,7 +311,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             return None
         path = write_predictions(Path(trainer.default_root_dir) / PREDICTIONS_FILENAME, predictions.ids,
                                  predictions.targets.numpy(), predictions.probabilities.numpy(),
-                                 predictions.scored.numpy(), self.class_names)
+                                 predictions.scored.numpy(), self.test_class_names)
         log.info("wrote %d per-image test predictions to %s", len(predictions.ids), path)
         return path
 
@@ -283,7 +326,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         """Every scalar this module logs (grids check their requested metrics against it before training)."""
         names = ["train/loss", *(f"{split}/loss" for split in EVAL_SPLITS)]
         for split in EVAL_SPLITS:
-            names += [f"{split}/{name}" for name in metric_names(self.class_names)]
+            names += [f"{split}/{name}" for name in metric_names(self.split_class_names(split))]
         if self.hparams.get("calibrate", "none") == "temperature":
             names.append("val/temperature")
         return names

@@ -212,16 +212,23 @@ class TripletClassifier(LesionClassifier):
         if len(batch["label"]) == 0:
             return
         super()._evaluation_step(batch, split, self.net.classifier(embeddings).float().softmax(1))
-        self.ncm[split].update(nearest_class_mean(self.metric_space(embeddings), self.references), batch["label"])
+        if not self.ncm_skipped(split):
+            self.ncm[split].update(nearest_class_mean(self.metric_space(embeddings), self.references), batch["label"])
+
+    def ncm_skipped(self, split: str) -> bool:
+        """No nearest-class-mean metrics on another data set's test split (``test_on``): the rule picks one of the
+        training classes, which the evaluation classes need not contain."""
+        return split == "test" and self.test_mapping is not None
 
     def _log_split(self, split: str) -> None:
         super()._log_split(split)
-        self._log_collection(self.ncm[split], split)
+        if not self.ncm_skipped(split):
+            self._log_collection(self.ncm[split], split)
 
     def logged_metric_names(self) -> list[str]:
         names = [*super().logged_metric_names(), "train/triplets", "train/triplet_loss", "train/ce_loss"]
         ncm = ["ncm_balanced_accuracy", "ncm_accuracy", *(f"ncm_recall_{c}" for c in self.class_names)]
-        return names + [f"{split}/{name}" for split in EVAL_SPLITS for name in ncm]
+        return names + [f"{split}/{name}" for split in EVAL_SPLITS for name in ncm if not self.ncm_skipped(split)]
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         embeddings = self.net.embed(batch["image"])

@@ -72,6 +72,20 @@ def label(row: str, choice: str) -> str:
     return f"{row} → {choice}" if choice else row
 
 
+def tested_on(cross: dict | None) -> str:
+    """A cell's test set when it is another data set's (``result.json``'s ``test_on``), in words; ``""`` if not."""
+    if not cross:
+        return ""
+    mapping = cross.get("mapping") or {}
+    text = (f"{cross.get('data_module')} test split at '{cross.get('root')}' ({cross.get('images', 0):,} images; "
+            f"classes {mapping.get('name', '?')}: {', '.join(mapping.get('classes', []))}")
+    if cross.get("left_out"):
+        text += "; left out: " + ", ".join(f"{k} {v}" for k, v in cross["left_out"].items())
+    if (cross.get("dropped") or {}).get("images"):
+        text += f"; {cross['dropped']['images']:,} overlapping images left out of training / validation"
+    return text + ")"
+
+
 def collect(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False, average: bool = True) -> pd.DataFrame:
     """One row per cell: its axis values, status (done / failed / missing), log path and metrics (merged over
     ``average_over`` axes unless ``average`` is False)."""
@@ -79,12 +93,13 @@ def collect(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False, aver
     for cell in spec.cells():
         folder = spec.run_root(runs, smoke) / cell.id
         record = {"cell": cell.id, "row": cell.row(spec.rows), **cell.values, "status": "missing", "log": "",
-                  "leak": "", "chosen": ""}
+                  "leak": "", "chosen": "", "tested_on": ""}
         if (folder / "result.json").is_file():
             result = json.loads((folder / "result.json").read_text())
             record.update(result["metrics"], status="done", chosen=chosen(folder))
             audit = result.get("split_audit") or {}
             record["leak"] = "; ".join(audit.get("leaks", [])) if audit.get("leak") else ""
+            record["tested_on"] = tested_on(result.get("test_on"))
         elif (folder / "failed.json").is_file():
             record.update(status="failed", log=json.loads((folder / "failed.json").read_text())["log"])
         records.append(record)
@@ -106,6 +121,7 @@ def average_over(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
         record["log"] = "; ".join(group.log[group.log != ""])
         record["leak"] = "; ".join(group.leak[group.leak != ""])
         record["chosen"] = choices(group)
+        record["tested_on"] = "; ".join(dict.fromkeys(t for t in group.get("tested_on", []) if t))
         if complete:
             record.update({m: group[m].astype(float).mean() for m in spec.metrics if m in group})
         merged.append(record)
@@ -208,6 +224,12 @@ def markdown(spec: GridSpec, summary: pd.DataFrame, cells: pd.DataFrame, tests: 
                          f"{_fmt(r.p_holm, 4)} |")
     if folds:
         lines += cv_lines(spec, folds)
+    if "tested_on" in cells and (cells.tested_on != "").any():
+        lines += ["", "**Test sets:** the rows below test on another data set's test split (`test_on`); their test "
+                  "metrics are on that split, in the classes of the mapping named:", ""]
+        for row in dict.fromkeys(cells["row"]):
+            tests = ", ".join(dict.fromkeys(t for t in cells[cells.row == row].tested_on if t))
+            lines.append(f"- {row}: {tests or 'its own test split'}")
     leaking = cells[cells.leak != ""]
     if len(leaking):
         lines += ["", "**Leakage:** these cells ran with `leakage: warn` and their split audit found a leak, so their "

@@ -33,6 +33,7 @@ from dermlab.grid.spec import Cell, GridSpec, cli_value
 
 # the metrics check builds the model on the CPU: it needs no GPU, so a cluster's login node can run it
 CHECK_ON_CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1"]
+SYNTHETIC_ROOT = re.compile(r"\{synthetic:([A-Za-z0-9_]+)\}")
 SMOKE_ARGS = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
               "--trainer.limit_test_batches", "1", "--trainer.num_sanity_val_steps", "0"]
 
@@ -82,10 +83,37 @@ def cell_args(spec: GridSpec, cell: Cell, run_dir: Path, root: str, extra: list[
     replace = {str(k): str(v).replace("{grids}", grids)
                for k, v in (spec.synthetic.get("replace") or {}).items()} if synthetic else {}
     args = [replace.get(a, a) for a in args]
+    if synthetic:
+        args = [synthetic_roots(spec, a) for a in args]
+
     def folder(ref: Cell) -> Path:  # a cell of this table, or of another (``@cell(table: ...)``) beside it
         return (run_dir.parent.parent / ref.table if ref.table else run_dir.parent) / ref.id
 
     return [spec.substitute(cell, a, folder) for a in args]
+
+
+def synthetic_folder(spec: GridSpec, dataset: str) -> str:
+    """The folder of the synthetic ``dataset`` at the grid's ``synthetic`` size."""
+    return f"data/synthetic/{dataset}_n{spec.synthetic.get('n', 200)}_{spec.synthetic.get('size', 64)}px"
+
+
+def synthetic_roots(spec: GridSpec, text: str) -> str:
+    """``text`` with every ``{synthetic:NAME}`` replaced by :func:`synthetic_folder` (``grid run`` writes those sets
+    first, :func:`write_synthetic_roots`): e.g. the ``test_on`` root of a cross-data-set cell on the synthetic
+    default (``synthetic.settings``)."""
+    return SYNTHETIC_ROOT.sub(lambda match: synthetic_folder(spec, match.group(1)), text)
+
+
+def write_synthetic_roots(spec: GridSpec) -> list[str]:
+    """Write (if missing) every synthetic set a ``{synthetic:NAME}`` of the grid's ``synthetic`` entry names, at the
+    grid's synthetic size; returns their names."""
+    from datamodules.synthetic import ensure_synthetic
+
+    names = sorted(set(SYNTHETIC_ROOT.findall(json.dumps(spec.synthetic))))
+    for name in names:
+        ensure_synthetic(name, synthetic_folder(spec, name), n=spec.synthetic.get("n", 200),
+                         size=spec.synthetic.get("size", 64))
+    return names
 
 
 def depends_on(spec: GridSpec, cell: Cell, args: list[str], run_dir: Path) -> set[str]:
@@ -143,6 +171,8 @@ def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: 
         with contextlib.redirect_stdout(io.StringIO()):
             cli = build_cli([*cell_args(spec, first, base / "_validate", *data[dataset], synthetic),
                              "--run.wandb", "disabled", "--trainer.logger", "false", *CHECK_ON_CPU], run=False)
+        if hasattr(cli.model, "use_test_mapping"):  # test_on: the test metrics are on the evaluation classes
+            cli.model.use_test_mapping(getattr(cli.datamodule, "test_mapping", None))
         logged |= set(cli.model.logged_metric_names())
         built = True
         if spec.predict:  # scores computed after `predict` (e.g. full-size segmentation masks, callbacks.MaskWriter)
@@ -184,7 +214,8 @@ def run_cell_command(argv: list[str]) -> None:
     result = {"metrics": {k: float(v) for k, v in tested.items()}, "checkpoint": best,
               "best_monitor": None if score is None else float(score), "wall_time_s": time.perf_counter() - start,
               "resumed": resumed,
-              "split_audit": None if audit is None else {"leak": audit.leak, "leaks": audit.leaks}}
+              "split_audit": None if audit is None else {"leak": audit.leak, "leaks": audit.leaks},
+              "test_on": None if audit is None else audit.cross_test}  # the test metrics' data set, if another
     result_path.write_text(json.dumps(result, indent=2))
 
 
@@ -222,12 +253,15 @@ def write_split_predictions(cli, split: str, path: Path) -> Path | None:
         if calibrate is not None:
             model.hparams["calibrate"] = calibrate
     images = [i for batch in batches for i in batch["image_id"]]
-    probabilities = torch.cat([batch["probabilities"] for batch in batches]).float().cpu().numpy()
+    probabilities = torch.cat([batch["probabilities"] for batch in batches]).float().cpu()
+    mapping = getattr(model, "test_mapping", None) if split == "test" else None
+    probabilities = (probabilities if mapping is None else mapping.merge(probabilities)).numpy()
     row = {image: index for index, image in enumerate(table.ids)}
     order = [row[i] for i in images]
     weights = table.extra.get("score_weight")
     scored = None if weights is None else [weights[i] != 0 for i in order]
-    return write_predictions(path, images, table.labels[order], probabilities, model.class_names, scored)
+    return write_predictions(path, images, table.labels[order], probabilities, model.split_class_names(split),
+                             scored)
 
 
 def slim_checkpoint(path: Path) -> None:
@@ -289,6 +323,8 @@ def prepare(spec: GridSpec, data_root: str | None = None, smoke: bool = False, r
             root, extra = data_root_for(spec, data_root, dataset)
             data[dataset] = (root, extra + (SMOKE_ARGS if smoke else []))
     base = spec.run_root(runs, smoke)
+    if not data_root:
+        write_synthetic_roots(spec)
     validate(spec, data, synthetic=not data_root, base=base, defer_unfinished=defer_unfinished)
     status, todo = {}, []
     subset = {} if data_root else (spec.synthetic.get("axes") or {})  # the synthetic default may run fewer values

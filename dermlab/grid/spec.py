@@ -13,7 +13,9 @@ Keys (anything else is an error)::
                 settings: {variant: {SegAN: {model.init_args.encoder: vgg_tiny_bn}}}}
                                        # the synthetic default: size, extra arguments, swapped arguments, and
                                        # the subset of axis values it runs (the others report as missing), and
-                                       # settings added last to the cells of an axis value
+                                       # settings added last to the cells of an axis value; in these,
+                                       # {synthetic:NAME} is the synthetic NAME set of this size (written first),
+                                       # e.g. the test_on root of a cross-data-set cell
     axes:                              # the grid: every combination is a cell
       model.init_args.backbone: [resnet18, resnet34]
       model.init_args.pretrained_weights: {TL: weights/x.safetensors, noTL: null}   # labelled values
