@@ -157,6 +157,18 @@ def test_a_ham10000_experiment_composes_with_the_cross_pieces():
     assert "HAM10000DataModule" in printed and "ISIC2018Task3DataModule" in printed
 
 
+def test_the_triplet_classifier_keeps_its_nearest_class_mean_metrics_off_a_mapped_test_split():
+    """The nearest-class-mean rule picks a training class, which the evaluation classes need not contain: on a
+    mapped test split only the softmax metrics are logged (validation keeps both)."""
+    from lightning_modules import TripletClassifier
+
+    module = TripletClassifier(backbone="test_resnet", num_classes=7, class_names=HAM)
+    module.use_test_mapping(mapping_between(HAM, TAXONOMIES["isic2017_three_class"]))
+    names = module.logged_metric_names()
+    assert "val/ncm_balanced_accuracy" in names and "test/ncm_balanced_accuracy" not in names
+    assert "test/recall_seborrheic_keratosis" in names and module.ncm_skipped("test")
+
+
 # --- the cross audit on two synthetic twins that share images ----------------------------------------------------
 def twins(copy_of, tmp_path) -> tuple[Path, Path, dict]:
     """A synthetic HAM10000 (source, 5-fold split, fold 0) and a synthetic ISIC 2018 task 3 whose test truth (HAM10000
