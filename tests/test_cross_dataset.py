@@ -107,6 +107,22 @@ def test_a_pair_without_a_mapping_is_refused_naming_the_known_ones(tmp_path):
         _ = data.test_mapping
 
 
+def test_the_cli_refuses_an_unmapped_pair_in_one_line_before_training(synthetic, tmp_path, capsys):
+    from dermlab.cli import main
+    from tests.conftest import tiny_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *tiny_args(synthetic("isic2016"), tmp_path / "run", "--data", str(EXPERIMENTS / "base" / "data" /
+                                                                                     "isic2016.yaml"),
+                                "--data.init_args.root", str(synthetic("isic2016")),
+                                "--data.init_args.test_on", "{class_path: datamodules.ISIC2017DataModule, init_args: "
+                                f"{{root: {synthetic('isic2017')}}}}}")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("dermlab: error: no class mapping from isic2016 (benign, malignant) to isic2017_melanoma")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_the_config_key_builds_both_data_modules(synthetic, tmp_path):
     from dermlab.commands.trainer import build_cli
 
@@ -127,8 +143,8 @@ def test_the_config_key_builds_both_data_modules(synthetic, tmp_path):
     assert test.ids == official.image_id.tolist()  # every 2017 test image: all three classes have a mapping
     assert test.labels.tolist() == (official.melanoma + 2 * official.seborrheic_keratosis).astype(int).tolist()
     assert data.split_class_names("test") == ("nevus", "melanoma", "seborrheic_keratosis")
-    assert cli.model.class_names == HAM  # the model keeps the training classes ...
-    cli.model.use_test_mapping(data.test_mapping)  # ... and scores the test split on the evaluation classes
+    assert cli.model.class_names == HAM  # the model keeps the training classes, and the CLI has given it the
+    assert cli.model.test_mapping == data.test_mapping  # mapping its test split is scored through
     names = cli.model.logged_metric_names()
     assert "test/recall_nevus" in names and "val/recall_MEL" in names and "test/recall_MEL" not in names
 
@@ -139,6 +155,18 @@ def test_a_ham10000_experiment_composes_with_the_cross_pieces():
     printed = parses("-c", str(EXPERIMENTS / "patch" / "base.yaml"), "-c",
                      str(EXPERIMENTS / "cross_dataset" / "isic2018_test.yaml"))
     assert "HAM10000DataModule" in printed and "ISIC2018Task3DataModule" in printed
+
+
+def test_the_triplet_classifier_keeps_its_nearest_class_mean_metrics_off_a_mapped_test_split():
+    """The nearest-class-mean rule picks a training class, which the evaluation classes need not contain: on a
+    mapped test split only the softmax metrics are logged (validation keeps both)."""
+    from lightning_modules import TripletClassifier
+
+    module = TripletClassifier(backbone="test_resnet", num_classes=7, class_names=HAM)
+    module.use_test_mapping(mapping_between(HAM, TAXONOMIES["isic2017_three_class"]))
+    names = module.logged_metric_names()
+    assert "val/ncm_balanced_accuracy" in names and "test/ncm_balanced_accuracy" not in names
+    assert "test/recall_seborrheic_keratosis" in names and module.ncm_skipped("test")
 
 
 # --- the cross audit on two synthetic twins that share images ----------------------------------------------------
@@ -233,6 +261,29 @@ def test_the_real_isic2019_training_set_holds_isic2017_test_images_under_downsam
     assert shared == {"isic2017": 595, "ham10000": 10015, "isic2018": 0}
 
 
+@pytest.mark.skipif(not (SHARED_DATA / "isic2018").is_dir(), reason="../shared/data (real ISIC truths) not present")
+def test_an_isic2017_model_on_the_real_isic2018_test_set_leaves_out_the_classes_it_cannot_name(tmp_path):
+    """The released truths (images absent: the audit reads the files as listed): ISIC 2017 three-class training
+    (2,000) → ISIC 2018 test (1,512, HAMTEST_* lesions) scores 1,297 images on MEL, NV, BKL and leaves out BCC 93,
+    AKIEC 43, DF 44, VASC 35; no image or lesion id is shared."""
+    isic2017, isic2018 = tmp_path / "isic2017", tmp_path / "isic2018"
+    for folder in ("Training", "Validation", "Test_v2"):
+        (isic2017 / f"ISIC-2017_{folder}_Data").mkdir(parents=True)
+        shutil.copy(SHARED_DATA / "isic2017" / f"ISIC-2017_{folder}_Part3_GroundTruth.csv", isic2017)
+        (isic2017 / f"ISIC-2017_{folder}_Data" / "ISIC_0000000.jpg").touch()  # a folder must hold an image
+    (isic2018 / "ISIC2018_Task3_Test_Input").mkdir(parents=True)
+    (isic2018 / "ISIC2018_Task3_Test_Input" / "ISIC_0034524.jpg").touch()
+    shutil.copy(SHARED_DATA / "isic2018" / "ISIC2018_Task3_Test_GroundTruth.csv", isic2018)
+    data = ISIC2017DataModule(str(isic2017), task="three_class", audit_pixels=False,
+                              test_on=ISIC2018Task3DataModule(str(isic2018)))
+    audit = data.audit(screened=False)
+    assert audit.splits == {"train": 2000, "val": 150, "test": 1297, "extra": None} and not audit.leak
+    assert audit.cross_test["left_out"] == {"AKIEC": 43, "BCC": 93, "DF": 44, "VASC": 35}
+    assert audit.cross_test["mapping"]["classes"] == ["MEL", "NV", "BKL"]
+    labels = np.bincount(data.raw_table("test").labels, minlength=3).tolist()
+    assert labels == [171, 909, 217]  # MEL, NV, BKL of the 2018 test truth
+
+
 # --- a fit and the grid -----------------------------------------------------------------------------------------
 CHECKPOINT_ONLY = ["--trainer.callbacks", "[{class_path: callbacks.ModelCheckpoint, init_args: {monitor: val/auc, "
                                        "mode: max}}]"]
@@ -292,7 +343,7 @@ def test_the_report_names_each_rows_test_set(tmp_path):
 
     grid = spec.load(EXPERIMENTS / "cross_dataset" / "tables" / "patch_ham10000.yaml")
     mapping = mapping_between(HAM, TAXONOMIES["isic2017_three_class"])
-    for cell, auc in zip(grid.cells(), (0.9, 0.8, 0.7), strict=True):
+    for cell, auc in zip(grid.cells(), (0.9, 0.8, 0.7, 0.6), strict=True):
         folder = grid.run_root(tmp_path, False) / cell.id
         folder.mkdir(parents=True)
         cross = None if cell.settings["test set"]["data.init_args.test_on"] is None else {

@@ -105,6 +105,15 @@ class DermlabCLI(LightningCLI):
             if callback.class_path.endswith("ModelCheckpoint") and callback.init_args.dirpath is None:
                 callback.init_args.dirpath = str(root / "checkpoints")
 
+    def instantiate_classes(self) -> None:
+        """Instantiate as LightningCLI does, then give a classifier its test class mapping when the data's test split
+        is another data set's (``data.init_args.test_on``): a pair of class sets without a mapping stops here,
+        before anything trains, and the model's ``logged_metric_names`` name the test metrics it will log."""
+        super().instantiate_classes()
+        mapping = getattr(self.datamodule, "test_mapping", None)
+        if mapping is not None and hasattr(self.model, "use_test_mapping"):
+            self.model.use_test_mapping(mapping)
+
     @staticmethod
     def default_loggers(run: Namespace, root: Path) -> list[Namespace]:
         """CSV metrics always; W&B too unless disabled (offline by default: no account needed)."""

@@ -50,6 +50,7 @@ def data_root_for(spec: GridSpec, data_root: str | None, dataset: str | None = N
     n, size = spec.synthetic.get("n", 200), spec.synthetic.get("size", 64)
     root = f"data/synthetic/{dataset}_n{n}_{size}px"  # one folder per size: grids never share a set of another size
     ensure_synthetic(dataset, root, n=n, size=size)
+    write_synthetic_roots(spec)  # the other sets its cells name ({synthetic:NAME}, e.g. a test_on target)
     extra += [str(a) for a in spec.synthetic.get("args", [])]
     extra += [str(a) for a in (spec.synthetic.get("data_args") or {}).get(dataset, [])]
     return root, extra
@@ -98,9 +99,9 @@ def synthetic_folder(spec: GridSpec, dataset: str) -> str:
 
 
 def synthetic_roots(spec: GridSpec, text: str) -> str:
-    """``text`` with every ``{synthetic:NAME}`` replaced by :func:`synthetic_folder` (``grid run`` writes those sets
-    first, :func:`write_synthetic_roots`): e.g. the ``test_on`` root of a cross-data-set cell on the synthetic
-    default (``synthetic.settings``)."""
+    """``text`` with every ``{synthetic:NAME}`` replaced by :func:`synthetic_folder` (:func:`data_root_for` writes
+    those sets first, :func:`write_synthetic_roots`): e.g. the ``test_on`` root of a cross-data-set cell on the
+    synthetic default (``synthetic.settings``)."""
     return SYNTHETIC_ROOT.sub(lambda match: synthetic_folder(spec, match.group(1)), text)
 
 
@@ -171,8 +172,6 @@ def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: 
         with contextlib.redirect_stdout(io.StringIO()):
             cli = build_cli([*cell_args(spec, first, base / "_validate", *data[dataset], synthetic),
                              "--run.wandb", "disabled", "--trainer.logger", "false", *CHECK_ON_CPU], run=False)
-        if hasattr(cli.model, "use_test_mapping"):  # test_on: the test metrics are on the evaluation classes
-            cli.model.use_test_mapping(getattr(cli.datamodule, "test_mapping", None))
         logged |= set(cli.model.logged_metric_names())
         built = True
         if spec.predict:  # scores computed after `predict` (e.g. full-size segmentation masks, callbacks.MaskWriter)
@@ -323,8 +322,6 @@ def prepare(spec: GridSpec, data_root: str | None = None, smoke: bool = False, r
             root, extra = data_root_for(spec, data_root, dataset)
             data[dataset] = (root, extra + (SMOKE_ARGS if smoke else []))
     base = spec.run_root(runs, smoke)
-    if not data_root:
-        write_synthetic_roots(spec)
     validate(spec, data, synthetic=not data_root, base=base, defer_unfinished=defer_unfinished)
     status, todo = {}, []
     subset = {} if data_root else (spec.synthetic.get("axes") or {})  # the synthetic default may run fewer values
