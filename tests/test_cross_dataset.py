@@ -359,7 +359,8 @@ def test_the_report_names_each_rows_test_set(tmp_path):
 @pytest.mark.slow
 def test_the_cross_dataset_grid_renders_on_the_synthetic_default(tmp_path):
     """`dermlab grid run` of experiments/cross_dataset/tables/patch_ham10000.yaml on its synthetic default (HAM10000
-    → its own test part, ISIC 2018 task 3 test, ISIC 2017 test), in a scratch folder holding a link to experiments/."""
+    → its own test part, ISIC 2018 task 3 test, ISIC 2017 test, ISIC 2019's test fold), in a scratch folder
+    holding a link to experiments/."""
     (tmp_path / "experiments").symlink_to(EXPERIMENTS)
     command = [sys.executable, "-m", "dermlab", "grid", "run", "experiments/cross_dataset/tables/patch_ham10000.yaml",
                "--runs", str(tmp_path / "runs")]
@@ -369,11 +370,12 @@ def test_the_cross_dataset_grid_renders_on_the_synthetic_default(tmp_path):
     assert (tmp_path / "data" / "synthetic" / "isic2018_task3_n200_96px").is_dir()
     root = tmp_path / "runs" / "grids" / "cross_dataset" / "patch_ham10000"
     text = (root / "report.md").read_text()
-    for row in ("HAM10000 test part", "ISIC 2018 task 3 test", "ISIC 2017 test (3 classes)"):
+    for row in ("HAM10000 test part", "ISIC 2018 task 3 test", "ISIC 2017 test (3 classes)", "ISIC 2019 test fold"):
         assert f"| {row} |" in text and "missing" not in text.split(f"| {row} |")[1].split("\n")[0]
     assert "isic2018 → isic2017_three_class: nevus, melanoma, seborrheic_keratosis" in text
     results = {p.parent.name: json.loads(p.read_text()) for p in root.glob("*/result.json")}
-    assert len(results) == 3 and sum(r["test_on"] is not None for r in results.values()) == 2
+    assert len(results) == 4 and sum(r["test_on"] is not None for r in results.values()) == 3
+    assert "isic2018 → isic2019: MEL, NV, BCC, AKIEC, BKL, DF, VASC" in text  # AK and SCC scored as AKIEC
     sizes = {r["test_on"]["data_module"] if r["test_on"] else "own":
              len(pd.read_csv(root / name / "predictions_test.csv")) for name, r in results.items()}
-    assert sizes == {"own": 50, "ISIC2018Task3DataModule": 100, "ISIC2017DataModule": 100}
+    assert sizes == {"own": 50, "ISIC2018Task3DataModule": 100, "ISIC2017DataModule": 100, "ISIC2019DataModule": 40}
