@@ -3,7 +3,7 @@ PY        ?= python3.11
 VENV      ?= .venv
 BIN       := $(VENV)/bin
 DATA_ROOT ?=
-PAPERS    := arl patch weighting isic2018 baseline
+PAPERS    := arl patch weighting isic2018 baseline cross_dataset
 GRID_DATA  = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 export WANDB_MODE ?= offline
 
@@ -37,7 +37,7 @@ isic2018-seg isic2018-seg-smoke: ## isic2018 task 1 only: Table 1 (SegAN, DeepLa
 	$(BIN)/dermlab grid run experiments/isic2018/tables/table1_segmentation.yaml $(if $(findstring smoke,$@),--smoke) \
 		$(GRID_DATA) --parallel $(or $(PARALLEL),1)
 
-$(PAPERS):       ## a paper's tables: make dds|arl|patch|weighting|isic2018|baseline [DATA_ROOT=...] [PARALLEL=N]
+$(PAPERS):       ## a paper's tables: make dds|arl|patch|weighting|isic2018|baseline|cross_dataset [DATA_ROOT=...] [PARALLEL=N]
 	$(BIN)/dermlab grid run --paper $@ $(GRID_DATA) --parallel $(or $(PARALLEL),1)
 
 $(PAPERS:%=%-smoke): ## every cell of a paper's tables for a couple of steps (wiring check)
