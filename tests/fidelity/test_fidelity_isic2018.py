@@ -195,7 +195,7 @@ def test_full_size_scores_are_the_official_scoring_of_the_upsampled_masks(tmp_pa
         eval_transforms=str(REPO / "experiments/base/augment/isic2018_seg_cpu_eval.yaml"))
     writer = MaskWriter(output=str(tmp_path / "masks"))
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[writer])
+                        callbacks=[writer], default_root_dir=tmp_path)  # its splits/ CSVs go there, not to the cwd
     trainer.predict(Oracle(**TINY_UNET), datamodule=data, return_predictions=False)
     truth_dir = tmp_path / "data" / "ISIC2018_Task1_Validation_GroundTruth"
     assert data.official_truth_folder("test") == truth_dir
