@@ -71,6 +71,27 @@ class PartialAUCAboveTPR(BinaryAUROC):
         return 0.5 * m**2 + (m - 0.5 * m**2) * 2 * (standardised - 0.5)
 
 
+class PresentClassMacroAUROC(MulticlassAUROC):
+    """Macro one-vs-rest AUC over the classes the targets hold, as :func:`dermlab.scoring.score` averages (the
+    official scorer's NaN-skipping pandas mean): a class without an image in the evaluated split has no ROC curve and
+    is left out of the mean instead of counting as 0 (torchmetrics' ``average="macro"``, which would give
+    7/8 × the score of a fold of ISIC 2019 that holds no AK image). NaN when no class holds an image.
+
+    Fed like :class:`~torchmetrics.classification.MulticlassAUROC`: (N, C) probabilities, (N,) class indices.
+    """
+
+    def __init__(self, num_classes: int, **kwargs) -> None:
+        if kwargs.get("thresholds") is not None or "average" in kwargs:
+            raise ValueError("PresentClassMacroAUROC keeps every score (thresholds=None) and averages itself")
+        super().__init__(num_classes=num_classes, average=None, **kwargs)
+
+    def compute(self) -> torch.Tensor:
+        per_class = super().compute()
+        target = dim_zero_cat(self.target)
+        present = torch.bincount(target[target >= 0].long(), minlength=self.num_classes)[: self.num_classes] > 0
+        return per_class[present].mean() if bool(present.any()) else torch.tensor(float("nan"))
+
+
 def binary_metrics(threshold: float = 0.5) -> MetricCollection:
     """Scalar metrics of one binary category, fed with P(positive) and 0/1 targets."""
     return MetricCollection({
@@ -95,7 +116,7 @@ def multiclass_metrics(class_names: Sequence[str]) -> MetricCollection:
         "f1": MulticlassF1Score(num_classes=n, average="macro"),
         "f1_weighted": MulticlassF1Score(num_classes=n, average="weighted"),
         "precision": MulticlassPrecision(num_classes=n, average="macro"),
-        "auc": MulticlassAUROC(num_classes=n, average="macro"),
+        "auc": PresentClassMacroAUROC(num_classes=n),  # classes absent from the split left out, as dermlab score
         "ece": MulticlassCalibrationError(num_classes=n, n_bins=ECE_BINS, norm="l1"),
         "recall": ClasswiseWrapper(MulticlassRecall(num_classes=n, average=None), labels=labels, prefix="recall_"),
         "auc_per_class": ClasswiseWrapper(MulticlassAUROC(num_classes=n, average=None), labels=labels,

@@ -46,6 +46,21 @@ def test_multiclass_metrics_by_hand():
     assert {"auc", "f1", "auc_nv", "auc_mel", "auc_sk"} <= set(values)
 
 
+def test_macro_auc_leaves_out_a_class_without_images_as_dermlab_score_does():
+    """A split without any image of a class (a fold of ISIC 2019 without AK): that class's AUC is undefined and is
+    left out of the macro mean, as in ``dermlab score`` (the official scorer's NaN-skipping mean), not counted as 0.
+    By hand: class 0 positives {0.7, 0.6} vs negatives {0.4, 0.2} → 1; class 1 positives {0.5, 0.7} vs {0.2, 0.3}
+    → 1; class 2 has no image → macro AUC 1 (torchmetrics' average="macro" gave 2/3)."""
+    probabilities = torch.tensor([[0.7, 0.2, 0.1], [0.4, 0.5, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1]])
+    metrics = multiclass_metrics(["a", "b", "c"])
+    metrics.update(probabilities, torch.tensor([0, 1, 0, 1]))
+    assert scalars(metrics.compute())["auc"] == pytest.approx(1.0)
+    metrics = multiclass_metrics(["a", "b", "c"])  # every class present: the plain macro mean
+    metrics.update(probabilities[:3].roll(1, dims=1), torch.tensor([0, 1, 2]))
+    values = scalars(metrics.compute())
+    assert values["auc"] == pytest.approx((values["auc_a"] + values["auc_b"] + values["auc_c"]) / 3)
+
+
 def test_binary_ece_by_hand():
     # 10 images all with P(positive) = 0.8, 6 of them positive: one bin, |0.6 − 0.8| × 10/10 = 0.2
     metrics = binary_metrics()
