@@ -169,14 +169,17 @@ def _everything_else(positive: dict[str, str], rest: str) -> dict[str, str]:
     return {c: positive.get(c, rest) for c in TAXONOMIES[HUB]}
 
 
+#: Binary class sets that map the same way in both directions: (classes, hub side, other side).
+_SYMMETRIC = {
+    "isic2016": (("benign", "malignant"), _everything_else({c: "malignant" for c in _MALIGNANT}, "benign"),
+                 {"benign": "benign", "malignant": "malignant"}),
+    "isic2017_melanoma": (("other", "melanoma"), _everything_else({"MEL": "melanoma"}, "other"),
+                          {"other": "other", "melanoma": "melanoma"}),
+}
+
 #: Explicit mappings hub → class set (a hub-trained model tested on that set's images).
 FROM_HUB: dict[str, ClassMapping] = {
-    "isic2016": _hub_pair("isic2016", ("benign", "malignant"),
-                          _everything_else({c: "malignant" for c in _MALIGNANT}, "benign"),
-                          {"benign": "benign", "malignant": "malignant"}, hub_is_source=True),
-    "isic2017_melanoma": _hub_pair("isic2017_melanoma", ("other", "melanoma"),
-                                   _everything_else({"MEL": "melanoma"}, "other"),
-                                   {"other": "other", "melanoma": "melanoma"}, hub_is_source=True),
+    **{name: _hub_pair(name, *sides, hub_is_source=True) for name, sides in _SYMMETRIC.items()},
     "isic2017_seborrheic_keratosis": _hub_pair(
         "isic2017_seborrheic_keratosis", ("other", "seborrheic_keratosis"),
         _everything_else({"BKL": "seborrheic_keratosis"}, "other"),
@@ -191,12 +194,7 @@ FROM_HUB: dict[str, ClassMapping] = {
 
 #: Explicit mappings class set → hub (a model trained on that set tested on hub-class images).
 TO_HUB: dict[str, ClassMapping] = {
-    "isic2016": _hub_pair("isic2016", ("benign", "malignant"),
-                          _everything_else({c: "malignant" for c in _MALIGNANT}, "benign"),
-                          {"benign": "benign", "malignant": "malignant"}, hub_is_source=False),
-    "isic2017_melanoma": _hub_pair("isic2017_melanoma", ("other", "melanoma"),
-                                   _everything_else({"MEL": "melanoma"}, "other"),
-                                   {"other": "other", "melanoma": "melanoma"}, hub_is_source=False),
+    **{name: _hub_pair(name, *sides, hub_is_source=False) for name, sides in _SYMMETRIC.items()},
     "isic2017_three_class": _hub_pair(
         "isic2017_three_class", ("MEL", "NV", "BKL"),
         {"MEL": "MEL", "NV": "NV", "BKL": "BKL", "BCC": None, "AKIEC": None, "DF": None, "VASC": None},
