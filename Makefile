@@ -2,9 +2,11 @@
 PY        ?= python3.11
 VENV      ?= .venv
 BIN       := $(VENV)/bin
+# DATA_ROOT: the folder holding one sub-folder per data set, e.g. $(DATA_ROOT)/isic2017, $(DATA_ROOT)/ham10000
 DATA_ROOT ?=
 PAPERS    := arl patch weighting isic2018 baseline cross_dataset
 GRID_DATA  = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+GRID_FIRST = $(if $(FIRST),--first $(FIRST))   # smoke targets: FIRST=1 runs one cell per table and data set
 export WANDB_MODE ?= offline
 
 .PHONY: help install docs demo demo-synthetic test test-slow test-all lint bench bench-gpu synth clean dds dds-smoke isic2018-seg isic2018-seg-smoke \
@@ -23,28 +25,28 @@ install:         ## create .venv and install dermlab (editable) with the dev, we
 docs:            ## the documentation site (Sphinx, MyST pages) into docs/_build/html; warnings are errors
 	$(BIN)/sphinx-build -n -W --keep-going -q -b html docs docs/_build/html
 
-demo:            ## real CC0 sample → fine-tune ImageNet EfficientNet-Lite0 → test → submission → score + AUC 95% CI (CPU, < 5 min)
+demo:            ## real CC0 sample → fine-tune ImageNet EfficientNet-Lite0 → test → submission → score + AUC 95% CI (CPU, no download)
 	$(BIN)/dermlab demo $(ARGS)
 
-demo-synthetic:  ## synthetic ISIC 2017 → train → test → submission → score: the wiring check (CPU, ~2 min)
-	$(BIN)/dermlab demo --synthetic --data-root $(or $(DATA_ROOT),data/synthetic/isic2017) $(ARGS)
+demo-synthetic:  ## synthetic ISIC 2017 → train → test → submission → score: the wiring check (CPU)
+	$(BIN)/dermlab demo --synthetic --data-root $(or $(DATA_ROOT),data/synthetic)/isic2017 $(ARGS)
 
-synth:           ## write the synthetic ISIC 2017 set to DATA_ROOT
-	$(BIN)/dermlab synth --dataset isic2017 --out $(or $(DATA_ROOT),data/synthetic/isic2017) --n 600 --size 64
+synth:           ## write the synthetic ISIC 2017 set to DATA_ROOT/isic2017 (default data/synthetic/isic2017)
+	$(BIN)/dermlab synth --dataset isic2017 --out $(or $(DATA_ROOT),data/synthetic)/isic2017 --n 600 --size 64
 
-dds dds-smoke:   ## dds: stage 1 + object size + stage 2, Tables 1, 2 and the Obj table (synthetic: stand-in pretraining first)
-	$(if $(DATA_ROOT),,$(BIN)/dermlab grid run experiments/dds/synthetic_pretrain.yaml $(if $(findstring smoke,$@),--smoke) --parallel $(or $(PARALLEL),1))
-	$(BIN)/dermlab grid run --paper dds $(if $(findstring smoke,$@),--smoke) $(GRID_DATA) --parallel $(or $(PARALLEL),1)
+dds dds-smoke:   ## dds: stage 1 + object size + stage 2, Tables 1, 2 and the Obj table (stand-in pretraining first, unless real data)
+	$(if $(and $(DATA_ROOT),$(if $(findstring smoke,$@),,real)),,$(BIN)/dermlab grid run experiments/dds/synthetic_pretrain.yaml $(if $(findstring smoke,$@),--smoke $(GRID_FIRST)) --parallel $(or $(PARALLEL),1))
+	$(BIN)/dermlab grid run --paper dds $(if $(findstring smoke,$@),--smoke $(GRID_FIRST)) $(GRID_DATA) --parallel $(or $(PARALLEL),1)
 
-isic2018-seg isic2018-seg-smoke: ## isic2018 task 1 only: Table 1 (SegAN, DeepLabV3+, CRF, ensemble) and Fig. 1 [DATA_ROOT=ISIC 2018 folder]
-	$(BIN)/dermlab grid run experiments/isic2018/tables/table1_segmentation.yaml $(if $(findstring smoke,$@),--smoke) \
+isic2018-seg isic2018-seg-smoke: ## isic2018 task 1 only: Table 1 (SegAN, DeepLabV3+, CRF, ensemble) and Fig. 1 [DATA_ROOT=...]
+	$(BIN)/dermlab grid run experiments/isic2018/tables/table1_segmentation.yaml $(if $(findstring smoke,$@),--smoke $(GRID_FIRST)) \
 		$(GRID_DATA) --parallel $(or $(PARALLEL),1)
 
-$(PAPERS):       ## a paper's tables: make dds|arl|patch|weighting|isic2018|baseline|cross_dataset [DATA_ROOT=...] [PARALLEL=N]
+$(PAPERS):       ## a paper's tables; DATA_ROOT = the folder holding one sub-folder per data set (isic2017/, ham10000/, ...) [PARALLEL=N]
 	$(BIN)/dermlab grid run --paper $@ $(GRID_DATA) --parallel $(or $(PARALLEL),1)
 
-$(PAPERS:%=%-smoke): ## every cell of a paper's tables for a couple of steps (wiring check)
-	$(BIN)/dermlab grid run --paper $(@:-smoke=) --smoke $(GRID_DATA)
+$(PAPERS:%=%-smoke): ## every cell of a paper's tables for a couple of steps, CPU stand-in models (on DATA_ROOT if given) [FIRST=N]
+	$(BIN)/dermlab grid run --paper $(@:-smoke=) --smoke $(GRID_DATA) $(GRID_FIRST)
 
 test:            ## the test suite (fast tests; CPU only; one pytest-xdist worker per core)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -n auto

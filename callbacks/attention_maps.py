@@ -25,7 +25,8 @@ def attention_figure(net: torch.nn.Module, images: torch.Tensor, layers: tuple[i
                      kind: str = "attention", normalisation: Normalisation = IMAGENET):
     """The Fig. 7 (a–c) figure of ``net`` on ``images`` (B, 3, H, W) normalised with ``normalisation``, or None
     without ARL blocks.
-    Rows: the images, then "(a) layer2.0 (layers 11–13)", "(b) …" per block of :func:`paper_blocks`."""
+    Rows: the images, then "(a) layer2.0 (layers 11–13)", "(b) …" per block of
+    :func:`callbacks.alpha_monitor.paper_blocks`."""
     blocks = [name for name, m in net.named_modules() if isinstance(m, ARLBottleneck)]
     if not blocks:
         return None

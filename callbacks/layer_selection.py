@@ -1,9 +1,9 @@
 """Data-driven choice of the deep-supervision layer, ``dds`` paper §2.3.
 
-Before training, L_target = argmin_h |Obj − LERF_h| over the backbone's conv layers (Eq. in §2.3):
+Before training, L_target = argmin_h ``|Obj − LERF_h|`` over the backbone's conv layers (Eq. in §2.3):
 
 * LERF_h (§2.1) for the module's backbone at the datamodule's input size, mean over ``lerf_inits``
-  He initialisations, thresholding the signed ∂q/∂p (the paper) or |∂q/∂p| (``lerf_gradient``) —
+  He initialisations, thresholding the signed ∂q/∂p (the paper) or ``|∂q/∂p|`` (``lerf_gradient``) —
   computed once and cached as JSON under ``lerf_cache`` (the same file ``dermlab lerf --out``
   writes; the file name carries the gradient reading), so grids and resumed runs do not repeat it;
 * Obj (§2.2): a number, ``objsize.json`` from ``dermlab objsize``, or a stage-1 classifier (a
@@ -96,7 +96,7 @@ class LayerSelection(L.Callback):
         samples: training images whose CAMs give Obj (evaluation transforms, no augmentation).
         lerf_cache: folder of cached LERF tables.
         seed: seed of the LERF initialisations and of the image sample.
-        lerf_gradient: ``signed`` (the paper's ∂q/∂p > th) or ``abs`` (|∂q/∂p| > th).
+        lerf_gradient: ``signed`` (the paper's ∂q/∂p > th) or ``abs`` (``|∂q/∂p|`` > th).
     """
 
     def __init__(self, object_size: float | str, lerf_inits: int = 20, samples: int = 200,

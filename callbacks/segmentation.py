@@ -67,6 +67,8 @@ class MaskWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.output, self.score = output, score
         self.written: Path | None = None
+        #: the last prediction run's full-size scores against the official masks, ``full/<metric>`` → value
+        #: (empty when it was not scored)
         self.scores: dict[str, float] = {}
 
     def metric_names(self, pl_module: L.LightningModule) -> list[str]:

@@ -60,8 +60,8 @@ def skin_tones(paths: dict[str, Path], masks: dict[str, Path], max_side: int = 2
 
 
 def forest_labels(table: pd.DataFrame) -> list[str]:
-    """``sex: female (n=120, 14 pos)`` per row (``pos`` left out in macro mode), `` *`` after a group whose interval
-    is too narrow to trust (fewer than :data:`dermlab.subgroups.FEW` images of a class)."""
+    """``sex: female (n=120, 14 pos)`` per row (``pos`` left out in macro mode), with a space and ``*`` after a group
+    whose interval is too narrow to trust (fewer than :data:`dermlab.subgroups.FEW` images of a class)."""
     labels = []
     for row in table.itertuples():
         name = "all" if row.attribute == "all" else f"{row.attribute}: {row.group}"

@@ -335,8 +335,8 @@ class SkinDataModule(L.LightningDataModule):
 
     def metadata(self, split: str) -> pd.DataFrame:
         """Per-image attributes of ``split`` for the subgroup metrics (:mod:`dermlab.subgroups`,
-        :class:`callbacks.SubgroupMetrics`): a frame indexed by image id (the split's images, in order), one text
-        column per attribute (``sex``, ``age_band``, ``localization``), ``unknown`` where a value is missing.
+        :class:`callbacks.subgroups.SubgroupMetrics`): a frame indexed by image id (the split's images, in order),
+        one text column per attribute (``sex``, ``age_band``, ``localization``), ``unknown`` where a value is missing.
         A data set whose files carry no such metadata (the default) has no columns."""
         return pd.DataFrame(index=pd.Index(self.table(split).ids, name="image_id"))
 
@@ -602,6 +602,9 @@ class SkinDataModule(L.LightningDataModule):
         return default_workers(on_cpu=isinstance(trainer.accelerator, CPUAccelerator), processes=trainer.num_devices)
 
     def train_dataloader(self) -> DataLoader:
+        """The training images (each ``train_repeats`` times) in the order ``sampling`` asks for: seeded random,
+        oversampled or class-balanced batches, drawn anew each epoch from the run's seed (a resumed run starts with
+        the order of the epoch it resumes at)."""
         labels = np.tile(self.table("train").labels, self.train_repeats)
         world = getattr(getattr(self, "trainer", None), "world_size", 1) or 1
         seed = run_seed(self.seed)  # the run's seed: a new seed_everything gives a new order
@@ -622,9 +625,11 @@ class SkinDataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False) if len(self.table("val")) else []
 
     def test_dataloader(self) -> DataLoader:
+        """The test images, in order."""
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
+        """The images of ``predict_split``, in order."""
         return self._loader(self.predict_split, shuffle=False)
 
 

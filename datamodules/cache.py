@@ -36,7 +36,9 @@ from dermlab.files.masks import load_mask
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 3: raw uint8 arrays (.npy) by default, under max<side>/v3/; 2: PNG under max<side>/
+#: The cache layout (3 = raw uint8 arrays, .npy by default, under max<side>/v3/; 2 = PNG under max<side>/).
+FORMAT_VERSION = 3
+#: How a cache entry is stored (``npy`` or ``png``, see above).
 CacheFormat = Literal["npy", "png"]
 FORMATS: tuple[str, ...] = ("npy", "png")
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dermlab"

@@ -71,7 +71,7 @@ class CrossTest:
 
     @property
     def mapping(self) -> ClassMapping:
-        """The class mapping source → target (resolved on first use: some data modules name their classes in
+        """The class mapping source → target, resolved on first use (some data modules name their classes in
         ``__init__`` after the base class ran)."""
         if self._mapping is None:
             self._mapping = mapping_between(self.source.class_names, self.target.class_names)

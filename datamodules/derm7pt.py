@@ -26,6 +26,7 @@ from dermlab.files.io import read_table, require_dir
 
 log = logging.getLogger(__name__)
 CLASSES = ("MEL", "NV", "BCC", "BKL", "DF", "VASC")
+#: Each Derm7pt diagnosis → its HAM10000 class (the diagnoses in ``UNMATCHED`` have none).
 DIAGNOSIS_TO_CLASS = {
     "melanoma": "MEL", "melanoma (in situ)": "MEL", "melanoma (less than 0.76 mm)": "MEL",
     "melanoma (0.76 to 1.5 mm)": "MEL", "melanoma (more than 1.5 mm)": "MEL", "melanoma metastasis": "MEL",

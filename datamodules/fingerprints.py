@@ -26,7 +26,7 @@ from dermlab.errors import DataError
 from dermlab.files.io import load_rgb, open_image, upright
 from dermlab.resources import available_cores
 
-NEAR_DUPLICATE_BITS = 6  # pHash distance (of 64 bits) at or below which two images count as near duplicates
+NEAR_DUPLICATE_BITS = 6  #: pHash distance (of 64 bits) at or below which two images count as near duplicates
 KINDS = ("exact", "phash")
 
 

@@ -31,8 +31,9 @@ COLUMNS = ("image_id", "melanoma", "seborrheic_keratosis")
 HINT = ("Download ISIC 2017 Part 3 from https://challenge.isic-archive.com/data/#2017 or write a synthetic copy "
         "with `dermlab synth --dataset isic2017 --out DIR`.")
 
-UNMODELLED_PROBABILITY = 0.5  # the submission's value for the category a binary task does not model
+UNMODELLED_PROBABILITY = 0.5  #: the submission's value for the category a binary task does not model
 
+#: The Part 3 task a model is trained and scored on (the ``task`` argument of :class:`ISIC2017DataModule`).
 Task = Literal["melanoma", "seborrheic_keratosis", "three_class"]
 
 

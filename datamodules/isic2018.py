@@ -117,8 +117,8 @@ class ISIC2018Task3DataModule(PooledDataModule):
 
     ``minority_pairs`` > 0 builds training batches with :class:`~datamodules.samplers.MinorityPairSampler`:
     that many images of every class per batch (the ``isic2018`` paper's minority triplets need two of a class),
-    on the epochs of ``pair_every`` (1: all; a :class:`lightning_modules.TripletClassifier` sets it to the epochs
-    its triplet loss runs, 0 when it has none, so its cross-entropy epochs keep natural batches).
+    on the epochs of ``pair_every`` (1: all; a :class:`lightning_modules.triplet.TripletClassifier` sets it to the
+    epochs its triplet loss runs, 0 when it has none, so its cross-entropy epochs keep natural batches).
 
     The base class's submission (``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``) is the official task 3 format.
 
@@ -143,6 +143,8 @@ class ISIC2018Task3DataModule(PooledDataModule):
         self.pair_every = 1  # which epochs get paired batches; set by TripletClassifier.setup
 
     def train_dataloader(self):
+        """Batches of :class:`~datamodules.samplers.MinorityPairSampler` with ``minority_pairs`` and ``pair_every``
+        set (see the class), else the base class's training loader."""
         if not self.minority_pairs or not self.pair_every:
             return super().train_dataloader()
         labels = np.tile(self.table("train").labels, self.train_repeats)

@@ -87,7 +87,7 @@ class ISIC2020DataModule(PooledDataModule):
 
     @property
     def truth_path(self) -> Path:
-        """The ground truth read: the ``_v2`` file where present, else the first release."""
+        """The ground truth read, the ``_v2`` file where present, else the first release."""
         return next((self.root / name for name in TRUTHS if (self.root / name).is_file()), self.root / TRUTHS[-1])
 
     def read_pool(self) -> ImageTable:

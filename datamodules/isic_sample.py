@@ -16,7 +16,8 @@ The archive records hold no lesion or patient id, so the split cannot be grouped
 five stratified parts (:func:`datamodules.splits.stratified_parts`), parts 0–2 training, part 3 validation, part 4
 (the last) test.
 Every run, whatever its seed, trains and tests on the same images; the split audit checks them like any
-other data set's. Submissions are written in the official ISIC 2017 layout (:class:`ISIC2017DataModule`).
+other data set's. Submissions are written in the official ISIC 2017 layout
+(:class:`~datamodules.isic2017.ISIC2017DataModule`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from dermlab.files.io import load_rgb, require_dir
 from dermlab.subgroups import attributes, for_images
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "data_samples" / "isic_uda1"
+#: The seed of the fixed split (the same for every run).
 SPLIT_SEED = 2017
 PARTS = 5  # 3 training parts, 1 validation part, 1 test part: 60 / 20 / 20
-STRIPE_STD = 1.0  # grey levels; the damaged files measure 0.0 down every column, the intact ones at least 3.4
+STRIPE_STD = 1.0  #: grey levels; the damaged files measure 0.0 down every column, the intact ones at least 3.4
 HINT = "The sample ships with the repository under data_samples/isic_uda1/; restore it with `git checkout`."
 
 

@@ -29,8 +29,9 @@ from dermlab.errors import DataError
 
 HAM_CLASSES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")  # the ISIC 2018 column order
 DX_TYPES = ("histo", "follow_up", "consensus", "confocal")
-BENIGN = ("NV", "BKL", "DF", "VASC")  # MEL, BCC, AKIEC are malignant
+BENIGN = ("NV", "BKL", "DF", "VASC")  #: the benign HAM10000 classes (MEL, BCC, AKIEC are malignant)
 
+#: How :class:`PooledDataModule` splits the pool (its ``split`` argument; the schemes are described above).
 Scheme = Literal["kfold", "patch", "weighting", "holdout", "official"]
 
 

@@ -118,7 +118,7 @@ class MinorityPairSampler(_EpochSampler):
     over all images (skipping any already in the batch): cross-entropy still sees mostly natural proportions.
 
     ``every`` says which epochs are paired: epoch e (0-based) when ``(e + 1) % every == 0`` — the
-    ``triplet_every`` rule of :class:`lightning_modules.TripletClassifier` — so 1 pairs every epoch and 0 none.
+    ``triplet_every`` rule of :class:`lightning_modules.triplet.TripletClassifier` — so 1 pairs every epoch and 0 none.
     The other epochs are a natural shuffle of the same length (``batches · batch_size · world_size`` indices: at
     most ``batch_size · world_size − 1`` images, different ones each epoch, are left out of that epoch).
 

@@ -48,6 +48,7 @@ import torch
 
 from dermlab.errors import DataError
 
+#: The hub class set (HAM10000's classes), see above.
 HUB = "isic2018"
 
 #: Class set name → class names, in the order of the data modules' ``class_names``.
@@ -61,7 +62,7 @@ TAXONOMIES: dict[str, tuple[str, ...]] = {
     "derm7pt": ("MEL", "NV", "BCC", "BKL", "DF", "VASC"),
 }
 
-#: Class sets whose every class lies inside one hub class: class → hub class.
+#: Class sets whose every class lies inside one hub class, each class → its hub class.
 REFINES: dict[str, dict[str, str]] = {
     "isic2018": {c: c for c in TAXONOMIES["isic2018"]},
     "isic2019": {"MEL": "MEL", "NV": "NV", "BCC": "BCC", "AK": "AKIEC", "BKL": "BKL", "DF": "DF", "VASC": "VASC",
@@ -74,21 +75,21 @@ _MALIGNANT = ("MEL", "BCC", "AKIEC")
 
 @dataclass(frozen=True)
 class ClassMapping:
-    """How a model with the ``source`` classes is scored on test images with the ``target`` classes.
+    """How a model with the ``source`` classes is scored on test images with the ``target`` classes."""
 
-    Attributes:
-        source, target: the class set names (keys of :data:`TAXONOMIES`, or ``"same classes"``).
-        classes: the evaluation classes, in metric order (binary: the positive class second).
-        from_source: every source class → its evaluation class, or None (its probability drops out).
-        from_target: every target class → its evaluation class, or None (its test images are left out).
-    """
-
+    #: the model's class set name (a key of :data:`TAXONOMIES`, or ``"same classes"``).
     source: str
+    #: the test images' class set name (a key of :data:`TAXONOMIES`, or ``"same classes"``).
     target: str
+    #: the model's classes, in its output order.
     source_classes: tuple[str, ...]
+    #: the test images' classes.
     target_classes: tuple[str, ...]
+    #: the evaluation classes, in metric order (binary, the positive class second).
     classes: tuple[str, ...]
+    #: every source class → its evaluation class, or None (its probability drops out).
     from_source: Mapping[str, str | None]
+    #: every target class → its evaluation class, or None (its test images are left out).
     from_target: Mapping[str, str | None]
 
     def __post_init__(self):

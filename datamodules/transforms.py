@@ -40,6 +40,8 @@ class Normalisation(NamedTuple):
 
 IMAGENET = Normalisation((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
+#: A pipeline as a config gives it (see above), a preset name or yaml path, a list of one-key mappings, or None
+#: (``"none"``).
 TransformSpec = str | list[dict[str, Any]] | None
 REPO = Path(__file__).resolve().parents[1]
 

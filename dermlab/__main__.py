@@ -1,3 +1,6 @@
+"""``python -m dermlab``: the same as the ``dermlab`` console script."""
+
 from dermlab.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

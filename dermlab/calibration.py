@@ -13,7 +13,7 @@ softmax(log p / T) equals softmax(z / T) exactly when p = softmax(z), since log 
 by a per-image constant.
 
 Reliability diagram and ECE (Guo et al. 2017, §2, Eq. 3; Naeini et al. 2015): the confidences are put in M = 15
-equal-width bins; ECE = Σ_m (|B_m| / n) |acc(B_m) − conf(B_m)|. ECE comes from torchmetrics'
+equal-width bins; ECE = Σ_m (``|B_m|`` / n) ``|acc(B_m) − conf(B_m)|``. ECE comes from torchmetrics'
 ``BinaryCalibrationError`` / ``MulticlassCalibrationError`` (``n_bins=15``, ``norm="l1"``), so it is the same
 number as the suite's ``ece`` metric.
 """

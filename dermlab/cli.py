@@ -38,7 +38,8 @@ def command(name: str):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``dermlab`` console script; a :class:`DataError` ends it with its message and exit code 2."""
+    """Entry point of the ``dermlab`` console script; a :class:`~dermlab.errors.DataError` ends it with its message
+    and exit code 2."""
     # Lightning 2.6 on torch 2.14 warns once per loop about a torch-internal rename; it is not actionable.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     args = sys.argv[1:] if argv is None else list(argv)

@@ -14,7 +14,7 @@ def clean_message(error: BaseException) -> str:
     """The user-facing line of a DataError, also when a DataLoader worker re-raised it.
 
     PyTorch re-raises worker exceptions with the worker traceback folded into the message;
-    the original message is then the last line, after ``dermlab.errors.DataError: ``.
+    the original message is then the last line, after ``dermlab.errors.DataError:`` and a space.
     """
     text = str(error).strip()
     last = text.splitlines()[-1] if text else type(error).__name__

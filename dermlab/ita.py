@@ -29,16 +29,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+#: The six ITA skin-tone categories, lightest first.
 ITA_CATEGORIES = ("very light", "light", "intermediate", "tan", "brown", "dark")
 LOWER_BOUNDS = (55.0, 41.0, 28.0, 10.0, -30.0)  # degrees; a category holds angles above its bound, up to the one before
 UNKNOWN = "unknown"
-VIGNETTE_L = 20.0  # L* below this is the dermoscope's black vignette or frame, not skin (dark skin has L* ≈ 30–45)
-HAIR_DEPTH = 10.0  # L* units a line must be darker than its closed surroundings to count as hair
-HAIR_SIZE = 1 / 30  # structuring element of the hair closing, as a fraction of the shorter side (≈ 15 px at 450)
-MARGIN = 0.02  # lesion masks and the vignette are grown by this fraction of the shorter side
-CENTRE = 0.3  # semi-axes of the central ellipse taken as lesion when there is no mask (fractions of W and H)
-OTSU_MIN_SPREAD = 5.0  # L* units: with less spread of the usable pixels' L* there is no darker (lesion) class
-MIN_PIXELS = 50  # fewer skin pixels than this: no ITA (NaN)
+VIGNETTE_L = 20.0  #: L* below this is the dermoscope's black vignette or frame, not skin (dark skin has L* ≈ 30–45)
+HAIR_DEPTH = 10.0  #: L* units a line must be darker than its closed surroundings to count as hair
+HAIR_SIZE = 1 / 30  #: structuring element of the hair closing, as a fraction of the shorter side (≈ 15 px at 450)
+MARGIN = 0.02  #: lesion masks and the vignette are grown by this fraction of the shorter side
+CENTRE = 0.3  #: semi-axes of the central ellipse taken as lesion when there is no mask (fractions of W and H)
+OTSU_MIN_SPREAD = 5.0  #: L* units; with less spread of the usable pixels' L* there is no darker (lesion) class
+MIN_PIXELS = 50  #: with fewer skin pixels than this there is no ITA (NaN)
 
 
 def ita_degrees(lightness, b_star) -> np.ndarray:

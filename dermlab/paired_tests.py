@@ -117,7 +117,7 @@ def mcnemar(labels, predicted_a, predicted_b) -> McNemarResult:
         :class:`McNemarResult` with b = #(A right, B wrong), c = #(A wrong, B right). With fewer than 25
         discordant pairs (b + c < 25) the test is the exact two-sided binomial test of b successes in b + c
         trials with p = ½ (``scipy.stats.binomtest``; ``statistic`` = min(b, c), ``method`` "exact"); otherwise
-        the chi-square with continuity correction (|b − c| − 1)² / (b + c) on 1 degree of freedom (``method``
+        the chi-square with continuity correction (``|b − c|`` − 1)² / (b + c) on 1 degree of freedom (``method``
         "chi2_cc"). No discordant pair: statistic 0, p = 1 (exact).
 
     Raises:

@@ -1,12 +1,13 @@
 """``dermlab score --bootstrap N``: stratified bootstrap percentile intervals of every metric ``score`` prints.
 
-Each of N resamples draws the scored images with replacement **within each stratum** (:func:`dermlab.intervals.
-stratified_resamples`); the strata are the distinct rows of the truth's label columns, i.e. the true class: benign /
-malignant (ISIC 2016), melanoma / seborrheic keratosis / neither (ISIC 2017), the seven diagnoses (ISIC 2018). So
-each resample keeps the class counts and every AUC stays defined. On each resample every per-category metric is
-recomputed (:func:`dermlab.replicate_metrics.binary_metrics_resampled`, vectorised over resamples), then their
-macro average and, for one-hot truths, the balanced multi-class accuracy; each interval is the (α/2, 1 − α/2)
-percentiles of its metric's resamples (Efron & Tibshirani 1993, ch. 13). The same seed gives the same digits.
+Each of N resamples draws the scored images with replacement **within each stratum**
+(:func:`dermlab.intervals.stratified_resamples`); the strata are the distinct rows of the truth's label columns,
+i.e. the true class: benign / malignant (ISIC 2016), melanoma / seborrheic keratosis / neither (ISIC 2017), the
+seven diagnoses (ISIC 2018). So each resample keeps the class counts and every AUC stays defined. On each resample
+every per-category metric is recomputed (:func:`dermlab.replicate_metrics.binary_metrics_resampled`, vectorised over
+resamples), then their macro average and, for one-hot truths, the balanced multi-class accuracy; each interval is
+the (α/2, 1 − α/2) percentiles of its metric's resamples (Efron & Tibshirani 1993, ch. 13). The same seed gives the
+same digits.
 """
 
 from __future__ import annotations

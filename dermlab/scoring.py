@@ -15,15 +15,15 @@ Accepted truth layouts (detected from the ground-truth file, :mod:`dermlab.truth
   balanced multi-class accuracy (argmax over all nine columns).
 * ISIC 2020: truth ``image_name,patient_id,...,target``, submission ``image_name,target``; one category,
   ``target`` (melanoma), whose AUC is the challenge metric.
+* ISIC 2024 (SLICE-3D, Kaggle): truth ``isic_id,target`` (the competition's solution) or ``train-metadata.csv``
+  itself; submission ``isic_id,target``. One category, ``target``; the challenge's primary metric is its
+  ``pauc_tpr80`` (partial AUC above 80 % TPR, :mod:`dermlab.partial_auc`), named in the result's ``primary``.
 
 A category that the scored images hold in one class only has undefined metrics, NaN in the result, named under
 ``undefined`` and left out of the macro averages (:func:`one_class_conventions`). Without negatives the official
 scorer gives the same values; without positives (UNK in any truth cut from the ISIC 2019 training data, which marks
 no image UNK) ``isic-challenge-scoring`` 5.6.0 stops with a ValueError and gives none: here AUC, average precision,
 partial AUC and sensitivity are NaN, every other category and the balanced accuracy are scored as usual.
-* ISIC 2024 (SLICE-3D, Kaggle): truth ``isic_id,target`` (the competition's solution) or ``train-metadata.csv``
-  itself; submission ``isic_id,target``. One category, ``target``; the challenge's primary metric is its
-  ``pauc_tpr80`` (partial AUC above 80 % TPR, :mod:`dermlab.partial_auc`), named in the result's ``primary``.
 
 ``dermlab score --seg TRUTH_DIR PRED_DIR`` scores ISIC 2018 task 1 or task 2 masks (:func:`score_segmentation`):
 every ``ISIC_xxxxxxx_segmentation.png`` (``..._attribute_<name>.png``) of the truth folder against the prediction

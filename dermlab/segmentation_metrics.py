@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
+#: The per-image scores, in the order they are reported.
 SCORES = ("threshold_jaccard", "jaccard", "dice", "accuracy", "sensitivity", "specificity")
 CHALLENGE_THRESHOLD = 0.65
 

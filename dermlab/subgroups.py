@@ -47,10 +47,11 @@ UNKNOWN = "unknown"
 AGE_BANDS = ((30, "0-29"), (45, "30-44"), (60, "45-59"), (75, "60-74"), (math.inf, "75+"))  # (upper bound, name)
 AGE_BAND_NAMES = tuple(name for _, name in AGE_BANDS)
 METRICS = ("auc", "sensitivity", "specificity")
+#: The columns of a subgroup table, in order.
 COLUMNS = ("attribute", "group", "n", "positives", *(f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")),
            "note")
 TOO_FEW = "interval too narrow to trust"
-FEW = 5  # fewer images of a class in a group than this: its interval is flagged in ``note``
+FEW = 5  #: with fewer images of a class in a group than this, its interval is flagged in ``note``
 CHUNK_VALUES = 2_000_000  # replicate × row multiplicities held at once (16 MB of float64)
 MISSING = {"", "nan", "none", "unknown", "na", "n/a"}
 
@@ -112,7 +113,8 @@ def for_images(frame: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
 
 
 def check_predictions(frame: pd.DataFrame, class_names: Sequence[str], source: str) -> None:
-    """Raise :class:`DataError` naming ``source`` unless ``frame`` is a predictions table for ``class_names``."""
+    """Raise :class:`~dermlab.errors.DataError` naming ``source`` unless ``frame`` is a predictions table for
+    ``class_names``."""
     missing = [c for c in ("image", "target", *class_names) if c not in frame.columns]
     if missing:
         raise DataError(f"{source} lacks the column(s) {missing}; expected image,target,{','.join(class_names)}"

@@ -1,5 +1,5 @@
 """One submission validator: the official ISIC scorer's rules, for ``dermlab score`` and every submission the
-suite writes (:class:`callbacks.SubmissionWriter` checks each file it writes).
+suite writes (:class:`callbacks.submission.SubmissionWriter` checks each file it writes).
 
 The rules are those of ``isic-challenge-scoring`` 5.6 (``load_csv.parse_csv`` and ``validate_rows``); a file it
 refuses is refused here, one it accepts is accepted, and each refusal names the rows or columns at fault:

@@ -175,7 +175,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
 
     @property
     def test_class_names(self) -> tuple[str, ...]:
-        """The classes the test split is scored on: the test mapping's evaluation classes, else the model's."""
+        """The classes the test split is scored on, the test mapping's evaluation classes, else the model's."""
         return tuple(self.test_mapping.classes) if self.test_mapping is not None else tuple(self.class_names)
 
     def split_class_names(self, split: str) -> tuple[str, ...]:
@@ -336,6 +336,8 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
                                                                                              "predict")}
 
     def configure_optimizers(self):
+        """``optimizer`` (default Adam, lr 1e-3) over all parameters, with ``scheduler`` (following ``monitor``)
+        when one is set."""
         optimizer = (self.optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3)))(self.parameters())
         if self.scheduler is None:
             return optimizer

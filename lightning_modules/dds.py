@@ -4,7 +4,7 @@ What is new over :class:`~lightning_modules.base.LesionClassifier` is only the a
 Loss_total = Loss_main + Loss_aux (§2.3), both cross-entropy (with the suite's per-sample weights),
 the branch at layer(s) that are either given (Table 2 ablation rows: ``[L24]``, ``[L24, L28]``)
 or chosen from data (``auto``: the :class:`~callbacks.layer_selection.LayerSelection` callback,
-argmin_h |Obj − LERF_h|). ``aux_layers: null`` is the plain classifier (the paper's Proposed*).
+argmin_h ``|Obj − LERF_h|``). ``aux_layers: null`` is the plain classifier (the paper's Proposed*).
 The base network loads pretrained weights as usual; the branch is He-initialised (super-model
 encapsulation, Fig. 1c). Only the main head predicts. Every VGG-type classifier — a VGG backbone's
 own fc6/fc7 and the VGG-type auxiliary branch — has dropout ``vgg_dropout`` (§2.3: "multiple FC
@@ -49,7 +49,7 @@ class DeeplySupervisedClassifier(LesionClassifier):
         object_size: for ``auto``: Obj in pixels, an ``objsize.json``, or a stage-1 checkpoint / run folder.
         lerf_inits: He initialisations for LERF (paper: 20).
         lerf_gradient: ``signed`` thresholds ∂q/∂p as the paper writes it (§2.1, the default), ``abs``
-            thresholds |∂q/∂p| (larger LERFs, so an earlier layer for the same Obj).
+            thresholds ``|∂q/∂p|`` (larger LERFs, so an earlier layer for the same Obj).
         vgg_dropout: dropout probability after fc6 and fc7 of a VGG backbone's classifier and in the
             VGG-type auxiliary branch (VGG [21] and torchvision: 0.5; timm's VGG default is 0). Other
             backbones keep ``drop_rate``.

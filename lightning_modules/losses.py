@@ -27,7 +27,9 @@ from typing import Literal
 
 import torch
 
+#: The class weight scheme (``inverse`` or ``effective_number``, see above).
 ClassWeighting = Literal["inverse", "effective_number"]
+#: The scale of the class weights (``none`` or ``sum_to_classes``, see above).
 ClassWeightNormalise = Literal["none", "sum_to_classes"]
 
 

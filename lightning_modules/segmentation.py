@@ -157,11 +157,13 @@ class LesionSegmenter(InputNormalisation, EpochSeeding, SplitEvaluation, L.Light
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """Mask probabilities (post-processed when set) at the network's resolution, with each image's id and
-        original size, for :class:`callbacks.MaskWriter`."""
+        original size, for :class:`callbacks.segmentation.MaskWriter`."""
         masks = self.refined(batch["image"], self.probabilities(batch["image"]))
         return {"image_id": batch["image_id"], "masks": masks, "original_size": batch.get("original_size")}
 
     def configure_optimizers(self):
+        """``optimizer`` (default Adam, lr 1e-3) over the network's parameters, with ``scheduler`` (following
+        ``monitor``; a linear decay without ``total_iters`` is fitted to the run's epochs) when one is set."""
         optimizer = (self.optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3)))(self.net.parameters())
         if self.scheduler is None:
             return optimizer
@@ -174,7 +176,7 @@ class LesionSegmenter(InputNormalisation, EpochSeeding, SplitEvaluation, L.Light
 
     def pretrained_modules(self) -> list[nn.Module]:
         """The pre-trained part of the encoder (the VGG without the SE blocks): what
-        :class:`callbacks.FreezeEncoder` fixes for the first epochs (§1)."""
+        :class:`callbacks.segmentation.FreezeEncoder` fixes for the first epochs (§1)."""
         return backbone_modules(self.encoder())
 
 
@@ -189,8 +191,8 @@ class SegAN(LesionSegmenter):
 
     Args:
         freeze_encoder_epochs: the pre-trained VGG stays fixed this many epochs (paper: 50), by a
-            :class:`callbacks.FreezeEncoder` the module brings along; the SE blocks, the decoder and the critic
-            train from the start ("only train other parts of the segmentor and the critic network").
+            :class:`callbacks.segmentation.FreezeEncoder` the module brings along; the SE blocks, the decoder and the
+            critic train from the start ("only train other parts of the segmentor and the critic network").
         critic_width: channels of the critic's first block (×1, 2, 4, 8, 8 over the five blocks).
         critic_kernel: k of the global convolutions (paper: 9).
         clip_value: bound of the critic's weight clipping (paper: 0.05); None disables it.
@@ -249,6 +251,8 @@ class SegAN(LesionSegmenter):
             scheduler.step()
 
     def configure_optimizers(self):
+        """Two ``optimizer`` instances (default Adam, lr 1e-3), the segmentor's and the critic's, each with its own
+        ``scheduler`` when one is set."""
         make = self.optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
         optimizers = [make(self.net.parameters()), make(self.critic.parameters())]
         if self.scheduler is None:
@@ -301,6 +305,7 @@ class SegmentationEnsemble(LesionSegmenter):
         return None
 
     def configure_optimizers(self):
+        """None: an ensemble is not trained."""
         return None
 
     def encoder(self) -> nn.Module:

@@ -11,7 +11,7 @@ triplets are generated "in an online fashion every 10 epochs". Two readings (``t
 * ``joint`` ("alongside"): every batch of every epoch trains CE + λ·triplet (λ = ``triplet_weight``).
 
 ``triplet_every: 0`` is Table 3's "CE loss only" in both readings. While the triplet loss is on, an
-:class:`~datamodules.ISIC2018Task3DataModule` with ``minority_pairs`` > 0 gives each batch pairs of every class
+:class:`~datamodules.isic2018.ISIC2018Task3DataModule` with ``minority_pairs`` > 0 gives each batch pairs of every class
 (:meth:`TripletClassifier.setup` hands it the epochs): natural batches of 64 hold DF or VASC twice too rarely
 for Eq. 3's minority triplets.
 
@@ -24,9 +24,9 @@ distances in [0, 4]); on raw 256-d embeddings, whose squared distances grow with
 mining and the nearest-class-mean distances; ``false`` uses the raw f(x) (then scale ``margin`` yourself). The
 classifier layer always sees the raw f(x).
 
-Prediction (§3 Results): "draw 100 samples for each class from the labeled training data", embed them, and
-predict the class with the lowest mean Euclidean distance (:func:`nearest_class_mean`). The reference
-embeddings are computed once per evaluation (at its start, fixed seed), not per batch. Both rules are
+Prediction (§3 Results): "draw 100 samples for each class from the labeled training data", embed them, and predict
+the class with the lowest mean Euclidean distance (:func:`~lightning_modules.nets.embedding.nearest_class_mean`).
+The reference embeddings are computed once per evaluation (at its start, fixed seed), not per batch. Both rules are
 logged — the softmax one as ``<split>/<metric>``, the nearest-class-mean one as ``<split>/ncm_<metric>`` — and
 ``dermlab predict`` writes both official submission CSVs (``submission_<split>.csv``, ``…_ncm.csv``).
 """

@@ -1,7 +1,7 @@
 """``weighting`` paper (Barata & Santiago, ISIC Skin Image Analysis workshop 2021): the flat (VGG16 + CBAM) and
 hierarchical (VGG16 + level-conditioned CBAM + LSTM) classifiers. The losses (CE / focal), class weights
 (CB / ES) and curricula (SPL / OHEM) they are compared under are suite-wide options of the base module and
-:class:`callbacks.Curriculum`, so this file holds only the two networks' wiring.
+:class:`callbacks.curriculum.Curriculum`, so this file holds only the two networks' wiring.
 """
 
 from __future__ import annotations

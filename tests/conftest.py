@@ -34,6 +34,24 @@ def isic2017_root(tmp_path_factory) -> Path:
     return root
 
 
+def data_root_of(parent: Path, **data_sets: Path) -> Path:
+    """A data root ``parent/data_root`` holding each data set's folder (:mod:`dermlab.data_folders` names) as a link
+    to the given twin: ``data_root_of(tmp_path, ham10000=twin)`` -> a folder with ``ham10000/``."""
+    from dermlab.data_folders import FOLDERS
+
+    root = parent / "data_root"
+    root.mkdir(parents=True, exist_ok=True)
+    for name, folder in data_sets.items():
+        (root / FOLDERS[name].folder).symlink_to(folder, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def isic2017_data_root(isic2017_root, tmp_path_factory) -> Path:
+    """A data root as ``DATA_ROOT`` / ``--data-root`` take it: a folder holding ``isic2017/`` (the tiny set)."""
+    return data_root_of(tmp_path_factory.mktemp("data"), isic2017=isic2017_root)
+
+
 @pytest.fixture
 def broken_root(isic2017_root, tmp_path) -> Path:
     """A private copy of the tiny set that a test may damage."""

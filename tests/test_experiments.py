@@ -78,7 +78,7 @@ def test_every_cell_of_every_paper_grid_parses(path, monkeypatch):
     for cell in grid.cells():
         for synthetic in (True, False):
             extra = list(grid.data_args.get(grid.dataset_of(cell), []))
-            args = runner.cell_args(grid, cell, base / cell.id, "data/x", extra, synthetic=synthetic)
+            args = runner.cell_args(grid, cell, base / cell.id, "data/x", extra, stand_in=synthetic)
             assert runner._parse_only(args) is None, (cell.id, synthetic)
 
 

@@ -108,10 +108,10 @@ def test_failed_cells_are_missing_not_zero(tmp_path):
     assert f"- {ids[1]}: failed (log: " in text and "cell.log" in text
 
 
-def test_tiny_grid_resumes_after_being_killed(tmp_path, isic2017_root, monkeypatch):
+def test_tiny_grid_resumes_after_being_killed(tmp_path, isic2017_data_root, monkeypatch):
     monkeypatch.chdir(REPO)
     grid_file = write_grid(tmp_path / "g.yaml")
-    command = [sys.executable, "-m", "dermlab", "grid", "run", str(grid_file), "--data-root", str(isic2017_root),
+    command = [sys.executable, "-m", "dermlab", "grid", "run", str(grid_file), "--data-root", str(isic2017_data_root),
                "--runs", str(tmp_path / "runs")]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -149,8 +149,9 @@ def test_labelled_axes_dataset_axis_cell_references_and_replacements(tmp_path):
                                      "dataset=vitiligo__ds=none", "dataset=vitiligo__ds=L24-TL"]
     assert cells[1].row(grid.rows) == "isic2016 / L24 TL" and cells[1].values["ds"] == "L24 TL"
     run_dir = Path("runs/grids/demo/tiny") / cells[1].id
-    root, extra = runner.data_root_for(grid, "/data", "isic2016")
-    assert root == "/data/isic2016" and extra == ["--data.init_args.val_size", "251"]
+    (tmp_path / "data" / "isic2016").mkdir(parents=True)
+    root, extra = runner.data_root_for(grid, str(tmp_path / "data"), "isic2016")
+    assert root == str(tmp_path / "data" / "isic2016") and extra == ["--data.init_args.val_size", "251"]
     args = runner.cell_args(grid, cells[1], run_dir, root, extra)
     assert args[args.index("--data") + 1] == "experiments/base/data/isic2016.yaml"
     assert args[args.index("--model.init_args.aux_layers") + 1] == "[L24]"
@@ -158,7 +159,7 @@ def test_labelled_axes_dataset_axis_cell_references_and_replacements(tmp_path):
     assert args[args.index("--model.init_args.object_size") + 1] == str(run_dir.parent / "dataset=isic2016__ds=none")
     assert args.index("--data") < args.index("--data.init_args.val_size") < args.index("--data.init_args.root")
     assert runner.depends_on(grid, cells[1], args, run_dir) == {"dataset=isic2016__ds=none"}
-    synthetic = runner.cell_args(grid, cells[1], run_dir, "data/synthetic/isic2016", [], synthetic=True)
+    synthetic = runner.cell_args(grid, cells[1], run_dir, "data/synthetic/isic2016", [], stand_in=True)
     assert synthetic[synthetic.index("--model.init_args.pretrained_weights") + 1] == "runs/grids/dds/pre/cell"
     first = runner.cell_args(grid, cells[0], Path("runs/grids/demo/tiny") / cells[0].id, root, extra)
     assert runner.depends_on(grid, cells[0], first, Path("runs/grids/demo/tiny") / cells[0].id) == set()
@@ -231,7 +232,7 @@ def test_exclude_references_inside_a_list_and_synthetic_settings(tmp_path):
                                                                  "variant=A__seed_everything=1"}
     first = grid.cells()[0]
     real = runner.cell_args(grid, first, run_dir.parent / first.id, "data/x", [])
-    synthetic = runner.cell_args(grid, first, run_dir.parent / first.id, "data/x", [], synthetic=True)
+    synthetic = runner.cell_args(grid, first, run_dir.parent / first.id, "data/x", [], stand_in=True)
     assert real[real.index("--model.init_args.drop_rate") + 1] == "0.1"
     assert synthetic[-2:] == ["--model.init_args.drop_rate", "0.5"]  # after the cell's own 0.1: it wins
     with pytest.raises(DataError, match="exclude"):

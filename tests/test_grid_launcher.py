@@ -89,14 +89,15 @@ def test_job_resources_from_the_grid_file_and_the_command_line(tmp_path):
         spec.load(write_grid(tmp_path / "g.yaml", slurm={"nodes": 2}))
 
 
-def test_slurm_jobs_carry_the_resources_and_wait_for_the_cells_they_start_from(tmp_path, isic2017_root, fake_slurm,
+def test_slurm_jobs_carry_the_resources_and_wait_for_the_cells_they_start_from(tmp_path, isic2017_data_root, fake_slurm,
                                                                                monkeypatch):
     grid = staged_grid(tmp_path / "g.yaml", slurm={"gpus_per_cell": 2, "time": "2:30:00", "mem": "64G",
                                                    "partition": "gpu", "setup": ["module load cuda"],
                                                    "sbatch": {"requeue": True}})
     runs = tmp_path / "runs"
     one, two = (grid.run_root(runs, False) / f"stage={s}" for s in ("one", "two"))
-    command.main(["run", str(grid.path), "--data-root", str(isic2017_root), "--runs", str(runs), "--launcher", "slurm",
+    command.main(["run", str(grid.path), "--data-root", str(isic2017_data_root), "--runs", str(runs),
+                  "--launcher", "slurm",
                   "--cpus-per-cell", "8", "--sbatch", "account=lab"])  # the grid file's slurm: and these options
     assert [s.state for s in status.cell_statuses(grid, runs)] == ["submitted", "submitted"]  # sacct knows nothing
     first, second = (one / "submitit" / "1001_submission.sh").read_text(), (two / "submitit" / "1002_submission.sh"
@@ -112,12 +113,14 @@ def test_slurm_jobs_carry_the_resources_and_wait_for_the_cells_they_start_from(t
     job = DelayedSubmission.load(two / "submitit" / "1002_submitted.pkl").function
     assert isinstance(job, CellJob) and job.run_dir == two and job.args[-2:] == ["--trainer.devices", "2"]
     assert job.args[job.args.index("--model.init_args.pretrained_weights") + 1] == str(one)
-    assert job.args[:-2] == runner.cell_args(grid, grid.cells()[1], two, str(isic2017_root), [])  # the local cell's
+    local = runner.cell_args(grid, grid.cells()[1], two, str(isic2017_data_root / "isic2017"), [])
+    assert job.args[:-2] == local  # the local cell's
     assert launcher.read_record(two)["after"] == ["1001"] and launcher.read_record(one)["job_id"] == "1001"
 
     monkeypatch.setattr(runner, "validate", lambda *a, **k: None)  # checked above; the resubmissions are the point
     states(fake_slurm, j1001="RUNNING", j1002="PENDING")
-    assert Launcher("slurm").run(grid, str(isic2017_root), runs=runs) == {"stage=one": "queued", "stage=two": "queued"}
+    queued = {"stage=one": "queued", "stage=two": "queued"}
+    assert Launcher("slurm").run(grid, str(isic2017_data_root), runs=runs) == queued
     assert (fake_slurm / "next_id").read_text().strip() == "1003"  # nothing submitted again
     text = status.render(grid, runs)
     assert "2 cells, 1 running, 1 queued" in text and "job 1002 after 1001" in text
@@ -125,7 +128,7 @@ def test_slurm_jobs_carry_the_resources_and_wait_for_the_cells_they_start_from(t
     # stage one failed; stage two still waits on it: it is cancelled, and both go again, two after the new one
     states(fake_slurm, j1001="FAILED", j1002="PENDING")
     (one / "failed.json").write_text(json.dumps({"returncode": 1, "log": str(one / "cell.log")}))
-    assert Launcher("slurm").run(grid, str(isic2017_root), runs=runs) == {"stage=one": "submitted",
+    assert Launcher("slurm").run(grid, str(isic2017_data_root), runs=runs) == {"stage=one": "submitted",
                                                                            "stage=two": "submitted"}
     assert (fake_slurm / "scancel_calls").read_text().split() == ["1002"]
     assert "#SBATCH --dependency=afterok:1003" in (two / "submitit" / "1004_submission.sh").read_text()
@@ -135,18 +138,18 @@ def test_slurm_jobs_carry_the_resources_and_wait_for_the_cells_they_start_from(t
                                                                              ("stage=two", "running")]
 
 
-def test_a_cell_of_another_table_that_is_queued_or_missing(tmp_path, isic2017_root, fake_slurm):
+def test_a_cell_of_another_table_that_is_queued_or_missing(tmp_path, isic2017_data_root, fake_slurm):
     """``@cell(table: ...)``: submitted after the other table's queued job, or not at all when it has none."""
     write_grid(tmp_path / "a.yaml", table="a", axes={"model.init_args.backbone": ["test_resnet"]})
     b = spec.load(write_grid(tmp_path / "b.yaml", table="b", axes={"model.init_args.backbone": ["test_resnet"]},
                              args=[*TINY, "--model.init_args.pretrained_weights", "@cell(a:)"]))
     runs = tmp_path / "runs"
     other = runs / "grids" / "demo" / "a" / "backbone=test_resnet"
-    assert Launcher("slurm").run(b, str(isic2017_root), runs=runs) == {"backbone=test_resnet": "blocked"}
+    assert Launcher("slurm").run(b, str(isic2017_data_root), runs=runs) == {"backbone=test_resnet": "blocked"}
     other.mkdir(parents=True)
     (other / "job.json").write_text(json.dumps({"launcher": "slurm", "job_id": "77", "after": []}))
     states(fake_slurm, j77="PENDING")
-    assert Launcher("slurm").run(b, str(isic2017_root), runs=runs) == {"backbone=test_resnet": "submitted"}
+    assert Launcher("slurm").run(b, str(isic2017_data_root), runs=runs) == {"backbone=test_resnet": "submitted"}
     assert "#SBATCH --dependency=afterok:77" in (fake_slurm / "sbatch_1001.sh").read_text()
 
 
@@ -229,12 +232,13 @@ def wait_for(path: Path, process: subprocess.Popen, seconds: float = 240) -> Non
 
 
 @pytest.mark.slow
-def test_submitit_local_runs_stage_one_then_two_with_the_local_runners_results(tmp_path, isic2017_root, monkeypatch):
+def test_submitit_local_runs_stage_one_then_two_with_the_local_runners_results(tmp_path, isic2017_data_root,
+                                                                               monkeypatch):
     monkeypatch.chdir(REPO)
     grid = staged_grid(tmp_path / "g.yaml")
-    local = runner.run(grid, str(isic2017_root), runs=tmp_path / "a")
+    local = runner.run(grid, str(isic2017_data_root), runs=tmp_path / "a")
     assert local == {"stage=one": "done", "stage=two": "done"}
-    jobs = Launcher("submitit-local", {"gpus_per_cell": 0}).run(grid, str(isic2017_root), runs=tmp_path / "b")
+    jobs = Launcher("submitit-local", {"gpus_per_cell": 0}).run(grid, str(isic2017_data_root), runs=tmp_path / "b")
     assert jobs == {"stage=one": "done", "stage=two": "done"}
     for cell in ("stage=one", "stage=two"):
         a, b = (grid.run_root(tmp_path / r, False) / cell for r in ("a", "b"))
@@ -252,14 +256,14 @@ def test_submitit_local_runs_stage_one_then_two_with_the_local_runners_results(t
 
 
 @pytest.mark.slow
-def test_a_cell_killed_mid_run_is_resumed_when_submitted_again(tmp_path, isic2017_root, monkeypatch):
+def test_a_cell_killed_mid_run_is_resumed_when_submitted_again(tmp_path, isic2017_data_root, monkeypatch):
     """``kill -9`` of the launcher and its job after epoch 0's last.ckpt; the next ``grid run`` resumes at epoch 1."""
     monkeypatch.chdir(REPO)
     grid_file = write_grid(tmp_path / "g.yaml", axes={"model.init_args.backbone": ["test_resnet"]},
                            args=paused_args(epochs=3))
     cell = tmp_path / "runs" / "grids" / "demo" / "tiny" / "backbone=test_resnet"
     marker = tmp_path / "paused"
-    killed = subprocess.Popen(grid_command(grid_file, tmp_path / "runs", isic2017_root), start_new_session=True,
+    killed = subprocess.Popen(grid_command(grid_file, tmp_path / "runs", isic2017_data_root), start_new_session=True,
                               env={**os.environ, "DERMLAB_TEST_PAUSE": str(marker)}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     wait_for(marker, killed)
@@ -269,8 +273,8 @@ def test_a_cell_killed_mid_run_is_resumed_when_submitted_again(tmp_path, isic201
     last = torch.load(cell / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert last["epoch"] == 0 and last["global_step"] > 0
     assert [s.state for s in status.cell_statuses(spec.load(grid_file), tmp_path / "runs")] == ["interrupted"]
-    again = subprocess.run(grid_command(grid_file, tmp_path / "runs", isic2017_root), capture_output=True, text=True,
-                           timeout=400)
+    again = subprocess.run(grid_command(grid_file, tmp_path / "runs", isic2017_data_root), capture_output=True,
+                           text=True, timeout=400)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert json.loads((cell / "result.json").read_text())["resumed"]
     resumed = pd.read_csv(sorted((cell / "csv").glob("version_*/metrics.csv"))[-1])
@@ -279,7 +283,7 @@ def test_a_cell_killed_mid_run_is_resumed_when_submitted_again(tmp_path, isic201
 
 
 @pytest.mark.slow
-def test_a_preempted_job_requeues_itself_and_resumes(tmp_path, isic2017_root, monkeypatch):
+def test_a_preempted_job_requeues_itself_and_resumes(tmp_path, isic2017_data_root, monkeypatch):
     """submitit's preemption signal (USR2) to the job mid-run: it requeues itself and the cell resumes from last.ckpt,
     while the launcher waits."""
     monkeypatch.chdir(REPO)
@@ -287,7 +291,7 @@ def test_a_preempted_job_requeues_itself_and_resumes(tmp_path, isic2017_root, mo
                            args=paused_args(epochs=2))
     cell = tmp_path / "runs" / "grids" / "demo" / "tiny" / "backbone=test_resnet"
     marker = tmp_path / "paused"
-    launch = subprocess.Popen(grid_command(grid_file, tmp_path / "runs", isic2017_root), text=True,
+    launch = subprocess.Popen(grid_command(grid_file, tmp_path / "runs", isic2017_data_root), text=True,
                               env={**os.environ, "DERMLAB_TEST_PAUSE": str(marker)}, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     wait_for(marker, launch)
@@ -301,13 +305,13 @@ def test_a_preempted_job_requeues_itself_and_resumes(tmp_path, isic2017_root, mo
 
 
 @pytest.mark.slow
-def test_a_two_gpu_cells_tasks_make_one_ddp_run_under_slurm(tmp_path, isic2017_root, monkeypatch):
+def test_a_two_gpu_cells_tasks_make_one_ddp_run_under_slurm(tmp_path, isic2017_data_root, monkeypatch):
     """What ``srun`` starts for a cell with 2 GPUs, on CPU: two tasks with SLURM's variables each call the cell's
     job; Lightning's SLURM environment joins them into one DDP run (no launcher of ours); rank 0 writes the cell's
     files, rank 1 logs to ``cell.rank1.log``."""
     monkeypatch.chdir(REPO)
     grid = spec.load(write_grid(tmp_path / "g.yaml", axes={"model.init_args.backbone": ["test_resnet"]}))
-    _, [(cell, args, run_dir)] = runner.prepare(grid, str(isic2017_root), runs=tmp_path / "runs")
+    _, [(cell, args, run_dir)] = runner.prepare(grid, str(isic2017_data_root), runs=tmp_path / "runs")
     (tmp_path / "job.json").write_text(json.dumps({"id": cell.id, "args": [*args, "--trainer.devices", "2"],
                                                    "run_dir": str(run_dir)}))
     call = ("import json, sys; from dermlab.grid.launcher import CellJob; j = json.load(open(sys.argv[1])); "

@@ -19,7 +19,7 @@ from dermlab.grid.predictions import read_predictions, write_predictions
 from dermlab.grid.statistics import auc, balanced_accuracy, fold_ensemble, out_of_fold, pooled_interval
 from dermlab.intervals import binary_auc, stratified_bootstrap
 from dermlab.paired_tests import delong
-from tests.conftest import REPO
+from tests.conftest import REPO, data_root_of
 from tests.test_grid import write_grid
 
 TARGET = [0, 0, 0, 1, 1, 1]
@@ -288,11 +288,11 @@ def test_a_tiny_cross_validation_grid_writes_its_predictions_and_reports_them(tm
     """Three folds of the patch scheme on the tiny synthetic HAM10000 through `dermlab grid run`: each cell
     writes predictions_test.csv and predictions_val.csv; the report's out-of-fold file covers the CV set."""
     grid_file = write_grid(tmp_path / "g.yaml", config=[str(REPO / "experiments" / "demo_synthetic.yaml")],
-                           args=[*TINY_HAM], axes={"model.init_args.backbone": ["test_resnet"],
+                           dataset="ham10000", args=[*TINY_HAM], axes={"model.init_args.backbone": ["test_resnet"],
                                                    "data.init_args.fold": [0, 1, 2]},
                            metrics=["test/balanced_accuracy"], statistics={"n_boot": 50, "seed": 0})
     command = [sys.executable, "-m", "dermlab", "grid", "run", str(grid_file), "--data-root",
-               str(synthetic("ham10000")), "--runs", str(tmp_path / "runs")]
+               str(data_root_of(tmp_path, ham10000=synthetic("ham10000"))), "--runs", str(tmp_path / "runs")]
     done = subprocess.run(command, cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -123,7 +123,8 @@ def test_the_project_licence_is_declared_once_and_consistently():
 
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"]
     assert declared == {"text": "MIT"} and (REPO / "LICENSE").read_text().startswith("MIT License")
-    assert "## Data licences" in (REPO / "README.md").read_text()
+    assert "## Licences" in (REPO / "README.md").read_text()
+    assert "CC0" in (REPO / "docs" / "datasets" / "isic-sample.md").read_text()
 
 
 def test_the_shipped_copy_still_has_its_known_defect():

@@ -65,7 +65,7 @@ def test_a_run_crashed_mid_epoch_and_resumed_ends_as_the_uninterrupted_one(isic2
 
 
 @pytest.mark.slow
-def test_a_grid_cell_killed_mid_run_and_resumed_gives_the_same_result(tmp_path, isic2017_root, monkeypatch):
+def test_a_grid_cell_killed_mid_run_and_resumed_gives_the_same_result(tmp_path, isic2017_data_root, monkeypatch):
     """`kill -9` of a grid while its cell trains (after its first last.ckpt), then `grid run` again: the resumed
     cell's test metrics equal those of the same cell run without interruption."""
     import json
@@ -86,7 +86,7 @@ def test_a_grid_cell_killed_mid_run_and_resumed_gives_the_same_result(tmp_path, 
     env = {**os.environ, "WANDB_MODE": "disabled"}
 
     def command(runs):
-        return [sys.executable, "-m", "dermlab", "grid", "run", str(grid_file), "--data-root", str(isic2017_root),
+        return [sys.executable, "-m", "dermlab", "grid", "run", str(grid_file), "--data-root", str(isic2017_data_root),
                 "--runs", str(runs)]
 
     cell = "grids/demo/tiny/backbone=test_resnet"

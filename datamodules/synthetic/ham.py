@@ -39,6 +39,8 @@ FIRST_ID = 24306  # HAM10000 image ids run from ISIC_0024306
 
 @dataclass
 class Case:
+    """One synthetic HAM10000 image: its ids, diagnosis, how the diagnosis was confirmed, and its pixels."""
+
     image_id: str
     lesion_id: str
     dx: str

@@ -27,7 +27,7 @@ from dermlab.errors import DataError
 from dermlab.resources import keep_freed_memory
 
 WANDB_MODES = ("offline", "online", "disabled")
-#: Model arguments that only change how a trained model is evaluated: a test / predict command's own values win
+#: Model arguments that only change how a trained model is evaluated; a test / predict command's own values win
 #: over those stored in its ``--ckpt_path`` checkpoint.
 EVALUATION_OPTIONS = ("tta", "calibrate")
 
@@ -129,8 +129,8 @@ class DermlabCLI(LightningCLI):
 
 
 class ConfigParser(DermlabCLI):
-    """The suite's CLI parser without anything instantiated: :meth:`check` parses one argument list after another
-    on the same parser (building it once), which is what makes checking every cell of a grid cheap."""
+    """The suite's CLI parser without anything instantiated: :meth:`~ConfigParser.check` parses one argument list
+    after another on the same parser (building it once), which is what makes checking every cell of a grid cheap."""
 
     def before_instantiate_classes(self) -> None:
         pass

@@ -18,7 +18,7 @@ from PIL import Image
 
 log = logging.getLogger(__name__)
 
-# The accepted image types, matched without regard to case: what PIL decodes natively and photos come as.
+#: The accepted image types, matched without regard to case (what PIL decodes natively and photos come as).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MAC_FOLDER = "__MACOSX"
 # Image types PIL or cameras produce that are not accepted: skipping one is a warning, not an info line.

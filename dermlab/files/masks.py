@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from dermlab.errors import DataError
 from dermlab.files.io import upright
 
-MASK_THRESHOLD = 128  # lesion where value > 128 (isic_challenge_scoring segmentation.py / task2.py)
+MASK_THRESHOLD = 128  #: lesion where value > 128 (isic_challenge_scoring segmentation.py / task2.py)
 SINGLE_CHANNEL_MODES = ("L", "1")
 FIX_MODE = "convert it to 8-bit grayscale 0/255 (e.g. PIL: Image.open(p).convert('L').save(p))"
 FIX_SCALE = ("rescale it to 0/255 (e.g. numpy/PIL: Image.fromarray((np.asarray(Image.open(p)) > 0).astype('uint8') "

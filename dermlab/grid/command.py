@@ -1,4 +1,4 @@
-"""``dermlab grid run|report|status TABLE.yaml ... | --paper NAME`` (and the internal ``_cell``)."""
+"""``dermlab grid run|report|status TABLE.yaml … | --paper NAME`` (and the internal ``_cell``)."""
 
 from __future__ import annotations
 
@@ -62,8 +62,11 @@ def main(argv: list[str]) -> None:
         p.add_argument("--smoke", action="store_true", help="a couple of steps per cell, in runs/grids-smoke/")
         p.add_argument("--runs", default="runs", help="folder holding grids/ and grids-smoke/")
         if verb == "run":
-            p.add_argument("--data-root", help="the real data set (default: the synthetic set, written if missing)")
+            p.add_argument("--data-root", help="the folder holding one sub-folder per data set, as downloaded "
+                           "(/data -> /data/isic2017, /data/ham10000, ...); default: synthetic sets, written if absent")
             p.add_argument("--parallel", type=int, default=1, help="cells side by side (one GPU each if there are N)")
+            p.add_argument("--first", type=int, metavar="N", help="only the first N cells of each table on each data "
+                           "set, and the cells they start from (the quickest wiring check, with --smoke)")
             _add_launcher_options(p)
     args = parser.parse_args(argv)
     if args.verb == "status":
@@ -81,8 +84,14 @@ def main(argv: list[str]) -> None:
         raise SystemExit("dermlab grid run: the job options (--gpus-per-cell, --time, --sbatch, ...) are for "
                          "--launcher slurm or submitit-local")
     failed = []
-    for table in _tables(args):
-        grid = spec.load(table)
+    grids = [spec.load(table) for table in _tables(args)]
+    if args.verb == "run" and args.data_root:  # every table's data sets are there before the first one trains
+        for grid in grids:
+            runner.require_data_folders(grid, args.data_root)
+    if args.verb == "run" and args.first:
+        runner.keep_first_cells(grids, args.first, runner.stands_in(args.data_root, args.smoke), Path(args.runs),
+                                args.smoke)
+    for table, grid in zip(_tables(args), grids, strict=True):
         if args.verb == "run":
             status = (launch.run if launch else runner.run)(grid, args.data_root, args.smoke, args.parallel,
                                                            Path(args.runs))

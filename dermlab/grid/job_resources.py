@@ -26,7 +26,7 @@ from dermlab.errors import DataError
 
 KEYS = ("gpus_per_cell", "cpus_per_cell", "time", "mem", "partition", "sbatch", "setup")
 DEFAULT_TIME_MIN = 24 * 60
-# sbatch options dermlab sets itself (a cell's job, its logs, its dependencies) or that have their own key
+#: sbatch options dermlab sets itself (a cell's job, its logs, its dependencies) or that have their own key
 RESERVED = {"dependency": "set from the grid's @cell(...) references", "output": "the job's log in the cell folder",
             "error": "the job's log in the cell folder", "array": "one job per cell", "job-name": "the cell's id",
             "nodes": "one node per cell", "ntasks-per-node": "one task per GPU", "ntasks": "one task per GPU",
@@ -50,7 +50,7 @@ class Resources:
 
     @property
     def tasks(self) -> int:
-        """SLURM tasks of the cell's job: one per GPU (Lightning's SLURM environment makes each a DDP rank)."""
+        """SLURM tasks of the cell's job, one per GPU (Lightning's SLURM environment makes each a DDP rank)."""
         return max(1, self.gpus_per_cell)
 
 

@@ -54,8 +54,8 @@ Entry = tuple[Cell, list[str], Path, set[Path]]  # a cell, its arguments, its ru
 class CellJob(submitit.helpers.Checkpointable):
     """One grid cell as a submitit job, run in every task of the job (one task per GPU under SLURM).
 
-    Calls :func:`runner.run_one` with the task's global rank and raises when the cell failed, so that the job
-    fails and the cells that start from it (``afterok``) do not run. On preemption or time-out, submitit calls
+    Calls :func:`~dermlab.grid.runner.run_one` with the task's global rank and raises when the cell failed, so that
+    the job fails and the cells that start from it (``afterok``) do not run. On preemption or time-out, submitit calls
     :meth:`checkpoint` (rank 0 only) and requeues this same call, which resumes from ``last.ckpt``.
     """
 

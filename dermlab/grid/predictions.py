@@ -20,22 +20,19 @@ from dermlab.errors import DataError
 
 @dataclass(frozen=True)
 class Predictions:
-    """The predictions of one run on one split.
+    """The predictions of one run on one split."""
 
-    Attributes:
-        images: (N,) image ids, each once.
-        target: (N,) int true class indices in 0..C-1.
-        probabilities: (N, C) predicted class probabilities.
-        class_names: the C class names (the CSV's class columns, in order).
-        scored: (N,) bool; False rows are left out of every score.
-        source: the file they were read from (named in errors), or a description.
-    """
-
+    #: (N,) image ids, each once.
     images: np.ndarray
+    #: (N,) int true class indices in 0..C-1.
     target: np.ndarray
+    #: (N, C) predicted class probabilities.
     probabilities: np.ndarray
+    #: the C class names (the CSV's class columns, in order).
     class_names: tuple[str, ...]
+    #: (N,) bool; False rows are left out of every score.
     scored: np.ndarray
+    #: the file they were read from (named in errors), or a description.
     source: str = ""
 
     def __len__(self) -> int:

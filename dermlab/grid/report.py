@@ -17,7 +17,7 @@ per cross-validation and metric (``cell`` = ``out-of-fold`` or ``fold ensemble``
 
 A cell that chose part of its model from the data says so in its folder, and the table prints the choice
 beside the row label: the ``dds`` paper's data-driven deep supervision writes ``layer_selection.json``
-(the layer argmin_h |Obj − LERF_h| picked), so its row reads e.g. ``isic2016 / R / data-driven / TL → L24``
+(the layer argmin_h ``|Obj − LERF_h|`` picked), so its row reads e.g. ``isic2016 / R / data-driven / TL → L24``
 — the layer it was trained with, per data set, not the paper's L28 (``CHOICE_FILES``).
 """
 
@@ -41,6 +41,9 @@ CHOICE_FILES = {"layer_selection.json": "paper_name"}  # run-folder file → key
 
 @dataclass
 class TTest:
+    """One ``ttests`` entry of a grid evaluated: the one-sided t-test (:func:`ttest`) of ``metric`` between the
+    finished cells matching ``greater`` and those matching ``than`` (``n_greater`` and ``n_than`` of them)."""
+
     metric: str
     greater: dict
     than: dict
@@ -49,7 +52,7 @@ class TTest:
     p: float
     n_greater: int
     n_than: int
-    p_holm: float = math.nan  # Holm-adjusted across every p-value of the table
+    p_holm: float = math.nan  #: Holm-adjusted across every p-value of the table
 
 
 def chosen(folder: Path) -> str:

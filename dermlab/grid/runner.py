@@ -28,42 +28,75 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from dermlab.data_folders import data_set_folder, require_data_set_folder
 from dermlab.errors import DataError
 from dermlab.grid.spec import Cell, GridSpec, cli_value
 
 # the metrics check builds the model on the CPU: it needs no GPU, so a cluster's login node can run it
 CHECK_ON_CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1"]
-SYNTHETIC_ROOT = re.compile(r"\{synthetic:([A-Za-z0-9_]+)\}")
+DATA_REF = re.compile(r"\{(data|synthetic):([A-Za-z0-9_]+)\}")  # a data set's folder named in a grid file
 SMOKE_ARGS = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
               "--trainer.limit_test_batches", "1", "--trainer.num_sanity_val_steps", "0"]
 
 
-def data_root_for(spec: GridSpec, data_root: str | None, dataset: str | None = None) -> tuple[str, list[str]]:
-    """The data folder and extra arguments of one data set: the given root with the full settings, or the
-    synthetic default (written if missing) with the grid's ``synthetic`` arguments."""
+def stands_in(data_root: str | None, smoke: bool) -> bool:
+    """Whether cells take the grid's CPU stand-in settings (its ``synthetic`` entry: small images, tiny models,
+    stand-in weights): on the synthetic default, and for ``--smoke`` on any data (a wiring check of the data's
+    layout and of every cell, not of the real models)."""
+    return smoke or not data_root
+
+
+def data_root_for(spec: GridSpec, data_root: str | None, dataset: str | None = None, stand_in: bool | None = None
+                  ) -> tuple[str, list[str]]:
+    """The data folder and extra arguments of one data set.
+
+    With a data root, the folder is ``<data root>/<folder>`` of :mod:`dermlab.data_folders` (one sub-folder per
+    data set, e.g. ``/data/ham10000``; the ISIC 2018 tasks share ``/data/isic2018``), for every grid; a missing
+    folder stops here, before anything trains, naming it and the download page. Without one, the synthetic set
+    is written if missing. ``stand_in`` (default: no data root) adds the grid's ``synthetic`` arguments.
+
+    Raises:
+        DataError: a data set's folder, or a ``{data:NAME}`` folder the grid names, is missing under the data root.
+    """
     dataset = dataset or spec.dataset
+    stand_in = not data_root if stand_in is None else stand_in
     extra = list(spec.data_args.get(dataset, []))
     if data_root:
-        return (str(Path(data_root) / dataset) if "dataset" in spec.axes else data_root), extra
-    from datamodules.synthetic import ensure_synthetic
+        root = str(require_data_set_folder(data_root, dataset))
+        for name in referenced_data_sets(spec, "data"):  # e.g. a test_on target: checked now, not mid-table
+            require_data_set_folder(data_root, name)
+    else:
+        from datamodules.synthetic import ensure_synthetic
 
-    n, size = spec.synthetic.get("n", 200), spec.synthetic.get("size", 64)
-    root = f"data/synthetic/{dataset}_n{n}_{size}px"  # one folder per size: grids never share a set of another size
-    ensure_synthetic(dataset, root, n=n, size=size)
-    write_synthetic_roots(spec)  # the other sets its cells name ({synthetic:NAME}, e.g. a test_on target)
-    extra += [str(a) for a in spec.synthetic.get("args", [])]
-    extra += [str(a) for a in (spec.synthetic.get("data_args") or {}).get(dataset, [])]
+        root = synthetic_folder(spec, dataset)  # one folder per size: grids never share a set of another size
+        ensure_synthetic(dataset, root, n=spec.synthetic.get("n", 200), size=spec.synthetic.get("size", 64))
+    if stand_in:
+        extra += [str(a) for a in spec.synthetic.get("args", [])]
+        extra += [str(a) for a in (spec.synthetic.get("data_args") or {}).get(dataset, [])]
+    write_synthetic_roots(spec, data_root)  # the other sets its cells name ({data:NAME}, {synthetic:NAME})
     return root, extra
 
 
-def cell_args(spec: GridSpec, cell: Cell, run_dir: Path, root: str, extra: list[str], synthetic: bool = False
-              ) -> list[str]:
+def require_data_folders(spec: GridSpec, data_root: str) -> list[Path]:
+    """Every data set folder the grid reads under ``data_root`` (its cells' data sets and its ``{data:NAME}``
+    targets), each checked to exist (:func:`dermlab.data_folders.require_data_set_folder`).
+
+    Raises:
+        DataError: a folder is missing (the message names it and the download page).
+    """
+    names = dict.fromkeys([*(spec.dataset_of(c) for c in spec.cells()), *referenced_data_sets(spec, "data")])
+    return [require_data_set_folder(data_root, name) for name in names]
+
+
+def cell_args(spec: GridSpec, cell: Cell, run_dir: Path, root: str, extra: list[str], stand_in: bool = False,
+              data_root: str | None = None) -> list[str]:
     """The `dermlab fit` arguments of one cell (W&B: group = table, job type = cell, tags = paper, data set).
 
-    A labelled value that is a mapping sets several keys. On the synthetic default, ``synthetic.replace`` swaps
-    whole arguments (e.g. an ImageNet weights file for a stand-in trained on synthetic data) and
-    ``synthetic.settings`` adds settings per axis value after everything else (e.g. a CPU stand-in for the model
-    a cell's config names)."""
+    A labelled value that is a mapping sets several keys. With the CPU stand-in (:func:`stands_in`),
+    ``synthetic.replace`` swaps whole arguments (e.g. an ImageNet weights file for a stand-in trained on synthetic
+    data) and ``synthetic.settings`` adds settings per axis value after everything else (e.g. a CPU stand-in for
+    the model a cell's config names). ``{data:NAME}`` becomes data set NAME's folder under ``data_root`` (or its
+    synthetic twin without one), ``{synthetic:NAME}`` always the synthetic twin (:func:`resolve_data_refs`)."""
     args = [a for config in spec.config for a in ("-c", config)]
     if "dataset" in spec.axes:
         args += ["--data", f"experiments/base/data/{cell.values['dataset']}.yaml"]
@@ -77,15 +110,13 @@ def cell_args(spec: GridSpec, cell: Cell, run_dir: Path, root: str, extra: list[
         several = value if isinstance(spec.axes[key], dict) and isinstance(value, dict) else {key: value}
         for name, setting in several.items():
             args += [f"--{name}", cli_value(setting)]
-    for axis, labels in (spec.synthetic.get("settings") or {}).items() if synthetic else ():
+    for axis, labels in (spec.synthetic.get("settings") or {}).items() if stand_in else ():
         for name, setting in (labels.get(cell.values[axis]) or {}).items():  # last: CPU stand-ins per axis value
             args += [f"--{name}", cli_value(setting)]
     grids = str(run_dir.parents[2]) if len(run_dir.parents) > 2 else "runs/grids"  # runs/grids or grids-smoke
     replace = {str(k): str(v).replace("{grids}", grids)
-               for k, v in (spec.synthetic.get("replace") or {}).items()} if synthetic else {}
-    args = [replace.get(a, a) for a in args]
-    if synthetic:
-        args = [synthetic_roots(spec, a) for a in args]
+               for k, v in (spec.synthetic.get("replace") or {}).items()} if stand_in else {}
+    args = [resolve_data_refs(spec, replace.get(a, a), data_root) for a in args]
 
     def folder(ref: Cell) -> Path:  # a cell of this table, or of another (``@cell(table: ...)``) beside it
         return (run_dir.parent.parent / ref.table if ref.table else run_dir.parent) / ref.id
@@ -98,19 +129,30 @@ def synthetic_folder(spec: GridSpec, dataset: str) -> str:
     return f"data/synthetic/{dataset}_n{spec.synthetic.get('n', 200)}_{spec.synthetic.get('size', 64)}px"
 
 
-def synthetic_roots(spec: GridSpec, text: str) -> str:
-    """``text`` with every ``{synthetic:NAME}`` replaced by :func:`synthetic_folder` (:func:`data_root_for` writes
-    those sets first, :func:`write_synthetic_roots`): e.g. the ``test_on`` root of a cross-data-set cell on the
-    synthetic default (``synthetic.settings``)."""
-    return SYNTHETIC_ROOT.sub(lambda match: synthetic_folder(spec, match.group(1)), text)
+def referenced_data_sets(spec: GridSpec, kind: str | None = None) -> list[str]:
+    """The data sets a grid names as ``{data:NAME}`` / ``{synthetic:NAME}`` (``kind``: only one of the two)."""
+    text = json.dumps([spec.args, spec.axes, spec.synthetic, spec.data_args], default=str)
+    return sorted({name for found, name in DATA_REF.findall(text) if kind in (None, found)})
 
 
-def write_synthetic_roots(spec: GridSpec) -> list[str]:
-    """Write (if missing) every synthetic set a ``{synthetic:NAME}`` of the grid's ``synthetic`` entry names, at the
-    grid's synthetic size; returns their names."""
+def resolve_data_refs(spec: GridSpec, text: str, data_root: str | None = None) -> str:
+    """``text`` with every ``{data:NAME}`` replaced by data set NAME's folder under ``data_root``
+    (:func:`dermlab.data_folders.data_set_folder`; its synthetic twin's folder, :func:`synthetic_folder`, without a
+    data root) and every ``{synthetic:NAME}`` by the synthetic twin's folder: e.g. the ``test_on`` root of a
+    cross-data-set cell. :func:`data_root_for` checks or writes those folders first."""
+    def folder(match: re.Match) -> str:
+        kind, name = match.groups()
+        return str(data_set_folder(data_root, name)) if kind == "data" and data_root else synthetic_folder(spec, name)
+
+    return DATA_REF.sub(folder, text)
+
+
+def write_synthetic_roots(spec: GridSpec, data_root: str | None = None) -> list[str]:
+    """Write (if missing) every synthetic set the grid names, ``{synthetic:NAME}``, and without a data root also
+    ``{data:NAME}``, at the grid's synthetic size; returns their names."""
     from datamodules.synthetic import ensure_synthetic
 
-    names = sorted(set(SYNTHETIC_ROOT.findall(json.dumps(spec.synthetic))))
+    names = referenced_data_sets(spec, "synthetic" if data_root else None)
     for name in names:
         ensure_synthetic(name, synthetic_folder(spec, name), n=spec.synthetic.get("n", 200),
                          size=spec.synthetic.get("size", 64))
@@ -138,8 +180,8 @@ def _parse_only(args: list[str]) -> str | None:
     return config_parser().check(args)
 
 
-def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: bool = False,
-             base: Path = Path("runs/grids"), defer_unfinished: bool = False) -> None:
+def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], stand_in: bool = False,
+             base: Path = Path("runs/grids"), defer_unfinished: bool = False, data_root: str | None = None) -> None:
     """Every axis value parses, and the model logs every requested metric — before anything trains.
 
     The metrics are checked on the first cell of each data set; with ``defer_unfinished`` (a launcher that queues
@@ -155,7 +197,8 @@ def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: 
         if not fresh:
             continue
         checked.update(fresh)
-        error = _parse_only(cell_args(spec, cell, base / "_validate", *data[spec.dataset_of(cell)], synthetic))
+        error = _parse_only(cell_args(spec, cell, base / "_validate", *data[spec.dataset_of(cell)], stand_in,
+                                      data_root))
         if error:
             raise DataError(f"grid '{spec.path}' cell {cell.id}: the CLI rejects it ({error}); check that every "
                             f"axis ({', '.join(spec.axes)}) names an existing config key and a valid value.")
@@ -164,13 +207,14 @@ def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], synthetic: 
     for dataset in dict.fromkeys(spec.dataset_of(c) for c in cells):  # a metric must be logged on some data set
         first = next((c for c in cells if spec.dataset_of(c) == dataset and not (defer_unfinished and any(
             not (folder / "result.json").is_file() for folder in referenced_runs(
-                cell_args(spec, c, base / "_validate", *data[dataset], synthetic), base / "_validate")))), None)
+                cell_args(spec, c, base / "_validate", *data[dataset], stand_in, data_root),
+                base / "_validate")))), None)
         if first is None:
             print(f"[grid] {spec.table}: every cell on {dataset} starts from a run still to come; the metrics they "
                   "log are checked when they run")
             continue
         with contextlib.redirect_stdout(io.StringIO()):
-            cli = build_cli([*cell_args(spec, first, base / "_validate", *data[dataset], synthetic),
+            cli = build_cli([*cell_args(spec, first, base / "_validate", *data[dataset], stand_in, data_root),
                              "--run.wandb", "disabled", "--trainer.logger", "false", *CHECK_ON_CPU], run=False)
         logged |= set(cli.model.logged_metric_names())
         built = True
@@ -311,29 +355,66 @@ def run_one(args: list[str], run_dir: Path, devices: queue.Queue | None = None, 
     return "done"
 
 
+def runnable_cells(spec: GridSpec, stand_in: bool) -> list[Cell]:
+    """The grid's cells in file order, less those the CPU stand-in leaves out (``synthetic.axes``)."""
+    subset = (spec.synthetic.get("axes") or {}) if stand_in else {}
+    return [c for c in spec.cells() if all(c.values[axis] in values for axis, values in subset.items())]
+
+
+def keep_first_cells(grids: list[GridSpec], n: int, stand_in: bool, runs: Path = Path("runs"), smoke: bool = True
+                     ) -> dict[str, set[str]]:
+    """Restrict each grid to its first ``n`` cells on each data set and every cell those start from (``@cell``,
+    also in another of ``grids``, which must then come first, as ``--paper`` orders them): ``grid run --first N``,
+    the quick form of a smoke run. Sets each grid's ``only``; returns it by table."""
+    by_table = {g.table: g for g in grids if not g.cells_of}
+    keep: dict[str, set[str]] = {table: set() for table in by_table}
+    todo: list[tuple[GridSpec, Cell]] = []
+    for grid in by_table.values():
+        taken: dict[str, int] = {}
+        for cell in runnable_cells(grid, stand_in):
+            dataset = grid.dataset_of(cell)
+            if taken.get(dataset, 0) < n:
+                taken[dataset] = taken.get(dataset, 0) + 1
+                todo.append((grid, cell))
+    while todo:
+        grid, cell = todo.pop()
+        if cell.id in keep[grid.table]:
+            continue
+        keep[grid.table].add(cell.id)
+        run_dir = grid.run_root(runs, smoke) / cell.id
+        for folder in referenced_runs(cell_args(grid, cell, run_dir, "x", [], stand_in), run_dir):
+            other = by_table.get(folder.parent.name)
+            ref = next((c for c in other.cells() if c.id == folder.name), None) if other else None
+            if ref is not None:
+                todo.append((other, ref))
+    for table, grid in by_table.items():
+        grid.only = keep[table]
+    return keep
+
+
 def prepare(spec: GridSpec, data_root: str | None = None, smoke: bool = False, runs: Path = Path("runs"),
             defer_unfinished: bool = False) -> tuple[dict[str, str], list[tuple[Cell, list[str], Path]]]:
     """Check the grid (:func:`validate`) and list what is left to run: ``({cell id: "skipped"}`` for the cells
     that finished earlier``, [(cell, its arguments, its run folder)]`` for the others, in file order)."""
     data = {}
+    stand_in = stands_in(data_root, smoke)
     for cell in spec.cells():
         dataset = spec.dataset_of(cell)
-        if dataset not in data:
-            root, extra = data_root_for(spec, data_root, dataset)
+        if dataset not in data:  # every data set's folder is checked (or written) before anything trains
+            root, extra = data_root_for(spec, data_root, dataset, stand_in)
             data[dataset] = (root, extra + (SMOKE_ARGS if smoke else []))
     base = spec.run_root(runs, smoke)
-    validate(spec, data, synthetic=not data_root, base=base, defer_unfinished=defer_unfinished)
+    validate(spec, data, stand_in=stand_in, base=base, defer_unfinished=defer_unfinished, data_root=data_root)
     status, todo = {}, []
-    subset = {} if data_root else (spec.synthetic.get("axes") or {})  # the synthetic default may run fewer values
-    for cell in spec.cells():
-        if any(cell.values[axis] not in values for axis, values in subset.items()):
+    for cell in runnable_cells(spec, stand_in):
+        if spec.only is not None and cell.id not in spec.only:
             continue
         run_dir = base / cell.id
         if (run_dir / "result.json").is_file():
             status[cell.id] = "skipped"
             print(f"[grid] {cell.id}: finished earlier, skipped")
             continue
-        todo.append((cell, cell_args(spec, cell, run_dir, *data[spec.dataset_of(cell)], synthetic=not data_root),
+        todo.append((cell, cell_args(spec, cell, run_dir, *data[spec.dataset_of(cell)], stand_in, data_root),
                      run_dir))
     return status, todo
 

@@ -5,7 +5,8 @@ Keys (anything else is an error)::
     paper: baseline                    # W&B tag and run-folder level
     table: backbone_seed               # W&B group and run-folder level
     title: "..."                       # heading of the rendered table
-    dataset: isic2017                  # W&B tag; the synthetic set written when no data root is given
+    dataset: isic2017                  # W&B tag; read from <data root>/<its folder> (dermlab.data_folders), or the
+                                       # synthetic set written when no data root is given
     config: [experiments/demo_synthetic.yaml]    # base config file(s), as `-c` in order
     args: [--trainer.max_epochs, "12"] # extra CLI arguments of every cell (optional)
     synthetic: {n: 300, size: 64, args: [...], data_args: {...}, replace: {argument: argument},
@@ -13,9 +14,8 @@ Keys (anything else is an error)::
                 settings: {variant: {SegAN: {model.init_args.encoder: vgg_tiny_bn}}}}
                                        # the synthetic default: size, extra arguments, swapped arguments, and
                                        # the subset of axis values it runs (the others report as missing), and
-                                       # settings added last to the cells of an axis value; in these,
-                                       # {synthetic:NAME} is the synthetic NAME set of this size (written first),
-                                       # e.g. the test_on root of a cross-data-set cell
+                                       # settings added last to the cells of an axis value: the CPU stand-in,
+                                       # taken on the synthetic default and by --smoke on any data
     axes:                              # the grid: every combination is a cell
       model.init_args.backbone: [resnet18, resnet34]
       model.init_args.pretrained_weights: {TL: weights/x.safetensors, noTL: null}   # labelled values
@@ -48,10 +48,13 @@ Keys (anything else is an error)::
                                        # what each cell's job asks for under ``grid run --launcher slurm``
                                        # (dermlab.grid.job_resources; the command's options override it)
 
-A ``dataset`` axis makes the data set a grid dimension: each cell reads
-``experiments/base/data/<dataset>.yaml`` and its root is ``<data root>/<dataset>`` (or the synthetic
-``data/synthetic/<dataset>_n<N>_<size>px``); ``synthetic.data_args`` adds arguments per data set on the synthetic
-default. An argument ``@cell(key=value, ...)`` stands for the run folder of the cell that differs from
+A data root holds one sub-folder per data set (:mod:`dermlab.data_folders`: ``isic2018_task3`` reads
+``<data root>/isic2018``). A ``dataset`` axis makes the data set a grid dimension: each cell reads
+``experiments/base/data/<dataset>.yaml`` and its root is ``<data root>/<folder>`` (or the synthetic
+``data/synthetic/<dataset>_n<N>_<size>px``); ``synthetic.data_args`` adds arguments per data set to the stand-in.
+In any value, ``{data:NAME}`` is data set NAME's folder under the data root (its synthetic twin of the grid's size
+without one, written first), e.g. the ``test_on`` root of a cross-data-set cell; ``{synthetic:NAME}`` is always
+the synthetic twin. An argument ``@cell(key=value, ...)`` stands for the run folder of the cell that differs from
 the current one only in those axes (short names) — e.g. the stage-1 run a stage-2 cell builds on;
 such cells run after the cells they refer to. References may also sit inside a list value
 (``[@cell(seed=0), @cell(seed=1)]``, e.g. the members of an ensemble). ``@cell(other_table: key=value, ...)``
@@ -95,6 +98,8 @@ class Cell:
 
 @dataclass
 class GridSpec:
+    """A grid file, read and checked (:func:`load`): its keys (module docstring) and the file it came from."""
+
     path: Path
     paper: str
     table: str
@@ -119,6 +124,7 @@ class GridSpec:
     paired_tests: list[dict] = field(default_factory=list)
     statistics: dict = field(default_factory=lambda: dict(STATISTICS))
     slurm: dict = field(default_factory=dict)  # a cell's job resources (``dermlab.grid.job_resources``)
+    only: set[str] | None = None  # the ids of the cells to run (None: all); ``grid run --first N`` sets it
 
     def fold_axis(self) -> str | None:
         """The cross-validation axis (``data.init_args.fold`` or ``...cv_fold``), or None."""

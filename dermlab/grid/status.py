@@ -18,8 +18,10 @@ from dermlab.grid.spec import GridSpec
 
 @dataclass
 class CellStatus:
+    """Where one cell stands: its id, its state and a detail (the job, its log) for the status table."""
+
     cell: str
-    state: str  # finished | running | queued | failed | interrupted | submitted | not started
+    state: str  #: finished | running | queued | failed | interrupted | submitted | not started
     detail: str = ""
 
 

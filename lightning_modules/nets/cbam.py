@@ -42,6 +42,7 @@ TREE = {
     "malignant": ("BCC", "AKIEC"),
 }
 NODES = tuple(TREE)
+#: The leaves of the class tree, the HAM10000 classes in their column order.
 LEAVES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from lightning_modules.nets.lerf import conv_layers, resolve_layer
 
+#: The auxiliary branch design (``resnet`` or ``vgg``, see above).
 AuxKind = Literal["resnet", "vgg"]
 
 

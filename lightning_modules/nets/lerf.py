@@ -8,7 +8,7 @@ layer"), as in Luo et al. 2016, whose ERF sets the output gradient to 1 at the c
 maximum of 1 ("4.55 % of the maximum value, i.e., 1 at the center"); the pixels with ∂q/∂p > th =
 0.0455 (two standard deviations of a Gaussian ERF) are counted and LERF_h = √count. The paper's
 threshold is on the signed derivative ("1 if ∂q/∂p > th; else 0"), the default ``gradient="signed"``;
-``gradient="abs"`` thresholds |∂q/∂p| instead (Σ_c |∂q/∂p_c|, normalised likewise), which counts the
+``gradient="abs"`` thresholds ``|∂q/∂p|`` instead (Σ_c ``|∂q/∂p_c|``, normalised likewise), which counts the
 pixels with a strong negative influence too and gives larger LERFs. The mean over 20 random
 initialisations is reported (paper §3: "the mean over 20 iterations is used"). The input is Gaussian
 noise (the paper does not say; any input works for a network without non-linearity, and noise keeps
@@ -40,6 +40,7 @@ from torch import nn
 from lightning_modules.nets.receptive_field import chain_geometry
 
 THRESHOLD = 0.0455
+#: Which derivative the LERF thresholds (``signed`` or ``abs``, see above).
 Gradient = Literal["signed", "abs"]
 GRADIENTS = ("signed", "abs")
 
@@ -95,7 +96,7 @@ def he_initialise(net: nn.Module, generator: torch.Generator) -> None:
 def input_gradient_map(grad: torch.Tensor, gradient: Gradient = "signed") -> torch.Tensor:
     """∂q/∂p per input pixel, normalised to a maximum of 1: (C, H, W) input gradient → (H, W).
 
-    ``signed``: Σ_c ∂q/∂p_c (the paper's ∂q/∂p, §2.1); ``abs``: Σ_c |∂q/∂p_c|. Divided by the map's
+    ``signed``: Σ_c ∂q/∂p_c (the paper's ∂q/∂p, §2.1); ``abs``: Σ_c ``|∂q/∂p_c|``. Divided by the map's
     maximum (for ``signed`` the largest positive value; a map without one stays ≤ 0 and counts nothing).
     """
     if gradient not in GRADIENTS:
@@ -201,7 +202,7 @@ def lerf(net: nn.Module, size: int = 224, inits: int = 20, layers: Sequence[str]
          threshold: float = THRESHOLD, gradient: Gradient = "signed") -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """LERF per conv layer (mean over ``inits`` He initialisations) and the mean normalised gradient maps.
 
-    ``gradient``: ``signed`` thresholds ∂q/∂p as the paper writes it (§2.1), ``abs`` thresholds |∂q/∂p|.
+    ``gradient``: ``signed`` thresholds ∂q/∂p as the paper writes it (§2.1), ``abs`` thresholds ``|∂q/∂p|``.
     """
     names = [resolve_layer(net, layer) for layer in layers] if layers else list(conv_layers(net))
     net.eval()
@@ -219,5 +220,5 @@ def lerf(net: nn.Module, size: int = 224, inits: int = 20, layers: Sequence[str]
 
 
 def choose_layer(lerfs: dict[str, float], object_size: float) -> str:
-    """The layer whose LERF is closest to the object size: argmin_h |Obj − LERF_h| (paper §2.3)."""
+    """The layer whose LERF is closest to the object size: argmin_h ``|Obj − LERF_h|`` (paper §2.3)."""
     return min(lerfs, key=lambda name: abs(object_size - lerfs[name]))

@@ -18,7 +18,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+#: Where the attention block sits (``none``, ``initial``, ``end`` or ``dual``, see above).
 Attention = Literal["none", "initial", "end", "dual"]
+#: How the crops' outputs are combined (``mean`` of the per-crop predictions, or the ``gru`` baseline).
 Aggregation = Literal["mean", "gru"]
 
 

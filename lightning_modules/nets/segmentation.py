@@ -32,6 +32,7 @@ from torch import nn
 from dermlab.errors import DataError
 
 log = logging.getLogger(__name__)
+#: The segmentation network (``unet``, the SE-VGG U-Net, or ``deeplabv3plus``, see above).
 Architecture = Literal["unet", "deeplabv3plus"]
 
 # A VGG-A layout at 1/8 width: the synthetic CPU stand-in for VGG19 (same stage structure, 61 k parameters).

@@ -36,9 +36,9 @@ def sizes(name: str) -> dict:
 
 
 def readme_sizes() -> dict[str, dict]:
-    """The arl section's network-size table: | network | layers | convolutions | trunk | parameters |."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## Paper `arl`"):text.index("## Paper `patch`")]
+    """The arl page's network-size table (docs/papers/arl.md): | network | layers | convolutions | trunk |
+    parameters |."""
+    section = (REPO / "docs" / "papers" / "arl.md").read_text()
     rows = re.findall(r"^\| `(\w+)` \| (\d+) \| (\d+) \| (\d+) \| ([\d.]+) M \|$", section, flags=re.M)
     return {r[0]: {"layers": int(r[1]), "convs": int(r[2]), "trunk": int(r[3]), "params": float(r[4])} for r in rows}
 

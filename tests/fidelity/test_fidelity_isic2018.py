@@ -244,7 +244,7 @@ def test_every_table2_cell_starts_from_the_table1_segan_run_of_its_fold(monkeypa
     for synthetic in (False, True):
         for cell in table2.cells():
             args = runner.cell_args(table2, cell, table2.run_root(runs, False) / cell.id, "data/x", [],
-                                    synthetic=synthetic)
+                                    stand_in=synthetic)
             init_from = args[args.index("--model.init_args.init_from") + 1]
             fold = cell.values["data.init_args.cv_fold"]
             source = next(c for c in table1.cells() if c.values == {
@@ -499,7 +499,7 @@ def test_every_table3_cell_evaluates_on_the_released_validation_set(monkeypatch)
     modes = set()
     for cell in grid.cells():
         for synthetic in (False, True):
-            config = parsed(*runner.cell_args(grid, cell, REPO / "runs" / "x", "data/x", [], synthetic=synthetic)[2:])
+            config = parsed(*runner.cell_args(grid, cell, REPO / "runs" / "x", "data/x", [], stand_in=synthetic)[2:])
             assert config.data.init_args.test_set == "validation" and config.data.init_args.split == "holdout"
             assert config.trainer.callbacks[0].init_args.monitor == "val/ncm_balanced_accuracy"
             modes.add((config.model.init_args.triplet_every > 0, config.model.init_args.triplet_mode))
