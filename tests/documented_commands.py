@@ -196,11 +196,14 @@ def data_sets_named(commands: list[Command]) -> list[str]:
     from dermlab.grid import runner, spec
 
     named: dict[str, None] = {}
-    written = set()
+    written = set()  # folders a `dermlab synth` of the page writes before any other command reads them
     for command in commands:
         words = command.words
         if words[:2] == ["dermlab", "synth"]:
-            written.add(Path(words[words.index("--out") + 1]).name)
+            folder = Path(words[words.index("--out") + 1]).name
+            if folder not in named:
+                written.add(folder)
+            continue
         for folder in re.findall(r"/data/([a-z0-9_]+)", command.text):
             named[folder] = None
         if words[:3] == ["dermlab", "grid", "run"] and "--data-root" in words:

@@ -131,3 +131,17 @@ def test_first_keeps_one_cell_per_table_and_data_set_and_the_cells_they_start_fr
     assert len(keep["table2_attributes"]) == 1
     assert any("VGG-Adversarial" in c for c in keep["table1_segmentation"])
     assert {g.table: g.only for g in isic2018 if not g.cells_of} == keep
+
+
+def test_the_synthetic_writer_never_writes_into_a_real_download(tmp_path):
+    from datamodules.synthetic import write_synthetic
+
+    real = tmp_path / "isic2017"
+    real.mkdir()
+    (real / "ISIC-2017_Training_Part3_GroundTruth.csv").write_text("image_id,melanoma,seborrheic_keratosis\n")
+    with pytest.raises(DataError, match="never writes into"):
+        write_synthetic("isic2017", real, n=8, size=32)
+    assert [p.name for p in real.iterdir()] == ["ISIC-2017_Training_Part3_GroundTruth.csv"]  # untouched
+    twin = tmp_path / "twin"
+    write_synthetic("isic2018_task1", twin, n=8, size=32)
+    write_synthetic("isic2018_task3", twin, n=8, size=32)  # a synthetic folder takes the other tasks' files

@@ -29,7 +29,7 @@ TARGETS = {
     "weighting": (spec.paper_tables("weighting"), "1"),
     "isic2018": (spec.paper_tables("isic2018"), "1"),
     "isic2018-seg": ([REPO / "experiments" / "isic2018" / "tables" / "table1_segmentation.yaml"], "1"),
-    "baseline": (spec.paper_tables("baseline"), None),
+    "baseline": (spec.paper_tables("baseline"), "1"),
     "cross_dataset": (spec.paper_tables("cross_dataset"), None),
 }
 

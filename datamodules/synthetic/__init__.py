@@ -38,10 +38,19 @@ DONE_MARKER = ".dermlab_synthetic_done"
 
 
 def write_synthetic(dataset: str, out: str | Path, n: int = 200, size: int = 64, seed: int = 0) -> dict[str, int]:
-    """Write the synthetic ``dataset`` under ``out``; a marker file records a finished write."""
+    """Write the synthetic ``dataset`` under ``out``; a marker file records a finished write.
+
+    Raises:
+        DataError: ``out`` holds files but no marker: it may be a real download (``/data/isic2017`` given where a
+            synthetic copy was meant), which is never written into.
+    """
     if dataset not in WRITERS:
         raise ValueError(f"unknown synthetic data set {dataset!r}; choose one of {sorted(WRITERS)}")
     out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / DONE_MARKER).exists():
+        raise DataError(f"'{out}' already holds files and no synthetic set (no {DONE_MARKER}): it may be a real "
+                        "download, which the synthetic writer never writes into. Write the synthetic set to an empty "
+                        "or new folder (or remove a half-written synthetic copy first).")
     out.mkdir(parents=True, exist_ok=True)
     counts = WRITERS[dataset](out, n, size, seed)
     (out / DONE_MARKER).write_text(f"dataset={dataset} n={n} size={size} seed={seed}\n")

@@ -164,6 +164,8 @@ def ttests(spec: GridSpec, cells: pd.DataFrame) -> list[TTest]:
     done = cells[cells.status == "done"]
 
     def pick(where: dict, metric: str) -> np.ndarray:
+        if metric not in done or any(k not in done for k in where):  # no finished cell logged it (yet)
+            return np.empty(0)
         chosen = np.logical_and.reduce([done[k] == v for k, v in where.items()])
         return done.loc[chosen, metric].dropna().to_numpy(float) * spec.scale
 
