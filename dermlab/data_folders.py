@@ -13,6 +13,7 @@ table lists the same names (a test checks it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 
 from dermlab.errors import DataError
@@ -69,10 +70,18 @@ def require_data_set_folder(data_root: str | Path, name: str) -> Path:
     if not folder.is_dir():
         present = sorted(p.name for p in Path(data_root).iterdir() if p.is_dir())
         known = {entry.folder for entry in FOLDERS.values()}
-        hint = (f" '{data_root}' holds no data-set folder at all: if it is a data set's own folder, give its parent "
-                "as the data root." if present and not known & set(present) else "")
-        raise DataError(f"{name}: expected the data set's folder '{folder}' (DATA_ROOT holds one sub-folder per data "
-                        f"set, named as in the data-set table); it does not exist (sub-folders there: "
-                        f"{', '.join(present) or 'none'}).{hint} Download it from {FOLDERS[name].download} and unpack "
-                        f"it there as downloaded, or link it: ln -s /path/to/your/copy {folder}")
+        said = (f"{name}: expected the data set's folder '{folder}' (DATA_ROOT holds one sub-folder per data set, "
+                f"named as in the data-set table of docs/datasets/index.md); it does not exist (sub-folders there: "
+                f"{', '.join(present) or 'none'}).")
+        close = get_close_matches(FOLDERS[name].folder, present, n=1, cutoff=0.75) or [
+            p for p in present if p.lower() == FOLDERS[name].folder]
+        if close:
+            raise DataError(f"{said} Did you mean '{close[0]}'? Rename it to {FOLDERS[name].folder}, or link it: "
+                            f"ln -s {Path(data_root) / close[0]} {folder}")
+        if present and not known & set(present):
+            raise DataError(f"{said} '{data_root}' holds no data-set folder at all: if it is a data set's own folder, "
+                            f"give its parent as the data root (DATA_ROOT={Path(data_root).parent}, with the folder "
+                            f"named {FOLDERS[name].folder}).")
+        raise DataError(f"{said} Download it from {FOLDERS[name].download} and unpack it there as downloaded, or "
+                        f"link your copy: ln -s /path/to/your/copy {folder}")
     return folder

@@ -145,3 +145,27 @@ def test_the_synthetic_writer_never_writes_into_a_real_download(tmp_path):
     twin = tmp_path / "twin"
     write_synthetic("isic2018_task1", twin, n=8, size=32)
     write_synthetic("isic2018_task3", twin, n=8, size=32)  # a synthetic folder takes the other tasks' files
+
+
+def test_a_misnamed_folder_or_a_data_set_given_as_the_root_is_named_with_the_fix(tmp_path):
+    (tmp_path / "a" / "HAM10000").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"Did you mean 'HAM10000'\? Rename it to ham10000"):
+        require_data_set_folder(tmp_path / "a", "ham10000")
+    own = tmp_path / "b" / "ham10000"
+    (own / "HAM10000_images_part_1").mkdir(parents=True)  # the data set's own folder given as the data root
+    with pytest.raises(DataError, match=rf"give its parent as the data root \(DATA_ROOT={tmp_path / 'b'}"):
+        require_data_set_folder(own, "ham10000")
+
+
+def test_the_papers_settings_stop_before_training_when_a_weights_file_is_missing(tmp_path):
+    grid = spec.load(REPO / "experiments" / "patch" / "tables" / "table2_strategies.yaml")
+    with pytest.raises(DataError) as error:
+        runner.require_weight_files(grid, root=tmp_path)
+    assert "weights/densenet121.tv_in1k.safetensors" in str(error.value) and "docs/weights.md" in str(error.value)
+    for name in ("densenet121.tv_in1k", "inception_v3.tv_in1k", "seresnext50_32x4d.gluon_in1k"):
+        (tmp_path / "weights").mkdir(exist_ok=True)
+        (tmp_path / "weights" / f"{name}.safetensors").write_bytes(b"")
+    assert runner.require_weight_files(grid, root=tmp_path)  # all there: named, no error
+    dds = spec.load(REPO / "experiments" / "dds" / "tables" / "table1.yaml")  # its base.yaml names VGG13-BN's
+    with pytest.raises(DataError, match="weights/vgg13_bn.tv_in1k.safetensors"):
+        runner.require_weight_files(dds, root=tmp_path)

@@ -39,12 +39,14 @@ def page_id(page: Path) -> str:
     return str(page.relative_to(REPO))
 
 
+@pytest.mark.slow
 def test_the_docs_build_without_a_warning(tmp_path):
-    """``make docs``: Sphinx with ``-n -W`` (every cross-reference resolves, any warning fails)."""
+    """``make docs``: Sphinx with ``-n -W`` (every cross-reference resolves, any warning fails). Slow: it imports
+    every module for the API reference and runs each command's ``--help`` for the command pages."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the build's `dermlab` first
     result = subprocess.run([sys.executable, "-m", "sphinx", "-n", "-W", "--keep-going", "-q", "-b", "html",
                              "-d", str(tmp_path / "doctrees"), str(REPO / "docs"), str(tmp_path / "html")],
-                            cwd=REPO, capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+                            cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "PATH": path})
     assert result.returncode == 0, result.stderr[-5000:]
     assert (tmp_path / "html" / "papers" / "patch.html").is_file()
 
@@ -72,7 +74,8 @@ def test_the_collector_reads_continuations_comments_and_fences(tmp_path):
                     "dermlab fit -c experiments/demo.yaml \\\n    --trainer.max_epochs 2\n```\n"
                     "```text\ndermlab fit -c not/a/command.yaml\n```\n")
     found = [(c.line, c.text) for c in commands_of(page)]
-    assert found == [(3, "make patch DATA_ROOT=/data"), (5, "dermlab fit -c experiments/demo.yaml --trainer.max_epochs 2")]
+    assert found == [(3, "make patch DATA_ROOT=/data"),
+                     (5, "dermlab fit -c experiments/demo.yaml --trainer.max_epochs 2")]
     assert rule_for(Command("p.md", 3, "make patch DATA_ROOT=/data")).kind == "covered"
     assert rule_for(Command("p.md", 5, "dermlab frobnicate --now")) is None
     assert {r.kind for r in RULES} == {"run", "smoke", "grid-smoke", "covered", "not-run"}

@@ -88,6 +88,8 @@ def main(argv: list[str]) -> None:
     if args.verb == "run" and args.data_root:  # every table's data sets are there before the first one trains
         for grid in grids:
             runner.require_data_folders(grid, args.data_root)
+            if not args.smoke:
+                runner.require_weight_files(grid)
     if args.verb == "run" and args.first:
         runner.keep_first_cells(grids, args.first, runner.stands_in(args.data_root, args.smoke), Path(args.runs),
                                 args.smoke)

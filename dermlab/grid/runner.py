@@ -88,6 +88,31 @@ def require_data_folders(spec: GridSpec, data_root: str) -> list[Path]:
     return [require_data_set_folder(data_root, name) for name in names]
 
 
+WEIGHT_FILE = re.compile(r"(?<![\w/.])(weights/[\w.+-]+\.(?:safetensors|pth|pt|bin))\b")
+
+
+def require_weight_files(spec: GridSpec, root: Path = Path(".")) -> list[str]:
+    """The local pretrained weight files (``weights/...``) the grid's cells name with the paper's settings, in
+    their arguments or their config files (comments left out), each checked to exist under ``root``.
+
+    Raises:
+        DataError: files are missing; the message names them and where the docs say to get them.
+    """
+    texts = [a for cell in spec.cells() for a in cell_args(spec, cell, Path("runs/x") / cell.id, "x", [])]
+    for config in spec.config:
+        path = root / config
+        if path.is_file():
+            texts += [line.split("#", 1)[0] for line in path.read_text().splitlines()]
+    files = sorted({m for text in texts for m in WEIGHT_FILE.findall(text)})
+    missing = [f for f in files if not (root / f).is_file()]
+    if missing:
+        raise DataError(f"grid '{spec.path}': the paper's settings start from local pretrained weights that are not "
+                        f"there: {', '.join(missing)}. Put them under weights/ (the documentation's Pretrained "
+                        "weights page, docs/weights.md, says where each comes from), or run the smoke form "
+                        "(--smoke / make <paper>-smoke), which uses stand-in weights.")
+    return files
+
+
 def cell_args(spec: GridSpec, cell: Cell, run_dir: Path, root: str, extra: list[str], stand_in: bool = False,
               data_root: str | None = None) -> list[str]:
     """The `dermlab fit` arguments of one cell (W&B: group = table, job type = cell, tags = paper, data set).
