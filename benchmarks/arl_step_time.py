@@ -16,6 +16,7 @@ import time
 import timm
 import torch
 import torch.nn.functional as F
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
 import lightning_modules.nets  # noqa: F401  (registers arl_cnn50)
 
@@ -55,6 +56,12 @@ def main() -> None:
     print(f"step-time ratio ARL-CNN50 / ResNet-50 = {medians['arl_cnn50'] / medians['resnet50']:.3f}  "
           f"(batch {args.batch} at {args.size} px, {args.threads} threads, {args.steps} timed steps each)")
     print(f"parameter difference = {params['arl_cnn50'] - params['resnet50']} (one α per ARL block)")
+    record("arl_step_time", [
+        Figure("ResNet-50 step", medians["resnet50"], "s"), Figure("ARL-CNN50 step", medians["arl_cnn50"], "s"),
+        Figure("step-time ratio", medians["arl_cnn50"] / medians["resnet50"], "ratio",
+               ratio_of="ARL-CNN50 / ResNet-50 median training step time"),
+        Figure("parameter difference", params["arl_cnn50"] - params["resnet50"], "parameters")],
+        setting=f"batch {args.batch}, {args.size} px, {args.threads} threads")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
 from dermlab.resources import available_cores
 
@@ -84,6 +85,15 @@ def main() -> None:
             "setup_cached_s": round(cached, 2), "first_over_cached": round(first / cached, 1),
             "train_images": len(train), "decode_augment_epoch_s_estimate": round(loader_epoch, 1),
             "cached_setup_share_of_that_epoch": round(cached / loader_epoch, 4), "workers": args.workers}, indent=1))
+        record("audit_setup", [
+            Figure("set-up without the pixel audit (ids only)", ids_only, "s"),
+            Figure("set-up with the audit, first (every image decoded)", first, "s"),
+            Figure("set-up with the audit, cached fingerprints", cached, "s"),
+            Figure("first / cached set-up", first / cached, "ratio", ratio_of="first / cached set-up seconds"),
+            Figure(f"decode + augment epoch of {len(train)} training images (estimate)", loader_epoch, "s"),
+            Figure("cached set-up / that epoch", cached / loader_epoch, "ratio",
+                   ratio_of="cached set-up seconds / decode + augment epoch seconds")],
+            setting=f"{args.n} HAM10000-sized images (600×450), {args.workers} workers")
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         if args.root is None:

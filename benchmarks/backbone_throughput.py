@@ -16,6 +16,7 @@ import time
 
 import timm
 import torch
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
 BACKBONES = ("tf_efficientnet_lite0", "resnet18")
 
@@ -55,6 +56,11 @@ def main() -> None:
     for name, rate in rates.items():
         print(f"  {name:24s} {rate:7.1f} images/s")
     print(f"  EfficientNet-Lite0 / ResNet-18 = {rates[BACKBONES[0]] / rates[BACKBONES[1]]:.2f}×")
+    record("backbone_throughput", [
+        *(Figure(name, rate, "images/s") for name, rate in rates.items()),
+        Figure("throughput ratio", rates[BACKBONES[0]] / rates[BACKBONES[1]], "ratio",
+               ratio_of="EfficientNet-Lite0 / ResNet-18 training images/s")],
+        setting=f"{args.size} px, batch {args.batch}, {args.threads} threads")
 
 
 if __name__ == "__main__":

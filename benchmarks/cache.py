@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 from torch.utils.data import DataLoader
 
 from datamodules import ISIC2017DataModule
@@ -206,6 +207,31 @@ def main() -> None:
         print(f"cache on disk for {entries} images at max side {args.max_side}: npy {npy_mb:.1f} MB, png "
               f"{png_mb:.1f} MB (originals {source_mb:.1f} MB); for {ISIC_2019_TRAINING_IMAGES:,} ISIC 2019 images: "
               f"npy {npy_mb * share / 1e3:.1f} GB, png {png_mb * share / 1e3:.1f} GB (png size depends on content)")
+        figures = [Figure("epoch reading the originals", best["originals"], "s"),
+                   Figure("epoch filling the cache (npy)", filling, "s"),
+                   *(Figure(f"epoch from the cache ({name})", best[name], "s") for name in ("npy", "png")),
+                   *(Figure(f"cache ({name}) speed-up", best["originals"] / best[name], "ratio",
+                            ratio_of=f"epoch from the originals / epoch from the {name} cache")
+                     for name in ("npy", "png"))]
+        for name, label in (("originals", "originals"), ("npy", "cache npy"), ("png", "cache png")):
+            rates = core[name]
+            figures += [Figure(f"per core, {label}", rates["rate"], "images/s/core"),
+                        Figure(f"per core, {label}: read", rates["read"], "ms/image"),
+                        Figure(f"per core, {label}: augment", rates["augment"], "ms/image"),
+                        Figure(f"per core, {label}: collate and rest", rates["ms"] - rates["read"] - rates["augment"],
+                               "ms/image"),
+                        Figure(f"cores for {GPU_IMAGES_PER_SECOND:,} images/s, {label}",
+                               math.ceil(GPU_IMAGES_PER_SECOND / rates["rate"]), "cores")]
+        figures += [Figure(f"read originals (full decode), {w}x{h}", ms, "ms/image")
+                    for (w, h), ms in core["originals"]["by_size"].items()]
+        figures += [Figure("full decode, Pillow alone", pillow_ms, "ms/image"),
+                    Figure("full decode, OpenCV (load_rgb)", opencv_ms, "ms/image"),
+                    Figure("OpenCV speed-up", pillow_ms / opencv_ms, "ratio", ratio_of="Pillow / OpenCV ms per image"),
+                    Figure(f"cache on disk, npy ({entries} images)", npy_mb, "MB"),
+                    Figure(f"cache on disk, png ({entries} images)", png_mb, "MB"),
+                    Figure(f"originals on disk ({entries} images)", source_mb, "MB")]
+        record("cache", figures, setting=f"{args.n} ISIC-sized JPEGs, 224 px, batch 32, {args.workers} workers, "
+                                         f"max side {args.max_side}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

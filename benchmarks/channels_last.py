@@ -17,6 +17,7 @@ import statistics
 import timm
 import torch
 from backbone_throughput import step_times  # this folder is on sys.path when run as a script
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
 from dermlab.resources import keep_freed_memory
 from lightning_modules.nets.acceleration import use_channels_last
@@ -53,6 +54,11 @@ def main() -> None:
         rate = {layout: batch / statistics.median(values) for layout, values in times.items()}
         print(f"  {name:22s} {size:4d} px, batch {batch:2d}: NCHW {rate['NCHW']:6.1f}, NHWC {rate['NHWC']:6.1f} "
               f"images/s, NHWC / NCHW = {rate['NHWC'] / rate['NCHW']:.2f}×")
+        setting = f"{name}, {size} px, batch {batch}, {torch.get_num_threads()} threads"
+        record("channels_last", [*(Figure(layout, rate[layout], "images/s") for layout in ("NCHW", "NHWC")),
+                                 Figure("NHWC / NCHW", rate["NHWC"] / rate["NCHW"], "ratio",
+                                        ratio_of="channels-last / NCHW training images/s")],
+               setting=setting)  # each backbone as it is done
 
 
 if __name__ == "__main__":

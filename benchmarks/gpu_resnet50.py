@@ -51,6 +51,7 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn.functional as F
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the lent machine has no editable install of the suite: import it from the copy
@@ -236,6 +237,25 @@ def table(results: list[Result], device_name: str, args) -> str:
     return "\n".join(lines)
 
 
+def figures(results: list[Result]) -> list[Figure]:
+    """The table's measured rows as figures: images/s, ratio to the bare loop, ratio to the anchor."""
+    bare = {r.compiled: r.images_per_s for r in results if r.variant.startswith("bare")}
+    out = []
+    for r in results:
+        if r.images_per_s is None:
+            continue
+        out.append(Figure(r.variant, r.images_per_s, "images/s"))
+        reference = bare.get(r.compiled) or bare.get(False)
+        if reference and not r.variant.startswith("bare"):
+            out.append(Figure(f"{r.variant} / bare", r.images_per_s / reference, "ratio",
+                              ratio_of=f"{r.variant} / {'bare+compile' if r.compiled and bare.get(True) else 'bare'} "
+                                       "images/s"))
+        out.append(Figure(f"{r.variant} / anchor", r.images_per_s / ANCHOR_IMAGES_PER_S, "ratio",
+                          ratio_of=f"{r.variant} images/s / NVIDIA's 2,470 images/s (one A100, fp16 AMP, batch 256, "
+                                   "real input): a sanity check"))
+    return out
+
+
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
@@ -291,6 +311,11 @@ def main(argv: list[str] | None = None) -> None:
         variants.append(("fit+pipeline", lambda: fit_run(args, device, False, pipeline_data(args)), False))
     results = [measured(name, run, compiled, device) for name, run, compiled in variants]
     print(table(results, device_description(device), args), flush=True)
+    if device.type == "cuda":  # the CPU smoke test checks the wiring: its numbers are not recorded
+        record("gpu_resnet50", figures(results), setting=f"timm {args.arch} (random init), {args.size} px, batch "
+               f"{args.batch_size}, bf16 autocast, channels_last, CUDA {torch.version.cuda}")
+    else:
+        print("CPU smoke test: nothing recorded in benchmarks/results/")
     if any(r.images_per_s is None for r in results):
         sys.exit(1)  # the table above says which row and why
 

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
 from datamodules import ISIC2017DataModule
 from datamodules.synthetic import ensure_synthetic
@@ -188,6 +189,28 @@ def main() -> None:
           f"({lit_epoch:.1f} s); per-step ratio with it = {bare_epoch / (lit_epoch + save):.3f}")
     print(f"asynchronous saving (AsyncCheckpointIO): training waits {wait:.3f} s; per-step ratio with it = "
           f"{bare_epoch / (lit_epoch + wait):.3f} (the write then shares the CPU with training)")
+    setting = f"{args.size} px, batch {n}, {torch.get_num_threads()} threads" + (
+        ", no progress bar" if args.no_progress_bar else "")
+    figures = [Figure("bare PyTorch loop", b, "images/s"), Figure("dermlab fit", lt, "images/s"),
+               Figure("whole-window ratio", lt / b, "ratio",
+                      ratio_of=f"dermlab fit / bare images/s over the timed window of {args.steps - args.warmup} "
+                               f"steps (median of {args.repeats} runs)"),
+               Figure("median step, bare", 1e3 * bare_step, "ms"),
+               Figure("median step, dermlab fit", 1e3 * lit_step, "ms"),
+               Figure("epoch boundary extra, bare", 1e3 * bare_boundary, "ms"),
+               Figure("epoch boundary extra, dermlab fit", 1e3 * lit_boundary, "ms"),
+               Figure("per-step ratio (pooled)", bare_epoch / lit_epoch, "ratio",
+                      ratio_of=f"dermlab fit / bare throughput over a {steps_per_epoch}-step epoch, "
+                               "from median step times (all runs pooled)"),
+               *(Figure(f"per-step ratio, run pair {i}", r, "ratio", ratio_of="the same, one run pair")
+                 for i, r in enumerate(pairs, 1)),
+               Figure("saving last.ckpt", save, "s"),
+               Figure("per-step ratio with last.ckpt", bare_epoch / (lit_epoch + save), "ratio",
+                      ratio_of="per-step ratio, dermlab fit saving last.ckpt every epoch"),
+               Figure("training waits for an asynchronous save", wait, "s"),
+               Figure("per-step ratio with asynchronous last.ckpt", bare_epoch / (lit_epoch + wait), "ratio",
+                      ratio_of="per-step ratio, dermlab fit saving last.ckpt with AsyncCheckpointIO")]
+    record("lightning_vs_bare", figures, setting=setting)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
 from datamodules import ISIC2017DataModule
 from datamodules.synthetic import ensure_synthetic
@@ -111,6 +112,19 @@ def main() -> None:
     print(f"ratio Lightning/bare = {sum(bare) / sum(lit):.3f} over all steps, "
           f"{statistics.median(bare) / statistics.median(lit):.3f} of the median steps")
     print(f"per block of {args.block} steps: {', '.join(f'{r:.3f}' for r in blocks)} (min {min(blocks):.3f})")
+    record("lightning_vs_bare_interleaved", [
+        Figure("bare PyTorch loop", args.batch_size * len(bare) / sum(bare), "images/s"),
+        Figure("dermlab fit", args.batch_size * len(lit) / sum(lit), "images/s"),
+        Figure("median step, bare", 1e3 * statistics.median(bare), "ms"),
+        Figure("median step, dermlab fit", 1e3 * statistics.median(lit), "ms"),
+        Figure("ratio over all steps", sum(bare) / sum(lit), "ratio",
+               ratio_of=f"dermlab fit / bare images/s over {len(lit)} interleaved steps"),
+        Figure("ratio of the median steps", statistics.median(bare) / statistics.median(lit), "ratio",
+               ratio_of="dermlab fit / bare throughput, from the median step times"),
+        *(Figure(f"ratio, block {i}", r, "ratio", ratio_of=f"dermlab fit / bare images/s over steps "
+                 f"{(i - 1) * args.block + 1}–{min(i * args.block, len(lit))}")
+          for i, r in enumerate(blocks, 1))],
+        setting=f"{args.size} px, batch {args.batch_size}, {torch.get_num_threads()} threads")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 
 import timm
 import torch
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
 from lightning_modules.nets.embedding import EmbeddingClassifier, nearest_class_mean
 
@@ -58,6 +59,13 @@ def main() -> None:
     print(f"nearest class mean / softmax throughput = {rate['nearest class mean'] / rate['softmax']:.3f}; the "
           f"distances alone take {1000 * distance_time:.2f} ms per batch; embedding the 7 × {args.references} "
           f"references once took {reference_time:.1f} s ({args.backbone}, {args.size} px, {args.threads} threads)")
+    record("ncm_throughput", [
+        *(Figure(name, rate[name], "images/s") for name in rules),
+        Figure("throughput ratio", rate["nearest class mean"] / rate["softmax"], "ratio",
+               ratio_of="nearest class mean / softmax images/s (median batch)"),
+        Figure("distances to the references", 1000 * distance_time, "ms/batch"),
+        Figure(f"embedding the 7 × {args.references} references (once)", reference_time, "s")],
+        setting=f"{args.backbone}, {args.size} px, batch {args.batch}, {args.threads} threads")
 
 
 if __name__ == "__main__":

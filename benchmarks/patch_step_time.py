@@ -17,6 +17,7 @@ import time
 
 import timm
 import torch
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
 from lightning_modules.nets.patch_attention import CropNet
 
@@ -65,6 +66,15 @@ def main() -> None:
     print(f"step-time ratio end attention / multi-crop = {medians['end'] / medians['none']:.3f}, dual / multi-crop = "
           f"{medians['dual'] / medians['none']:.3f}  ({args.backbone}, {args.images} images × {args.crops} crops of "
           f"{args.size} px, {args.threads} threads, {args.steps} timed steps each)")
+    labels = {"none": "multi-crop", "end": "end attention", "dual": "dual attention"}
+    record("patch_step_time", [
+        *(Figure(f"{labels[name]} step", medians[name], "s") for name in nets),
+        *(Figure(f"step-time ratio, {labels[name]}", medians[name] / medians["none"], "ratio",
+                 ratio_of=f"{labels[name]} / multi-crop median training step time") for name in ("end", "dual")),
+        *(Figure(f"parameters added, {labels[name]}", params[name] - params["none"], "parameters")
+          for name in ("end", "dual"))],
+        setting=f"{args.backbone}, {args.images} images × {args.crops} crops of {args.size} px, "
+                f"{args.threads} threads")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import warnings
 
 import lightning.pytorch as L
 import torch
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
 from lightning_modules.segmentation import LesionSegmenter, SegAN
 
@@ -80,6 +81,15 @@ def main() -> None:
           f"({args.segan_encoder} U-Net + critic width {args.critic_width} vs {args.deeplab_encoder} DeepLabV3+, "
           f"batch {args.batch} of {args.size} px, {args.threads} threads, {len(timers['SegAN'].times)} timed steps "
           "each)")
+    record("segmentation_step_time", [
+        *(Figure(f"{name} step", medians[name], "s") for name in models),
+        Figure("step-time ratio, SegAN / DeepLabV3+", medians["SegAN"] / medians["DeepLabV3+"], "ratio",
+               ratio_of="SegAN / DeepLabV3+ median training step time"),
+        Figure("step-time ratio, SegAN / its segmentor alone", medians["SegAN"] / medians["U-Net (CE)"], "ratio",
+               ratio_of="SegAN / U-Net (CE) median training step time"),
+        *(Figure(f"{name} parameters", params[name], "parameters") for name in models)],
+        setting=f"{args.segan_encoder} U-Net + critic width {args.critic_width} vs {args.deeplab_encoder} "
+                f"DeepLabV3+, batch {args.batch} of {args.size} px, {args.threads} threads")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from results import Figure, record  # benchmarks/ is on sys.path when run as a script
+
 from dermlab.resources import available_cores
 
 # "auto" = what the suite picks on this machine
@@ -83,7 +85,7 @@ def main() -> None:
     for round_index in range(args.rounds):  # every other round in reverse order: no setting always runs first
         for index in (rows if round_index % 2 == 0 else reversed(rows)):
             runs[index].append(child_run(SETTINGS[index], args))
-    rates = {}
+    rates, figures = {}, []
     for index in rows:
         workers, threads, keep, flush, channels_last = SETTINGS[index]
         rate, wall, user, system = (statistics.median(run[k] for run in runs[index]) for k in range(4))
@@ -93,11 +95,27 @@ def main() -> None:
               f"{str(flush):>6} {str(channels_last):>5} {rate:9.1f} {wall:7.1f} {user:7.1f} {system:6.1f}   "
               f"({', '.join(f'{run[0]:.1f}' for run in runs[index])})")
         rates[index] = rate
+        setting = (f"EfficientNet-Lite0, {args.size} px, batch {args.batch}: workers "
+                   f"{label(workers, result['workers'])}, threads {label(threads, result['threads'])}, keep freed "
+                   f"memory {keep}, flush denormals {flush}, channels-last {channels_last}")
+        figures += [Figure("dermlab fit", rate, "images/s", setting),
+                    Figure("wall time of the run", wall, "s", setting),
+                    Figure("user CPU time", user, "s", setting), Figure("sys CPU time", system, "s", setting)]
     if 0 in rates and OLD_DEFAULT in rates:
         print(f"suite default (row 1) / settings before 2026-11-30 (row {OLD_DEFAULT + 1}) = "
               f"{rates[0] / rates[OLD_DEFAULT]:.2f}x")
     if 0 in rates and 2 in rates:
         print(f"channels-last (row 1) / NCHW (row 3) = {rates[0] / rates[2]:.2f}x")
+    setting = f"EfficientNet-Lite0, {args.size} px, batch {args.batch}: ratio of row 1 to row "
+    if 0 in rates and OLD_DEFAULT in rates:
+        figures.append(Figure("suite default / settings before 2026-11-30", rates[0] / rates[OLD_DEFAULT], "ratio",
+                              f"{setting}{OLD_DEFAULT + 1}", "images/s, row 1 (auto workers and threads, freed "
+                              "memory kept, denormals flushed, channels-last) / row 2 (2 workers, freed memory "
+                              "returned, denormals not flushed, NCHW)"))
+    if 0 in rates and 2 in rates:
+        figures.append(Figure("channels-last / NCHW", rates[0] / rates[2], "ratio", f"{setting}3",
+                              "images/s, row 1 / row 3 (the same settings in NCHW)"))
+    record("threads_and_workers", figures)
 
 
 def child_run(setting: tuple, args) -> tuple[float, float, float, float, dict]:

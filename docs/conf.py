@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))  # benchmark_tables (the Benchmarks page)
 # ``dermlab`` of this checkout first on PATH for the ``program-output`` directives (the build's own interpreter)
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -29,6 +30,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinxcontrib.programoutput",
     "sphinx_copybutton",
+    "benchmark_tables",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
@@ -51,7 +53,29 @@ html_static_path = ["_static"]
 autosummary_generate = not SKIP_API
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+# undoc-members: every public function / class / method is documented (its signature and types at least), so the
+# autosummary tables, which list every public member, always have a target. ignore-module-all: a module documents
+# its own definitions whatever its ``__all__`` (timm's ``register_model`` rewrites ``__all__`` of
+# ``lightning_modules.nets.arl`` / ``ran``; a package's re-exports are documented once, in their own module).
+autodoc_default_options = {"members": True, "undoc-members": True, "ignore-module-all": True,
+                           "show-inheritance": True}
+# the type aliases of this suite that signatures name (``from __future__ import annotations`` keeps them as
+# written): a function's parameter links to the alias's definition (a ``#:`` comment in its module) instead of
+# showing the expanded ``Literal[...]``. A class's constructor parameters keep the short name, which the type field
+# resolves by itself.
+autodoc_type_aliases = {
+    "Architecture": "lightning_modules.nets.segmentation.Architecture",
+    "Attention": "lightning_modules.nets.patch_attention.Attention",
+    "Aggregation": "lightning_modules.nets.patch_attention.Aggregation",
+    "AuxKind": "lightning_modules.nets.deep_supervision.AuxKind",
+    "CacheFormat": "datamodules.cache.CacheFormat",
+    "ClassWeighting": "lightning_modules.losses.ClassWeighting",
+    "ClassWeightNormalise": "lightning_modules.losses.ClassWeightNormalise",
+    "Gradient": "lightning_modules.nets.lerf.Gradient",
+    "Scheme": "datamodules.pooled.Scheme",
+    "Task": "datamodules.isic2017.Task",
+    "TransformSpec": "datamodules.transforms.TransformSpec",
+}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
@@ -64,13 +88,16 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(torch|lightning|pytorch_lightning|numpy|np|pandas|pd|PIL|timm|torchmetrics|albumentations|A|"
                r"omegaconf|jsonargparse|wandb|matplotlib|scipy|sklearn|h5py|submitit|cv2|segmentation_models_pytorch|"
-               r"pytorch_metric_learning|imagehash|safetensors|argparse|pathlib|collections|typing|enum|dataclasses|"
-               r"concurrent|queue|subprocess|io|os|re|json|csv|abc|contextlib|functools|itertools|logging|"
+               r"pytorch_metric_learning|imagehash|safetensors|rich|argparse|pathlib|collections|typing|enum|"
+               r"dataclasses|concurrent|queue|subprocess|io|os|re|json|csv|abc|contextlib|functools|itertools|logging|"
                r"threading|types|numbers|datetime|random|warnings|math)(\..*)?"),
     (r"py:.*", r"(Path|Tensor|Module|LightningModule|LightningDataModule|Callback|Trainer|DataFrame|Series|"
                r"ndarray|Image|Image\.Image|Dataset|DataLoader|Sampler|Namespace|ArgumentParser|Any|Callable|"
                r"Iterable|Iterator|Sequence|Mapping|Literal|Optional|Union|None|NoneType|TypeVar|Self|"
-               r"ndarray|dtype|device|Generator|Figure|Axes|STEP_OUTPUT|LightningCLI|T|nn\.Module)"),
+               r"ndarray|dtype|device|Generator|Figure|Axes|STEP_OUTPUT|LightningCLI|T|nn\.Module|"
+               r"OptimizerCallable|LRSchedulerCallable|Optimizer|LRScheduler)"),
     (r"py:class", r"(int|float|str|bool|bytes|dict|list|tuple|set|frozenset|object|type|callable|optional|"
-                  r"array|array-like|iterable|sequence|mapping|path|file|tensor|default|shape|.* of .*)"),
+                  r"array|array-like|iterable|sequence|mapping|path|file|tensor|default|shape)"),
+    # a private base class (``_EpochSampler``) that show-inheritance names: private objects are not documented
+    (r"py:class", r"(dermlab|datamodules|lightning_modules|callbacks)(\.\w+)*\._\w+"),
 ]
