@@ -6,7 +6,7 @@ it, first match wins:
 
 * ``run``: as written, in a working folder of its own, ``/data`` being a data root of synthetic twins laid out as
   the docs say (:mod:`tests.twins`);
-* ``smoke``: a training command (``dermlab fit | validate | test | predict``) with the CPU stand-in of its config
+* ``smoke``: a training command (``dermlab fit | validate | test | predict | demo``) with the CPU stand-in of its config
   (:data:`STAND_IN`: tiny network, small images, no pretrained file) and a couple of steps, on the same twins;
 * ``grid-smoke``: ``dermlab grid run`` with ``--smoke --first 1`` (one cell per table and data set);
 * ``covered``: run, in this smoke form, by the test named (e.g. a paper's make target);
@@ -119,7 +119,7 @@ RULES: list[Rule] = [
     Rule(r"^torchrun ", "not-run", "several nodes with GPUs"),
     Rule(r"^dermlab (fit|validate|test|predict) ", "smoke"),
     # the suite's other commands, as written
-    Rule(r"^dermlab (demo)$", "covered", "tests/test_real_sample.py (the real-sample demo, slow)"),
+    Rule(r"^dermlab demo$", "smoke"),
     Rule(r"^dermlab (synth|score|compare|prepare|audit|weights|lerf|postprocess|objsize|compare-cams|cbam-maps) ",
          "run"),
     Rule(r"^dermlab [a-z-]+ --help$", "run"),
@@ -172,6 +172,8 @@ def smoke_form(command: Command) -> list[str]:
     """The words a ``smoke`` command runs as: the command, then its config's stand-in and a couple of steps (later
     arguments win in LightningCLI)."""
     words = command.words
+    if words[1] == "demo":  # the real-sample demo with experiments/demo.yaml's stand-in (its arguments go to fit)
+        return [*words, *STAND_IN["experiments/demo.yaml"], *SMOKE[:6]]
     config = words[words.index("-c") + 1]
     if config not in STAND_IN:
         raise KeyError(f"{command.page}:{command.line}: no CPU stand-in for {config} in STAND_IN")
