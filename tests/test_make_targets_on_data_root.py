@@ -34,14 +34,16 @@ TARGETS = {
 }
 
 
-def data_sets_read(tables: list[Path]) -> list[str]:
-    """The config names the tables read (their cells' data sets and ``{data:NAME}`` targets)."""
-    names: dict[str, None] = {}
+def data_sets_read(tables: list[Path]) -> dict[str, int]:
+    """The config names the tables read (their cells' data sets and ``{data:NAME}`` targets), each with the largest
+    synthetic size a table's CPU stand-in was made for (a twin smaller than that may lack a class its stand-in
+    batches need)."""
+    names: dict[str, int] = {}
     for table in tables:
         grid = spec.load(table)
-        names.update(dict.fromkeys(grid.dataset_of(c) for c in grid.cells()))
-        names.update(dict.fromkeys(runner.referenced_data_sets(grid, "data")))
-    return list(names)
+        for name in [*(grid.dataset_of(c) for c in grid.cells()), *runner.referenced_data_sets(grid, "data")]:
+            names[name] = max(names.get(name, 0), int(grid.synthetic.get("n", 200)))
+    return names
 
 
 def roots_in(config: dict) -> list[str]:
@@ -54,7 +56,9 @@ def roots_in(config: dict) -> list[str]:
 def test_make_paper_smoke_runs_on_twins_in_the_documented_data_root(target, tmp_path):
     tables, first = TARGETS[target]
     names = data_sets_read(tables)
-    data_root = write_data_root(tmp_path / "data", names, n=120)
+    data_root = tmp_path / "data"
+    for name, n in names.items():
+        write_data_root(data_root, [name], n=n)
     work = tmp_path / "work"
     work.mkdir()
     for entry in ("experiments", "Makefile"):

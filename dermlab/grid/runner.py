@@ -28,64 +28,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dermlab.data_folders import data_set_folder, require_data_set_folder
 from dermlab.errors import DataError
+from dermlab.grid.data_roots import (  # noqa: F401  (re-exported: the runner's data side, one import for callers)
+    data_root_for,
+    referenced_data_sets,
+    require_data_folders,
+    resolve_data_refs,
+    stands_in,
+    synthetic_folder,
+    write_synthetic_roots,
+)
 from dermlab.grid.spec import Cell, GridSpec, cli_value
 
 # the metrics check builds the model on the CPU: it needs no GPU, so a cluster's login node can run it
 CHECK_ON_CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1"]
-DATA_REF = re.compile(r"\{(data|synthetic):([A-Za-z0-9_]+)\}")  # a data set's folder named in a grid file
 SMOKE_ARGS = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
               "--trainer.limit_test_batches", "1", "--trainer.num_sanity_val_steps", "0"]
-
-
-def stands_in(data_root: str | None, smoke: bool) -> bool:
-    """Whether cells take the grid's CPU stand-in settings (its ``synthetic`` entry: small images, tiny models,
-    stand-in weights): on the synthetic default, and for ``--smoke`` on any data (a wiring check of the data's
-    layout and of every cell, not of the real models)."""
-    return smoke or not data_root
-
-
-def data_root_for(spec: GridSpec, data_root: str | None, dataset: str | None = None, stand_in: bool | None = None
-                  ) -> tuple[str, list[str]]:
-    """The data folder and extra arguments of one data set.
-
-    With a data root, the folder is ``<data root>/<folder>`` of :mod:`dermlab.data_folders` (one sub-folder per
-    data set, e.g. ``/data/ham10000``; the ISIC 2018 tasks share ``/data/isic2018``), for every grid; a missing
-    folder stops here, before anything trains, naming it and the download page. Without one, the synthetic set
-    is written if missing. ``stand_in`` (default: no data root) adds the grid's ``synthetic`` arguments.
-
-    Raises:
-        DataError: a data set's folder, or a ``{data:NAME}`` folder the grid names, is missing under the data root.
-    """
-    dataset = dataset or spec.dataset
-    stand_in = not data_root if stand_in is None else stand_in
-    extra = list(spec.data_args.get(dataset, []))
-    if data_root:
-        root = str(require_data_set_folder(data_root, dataset))
-        for name in referenced_data_sets(spec, "data"):  # e.g. a test_on target: checked now, not mid-table
-            require_data_set_folder(data_root, name)
-    else:
-        from datamodules.synthetic import ensure_synthetic
-
-        root = synthetic_folder(spec, dataset)  # one folder per size: grids never share a set of another size
-        ensure_synthetic(dataset, root, n=spec.synthetic.get("n", 200), size=spec.synthetic.get("size", 64))
-    if stand_in:
-        extra += [str(a) for a in spec.synthetic.get("args", [])]
-        extra += [str(a) for a in (spec.synthetic.get("data_args") or {}).get(dataset, [])]
-    write_synthetic_roots(spec, data_root)  # the other sets its cells name ({data:NAME}, {synthetic:NAME})
-    return root, extra
-
-
-def require_data_folders(spec: GridSpec, data_root: str) -> list[Path]:
-    """Every data set folder the grid reads under ``data_root`` (its cells' data sets and its ``{data:NAME}``
-    targets), each checked to exist (:func:`dermlab.data_folders.require_data_set_folder`).
-
-    Raises:
-        DataError: a folder is missing (the message names it and the download page).
-    """
-    names = dict.fromkeys([*(spec.dataset_of(c) for c in spec.cells()), *referenced_data_sets(spec, "data")])
-    return [require_data_set_folder(data_root, name) for name in names]
 
 
 WEIGHT_FILE = re.compile(r"(?<![\w/.])(weights/[\w.+-]+\.(?:safetensors|pth|pt|bin))\b")
@@ -117,11 +75,12 @@ def cell_args(spec: GridSpec, cell: Cell, run_dir: Path, root: str, extra: list[
               data_root: str | None = None) -> list[str]:
     """The `dermlab fit` arguments of one cell (W&B: group = table, job type = cell, tags = paper, data set).
 
-    A labelled value that is a mapping sets several keys. With the CPU stand-in (:func:`stands_in`),
-    ``synthetic.replace`` swaps whole arguments (e.g. an ImageNet weights file for a stand-in trained on synthetic
-    data) and ``synthetic.settings`` adds settings per axis value after everything else (e.g. a CPU stand-in for
-    the model a cell's config names). ``{data:NAME}`` becomes data set NAME's folder under ``data_root`` (or its
-    synthetic twin without one), ``{synthetic:NAME}`` always the synthetic twin (:func:`resolve_data_refs`)."""
+    A labelled value that is a mapping sets several keys. With the CPU stand-in
+    (:func:`~dermlab.grid.data_roots.stands_in`), ``synthetic.replace`` swaps whole arguments (e.g. an ImageNet
+    weights file for a stand-in trained on synthetic data) and ``synthetic.settings`` adds settings per axis value
+    after everything else (e.g. a CPU stand-in for the model a cell's config names). ``{data:NAME}`` becomes data
+    set NAME's folder under ``data_root`` (or its synthetic twin without one), ``{synthetic:NAME}`` always the
+    synthetic twin (:func:`~dermlab.grid.data_roots.resolve_data_refs`)."""
     args = [a for config in spec.config for a in ("-c", config)]
     if "dataset" in spec.axes:
         args += ["--data", f"experiments/base/data/{cell.values['dataset']}.yaml"]
@@ -147,41 +106,6 @@ def cell_args(spec: GridSpec, cell: Cell, run_dir: Path, root: str, extra: list[
         return (run_dir.parent.parent / ref.table if ref.table else run_dir.parent) / ref.id
 
     return [spec.substitute(cell, a, folder) for a in args]
-
-
-def synthetic_folder(spec: GridSpec, dataset: str) -> str:
-    """The folder of the synthetic ``dataset`` at the grid's ``synthetic`` size."""
-    return f"data/synthetic/{dataset}_n{spec.synthetic.get('n', 200)}_{spec.synthetic.get('size', 64)}px"
-
-
-def referenced_data_sets(spec: GridSpec, kind: str | None = None) -> list[str]:
-    """The data sets a grid names as ``{data:NAME}`` / ``{synthetic:NAME}`` (``kind``: only one of the two)."""
-    text = json.dumps([spec.args, spec.axes, spec.synthetic, spec.data_args], default=str)
-    return sorted({name for found, name in DATA_REF.findall(text) if kind in (None, found)})
-
-
-def resolve_data_refs(spec: GridSpec, text: str, data_root: str | None = None) -> str:
-    """``text`` with every ``{data:NAME}`` replaced by data set NAME's folder under ``data_root``
-    (:func:`dermlab.data_folders.data_set_folder`; its synthetic twin's folder, :func:`synthetic_folder`, without a
-    data root) and every ``{synthetic:NAME}`` by the synthetic twin's folder: e.g. the ``test_on`` root of a
-    cross-data-set cell. :func:`data_root_for` checks or writes those folders first."""
-    def folder(match: re.Match) -> str:
-        kind, name = match.groups()
-        return str(data_set_folder(data_root, name)) if kind == "data" and data_root else synthetic_folder(spec, name)
-
-    return DATA_REF.sub(folder, text)
-
-
-def write_synthetic_roots(spec: GridSpec, data_root: str | None = None) -> list[str]:
-    """Write (if missing) every synthetic set the grid names, ``{synthetic:NAME}``, and without a data root also
-    ``{data:NAME}``, at the grid's synthetic size; returns their names."""
-    from datamodules.synthetic import ensure_synthetic
-
-    names = referenced_data_sets(spec, "synthetic" if data_root else None)
-    for name in names:
-        ensure_synthetic(name, synthetic_folder(spec, name), n=spec.synthetic.get("n", 200),
-                         size=spec.synthetic.get("size", 64))
-    return names
 
 
 def depends_on(spec: GridSpec, cell: Cell, args: list[str], run_dir: Path) -> set[str]:
