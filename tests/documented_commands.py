@@ -213,7 +213,6 @@ def data_sets_named(commands: list[Command]) -> list[str]:
             if "--paper" in words:
                 tables += spec.paper_tables(words[words.index("--paper") + 1])
             for table in tables:
-                grid = spec.load(REPO / table)
-                for name in [grid.dataset_of(c) for c in grid.cells()] + runner.referenced_data_sets(grid, "data"):
+                for name in runner.data_sets_read(spec.load(REPO / table)):
                     named[FOLDERS[name].folder] = None
     return [f for f in named if f not in written]

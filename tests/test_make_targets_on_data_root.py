@@ -41,7 +41,7 @@ def data_sets_read(tables: list[Path]) -> dict[str, int]:
     names: dict[str, int] = {}
     for table in tables:
         grid = spec.load(table)
-        for name in [*(grid.dataset_of(c) for c in grid.cells()), *runner.referenced_data_sets(grid, "data")]:
+        for name in runner.data_sets_read(grid):
             names[name] = max(names.get(name, 0), int(grid.synthetic.get("n", 200)))
     return names
 

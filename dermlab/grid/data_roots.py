@@ -31,19 +31,18 @@ def data_root_for(spec: GridSpec, data_root: str | None, dataset: str | None = N
 
     With a data root, the folder is ``<data root>/<folder>`` of :mod:`dermlab.data_folders` (one sub-folder per
     data set, e.g. ``/data/ham10000``; the ISIC 2018 tasks share ``/data/isic2018``), for every grid; a missing
-    folder stops here, before anything trains, naming it and the download page. Without one, the synthetic set
-    is written if missing. ``stand_in`` (default: no data root) adds the grid's ``synthetic`` arguments.
+    folder stops here, naming it and the download page. Without one, the synthetic set is written if missing.
+    ``stand_in`` (default: no data root) adds the grid's ``synthetic`` arguments. The other folders a grid names
+    (``{data:NAME}``) are :func:`require_data_folders`' and :func:`write_synthetic_roots`' work.
 
     Raises:
-        DataError: a data set's folder, or a ``{data:NAME}`` folder the grid names, is missing under the data root.
+        DataError: the data set's folder is missing under the data root.
     """
     dataset = dataset or spec.dataset
     stand_in = not data_root if stand_in is None else stand_in
     extra = list(spec.data_args.get(dataset, []))
     if data_root:
         root = str(require_data_set_folder(data_root, dataset))
-        for name in referenced_data_sets(spec, "data"):  # e.g. a test_on target: checked now, not mid-table
-            require_data_set_folder(data_root, name)
     else:
         from datamodules.synthetic import ensure_synthetic
 
@@ -52,8 +51,13 @@ def data_root_for(spec: GridSpec, data_root: str | None, dataset: str | None = N
     if stand_in:
         extra += [str(a) for a in spec.synthetic.get("args", [])]
         extra += [str(a) for a in (spec.synthetic.get("data_args") or {}).get(dataset, [])]
-    write_synthetic_roots(spec, data_root)  # the other sets its cells name ({data:NAME}, {synthetic:NAME})
     return root, extra
+
+
+def data_sets_read(spec: GridSpec) -> list[str]:
+    """The data sets a grid reads, in order: its cells' data sets, then the ``{data:NAME}`` targets it names (e.g. a
+    cross-data-set cell's ``test_on`` set)."""
+    return list(dict.fromkeys([*(spec.dataset_of(c) for c in spec.cells()), *referenced_data_sets(spec, "data")]))
 
 
 def require_data_folders(spec: GridSpec, data_root: str) -> list[Path]:
@@ -63,8 +67,7 @@ def require_data_folders(spec: GridSpec, data_root: str) -> list[Path]:
     Raises:
         DataError: a folder is missing (the message names it and the download page).
     """
-    names = dict.fromkeys([*(spec.dataset_of(c) for c in spec.cells()), *referenced_data_sets(spec, "data")])
-    return [require_data_set_folder(data_root, name) for name in names]
+    return [require_data_set_folder(data_root, name) for name in data_sets_read(spec)]
 
 
 def synthetic_folder(spec: GridSpec, dataset: str) -> str:
@@ -82,7 +85,7 @@ def resolve_data_refs(spec: GridSpec, text: str, data_root: str | None = None) -
     """``text`` with every ``{data:NAME}`` replaced by data set NAME's folder under ``data_root``
     (:func:`dermlab.data_folders.data_set_folder`; its synthetic twin's folder, :func:`synthetic_folder`, without a
     data root) and every ``{synthetic:NAME}`` by the synthetic twin's folder: e.g. the ``test_on`` root of a
-    cross-data-set cell. :func:`data_root_for` checks or writes those folders first."""
+    cross-data-set cell. :func:`require_data_folders` checks, :func:`write_synthetic_roots` writes those folders."""
     def folder(match: re.Match) -> str:
         kind, name = match.groups()
         return str(data_set_folder(data_root, name)) if kind == "data" and data_root else synthetic_folder(spec, name)

@@ -31,6 +31,7 @@ from pathlib import Path
 from dermlab.errors import DataError
 from dermlab.grid.data_roots import (  # noqa: F401  (re-exported: the runner's data side, one import for callers)
     data_root_for,
+    data_sets_read,
     referenced_data_sets,
     require_data_folders,
     resolve_data_refs,
@@ -347,6 +348,9 @@ def prepare(spec: GridSpec, data_root: str | None = None, smoke: bool = False, r
     that finished earlier``, [(cell, its arguments, its run folder)]`` for the others, in file order)."""
     data = {}
     stand_in = stands_in(data_root, smoke)
+    if data_root:  # every folder the grid reads, before anything trains
+        require_data_folders(spec, data_root)
+    write_synthetic_roots(spec, data_root)  # the twins its cells name ({synthetic:NAME}; {data:NAME} without a root)
     for cell in spec.cells():
         dataset = spec.dataset_of(cell)
         if dataset not in data:  # every data set's folder is checked (or written) before anything trains
