@@ -47,7 +47,7 @@ myst_heading_anchors = 3
 
 html_theme = "furo"
 html_title = "dermlab"
-html_static_path = ["_static"]
+html_static_path: list[str] = []  # no static files of our own; furo ships its own
 
 # API reference: one page per module (autosummary), type hints in the description, members in source order
 autosummary_generate = not SKIP_API
