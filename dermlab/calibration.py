@@ -13,9 +13,8 @@ softmax(log p / T) equals softmax(z / T) exactly when p = softmax(z), since log 
 by a per-image constant.
 
 Reliability diagram and ECE (Guo et al. 2017, §2, Eq. 3; Naeini et al. 2015): the confidences are put in M = 15
-equal-width bins; ECE = Σ_m (``|B_m|`` / n) ``|acc(B_m) − conf(B_m)|``. ECE comes from torchmetrics'
-``BinaryCalibrationError`` / ``MulticlassCalibrationError`` (``n_bins=15``, ``norm="l1"``), so it is the same
-number as the suite's ``ece`` metric.
+equal-width bins; ECE = Σ_m (``|B_m|`` / n) ``|acc(B_m) − conf(B_m)|``. ECE comes from
+:mod:`dermlab.metric_definitions`, so it is the same number as the suite's ``ece`` metric.
 """
 
 from __future__ import annotations
@@ -24,11 +23,12 @@ import logging
 import math
 
 import torch
-from torchmetrics.functional.classification import binary_calibration_error, multiclass_calibration_error
+
+from dermlab import metric_definitions as definitions
 
 log = logging.getLogger(__name__)
 
-N_BINS = 15
+N_BINS = definitions.ECE_BINS
 #: Fitted temperatures are kept in [1/100, 100]. When every validation image's argmax is right the NLL falls
 #: monotonically as T -> 0 (no minimum): T is then the lower bound, with a warning.
 T_RANGE = (1e-2, 1e2)
@@ -125,13 +125,14 @@ def confidence_and_outcome(probabilities: torch.Tensor, targets: torch.Tensor) -
 
 
 def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tensor, n_bins: int = N_BINS) -> float:
-    """ECE (l1, ``n_bins`` equal-width bins) of (N, C) probabilities: torchmetrics' binary calibration error
-    of P(positive) for two classes, its multiclass (top-label) one otherwise."""
+    """ECE (L1, ``n_bins`` equal-width bins) of (N, C) probabilities and (N,) targets, the number a run logs as
+    ``ece``: :func:`dermlab.metric_definitions.binary_ece` of P(positive) for two classes, the top-label
+    :func:`dermlab.metric_definitions.top_label_ece` otherwise."""
+    probabilities = probabilities.detach().double().cpu().numpy()
+    targets = targets.detach().long().cpu().numpy()
     if probabilities.shape[1] == 2:
-        positive = probabilities[:, 1].float().contiguous()
-        return float(binary_calibration_error(positive, targets.long(), n_bins=n_bins, norm="l1"))
-    return float(multiclass_calibration_error(probabilities.float(), targets.long(), probabilities.shape[1],
-                                              n_bins=n_bins, norm="l1"))
+        return float(definitions.binary_ece(targets, probabilities[:, 1], n_bins=n_bins)[0])
+    return float(definitions.top_label_ece(targets, probabilities, n_bins=n_bins)[0])
 
 
 def reliability_bins(confidence: torch.Tensor, outcome: torch.Tensor, n_bins: int = N_BINS) -> dict[str, torch.Tensor]:

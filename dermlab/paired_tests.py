@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest, chi2, norm, rankdata
 
+from dermlab import metric_definitions as definitions
+
 MCNEMAR_EXACT_BELOW = 25  # discordant pairs under which McNemar's test is the exact binomial one
 
 
@@ -95,8 +97,10 @@ def delong(labels, scores_a, scores_b) -> DeLongResult:
     labels, (scores_a, scores_b) = _binary_labels(labels, scores_a, scores_b)
     if min(labels.sum(), (~labels).sum()) < 2:
         raise ValueError("DeLong's variance needs at least 2 positives and 2 negatives")
-    auc_a, v10_a, v01_a = delong_components(labels, scores_a)
-    auc_b, v10_b, v01_b = delong_components(labels, scores_b)
+    _, v10_a, v01_a = delong_components(labels, scores_a)
+    _, v10_b, v01_b = delong_components(labels, scores_b)
+    # the reported AUCs by the suite's one definition (the mean of either component vector is the same number)
+    auc_a, auc_b = (float(definitions.binary_auc(labels, scores)[0]) for scores in (scores_a, scores_b))
     s10, s01 = np.cov(np.stack([v10_a, v10_b])), np.cov(np.stack([v01_a, v01_b]))
     s = s10 / len(v10_a) + s01 / len(v01_a)
     variance = s[0, 0] + s[1, 1] - 2 * s[0, 1]

@@ -4,7 +4,7 @@ Each of N resamples draws the scored images with replacement **within each strat
 (:func:`dermlab.intervals.stratified_resamples`); the strata are the distinct rows of the truth's label columns,
 i.e. the true class: benign / malignant (ISIC 2016), melanoma / seborrheic keratosis / neither (ISIC 2017), the
 seven diagnoses (ISIC 2018). So each resample keeps the class counts and every AUC stays defined. On each resample
-every per-category metric is recomputed (:func:`dermlab.replicate_metrics.binary_metrics_resampled`, vectorised over
+every per-category metric is recomputed (:func:`dermlab.metric_definitions.binary_metric_values`, vectorised over
 resamples), then their macro average and, for one-hot truths, the balanced multi-class accuracy; each interval is
 the (α/2, 1 − α/2) percentiles of its metric's resamples (Efron & Tibshirani 1993, ch. 13). The same seed gives the
 same digits.
@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dermlab import metric_definitions as definitions
 from dermlab.errors import DataError
 from dermlab.intervals import percentile_interval, resample_counts, stratified_resamples
-from dermlab.replicate_metrics import binary_metrics_resampled
 
 CHUNK_ELEMENTS = 1_000_000  # resamples × images handled at once: arrays of a few MB stay in cache and off mmap
 
@@ -28,23 +28,22 @@ def interval_key(name: str, level: float) -> str:
 
 
 def bootstrap_intervals(labels: pd.DataFrame, predictions: pd.DataFrame, categories: list[str], n_boot: int,
-                        seed: int = 0, level: float = 0.95, argmax: tuple[np.ndarray, np.ndarray] | None = None,
+                        seed: int = 0, level: float = 0.95, one_hot: bool = False,
                         threshold: float = 0.5) -> dict:
-    """Intervals of the per-category metrics, their macro average and (given ``argmax``) the balanced accuracy.
+    """Intervals of the per-category metrics, their macro average and (``one_hot``) the balanced accuracy.
 
     Args:
         labels: (N, K) 0/1 truth of the scored images, every category of the truth (the strata come from all K).
         predictions: (N, ≥ K) probabilities of the same images in the same order.
         categories: the columns to score.
         n_boot: resamples (≥ 1); seed: their seed; level: coverage in (0, 1).
-        argmax: for one-hot truths, ``(true_class, correct)`` (N,) each: the image's class and whether the argmax
-            of its row is right by the official rule; the balanced accuracy is the mean of the per-class means of
-            ``correct``.
+        one_hot: the truth is one-hot over ``labels``' columns (ISIC 2018, 2019): the balanced multi-class accuracy
+            of ``predictions`` over those columns gets an interval too.
         threshold: the decision threshold of accuracy, sensitivity and specificity.
 
     Returns:
         ``{"per_category": {category: {metric: [low, high]}}, "macro": {metric: [low, high]}}`` plus
-        ``"balanced_accuracy": [low, high]`` when ``argmax`` is given.
+        ``"balanced_accuracy": [low, high]`` when ``one_hot``.
 
     Raises:
         DataError: a scored category whose truth holds one class only (no AUC, so no interval).
@@ -60,20 +59,18 @@ def bootstrap_intervals(labels: pd.DataFrame, predictions: pd.DataFrame, categor
     _, strata = np.unique(truth, axis=0, return_inverse=True)
     rows = stratified_resamples(strata.ravel(), n_boot, seed)
     n = len(truth)
+    probabilities = predictions[list(labels.columns)].to_numpy(dtype=float) if one_hot else None
     replicates: dict[str, dict[str, list[np.ndarray]]] = {c: {} for c in categories}
     balanced: list[np.ndarray] = []
     for start in range(0, n_boot, max(1, CHUNK_ELEMENTS // n)):
         counts = resample_counts(rows[start:start + max(1, CHUNK_ELEMENTS // n)], n)
         for category in categories:
-            values = binary_metrics_resampled(labels[category].to_numpy(), predictions[category].to_numpy(), counts,
-                                              threshold)
+            values = definitions.binary_metric_values(labels[category].to_numpy(),
+                                                      predictions[category].to_numpy(dtype=float), counts, threshold)
             for name, array in values.items():
                 replicates[category].setdefault(name, []).append(array)
-        if argmax is not None:
-            true_class, correct = argmax
-            recalls = [(counts[:, true_class == c] * correct[true_class == c]).sum(1)
-                       / counts[:, true_class == c].sum(1) for c in np.unique(true_class)]
-            balanced.append(np.mean(recalls, axis=0))
+        if one_hot:
+            balanced.append(definitions.balanced_accuracy(truth.argmax(1), probabilities, counts))
     per_category = {c: {name: np.concatenate(chunks) for name, chunks in metrics.items()}
                     for c, metrics in replicates.items()}
     names = list(per_category[categories[0]])
@@ -85,7 +82,7 @@ def bootstrap_intervals(labels: pd.DataFrame, predictions: pd.DataFrame, categor
     result = {"per_category": {c: {name: bounds(v) for name, v in metrics.items()}
                                for c, metrics in per_category.items()},
               "macro": {name: bounds(v) for name, v in macro.items()}}
-    if argmax is not None:
+    if one_hot:
         result["balanced_accuracy"] = bounds(np.concatenate(balanced))
     return result
 

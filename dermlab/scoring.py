@@ -20,7 +20,7 @@ Accepted truth layouts (detected from the ground-truth file, :mod:`dermlab.truth
   ``pauc_tpr80`` (partial AUC above 80 % TPR, :mod:`dermlab.partial_auc`), named in the result's ``primary``.
 
 A category that the scored images hold in one class only has undefined metrics, NaN in the result, named under
-``undefined`` and left out of the macro averages (:func:`one_class_conventions`). Without negatives the official
+``undefined`` and left out of the macro averages (:func:`undefined_metrics`). Without negatives the official
 scorer gives the same values; without positives (UNK in any truth cut from the ISIC 2019 training data, which marks
 no image UNK) ``isic-challenge-scoring`` 5.6.0 stops with a ValueError and gives none: here AUC, average precision,
 partial AUC and sensitivity are NaN, every other category and the balanced accuracy are scored as usual.
@@ -34,7 +34,7 @@ where > 128, as the official scorer binarises; a mask that is not single-channel
 :func:`full_size_metrics` names those scores ``full/<metric>`` for a grid's table (the challenge's own scoring of
 full-size masks, beside the ``test/`` metrics computed at the network's input size).
 
-Metrics come from :mod:`dermlab.metrics` (torchmetrics). Rows with ``score_weight`` 0 are left
+Metrics come from :mod:`dermlab.metric_definitions`, the definitions a run logs. Rows with ``score_weight`` 0 are left
 out, as the official scorer does; like it, ISIC_0035068 (2018 test) gets weight 0.
 """
 
@@ -47,8 +47,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dermlab import metric_definitions as definitions
 from dermlab.errors import DataError
-from dermlab.metrics import binary_metrics, scalars
+from dermlab.metric_definitions import binary_metric_values
 from dermlab.score_bootstrap import bootstrap_intervals, with_intervals
 from dermlab.segmentation_metrics import SCORES, attribute_jaccard, scores_from_counts
 from dermlab.submissions import read_submission
@@ -99,11 +100,10 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
     truth, labels, predictions, names = read_scored(truth_path, prediction_path, categories)
     per_category, undefined = {}, {}
     for category in names:
-        metrics = binary_metrics()
-        metrics.update(torch.tensor(predictions[category].to_numpy(), dtype=torch.float64),
-                       torch.tensor(labels[category].to_numpy(), dtype=torch.long))
-        per_category[category], missing = one_class_conventions(scalars(metrics.compute()),
-                                                                labels[category].to_numpy())
+        truth_of_category = labels[category].to_numpy()
+        values = binary_metric_values(truth_of_category, predictions[category].to_numpy(dtype=float))
+        per_category[category] = {name: float(value[0]) for name, value in values.items()}
+        missing = undefined_metrics(truth_of_category)
         if missing:
             undefined[category] = missing
     metric_names = next(iter(per_category.values())).keys()
@@ -130,8 +130,7 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
 
 def _add_intervals(result: dict, labels: pd.DataFrame, predictions: pd.DataFrame, names: list[str],
                    one_hot: bool, n_boot: int, seed: int, level: float) -> dict:
-    argmax = argmax_correct(labels.to_numpy(), predictions.to_numpy()) if one_hot else None
-    intervals = bootstrap_intervals(labels, predictions, names, n_boot, seed, level, argmax)
+    intervals = bootstrap_intervals(labels, predictions, names, n_boot, seed, level, one_hot)
     result["per_category"] = {c: with_intervals(values, intervals["per_category"][c], level)
                               for c, values in result["per_category"].items()}
     result["macro"] = with_intervals(result["macro"], intervals["macro"], level)
@@ -146,10 +145,9 @@ NO_POSITIVES = ("auc", "average_precision", "pauc_tpr80", "sensitivity")  # unde
 NO_NEGATIVES = ("auc", "pauc_tpr80")  # undefined without a negative image (the official scorer's NaN AUC)
 
 
-def one_class_conventions(values: dict[str, float], truth: np.ndarray) -> tuple[dict[str, float], list[str]]:
-    """``values`` (one category's :func:`~dermlab.metrics.binary_metrics`) when the ``truth`` (N,) 0/1 of the scored
-    images holds one class only, and the names of the metrics that are then undefined (NaN); unchanged (and ``[]``)
-    when both classes occur. torchmetrics would report 0 for an undefined AUC.
+def undefined_metrics(truth: np.ndarray) -> list[str]:
+    """The metrics :func:`dermlab.metric_definitions.binary_metric_values` leaves NaN for one category whose scored
+    images' ``truth`` (N,) 0/1 holds one class only; ``[]`` when both classes occur.
 
     * No negative image: ``isic-challenge-scoring`` scores this; as it does, AUC (and the partial AUC) are NaN,
       specificity is 1.0 (its ``binary_specificity``: "make this metric a freebie") and the average precision is
@@ -162,33 +160,22 @@ def one_class_conventions(values: dict[str, float], truth: np.ndarray) -> tuple[
     """
     positives = int(np.sum(truth))
     if 0 < positives < len(truth):
-        return values, []
-    undefined = list(NO_POSITIVES if positives == 0 else NO_NEGATIVES)
-    values = {**values, **dict.fromkeys(undefined, float("nan"))}
-    if positives:
-        values["specificity"] = 1.0
-    return values, undefined
+        return []
+    return list(NO_POSITIVES if positives == 0 else NO_NEGATIVES)
 
 
 def argmax_correct(truth: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) true class of each one-hot ``truth`` row and whether the argmax of ``probabilities`` is right by the
-    official rule: a row whose highest probability is shared by several classes is undecided, wrong for every class
-    (as ``isic-challenge-scoring``)."""
+    """(N,) true class of each one-hot ``truth`` row and whether the argmax of ``probabilities`` is right
+    (:func:`dermlab.metric_definitions.decided_argmax`: a row whose highest probability is shared is wrong)."""
     true_class = truth.argmax(1)
-    peak = probabilities.max(1, keepdims=True)
-    decided = (probabilities == peak).sum(1) == 1
-    return true_class, decided & (probabilities.argmax(1) == true_class)
+    return true_class, definitions.decided_argmax(probabilities) == true_class
 
 
 def balanced_accuracy(truth: np.ndarray, probabilities: np.ndarray) -> float:
-    """ISIC 2018 balanced multi-class accuracy: the mean over the classes present of the recall of the argmax.
-
-    ``truth`` (N, C) one-hot, ``probabilities`` (N, C). As ``isic-challenge-scoring``, a row whose highest
-    probability is shared by several classes is undecided: wrong for every class.
-    """
-    true_class, correct = argmax_correct(truth, probabilities)
-    present = np.unique(true_class)
-    return float(np.mean([correct[true_class == c].mean() for c in present]))
+    """ISIC 2018 balanced multi-class accuracy of ``truth`` (N, C) one-hot and ``probabilities`` (N, C):
+    :func:`dermlab.metric_definitions.balanced_accuracy` (mean recall of the argmax over the classes present; a row
+    whose highest probability is shared by several classes is wrong for every class, as ``isic-challenge-scoring``)."""
+    return float(definitions.balanced_accuracy(truth.argmax(1), probabilities)[0])
 
 
 def score_segmentation(truth_dir: str | Path, prediction_dir: str | Path) -> dict:

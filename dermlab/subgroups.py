@@ -39,9 +39,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from dermlab import metric_definitions as definitions
 from dermlab.errors import DataError
 from dermlab.intervals import percentile_interval, resample_counts, stratified_resamples
-from dermlab.replicate_metrics import auc_from_level_counts, score_level_counts
 
 UNKNOWN = "unknown"
 AGE_BANDS = ((30, "0-29"), (45, "30-44"), (60, "45-59"), (75, "60-74"), (math.inf, "75+"))  # (upper bound, name)
@@ -132,59 +132,34 @@ def check_predictions(frame: pd.DataFrame, class_names: Sequence[str], source: s
         raise DataError(f"{source} row {row + 2} ({frame['image'].iloc[row]}): a probability outside [0, 1].")
 
 
-# --- metrics of one group, vectorised over bootstrap replicates ------------------------------------------------
-# A bootstrap replicate is a multiset of the group's rows: ``weights`` (B, n) holds how often each of the n rows is
-# drawn in each of B replicates (all ones: the group itself). Each metric takes ``labels`` (n,), ``scores`` (n, k)
-# and ``weights`` and returns (B,) values, equal to the metric of the resampled rows.
-def _weighted_aucs(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Binary AUC of each replicate (Mann–Whitney, ties ½), from the drawn positives and negatives per distinct
-    score (:func:`dermlab.replicate_metrics.score_level_counts`, the scores sorted once)."""
-    _, positives, negatives = score_level_counts(positive, score, weights)
-    return auc_from_level_counts(positives, negatives)
-
-
-def _auc(labels, scores, weights):
-    return _weighted_aucs(labels == 1, scores[:, 0], weights)
-
-
-def _sensitivity(labels, scores, weights):
-    hits = weights[:, labels == 1]
-    return (hits * scores[labels == 1, 1]).sum(1) / hits.sum(1)
-
-
-def _specificity(labels, scores, weights):
-    drawn = weights[:, labels == 0]
-    return (drawn * (1 - scores[labels == 0, 1])).sum(1) / drawn.sum(1)
-
-
-def _macro_auc(labels, probabilities, weights):
-    classes = [c for c in np.unique(labels) if 0 < (labels == c).sum() < len(labels)]
-    return np.mean([_weighted_aucs(labels == c, probabilities[:, c], weights) for c in classes], axis=0)
-
-
-def _macro_recall(labels, probabilities, weights):
-    predicted = probabilities.argmax(1)
-    return np.mean([(weights[:, labels == c] * (predicted[labels == c] == c)).sum(1) / weights[:, labels == c].sum(1)
-                    for c in np.unique(labels)], axis=0)
-
-
-def _macro_specificity(labels, probabilities, weights):
-    predicted = probabilities.argmax(1)
-    return np.mean([(weights[:, labels != c] * (predicted[labels != c] != c)).sum(1) / weights[:, labels != c].sum(1)
-                    for c in np.unique(labels) if (labels != c).any()], axis=0)
-
-
-def _interval(metric, rows: np.ndarray, labels: np.ndarray, scores: np.ndarray,
-              level: float) -> tuple[float, float, float]:
-    """(estimate, low, high): the percentile interval (:func:`dermlab.intervals.percentile_interval`) of ``metric``
-    over the replicates ``rows`` (n_boot, n), every replicate as row multiplicities
-    (:func:`dermlab.intervals.resample_counts`) at once."""
+def _interval(metric, rows: np.ndarray, level: float) -> tuple[float, float, float]:
+    """(estimate, low, high): ``metric`` (weights (B, n) → (B,) values, a function of
+    :mod:`dermlab.metric_definitions`) on the group itself and the percentile interval
+    (:func:`dermlab.intervals.percentile_interval`) over the replicates ``rows`` (n_boot, n), every replicate as row
+    multiplicities (:func:`dermlab.intervals.resample_counts`) at once."""
     n_boot, n = rows.shape
     chunk = max(1, CHUNK_VALUES // n)  # replicates per call: bounded memory for large groups
-    replicates = np.concatenate([metric(labels, scores, resample_counts(rows[first:first + chunk], n))
+    replicates = np.concatenate([metric(resample_counts(rows[first:first + chunk], n))
                                  for first in range(0, n_boot, chunk)])
     low, high = percentile_interval(replicates, level)
-    return float(metric(labels, scores, np.ones((1, n)))[0]), float(low), float(high)
+    return float(metric(np.ones((1, n)))[0]), float(low), float(high)
+
+
+def _metric_functions(labels: np.ndarray, probabilities: np.ndarray, positive: int | None, threshold: float) -> dict:
+    """{metric: weights → (B,) values} of one group, each the suite's one definition of that number."""
+    if positive is None:
+        return {"auc": lambda w: definitions.macro_auc(labels, probabilities, w),
+                "sensitivity": lambda w: definitions.balanced_accuracy(labels, probabilities, w),
+                "specificity": lambda w: definitions.macro_specificity(labels, probabilities, w)}
+    is_positive, score = labels == positive, probabilities[:, positive]
+    functions = {"auc": lambda w: definitions.binary_auc(is_positive, score, w)}
+    if probabilities.shape[1] == 2:
+        functions["sensitivity"] = lambda w: definitions.binary_sensitivity(is_positive, score, w, threshold)
+        functions["specificity"] = lambda w: definitions.binary_specificity(is_positive, score, w, threshold)
+    else:
+        functions["sensitivity"] = lambda w: definitions.class_recall(labels, probabilities, w)[:, positive]
+        functions["specificity"] = lambda w: definitions.class_specificity(labels, probabilities, w)[:, positive]
+    return functions
 
 
 def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | None, threshold: float,
@@ -197,8 +172,7 @@ def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | No
     if positive is None:
         present = np.unique(labels)
         row["positives"] = np.nan
-        scores, strata, targets = probabilities, labels, labels
-        functions = {"auc": _macro_auc, "sensitivity": _macro_recall, "specificity": _macro_specificity}
+        strata = labels
         usable = {"auc": len(present) > 1, "sensitivity": True, "specificity": len(present) > 1}
         if len(present) == 1:
             notes.append(f"one class only ({present[0]}): no AUC or specificity")
@@ -208,13 +182,9 @@ def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | No
         if few:
             notes.append(f"{TOO_FEW} (fewer than {FEW} images of class(es) {few})")
     else:
-        strata = targets = (labels == positive).astype(int)
-        score = probabilities[:, positive]
-        predicted = score > threshold if probabilities.shape[1] == 2 else probabilities.argmax(1) == positive
-        scores = np.column_stack([score, predicted.astype(float)])
+        strata = (labels == positive).astype(int)
         positives = int(strata.sum())
         row["positives"] = positives
-        functions = {"auc": _auc, "sensitivity": _sensitivity, "specificity": _specificity}
         usable = {"auc": 0 < positives < len(labels), "sensitivity": positives > 0,
                   "specificity": positives < len(labels)}
         if positives == 0:
@@ -225,9 +195,10 @@ def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | No
                if 0 < count < FEW]
         if few:
             notes.append(f"{TOO_FEW} (only {' and '.join(few)})")
+    functions = _metric_functions(labels, probabilities, positive, threshold)
     rows = stratified_resamples(strata, n_boot, seed)  # one set of replicates for the group's three metrics
     for name in METRICS:
-        values = _interval(functions[name], rows, targets, scores, level) if usable[name] else (np.nan,) * 3
+        values = _interval(functions[name], rows, level) if usable[name] else (np.nan,) * 3
         row.update(dict(zip((name, f"{name}_low", f"{name}_high"), values, strict=True)))
     row["note"] = "; ".join(notes)
     return row

@@ -1,4 +1,4 @@
-"""``dermlab score --bootstrap``: vectorised resample metrics (dermlab/replicate_metrics.py) and the intervals
+"""``dermlab score --bootstrap``: vectorised resample metrics (dermlab/metric_definitions.py) and the intervals
 beside every printed metric (dermlab/score_bootstrap.py), on hand-made and on the real ISIC 2016-2018 truths."""
 
 from __future__ import annotations
@@ -8,17 +8,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from dermlab.cli import main
 from dermlab.errors import DataError
 from dermlab.intervals import resample_counts, stratified_resamples
-from dermlab.metrics import binary_metrics, scalars
-from dermlab.replicate_metrics import binary_metrics_resampled
+from dermlab.metric_definitions import binary_metric_values as binary_metrics_resampled
 from dermlab.score_bootstrap import bootstrap_intervals, interval_key
-from dermlab.scoring import argmax_correct, balanced_accuracy, score
+from dermlab.scoring import balanced_accuracy, score
 from dermlab.truth import read_truth
 from tests.conftest import SHARED_DATA
+from tests.metric_references import reference_binary_metrics
 
 REAL_TRUTHS = {
     "isic2016": SHARED_DATA / "isic2016" / "ISBI2016_ISIC_Part3_Training_GroundTruth.csv",
@@ -28,9 +27,9 @@ REAL_TRUTHS = {
 
 
 def torchmetrics_values(labels, scores) -> dict[str, float]:
-    metrics = binary_metrics()
-    metrics.update(torch.tensor(scores, dtype=torch.float64), torch.tensor(labels, dtype=torch.long))
-    return scalars(metrics.compute())
+    """The binary metrics by torchmetrics' own classes and the ISIC 2024 host's formula: the references the suite's
+    definitions must reproduce."""
+    return reference_binary_metrics(labels, scores)
 
 
 def tied_case(rng, n):
@@ -84,8 +83,7 @@ def test_one_resample_equals_the_metrics_of_its_rows_including_the_balanced_accu
     truth = pd.DataFrame(np.eye(3)[classes], columns=["a", "b", "c"])
     raw = (rng.dirichlet(np.ones(3), 40) + np.eye(3)[classes] * 0.3) / 1.3
     probabilities = pd.DataFrame(np.round(raw, 1), columns=["a", "b", "c"])  # rounded: ties for the top occur
-    argmax = argmax_correct(truth.to_numpy(), probabilities.to_numpy())
-    intervals = bootstrap_intervals(truth, probabilities, ["a", "b", "c"], n_boot=1, seed=9, argmax=argmax)
+    intervals = bootstrap_intervals(truth, probabilities, ["a", "b", "c"], n_boot=1, seed=9, one_hot=True)
     # strata: the distinct truth rows in sorted order, (0,0,1) (0,1,0) (1,0,0), i.e. classes c, b, a
     rows = stratified_resamples(2 - classes, 1, seed=9)[0]
     expected_balanced = balanced_accuracy(truth.to_numpy()[rows], probabilities.to_numpy()[rows])

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from dermlab import metric_definitions as definitions
 from dermlab.errors import DataError
 from dermlab.grid.predictions import Predictions, read_predictions
 from dermlab.grid.spec import GridSpec, cli_value
@@ -35,9 +35,10 @@ PAIRED_METRICS = ("test/auc", "test/accuracy", "test/balanced_accuracy")
 
 @dataclass
 class PairedTest:
-    """One cell pair's test. ``value_a``/``value_b``: the AUCs (DeLong) or accuracies (McNemar) recomputed from
-    the predictions; ``statistic``: z (DeLong) or McNemar's statistic; ``p`` two-sided, NaN when not tested
-    (``note`` says why); ``p_holm`` Holm-adjusted across the table."""
+    """One cell pair's test. ``value_a``/``value_b``: the pair's ``metric`` recomputed from the predictions by its
+    one definition (:mod:`dermlab.metric_definitions`; McNemar's test itself compares per-image correctness);
+    ``statistic``: z (DeLong) or McNemar's statistic; ``p`` two-sided, NaN when not tested (``note`` says why);
+    ``p_holm`` Holm-adjusted across the table."""
 
     metric: str
     a: dict
@@ -156,8 +157,9 @@ def run_test(result: PairedTest, first: Predictions, second: Predictions) -> Non
     predicted_a, predicted_b = first.predicted(), second.predicted()
     outcome = mcnemar(first.target, predicted_a, predicted_b)
     result.test = "McNemar"
-    result.value_a = float(np.mean(predicted_a == first.target))
-    result.value_b = float(np.mean(predicted_b == first.target))
+    value = definitions.balanced_accuracy if result.metric == "test/balanced_accuracy" else definitions.accuracy
+    result.value_a = float(value(first.target, first.probabilities)[0])
+    result.value_b = float(value(second.target, second.probabilities)[0])
     result.statistic, result.p = outcome.statistic, outcome.p
     result.detail = f"b={outcome.b}, c={outcome.c}, {outcome.method}"
 

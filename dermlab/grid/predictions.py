@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dermlab import metric_definitions as definitions
 from dermlab import predictions as predictions_file
 from dermlab.errors import DataError
 
@@ -48,10 +49,11 @@ class Predictions:
 
     def predicted(self) -> np.ndarray:
         """(N,) predicted classes: P(class 1) > 0.5 for two classes (the suite's threshold, as
-        ``isic-challenge-scoring``), the argmax otherwise."""
+        ``isic-challenge-scoring``), the argmax otherwise, −1 where the top probability is shared
+        (:func:`dermlab.metric_definitions.decided_argmax`: wrong for every class)."""
         if self.probabilities.shape[1] == 2:
-            return (self.probabilities[:, 1] > 0.5).astype(int)
-        return self.probabilities.argmax(1)
+            return (self.probabilities[:, 1] > definitions.THRESHOLD).astype(int)
+        return definitions.decided_argmax(self.probabilities)
 
     def aligned_to(self, images) -> Predictions:
         """These predictions in the order of ``images`` (the same set of ids).

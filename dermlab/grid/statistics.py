@@ -1,10 +1,10 @@
 """Intervals a grid report computes from its cells' predictions: per cell, pooled per row, out-of-fold and of
 a fold ensemble.
 
-The metrics recomputed from a predictions file (:mod:`dermlab.grid.predictions`) are those of
-:mod:`dermlab.metrics` that depend only on (target, probabilities): ``test/auc`` (two classes: the ROC AUC of
-P(class 1); more classes: the macro one-vs-rest AUC, the mean of the per-class binary AUCs) and, for more than two
-classes, ``test/balanced_accuracy`` (the mean per-class recall of the argmax). Every interval is the 95 %
+The metrics recomputed from a predictions file (:mod:`dermlab.grid.predictions`) are ``test/auc`` (two classes:
+the ROC AUC of P(class 1); more classes: the macro one-vs-rest AUC over the classes present) and, for more than two
+classes, ``test/balanced_accuracy`` (the mean recall of the argmax over the classes present), each by the one
+definition a run logs (:mod:`dermlab.metric_definitions`). Every interval is the 95 %
 percentile interval of the stratified bootstrap (resampling images within class, Efron & Tibshirani 1993,
 ch. 13; :mod:`dermlab.intervals`), with the grid's ``statistics: {n_boot, seed}``.
 
@@ -25,38 +25,25 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from dermlab import metric_definitions as definitions
 from dermlab.errors import DataError
 from dermlab.grid.predictions import Predictions
-from dermlab.intervals import Interval, binary_auc
+from dermlab.intervals import Interval
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
 def auc(target: np.ndarray, probabilities: np.ndarray) -> float:
-    """``test/auc``: binary AUC of P(class 1) for (N, 2) probabilities; for (N, C > 2) the macro one-vs-rest
-    AUC, the mean over all C classes of the binary AUC of (target == c) by P(c), a class absent from ``target``
-    counting 0 — torchmetrics ``MulticlassAUROC(average="macro")``, which the suite logs, does the same.
-
-    Raises:
-        ValueError: two classes and one of them absent (no AUC is defined).
-    """
-    if probabilities.shape[1] == 2:
-        return binary_auc(target, probabilities[:, 1])
-    return float(np.mean([binary_auc(target == c, probabilities[:, c]) if 0 < (target == c).sum() < len(target)
-                          else 0.0 for c in range(probabilities.shape[1])]))
+    """``test/auc`` as a run logs it (:func:`dermlab.metric_definitions.auc`): for (N, 2) probabilities the
+    binary AUC of P(class 1), for (N, C > 2) the macro one-vs-rest AUC over the classes present (an absent class is
+    left out, not counted as 0). NaN where no AUC is defined (one class only)."""
+    return float(definitions.auc(target, probabilities)[0])
 
 
 def balanced_accuracy(target: np.ndarray, probabilities: np.ndarray) -> float:
-    """``test/balanced_accuracy``: the mean per-class recall of the argmax (the ISIC 2018 balanced multi-class
-    accuracy), as torchmetrics ``MulticlassRecall(average="macro")`` computes it: over the classes that occur in
-    ``target`` or among the predictions, a predicted class that does not occur counting recall 0."""
-    n = probabilities.shape[1]
-    predicted = probabilities.argmax(1)
-    support, guessed = np.bincount(target, minlength=n), np.bincount(predicted, minlength=n)
-    right = np.bincount(target[predicted == target], minlength=n)
-    used = (support + guessed) > 0
-    recall = np.divide(right, support, out=np.zeros(n), where=support > 0)
-    return float(recall[used].mean())
+    """``test/balanced_accuracy`` as a run logs it (:func:`dermlab.metric_definitions.balanced_accuracy`): the mean
+    recall of the argmax over the classes present (the ISIC 2018 balanced multi-class accuracy)."""
+    return float(definitions.balanced_accuracy(target, probabilities)[0])
 
 
 RECOMPUTABLE: dict[str, Metric] = {"test/auc": auc, "test/balanced_accuracy": balanced_accuracy}
