@@ -40,14 +40,17 @@ class DefinedMetrics(Metric):
     Fed like torchmetrics' classification metrics: P(positive) (N,) and 0/1 targets for two classes, (N, C)
     probabilities and class indices otherwise. ``compute`` returns ``{name: 0-d float64 tensor}``
     (:data:`~dermlab.metric_definitions.BINARY`, or :data:`~dermlab.metric_definitions.MULTICLASS` plus
-    ``recall_<class>`` / ``auc_<class>``); a metric the epoch's images cannot define is NaN.
+    ``recall_<class>`` / ``auc_<class>``); a metric the epoch's images cannot define is NaN. ``keep`` limits the
+    result to those names (and their per-class ``<name>_<class>``), ``prefix`` goes before every name.
     """
 
     full_state_update = False
 
-    def __init__(self, class_names: Sequence[str], **kwargs) -> None:
+    def __init__(self, class_names: Sequence[str], keep: Sequence[str] | None = None, prefix: str = "",
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.class_names = [str(name) for name in class_names]
+        self.keep, self.prefix = tuple(keep) if keep is not None else None, prefix
         self.add_state("scores", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
 
@@ -61,7 +64,11 @@ class DefinedMetrics(Metric):
             values = binary_metric_values(target, scores)
         else:
             values = multiclass_metric_values(target, scores, self.class_names)
-        return {name: torch.tensor(float(v[0]), dtype=torch.float64, device=self.device) for name, v in values.items()}
+        if self.keep is not None:  # e.g. ("accuracy", "recall"): those and recall_<class>
+            values = {name: v for name, v in values.items()
+                      if name in self.keep or any(name.startswith(f"{k}_") for k in self.keep)}
+        return {f"{self.prefix}{name}": torch.tensor(float(v[0]), dtype=torch.float64, device=self.device)
+                for name, v in values.items()}
 
 
 def binary_metrics() -> MetricCollection:

@@ -43,9 +43,8 @@ from pytorch_metric_learning.reducers import MeanReducer, SumReducer
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassRecall
-from torchmetrics.wrappers import ClasswiseWrapper
 
+from dermlab.metrics import DefinedMetrics
 from lightning_modules.base import LesionClassifier, scored_rows
 from lightning_modules.evaluation import EVAL_SPLITS
 from lightning_modules.nets.backbone import create_backbone
@@ -53,13 +52,10 @@ from lightning_modules.nets.embedding import EmbeddingClassifier, minority_tripl
 
 
 def ncm_metrics(class_names) -> MetricCollection:
-    n, labels = len(class_names), [str(c) for c in class_names]
-    return MetricCollection({
-        "ncm_balanced_accuracy": MulticlassRecall(num_classes=n, average="macro"),
-        "ncm_accuracy": MulticlassAccuracy(num_classes=n, average="micro"),
-        "ncm_recall": ClasswiseWrapper(MulticlassRecall(num_classes=n, average=None), labels=labels,
-                                       prefix="ncm_recall_"),
-    }, compute_groups=False)
+    """``ncm_balanced_accuracy``, ``ncm_accuracy`` and ``ncm_recall_<class>`` of the nearest-class-mean predictions,
+    by the definitions of every other metric (:mod:`dermlab.metric_definitions`), fed one-hot predictions."""
+    return MetricCollection({"ncm": DefinedMetrics(class_names, keep=("balanced_accuracy", "accuracy", "recall"),
+                                                   prefix="ncm_")})
 
 
 class TripletClassifier(LesionClassifier):
@@ -213,7 +209,8 @@ class TripletClassifier(LesionClassifier):
             return
         super()._evaluation_step(batch, split, self.net.classifier(embeddings).float().softmax(1))
         if not self.ncm_skipped(split):
-            self.ncm[split].update(nearest_class_mean(self.metric_space(embeddings), self.references), batch["label"])
+            predicted = nearest_class_mean(self.metric_space(embeddings), self.references)
+            self.ncm[split].update(nn.functional.one_hot(predicted, len(self.class_names)).double(), batch["label"])
 
     def ncm_skipped(self, split: str) -> bool:
         """No nearest-class-mean metrics on another data set's test split (``test_on``): the rule picks one of the
