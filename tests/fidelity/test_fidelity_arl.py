@@ -30,7 +30,7 @@ def sizes(name: str) -> dict:
     with torch.device("meta"):  # shapes only: no memory, no random init
         model = timm.create_model(name, num_classes=2)
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    main = [n for n in convs if ".downsample." not in n and ".se." not in n]
+    main = [n for n in convs if ".downsample." not in n and ".se." not in n and ".se_module." not in n]
     return {"layers": len(main) + 1, "convs": len(convs), "trunk": len([n for n in main if ".mask." not in n]) + 1,
             "params": round(sum(p.numel() for p in model.parameters()) / 1e6, 1)}
 
@@ -43,7 +43,7 @@ def readme_sizes() -> dict[str, dict]:
     return {r[0]: {"layers": int(r[1]), "convs": int(r[2]), "trunk": int(r[3]), "params": float(r[4])} for r in rows}
 
 
-@pytest.mark.parametrize("name", ["resnet14", "seresnet14", "arl_cnn14", "ran14", "resnet50", "seresnet50",
+@pytest.mark.parametrize("name", ["resnet14", "seresnet14", "arl_cnn14", "ran14", "resnet50", "legacy_seresnet50",
                                   "arl_cnn50", "ran50"])
 def test_network_sizes_in_the_readme_are_what_the_code_builds(name):
     assert readme_sizes()[name] == sizes(name)
