@@ -1,8 +1,11 @@
 """CAMs of the main and of each auxiliary branch on test images, ``dds`` paper Fig. 4.
 
 One row per image: the image, the main branch's CAM of its predicted class, then each auxiliary
-branch's CAM of *its* predicted class over the tapped layer's features — which show whether the
+branch's CAM of *its* predicted class over the activation the branch reads — which show whether the
 inner layer has learned to look at the lesion. Saved as ``plots/test_branch_cams.png`` (and W&B).
+GAP + FC heads (the main head of VGG13 with ``main_head: gap_fc``, a ResNet-type branch) give the
+paper's CAM Σ_k w_k^c f_k from their FC weights; a ResNet backbone's head and a VGG-type branch give
+Grad-CAM (:mod:`lightning_modules.nets.cam`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import torch
 from callbacks.plots import first_view, save_figure
 from datamodules.transforms import denormalise
 from dermlab.figures import image_grid
-from lightning_modules.nets.cam import activation_maps, class_activation_maps
+from lightning_modules.nets.cam import activation_maps, class_activation_maps, gap_fc_classifier
 from lightning_modules.nets.lerf import paper_name
 
 
@@ -41,7 +44,9 @@ class BranchCAMs(L.Callback):
         with torch.inference_mode(False), torch.enable_grad():
             for layer in layers:
                 features, logits = net.branch_features(images.clone(), layer)
-                columns[f"aux {paper_name(layer)}"] = activation_maps(features, logits, images.shape[-2:])
+                linear = gap_fc_classifier(net.branch(layer))
+                columns[f"aux {paper_name(layer)}"] = activation_maps(features, logits, images.shape[-2:],
+                                                                      linear=linear)
         net.train(was_training)
         names = pl_module.class_names
         pictures, cams, titles = [], [], []

@@ -7,7 +7,8 @@ Before training, L_target = argmin_h ``|Obj − LERF_h|`` over the backbone's co
   computed once and cached as JSON under ``lerf_cache`` (the same file ``dermlab lerf --out``
   writes; the file name carries the gradient reading), so grids and resumed runs do not repeat it;
 * Obj (§2.2): a number, ``objsize.json`` from ``dermlab objsize``, or a stage-1 classifier (a
-  ``.ckpt`` or a finished grid cell folder) whose CAMs on ``samples`` training images give it.
+  ``.ckpt`` or a finished grid cell folder, rebuilt with its head: VGG13's GAP + FC with ``main_head: gap_fc``)
+  whose CAMs (Σ_k w_k^c f_k from that FC's weights) on ``samples`` training images give it.
 
 The callback then attaches the auxiliary branch (``pl_module.attach_aux``), writes
 ``layer_selection.json`` in the run folder (reused on resume and at test time), logs Obj, the

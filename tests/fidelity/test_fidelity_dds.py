@@ -2,7 +2,8 @@
 
 Augmentation by default (§3), both stages from the same weights (§2.3), an explicit L28 row in Table 2 with the
 data-driven row labelled by the layer it chose, the signed / absolute LERF gradient (§2.1) on a hand-checked
-3×3 example, the centre node summed over channels (§2.1), and VGG dropout in fc6/fc7 (§2.3, VGG [21]).
+3×3 example, the centre node summed over channels (§2.1), and VGG dropout in fc6/fc7 of ``main_head: vgg_mlp`` and
+in the VGG-type branch (§2.3, VGG [21]).
 """
 
 from __future__ import annotations
@@ -216,9 +217,9 @@ def test_vgg13_fc6_and_fc7_drop_out_in_training_only():
     from lightning_modules import DeeplySupervisedClassifier
     from lightning_modules.dds import set_vgg_dropout
 
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # fc6/fc7 exist with main_head: vgg_mlp (the default gap_fc has none: test_fidelity_dds_heads)
     module = DeeplySupervisedClassifier(aux_layers=["L28"], aux_classifier="vgg", backbone="vgg13_bn",
-                                        num_classes=2)
+                                        num_classes=2, main_head="vgg_mlp")
     base = module.net.base
     assert base.pre_logits.drop.p == base.head.drop.p == 0.5  # after fc6 and after fc7 (VGG [21])
     assert module.hparams.vgg_dropout == 0.5 and module.hparams.lerf_gradient == "signed"  # checkpoints rebuild it
