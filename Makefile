@@ -75,6 +75,7 @@ bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResN
 	$(BIN)/python benchmarks/lerf_time.py
 	WANDB_MODE=disabled $(BIN)/python benchmarks/threads_and_workers.py
 	$(BIN)/python benchmarks/channels_last.py
+	$(BIN)/python benchmarks/weighting_adam_scale.py
 
 bench-gpu:       ## one GPU: ResNet-50 224 px training images/s, bare loop vs dermlab fit (bf16, channels_last, eager + compiled) vs NVIDIA's A100 anchor [ARGS=...]
 	WANDB_MODE=disabled $(BIN)/python benchmarks/gpu_resnet50.py --compile $(ARGS)
