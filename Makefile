@@ -5,7 +5,9 @@ BIN       := $(VENV)/bin
 # DATA_ROOT: the folder holding one sub-folder per data set, e.g. $(DATA_ROOT)/isic2017, $(DATA_ROOT)/ham10000
 DATA_ROOT ?=
 PAPERS    := arl patch weighting isic2018 baseline cross_dataset
-GRID_DATA  = $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+# $(call quote,TEXT): TEXT as one shell word, so a DATA_ROOT with spaces, quotes or non-ASCII letters stays one path
+quote      = '$(subst ','\'',$(1))'
+GRID_DATA  = $(if $(DATA_ROOT),--data-root $(call quote,$(DATA_ROOT)))
 GRID_FIRST = $(if $(FIRST),--first $(FIRST))   # smoke targets: FIRST=1 runs one cell per table and data set
 export WANDB_MODE ?= offline
 
@@ -29,10 +31,10 @@ demo:            ## real CC0 sample → fine-tune ImageNet EfficientNet-Lite0 �
 	$(BIN)/dermlab demo $(ARGS)
 
 demo-synthetic:  ## synthetic ISIC 2017 → train → test → submission → score: the wiring check (CPU)
-	$(BIN)/dermlab demo --synthetic --data-root $(or $(DATA_ROOT),data/synthetic)/isic2017 $(ARGS)
+	$(BIN)/dermlab demo --synthetic --data-root $(call quote,$(or $(DATA_ROOT),data/synthetic)/isic2017) $(ARGS)
 
 synth:           ## write the synthetic ISIC 2017 set to DATA_ROOT/isic2017 (default data/synthetic/isic2017)
-	$(BIN)/dermlab synth --dataset isic2017 --out $(or $(DATA_ROOT),data/synthetic)/isic2017 --n 600 --size 64
+	$(BIN)/dermlab synth --dataset isic2017 --out $(call quote,$(or $(DATA_ROOT),data/synthetic)/isic2017) --n 600 --size 64
 
 dds dds-smoke:   ## dds: stage 1 + object size + stage 2, Tables 1, 2 and the Obj table (stand-in pretraining first, unless real data)
 	$(if $(and $(DATA_ROOT),$(if $(findstring smoke,$@),,real)),,$(BIN)/dermlab grid run experiments/dds/synthetic_pretrain.yaml $(if $(findstring smoke,$@),--smoke $(GRID_FIRST)) --parallel $(or $(PARALLEL),1))

@@ -5,12 +5,22 @@ top-k checkpoint: with ``monitor: val/auc`` and ``save_top_k: 1``, a run whose b
 state in ``last.ckpt`` however long it trains, and a crashed run "resumed from last" silently starts over from
 its best epoch. This subclass writes ``last.ckpt`` after every epoch (at the same points where Lightning decides
 to save), whether or not the monitored metric improved.
+
+:class:`AtomicCheckpointIO` is the checkpoint IO of every run built by ``dermlab`` (:func:`use_atomic_checkpoints`,
+also under Lightning's ``AsyncCheckpointIO``): each save is written to a temporary file beside the target and
+renamed over it, and each load is checked first (:mod:`dermlab.checkpoints`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning.pytorch as L
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+from lightning.pytorch.plugins.io import AsyncCheckpointIO
+
+from dermlab.checkpoints import atomic_save, read_checkpoint
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
@@ -40,3 +50,38 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
         self._ensure_last(trainer, on_train_epoch_end=False)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's ``TorchCheckpointIO`` for local files, with atomic saves (:func:`~dermlab.checkpoints.atomic_save`)
+    and checked loads (:func:`~dermlab.checkpoints.read_checkpoint`: a damaged file stops with a one-line
+    ``DataError`` naming it and the other checkpoints of its folder). Remote URLs (``s3://``...) are Lightning's."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if _remote(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
+        atomic_save(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location: Any = lambda storage, loc: storage,
+                        weights_only: bool | None = None) -> dict[str, Any]:
+        if _remote(path):
+            return super().load_checkpoint(path, map_location, weights_only)
+        return read_checkpoint(path, map_location=map_location, weights_only=weights_only)
+
+
+def _remote(path) -> bool:
+    return "://" in str(path)
+
+
+def use_atomic_checkpoints(trainer: L.Trainer) -> None:
+    """Make ``trainer`` save and load through :class:`AtomicCheckpointIO`: in place of Lightning's default
+    ``TorchCheckpointIO``, also as the base of an ``AsyncCheckpointIO``. Another checkpoint IO (a strategy's own,
+    e.g. FSDP's or DeepSpeed's, or one a config names) is left as it is."""
+    strategy = trainer.strategy
+    current = strategy.checkpoint_io  # Lightning fills in its default here (also under a wrapper)
+    if type(current) is TorchCheckpointIO:
+        strategy.checkpoint_io = AtomicCheckpointIO()
+    elif type(current) is AsyncCheckpointIO and type(current.checkpoint_io) is TorchCheckpointIO:
+        strategy.checkpoint_io = AsyncCheckpointIO(AtomicCheckpointIO())

@@ -29,6 +29,7 @@ from datamodules.cross import CrossTest
 from datamodules.fingerprints import FingerprintStore
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
 from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms
+from dermlab.data_folders import wrong_folder_note
 from dermlab.errors import DataError, clean_message
 from dermlab.files.io import image_size, load_rgb
 from dermlab.files.masks import load_mask
@@ -368,8 +369,22 @@ class SkinDataModule(L.LightningDataModule):
                 self._raw[split] = None if self.extra_train_csv is None else self.read_ground_truth(
                     self.extra_train_csv, self.extra_train_images or self.extra_train_csv.parent)
             else:
-                self._raw[split] = self.read_split(split)
+                try:
+                    self._raw[split] = self.read_split(split)
+                except DataError as error:  # a file missing: say which data set the folder holds, if another
+                    note = wrong_folder_note(self.root, self.config_name)
+                    if not note or note in str(error):
+                        raise
+                    raise DataError(f"{error}{note}") from None
         return self._raw[split]
+
+    @property
+    def config_name(self) -> str | None:
+        """This datamodule's data-set config name (``isic2017``, ``isic2018_task1``, ...; ``DATAMODULES``), if any."""
+        from datamodules import DATAMODULES
+
+        return next((name for name, (cls, fixed) in DATAMODULES.items()
+                     if type(self) is cls and all(getattr(self, k, None) == v for k, v in fixed.items())), None)
 
     def table(self, split: str) -> ImageTable:
         """The validated table of ``split`` (``train`` includes the extra training images), read once."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from datamodules.cache import cache_root, source_key
 from dermlab.errors import DataError
-from dermlab.files.io import load_rgb, open_image, upright
+from dermlab.files.io import load_rgb
 from dermlab.resources import available_cores
 
 NEAR_DUPLICATE_BITS = 6  #: pHash distance (of 64 bits) at or below which two images count as near duplicates
@@ -40,14 +40,16 @@ def exact_fingerprint(path: Path) -> str:
 
 
 def perceptual_fingerprint(path: Path) -> str:
-    """imagehash's 64-bit pHash of ``path`` as 16 hex digits."""
-    import imagehash
+    """imagehash's 64-bit pHash of ``path`` as 16 hex digits, of the pixels the suite trains on
+    (:func:`~dermlab.files.io.load_rgb`: EXIF orientation applied, 16-bit scaled, CMYK / palette converted).
 
-    try:
-        with open_image(path) as image:
-            return str(imagehash.phash(upright(image).convert("RGB")))  # as the suite sees it (EXIF applied)
-    except (OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"cannot decode image '{path}' ({error})") from None
+    Raises:
+        DataError: the file is gone or cannot be decoded (named).
+    """
+    import imagehash
+    from PIL import Image
+
+    return str(imagehash.phash(Image.fromarray(load_rgb(path))))
 
 
 COMPUTE: dict[str, Callable[[Path], str]] = {"exact": exact_fingerprint, "phash": perceptual_fingerprint}

@@ -3,6 +3,7 @@
 Download from Harvard Dataverse (doi:10.7910/DVN/DBW86T) or Kaggle and keep the folder as is::
 
     ROOT/HAM10000_metadata.csv      lesion_id,image_id,dx,dx_type,age,sex,localization[,dataset]
+                                    (or HAM10000_metadata.tab, the tab-separated form Dataverse serves)
     ROOT/HAM10000_images_part_1/ISIC_0024306.jpg ...
     ROOT/HAM10000_images_part_2/...
     (or all images in one flat folder: ROOT/images/ or ROOT itself)
@@ -50,8 +51,8 @@ class HAM10000DataModule(PooledDataModule):
 
     def read_pool(self) -> ImageTable:
         require_dir(self.root, "data root", HINT)
-        csv = self.root / "HAM10000_metadata.csv"
-        table = read_table(csv, COLUMNS, hint=HINT)
+        table = read_table(self.root / "HAM10000_metadata.csv", COLUMNS, hint=HINT)
+        csv = table.attrs["path"]  # the .csv, or the .tab that Dataverse serves
         codes = [c.lower() for c in HAM_CLASSES]
         unknown = sorted(set(table.dx) - set(codes))
         if unknown:
@@ -67,8 +68,8 @@ class HAM10000DataModule(PooledDataModule):
     def metadata(self, split: str) -> pd.DataFrame:
         """``sex``, ``age_band`` and ``localization`` of ``split``'s images from ``HAM10000_metadata.csv``
         (``unknown`` where the file says so or is empty)."""
-        csv = self.root / "HAM10000_metadata.csv"
-        table = read_table(csv, ("image_id",), hint=HINT)
+        table = read_table(self.root / "HAM10000_metadata.csv", ("image_id",), hint=HINT)
+        csv = table.attrs["path"]
         frame = attributes(table.image_id.tolist(), str(csv),
                            **{name: table[name] for name in ATTRIBUTES if name in table.columns})
         return for_images(frame, self.table(split).ids)

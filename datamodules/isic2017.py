@@ -24,6 +24,7 @@ import pandas as pd
 from datamodules.base import ImageTable, SkinDataModule
 from dermlab.errors import DataError
 from dermlab.files.io import binary_column, image_paths, read_table, require_dir
+from dermlab.files.tables import locate
 from dermlab.subgroups import attributes, for_images
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test_v2"}
@@ -75,8 +76,8 @@ class ISIC2017DataModule(SkinDataModule):
         ``ISIC-2017_<split>_Data/ISIC-2017_<split>_Data_metadata.csv`` (``image_id,age_approximate,sex``; also read
         from ROOT); no columns when the file is absent."""
         name = f"ISIC-2017_{FOLDERS[split]}_Data_metadata.csv"
-        csv = next((c for c in (self.root / f"ISIC-2017_{FOLDERS[split]}_Data" / name, self.root / name)
-                    if c.is_file()), None)
+        places = (self.root / f"ISIC-2017_{FOLDERS[split]}_Data" / name, self.root / name)
+        csv = next((found for place in places if (found := locate(place)) is not None), None)  # or its .tab
         if csv is None:
             return super().metadata(split)
         table = read_table(csv, ("image_id", "age_approximate", "sex"), hint=HINT)

@@ -30,6 +30,7 @@ from datamodules.samplers import MinorityPairSampler
 from dermlab.errors import DataError
 from dermlab.files.io import image_paths, read_table, require_dir
 from dermlab.files.listing import images_by_stem
+from dermlab.files.tables import locate, read_header
 from dermlab.seeding import run_seed
 from dermlab.subgroups import attributes, for_images
 from dermlab.truth import read_truth
@@ -161,7 +162,7 @@ class ISIC2018Task3DataModule(PooledDataModule):
         csv = self.root / f"ISIC2018_Task3_{FOLDERS[split]}_GroundTruth.csv"
         result = self.read_ground_truth(csv, self.root / f"ISIC2018_Task3_{FOLDERS[split]}_Input")
         groupings = self.root / "ISIC2018_Task3_Training_LesionGroupings.csv"
-        if split == "train" and result.groups is None and groupings.is_file():
+        if split == "train" and result.groups is None and locate(groupings) is not None:
             ids = result.ids
             lesions = read_table(groupings, ("image", "lesion_id", "diagnosis_confirm_type")).set_index("image")
             absent = [i for i in ids if i not in lesions.index]
@@ -190,7 +191,7 @@ class ISIC2018Task3DataModule(PooledDataModule):
                             f"image,{','.join(HAM_CLASSES)} or the HAM10000 layout (lesion_id,image_id,dx,...).")
         ids = truth.labels.index.tolist()
         labels = one_hot_labels(truth.labels[list(HAM_CLASSES)].rename_axis("image").reset_index(), HAM_CLASSES, csv)
-        return ImageTable(ids, image_paths(images, ids, csv), labels, csv, groups=truth.groups,
+        return ImageTable(ids, image_paths(images, ids, truth.path), labels, truth.path, groups=truth.groups,
                           extra={**truth.extra, "score_weight": truth.weights.tolist()})
 
     def read_pool(self) -> ImageTable:
@@ -202,12 +203,9 @@ class ISIC2018Task3DataModule(PooledDataModule):
         challenge layout ``image,MEL,...`` has no metadata), no columns when none is."""
         frames = []
         for folder in FOLDERS.values():
-            csv = self.root / f"ISIC2018_Task3_{folder}_GroundTruth.csv"
-            if not csv.is_file():
+            csv = locate(self.root / f"ISIC2018_Task3_{folder}_GroundTruth.csv")  # or the .tab Dataverse serves
+            if csv is None or "localization" not in read_header(csv)[1]:
                 continue
-            with csv.open(encoding="utf-8-sig") as stream:
-                if "localization" not in stream.readline():
-                    continue
             table = read_table(csv, ("image_id",), hint=HINT)
             frames.append(attributes(table.image_id.tolist(), str(csv), **{
                 name: table[name] for name in ("age", "sex", "localization") if name in table.columns}))

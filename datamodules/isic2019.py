@@ -32,6 +32,7 @@ from datamodules.base import ImageTable
 from datamodules.pooled import PooledDataModule, one_hot_labels
 from dermlab.errors import DataError
 from dermlab.files.io import image_paths, read_table, require_dir
+from dermlab.files.tables import locate
 from dermlab.subgroups import attributes, for_images
 from dermlab.truth import ISIC2019_CATEGORIES, read_truth
 
@@ -89,7 +90,7 @@ class ISIC2019DataModule(PooledDataModule):
     def read_metadata(self) -> pd.DataFrame | None:
         """``ISIC_2019_Training_Metadata.csv`` indexed by image id (None when the file is absent)."""
         csv = self.root / METADATA
-        if not csv.is_file():
+        if locate(csv) is None:
             return None
         return read_table(csv, METADATA_COLUMNS, hint=HINT).set_index("image")
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dermlab.errors import DataError
+from dermlab.files.tables import read_csv
 
 FILENAME = "predictions_test.csv"
 RESERVED = ("image", "target", "scored")
@@ -73,6 +74,9 @@ def read_predictions(path: str | Path, class_names: Sequence[str] | None = None)
         class_names: the class columns expected, in order; None accepts whatever stands between ``target`` and
             ``scored``.
 
+    The file may have been re-saved by a spreadsheet (:func:`dermlab.files.tables.read_csv`: byte-order mark, CRLF,
+    spaces around names and ids removed; a European-locale export is refused naming the row).
+
     Raises:
         DataError: missing file, wrong header, other class columns than expected, repeated images, targets
             outside 0..C−1, ``scored`` not 0/1, or probabilities missing or outside [0, 1] (the row is named).
@@ -80,7 +84,7 @@ def read_predictions(path: str | Path, class_names: Sequence[str] | None = None)
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no predictions file '{path}': a classifier's `dermlab test` writes it into its run folder")
-    frame = pd.read_csv(path, dtype={"image": str})
+    frame = read_csv(path, "predictions file", dtype={"image": str})  # a re-saved copy: BOM, CRLF, spaces
     columns = list(frame.columns)
     if columns[:2] != ["image", "target"] or columns[-1] != "scored" or len(columns) < 5:
         raise DataError(f"'{path}': header {columns} is not image,target,<classes...>,scored")

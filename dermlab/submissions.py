@@ -4,7 +4,9 @@ suite writes (:class:`callbacks.submission.SubmissionWriter` checks each file it
 The rules are those of ``isic-challenge-scoring`` 5.6 (``load_csv.parse_csv`` and ``validate_rows``); a file it
 refuses is refused here, one it accepts is accepted, and each refusal names the rows or columns at fault:
 
-1. UTF-8 text with at least two line breaks in its first 2,000 characters (a header and one row, each ended);
+1. UTF-8 text (a byte-order mark and CRLF are fine) with at least two line breaks in its first 2,000 characters
+   (a header and one row, each ended), comma-separated (a tab-separated file or a European-locale export with ';'
+   and decimal commas is refused, saying how to re-export it);
 2. the id column (``image``; ``image_id`` in the ISIC 2017 layout); a ``.jpg`` suffix on an id is dropped, any case;
 3. no image twice;
 4. exactly the truth's category columns, none missing and none extra (``Unnamed: 0`` is the row index that
@@ -14,6 +16,10 @@ refuses is refused here, one it accepts is accepted, and each refusal names the 
 7. every value in [0, 1];
 8. exactly the truth's images, none missing (weight-0 images such as ISIC_0035068 included) and none extra
    (an extra image usually means another split was predicted).
+
+Spaces around an id or a header name (a spreadsheet's export keeps them) make the official scorer miss the image
+or the column; they are refused here too, naming the row, so the message says what is wrong. The file is decoded
+by :func:`dermlab.files.tables.read_text`, the reader of every table the suite is given.
 
 Beyond the official scorer: the ISIC 2016 layout may also come without a header row (``ISIC_xxxxxxx,0.73``, the
 2016 challenge's own format), and the ISIC 2017 layout names its id column ``image_id``.
@@ -35,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from dermlab.errors import DataError
+from dermlab.files.tables import read_text
 
 NAMED = 5  # how many rows / images a message names before "and N more"
 
@@ -63,15 +70,15 @@ def _parse(path: Path, layout: SubmissionLayout) -> tuple[pd.DataFrame, int]:
     """The table as read, and the file line of its first row (1 without a header row, else 2)."""
     if not path.is_file():
         raise DataError(f"submission '{path}' does not exist.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"submission '{path}' is not UTF-8 text; save it as UTF-8 CSV.") from None
+    text, separator = read_text(path, "submission")
+    if separator != ",":
+        raise DataError(f"submission '{path}' is tab-separated; the official scorer reads comma-separated values "
+                        "only: save it as CSV.")
     if text[:2000].count("\n") < 2:
         raise DataError(f"submission '{path}' has fewer than two line breaks in its first 2,000 characters: the "
                         "official scorer refuses it; write a header line and one line per image, each ended by a "
                         "line break.")
-    headerless = layout.headerless and text.lstrip("\ufeff").startswith("ISIC_")
+    headerless = layout.headerless and text.lstrip().startswith("ISIC_")
     try:
         table = pd.read_csv(io.StringIO(text), header=None if headerless else 0, index_col=False,
                             dtype={0 if headerless else layout.id_column: str})
@@ -86,6 +93,11 @@ def _parse(path: Path, layout: SubmissionLayout) -> tuple[pd.DataFrame, int]:
 
 
 def _check_columns(path: Path, table: pd.DataFrame, layout: SubmissionLayout) -> None:
+    spaced = [repr(c) for c in table.columns if isinstance(c, str) and c != c.strip()]
+    if spaced:
+        raise DataError(f"submission '{path}' has spaces around the column name(s) {_named(spaced)} in its header "
+                        "(row 1), so the official scorer does not find those columns: remove the spaces; expected "
+                        f"header: {layout.header}.")
     if layout.id_column not in table.columns:
         raise DataError(f"submission '{path}' has no '{layout.id_column}' column (its header is "
                         f"{','.join(map(str, table.columns))}); expected header: {layout.header}.")
@@ -152,6 +164,11 @@ def read_submission(path: str | Path, layout: SubmissionLayout, images: Sequence
     table, first_line = _parse(path, layout)
     _check_columns(path, table, layout)
     ids = table[layout.id_column].fillna("").astype(str).str.replace(r"\.jpg$", "", case=False, regex=True)
+    spaced = np.flatnonzero(ids.ne(ids.str.strip()).to_numpy())
+    if len(spaced):
+        rows = _named([f"row {first_line + i} ({ids.iloc[i]!r})" for i in spaced])
+        raise DataError(f"submission '{path}' has spaces around the image id in {rows}, so the official scorer "
+                        "finds no such image: remove the spaces (a spreadsheet's export keeps them).")
     repeated = ids[ids.duplicated(keep=False)]
     if len(repeated):
         lines = [f"{image} (rows {', '.join(str(first_line + i) for i in np.flatnonzero(ids == image))})"

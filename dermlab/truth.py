@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from dermlab.errors import DataError
+from dermlab.files.tables import read_header, read_table
 from dermlab.submissions import SubmissionLayout
 
 ISIC2018_CATEGORIES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
@@ -87,17 +88,11 @@ class Truth:
         return self.labels[self.weights.to_numpy() > 0]
 
 
-def _first_line(path: Path, hint: str) -> str:
-    if not path.is_file():
-        raise DataError(f"ground-truth file '{path}' does not exist. {hint}".strip())
-    with path.open("r", encoding="utf-8-sig") as stream:
-        return stream.readline().strip()
-
-
-def _layout(path: Path, header: str) -> str:
-    if header.startswith("ISIC_"):
+def _layout(path: Path, fields: list[str]) -> str:
+    """The layout of a truth from the fields of its first line (spaces removed)."""
+    if fields and fields[0].startswith("ISIC_"):
         return "isic2016"
-    columns = {c.strip() for c in header.split(",")}
+    columns = set(fields)
     if {"image_id", *ISIC2017_CATEGORIES} <= columns:
         return "isic2017"
     if {"image", *ISIC2019_CATEGORIES} <= columns:
@@ -110,7 +105,8 @@ def _layout(path: Path, header: str) -> str:
         return "ham10000"
     if {*ISIC2024_COLUMNS} <= columns:
         return "isic2024"
-    raise DataError(f"cannot tell the layout of '{path}' from its header {header!r}; expected ISIC 2016 (no header), "
+    raise DataError(f"cannot tell the layout of '{path}' from its header {','.join(fields)!r}; expected ISIC 2016 "
+                    "(no header), "
                     f"2017 (image_id,{','.join(ISIC2017_CATEGORIES)}), 2018 (image,{','.join(ISIC2018_CATEGORIES)}), "
                     f"2019 (image,{','.join(ISIC2019_CATEGORIES)}), 2020 (image_name,patient_id,...,target), "
                     "2024 (isic_id,target or train-metadata.csv) "
@@ -130,16 +126,17 @@ def _from_dx(path: Path, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_truth(path: str | Path, hint: str = "") -> Truth:
-    """Read a ground-truth CSV in any layout of the module docstring (``hint``: appended to a missing file's error).
+    """Read a ground-truth CSV in any layout of the module docstring (``hint``: appended to a missing file's error),
+    as spreadsheets and archives export it (:mod:`dermlab.files.tables`: byte-order mark, CRLF, spaces around ids
+    and names removed; ``<name>.tab`` read where ``<name>.csv`` is absent, and ``path`` is then the ``.tab``).
 
     Raises:
         DataError: the file is missing, its layout unknown, a column or row malformed (named), a label outside
-            {0.0, 1.0}, an unknown ``dx``, or a score weight other than 0 and 1.
+            {0.0, 1.0}, an unknown ``dx``, or a score weight other than 0 and 1; what
+            :func:`dermlab.files.tables.read_table` refuses (a European-locale export, an id empty or listed twice).
     """
-    from dermlab.files.io import read_table  # not at the top: it imports OpenCV, which the scorer needs only here
-
-    path = Path(path)
-    layout = _layout(path, _first_line(path, hint))
+    path, fields = read_header(path, "ground-truth file", hint)
+    layout = _layout(path, fields)
     groups, extra = None, {}
     if layout == "isic2016":
         table = read_table(path, ("image", "malignant"), header=False)

@@ -1,14 +1,19 @@
 """Synthetic data sets written in the official on-disk layouts (see ``render.py`` for the images).
 
 ``WRITERS`` maps a data-set name to a function ``(out, n, size, seed) -> {split: count}``;
-later data sets add their writer here and ``dermlab synth --dataset NAME`` picks it up.
+later data sets add their writer here and ``dermlab synth --dataset NAME`` picks it up. ``SIZES`` says what ``n``
+counts for each writer and the smallest ``n`` whose twin the datamodule sets up with its default split for any seed
+(``dermlab synth`` refuses a smaller ``--n``; :func:`write_synthetic` writes any ``n >= 1``, for tests that pass
+their own split options).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
+from datamodules.synthetic import clinical, ham, isic2016, isic2019, isic2020, isic2024
 from datamodules.synthetic.clinical import write_derm7pt, write_vitiligo
 from datamodules.synthetic.ham import write_ham10000, write_isic2018_task1, write_isic2018_task2, write_isic2018_task3
 from datamodules.synthetic.isic2016 import write_isic2016
@@ -32,6 +37,37 @@ WRITERS: dict[str, Writer] = {
     "ham10000": write_ham10000,
     "vitiligo": write_vitiligo,
     "derm7pt": write_derm7pt,
+}
+
+
+class Size(NamedTuple):
+    """What a writer's ``n`` counts, and the smallest ``n`` (with why) whose twin its datamodule sets up."""
+
+    counts: str
+    minimum: int
+    why: str
+
+
+_OFFICIAL = "training images (validation n // 4 and test n // 2, at least 8 each)"
+_ONE = "each split has images"
+SIZES: dict[str, Size] = {
+    "isic2016": Size("training images (test n // 2, at least 8); set the datamodule's val_size below n (its "
+                     "default, 251, needs n >= 252)", isic2016.MIN_N, "one training and one validation image"),
+    "isic2017": Size(_OFFICIAL, 1, _ONE),
+    "isic2018_task1": Size(_OFFICIAL, 1, _ONE),
+    "isic2018_task2": Size(_OFFICIAL, 1, _ONE),
+    "isic2018_task3": Size(_OFFICIAL, 1, _ONE),
+    "isic2019": Size("training images, the pool the datamodule's folds are drawn from", isic2019.MIN_N,
+                     "5 lesion-grouped folds need one class with 5 images"),
+    "isic2020": Size("training images, copies included (the datamodule's folds leave the copies out)", isic2020.MIN_N,
+                     "5 patient-grouped folds need 5 patients and one class with 5 images"),
+    "isic2024": Size("training images (test-image.hdf5 gets n // 2, at least 8)", isic2024.MIN_N,
+                     "5 patient-grouped folds need 5 patients of 3 images"),
+    "ham10000": Size("images, the pool the datamodule's folds are drawn from", ham.HAM10000_MIN_N,
+                     "5 lesion-grouped folds need one class with 5 images"),
+    "vitiligo": Size(_OFFICIAL, clinical.VITILIGO_MIN_N, "training needs both classes"),
+    "derm7pt": Size("all images, split as release_v0 (39 % test, 20 % valid, 41 % train)", clinical.DERM7PT_MIN_N,
+                    "each of test, valid and train needs an image"),
 }
 
 DONE_MARKER = ".dermlab_synthetic_done"

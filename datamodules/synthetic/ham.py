@@ -35,6 +35,9 @@ CONFIRM_TYPES = {"histo": "histopathology", "follow_up": "serial imaging showing
                  "confocal": "confocal microscopy with consensus dermoscopy"}
 REPEAT_P = 0.3  # chance that the next image shows the same lesion again (HAM: 10015 images, 7470 lesions)
 FIRST_ID = 24306  # HAM10000 image ids run from ISIC_0024306
+#: The smallest HAM10000 ``n`` the datamodule's default split (5 lesion-grouped folds) takes for any seed: from 14
+#: images on each of the 7 classes has two (so there are 7 lesions or more), and from 29 on one class has five.
+HAM10000_MIN_N = 29
 
 
 @dataclass
@@ -84,6 +87,7 @@ def draw_cases(n: int, size: int, seed: int, stream: int, first_id: int) -> list
 
 
 def write_ham10000(out: Path, n: int, size: int, seed: int) -> dict[str, int]:
+    """``n`` images, the whole pool the datamodule's folds are drawn from; returns ``{"train": n}``."""
     cases = draw_cases(n, size, seed, stream=10, first_id=FIRST_ID)
     rng = item_rng(seed, 11)
     rows = []

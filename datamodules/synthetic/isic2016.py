@@ -14,9 +14,13 @@ from datamodules.synthetic.render import render_lesion
 
 # 173 of 900 training images are malignant; benign lesions are mostly nevi, some keratoses.
 PRIORS = {"nv": 0.70, "sk": 0.11, "mel": 173 / 900}
+#: One training and one validation image (``val_size: 1``); the datamodule's default ``val_size`` (251, the
+#: paper's) needs ``n`` of 252 or more.
+MIN_N = 2
 
 
 def write_isic2016(out: Path, n: int, size: int, seed: int) -> dict[str, int]:
+    """``n`` training images (test ``n // 2``, at least 8) with their masks; returns counts per split."""
     sizes = split_sizes(n, ("train", "test"))
     next_id = 0
     for split_index, (split, folder) in enumerate((("train", "Training"), ("test", "Test"))):

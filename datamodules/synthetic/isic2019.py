@@ -23,6 +23,9 @@ CATEGORIES = (*PRIORS, "UNK")
 SITES = ("anterior torso", "upper extremity", "posterior torso", "lower extremity", "head/neck", "lateral torso",
          "palms/soles", "oral/genital", "")
 DOWNSAMPLED_EVERY = 10
+#: The smallest ``n`` the datamodule's default split (5 lesion-grouped folds) takes for any seed: from 16 images on
+#: each of the 8 classes has two (so there are 8 lesions or more), and from 33 on one class has five images.
+MIN_N = 33
 
 
 def image_id(index: int) -> str:

@@ -6,7 +6,12 @@ released file) and ``ISIC_2020_Training_Duplicates.csv`` (``image_name_1,image_n
 images each (the real set: 33,126 images of 2,056 patients); melanoma is rare (584 of 33,126) but every set has at
 least three. About one image in twelve (and at least one benign image wherever a patient has two) is a
 byte-identical copy of an earlier image of the same patient under a new id, listed in the duplicates file with the
-earlier image first.
+earlier image first. Each image is in at most one pair (the reader refuses an ``image_name_1`` listed twice), and
+at most one image in six is a copy.
+
+:data:`MIN_N` is the smallest ``n`` whose twin the datamodule's default split (5 patient-grouped folds, copies left
+out) sets up for any seed: with ``n >= 20`` a patient has at most ``n // 5`` images, so there are at least five
+patients, and at least 17 images remain once copies are left out, so one class has five (``StratifiedGroupKFold``).
 """
 
 from __future__ import annotations
@@ -21,28 +26,33 @@ BENIGN_LOOKS = {"nv": ("nevus", 0.8), "bkl": ("seborrheic keratosis", 0.2)}  # l
 SITES = ("torso", "lower extremity", "upper extremity", "head/neck", "palms/soles", "oral/genital", "")
 COPY_P = 1 / 12
 COLUMNS = "image_name,patient_id,sex,age_approx,anatom_site_general_challenge,diagnosis,benign_malignant,target"
+MIN_N = 20
+FOLDS = 5  # the datamodule's default n_folds: a patient holds at most n // FOLDS images
 
 
 def write_isic2020(out: Path, n: int, size: int, seed: int) -> dict[str, int]:
-    """``n`` training images of ``size`` px (copies included); returns ``{"train": n}``."""
+    """``n`` training images of ``size`` px (copies included); returns ``{"train": n}``. Any ``n >= 1`` is written;
+    below :data:`MIN_N` the default 5-fold split may not find five patients."""
     rng = item_rng(seed, 20)
     images = out / "train"
     images.mkdir(parents=True, exist_ok=True)
     numbers = rng.choice(10**7, size=n, replace=False)
     classes = draw_classes(rng, n, PRIORS, minimum=3)
-    rows, pairs, patient_images = [], [], []
+    rows, pairs, patient_images, paired = [], [], [], set()
     patient, left, sex, age = None, 0, "", ""
+    most_per_patient, most_copies = max(1, n // FOLDS), max(1, n // 6)
     for i, label in enumerate(classes):
-        if left == 0:  # a new patient with 1-6 images
-            patient, left = f"IP_{int(rng.integers(10**6, 10**7)):07d}", int(rng.integers(1, 7))
+        if left == 0:  # a new patient with 1-6 images (at most n // 5)
+            patient, left = f"IP_{int(rng.integers(10**6, 10**7)):07d}", min(int(rng.integers(1, 7)), most_per_patient)
             sex, age, patient_images = str(rng.choice(["male", "female"])), f"{int(rng.integers(4, 17)) * 5}.0", []
         left -= 1
         name = f"ISIC_{int(numbers[i]):07d}"
-        earlier = [r for r in patient_images if r[2] == label]
-        if earlier and (rng.random() < COPY_P or (not pairs and label == "benign")):  # the same photo, a new id
-            source = earlier[int(rng.integers(len(earlier)))]
+        earlier = [r for r in patient_images if r[2] == label and r[0] not in paired]  # never in two pairs
+        if earlier and len(pairs) < most_copies and (rng.random() < COPY_P or (not pairs and label == "benign")):
+            source = earlier[int(rng.integers(len(earlier)))]  # the same photo, a new id
             (images / f"{name}.jpg").write_bytes((images / f"{source[0]}.jpg").read_bytes())
             pairs.append(f"{source[0]},{name}")
+            paired.update((source[0], name))
             site, diagnosis = source[1], source[3]
         else:
             if label == "melanoma":

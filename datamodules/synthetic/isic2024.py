@@ -24,6 +24,9 @@ from datamodules.synthetic.render import render_lesion
 
 MALIGNANT_SHARE = 0.3
 IMAGES_PER_PATIENT = 3
+#: The smallest ``n`` the datamodule's default split (5 patient-grouped folds) takes for any seed: five patients of
+#: three images, ten or more of them benign.
+MIN_N = 5 * IMAGES_PER_PATIENT
 TBP_NUMBERS = ("A", "Aext", "B", "Bext", "C", "Cext", "H", "Hext", "L", "Lext", "areaMM2", "area_perim_ratio",
                "color_std_mean", "deltaA", "deltaB", "deltaL", "deltaLB", "deltaLBnorm", "eccentricity")
 TBP_SHAPE = ("minorAxisMM", "nevi_confidence", "norm_border", "norm_color", "perimeterMM", "radial_color_std_max",

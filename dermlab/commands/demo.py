@@ -15,7 +15,6 @@ import argparse
 import time
 from pathlib import Path
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -24,6 +23,7 @@ from datamodules.synthetic import ensure_synthetic
 from dermlab.commands.trainer import build_cli
 from dermlab.intervals import Interval
 from dermlab.scoring import score
+from dermlab.truth import read_truth
 
 
 def metrics_table(title: str, rows: dict, interval_suffix: str = "_ci95") -> Table:
@@ -90,7 +90,7 @@ def main(argv: list[str]) -> dict:
     category = data.modelled_categories[0]
     auc = scored["per_category"][category]
     interval = Interval(auc["auc"], *auc["auc_ci95"], level=0.95, n_boot=args.n_boot)
-    positives = int(pd.read_csv(truth_path)[category].sum())
+    positives = int(read_truth(truth_path).scored[category].sum())  # the truth as the scorer read it
     wall = time.perf_counter() - start
 
     console.print(metrics_table(f"test metrics ({data.task}, best checkpoint)",

@@ -5,7 +5,8 @@ commands are the other modules of :mod:`dermlab.commands`.
 Run folder: every run writes to ``trainer.default_root_dir`` (default ``runs/<run.name>``):
 checkpoints in ``checkpoints/`` (``last.ckpt`` included, so ``--ckpt_path last`` resumes), CSV
 metrics in ``csv/version_N/`` (with the resolved ``config.yaml``), W&B files in ``wandb/`` and
-plots in ``plots/``.
+plots in ``plots/``. Checkpoints are written atomically and checked before they are read
+(:mod:`dermlab.checkpoints`); a NaN or infinite training loss stops the run (:mod:`callbacks.non_finite`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+from callbacks.checkpoint import use_atomic_checkpoints
+from dermlab.checkpoints import checkpoint_error, read_checkpoint
+from dermlab.commands.config_errors import TIP_START, DermlabArgumentParser, instantiation_error, remember_argv, verbose
 from dermlab.errors import DataError
 from dermlab.resources import keep_freed_memory
 
@@ -65,17 +69,26 @@ class DermlabCLI(LightningCLI):
         parser.add_argument("--run.threads", type=int, default=0,
                             help="torch CPU threads of the training process (0: torch's own choice, all the cores "
                                  "this process may use; Lightning divides them among DDP processes)")
+        parser.add_argument("--run.stop_on_non_finite", type=bool, default=True,
+                            help="stop at the first NaN/inf training loss or gradient with one message "
+                                 "(callbacks.StopOnNonFinite); false trains on as Lightning does")
 
     def _parse_ckpt_path(self) -> None:
         """Lightning lets a ``--ckpt_path`` checkpoint's hyper-parameters override the command's model arguments;
         the evaluation-time options (:data:`EVALUATION_OPTIONS`: ``tta``, ``calibrate``) stay the command's own,
         so ``dermlab test ... --ckpt_path best --model.init_args.tta dihedral`` evaluates with TTA whatever the
-        training run used."""
+        training run used. A ``--ckpt_path`` file is checked first (:func:`~dermlab.checkpoints.read_checkpoint`,
+        :func:`check_model_family`): a damaged one or another model's stops with one line."""
         config = self.config[self.config.subcommand] if self.config.get("subcommand") else None
         model = config.get("model") if config is not None else None
         own = {} if not isinstance(model, Namespace) else {
             key: model.init_args[key] for key in EVALUATION_OPTIONS
             if isinstance(model.get("init_args"), Namespace) and key in model.init_args}
+        ckpt_path = config.get("ckpt_path") if config is not None else None
+        if ckpt_path and str(ckpt_path) not in ("last", "best", "hpc") and not str(ckpt_path).startswith(
+                "registry") and "://" not in str(ckpt_path):  # a local file
+            saved = read_checkpoint(ckpt_path, weights_only=True, mmap=True)  # checked as Lightning loads it next
+            check_model_family(ckpt_path, saved, model.get("class_path") if isinstance(model, Namespace) else None)
         super()._parse_ckpt_path()
         model = self.config[self.config.subcommand].model if own else None
         if isinstance(model, Namespace) and isinstance(model.get("init_args"), Namespace):
@@ -96,6 +109,9 @@ class DermlabCLI(LightningCLI):
         if run.keep_freed_memory:
             keep_freed_memory()
         torch.set_flush_denormal(run.flush_denormal)  # x86 FTZ/DAZ; threads started from here on inherit it
+        if not run.stop_on_non_finite:
+            trainer.callbacks = [c for c in trainer.callbacks or []
+                                 if not str(c.get("class_path", "")).endswith("StopOnNonFinite")]
         if not trainer.default_root_dir:
             trainer.default_root_dir = f"runs/{run.name}"
         root = Path(trainer.default_root_dir)
@@ -109,10 +125,22 @@ class DermlabCLI(LightningCLI):
         """Instantiate as LightningCLI does, then give a classifier its test class mapping when the data's test split
         is another data set's (``data.init_args.test_on``): a pair of class sets without a mapping stops here,
         before anything trains, and the model's ``logged_metric_names`` name the test metrics it will log."""
-        super().instantiate_classes()
+        try:
+            super().instantiate_classes()
+        except ValueError as error:  # a class that refused its arguments: one line, not jsonargparse's union dump
+            if verbose():
+                raise
+            raise instantiation_error(error, self.config[self.subcommand] if self.subcommand else self.config) from None
+        use_atomic_checkpoints(self.trainer)
         mapping = getattr(self.datamodule, "test_mapping", None)
         if mapping is not None and hasattr(self.model, "use_test_mapping"):
             self.model.use_test_mapping(mapping)
+
+    def parse_arguments(self, parser, args) -> None:
+        """Parse as LightningCLI does; the parser keeps the command line to name a value in its errors
+        (:mod:`dermlab.commands.config_errors`)."""
+        remember_argv(parser, args)
+        super().parse_arguments(parser, args)
 
     @staticmethod
     def default_loggers(run: Namespace, root: Path) -> list[Namespace]:
@@ -126,6 +154,34 @@ class DermlabCLI(LightningCLI):
                 tags=list(run.tags),
                 offline=run.wandb == "offline", log_model=False)))
         return loggers
+
+
+def check_model_family(path: str | Path, checkpoint: dict, class_path: str | None) -> None:
+    """Refuse a ``--ckpt_path`` checkpoint saved by another kind of model than the config's: Lightning would build
+    the checkpoint's class from its hyper-parameters and fail far later. Kinds are the classes right below
+    ``LightningModule`` (classifiers, segmenters): a method of the same kind (SegAN for a U-Net config) is accepted.
+    """
+    import importlib
+
+    import lightning.pytorch as L
+
+    saved = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+    if not saved or not class_path or saved == class_path:
+        return
+
+    def kind(dotted: str):
+        module, _, name = dotted.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            return None
+        return next((c for c in cls.__mro__ if L.LightningModule in c.__bases__), cls)
+
+    saved_kind, own_kind = kind(saved), kind(class_path)
+    if saved_kind is not None and own_kind is not None and saved_kind is not own_kind:
+        raise checkpoint_error(path, f"it is another model's: it was saved by a {saved} run "
+                                     f"({saved_kind.__name__}), this config builds a {class_path} "
+                                     f"({own_kind.__name__})")
 
 
 class ConfigParser(DermlabCLI):
@@ -171,7 +227,7 @@ class ConfigParser(DermlabCLI):
 
 def parser_error(text: str) -> str:
     """jsonargparse's error report as one line: from its ``error:`` line on, without the usage text."""
-    lines = text.strip().splitlines()
+    lines = [line for line in text.strip().splitlines() if not line.startswith(TIP_START)]
     start = next((i for i, line in enumerate(lines) if "error:" in line), 0)
     message = " ".join(line.strip() for line in lines[start:] if line.strip())
     message = message.split("error:", 1)[-1].strip() or "invalid arguments"
@@ -207,6 +263,7 @@ def _cli_kwargs() -> dict:
         save_config_callback=WandbConfigSaver,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"parser_mode": "omegaconf"},
+        parser_class=DermlabArgumentParser,  # errors on one line each
         seed_everything_default=0,
     )
 

@@ -1,4 +1,5 @@
-"""Checked readers for the official CSVs and images: every failure names the file and the fix."""
+"""Checked readers for the images (and, from :mod:`dermlab.files.tables`, the CSVs): every failure names the file
+and the fix."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dermlab.errors import DataError
 from dermlab.files.hdf5 import is_hdf5_image
 from dermlab.files.jpeg import decode_rgb_jpeg
 from dermlab.files.listing import IMAGE_SUFFIXES, images_by_stem
+from dermlab.files.tables import read_table  # noqa: F401 (the table reader, re-exported for the readers)
 
 log = logging.getLogger(__name__)
 
@@ -26,44 +28,6 @@ def require_dir(path: Path, what: str, hint: str) -> Path:
     if not path.is_dir():
         raise DataError(f"{what} '{path}' is not a directory. {hint}")
     return path
-
-
-def read_table(path: Path, columns: Iterable[str], header: bool = True, hint: str = "",
-               optional: Iterable[str] | None = None) -> pd.DataFrame:
-    """Read a CSV whose ``columns`` must all be present; ids stay strings, CRLF or LF alike.
-
-    With ``header=False`` the file has no header row and ``columns`` name its columns in order. With ``optional``
-    (a header is needed) only ``columns`` and those of ``optional`` that the file has are read: a wide CSV
-    (ISIC 2024's 55-column metadata of 401,059 rows) then costs the memory of the columns used alone.
-    """
-    columns = list(columns)
-    if not path.is_file():
-        raise DataError(f"ground-truth file '{path}' does not exist. {hint}".strip())
-    keep = None if optional is None else {*columns, *optional}
-    try:
-        if header:
-            table = pd.read_csv(path, dtype=str, skipinitialspace=True,
-                                usecols=None if keep is None else lambda name: name in keep)
-        else:
-            table = pd.read_csv(path, dtype=str, header=None, skipinitialspace=True)
-            if table.shape[1] != len(columns):
-                raise DataError(f"'{path}' has {table.shape[1]} columns, expected {len(columns)} "
-                                f"({', '.join(columns)}) with no header row.")
-            table.columns = columns
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DataError(f"cannot parse '{path}' as CSV ({error}). {hint}".strip()) from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        present = table.columns if keep is None else pd.read_csv(path, nrows=0, skipinitialspace=True).columns
-        raise DataError(f"'{path}' lacks column(s) {', '.join(missing)}; it has {', '.join(map(str, present))}. "
-                        f"Expected header: {','.join(columns)}.")
-    if table.empty:
-        raise DataError(f"'{path}' has no rows. {hint}".strip())
-    duplicated = table[columns[0]][table[columns[0]].duplicated()].unique()
-    if len(duplicated):
-        raise DataError(f"'{path}' lists {columns[0]} {', '.join(duplicated[:5])} more than once; "
-                        "each image must appear exactly once.")
-    return table
 
 
 def binary_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
@@ -92,22 +56,74 @@ def image_paths(folder: Path, ids: Iterable[str], listed_in: Path) -> list[Path]
 
 
 _CONVERTED_MODES: set[str] = set()
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_FIX_DEPTH = "convert it to 8-bit RGB (e.g. PIL: Image.fromarray(pixels_scaled_to_uint8).save(p)) or remove it"
 
 
 def _to_rgb(image: Image.Image, path: Path) -> np.ndarray:
-    """RGB uint8 from any PIL mode; grayscale, RGBA, palette, CMYK and 16-bit are converted, said once per mode."""
+    """RGB uint8 (H, W, 3) from any PIL mode, said once per mode: grayscale (``L``, ``LA``, 1-bit), RGBA,
+    palette, CMYK, LAB and 16-bit grayscale (scaled by 255/65535, or taken as 8-bit when no value exceeds 255).
+
+    Raises:
+        DataError: pixels with no agreed 8-bit scale, named with the file: 32-bit floating point (``F``) or 32-bit
+            integers above 65535.
+    """
     if image.mode == "RGB":
         return np.asarray(image)
+    if image.mode == "F":
+        raise DataError(f"image '{path}' holds 32-bit floating-point pixels (PIL mode F), which have no agreed 8-bit "
+                        f"scale; {_FIX_DEPTH}.")
     if image.mode not in _CONVERTED_MODES:
         _CONVERTED_MODES.add(image.mode)
         log.warning("converting %s images to 8-bit RGB (first: '%s'); alpha is dropped, 16-bit is scaled", image.mode,
                     path)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in _SIXTEEN_BIT_MODES:
         values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode != "I" or values.max() > 255 else 255.0
+        top = float(values.max()) if values.size else 0.0
+        if top > 65535 or (values.size and values.min() < 0):
+            raise DataError(f"image '{path}' holds 32-bit values from {values.min():.0f} to {top:.0f}, outside the "
+                            f"16-bit range; {_FIX_DEPTH}.")
+        peak = 65535.0 if image.mode != "I" or top > 255 else 255.0
         gray = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     return np.asarray(image.convert("RGB"))
+
+
+def _first_bytes(path: Path, data: bytes | None) -> bytes | None:
+    """The first 64 bytes of the image (``data`` when given), or None when the file cannot be read."""
+    if data is not None:
+        return data[:64]
+    try:
+        with open(path, "rb") as file:
+            return file.read(64)
+    except OSError:
+        return None
+
+
+def unreadable(path: Path, error: Exception, what: str = "image", data: bytes | None = None,
+               fix: str = "re-download it or remove it from the ground-truth CSV") -> DataError:
+    """The error for a file that Pillow cannot open or decode, naming it and saying what it holds instead.
+
+    Args:
+        path: the file (or HDF5-stored image).
+        error: what Pillow raised.
+        what: ``image`` or ``mask``, as the message calls the file.
+        data: the file's bytes when they are already in memory.
+        fix: what the user should do.
+
+    Returns:
+        A :class:`DataError`: an empty (0-byte) file, a text file (an HTML / XML / JSON web page or error message
+        saved under the image's name), or else a corrupt or truncated image, with Pillow's reason.
+    """
+    head = _first_bytes(path, data)
+    if head == b"":
+        return DataError(f"{what} '{path}' is empty (0 bytes), as after a download or copy that stopped before "
+                         f"writing it; {fix}.")
+    if head and head.lstrip()[:1] in (b"<", b"{"):  # HTML, XML (a storage service's AccessDenied) or JSON
+        begins = head.lstrip()[:24].decode("ascii", "replace")
+        return DataError(f"{what} '{path}' holds text, not an image (it begins {begins!r}): a web page or error "
+                         f"message was saved under its name; {fix}.")
+    return DataError(f"cannot decode {what} '{path}' ({error}); the file is corrupt or truncated: {fix}.")
 
 
 def fit_side(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -155,7 +171,9 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
     scale directly (``draft``), which makes the cache fast to fill.
 
     Raises:
-        DataError: the file is gone, cannot be decoded, or (HDF5) its container lacks the image.
+        DataError: the file is gone, empty (0 bytes), text (a web page saved under its name: :func:`unreadable`),
+            cannot be decoded, holds pixels with no 8-bit scale (32-bit float), or (HDF5) its container lacks the
+            image.
     """
     data = path.read_bytes() if is_hdf5_image(path) else None  # a missing image raises its own DataError
     try:
@@ -171,16 +189,26 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
         if (array.shape[1], array.shape[0]) != target:
             array = np.asarray(Image.fromarray(array).resize(target, Image.BICUBIC, reducing_gap=3.0))
         return array
+    except DataError:  # pixels with no 8-bit scale (_to_rgb): its own message
+        raise
     except FileNotFoundError:
         raise DataError(f"image '{path}' disappeared after the data set was indexed; restore it.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"cannot decode image '{path}' ({error}); the file is corrupt or truncated: "
-                        "re-download it or remove it from the ground-truth CSV.") from None
+        raise unreadable(path, error, data=data) from None
 
 
 def image_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image (file or HDF5-stored) as it is seen upright (EXIF orientation applied), from its
-    header."""
-    with open_image(path) as image:
-        width, height = image.size
-        return (width, height) if orientation(image) in _SWAPPING_ORIENTATIONS else (height, width)
+    header.
+
+    Raises:
+        DataError: the file is gone or is not an image (as :func:`load_rgb` says it).
+    """
+    try:
+        with open_image(path) as image:
+            width, height = image.size
+            return (width, height) if orientation(image) in _SWAPPING_ORIENTATIONS else (height, width)
+    except FileNotFoundError:
+        raise DataError(f"image '{path}' does not exist; restore it or remove it from the ground-truth CSV.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise unreadable(path, error) from None

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dermlab.errors import DataError
-from dermlab.files.io import upright
+from dermlab.files.io import unreadable, upright
 
 MASK_THRESHOLD = 128  #: lesion where value > 128 (isic_challenge_scoring segmentation.py / task2.py)
 SINGLE_CHANNEL_MODES = ("L", "1")
@@ -38,8 +38,9 @@ def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
         shape: the (height, width) of its image, checked when given.
 
     Raises:
-        DataError: missing or undecodable file, a mode other than ``L`` / ``1`` (not single-channel), a size
-            other than ``shape``, or non-zero pixels none of which exceeds the threshold ({0, 1} masks).
+        DataError: missing, empty (0 bytes), text or undecodable file, a mode other than ``L`` / ``1`` (not
+            single-channel), a size other than ``shape``, or non-zero pixels none of which exceeds the threshold
+            ({0, 1} masks).
     """
     path = Path(path)
     try:
@@ -52,10 +53,12 @@ def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
                 raise DataError(f"mask '{path}' is not single-channel (PIL mode {image.mode}); masks must be 8-bit "
                                 f"grayscale, as the challenge scorer also requires: {FIX_MODE}.")
             values = np.asarray(image)
+    except DataError:  # not single-channel: its own message
+        raise
     except FileNotFoundError:
         raise DataError(f"mask '{path}' does not exist; every image of this task needs its mask.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"cannot decode mask '{path}' ({error}); re-download it.") from None
+        raise unreadable(path, error, what="mask", fix="re-download it") from None
     if shape is not None and values.shape != tuple(shape):
         raise DataError(f"mask '{path}' is {values.shape[1]}x{values.shape[0]} but its image is "
                         f"{shape[1]}x{shape[0]}; masks must have the image's size (re-download the matching pair).")

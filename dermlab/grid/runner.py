@@ -180,14 +180,15 @@ def run_cell_command(argv: list[str]) -> None:
     the best checkpoint, optionally write the test set's submission CSV (``predict``), write the classifier's
     ``predictions_test.csv`` (and ``predictions_val.csv`` with ``--val-predictions``), then write RESULT. Under DDP
     every process fits and tests; only global rank 0 slims the checkpoint and writes RESULT."""
+    from dermlab.checkpoints import resume_arguments
     from dermlab.commands.trainer import build_cli
 
     split = argv.index("--")
     result_path, flags, args = Path(argv[0]), argv[1:split], argv[split + 1:]
     start = time.perf_counter()
     last = result_path.parent / "checkpoints" / "last.ckpt"
-    resumed = last.is_file()
-    cli = build_cli(["fit", *args, *(["--ckpt_path", str(last)] if resumed else [])])
+    resume = resume_arguments(last)  # [] for a fresh cell; a damaged last.ckpt stops here, naming the others
+    cli = build_cli(["fit", *args, *resume])
     trainer = cli.trainer
     best = trainer.checkpoint_callback.best_model_path or None
     tested = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best or "last", verbose=False)[0]
@@ -206,7 +207,7 @@ def run_cell_command(argv: list[str]) -> None:
     audit = cli.datamodule.split_audit
     result = {"metrics": {k: float(v) for k, v in tested.items()}, "checkpoint": best,
               "best_monitor": None if score is None else float(score), "wall_time_s": time.perf_counter() - start,
-              "resumed": resumed,
+              "resumed": bool(resume),
               "split_audit": None if audit is None else {"leak": audit.leak, "leaks": audit.leaks},
               "test_on": None if audit is None else audit.cross_test}  # the test metrics' data set, if another
     result_path.write_text(json.dumps(result, indent=2))

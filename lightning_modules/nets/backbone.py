@@ -21,6 +21,7 @@ import timm
 import torch
 from torch import nn
 
+from dermlab.checkpoints import read_checkpoint
 from dermlab.errors import DataError
 from lightning_modules.nets.packaged_weights import is_packaged
 from lightning_modules.nets.packaged_weights import resolve as resolve_packaged
@@ -88,8 +89,9 @@ def run_checkpoint(source: str | Path) -> Path:
 
 
 def checkpoint_net_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(hyper-parameters, the timm network's state dict) of a saved dermlab classifier checkpoint."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    """(hyper-parameters, the timm network's state dict) of a saved dermlab classifier checkpoint; a file that
+    cannot be read stops with a DataError naming it and the other checkpoints of its folder."""
+    checkpoint = read_checkpoint(path, weights_only=False, advice="give one of them as pretrained_weights instead")
     state = checkpoint.get("state_dict", {})
     prefix = "net.base." if any(k.startswith("net.base.") for k in state) else "net."
     net_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
