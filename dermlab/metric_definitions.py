@@ -25,7 +25,8 @@ Binary tasks (labels 0/1, scores = P(positive)), as the ISIC challenges score ea
 
 Multi-class tasks (labels 0 … C−1, (N, C) probabilities). The predicted class is the argmax; a row whose highest
 probability is shared by several classes is **undecided**, a prediction of no class (``isic-challenge-scoring``'s
-rule: wrong for every class). A class **absent** from the evaluated images has no recall and no ROC curve and is
+rule: wrong for every class): it misses its own class (recall, accuracy, the ECE's outcome) and is a negative for
+every other class (specificity). A class **absent** from the evaluated images has no recall and no ROC curve and is
 left out of every macro mean (the official scorer's NaN-skipping mean), never counted as 0:
 
 * ``accuracy``: the share of images whose argmax is their label;
@@ -35,8 +36,8 @@ left out of every macro mean (the official scorer's NaN-skipping mean), never co
   AUC of (label == c) by P(c);
 * ``specificity``: the mean over the same classes of the one-vs-rest specificity of the argmax;
 * ``recall_<class>``, ``auc_<class>``: per class, NaN for a class absent;
-* ``ece``: the top-label ECE (Guo et al. 2017, Eq. 3): confidence max_c p_c, outcome "the first argmax is right",
-  the bins above.
+* ``ece``: the top-label ECE (Guo et al. 2017, Eq. 3): confidence max_c p_c, outcome "the argmax is right" (an
+  undecided row is wrong), the bins above.
 
 Undefined values are NaN: an AUC or partial AUC without both classes, a sensitivity or average precision without a
 positive image. A binary specificity without a negative image is 1.0, as the official scorer's
@@ -51,7 +52,9 @@ from dermlab.partial_auc import partial_auc_from_counts
 
 ECE_BINS = 15  #: equal-width confidence bins of the expected calibration error (Guo et al. 2017, §2)
 THRESHOLD = 0.5  #: P(positive) above which a binary prediction is positive (``p > 0.5``, the ISIC scorer)
+#: The names of the binary metrics, as :func:`binary_metric_values` returns them.
 BINARY = ("auc", "accuracy", "sensitivity", "specificity", "average_precision", "pauc_tpr80", "ece")
+#: The names of the multi-class metrics (besides ``recall_<class>``, ``auc_<class>``).
 MULTICLASS = ("balanced_accuracy", "accuracy", "auc", "specificity", "ece")
 
 
@@ -123,7 +126,8 @@ def binary_specificity(labels, scores, counts=None, threshold: float = THRESHOLD
 
 
 def binary_ece(labels, scores, counts=None, n_bins: int = ECE_BINS) -> np.ndarray:
-    """(B,) ECE of P(positive): Σ over bins of |Σ p − Σ y| over the bin's images, over N (module docstring)."""
+    """(B,) ECE of P(positive): the sum over bins of the absolute difference between the bin's Σ p and Σ y,
+    divided by N (module docstring)."""
     positive, scores = _check_binary(labels, scores)
     return _ece(scores, positive.astype(float), _weights(counts, len(scores)), n_bins)
 
@@ -256,9 +260,10 @@ def macro_specificity(labels, probabilities, counts=None) -> np.ndarray:
 
 
 def top_label_ece(labels, probabilities, counts=None, n_bins: int = ECE_BINS) -> np.ndarray:
-    """(B,) top-label ECE: confidence max_c p_c, outcome whether the first argmax is the label (Guo et al. 2017)."""
+    """(B,) top-label ECE: confidence max_c p_c, outcome whether the argmax is the label (Guo et al. 2017); an
+    undecided row (:func:`decided_argmax`) is wrong."""
     labels, probabilities = _check_multiclass(labels, probabilities)
-    right = (probabilities.argmax(1) == labels).astype(float)
+    right = (decided_argmax(probabilities) == labels).astype(float)
     return _ece(probabilities.max(1), right, _weights(counts, len(labels)), n_bins)
 
 
