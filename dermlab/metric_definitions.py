@@ -3,8 +3,8 @@
 A run's logged ``val/…`` and ``test/…`` metrics (:mod:`dermlab.metrics`), ``dermlab score`` and its bootstrap
 (:mod:`dermlab.scoring`, :mod:`dermlab.score_bootstrap`), the grid report's intervals
 (:mod:`dermlab.grid.statistics`), the subgroup tables (:mod:`dermlab.subgroups`) and the reliability diagram's ECE
-(:mod:`dermlab.calibration`) all call these functions; ``tests/test_one_definition.py`` checks that every one of
-those paths gives the same digits on a split that lacks a class.
+(:mod:`dermlab.calibration`) all call these functions; ``tests/fidelity/test_fidelity_one_definition.py`` checks
+that every one of those paths gives the same digits on a split that lacks a class.
 
 Every function takes ``counts`` (B, N): how often each of the N images is drawn in each of B bootstrap resamples
 (``None``: the images themselves, B = 1) and returns (B,) values (per-class functions: (B, C)). A resample with
