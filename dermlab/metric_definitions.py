@@ -116,6 +116,13 @@ def binary_sensitivity(labels, scores, counts=None, threshold: float = THRESHOLD
     return _ratio((weights * (positive & (scores > threshold))).sum(1), (weights * positive).sum(1))
 
 
+def binary_accuracy(labels, scores, counts=None, threshold: float = THRESHOLD) -> np.ndarray:
+    """(B,) share of the images predicted right at ``p > threshold``."""
+    positive, scores = _check_binary(labels, scores)
+    weights = _weights(counts, len(scores))
+    return (weights * ((scores > threshold) == positive)).sum(1) / weights.sum(1)
+
+
 def binary_specificity(labels, scores, counts=None, threshold: float = THRESHOLD) -> np.ndarray:
     """(B,) share of the negative images with ``p ≤ threshold``; 1.0 without a negative image (the scorer's
     freebie)."""
@@ -160,21 +167,19 @@ def binary_metric_values(labels, scores, counts=None, threshold: float = THRESHO
     """
     positive, scores = _check_binary(labels, scores)
     weights = _weights(counts, len(scores))
-    positives, negatives, n = (weights * positive).sum(1), (weights * ~positive).sum(1), weights.sum(1)
-    values, pos, neg = score_level_counts(positive, scores, weights)
+    positives, negatives = (weights * positive).sum(1), (weights * ~positive).sum(1)
+    _, pos, neg = score_level_counts(positive, scores, weights)
     # AP: at the threshold of distinct score g, the images at or above it are predicted positive.
     pos_at_or_above = np.cumsum(pos[:, ::-1], 1)[:, ::-1]
     all_at_or_above = pos_at_or_above + np.cumsum(neg[:, ::-1], 1)[:, ::-1]
     precision = np.divide(pos_at_or_above, all_at_or_above, out=np.zeros_like(pos), where=all_at_or_above > 0)
-    above = values > threshold
-    tp, tn = pos[:, above].sum(1), neg[:, ~above].sum(1)
     both = (positives > 0) & (negatives > 0)
     pauc = np.full(len(weights), np.nan)
     if both.any():
         pauc[both] = partial_auc_from_counts(pos[both], neg[both], 0.8)
     return {
         "auc": auc_from_level_counts(pos, neg),
-        "accuracy": (tp + tn) / n,
+        "accuracy": binary_accuracy(positive, scores, weights, threshold),
         "sensitivity": binary_sensitivity(positive, scores, weights, threshold),
         "specificity": binary_specificity(positive, scores, weights, threshold),
         "average_precision": _ratio((pos * precision).sum(1), positives),
@@ -285,9 +290,7 @@ def accuracy(labels, probabilities, counts=None, threshold: float = THRESHOLD) -
     otherwise."""
     probabilities = np.asarray(probabilities, dtype=float)
     if probabilities.shape[1] == 2:
-        labels, scores = _check_binary(labels, probabilities[:, 1])
-        weights = _weights(counts, len(scores))
-        return (weights * ((scores > threshold) == labels)).sum(1) / weights.sum(1)
+        return binary_accuracy(labels, probabilities[:, 1], counts, threshold)
     return multiclass_accuracy(labels, probabilities, counts)
 
 
