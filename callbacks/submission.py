@@ -30,6 +30,14 @@ def expected_images(datamodule, predicted: list[str]) -> list[str]:
     return list(tables[split].ids) if split in tables else predicted
 
 
+def exact_decimal(value: float) -> str:
+    """``value`` as the shortest decimal that reads back as the same float, always with a decimal point and never in
+    exponent form (``0.0``, ``0.000000015``): the official scorer refuses integer-only columns, and no two
+    probabilities that differ in the run tie in the file (6 decimals made near-0 probabilities equal and moved the
+    AUC that ``dermlab score`` reports)."""
+    return np.format_float_positional(float(value), unique=True, trim="0")
+
+
 class SubmissionWriter(BasePredictionWriter):
     """Write ``<output>`` (default ``<run folder>/submission_<split>.csv``) after ``predict``."""
 
@@ -61,7 +69,7 @@ class SubmissionWriter(BasePredictionWriter):
         for rule in rules:  # "probabilities": the submission; other rules (e.g. ``ncm``): submission_<split>_<rule>.csv
             target = path if rule == "probabilities" else path.with_name(f"{path.stem}_{rule}{path.suffix}")
             frame = datamodule.submission(ids, tables[rule][order])
-            frame.to_csv(target, index=False, float_format="%.6f")
+            frame.to_csv(target, index=False, float_format=exact_decimal)
             read_submission(target, SubmissionLayout(frame.columns[0], tuple(frame.columns[1:])),
                             expected_images(datamodule, ids))
             print(f"wrote submission with {len(ids)} images to {target}")

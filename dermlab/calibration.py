@@ -115,13 +115,14 @@ def fit_temperature(log_probabilities: torch.Tensor, targets: torch.Tensor, max_
 
 
 def confidence_and_outcome(probabilities: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the reliability diagram bins, as torchmetrics' calibration error does: for two classes P(positive)
-    and whether the image is positive; otherwise the top-label confidence max_c p_c and whether the argmax is
-    right. (N, C) probabilities and (N,) targets → two (N,) float tensors."""
+    """What the reliability diagram bins, as the ``ece`` metric does: for two classes P(positive) and whether the
+    image is positive; otherwise the top-label confidence max_c p_c and whether the argmax is right (an undecided
+    row, :func:`dermlab.metric_definitions.decided_argmax`, is wrong). (N, C) probabilities and (N,) targets → two
+    (N,) float tensors."""
     if probabilities.shape[1] == 2:
         return probabilities[:, 1].float(), targets.float()
-    confidence, predicted = probabilities.float().max(1)
-    return confidence, predicted.eq(targets).float()
+    decided = torch.from_numpy(definitions.decided_argmax(probabilities.detach().double().cpu().numpy()))
+    return probabilities.float().max(1).values, decided.to(targets.device).eq(targets).float()
 
 
 def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tensor, n_bins: int = N_BINS) -> float:

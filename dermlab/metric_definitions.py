@@ -3,8 +3,8 @@
 A run's logged ``val/…`` and ``test/…`` metrics (:mod:`dermlab.metrics`), ``dermlab score`` and its bootstrap
 (:mod:`dermlab.scoring`, :mod:`dermlab.score_bootstrap`), the grid report's intervals
 (:mod:`dermlab.grid.statistics`), the subgroup tables (:mod:`dermlab.subgroups`) and the reliability diagram's ECE
-(:mod:`dermlab.calibration`) all call these functions; ``tests/test_one_definition.py`` checks that every one of
-those paths gives the same digits on a split that lacks a class.
+(:mod:`dermlab.calibration`) all call these functions; ``tests/fidelity/test_fidelity_one_definition.py`` checks
+that every one of those paths gives the same digits on a split that lacks a class.
 
 Every function takes ``counts`` (B, N): how often each of the N images is drawn in each of B bootstrap resamples
 (``None``: the images themselves, B = 1) and returns (B,) values (per-class functions: (B, C)). A resample with
@@ -25,7 +25,8 @@ Binary tasks (labels 0/1, scores = P(positive)), as the ISIC challenges score ea
 
 Multi-class tasks (labels 0 … C−1, (N, C) probabilities). The predicted class is the argmax; a row whose highest
 probability is shared by several classes is **undecided**, a prediction of no class (``isic-challenge-scoring``'s
-rule: wrong for every class). A class **absent** from the evaluated images has no recall and no ROC curve and is
+rule: wrong for every class): it misses its own class (recall, accuracy, the ECE's outcome) and is a negative for
+every other class (specificity). A class **absent** from the evaluated images has no recall and no ROC curve and is
 left out of every macro mean (the official scorer's NaN-skipping mean), never counted as 0:
 
 * ``accuracy``: the share of images whose argmax is their label;
@@ -35,8 +36,8 @@ left out of every macro mean (the official scorer's NaN-skipping mean), never co
   AUC of (label == c) by P(c);
 * ``specificity``: the mean over the same classes of the one-vs-rest specificity of the argmax;
 * ``recall_<class>``, ``auc_<class>``: per class, NaN for a class absent;
-* ``ece``: the top-label ECE (Guo et al. 2017, Eq. 3): confidence max_c p_c, outcome "the first argmax is right",
-  the bins above.
+* ``ece``: the top-label ECE (Guo et al. 2017, Eq. 3): confidence max_c p_c, outcome "the argmax is right" (an
+  undecided row is wrong), the bins above.
 
 Undefined values are NaN: an AUC or partial AUC without both classes, a sensitivity or average precision without a
 positive image. A binary specificity without a negative image is 1.0, as the official scorer's
@@ -51,7 +52,9 @@ from dermlab.partial_auc import partial_auc_from_counts
 
 ECE_BINS = 15  #: equal-width confidence bins of the expected calibration error (Guo et al. 2017, §2)
 THRESHOLD = 0.5  #: P(positive) above which a binary prediction is positive (``p > 0.5``, the ISIC scorer)
+#: The names of the binary metrics, as :func:`binary_metric_values` returns them.
 BINARY = ("auc", "accuracy", "sensitivity", "specificity", "average_precision", "pauc_tpr80", "ece")
+#: The names of the multi-class metrics (besides ``recall_<class>``, ``auc_<class>``).
 MULTICLASS = ("balanced_accuracy", "accuracy", "auc", "specificity", "ece")
 
 
@@ -113,6 +116,13 @@ def binary_sensitivity(labels, scores, counts=None, threshold: float = THRESHOLD
     return _ratio((weights * (positive & (scores > threshold))).sum(1), (weights * positive).sum(1))
 
 
+def binary_accuracy(labels, scores, counts=None, threshold: float = THRESHOLD) -> np.ndarray:
+    """(B,) share of the images predicted right at ``p > threshold``."""
+    positive, scores = _check_binary(labels, scores)
+    weights = _weights(counts, len(scores))
+    return (weights * ((scores > threshold) == positive)).sum(1) / weights.sum(1)
+
+
 def binary_specificity(labels, scores, counts=None, threshold: float = THRESHOLD) -> np.ndarray:
     """(B,) share of the negative images with ``p ≤ threshold``; 1.0 without a negative image (the scorer's
     freebie)."""
@@ -123,7 +133,8 @@ def binary_specificity(labels, scores, counts=None, threshold: float = THRESHOLD
 
 
 def binary_ece(labels, scores, counts=None, n_bins: int = ECE_BINS) -> np.ndarray:
-    """(B,) ECE of P(positive): Σ over bins of |Σ p − Σ y| over the bin's images, over N (module docstring)."""
+    """(B,) ECE of P(positive): the sum over bins of the absolute difference between the bin's Σ p and Σ y,
+    divided by N (module docstring)."""
     positive, scores = _check_binary(labels, scores)
     return _ece(scores, positive.astype(float), _weights(counts, len(scores)), n_bins)
 
@@ -156,21 +167,19 @@ def binary_metric_values(labels, scores, counts=None, threshold: float = THRESHO
     """
     positive, scores = _check_binary(labels, scores)
     weights = _weights(counts, len(scores))
-    positives, negatives, n = (weights * positive).sum(1), (weights * ~positive).sum(1), weights.sum(1)
-    values, pos, neg = score_level_counts(positive, scores, weights)
+    positives, negatives = (weights * positive).sum(1), (weights * ~positive).sum(1)
+    _, pos, neg = score_level_counts(positive, scores, weights)
     # AP: at the threshold of distinct score g, the images at or above it are predicted positive.
     pos_at_or_above = np.cumsum(pos[:, ::-1], 1)[:, ::-1]
     all_at_or_above = pos_at_or_above + np.cumsum(neg[:, ::-1], 1)[:, ::-1]
     precision = np.divide(pos_at_or_above, all_at_or_above, out=np.zeros_like(pos), where=all_at_or_above > 0)
-    above = values > threshold
-    tp, tn = pos[:, above].sum(1), neg[:, ~above].sum(1)
     both = (positives > 0) & (negatives > 0)
     pauc = np.full(len(weights), np.nan)
     if both.any():
         pauc[both] = partial_auc_from_counts(pos[both], neg[both], 0.8)
     return {
         "auc": auc_from_level_counts(pos, neg),
-        "accuracy": (tp + tn) / n,
+        "accuracy": binary_accuracy(positive, scores, weights, threshold),
         "sensitivity": binary_sensitivity(positive, scores, weights, threshold),
         "specificity": binary_specificity(positive, scores, weights, threshold),
         "average_precision": _ratio((pos * precision).sum(1), positives),
@@ -256,9 +265,10 @@ def macro_specificity(labels, probabilities, counts=None) -> np.ndarray:
 
 
 def top_label_ece(labels, probabilities, counts=None, n_bins: int = ECE_BINS) -> np.ndarray:
-    """(B,) top-label ECE: confidence max_c p_c, outcome whether the first argmax is the label (Guo et al. 2017)."""
+    """(B,) top-label ECE: confidence max_c p_c, outcome whether the argmax is the label (Guo et al. 2017); an
+    undecided row (:func:`decided_argmax`) is wrong."""
     labels, probabilities = _check_multiclass(labels, probabilities)
-    right = (probabilities.argmax(1) == labels).astype(float)
+    right = (decided_argmax(probabilities) == labels).astype(float)
     return _ece(probabilities.max(1), right, _weights(counts, len(labels)), n_bins)
 
 
@@ -280,9 +290,7 @@ def accuracy(labels, probabilities, counts=None, threshold: float = THRESHOLD) -
     otherwise."""
     probabilities = np.asarray(probabilities, dtype=float)
     if probabilities.shape[1] == 2:
-        labels, scores = _check_binary(labels, probabilities[:, 1])
-        weights = _weights(counts, len(scores))
-        return (weights * ((scores > threshold) == labels)).sum(1) / weights.sum(1)
+        return binary_accuracy(labels, probabilities[:, 1], counts, threshold)
     return multiclass_accuracy(labels, probabilities, counts)
 
 

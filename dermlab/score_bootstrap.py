@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from dermlab import metric_definitions as definitions
-from dermlab.errors import DataError
 from dermlab.intervals import percentile_interval, resample_counts, stratified_resamples
 
 CHUNK_ELEMENTS = 1_000_000  # resamples × images handled at once: arrays of a few MB stay in cache and off mmap
@@ -43,19 +42,16 @@ def bootstrap_intervals(labels: pd.DataFrame, predictions: pd.DataFrame, categor
 
     Returns:
         ``{"per_category": {category: {metric: [low, high]}}, "macro": {metric: [low, high]}}`` plus
-        ``"balanced_accuracy": [low, high]`` when ``one_hot``.
+        ``"balanced_accuracy": [low, high]`` when ``one_hot``. A metric a category cannot define on the scored
+        images (its AUC when they hold one class of it) has the interval [NaN, NaN]; the macro intervals average
+        over the categories that define the metric, as the point estimate does.
 
     Raises:
-        DataError: a scored category whose truth holds one class only (no AUC, so no interval).
         ValueError: ``n_boot`` < 1 or ``level`` outside (0, 1).
     """
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     truth = labels.to_numpy()
-    for category in categories:
-        if labels[category].nunique() < 2:
-            raise DataError(f"category '{category}' has only one class among the scored images; its metrics have "
-                            f"no interval (score it without --bootstrap, or leave it out with --categories).")
     _, strata = np.unique(truth, axis=0, return_inverse=True)
     rows = stratified_resamples(strata.ravel(), n_boot, seed)
     n = len(truth)
@@ -74,9 +70,13 @@ def bootstrap_intervals(labels: pd.DataFrame, predictions: pd.DataFrame, categor
     per_category = {c: {name: np.concatenate(chunks) for name, chunks in metrics.items()}
                     for c, metrics in replicates.items()}
     names = list(per_category[categories[0]])
-    macro = {name: np.mean([per_category[c][name] for c in categories], axis=0) for name in names}
+    # the mean over the categories where the metric is defined, as the point estimate's (skipna) mean
+    macro = {name: definitions.macro(np.stack([per_category[c][name] for c in categories], 1)) for name in names}
 
     def bounds(values: np.ndarray) -> list[float]:
+        """The percentile interval; [NaN, NaN] for a metric the category cannot define (one class only)."""
+        if np.isnan(values).any():
+            return [float("nan")] * 2
         return [float(x) for x in percentile_interval(values, level)]
 
     result = {"per_category": {c: {name: bounds(v) for name, v in metrics.items()}

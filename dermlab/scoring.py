@@ -90,6 +90,10 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
     A metric that a category's scored images cannot define (an AUC without both classes, a sensitivity without a
     positive image) is NaN, listed in ``undefined`` ({category: [metric, ...]}) and left out of ``macro``.
 
+    One-hot truths (ISIC 2018, 2019) also get ``balanced_accuracy`` and ``multiclass``: the multi-class metrics a
+    run logs under the same names, by the same definitions (:func:`multiclass_scores`). ``macro`` is the official
+    scorer's mean over categories of one-vs-rest metrics at p > 0.5, another quantity.
+
     With ``n_boot`` > 0 every metric ``m`` gets ``m_ci95: [low, high]`` beside it (the key follows ``level``), the
     stratified bootstrap percentile interval of ``n_boot`` resamples drawn with ``seed``
     (:mod:`dermlab.score_bootstrap`), and the result a ``bootstrap`` entry saying so.
@@ -119,6 +123,7 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
         result["undefined"] = undefined
     if truth.one_hot:
         result["balanced_accuracy"] = balanced_accuracy(labels.to_numpy(), predictions.to_numpy())
+        result["multiclass"] = multiclass_scores(labels.to_numpy(), predictions.to_numpy())
     if truth.layout in PRIMARY:
         result["primary"] = PRIMARY[truth.layout]
     if n_boot:
@@ -176,6 +181,15 @@ def balanced_accuracy(truth: np.ndarray, probabilities: np.ndarray) -> float:
     :func:`dermlab.metric_definitions.balanced_accuracy` (mean recall of the argmax over the classes present; a row
     whose highest probability is shared by several classes is wrong for every class, as ``isic-challenge-scoring``)."""
     return float(definitions.balanced_accuracy(truth.argmax(1), probabilities)[0])
+
+
+def multiclass_scores(truth: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """The multi-class metrics a run logs under the same names (:data:`dermlab.metric_definitions.MULTICLASS`:
+    balanced accuracy, accuracy and specificity of the argmax, macro AUC over the classes present, top-label ECE)
+    of ``truth`` (N, C) one-hot and ``probabilities`` (N, C). The ``macro`` entry of :func:`score` is another
+    quantity: the official scorer's mean over categories of one-vs-rest metrics at p > 0.5."""
+    values = definitions.multiclass_metric_values(truth.argmax(1), probabilities)
+    return {name: float(values[name][0]) for name in definitions.MULTICLASS}
 
 
 def score_segmentation(truth_dir: str | Path, prediction_dir: str | Path) -> dict:

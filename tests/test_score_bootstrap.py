@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from dermlab.cli import main
-from dermlab.errors import DataError
 from dermlab.intervals import resample_counts, stratified_resamples
 from dermlab.metric_definitions import binary_metric_values as binary_metrics_resampled
 from dermlab.score_bootstrap import bootstrap_intervals, interval_key
@@ -150,12 +149,19 @@ def test_without_bootstrap_the_output_is_unchanged(tmp_path):
         plain["per_category"]["malignant"]
 
 
-def test_a_category_with_one_class_has_no_interval(tmp_path):
+def test_a_category_with_one_class_has_no_interval_for_what_it_cannot_define(tmp_path):
+    """Six benign images: no AUC, sensitivity, AP or partial AUC (NaN, no interval); accuracy and specificity
+    (4 of 6 scores ≤ 0.5) keep theirs."""
     ids = [f"ISIC_{i:07d}" for i in range(6)]
     (tmp_path / "truth.csv").write_text("".join(f"{i},0.0\n" for i in ids))
-    (tmp_path / "pred.csv").write_text("".join(f"{i},0.5\n" for i in ids))
-    with pytest.raises(DataError, match="only one class"):
-        score(tmp_path / "truth.csv", tmp_path / "pred.csv", n_boot=10)
+    scores = [.1, .2, .3, .4, .6, .7]
+    (tmp_path / "pred.csv").write_text("".join(f"{i},{p}\n" for i, p in zip(ids, scores, strict=True)))
+    scored = score(tmp_path / "truth.csv", tmp_path / "pred.csv", n_boot=10)["per_category"]["malignant"]
+    for name in ("auc", "sensitivity", "average_precision", "pauc_tpr80"):
+        assert scored[name] != scored[name] and all(v != v for v in scored[f"{name}_ci95"]), name
+    assert scored["specificity"] == pytest.approx(4 / 6)
+    low, high = scored["specificity_ci95"]
+    assert 0 <= low < 4 / 6 < high <= 1  # resampled from the six benign images
 
 
 def submission_for(truth_path, folder, seed=0):

@@ -33,9 +33,21 @@ def main(argv: list[str]) -> None:
     if args.seg:
         if args.bootstrap:
             parser.error("--bootstrap applies to submission CSVs, not to --seg masks")
-        print(json.dumps(score_segmentation(*args.seg), indent=2))
+        print(json.dumps(strict_json(score_segmentation(*args.seg)), indent=2, allow_nan=False))
     elif args.truth and args.pred:
-        print(json.dumps(score_files(args.truth, args.pred, args.categories, args.bootstrap, args.seed, args.level),
-                         indent=2))
+        scored = score_files(args.truth, args.pred, args.categories, args.bootstrap, args.seed, args.level)
+        print(json.dumps(strict_json(scored), indent=2, allow_nan=False))
     else:
         parser.error("give --truth and --pred (a submission CSV) or --seg TRUTH_DIR PRED_DIR (masks)")
+
+
+def strict_json(value):
+    """``value`` with every NaN (an undefined metric, listed under ``undefined``) as None, so the printed JSON is
+    strict (``null``), which every JSON reader accepts; bare ``NaN`` is not JSON."""
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value

@@ -43,8 +43,9 @@ def create_backbone(name: str, num_classes: int, pretrained_weights: str | None 
         pretrained_weights = str(resolve_packaged(pretrained_weights, name))
     path = Path(pretrained_weights).expanduser()
     if not path.is_file() and not path.is_dir():
-        raise DataError(f"pretrained weights '{path}' do not exist; pass a local .safetensors/.pth file "
-                        "(e.g. timm's model.safetensors for this backbone) or null for random init.")
+        raise DataError(f"pretrained weights '{path}' do not exist; put the file there (docs/weights.md lists each "
+                        "paper's files and how to fetch them once) or pass --model.init_args.pretrained_weights null "
+                        "to start from random initialisation.")
     if path.is_dir() or path.suffix == ".ckpt":
         return _from_run_checkpoint(name, num_classes, run_checkpoint(path), drop_rate, **backbone_args)
     try:

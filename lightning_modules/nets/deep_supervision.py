@@ -47,7 +47,7 @@ from lightning_modules.nets.lerf import conv_layers, resolve_layer
 
 #: The auxiliary branch design (``resnet`` or ``vgg``, see above).
 AuxKind = Literal["resnet", "vgg"]
-#: The main head of a VGG: ``gap_fc`` (the paper's GAP + FC) or ``vgg_mlp`` (timm's fc6/fc7/fc8).
+#: The main head of a VGG, ``gap_fc`` (the paper's GAP + FC) or ``vgg_mlp`` (timm's fc6/fc7/fc8).
 MainHead = Literal["gap_fc", "vgg_mlp"]
 MAIN_HEADS = ("gap_fc", "vgg_mlp")
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish)

@@ -56,7 +56,7 @@ def binary_fixture(n: int = 80) -> tuple[list[str], np.ndarray, np.ndarray]:
 def logged(class_names, target, probabilities) -> dict[str, float]:
     """What a run logs (the collection of lightning_modules/base.py, fed per batch)."""
     collection = classification_metrics(class_names)
-    for part in np.array_split(np.arange(len(target)), 3):
+    for part in np.array_split(np.arange(len(target)), min(3, len(target))):
         collection.update(metric_input(torch.tensor(probabilities[part])), torch.tensor(target[part]))
     return scalars(collection.compute())
 
@@ -115,6 +115,8 @@ def test_macro_auc_and_balanced_accuracy_agree_on_every_path_with_absent_classes
     assert scored["macro"]["auc"] == pytest.approx(run["auc"], abs=AGREE)
     assert scored["balanced_accuracy"] == pytest.approx(run["balanced_accuracy"], abs=AGREE)
     assert scored["per_category"]["MEL"]["auc"] == pytest.approx(run["auc_MEL"], abs=AGREE)
+    for name in ("balanced_accuracy", "accuracy", "auc", "specificity", "ece"):  # the run's names, the run's numbers
+        assert scored["multiclass"][name] == pytest.approx(run[name], abs=AGREE), name
 
     assert grid_value(tmp_path, "test/auc", images, target, probabilities, CLASSES) == pytest.approx(
         run["auc"], abs=AGREE)
@@ -163,3 +165,62 @@ def test_binary_metrics_agree_on_every_path_with_ties(tmp_path):
         assert row[name] == pytest.approx(run[name], abs=AGREE), name
     assert expected_calibration_error(torch.tensor(probabilities), torch.tensor(target)) == pytest.approx(
         run["ece"], abs=AGREE)
+
+
+def test_an_undecided_row_is_wrong_for_the_ece_too():
+    """One image of class 0 with probabilities (0.4, 0.4, 0.2): the top probability is shared, so the row is
+    undecided and wrong; the top-label ECE is |0.4 − 0| = 0.4 (taking the first argmax, right, would give 0.6)."""
+    values = logged(["a", "b", "c"], np.array([0]), np.array([[0.4, 0.4, 0.2]]))
+    assert values["ece"] == pytest.approx(0.4, abs=AGREE)
+    assert values["accuracy"] == 0.0 and values["balanced_accuracy"] == 0.0
+    assert expected_calibration_error(torch.tensor([[0.4, 0.4, 0.2]]), torch.tensor([0])) == pytest.approx(0.4)
+
+
+def test_the_bootstrap_of_dermlab_score_takes_a_split_without_some_classes(tmp_path):
+    """An ISIC 2019 test split without AK and UNK images: ``--bootstrap`` gives every defined metric its interval,
+    the absent classes' AUC none (null in the printed JSON), and the macro AUC interval around the macro AUC over
+    the classes present."""
+    images, target, probabilities = multiclass_fixture()
+    truth = pd.DataFrame(np.eye(len(CLASSES))[target], columns=CLASSES).assign(image=images)
+    submission = pd.DataFrame(probabilities, columns=CLASSES).assign(image=images)
+    truth[["image", *CLASSES]].to_csv(tmp_path / "truth.csv", index=False)
+    submission[["image", *CLASSES]].to_csv(tmp_path / "submission.csv", index=False)
+    scored = score(tmp_path / "truth.csv", tmp_path / "submission.csv", n_boot=200, seed=0)
+    low, high = scored["macro"]["auc_ci95"]
+    assert low <= scored["macro"]["auc"] <= high and high - low > 0.01
+    assert all(v != v for v in scored["per_category"]["AK"]["auc_ci95"])  # NaN: no AK image, no AUC
+    assert scored["per_category"]["AK"]["specificity_ci95"][0] == scored["per_category"]["AK"]["specificity_ci95"][0]
+
+
+def test_dermlab_score_prints_strict_json_with_null_for_an_undefined_metric(tmp_path, capsys):
+    import json
+
+    from dermlab.cli import main
+
+    images, target, probabilities = multiclass_fixture()
+    truth = pd.DataFrame(np.eye(len(CLASSES))[target], columns=CLASSES).assign(image=images)
+    submission = pd.DataFrame(probabilities, columns=CLASSES).assign(image=images)
+    truth[["image", *CLASSES]].to_csv(tmp_path / "truth.csv", index=False)
+    submission[["image", *CLASSES]].to_csv(tmp_path / "submission.csv", index=False)
+    main(["score", "--truth", str(tmp_path / "truth.csv"), "--pred", str(tmp_path / "submission.csv")])
+
+    def refuse(constant):
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    printed = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert printed["per_category"]["AK"]["auc"] is None and "auc" in printed["undefined"]["AK"]
+
+
+def test_a_submission_keeps_every_probability_so_its_score_is_the_runs():
+    """Submissions are written with the shortest exact decimal: probabilities near 0 that differ in the run stay
+    different in the file (6 decimals tied 1.6e-6 and 1.8e-8 at 0.000000 and moved the AUC), and a column never
+    holds integers only (the official scorer refuses that)."""
+    import numpy as np
+
+    from callbacks.submission import exact_decimal
+
+    values = [0.0, 1.0, 1.6e-6, 1.8e-8, float(np.float32(0.1)), 0.5]
+    written = [exact_decimal(v) for v in values]
+    assert [float(w) for w in written] == values
+    assert all("." in w and "e" not in w.lower() for w in written)
+    assert written[:2] == ["0.0", "1.0"]
