@@ -211,6 +211,7 @@ def test_a_folder_whose_name_is_not_utf8_is_cached_and_audited(isic2017_root, tm
     assert next(iter(module.val_dataloader()))["image"].shape == (8, 3, 32, 32)
 
 
+@pytest.mark.slow  # a whole grid cell trains (~40 s on two CPU cores)
 def test_grid_smoke_run_on_a_data_root_named_with_a_space_and_e(spaced_root, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("WANDB_MODE", "disabled")
