@@ -6,8 +6,10 @@ checks each training loss before its backward pass and, where it is cheap, the g
 step: at the first non-finite value the run stops — before that optimizer step, so no weights derived from it are
 ever saved — with one :class:`NonFiniteTraining` message (epoch, step, value, what to try) and, from ``dermlab``,
 exit code 2. Every method is covered whatever it logs: the hooks see each backward pass, automatic or manual
-(SegAN's critic and segmentor losses both). ``--run.stop_on_non_finite false`` removes the callback (Lightning's
-default behaviour).
+(SegAN's critic and segmentor losses both). A non-finite *validation* loss under a finite training loss (the
+evaluation-mode path diverged: batch-norm running statistics, an overflow in reduced precision) stops the run the
+same way at the end of that validation, before its checkpoints are written.
+``--run.stop_on_non_finite false`` removes the callback (Lightning's default behaviour).
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ class NonFiniteTraining(DataError):
     """The training loss or the gradients became NaN or infinite: the run stopped (one-line message)."""
 
 
+class NonFiniteValidation(DataError):
+    """The validation loss became NaN or infinite while training stayed finite: the run stopped (one line)."""
+
+
 class StopOnNonFinite(Callback):
-    """Raise :class:`NonFiniteTraining` at the first non-finite training loss or gradient.
+    """Raise :class:`NonFiniteTraining` at the first non-finite training loss or gradient, and
+    :class:`NonFiniteValidation` at the end of a validation whose ``val/loss`` (every method's name) is non-finite.
 
     Args:
         check_gradients: also check the gradients before each optimizer step (one fused norm over them). Skipped
@@ -65,6 +72,24 @@ class StopOnNonFinite(Callback):
             last = f", after a loss of {float(losses[-1]):.4g}" if losses else ""
             what = f"the gradients are not finite (norm {float(checks[-1]):g}{last})"
         raise NonFiniteTraining(non_finite_message(trainer, optimizer, what))
+
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # runs before ModelCheckpoint's on_validation_end (Lightning orders checkpoint callbacks last), so neither
+        # a "best" nor a last.ckpt of this validation is written
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is None or bool(torch.isfinite(loss).all()):
+            return
+        when = ("in the sanity check before training" if trainer.sanity_checking
+                else f"after epoch {trainer.current_epoch}, step {trainer.global_step}")
+        train = trainer.callback_metrics.get("train/loss_epoch", trainer.callback_metrics.get("train/loss"))
+        finite = f" while the training loss is {float(train):.4g}" if train is not None else ""
+        raise NonFiniteValidation(
+            f"validation diverged: val/loss is {float(loss)} {when}{finite}. The weights or the evaluation-mode "
+            "path (batch-norm running statistics, an overflow in reduced precision) went non-finite. The run stopped "
+            "before writing this validation's checkpoints (the checkpoints folder keeps the earlier ones). Try a "
+            "lower learning rate (--model.init_args.optimizer.init_args.lr) or --trainer.precision 32-true. To "
+            "train on regardless, pass --run.stop_on_non_finite false.")
 
 
 def _has_grad_scaler(trainer: L.Trainer) -> bool:

@@ -45,7 +45,8 @@ class PooledDataModule(SkinDataModule):
                  dx_type_weights_on: Literal["benign", "all"] = "benign", **kwargs):
         super().__init__(root, **kwargs)
         if not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+            raise ValueError(f"--data.init_args.val_fraction must be in [0, 1) (a fraction of the training lesions), "
+                             f"got {val_fraction}")
         self.val_fraction = val_fraction
         if dx_type_weights_on not in ("benign", "all"):
             raise ValueError(f"dx_type_weights_on must be benign or all, got {dx_type_weights_on!r}")

@@ -45,7 +45,9 @@ def random_holdout(n_images: int, n_val: int, seed: int, groups=None) -> Split:
     unless no remaining lesion fits).
     """
     if not 0 < n_val < n_images:
-        raise DataError(f"cannot move {n_val} of {n_images} images to validation")
+        raise DataError(f"cannot move {n_val} of {n_images} training images to validation: set "
+                        f"--data.init_args.val_size (val_size under data.init_args in a config) between 1 and "
+                        f"{n_images - 1}")
     rng = np.random.default_rng(seed)
     if groups is None:
         order = rng.permutation(n_images)

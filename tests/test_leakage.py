@@ -142,6 +142,13 @@ def test_grouped_holdout_moves_whole_lesions_until_the_count():
     assert len(ungrouped["val"]) == 3
 
 
+@pytest.mark.parametrize("n_val", [0, 8, 251])
+def test_a_holdout_that_cannot_fit_names_the_setting_and_its_range(n_val):
+    with pytest.raises(DataError, match=rf"cannot move {n_val} of 8 training images to validation: set "
+                                        r"--data\.init_args\.val_size .* between 1 and 7$"):
+        splits.random_holdout(8, n_val, seed=0)
+
+
 def test_grouped_kfold_needs_three_folds_and_separates_val_from_test():
     labels = np.array([0, 1] * 12)
     groups = [f"L{i // 2}" for i in range(24)]

@@ -9,11 +9,12 @@ import re
 import lightning.pytorch as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import StopOnNonFinite
-from callbacks.non_finite import NonFiniteTraining
+from callbacks.non_finite import NonFiniteTraining, NonFiniteValidation
 from dermlab.cli import main
 from dermlab.commands.trainer import build_cli
 from tests.conftest import tiny_args
@@ -24,21 +25,25 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 def test_a_diverging_fit_exits_2_with_one_message_and_keeps_no_non_finite_checkpoint(isic2017_root, tmp_path,
                                                                                      capsys):
     run = tmp_path / "run"
-    with pytest.raises(SystemExit) as exit_info:  # lr 1e6: the loss reaches 1e17 in epoch 0, NaN in epoch 1
+    with pytest.raises(SystemExit) as exit_info:  # lr 1e6: the loss reaches ~1e18 in epoch 0, then NaN
         main(["fit", *tiny_args(isic2017_root, run, "--trainer.max_epochs", "3",
                                 "--model.init_args.optimizer.init_args.lr", "1e6")])
     assert exit_info.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
-    assert message.startswith("dermlab: error: training diverged: the training loss is nan at epoch 1, step ")
-    for advice in ("a lower learning rate (now ", "--model.init_args.optimizer.init_args.lr",
-                   "--trainer.gradient_clip_val 1.0", "--run.stop_on_non_finite false"):
+    # which path turns NaN first (a training step or the validation after an epoch) depends on the numerics
+    stop = re.match(r"dermlab: error: (?:training diverged: the training loss is nan at epoch (\d+), step (\d+) "
+                    r"|validation diverged: val/loss is nan after epoch (\d+), step (\d+) while the training loss "
+                    r"is [0-9.e+-]+\. )", message)
+    assert stop, message
+    for advice in ("a lower learning rate", "--model.init_args.optimizer.init_args.lr",
+                   "--run.stop_on_non_finite false"):
         assert advice in message
-    step = int(re.search(r"step (\d+)", message).group(1))
+    training_stop = stop.group(1) is not None
+    epoch, step = (int(v) for v in (stop.group(1, 2) if training_stop else stop.group(3, 4)))
     saved = sorted((run / "checkpoints").glob("*.ckpt"))
-    assert {p.name for p in saved} == {"best-epoch00.ckpt", "last.ckpt"}  # epoch 0's, nothing after the NaN
-    for path in saved:
+    for path in saved:  # nothing from the non-finite step or validation on
         checkpoint = torch.load(path, weights_only=False)
-        assert checkpoint["global_step"] <= step and checkpoint["epoch"] == 0
+        assert checkpoint["global_step"] <= step and checkpoint["epoch"] < epoch, path.name
         assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())
 
 
@@ -109,3 +114,42 @@ def test_infinite_gradients_under_a_finite_loss_stop_before_they_reach_the_weigh
     # unchecked, the infinite gradient reaches the weights and the loss is caught one step later
     with pytest.raises(NonFiniteTraining, match=r"the training loss is (nan|inf) at epoch 0, step 1"):
         fit(Tiny(inf_grad=True), StopOnNonFinite(check_gradients=False))
+
+
+class NanValidation(Tiny):
+    """Trains finitely; its validation loss is NaN from epoch ``nan_epoch`` on (as when batch-norm running
+    statistics overflow: the evaluation path diverges while the training path does not)."""
+
+    def __init__(self, nan_epoch: int):
+        super().__init__()
+        self.nan_epoch = nan_epoch
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        self.log("train/loss", loss, on_step=True, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss = self.layer(batch[0]).pow(2).mean()
+        if self.current_epoch >= self.nan_epoch and not self.trainer.sanity_checking:
+            loss = loss * math.nan
+        self.log("val/loss", loss, on_epoch=True)
+
+
+def test_a_nan_validation_loss_stops_before_that_validation_writes_a_checkpoint(tmp_path):
+    data = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)
+    saver = ModelCheckpoint(tmp_path, filename="best-epoch{epoch:02d}", monitor="val/loss", save_last=True,
+                            auto_insert_metric_name=False)
+    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[StopOnNonFinite(), saver])
+    with pytest.raises(NonFiniteValidation, match=r"validation diverged: val/loss is nan after epoch 2, step 12 "
+                                                  r"while the training loss is [0-9.e-]+\. .*--trainer.precision "
+                                                  r"32-true.*--run.stop_on_non_finite false"):
+        trainer.fit(NanValidation(nan_epoch=2), data, data)
+    saved = {p.name: torch.load(p, weights_only=False)["epoch"] for p in tmp_path.glob("*.ckpt")}
+    assert saved["last.ckpt"] == 1 and max(saved.values()) == 1, saved  # epoch 2's state was never saved
+    # off: Lightning's default trains on through the NaN validation
+    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(NanValidation(nan_epoch=2), data, data)
+    assert trainer.current_epoch == 4
