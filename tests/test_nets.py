@@ -83,3 +83,23 @@ def test_cam_of_a_chosen_class_under_inference_mode():
         images = torch.randn(1, 3, 32, 32)
         cams, classes = class_activation_maps(model, images, torch.tensor([1]))
     assert classes.tolist() == [1] and cams.shape == (1, 32, 32)
+
+
+def test_a_file_of_another_layout_is_refused_naming_a_tensor_it_lacks(tmp_path):
+    """timm loads non-strictly when the class count differs: without the check, a file whose names do not match
+    would leave every layer at random init and say it loaded."""
+    state = timm.create_model("test_resnet", num_classes=10).state_dict()
+    renamed = {f"backbone.{k}": v.contiguous() for k, v in state.items()}  # another project's prefix
+    save_file(renamed, tmp_path / "renamed.safetensors")
+    with pytest.raises(DataError, match=r"cannot load weights '.*renamed.safetensors' into test_resnet: the file has "
+                                        r"no 'conv1.0.weight' \(\d+ of the network's tensors .*dermlab weights import"):
+        create_backbone("test_resnet", 2, str(tmp_path / "renamed.safetensors"))
+    partial = {k: v.contiguous() for k, v in state.items() if not k.startswith("layer4.")}  # a truncated export
+    torch.save(partial, tmp_path / "partial.pth")
+    with pytest.raises(DataError, match=r"the file has no 'layer4\.0\.conv1\.weight'"):
+        create_backbone("test_resnet", 2, str(tmp_path / "partial.pth"))
+    # the classifier and BatchNorm's counters may be absent: the body is what must load
+    body = {k: v.contiguous() for k, v in state.items() if not k.startswith("fc.") and "num_batches" not in k}
+    save_file(body, tmp_path / "body.safetensors")
+    model = create_backbone("test_resnet", 2, str(tmp_path / "body.safetensors"))
+    assert torch.equal(model.state_dict()["conv1.0.weight"], state["conv1.0.weight"])

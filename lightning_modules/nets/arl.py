@@ -57,6 +57,9 @@ def attention_mask(features: torch.Tensor, normalisation: Normalisation = "spati
 class ARLBottleneck(Bottleneck):
     """timm's bottleneck with the attention term of Eq. 9 and a learnable α."""
 
+    #: α is new in ARL: ImageNet ResNet files cannot hold it (it starts at ``alpha_init``)
+    not_in_pretrained_files = ("alpha",)
+
     def __init__(self, *args, normalisation: Normalisation = "spatial", alpha_init: float = 0.001, **kwargs):
         super().__init__(*args, **kwargs)
         attention_mask(torch.zeros(1, 1, 1, 1), normalisation)  # fail at build time on a bad name

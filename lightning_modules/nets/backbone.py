@@ -9,6 +9,12 @@ ImageNet weights fine-tune to any task. A ``.ckpt`` of one of this suite's class
 ``weights`` extra): they are converted once into a cached timm file (:mod:`.packaged_weights`). Another
 project's checkpoint (``efficientnet_pytorch``, torchvision naming) is converted with
 ``dermlab weights import``. Without a path the network starts from random init and one log line says so.
+
+timm loads a file non-strictly whenever the class count differs from the file's (it drops the classifier and then
+ignores every name that does not match), so a file of another layout would load "successfully" with layers left
+at random init. :func:`create_backbone` therefore checks that the file holds every tensor of the network outside
+its classifier (BatchNorm's ``num_batches_tracked`` counters and the name prefixes a module lists in
+``not_in_pretrained_files``, ARL's α and RAN's attention modules, aside) and stops naming the first one it lacks.
 """
 
 from __future__ import annotations
@@ -55,10 +61,37 @@ def create_backbone(name: str, num_classes: int, pretrained_weights: str | None 
         raise DataError(f"cannot load weights '{path}' into {name}: {str(error).splitlines()[0]} (another project's "
                         f"checkpoint? convert it: dermlab weights import {path} --arch {name} --out FILE.safetensors)"
                         ) from None
+    check_every_layer_loaded(model, name, path)
     log.info("backbone %s: loaded pretrained weights from %s", name, path)
     if num_classes != model.pretrained_cfg.get("num_classes"):
         small_head_init(model)
     return model
+
+
+def check_every_layer_loaded(model: nn.Module, name: str, path: Path) -> None:
+    """Raise a DataError naming the first tensor of ``model`` outside its classifier that the weights file at
+    ``path`` does not hold by name (timm's non-strict load would have left it at random init)."""
+    held = _tensor_names(path)
+    classifiers = model.pretrained_cfg.get("classifier") or ()
+    heads = tuple(f"{c}." for c in ((classifiers,) if isinstance(classifiers, str) else classifiers))
+    exempt = tuple(f"{module_name}.{prefix}".lstrip(".") for module_name, module in model.named_modules()
+                   for prefix in getattr(module, "not_in_pretrained_files", ()))
+    absent = [k for k in model.state_dict() if k not in held and not k.startswith(heads)
+              and not k.endswith("num_batches_tracked") and not (exempt and k.startswith(exempt))]
+    if absent:
+        raise DataError(f"cannot load weights '{path}' into {name}: the file has no '{absent[0]}' ({len(absent)} of "
+                        f"the network's tensors outside the classifier are absent), so those layers would stay at "
+                        f"random init. Is it {name} in timm's layout? Another project's checkpoint converts with: "
+                        f"dermlab weights import {path} --arch {name} --out FILE.safetensors")
+
+
+def _tensor_names(path: Path) -> set[str]:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as file:  # reads the header only
+            return set(file.keys())
+    return set(timm.models.load_state_dict(str(path), weights_only=True))
 
 
 def small_head_init(model: nn.Module) -> None:
