@@ -163,8 +163,9 @@ def _metric_functions(labels: np.ndarray, probabilities: np.ndarray, positive: i
 
 
 def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | None, threshold: float,
-               n_boot: int, seed: int, level: float) -> dict:
-    """The metrics of one group (module docstring); ``positive`` a class index, or None for macro."""
+               n_boot: int, seed: int, level: float, class_names: Sequence[str]) -> dict:
+    """The metrics of one group (module docstring); ``positive`` a class index, or None for macro; the note names
+    classes by ``class_names``."""
     if n_boot < 1 or not 0 < level < 1:
         raise ValueError(f"n_boot must be ≥ 1 and level in (0, 1), got {n_boot} and {level}")
     row: dict = {"n": len(labels)}
@@ -175,12 +176,12 @@ def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | No
         strata = labels
         usable = {"auc": len(present) > 1, "sensitivity": True, "specificity": len(present) > 1}
         if len(present) == 1:
-            notes.append(f"one class only ({present[0]}): no AUC or specificity")
+            notes.append(f"one class only ({class_names[present[0]]}): no AUC or specificity")
         else:
             notes.append(f"macro over {len(present)} classes present")
-        few = [int(c) for c in present if (labels == c).sum() < FEW]
+        few = [class_names[c] for c in present if (labels == c).sum() < FEW]
         if few:
-            notes.append(f"{TOO_FEW} (fewer than {FEW} images of class(es) {few})")
+            notes.append(f"{TOO_FEW} (fewer than {FEW} images of {', '.join(few)})")
     else:
         strata = (labels == positive).astype(int)
         positives = int(strata.sum())
@@ -248,7 +249,7 @@ def subgroup_table(predictions: pd.DataFrame, metadata: pd.DataFrame, class_name
     probabilities = predictions[list(class_names)].to_numpy(dtype=float)
     ids = predictions["image"].astype(str).to_numpy()
     rows = [{"attribute": "all", "group": "all",
-             **_group_row(labels, probabilities, index, threshold, n_boot, seed, level)}]
+             **_group_row(labels, probabilities, index, threshold, n_boot, seed, level, class_names)}]
     metadata = metadata.copy()
     metadata.index = metadata.index.astype(str)
     for attribute in metadata.columns:
@@ -256,7 +257,8 @@ def subgroup_table(predictions: pd.DataFrame, metadata: pd.DataFrame, class_name
         for group in sorted(set(values), key=lambda g: (g == UNKNOWN, _order(attribute, g))):
             member = values == group
             rows.append({"attribute": attribute, "group": group,
-                         **_group_row(labels[member], probabilities[member], index, threshold, n_boot, seed, level)})
+                         **_group_row(labels[member], probabilities[member], index, threshold, n_boot, seed, level,
+                                      class_names)})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

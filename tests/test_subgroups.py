@@ -121,7 +121,9 @@ def test_multiclass_macro_and_positive_class_by_hand():
     # argmax a b b a c c: recall a 1/2, b 1/2, c 2/2 → 2/3; specificity a 3/4 (j3 taken for a), b 3/4 (j1), c 1
     assert macro.sensitivity == pytest.approx(2 / 3) and macro.specificity == pytest.approx((0.75 + 0.75 + 1) / 3)
     assert np.isnan(macro.positives) and "macro over 3 classes" in macro.note
-    assert "fewer than 5 images of class(es) [0, 1, 2]" in macro.note
+    assert "fewer than 5 images of a, b, c" in macro.note  # classes by name, not index
+    only_c = subgroup_table(predictions.iloc[4:], pd.DataFrame(index=[]), ("a", "b", "c"), n_boot=50).iloc[0]
+    assert only_c.note.startswith("one class only (c): no AUC or specificity")
     one = subgroup_table(predictions, pd.DataFrame(index=[]), ("a", "b", "c"), positive="b", n_boot=50).iloc[0]
     # b against the rest: AUC 6.5/8; positives j2 (argmax b) and j3 (argmax a) → sens 1/2; j1's argmax is b → spec 3/4
     assert (one.positives, one.auc, one.sensitivity, one.specificity) == (2, pytest.approx(6.5 / 8), 0.5, 0.75)
