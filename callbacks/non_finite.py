@@ -74,9 +74,9 @@ class StopOnNonFinite(Callback):
         raise NonFiniteTraining(non_finite_message(trainer, optimizer, what))
 
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # runs before ModelCheckpoint's on_validation_end (Lightning orders checkpoint callbacks last), so neither
-        # a "best" nor a last.ckpt of this validation is written
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # the epoch's val/loss is aggregated by now; ModelCheckpoint saves later, in on_validation_end, so neither a
+        # "best" nor a last.ckpt of this validation is written
         loss = trainer.callback_metrics.get("val/loss")
         if loss is None or bool(torch.isfinite(loss).all()):
             return
