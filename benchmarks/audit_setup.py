@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
-from dermlab.resources import available_cores
+from dermlab.runtime.resources import available_cores
 
 
 def upscale(path: Path) -> None:

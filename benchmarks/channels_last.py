@@ -19,7 +19,7 @@ import torch
 from backbone_throughput import step_times  # this folder is on sys.path when run as a script
 from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
-from dermlab.resources import keep_freed_memory
+from dermlab.runtime.resources import keep_freed_memory
 from lightning_modules.nets.acceleration import use_channels_last
 
 # (timm name, image size, batch): the real demo's backbone at its fine-tuning size, then the papers' trunks

@@ -36,7 +36,7 @@ from results import Figure, record  # benchmarks/ is on sys.path when run as a s
 from datamodules import ISIC2017DataModule
 from datamodules.synthetic import ensure_synthetic
 from dermlab.commands.trainer import build_cli
-from dermlab.resources import keep_freed_memory
+from dermlab.runtime.resources import keep_freed_memory
 from lightning_modules.nets.backbone import create_backbone
 
 

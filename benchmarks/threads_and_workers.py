@@ -6,7 +6,7 @@ The run fine-tunes the real demo's EfficientNet-Lite0 on the shipped sample (``e
 ``--size`` px; images/s is the batch size over the median step time between training step ``--warmup`` and
 ``--steps`` (validation off), the median over ``--rounds`` fresh runs of each setting taken in alternating order.
 User and sys CPU seconds are those of the run's process and its DataLoader workers (``getrusage`` of the child).
-``auto`` is the suite's default (:func:`dermlab.resources.default_workers`; torch's own thread count).
+``auto`` is the suite's default (:func:`dermlab.runtime.resources.default_workers`; torch's own thread count).
 
     python benchmarks/threads_and_workers.py [--size 192 --batch 32 --steps 20 --warmup 4 --rounds 2 --settings 0 1]
 """
@@ -24,7 +24,7 @@ import time
 
 from results import Figure, record  # benchmarks/ is on sys.path when run as a script
 
-from dermlab.resources import available_cores
+from dermlab.runtime.resources import available_cores
 
 # "auto" = what the suite picks on this machine
 # (DataLoader workers, torch threads, keep freed memory, flush denormals, channels-last)

@@ -35,7 +35,7 @@ from results import Figure, record  # benchmarks/ is on sys.path when run as a s
 
 from datamodules import HAM10000DataModule
 from datamodules.synthetic import write_synthetic
-from dermlab import metric_definitions as definitions
+from dermlab.metrics import definitions
 from lightning_modules import CBAMClassifier
 from lightning_modules.losses import class_weights
 from lightning_modules.nets.cbam import LEAVES
@@ -98,7 +98,7 @@ def run(backbone: str, weights: torch.Tensor, train: list[dict], steps: int, eps
 
 def balanced_accuracy(module: CBAMClassifier, test: list[dict]) -> float:
     """Balanced accuracy on the test batches, by the suite's one definition
-    (:func:`dermlab.metric_definitions.balanced_accuracy`: classes without test images left out)."""
+    (:func:`dermlab.metrics.definitions.balanced_accuracy`: classes without test images left out)."""
     module.eval()
     with torch.no_grad():
         scores = torch.cat([module(b["image"]).float() for b in test])

@@ -8,7 +8,7 @@ to save), whether or not the monitored metric improved.
 
 :class:`AtomicCheckpointIO` is the checkpoint IO of every run built by ``dermlab`` (:func:`use_atomic_checkpoints`,
 also under Lightning's ``AsyncCheckpointIO``): each save is written to a temporary file beside the target and
-renamed over it, and each load is checked first (:mod:`dermlab.checkpoints`).
+renamed over it, and each load is checked first (:mod:`dermlab.files.checkpoints`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
 
-from dermlab.checkpoints import atomic_save, read_checkpoint
+from dermlab.files.checkpoints import atomic_save, read_checkpoint
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
@@ -53,8 +53,9 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's ``TorchCheckpointIO`` for local files, with atomic saves (:func:`~dermlab.checkpoints.atomic_save`)
-    and checked loads (:func:`~dermlab.checkpoints.read_checkpoint`: a damaged file stops with a one-line
+    """Lightning's ``TorchCheckpointIO`` for local files, with atomic saves
+    (:func:`~dermlab.files.checkpoints.atomic_save`)
+    and checked loads (:func:`~dermlab.files.checkpoints.read_checkpoint`: a damaged file stops with a one-line
     ``DataError`` naming it and the other checkpoints of its folder). Remote URLs (``s3://``...) are Lightning's."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:

@@ -21,9 +21,9 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from datamodules.transforms import denormalise
-from dermlab.calibration import N_BINS, confidence_and_outcome, expected_calibration_error, reliability_bins
 from dermlab.figures import STYLE, image_grid
 from dermlab.figures import save as save_png
+from dermlab.stats.calibration import N_BINS, confidence_and_outcome, expected_calibration_error, reliability_bins
 from lightning_modules.nets.cam import class_activation_maps
 
 log = logging.getLogger(__name__)

@@ -59,8 +59,8 @@ class MaskWriter(BasePredictionWriter):
 
     ``score`` (default on): when the datamodule names the official ground-truth folder of the predicted split
     (``official_truth_folder``), the written full-size masks are scored against it as the challenge does
-    (:func:`dermlab.scoring.score_segmentation`) and kept in ``scores`` as ``full/<metric>`` — what a grid cell
-    with ``predict: true`` adds to its result (Tables 1–2 of the ``isic2018`` paper report these).
+    (:func:`dermlab.challenge.scoring.score_segmentation`) and kept in ``scores`` as ``full/<metric>`` — what a grid
+    cell with ``predict: true`` adds to its result (Tables 1–2 of the ``isic2018`` paper report these).
     """
 
     def __init__(self, output: str | None = None, score: bool = True):
@@ -73,7 +73,7 @@ class MaskWriter(BasePredictionWriter):
 
     def metric_names(self, pl_module: L.LightningModule) -> list[str]:
         """The ``full/`` names :attr:`scores` gets (empty with ``score: false``)."""
-        from dermlab.scoring import full_size_metric_names
+        from dermlab.challenge.scoring import full_size_metric_names
 
         names = getattr(pl_module, "class_names", None)
         return full_size_metric_names(tuple(names)) if self.score and names else []
@@ -107,7 +107,7 @@ class MaskWriter(BasePredictionWriter):
         truth = getattr(trainer.datamodule, "official_truth_folder", lambda split: None)(
             getattr(trainer.datamodule, "predict_split", "test"))
         if self.score and truth is not None:
-            from dermlab.scoring import full_size_metrics, score_segmentation
+            from dermlab.challenge.scoring import full_size_metrics, score_segmentation
 
             self.scores = full_size_metrics(score_segmentation(truth, self.written))
             print(f"full-size scores against {truth}: {self.scores}")

@@ -1,18 +1,18 @@
 """Subgroup metrics after ``trainer.test`` of a classifier: AUC, sensitivity and specificity per sex, age band, body
-site and skin-tone category, each with its stratified bootstrap interval (:mod:`dermlab.subgroups`).
+site and skin-tone category, each with its stratified bootstrap interval (:mod:`dermlab.stats.subgroups`).
 
 Writes, under the run folder (``trainer.default_root_dir``):
 
 * ``subgroups_test.csv``: one row per group (``attribute,group,n,positives,auc,auc_low,auc_high,sensitivity,...,
   note``), ``all / all`` first;
 * ``ita_test.csv``: ``image,ita,ita_category,skin_pixels,lesion,no_yellow``, the skin-tone proxy of every test image
-  (:mod:`dermlab.ita`; ``lesion``: ``mask`` where the data set ships a lesion mask, else ``otsu+ellipse``);
+  (:mod:`dermlab.stats.skin_tone`; ``lesion``: ``mask`` where the data set ships a lesion mask, else ``otsu+ellipse``);
 * ``plots/test_subgroups.png``: the forest plot (point and interval per group, group size in the label).
 
 The attributes come from the datamodule's ``metadata("test")`` hook (HAM10000, the ISIC-archive sample, ISIC 2017
 with its metadata CSVs, ISIC 2018 task 3 truths in the HAM10000 layout; none elsewhere), plus ``ita_category``.
 
-The probabilities are those of ``<run>/predictions_test.csv`` (:mod:`dermlab.predictions`:
+The probabilities are those of ``<run>/predictions_test.csv`` (:mod:`dermlab.files.predictions`:
 ``image,target,<classes>,scored``), which the classifier base writes in ``on_test_epoch_end`` (gathered over DDP
 ranks, after view averaging, test-time augmentation and temperature scaling); the callback reads it on rank 0 in
 ``on_test_end`` and only when it was written during this test run (a stale file of an earlier run is never used).
@@ -33,17 +33,18 @@ from callbacks.plots import save_figure
 from dermlab.figures import forest
 from dermlab.files.io import load_rgb
 from dermlab.files.masks import read_mask
-from dermlab.ita import image_ita
-from dermlab.predictions import FILENAME as PREDICTIONS
-from dermlab.predictions import read_predictions
-from dermlab.subgroups import FEW, TOO_FEW, for_images, subgroup_table
+from dermlab.files.predictions import FILENAME as PREDICTIONS
+from dermlab.files.predictions import read_predictions
+from dermlab.stats.skin_tone import image_ita
+from dermlab.stats.subgroups import FEW, TOO_FEW, for_images, subgroup_table
 from lightning_modules.base import LesionClassifier
 
 log = logging.getLogger(__name__)
 
 
 def skin_tones(paths: dict[str, Path], masks: dict[str, Path], max_side: int = 256) -> pd.DataFrame:
-    """The ITA of each image (:func:`dermlab.ita.image_ita`), read with its longer side at most ``max_side`` px (the
+    """The ITA of each image (:func:`dermlab.stats.skin_tone.image_ita`), read with its longer side at most
+    ``max_side`` px (the
     median ITA hardly moves; 600 × 450 → 256 × 192 makes it ~5× faster) and its lesion mask where ``masks`` has one.
     Returns ``image,ita,ita_category,skin_pixels,lesion,no_yellow`` in the order of ``paths``."""
     rows = []
@@ -61,7 +62,7 @@ def skin_tones(paths: dict[str, Path], masks: dict[str, Path], max_side: int = 2
 
 def forest_labels(table: pd.DataFrame) -> list[str]:
     """``sex: female (n=120, 14 pos)`` per row (``pos`` left out in macro mode), with a space and ``*`` after a group
-    whose interval is too narrow to trust (fewer than :data:`dermlab.subgroups.FEW` images of a class)."""
+    whose interval is too narrow to trust (fewer than :data:`dermlab.stats.subgroups.FEW` images of a class)."""
     labels = []
     for row in table.itertuples():
         name = "all" if row.attribute == "all" else f"{row.attribute}: {row.group}"
@@ -75,7 +76,7 @@ class SubgroupMetrics(L.Callback):
 
     Args:
         positive: ``auto`` (binary: the second class; multi-class: macro one-vs-rest), ``macro`` or a class name
-            (e.g. ``MEL``: that class against the rest, predicted at the argmax); see :mod:`dermlab.subgroups`.
+            (e.g. ``MEL``: that class against the rest, predicted at the argmax); see :mod:`dermlab.stats.subgroups`.
         n_boot: bootstrap replicates per group and metric.
         seed: seed of the bootstrap.
         level: coverage of the intervals.

@@ -5,8 +5,8 @@ The datamodule maps probabilities to the official columns through ``submission(i
 nearest-class-mean prediction, one-hot) gets one more CSV per table, ``submission_<split>_<name>.csv``.
 Under DDP every rank predicts a shard; rank 0 gathers them and writes one file.
 
-Every file written is read back through :func:`dermlab.submissions.read_submission`, the official scorer's rules:
-the predicted split's images each once, the datamodule's columns, numbers in [0, 1] (a diverged model's NaN, or a
+Every file written is read back through :func:`dermlab.challenge.submissions.read_submission`, the official scorer's
+rules: the predicted split's images each once, the datamodule's columns, numbers in [0, 1] (a diverged model's NaN, or a
 predict run limited to some batches, stops here with the rows named rather than at the challenge's upload).
 """
 
@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from dermlab.submissions import SubmissionLayout, read_submission
+from dermlab.challenge.submissions import SubmissionLayout, read_submission
 
 
 def expected_images(datamodule, predicted: list[str]) -> list[str]:

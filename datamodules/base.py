@@ -29,12 +29,12 @@ from datamodules.cross import CrossTest
 from datamodules.fingerprints import FingerprintStore
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
 from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms
-from dermlab.data_folders import wrong_folder_note
 from dermlab.errors import DataError, clean_message
+from dermlab.files.data_folders import wrong_folder_note
 from dermlab.files.io import image_size, load_rgb
 from dermlab.files.masks import load_mask
-from dermlab.resources import default_workers
-from dermlab.seeding import derive, run_seed
+from dermlab.runtime.resources import default_workers
+from dermlab.runtime.seeding import derive, run_seed
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -194,7 +194,7 @@ class SkinDataModule(L.LightningDataModule):
         image_size: side of the square network input in pixels (used by the presets).
         batch_size: images per batch (per device under DDP).
         num_workers: DataLoader worker processes; None (the default) picks them from the machine
-            (:func:`dermlab.resources.default_workers`: a quarter of the cores when the model trains on the CPU,
+            (:func:`dermlab.runtime.resources.default_workers`: a quarter of the cores when the model trains on the CPU,
             else the cores per device less one, at most 8). PyTorch runs each worker's torch on one thread.
         train_transforms: preset name, list of albumentations entries, or a yaml file holding such a list.
         eval_transforms: the same for validation, test and predict.
@@ -335,7 +335,7 @@ class SkinDataModule(L.LightningDataModule):
                         f"'{self.extra_train_csv}'); remove the option or merge the images into the data set.")
 
     def metadata(self, split: str) -> pd.DataFrame:
-        """Per-image attributes of ``split`` for the subgroup metrics (:mod:`dermlab.subgroups`,
+        """Per-image attributes of ``split`` for the subgroup metrics (:mod:`dermlab.stats.subgroups`,
         :class:`callbacks.subgroups.SubgroupMetrics`): a frame indexed by image id (the split's images, in order),
         one text column per attribute (``sex``, ``age_band``, ``localization``), ``unknown`` where a value is missing.
         A data set whose files carry no such metadata (the default) has no columns."""
@@ -343,7 +343,7 @@ class SkinDataModule(L.LightningDataModule):
 
     def lesion_masks(self, split: str) -> dict[str, Path]:
         """The lesion mask file of each image of ``split`` that the data set ships one for (the skin-tone proxy
-        leaves the lesion out by it, :mod:`dermlab.ita`); none by default."""
+        leaves the lesion out by it, :mod:`dermlab.stats.skin_tone`); none by default."""
         return {}
 
     def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
@@ -608,7 +608,7 @@ class SkinDataModule(L.LightningDataModule):
 
     def loader_workers(self) -> int:
         """DataLoader worker processes: ``num_workers``, or when that is None the machine's default
-        (:func:`dermlab.resources.default_workers`)."""
+        (:func:`dermlab.runtime.resources.default_workers`)."""
         if self.num_workers is not None:
             return self.num_workers
         trainer = getattr(self, "trainer", None)

@@ -24,7 +24,7 @@ from pathlib import Path
 from datamodules.cache import cache_root, source_key
 from dermlab.errors import DataError
 from dermlab.files.io import load_rgb
-from dermlab.resources import available_cores
+from dermlab.runtime.resources import available_cores
 
 NEAR_DUPLICATE_BITS = 6  #: pHash distance (of 64 bits) at or below which two images count as near duplicates
 KINDS = ("exact", "phash")

@@ -27,13 +27,13 @@ from datamodules import splits
 from datamodules.base import ImageTable, SkinDataModule
 from datamodules.pooled import HAM_CLASSES, PooledDataModule, one_hot_labels
 from datamodules.samplers import MinorityPairSampler
+from dermlab.challenge.truth import read_truth
 from dermlab.errors import DataError
 from dermlab.files.io import image_paths, read_table, require_dir
 from dermlab.files.listing import images_by_stem
 from dermlab.files.tables import locate, read_header
-from dermlab.seeding import run_seed
-from dermlab.subgroups import attributes, for_images
-from dermlab.truth import read_truth
+from dermlab.runtime.seeding import run_seed
+from dermlab.stats.subgroups import attributes, for_images
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test"}
 ATTRIBUTES = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")
@@ -179,7 +179,7 @@ class ISIC2018Task3DataModule(PooledDataModule):
         return result
 
     def read_ground_truth(self, csv, images) -> ImageTable:
-        """A task 3 truth in either published layout (:func:`dermlab.truth.read_truth`) with its images: the
+        """A task 3 truth in either published layout (:func:`dermlab.challenge.truth.read_truth`) with its images: the
         challenge's ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``, or HAM10000's ``lesion_id,image_id,dx,...,dataset``
         (the test truth as published with HAM10000), whose ``lesion_id`` become the groups and ``dx_type`` the
         confirmation. ``extra['score_weight']`` holds the official score weight (0 for ISIC_0035068, a row with an

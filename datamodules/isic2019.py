@@ -30,11 +30,11 @@ import pandas as pd
 
 from datamodules.base import ImageTable
 from datamodules.pooled import PooledDataModule, one_hot_labels
+from dermlab.challenge.truth import ISIC2019_CATEGORIES, read_truth
 from dermlab.errors import DataError
 from dermlab.files.io import image_paths, read_table, require_dir
 from dermlab.files.tables import locate
-from dermlab.subgroups import attributes, for_images
-from dermlab.truth import ISIC2019_CATEGORIES, read_truth
+from dermlab.stats.subgroups import attributes, for_images
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ class ISIC2019DataModule(PooledDataModule):
         return table
 
     def read_ground_truth(self, csv: Path, images: Path) -> ImageTable:
-        """A truth in the ISIC 2019 layout (:func:`dermlab.truth.read_truth`) with its images in ``images``; also the
-        layout of ``extra_train_csv``.
+        """A truth in the ISIC 2019 layout (:func:`dermlab.challenge.truth.read_truth`) with its images in ``images``;
+        also the layout of ``extra_train_csv``.
 
         Raises:
             DataError: another layout, a row that is not one-hot over the nine columns, or a row marked UNK (no

@@ -20,7 +20,7 @@ Each ``__iter__`` is one epoch with a new permutation seeded from (seed, epoch),
 all ranks start from the same seed. Lightning calls ``set_epoch`` before each training epoch, so the epoch a
 resumed run replays gets the permutation it had the first time. Every sampler yields *epoch-tagged* indices,
 ``epoch * len(dataset) + index``: :class:`~datamodules.base.ImageTableDataset` takes the epoch and the position
-from them to seed that sample's augmentation (:mod:`dermlab.seeding`), whichever worker loads it.
+from them to seed that sample's augmentation (:mod:`dermlab.runtime.seeding`), whichever worker loads it.
 """
 
 from __future__ import annotations

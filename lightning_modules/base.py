@@ -1,10 +1,10 @@
 """The classification LightningModule every method of the suite builds on.
 
 It owns what all papers share: a timm backbone (local pretrained weights or random init),
-cross-entropy, softmax probabilities, every metric (torchmetrics, see :mod:`dermlab.metrics`)
+cross-entropy, softmax probabilities, every metric (torchmetrics, see :mod:`dermlab.metrics.logged`)
 logged per split as ``<split>/<metric>``, ROC / confusion-matrix state and per-image predictions for the plot
-callback, the per-image test predictions file (:mod:`dermlab.predictions`), optional test-time augmentation
-(:mod:`dermlab.tta`) and temperature scaling (:mod:`dermlab.calibration`), and the optimiser / scheduler
+callback, the per-image test predictions file (:mod:`dermlab.files.predictions`), optional test-time augmentation
+(:mod:`dermlab.imaging.tta`) and temperature scaling (:mod:`dermlab.stats.calibration`), and the optimiser / scheduler
 injected by LightningCLI. A method subclass overrides
 ``build_net`` and/or ``compute_loss`` and adds only what its paper adds.
 """
@@ -22,12 +22,12 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from dermlab.calibration import fit_temperature, log_of, temperature_nll, tempered
 from dermlab.errors import DataError
-from dermlab.metrics import classification_metrics, curve_metrics, metric_input, metric_names
-from dermlab.predictions import FILENAME as PREDICTIONS_FILENAME
-from dermlab.predictions import write_predictions
-from dermlab.tta import dihedral_mean
+from dermlab.files.predictions import FILENAME as PREDICTIONS_FILENAME
+from dermlab.files.predictions import write_predictions
+from dermlab.imaging.tta import dihedral_mean
+from dermlab.metrics.logged import classification_metrics, curve_metrics, metric_input, metric_names
+from dermlab.stats.calibration import fit_temperature, log_of, temperature_nll, tempered
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.losses import ClassWeighting, ClassWeightNormalise, class_weights, per_sample_loss
 from lightning_modules.nets.acceleration import apply_speed_options
@@ -77,9 +77,9 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             ``embed``, the hierarchical one's ``node_log_probs``) stay eager.
         tta: test-time augmentation at validation, test and predict time: ``none``, or ``dihedral``: the softmax
             probabilities averaged over the 8 flips / transposes of D4 (the SIIM-ISIC 2020 winners' recipe;
-            :mod:`dermlab.tta`), on top of any (B, V, C, H, W) view averaging. Needs square images.
+            :mod:`dermlab.imaging.tta`), on top of any (B, V, C, H, W) view averaging. Needs square images.
         calibrate: ``none``, or ``temperature``: temperature scaling (Guo et al. 2017, §4.2;
-            :mod:`dermlab.calibration`). At the end of every validation epoch of ``fit`` a scalar T > 0 is fitted
+            :mod:`dermlab.stats.calibration`). At the end of every validation epoch of ``fit`` a scalar T > 0 is fitted
             to that epoch's validation predictions (NLL, L-BFGS on log T) and kept in the ``temperature`` buffer,
             so each checkpoint holds the T of its own weights; test and predict then use softmax(log p / T).
             Validation metrics stay uncalibrated (T is fitted on them), and the test set never touches T.
@@ -302,7 +302,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         self.write_test_predictions()
 
     def write_test_predictions(self) -> Path | None:
-        """``<trainer.default_root_dir>/predictions_test.csv`` (format: :mod:`dermlab.predictions`) on rank 0."""
+        """``<trainer.default_root_dir>/predictions_test.csv`` (format: :mod:`dermlab.files.predictions`) on rank 0."""
         trainer = self._trainer
         if trainer is None:
             return None

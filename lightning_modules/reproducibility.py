@@ -1,8 +1,8 @@
-"""Reproducible training epochs for every LightningModule of the suite (see :mod:`dermlab.seeding`)."""
+"""Reproducible training epochs for every LightningModule of the suite (see :mod:`dermlab.runtime.seeding`)."""
 
 from __future__ import annotations
 
-from dermlab.seeding import run_seed, seed_epoch
+from dermlab.runtime.seeding import run_seed, seed_epoch
 
 
 class EpochSeeding:

@@ -2,9 +2,9 @@
 
 * :class:`LesionSegmenter` — any smp network (:func:`lightning_modules.nets.segmentation.build_segmentor`)
   trained with pixel-wise cross-entropy: the paper's **DeepLabV3+** baseline. It owns what every segmentation
-  method shares: the per-image challenge scores (:mod:`dermlab.segmentation_metrics`, logged as
+  method shares: the per-image challenge scores (:mod:`dermlab.metrics.segmentation`, logged as
   ``<split>/threshold_jaccard`` etc.), the optional post-processing on test / predict
-  (:mod:`dermlab.postprocess`), and the optional soft-Dice and hard-mining auxiliary losses.
+  (:mod:`dermlab.imaging.postprocess`), and the optional soft-Dice and hard-mining auxiliary losses.
 * :class:`SegAN` — the SE-VGG U-Net segmentor S against the critic C (Eq. 1–2), manual optimisation.
 * :class:`SegmentationEnsemble` — the mean probability map of several finished runs (the paper's 4 SegAN +
   2 DeepLabV3+), then post-processing.
@@ -25,8 +25,8 @@ from torch import nn
 
 from datamodules.transforms import Normalisation, denormalise, renormalise
 from dermlab.errors import DataError
-from dermlab.postprocess import PostProcess, postprocess
-from dermlab.segmentation_metrics import SegmentationScores
+from dermlab.imaging.postprocess import PostProcess, postprocess
+from dermlab.metrics.segmentation import SegmentationScores
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.nets.backbone import checkpoint_net_state, run_checkpoint
 from lightning_modules.nets.segan_critic import SegANCritic, multiscale_l1

@@ -44,7 +44,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchmetrics import MetricCollection
 
-from dermlab.metrics import DefinedMetrics
+from dermlab.metrics.logged import DefinedMetrics
 from lightning_modules.base import LesionClassifier, scored_rows
 from lightning_modules.evaluation import EVAL_SPLITS
 from lightning_modules.nets.backbone import create_backbone
@@ -53,7 +53,7 @@ from lightning_modules.nets.embedding import EmbeddingClassifier, minority_tripl
 
 def ncm_metrics(class_names) -> MetricCollection:
     """``ncm_balanced_accuracy``, ``ncm_accuracy`` and ``ncm_recall_<class>`` of the nearest-class-mean predictions,
-    by the definitions of every other metric (:mod:`dermlab.metric_definitions`), fed one-hot predictions."""
+    by the definitions of every other metric (:mod:`dermlab.metrics.definitions`), fed one-hot predictions."""
     return MetricCollection({"ncm": DefinedMetrics(class_names, keep=("balanced_accuracy", "accuracy", "recall"),
                                                    prefix="ncm_")})
 

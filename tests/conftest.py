@@ -35,9 +35,9 @@ def isic2017_root(tmp_path_factory) -> Path:
 
 
 def data_root_of(parent: Path, **data_sets: Path) -> Path:
-    """A data root ``parent/data_root`` holding each data set's folder (:mod:`dermlab.data_folders` names) as a link
-    to the given twin: ``data_root_of(tmp_path, ham10000=twin)`` -> a folder with ``ham10000/``."""
-    from dermlab.data_folders import FOLDERS
+    """A data root ``parent/data_root`` holding each data set's folder (:mod:`dermlab.files.data_folders` names) as a
+    link to the given twin: ``data_root_of(tmp_path, ham10000=twin)`` -> a folder with ``ham10000/``."""
+    from dermlab.files.data_folders import FOLDERS
 
     root = parent / "data_root"
     root.mkdir(parents=True, exist_ok=True)

@@ -194,7 +194,7 @@ def grid_smoke_form(command: Command) -> list[str]:
 def data_sets_named(commands: list[Command]) -> list[str]:
     """The folders under ``/data`` that commands read (``/data/<folder>``, and a paper's folders for
     ``--data-root /data``), less those a ``dermlab synth`` among them writes itself."""
-    from dermlab.data_folders import FOLDERS
+    from dermlab.files.data_folders import FOLDERS
     from dermlab.grid import runner, spec
 
     named: dict[str, None] = {}

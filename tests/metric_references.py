@@ -1,5 +1,5 @@
 """Reference values of the binary metrics from well-kept libraries (torchmetrics' own classes, scikit-learn), which
-the suite's single definitions (:mod:`dermlab.metric_definitions`) must reproduce. Used by tests only: the suite
+the suite's single definitions (:mod:`dermlab.metrics.definitions`) must reproduce. Used by tests only: the suite
 itself computes every number by its one definition."""
 
 from __future__ import annotations

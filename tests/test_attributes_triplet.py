@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dermlab.scoring import score_segmentation
-from dermlab.segmentation_metrics import SegmentationScores, attribute_jaccard
+from dermlab.challenge.scoring import score_segmentation
+from dermlab.metrics.segmentation import SegmentationScores, attribute_jaccard
 from lightning_modules.attributes import presence_targets
 from lightning_modules.nets.embedding import minority_triplets, nearest_class_mean
 from tests.conftest import REPO

@@ -1,4 +1,4 @@
-"""Temperature scaling, ECE and reliability bins (dermlab.calibration) and the reliability diagram."""
+"""Temperature scaling, ECE and reliability bins (dermlab.stats.calibration) and the reliability diagram."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from scipy.optimize import minimize_scalar
 from sklearn.metrics import roc_auc_score
 
 from callbacks.plots import reliability_figure
-from dermlab.calibration import (
+from dermlab.stats.calibration import (
     confidence_and_outcome,
     expected_calibration_error,
     fit_temperature,

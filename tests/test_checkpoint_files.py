@@ -1,4 +1,4 @@
-"""Checkpoints are checked before they are trusted (dermlab.checkpoints.read_checkpoint: ``--ckpt_path`` of fit,
+"""Checkpoints are checked before they are trusted (dermlab.files.checkpoints.read_checkpoint: ``--ckpt_path`` of fit,
 test and predict, a grid cell's resume, ``pretrained_weights``) and written atomically (callbacks.checkpoint.
 AtomicCheckpointIO, also under AsyncCheckpointIO): a save killed midway leaves the previous ``last.ckpt`` readable."""
 
@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from callbacks.checkpoint import AtomicCheckpointIO
-from dermlab.checkpoints import read_checkpoint
 from dermlab.cli import main
 from dermlab.commands.trainer import build_cli
 from dermlab.errors import DataError
+from dermlab.files.checkpoints import read_checkpoint
 from dermlab.grid.runner import run_cell_command
 from lightning_modules.nets.backbone import create_backbone
 from tests.conftest import REPO, tiny_args

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
+from dermlab.challenge.scoring import score
 from dermlab.cli import main
 from dermlab.commands.trainer import build_cli
-from dermlab.scoring import score
 from lightning_modules import LesionClassifier
 from tests.conftest import tiny_args
 

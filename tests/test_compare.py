@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dermlab.challenge.truth import read_truth
 from dermlab.cli import main
 from dermlab.commands.compare import compare
 from dermlab.errors import DataError
-from dermlab.truth import read_truth
 from tests.conftest import SHARED_DATA
 
 ISIC2017_TEST_TRUTH = SHARED_DATA / "isic2017" / "ISIC-2017_Test_v2_Part3_GroundTruth.csv"

@@ -22,7 +22,7 @@ from datamodules.base import ImageTable
 from datamodules.cross import overlap
 from datamodules.taxonomies import TAXONOMIES, ClassMapping, known_pairs, mapping_between
 from dermlab.errors import DataError
-from dermlab.metrics import classification_metrics, metric_input
+from dermlab.metrics.logged import classification_metrics, metric_input
 from tests.conftest import REPO, SHARED_DATA
 
 HAM = TAXONOMIES["isic2018"]
@@ -293,7 +293,7 @@ def fit_ham10000_test_isic2017(synthetic, run: Path, *extra: str) -> dict:
     """A tiny fit on the synthetic HAM10000 twin, tested (best checkpoint) on the synthetic ISIC 2017 test set as
     three classes; checks that the test metrics are those of the merged probabilities in predictions_test.csv."""
     from dermlab.commands.trainer import build_cli
-    from dermlab.predictions import read_predictions
+    from dermlab.files.predictions import read_predictions
 
     cli = build_cli(["fit", "-c", str(EXPERIMENTS / "demo_synthetic.yaml"), "--data",
                      str(EXPERIMENTS / "base" / "data" / "ham10000.yaml"),

@@ -1,6 +1,6 @@
 """One meaning of DATA_ROOT: the folder holding one sub-folder per data set, for every grid and make target.
 
-The folder names are :mod:`dermlab.data_folders`; a missing sub-folder stops ``grid run`` before anything trains,
+The folder names are :mod:`dermlab.files.data_folders`; a missing sub-folder stops ``grid run`` before anything trains,
 naming the folder and the download page. The slow twin of this file runs every paper's make target on twins laid
 out that way (``tests/test_make_targets_on_data_root.py``).
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dermlab.data_folders import FOLDERS, data_set_folder, require_data_set_folder
 from dermlab.errors import DataError
+from dermlab.files.data_folders import FOLDERS, data_set_folder, require_data_set_folder
 from dermlab.grid import runner, spec
 from tests.conftest import REPO
 

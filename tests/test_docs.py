@@ -156,7 +156,7 @@ def words_to_run(command: Command, data_root: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("page", runnable_pages(), ids=page_id)
 def test_the_pages_commands_run_on_twins_in_the_documented_layout(page, tmp_path):
-    from dermlab.data_folders import FOLDERS
+    from dermlab.files.data_folders import FOLDERS
 
     commands = commands_of(page)
     data_root = tmp_path / "data"

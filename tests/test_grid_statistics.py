@@ -17,8 +17,8 @@ from dermlab.grid import report as reporting
 from dermlab.grid import spec
 from dermlab.grid.predictions import read_predictions, write_predictions
 from dermlab.grid.statistics import auc, balanced_accuracy, fold_ensemble, out_of_fold, pooled_interval
-from dermlab.intervals import binary_auc, stratified_bootstrap
-from dermlab.paired_tests import delong
+from dermlab.stats.intervals import binary_auc, stratified_bootstrap
+from dermlab.stats.paired_tests import delong
 from tests.conftest import REPO, data_root_of
 from tests.test_grid import write_grid
 
@@ -85,7 +85,7 @@ def test_recomputed_metrics_equal_the_logged_ones_also_with_absent_classes():
     import torch
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-    from dermlab.metrics import multiclass_metrics, scalars
+    from dermlab.metrics.logged import multiclass_metrics, scalars
 
     rng = np.random.default_rng(0)
     target = rng.choice([0, 1, 2], size=40)
@@ -114,7 +114,7 @@ def predictions(p, images=IMAGES, target=TARGET):
 
 def test_pooled_interval_shares_one_resample_per_replicate_among_cells_on_the_same_images():
     one = pooled_interval([predictions(P_A)], auc, n_boot=200, seed=3)
-    reference = stratified_bootstrap(binary_auc, TARGET, P_A, n_boot=200, seed=3)  # dermlab.intervals
+    reference = stratified_bootstrap(binary_auc, TARGET, P_A, n_boot=200, seed=3)  # dermlab.stats.intervals
     assert (one.estimate, one.low, one.high) == (reference.estimate, reference.low, reference.high)
     both = pooled_interval([predictions(P_A), predictions(P_B)], auc, n_boot=200, seed=3)
     assert both.estimate == pytest.approx((7 / 9 + 2 / 3) / 2)  # the row's mean, 13/18

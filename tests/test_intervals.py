@@ -1,4 +1,4 @@
-"""Stratified bootstrap intervals (dermlab/intervals.py), checked on cases with known answers."""
+"""Stratified bootstrap intervals (dermlab/stats/intervals.py), checked on cases with known answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from dermlab.intervals import auc_interval, binary_auc, stratified_bootstrap
+from dermlab.stats.intervals import auc_interval, binary_auc, stratified_bootstrap
 
 
 def test_binary_auc_is_the_mann_whitney_statistic_with_half_ties():

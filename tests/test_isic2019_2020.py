@@ -17,9 +17,9 @@ from isic_challenge_scoring.types import ScoreError
 from datamodules import ISIC2019DataModule, ISIC2020DataModule
 from datamodules.audit import read_duplicate_pairs
 from datamodules.isic2020 import copies_to_drop
+from dermlab.challenge.scoring import score
+from dermlab.challenge.truth import ISIC2019_CATEGORIES, read_truth
 from dermlab.errors import DataError
-from dermlab.scoring import score
-from dermlab.truth import ISIC2019_CATEGORIES, read_truth
 from tests.conftest import REPO, SHARED_DATA
 
 TRUTH_2019 = SHARED_DATA / "isic2019" / "ISIC_2019_Training_GroundTruth.csv"

@@ -19,12 +19,12 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules import ISIC2024DataModule
 from datamodules.cache import ImageCache
 from datamodules.synthetic.isic2024 import TEST_COLUMNS, TRAIN_COLUMNS, write_hdf5
+from dermlab.challenge.scoring import score
 from dermlab.cli import main
 from dermlab.commands.trainer import build_cli
 from dermlab.errors import DataError
 from dermlab.files.hdf5 import HDF5Image, handle, opened_here
 from dermlab.files.io import image_size, load_rgb
-from dermlab.scoring import score
 from tests.conftest import REPO
 
 CONTAINER = "train-image.hdf5"

@@ -1,5 +1,5 @@
-"""The individual typology angle (dermlab.ita): hand-computed colours, category boundaries, what counts as skin,
-and the real HAM10000 lesion masks."""
+"""The individual typology angle (dermlab.stats.skin_tone): hand-computed colours, category boundaries, what counts as
+skin, and the real HAM10000 lesion masks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from dermlab.ita import ITA_CATEGORIES, cielab, image_ita, ita_category, ita_degrees, skin_pixels
+from dermlab.stats.skin_tone import ITA_CATEGORIES, cielab, image_ita, ita_category, ita_degrees, skin_pixels
 from tests.conftest import SHARED_DATA
 
 SKIN = (200, 150, 100)  # sRGB of a tan skin colour

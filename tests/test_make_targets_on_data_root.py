@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dermlab.data_folders import FOLDERS
+from dermlab.files.data_folders import FOLDERS
 from dermlab.grid import runner, spec
 from tests.conftest import REPO
 from tests.twins import write_data_root

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dermlab.metrics import binary_metrics, multiclass_metrics, scalars
+from dermlab.metrics.logged import binary_metrics, multiclass_metrics, scalars
 
 
 def test_binary_metrics_by_hand():
@@ -83,7 +83,7 @@ def test_multiclass_ece_is_top_label_by_hand():
 
 
 def test_metric_names_hold_the_new_metrics():
-    from dermlab.metrics import metric_names
+    from dermlab.metrics.logged import metric_names
 
     assert {"auc", "average_precision", "pauc_tpr80", "ece"} <= set(metric_names(["benign", "malignant"]))
     assert "ece" in metric_names(["nv", "mel", "sk"]) and "pauc_tpr80" not in metric_names(["nv", "mel", "sk"])

@@ -1,4 +1,4 @@
-"""Paired tests (dermlab/paired_tests.py): DeLong, McNemar and Holm on hand-computed cases."""
+"""Paired tests (dermlab/stats/paired_tests.py): DeLong, McNemar and Holm on hand-computed cases."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from dermlab.paired_tests import delong, delong_components, holm, mcnemar
+from dermlab.stats.paired_tests import delong, delong_components, holm, mcnemar
 
 # 3 positives then 3 negatives; B ties a positive with a negative at 0.3.
 LABELS = [1, 1, 1, 0, 0, 0]

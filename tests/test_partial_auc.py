@@ -1,4 +1,4 @@
-"""ISIC 2024 partial AUC above TPR 0.8 (dermlab/partial_auc.py and the ``pauc_tpr80`` metric)."""
+"""ISIC 2024 partial AUC above TPR 0.8 (dermlab/challenge/partial_auc.py and the ``pauc_tpr80`` metric)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from dermlab.metrics import binary_metrics, scalars
-from dermlab.partial_auc import partial_auc_above_tpr, partial_auc_from_counts
+from dermlab.challenge.partial_auc import partial_auc_above_tpr, partial_auc_from_counts
+from dermlab.metrics.logged import binary_metrics, scalars
 
 
 def challenge_formula(labels, scores, min_tpr=0.8):

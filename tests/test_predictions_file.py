@@ -1,4 +1,4 @@
-"""The per-image test predictions file (dermlab.predictions) and what a classifier's test run writes."""
+"""The per-image test predictions file (dermlab.files.predictions) and what a classifier's test run writes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from dermlab.calibration import expected_calibration_error, tempered
 from dermlab.commands.trainer import build_cli
 from dermlab.errors import DataError
-from dermlab.predictions import read_predictions, write_predictions
+from dermlab.files.predictions import read_predictions, write_predictions
+from dermlab.stats.calibration import expected_calibration_error, tempered
 from lightning_modules.base import LesionClassifier
 from tests.conftest import tiny_args
 

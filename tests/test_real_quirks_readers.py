@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from datamodules import ISIC2016DataModule, ISIC2017DataModule, ISIC2018SegmentationDataModule, VitiligoDataModule
+from dermlab.challenge.scoring import score_segmentation
 from dermlab.errors import DataError
 from dermlab.files.io import image_size, load_rgb
 from dermlab.files.listing import list_images
 from dermlab.files.masks import MASK_THRESHOLD, load_mask, read_mask, write_mask
-from dermlab.scoring import score_segmentation
 from tests.conftest import SHARED_DATA  # real files (see its SOURCES.md)
 
 HAM = SHARED_DATA / "ham10000"

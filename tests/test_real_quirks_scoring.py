@@ -21,9 +21,9 @@ from PIL import Image
 
 from callbacks.submission import SubmissionWriter
 from datamodules import ISIC2017DataModule, ISIC2018Task3DataModule
+from dermlab.challenge.scoring import ISIC2018_CATEGORIES, score
+from dermlab.challenge.truth import read_truth
 from dermlab.errors import DataError
-from dermlab.scoring import ISIC2018_CATEGORIES, score
-from dermlab.truth import read_truth
 from tests.conftest import SHARED_DATA
 
 HAM_TEST_TRUTH = SHARED_DATA / "isic2018" / "ISIC2018_Task3_Test_GroundTruth.csv"

@@ -1,4 +1,4 @@
-"""What a run takes from the machine (dermlab.resources): worker and thread counts, and freed memory kept."""
+"""What a run takes from the machine (dermlab.runtime.resources): worker and thread counts, and freed memory kept."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from dermlab import resources
+from dermlab.runtime import resources
 
 
 @pytest.mark.parametrize("cores, on_cpu, processes, expected", [
@@ -49,7 +49,7 @@ def test_run_threads_sets_torchs_thread_count(isic2017_root, tmp_path):
 MAPPINGS = textwrap.dedent("""
     import sys
     import torch
-    from dermlab.resources import keep_freed_memory
+    from dermlab.runtime.resources import keep_freed_memory
 
     def mappings():  # (size of the [heap], sizes of anonymous mappings of 64 MiB or more), in MiB
         heap, anonymous = 0, []

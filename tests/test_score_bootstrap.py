@@ -1,5 +1,5 @@
-"""``dermlab score --bootstrap``: vectorised resample metrics (dermlab/metric_definitions.py) and the intervals
-beside every printed metric (dermlab/score_bootstrap.py), on hand-made and on the real ISIC 2016-2018 truths."""
+"""``dermlab score --bootstrap``: vectorised resample metrics (dermlab/metrics/definitions.py) and the intervals
+beside every printed metric (dermlab/challenge/bootstrap.py), on hand-made and on the real ISIC 2016-2018 truths."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dermlab.challenge.bootstrap import bootstrap_intervals, interval_key
+from dermlab.challenge.scoring import balanced_accuracy, score
+from dermlab.challenge.truth import read_truth
 from dermlab.cli import main
-from dermlab.intervals import resample_counts, stratified_resamples
-from dermlab.metric_definitions import binary_metric_values as binary_metrics_resampled
-from dermlab.score_bootstrap import bootstrap_intervals, interval_key
-from dermlab.scoring import balanced_accuracy, score
-from dermlab.truth import read_truth
+from dermlab.metrics.definitions import binary_metric_values as binary_metrics_resampled
+from dermlab.stats.intervals import resample_counts, stratified_resamples
 from tests.conftest import SHARED_DATA
 from tests.metric_references import reference_binary_metrics
 

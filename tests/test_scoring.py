@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from isic_challenge_scoring.classification import ClassificationMetric, ClassificationScore
 
+from dermlab.challenge.scoring import ISIC2018_CATEGORIES, score
 from dermlab.cli import main
-from dermlab.scoring import ISIC2018_CATEGORIES, score
 
 NAMES = {"auc": "auc", "sensitivity": "sensitivity", "specificity": "specificity", "accuracy": "accuracy",
          "average_precision": "ap"}

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
+from dermlab.challenge.scoring import score_segmentation
 from dermlab.errors import DataError
-from dermlab.postprocess import PostProcess, clean_mask, postprocess
-from dermlab.scoring import score_segmentation
-from dermlab.segmentation_metrics import SegmentationScores
+from dermlab.imaging.postprocess import PostProcess, clean_mask, postprocess
+from dermlab.metrics.segmentation import SegmentationScores
 from lightning_modules.nets.segan_critic import GlobalConvBlock, SegANCritic, multiscale_l1
 from lightning_modules.nets.segmentation import build_segmentor, load_encoder_weights
 from lightning_modules.segmentation import LesionSegmenter, SegAN, SegmentationEnsemble

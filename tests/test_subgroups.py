@@ -1,4 +1,4 @@
-"""Subgroup metrics (dermlab.subgroups): a hand-made 12-image case, missing metadata, too-small groups, the
+"""Subgroup metrics (dermlab.stats.subgroups): a hand-made 12-image case, missing metadata, too-small groups, the
 multi-class modes, the datamodules' metadata hooks and the callback on a tiny synthetic HAM10000 test run."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from dermlab.errors import DataError
-from dermlab.subgroups import age_band, attributes, subgroup_table
+from dermlab.stats.subgroups import age_band, attributes, subgroup_table
 from tests.conftest import SHARED_DATA
 
 # 12 test images of a binary task (other / melanoma): label, P(melanoma), sex, site. Image 5 is absent from the
@@ -255,7 +255,7 @@ def test_default_callbacks_write_subgroups_with_the_logged_test_auc(isic2017_roo
 
 
 def test_vectorised_intervals_are_those_of_dermlab_intervals(monkeypatch):
-    from dermlab.intervals import binary_auc, stratified_bootstrap
+    from dermlab.stats.intervals import binary_auc, stratified_bootstrap
 
     predictions, metadata = case_frames()
     table = subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=300, seed=7)
@@ -268,13 +268,13 @@ def test_vectorised_intervals_are_those_of_dermlab_intervals(monkeypatch):
         assert (found.auc, found.auc_low, found.auc_high) == pytest.approx(
             (reference.estimate, reference.low, reference.high), abs=1e-12)
         assert (found.sensitivity_low, found.sensitivity_high) == pytest.approx((sensitivity.low, sensitivity.high))
-    from dermlab.intervals import stratified_resamples
+    from dermlab.stats.intervals import stratified_resamples
 
     strata = np.random.default_rng(3).integers(0, 7, 300)  # the one-call draws are the per-class loop's draws:
     rng = np.random.default_rng(11)  # per resample, per class in sorted order, rng.choice of the class's rows
     by_class = [np.flatnonzero(strata == c) for c in np.unique(strata)]
     loop = np.stack([np.concatenate([rng.choice(m, size=len(m), replace=True) for m in by_class]) for _ in range(50)])
     np.testing.assert_array_equal(stratified_resamples(strata, 50, seed=11), loop)
-    monkeypatch.setattr("dermlab.subgroups.CHUNK_VALUES", 10)  # a few replicates per call: the same table
+    monkeypatch.setattr("dermlab.stats.subgroups.CHUNK_VALUES", 10)  # a few replicates per call: the same table
     pd.testing.assert_frame_equal(subgroup_table(predictions, metadata, ("other", "melanoma"), n_boot=300, seed=7),
                                   table)

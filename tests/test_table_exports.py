@@ -18,11 +18,11 @@ from isic_challenge_scoring.types import ScoreError
 
 from datamodules import DATAMODULES, HAM10000DataModule, ISIC2017DataModule
 from datamodules.audit import read_duplicate_pairs
+from dermlab.challenge.scoring import ISIC2018_CATEGORIES, score
+from dermlab.challenge.truth import read_truth
 from dermlab.errors import DataError
+from dermlab.files.predictions import read_predictions, write_predictions
 from dermlab.files.tables import read_table
-from dermlab.predictions import read_predictions, write_predictions
-from dermlab.scoring import ISIC2018_CATEGORIES, score
-from dermlab.truth import read_truth
 
 OPTIONS = {"isic2016": {"val_size": 6}, "ham10000": {"split": "kfold", "n_folds": 3}, "isic2019": {"n_folds": 3},
            "isic2020": {"n_folds": 3}}

@@ -1,4 +1,4 @@
-"""Dihedral test-time augmentation (dermlab.tta) and the classifier's ``tta: dihedral`` option."""
+"""Dihedral test-time augmentation (dermlab.imaging.tta) and the classifier's ``tta: dihedral`` option."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dermlab.tta import DIHEDRAL, dihedral_mean, dihedral_transform, dihedral_views
+from dermlab.imaging.tta import DIHEDRAL, dihedral_mean, dihedral_transform, dihedral_views
 from lightning_modules.base import LesionClassifier
 
 
@@ -93,7 +93,7 @@ def test_dihedral_tta_is_the_mean_of_the_eight_hand_transformed_predictions():
     torch.manual_seed(0)
     module = NetClassifier(FirstPixels, tta="dihedral").eval()
     images = torch.randn(3, 3, 5, 5)
-    # the 8 elements of D4 written with torch's own ops, independently of dermlab.tta
+    # the 8 elements of D4 written with torch's own ops, independently of dermlab.imaging.tta
     by_hand = [images, images.flip(-1), images.flip(-2), images.rot90(2, (-2, -1)),
                images.transpose(-2, -1), images.rot90(-1, (-2, -1)), images.rot90(1, (-2, -1)),
                images.rot90(2, (-2, -1)).transpose(-2, -1)]

@@ -1,5 +1,5 @@
 """The wrong folder for a data set: the error names the files that were expected and the data sets the folder
-looks like, with their configs (:func:`dermlab.data_folders.wrong_folder_note`)."""
+looks like, with their configs (:func:`dermlab.files.data_folders.wrong_folder_note`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from datamodules import DATAMODULES, HAM10000DataModule, ISIC2016DataModule, ISIC2017DataModule
 from dermlab.cli import main
-from dermlab.data_folders import OFFICIAL_FILES, recognise
 from dermlab.errors import DataError
+from dermlab.files.data_folders import OFFICIAL_FILES, recognise
 from tests.conftest import tiny_args
 
 TWINS = [name for name in DATAMODULES if name != "isic2018_task2"]  # task 2's twin is task 1's folder with masks

@@ -1,11 +1,13 @@
 """``dermlab compare --truth T --pred A.csv --pred B.csv``: paired tests of two submissions on the same test images.
 
-Both submissions are read and checked exactly as ``dermlab score`` reads them (:func:`dermlab.scoring.read_scored`:
+Both submissions are read and checked exactly as ``dermlab score`` reads them
+(:func:`dermlab.challenge.scoring.read_scored`:
 official layouts and rules, weight-0 images left out). Printed as JSON: the layout, the image count and
 
-* ``delong``: per category the two AUCs, z and the two-sided p of DeLong's test (:func:`dermlab.paired_tests.delong`);
+* ``delong``: per category the two AUCs, z and the two-sided p of DeLong's test
+  (:func:`dermlab.stats.paired_tests.delong`);
 * ``mcnemar``: per category McNemar's test on the images each thresholded submission (``p > threshold``, the
-  official scorer's rule) classifies right (:func:`dermlab.paired_tests.mcnemar`); for one-hot truths (ISIC 2018)
+  official scorer's rule) classifies right (:func:`dermlab.stats.paired_tests.mcnemar`); for one-hot truths (ISIC 2018)
   also ``argmax``, on whether the row's argmax is the true class (a tie for the top is wrong, as the official
   balanced accuracy counts it);
 * ``holm``: with more than one category, the Holm-adjusted p-values of each family (Holm 1979).
@@ -19,8 +21,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-from dermlab.paired_tests import delong, holm, mcnemar
-from dermlab.scoring import argmax_correct, read_scored
+from dermlab.challenge.scoring import argmax_correct, read_scored
+from dermlab.stats.paired_tests import delong, holm, mcnemar
 
 
 def compare(truth_path, pred_a, pred_b, threshold: float = 0.5, categories: list[str] | None = None) -> dict:

@@ -4,7 +4,7 @@ By default it fine-tunes ``experiments/demo.yaml`` (ImageNet EfficientNet-Lite0 
 sample, melanoma vs rest), tests the best checkpoint, writes the official submission CSV, scores it with
 ``dermlab score``'s code against the test split's truth (``--bootstrap``: every metric with its 95 % stratified
 bootstrap interval), prints the metrics tables and ends with one summary line: the test AUC with its interval
-(:mod:`dermlab.intervals`) and the wall time.
+(:mod:`dermlab.stats.intervals`) and the wall time.
 ``--synthetic`` (``make demo-synthetic``) runs ``experiments/demo_synthetic.yaml`` on a synthetic ISIC 2017 set
 it writes first if missing (ResNet-18 from scratch, 64 px): the wiring check the tests use.
 """
@@ -20,15 +20,15 @@ from rich.table import Table
 
 from callbacks.submission import SubmissionWriter
 from datamodules.synthetic import ensure_synthetic
+from dermlab.challenge.scoring import score
+from dermlab.challenge.truth import read_truth
 from dermlab.commands.trainer import build_cli
-from dermlab.intervals import Interval
-from dermlab.scoring import score
-from dermlab.truth import read_truth
+from dermlab.stats.intervals import Interval
 
 
 def metrics_table(title: str, rows: dict, interval_suffix: str = "_ci95") -> Table:
     """A rich table of ``rows`` (metric → value); where ``<metric><interval_suffix>`` holds ``[low, high]`` (as
-    :func:`dermlab.scoring.score` with ``n_boot`` writes) a column shows that interval beside the value."""
+    :func:`dermlab.challenge.scoring.score` with ``n_boot`` writes) a column shows that interval beside the value."""
     intervals = {name.removesuffix(interval_suffix): value for name, value in rows.items()
                  if name.endswith(interval_suffix)}
     table = Table(title=title)
@@ -85,7 +85,8 @@ def main(argv: list[str]) -> dict:
     writer = next(c for c in trainer.callbacks if isinstance(c, SubmissionWriter))
     run_dir = Path(trainer.default_root_dir)
     truth_path = test_truth(data, run_dir, data_root)
-    # the other column is a constant; the AUC interval uses dermlab.intervals' draws, as `dermlab score --bootstrap`
+    # the other column is a constant; the AUC interval uses dermlab.stats.intervals' draws, as
+    # `dermlab score --bootstrap` does
     scored = score(truth_path, writer.written, data.modelled_categories, n_boot=args.n_boot, seed=args.seed)
     category = data.modelled_categories[0]
     auc = scored["per_category"][category]

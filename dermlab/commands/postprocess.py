@@ -1,7 +1,7 @@
 """``dermlab postprocess``: dense CRF + morphology on mask files any model wrote (``isic2018`` paper 002 §1).
 
 Reads every ``ISIC_xxxxxxx*.png`` of ``--masks`` (0/255 masks, or grey-level probability maps 0–255), its image
-``ISIC_xxxxxxx.jpg`` from ``--images``, refines it with :func:`dermlab.postprocess.postprocess` and writes the
+``ISIC_xxxxxxx.jpg`` from ``--images``, refines it with :func:`dermlab.imaging.postprocess.postprocess` and writes the
 result under the same name, 0/255, into ``--out`` — ready for ``dermlab score --seg``.
 """
 
@@ -19,7 +19,7 @@ from dermlab.errors import DataError
 from dermlab.files.io import load_rgb
 from dermlab.files.listing import images_by_stem, list_images
 from dermlab.files.masks import write_mask
-from dermlab.postprocess import PostProcess, postprocess
+from dermlab.imaging.postprocess import PostProcess, postprocess
 
 
 def main(argv: list[str]) -> None:

@@ -1,13 +1,13 @@
 """``dermlab score``: score an official submission (CSV or mask folder) against the official ground truth
-(:mod:`dermlab.scoring`), optionally with bootstrap intervals."""
+(:mod:`dermlab.challenge.scoring`), optionally with bootstrap intervals."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from dermlab.scoring import score as score_files
-from dermlab.scoring import score_segmentation
+from dermlab.challenge.scoring import score as score_files
+from dermlab.challenge.scoring import score_segmentation
 
 
 def main(argv: list[str]) -> None:

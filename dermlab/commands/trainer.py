@@ -6,7 +6,7 @@ Run folder: every run writes to ``trainer.default_root_dir`` (default ``runs/<ru
 checkpoints in ``checkpoints/`` (``last.ckpt`` included, so ``--ckpt_path last`` resumes), CSV
 metrics in ``csv/version_N/`` (with the resolved ``config.yaml``), W&B files in ``wandb/`` and
 plots in ``plots/``. Checkpoints are written atomically and checked before they are read
-(:mod:`dermlab.checkpoints`); a NaN or infinite training loss stops the run (:mod:`callbacks.non_finite`).
+(:mod:`dermlab.files.checkpoints`); a NaN or infinite training loss stops the run (:mod:`callbacks.non_finite`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from callbacks.checkpoint import use_atomic_checkpoints
-from dermlab.checkpoints import checkpoint_error, read_checkpoint
 from dermlab.commands.config_errors import TIP_START, DermlabArgumentParser, instantiation_error, remember_argv, verbose
 from dermlab.errors import DataError
-from dermlab.resources import keep_freed_memory
+from dermlab.files.checkpoints import checkpoint_error, read_checkpoint
+from dermlab.runtime.resources import keep_freed_memory
 
 WANDB_MODES = ("offline", "online", "disabled")
 #: Model arguments that only change how a trained model is evaluated; a test / predict command's own values win
@@ -62,7 +62,7 @@ class DermlabCLI(LightningCLI):
         parser.add_argument("--run.tags", type=list[str], default=[], help="W&B tags")
         parser.add_argument("--run.keep_freed_memory", type=bool, default=True,
                             help="keep freed memory in the process (glibc mallopt) instead of page-faulting large "
-                                 "tensors back every step: 1.4-1.6x faster CPU training (dermlab.resources)")
+                                 "tensors back every step: 1.4-1.6x faster CPU training (dermlab.runtime.resources)")
         parser.add_argument("--run.flush_denormal", type=bool, default=True,
                             help="CPU: treat denormal floats as zero (torch.set_flush_denormal); a ResNet-18 trained "
                                  "at 224 px 4x faster with it (Adam's second moments go denormal)")
@@ -77,7 +77,7 @@ class DermlabCLI(LightningCLI):
         """Lightning lets a ``--ckpt_path`` checkpoint's hyper-parameters override the command's model arguments;
         the evaluation-time options (:data:`EVALUATION_OPTIONS`: ``tta``, ``calibrate``) stay the command's own,
         so ``dermlab test ... --ckpt_path best --model.init_args.tta dihedral`` evaluates with TTA whatever the
-        training run used. A ``--ckpt_path`` file is checked first (:func:`~dermlab.checkpoints.read_checkpoint`,
+        training run used. A ``--ckpt_path`` file is checked first (:func:`~dermlab.files.checkpoints.read_checkpoint`,
         :func:`check_model_family`): a damaged one or another model's stops with one line."""
         config = self.config[self.config.subcommand] if self.config.get("subcommand") else None
         model = config.get("model") if config is not None else None

@@ -1,4 +1,4 @@
-"""Where a grid's cells read their data: the data root's folders (:mod:`dermlab.data_folders`), the synthetic
+"""Where a grid's cells read their data: the data root's folders (:mod:`dermlab.files.data_folders`), the synthetic
 twins of the default, and the ``{data:NAME}`` / ``{synthetic:NAME}`` references of grid files.
 
 A data root holds one sub-folder per data set; every folder a grid reads is checked before anything trains. Without
@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from dermlab.data_folders import data_set_folder, require_data_set_folder
+from dermlab.files.data_folders import data_set_folder, require_data_set_folder
 from dermlab.grid.spec import GridSpec
 
 DATA_REF = re.compile(r"\{(data|synthetic):([A-Za-z0-9_]+)\}")  # a data set's folder named in a grid file
@@ -29,7 +29,7 @@ def data_root_for(spec: GridSpec, data_root: str | None, dataset: str | None = N
                   ) -> tuple[str, list[str]]:
     """The data folder and extra arguments of one data set.
 
-    With a data root, the folder is ``<data root>/<folder>`` of :mod:`dermlab.data_folders` (one sub-folder per
+    With a data root, the folder is ``<data root>/<folder>`` of :mod:`dermlab.files.data_folders` (one sub-folder per
     data set, e.g. ``/data/ham10000``; the ISIC 2018 tasks share ``/data/isic2018``), for every grid; a missing
     folder stops here, naming it and the download page. Without one, the synthetic set is written if missing.
     ``stand_in`` (default: no data root) adds the grid's ``synthetic`` arguments. The other folders a grid names
@@ -62,7 +62,7 @@ def data_sets_read(spec: GridSpec) -> list[str]:
 
 def require_data_folders(spec: GridSpec, data_root: str) -> list[Path]:
     """Every data set folder the grid reads under ``data_root`` (its cells' data sets and its ``{data:NAME}``
-    targets), each checked to exist (:func:`dermlab.data_folders.require_data_set_folder`).
+    targets), each checked to exist (:func:`dermlab.files.data_folders.require_data_set_folder`).
 
     Raises:
         DataError: a folder is missing (the message names it and the download page).
@@ -83,8 +83,8 @@ def referenced_data_sets(spec: GridSpec, kind: str | None = None) -> list[str]:
 
 def resolve_data_refs(spec: GridSpec, text: str, data_root: str | None = None) -> str:
     """``text`` with every ``{data:NAME}`` replaced by data set NAME's folder under ``data_root``
-    (:func:`dermlab.data_folders.data_set_folder`; its synthetic twin's folder, :func:`synthetic_folder`, without a
-    data root) and every ``{synthetic:NAME}`` by the synthetic twin's folder: e.g. the ``test_on`` root of a
+    (:func:`dermlab.files.data_folders.data_set_folder`; its synthetic twin's folder, :func:`synthetic_folder`, without
+    a data root) and every ``{synthetic:NAME}`` by the synthetic twin's folder: e.g. the ``test_on`` root of a
     cross-data-set cell. :func:`require_data_folders` checks, :func:`write_synthetic_roots` writes those folders."""
     def folder(match: re.Match) -> str:
         kind, name = match.groups()

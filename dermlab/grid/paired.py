@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from dermlab import metric_definitions as definitions
 from dermlab.errors import DataError
 from dermlab.grid.predictions import Predictions, read_predictions
 from dermlab.grid.spec import GridSpec, cli_value
-from dermlab.paired_tests import delong, holm, mcnemar
+from dermlab.metrics import definitions
+from dermlab.stats.paired_tests import delong, holm, mcnemar
 
 PAIRED_METRICS = ("test/auc", "test/accuracy", "test/balanced_accuracy")
 
@@ -36,7 +36,7 @@ PAIRED_METRICS = ("test/auc", "test/accuracy", "test/balanced_accuracy")
 @dataclass
 class PairedTest:
     """One cell pair's test. ``value_a``/``value_b``: the pair's ``metric`` recomputed from the predictions by its
-    one definition (:mod:`dermlab.metric_definitions`; McNemar's test itself compares per-image correctness);
+    one definition (:mod:`dermlab.metrics.definitions`; McNemar's test itself compares per-image correctness);
     ``statistic``: z (DeLong) or McNemar's statistic; ``p`` two-sided, NaN when not tested (``note`` says why);
     ``p_holm`` Holm-adjusted across the table."""
 

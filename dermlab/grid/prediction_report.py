@@ -30,7 +30,7 @@ from dermlab.errors import DataError
 from dermlab.grid.predictions import Predictions, read_predictions, write_predictions
 from dermlab.grid.spec import GridSpec
 from dermlab.grid.statistics import cell_interval, fold_ensemble, metric_function, out_of_fold, pooled_interval
-from dermlab.intervals import Interval
+from dermlab.stats.intervals import Interval
 
 Folder = Callable[[str], Path]
 

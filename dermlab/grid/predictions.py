@@ -1,6 +1,6 @@
 """A run's per-image predictions as the grid report uses them: ``predictions_<split>.csv`` in a run folder.
 
-The file format is :mod:`dermlab.predictions`'s (``image,target,<class name 1>,...,<class name C>,scored``;
+The file format is :mod:`dermlab.files.predictions`'s (``image,target,<class name 1>,...,<class name C>,scored``;
 rows with ``scored`` 0 are left out of every score). A classifier's test run writes ``predictions_test.csv``; on
 a grid with a ``fold`` axis each cell also writes ``predictions_val.csv`` (its held-out fold) with the checkpoint
 it selected (:func:`dermlab.grid.runner.write_split_predictions`). Here they are read into :class:`Predictions`,
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dermlab import metric_definitions as definitions
-from dermlab import predictions as predictions_file
 from dermlab.errors import DataError
+from dermlab.files import predictions as predictions_file
+from dermlab.metrics import definitions
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Predictions:
     def predicted(self) -> np.ndarray:
         """(N,) predicted classes: P(class 1) > 0.5 for two classes (the suite's threshold, as
         ``isic-challenge-scoring``), the argmax otherwise, −1 where the top probability is shared
-        (:func:`dermlab.metric_definitions.decided_argmax`: wrong for every class)."""
+        (:func:`dermlab.metrics.definitions.decided_argmax`: wrong for every class)."""
         if self.probabilities.shape[1] == 2:
             return (self.probabilities[:, 1] > definitions.THRESHOLD).astype(int)
         return definitions.decided_argmax(self.probabilities)
@@ -76,14 +76,14 @@ class Predictions:
 
 
 def write_predictions(path: str | Path, images, target, probabilities, class_names, scored=None) -> Path:
-    """Write a predictions file (:func:`dermlab.predictions.write_predictions`, every image scored unless
+    """Write a predictions file (:func:`dermlab.files.predictions.write_predictions`, every image scored unless
     ``scored`` says otherwise); returns the path."""
     scored = np.ones(len(images), dtype=bool) if scored is None else np.asarray(scored, dtype=bool)
     return predictions_file.write_predictions(path, list(images), target, probabilities, scored, class_names)
 
 
 def read_predictions(path: str | Path) -> Predictions:
-    """Read and check a predictions file (:func:`dermlab.predictions.read_predictions`).
+    """Read and check a predictions file (:func:`dermlab.files.predictions.read_predictions`).
 
     Raises:
         DataError: the file is missing, its header is not ``image,target,<classes>,scored``, an image repeats, a

@@ -180,8 +180,8 @@ def run_cell_command(argv: list[str]) -> None:
     the best checkpoint, optionally write the test set's submission CSV (``predict``), write the classifier's
     ``predictions_test.csv`` (and ``predictions_val.csv`` with ``--val-predictions``), then write RESULT. Under DDP
     every process fits and tests; only global rank 0 slims the checkpoint and writes RESULT."""
-    from dermlab.checkpoints import resume_arguments
     from dermlab.commands.trainer import build_cli
+    from dermlab.files.checkpoints import resume_arguments
 
     split = argv.index("--")
     result_path, flags, args = Path(argv[0]), argv[1:split], argv[split + 1:]
@@ -214,7 +214,7 @@ def run_cell_command(argv: list[str]) -> None:
 
 
 def write_split_predictions(cli, split: str, path: Path) -> Path | None:
-    """Write ``path`` (:mod:`dermlab.predictions` format) with the model as it stands — after
+    """Write ``path`` (:mod:`dermlab.files.predictions` format) with the model as it stands — after
     ``trainer.test(ckpt_path=best)``, the tested checkpoint's weights — on ``split``'s evaluation pipeline
     (views, crops, test-time augmentation), through a one-device Trainer of the run's accelerator and precision
     without callbacks (no submission or mask writer fires) and without a ``limit_predict_batches``. The validation

@@ -5,8 +5,9 @@ Keys (anything else is an error)::
     paper: baseline                    # W&B tag and run-folder level
     table: backbone_seed               # W&B group and run-folder level
     title: "..."                       # heading of the rendered table
-    dataset: isic2017                  # W&B tag; read from <data root>/<its folder> (dermlab.data_folders), or the
-                                       # synthetic set written when no data root is given
+    dataset: isic2017                  # W&B tag; read from <data root>/<its folder>
+                                       # (dermlab.files.data_folders), or the synthetic set written when no data
+                                       # root is given
     config: [experiments/demo_synthetic.yaml]    # base config file(s), as `-c` in order
     args: [--trainer.max_epochs, "12"] # extra CLI arguments of every cell (optional)
     synthetic: {n: 300, size: 64, args: [...], data_args: {...}, replace: {argument: argument},
@@ -48,7 +49,7 @@ Keys (anything else is an error)::
                                        # what each cell's job asks for under ``grid run --launcher slurm``
                                        # (dermlab.grid.job_resources; the command's options override it)
 
-A data root holds one sub-folder per data set (:mod:`dermlab.data_folders`: ``isic2018_task3`` reads
+A data root holds one sub-folder per data set (:mod:`dermlab.files.data_folders`: ``isic2018_task3`` reads
 ``<data root>/isic2018``). A ``dataset`` axis makes the data set a grid dimension: each cell reads
 ``experiments/base/data/<dataset>.yaml`` and its root is ``<data root>/<folder>`` (or the synthetic
 ``data/synthetic/<dataset>_n<N>_<size>px``); ``synthetic.data_args`` adds arguments per data set to the stand-in.

@@ -4,9 +4,9 @@ a fold ensemble.
 The metrics recomputed from a predictions file (:mod:`dermlab.grid.predictions`) are ``test/auc`` (two classes:
 the ROC AUC of P(class 1); more classes: the macro one-vs-rest AUC over the classes present) and, for more than two
 classes, ``test/balanced_accuracy`` (the mean recall of the argmax over the classes present), each by the one
-definition a run logs (:mod:`dermlab.metric_definitions`). Every interval is the 95 %
+definition a run logs (:mod:`dermlab.metrics.definitions`). Every interval is the 95 %
 percentile interval of the stratified bootstrap (resampling images within class, Efron & Tibshirani 1993,
-ch. 13; :mod:`dermlab.intervals`), with the grid's ``statistics: {n_boot, seed}``.
+ch. 13; :mod:`dermlab.stats.intervals`), with the grid's ``statistics: {n_boot, seed}``.
 
 **Pooled interval of a row** (:func:`pooled_interval`): the row's finished cells (seeds, folds, tasks) are
 grouped by their set of test images. Each bootstrap replicate draws, per group, one resample of that group's
@@ -25,23 +25,23 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from dermlab import metric_definitions as definitions
 from dermlab.errors import DataError
 from dermlab.grid.predictions import Predictions
-from dermlab.intervals import Interval
+from dermlab.metrics import definitions
+from dermlab.stats.intervals import Interval
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
 def auc(target: np.ndarray, probabilities: np.ndarray) -> float:
-    """``test/auc`` as a run logs it (:func:`dermlab.metric_definitions.auc`): for (N, 2) probabilities the
+    """``test/auc`` as a run logs it (:func:`dermlab.metrics.definitions.auc`): for (N, 2) probabilities the
     binary AUC of P(class 1), for (N, C > 2) the macro one-vs-rest AUC over the classes present (an absent class is
     left out, not counted as 0). NaN where no AUC is defined (one class only)."""
     return float(definitions.auc(target, probabilities)[0])
 
 
 def balanced_accuracy(target: np.ndarray, probabilities: np.ndarray) -> float:
-    """``test/balanced_accuracy`` as a run logs it (:func:`dermlab.metric_definitions.balanced_accuracy`): the mean
+    """``test/balanced_accuracy`` as a run logs it (:func:`dermlab.metrics.definitions.balanced_accuracy`): the mean
     recall of the argmax over the classes present (the ISIC 2018 balanced multi-class accuracy)."""
     return float(definitions.balanced_accuracy(target, probabilities)[0])
 
@@ -59,7 +59,7 @@ def metric_function(metric: str, n_classes: int) -> Metric | None:
 
 def _strata(targets: np.ndarray) -> list[np.ndarray]:
     """Row positions of each stratum of a (K, N) target matrix: images with the same target in every row,
-    in the order of ``np.unique`` (for K = 1: the classes in ascending order, as :mod:`dermlab.intervals`)."""
+    in the order of ``np.unique`` (for K = 1: the classes in ascending order, as :mod:`dermlab.stats.intervals`)."""
     _, inverse = np.unique(targets.T, axis=0, return_inverse=True)
     return [np.flatnonzero(inverse.ravel() == s) for s in range(inverse.max() + 1)]
 
@@ -73,7 +73,7 @@ def pooled_interval(cells: Sequence[Predictions], metric: Metric, n_boot: int = 
         metric: f(target (N,), probabilities (N, C)) → float.
         n_boot, seed, level: replicates, NumPy ``default_rng`` seed, coverage.
 
-    With one cell the interval is :func:`dermlab.intervals.stratified_bootstrap`'s, to the last digit.
+    With one cell the interval is :func:`dermlab.stats.intervals.stratified_bootstrap`'s, to the last digit.
 
     Raises:
         ValueError: no cells, ``n_boot`` < 1 or ``level`` outside (0, 1).

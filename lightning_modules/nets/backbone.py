@@ -27,8 +27,8 @@ import timm
 import torch
 from torch import nn
 
-from dermlab.checkpoints import read_checkpoint
 from dermlab.errors import DataError
+from dermlab.files.checkpoints import read_checkpoint
 from lightning_modules.nets.packaged_weights import is_packaged
 from lightning_modules.nets.packaged_weights import resolve as resolve_packaged
 

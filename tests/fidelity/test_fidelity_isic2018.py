@@ -26,8 +26,8 @@ from torch import nn
 from callbacks.segmentation import FreezeEncoder, MaskWriter
 from datamodules.quarter_turns import RandomQuarterTurn
 from datamodules.samplers import MinorityPairSampler, SeededRandomSampler
-from dermlab.postprocess import PostProcess, clean_mask
-from dermlab.scoring import score_segmentation
+from dermlab.challenge.scoring import score_segmentation
+from dermlab.imaging.postprocess import PostProcess, clean_mask
 from lightning_modules.nets.embedding import EmbeddingClassifier, minority_triplets
 from lightning_modules.schedules import LinearOverRun, fit_to_run
 from lightning_modules.segmentation import LesionSegmenter, SegAN
@@ -218,7 +218,7 @@ def test_full_size_scores_are_the_official_scoring_of_the_upsampled_masks(tmp_pa
 def test_tables_1_and_2_report_the_full_size_scores():
     import yaml
 
-    from dermlab.scoring import full_size_metric_names
+    from dermlab.challenge.scoring import full_size_metric_names
 
     writer = MaskWriter()
     task2 = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")

@@ -16,15 +16,15 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from dermlab.calibration import expected_calibration_error
+from dermlab.challenge.scoring import score
+from dermlab.challenge.truth import ISIC2019_CATEGORIES
+from dermlab.files.predictions import read_predictions, write_predictions
 from dermlab.grid.paired import PairedTest, run_test
 from dermlab.grid.predictions import read_predictions as read_grid_predictions
 from dermlab.grid.statistics import cell_interval, metric_function
-from dermlab.metrics import classification_metrics, metric_input, scalars
-from dermlab.predictions import read_predictions, write_predictions
-from dermlab.scoring import score
-from dermlab.subgroups import subgroup_table
-from dermlab.truth import ISIC2019_CATEGORIES
+from dermlab.metrics.logged import classification_metrics, metric_input, scalars
+from dermlab.stats.calibration import expected_calibration_error
+from dermlab.stats.subgroups import subgroup_table
 
 AGREE = 1e-9
 CLASSES = list(ISIC2019_CATEGORIES)  # MEL NV BCC AK BKL DF VASC SCC UNK

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dermlab import metric_definitions as definitions
+from dermlab.metrics import definitions
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def percentile_interval(replicates, level: float = 0.95) -> np.ndarray:
 
 
 def binary_auc(labels, scores) -> float:
-    """ROC AUC of 0/1 ``labels`` by ``scores``: :func:`dermlab.metric_definitions.binary_auc` as a float.
+    """ROC AUC of 0/1 ``labels`` by ``scores``: :func:`dermlab.metrics.definitions.binary_auc` as a float.
 
     Raises:
         ValueError: the labels hold one class only (no AUC is defined).

@@ -1,7 +1,7 @@
-"""The metrics a run logs: a torchmetrics collection whose scalars come from :mod:`dermlab.metric_definitions`.
+"""The metrics a run logs: a torchmetrics collection whose scalars come from :mod:`dermlab.metrics.definitions`.
 
 Every number that is also computed elsewhere (``dermlab score``, the grid report, the subgroup tables, the
-reliability diagram) is computed by its one definition in :mod:`dermlab.metric_definitions`:
+reliability diagram) is computed by its one definition in :mod:`dermlab.metrics.definitions`:
 :class:`DefinedMetrics` keeps the epoch's probabilities and targets as torchmetrics states (gathered across DDP
 ranks when computed, like torchmetrics' own AUROC) and hands them to those functions.
 
@@ -31,15 +31,15 @@ from torchmetrics.classification import (
 )
 from torchmetrics.utilities.data import dim_zero_cat
 
-from dermlab.metric_definitions import binary_metric_values, multiclass_metric_values
+from dermlab.metrics.definitions import binary_metric_values, multiclass_metric_values
 
 
 class DefinedMetrics(Metric):
-    """The scalars of :mod:`dermlab.metric_definitions` for one task, as one torchmetrics metric.
+    """The scalars of :mod:`dermlab.metrics.definitions` for one task, as one torchmetrics metric.
 
     Fed like torchmetrics' classification metrics: P(positive) (N,) and 0/1 targets for two classes, (N, C)
     probabilities and class indices otherwise. ``compute`` returns ``{name: 0-d float64 tensor}``
-    (:data:`~dermlab.metric_definitions.BINARY`, or :data:`~dermlab.metric_definitions.MULTICLASS` plus
+    (:data:`~dermlab.metrics.definitions.BINARY`, or :data:`~dermlab.metrics.definitions.MULTICLASS` plus
     ``recall_<class>`` / ``auc_<class>``); a metric the epoch's images cannot define is NaN. ``keep`` limits the
     result to those names (and their per-class ``<name>_<class>``), ``prefix`` goes before every name.
     """

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest, chi2, norm, rankdata
 
-from dermlab import metric_definitions as definitions
+from dermlab.metrics import definitions
 
 MCNEMAR_EXACT_BELOW = 25  # discordant pairs under which McNemar's test is the exact binomial one
 

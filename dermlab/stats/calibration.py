@@ -14,7 +14,7 @@ by a per-image constant.
 
 Reliability diagram and ECE (Guo et al. 2017, §2, Eq. 3; Naeini et al. 2015): the confidences are put in M = 15
 equal-width bins; ECE = Σ_m (``|B_m|`` / n) ``|acc(B_m) − conf(B_m)|``. ECE comes from
-:mod:`dermlab.metric_definitions`, so it is the same number as the suite's ``ece`` metric.
+:mod:`dermlab.metrics.definitions`, so it is the same number as the suite's ``ece`` metric.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from dermlab import metric_definitions as definitions
+from dermlab.metrics import definitions
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def fit_temperature(log_probabilities: torch.Tensor, targets: torch.Tensor, max_
 def confidence_and_outcome(probabilities: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """What the reliability diagram bins, as the ``ece`` metric does: for two classes P(positive) and whether the
     image is positive; otherwise the top-label confidence max_c p_c and whether the argmax is right (an undecided
-    row, :func:`dermlab.metric_definitions.decided_argmax`, is wrong). (N, C) probabilities and (N,) targets → two
+    row, :func:`dermlab.metrics.definitions.decided_argmax`, is wrong). (N, C) probabilities and (N,) targets → two
     (N,) float tensors."""
     if probabilities.shape[1] == 2:
         return probabilities[:, 1].float(), targets.float()
@@ -127,8 +127,8 @@ def confidence_and_outcome(probabilities: torch.Tensor, targets: torch.Tensor) -
 
 def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tensor, n_bins: int = N_BINS) -> float:
     """ECE (L1, ``n_bins`` equal-width bins) of (N, C) probabilities and (N,) targets, the number a run logs as
-    ``ece``: :func:`dermlab.metric_definitions.binary_ece` of P(positive) for two classes, the top-label
-    :func:`dermlab.metric_definitions.top_label_ece` otherwise."""
+    ``ece``: :func:`dermlab.metrics.definitions.binary_ece` of P(positive) for two classes, the top-label
+    :func:`dermlab.metrics.definitions.top_label_ece` otherwise."""
     probabilities = probabilities.detach().double().cpu().numpy()
     targets = targets.detach().long().cpu().numpy()
     if probabilities.shape[1] == 2:

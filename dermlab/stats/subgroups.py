@@ -2,7 +2,7 @@
 stratified bootstrap interval.
 
 Input: the per-image test predictions (``image,target,<class 1>,...,<class C>[,scored]``, the layout of
-``<run>/predictions_test.csv``, :mod:`dermlab.predictions`: ``target`` the integer true class, one probability
+``<run>/predictions_test.csv``, :mod:`dermlab.files.predictions`: ``target`` the integer true class, one probability
 column per class, ``scored`` 0 for images the official scorer leaves out) and a metadata frame indexed by image id,
 one column per attribute.
 Every value of an attribute is a group; a missing value (empty, NaN, ``unknown``) and an image absent from the
@@ -11,8 +11,8 @@ metadata are the group ``unknown``. One row ``all / all`` gives the whole test s
 Per group: ``n`` images, ``positives`` (images of the positive class), AUC, sensitivity and specificity, each
 with its 95 % stratified bootstrap percentile interval: images resampled within each true class of the group, so
 every replicate keeps the group's class counts; the same draws and percentiles as
-:func:`dermlab.intervals.stratified_bootstrap`, with each metric computed for all replicates at once from the rows'
-multiplicities (a table of 27 groups of 2,000 test images, 2,000 replicates: seconds, not minutes). What is
+:func:`dermlab.stats.intervals.stratified_bootstrap`, with each metric computed for all replicates at once from the
+rows' multiplicities (a table of 27 groups of 2,000 test images, 2,000 replicates: seconds, not minutes). What is
 "positive":
 
 * a binary task: the second class (P(positive) = its probability), predicted positive when P > ``threshold``
@@ -39,9 +39,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from dermlab import metric_definitions as definitions
 from dermlab.errors import DataError
-from dermlab.intervals import percentile_interval, resample_counts, stratified_resamples
+from dermlab.metrics import definitions
+from dermlab.stats.intervals import percentile_interval, resample_counts, stratified_resamples
 
 UNKNOWN = "unknown"
 AGE_BANDS = ((30, "0-29"), (45, "30-44"), (60, "45-59"), (75, "60-74"), (math.inf, "75+"))  # (upper bound, name)
@@ -134,9 +134,9 @@ def check_predictions(frame: pd.DataFrame, class_names: Sequence[str], source: s
 
 def _interval(metric, rows: np.ndarray, level: float) -> tuple[float, float, float]:
     """(estimate, low, high): ``metric`` (weights (B, n) → (B,) values, a function of
-    :mod:`dermlab.metric_definitions`) on the group itself and the percentile interval
-    (:func:`dermlab.intervals.percentile_interval`) over the replicates ``rows`` (n_boot, n), every replicate as row
-    multiplicities (:func:`dermlab.intervals.resample_counts`) at once."""
+    :mod:`dermlab.metrics.definitions`) on the group itself and the percentile interval
+    (:func:`dermlab.stats.intervals.percentile_interval`) over the replicates ``rows`` (n_boot, n), every replicate as
+    row multiplicities (:func:`dermlab.stats.intervals.resample_counts`) at once."""
     n_boot, n = rows.shape
     chunk = max(1, CHUNK_VALUES // n)  # replicates per call: bounded memory for large groups
     replicates = np.concatenate([metric(resample_counts(rows[first:first + chunk], n))
@@ -264,7 +264,7 @@ def subgroup_table(predictions: pd.DataFrame, metadata: pd.DataFrame, class_name
 
 def _order(attribute: str, group: str):
     """Age bands and ITA categories in their natural order, other groups alphabetically."""
-    from dermlab.ita import ITA_CATEGORIES
+    from dermlab.stats.skin_tone import ITA_CATEGORIES
 
     for names in (AGE_BAND_NAMES, ITA_CATEGORIES):
         if group in names:

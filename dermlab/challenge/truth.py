@@ -22,7 +22,7 @@ Layouts, told apart by the header:
 * ISIC 2024 (SLICE-3D, Kaggle): any CSV with ``isic_id`` and ``target`` (0/1, 1 = malignant): the competition's
   two-column solution ``isic_id,target`` or ``train-metadata.csv`` itself (55 columns); one category, ``target``;
   ``patient_id`` gives the groups where present. The primary metric is the partial AUC above 80 % TPR
-  (:mod:`dermlab.partial_auc`); ``isic-challenge-scoring`` has no 2024 scorer.
+  (:mod:`dermlab.challenge.partial_auc`); ``isic-challenge-scoring`` has no 2024 scorer.
 
 Like the official scorer, ISIC_0035068 gets weight 0 in every layout.
 """
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from dermlab.challenge.submissions import SubmissionLayout
 from dermlab.errors import DataError
 from dermlab.files.tables import read_header, read_table
-from dermlab.submissions import SubmissionLayout
 
 ISIC2018_CATEGORIES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 ISIC2017_CATEGORIES = ("melanoma", "seborrheic_keratosis")

@@ -1,10 +1,10 @@
 """``dermlab score --bootstrap N``: stratified bootstrap percentile intervals of every metric ``score`` prints.
 
 Each of N resamples draws the scored images with replacement **within each stratum**
-(:func:`dermlab.intervals.stratified_resamples`); the strata are the distinct rows of the truth's label columns,
+(:func:`dermlab.stats.intervals.stratified_resamples`); the strata are the distinct rows of the truth's label columns,
 i.e. the true class: benign / malignant (ISIC 2016), melanoma / seborrheic keratosis / neither (ISIC 2017), the
 seven diagnoses (ISIC 2018). So each resample keeps the class counts and every AUC stays defined. On each resample
-every per-category metric is recomputed (:func:`dermlab.metric_definitions.binary_metric_values`, vectorised over
+every per-category metric is recomputed (:func:`dermlab.metrics.definitions.binary_metric_values`, vectorised over
 resamples), then their macro average and, for one-hot truths, the balanced multi-class accuracy; each interval is
 the (α/2, 1 − α/2) percentiles of its metric's resamples (Efron & Tibshirani 1993, ch. 13). The same seed gives the
 same digits.
@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dermlab import metric_definitions as definitions
-from dermlab.intervals import percentile_interval, resample_counts, stratified_resamples
+from dermlab.metrics import definitions
+from dermlab.stats.intervals import percentile_interval, resample_counts, stratified_resamples
 
 CHUNK_ELEMENTS = 1_000_000  # resamples × images handled at once: arrays of a few MB stay in cache and off mmap
 

@@ -1,7 +1,7 @@
 """``dermlab score``: score an official submission CSV against an official ground-truth CSV.
 
-Accepted truth layouts (detected from the ground-truth file, :mod:`dermlab.truth`) and their submissions
-(checked by the official scorer's rules, :mod:`dermlab.submissions`):
+Accepted truth layouts (detected from the ground-truth file, :mod:`dermlab.challenge.truth`) and their submissions
+(checked by the official scorer's rules, :mod:`dermlab.challenge.submissions`):
 
 * ISIC 2016 Part 3: truth is headerless ``ISIC_xxxxxxx,benign|malignant`` (training) or
   ``ISIC_xxxxxxx,0.0|1.0`` (test); predictions headerless ``ISIC_xxxxxxx,0.73`` or with the
@@ -17,7 +17,7 @@ Accepted truth layouts (detected from the ground-truth file, :mod:`dermlab.truth
   ``target`` (melanoma), whose AUC is the challenge metric.
 * ISIC 2024 (SLICE-3D, Kaggle): truth ``isic_id,target`` (the competition's solution) or ``train-metadata.csv``
   itself; submission ``isic_id,target``. One category, ``target``; the challenge's primary metric is its
-  ``pauc_tpr80`` (partial AUC above 80 % TPR, :mod:`dermlab.partial_auc`), named in the result's ``primary``.
+  ``pauc_tpr80`` (partial AUC above 80 % TPR, :mod:`dermlab.challenge.partial_auc`), named in the result's ``primary``.
 
 A category that the scored images hold in one class only has undefined metrics, NaN in the result, named under
 ``undefined`` and left out of the macro averages (:func:`undefined_metrics`). Without negatives the official
@@ -34,7 +34,7 @@ where > 128, as the official scorer binarises; a mask that is not single-channel
 :func:`full_size_metrics` names those scores ``full/<metric>`` for a grid's table (the challenge's own scoring of
 full-size masks, beside the ``test/`` metrics computed at the network's input size).
 
-Metrics come from :mod:`dermlab.metric_definitions`, the definitions a run logs. Rows with ``score_weight`` 0 are left
+Metrics come from :mod:`dermlab.metrics.definitions`, the definitions a run logs. Rows with ``score_weight`` 0 are left
 out, as the official scorer does; like it, ISIC_0035068 (2018 test) gets weight 0.
 """
 
@@ -47,13 +47,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dermlab import metric_definitions as definitions
+from dermlab.challenge.bootstrap import bootstrap_intervals, with_intervals
+from dermlab.challenge.submissions import read_submission
+from dermlab.challenge.truth import ISIC2018_CATEGORIES, ZERO_WEIGHT_IMAGES, Truth, read_truth  # noqa: F401 (re-exported)
 from dermlab.errors import DataError
-from dermlab.metric_definitions import binary_metric_values
-from dermlab.score_bootstrap import bootstrap_intervals, with_intervals
-from dermlab.segmentation_metrics import SCORES, attribute_jaccard, scores_from_counts
-from dermlab.submissions import read_submission
-from dermlab.truth import ISIC2018_CATEGORIES, ZERO_WEIGHT_IMAGES, Truth, read_truth  # noqa: F401 (re-exported)
+from dermlab.metrics import definitions
+from dermlab.metrics.definitions import binary_metric_values
+from dermlab.metrics.segmentation import SCORES, attribute_jaccard, scores_from_counts
 
 PRIMARY = {"isic2024": "pauc_tpr80"}  # the challenge's ranking metric, where it is not the AUC
 
@@ -82,10 +82,10 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
           n_boot: int = 0, seed: int = 0, level: float = 0.95) -> dict:
     """Per-category and macro-averaged metrics (plus balanced accuracy for one-hot tasks).
 
-    The truth is read in any published layout (:func:`dermlab.truth.read_truth`), the submission checked by the
-    official scorer's rules (:func:`dermlab.submissions.read_submission`); images of weight 0 must be submitted
-    but are not scored. ``categories`` scores only those columns (e.g. ``melanoma`` of an ISIC 2017 run trained
-    on that task alone); the submission must still hold every column.
+    The truth is read in any published layout (:func:`dermlab.challenge.truth.read_truth`), the submission checked by
+    the official scorer's rules (:func:`dermlab.challenge.submissions.read_submission`); images of weight 0 must be
+    submitted but are not scored. ``categories`` scores only those columns (e.g. ``melanoma`` of an ISIC 2017 run
+    trained on that task alone); the submission must still hold every column.
 
     A metric that a category's scored images cannot define (an AUC without both classes, a sensitivity without a
     positive image) is NaN, listed in ``undefined`` ({category: [metric, ...]}) and left out of ``macro``.
@@ -96,7 +96,7 @@ def score(truth_path: str | Path, prediction_path: str | Path, categories: list[
 
     With ``n_boot`` > 0 every metric ``m`` gets ``m_ci95: [low, high]`` beside it (the key follows ``level``), the
     stratified bootstrap percentile interval of ``n_boot`` resamples drawn with ``seed``
-    (:mod:`dermlab.score_bootstrap`), and the result a ``bootstrap`` entry saying so.
+    (:mod:`dermlab.challenge.bootstrap`), and the result a ``bootstrap`` entry saying so.
 
     Raises:
         DataError: a malformed truth or submission (naming the rows or columns), or an unknown category.
@@ -151,7 +151,7 @@ NO_NEGATIVES = ("auc", "pauc_tpr80")  # undefined without a negative image (the 
 
 
 def undefined_metrics(truth: np.ndarray) -> list[str]:
-    """The metrics :func:`dermlab.metric_definitions.binary_metric_values` leaves NaN for one category whose scored
+    """The metrics :func:`dermlab.metrics.definitions.binary_metric_values` leaves NaN for one category whose scored
     images' ``truth`` (N,) 0/1 holds one class only; ``[]`` when both classes occur.
 
     * No negative image: ``isic-challenge-scoring`` scores this; as it does, AUC (and the partial AUC) are NaN,
@@ -171,20 +171,20 @@ def undefined_metrics(truth: np.ndarray) -> list[str]:
 
 def argmax_correct(truth: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N,) true class of each one-hot ``truth`` row and whether the argmax of ``probabilities`` is right
-    (:func:`dermlab.metric_definitions.decided_argmax`: a row whose highest probability is shared is wrong)."""
+    (:func:`dermlab.metrics.definitions.decided_argmax`: a row whose highest probability is shared is wrong)."""
     true_class = truth.argmax(1)
     return true_class, definitions.decided_argmax(probabilities) == true_class
 
 
 def balanced_accuracy(truth: np.ndarray, probabilities: np.ndarray) -> float:
     """ISIC 2018 balanced multi-class accuracy of ``truth`` (N, C) one-hot and ``probabilities`` (N, C):
-    :func:`dermlab.metric_definitions.balanced_accuracy` (mean recall of the argmax over the classes present; a row
+    :func:`dermlab.metrics.definitions.balanced_accuracy` (mean recall of the argmax over the classes present; a row
     whose highest probability is shared by several classes is wrong for every class, as ``isic-challenge-scoring``)."""
     return float(definitions.balanced_accuracy(truth.argmax(1), probabilities)[0])
 
 
 def multiclass_scores(truth: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """The multi-class metrics a run logs under the same names (:data:`dermlab.metric_definitions.MULTICLASS`:
+    """The multi-class metrics a run logs under the same names (:data:`dermlab.metrics.definitions.MULTICLASS`:
     balanced accuracy, accuracy and specificity of the argmax, macro AUC over the classes present, top-label ECE)
     of ``truth`` (N, C) one-hot and ``probabilities`` (N, C). The ``macro`` entry of :func:`score` is another
     quantity: the official scorer's mean over categories of one-vs-rest metrics at p > 0.5."""

@@ -1,9 +1,9 @@
 """The one definition of every number the suite reports about class predictions.
 
-A run's logged ``val/…`` and ``test/…`` metrics (:mod:`dermlab.metrics`), ``dermlab score`` and its bootstrap
-(:mod:`dermlab.scoring`, :mod:`dermlab.score_bootstrap`), the grid report's intervals
-(:mod:`dermlab.grid.statistics`), the subgroup tables (:mod:`dermlab.subgroups`) and the reliability diagram's ECE
-(:mod:`dermlab.calibration`) all call these functions; ``tests/fidelity/test_fidelity_one_definition.py`` checks
+A run's logged ``val/…`` and ``test/…`` metrics (:mod:`dermlab.metrics.logged`), ``dermlab score`` and its bootstrap
+(:mod:`dermlab.challenge.scoring`, :mod:`dermlab.challenge.bootstrap`), the grid report's intervals
+(:mod:`dermlab.grid.statistics`), the subgroup tables (:mod:`dermlab.stats.subgroups`) and the reliability diagram's ECE
+(:mod:`dermlab.stats.calibration`) all call these functions; ``tests/fidelity/test_fidelity_one_definition.py`` checks
 that every one of those paths gives the same digits on a split that lacks a class.
 
 Every function takes ``counts`` (B, N): how often each of the N images is drawn in each of B bootstrap resamples
@@ -19,7 +19,8 @@ Binary tasks (labels 0/1, scores = P(positive)), as the ISIC challenges score ea
 * ``accuracy``, ``sensitivity``, ``specificity`` at ``p > threshold`` (the scorer's strict convention);
 * ``average_precision``: Σ over distinct-score thresholds (R_k − R_{k−1}) P_k (scikit-learn's
   ``average_precision_score``);
-* ``pauc_tpr80``: the ISIC 2024 partial AUC above 80 % TPR (:func:`dermlab.partial_auc.partial_auc_from_counts`);
+* ``pauc_tpr80``: the ISIC 2024 partial AUC above 80 % TPR
+  (:func:`dermlab.challenge.partial_auc.partial_auc_from_counts`);
 * ``ece``: expected calibration error of P(positive), 15 equal-width bins, L1 (Naeini et al. 2015; Guo et al.
   2017, Eq. 3), bin m holding m/15 ≤ p < (m+1)/15 and p = 1 a bin of its own (torchmetrics' bucketing).
 
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dermlab.partial_auc import partial_auc_from_counts
+from dermlab.challenge.partial_auc import partial_auc_from_counts
 
 ECE_BINS = 15  #: equal-width confidence bins of the expected calibration error (Guo et al. 2017, §2)
 THRESHOLD = 0.5  #: P(positive) above which a binary prediction is positive (``p > 0.5``, the ISIC scorer)

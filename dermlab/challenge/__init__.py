@@ -1,0 +1,1 @@
+"""The ISIC challenges' own files and numbers: ground truths, submissions, the official scorers and their bootstrap."""

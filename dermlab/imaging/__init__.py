@@ -1,0 +1,1 @@
+"""Image-level processing outside the networks: mask post-processing and test-time augmentation."""

@@ -1,0 +1,1 @@
+"""How a process runs: CPU threads and workers, seeding."""

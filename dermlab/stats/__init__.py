@@ -1,0 +1,1 @@
+"""Statistics on the numbers: intervals, paired tests, calibration, subgroups and skin tone."""
