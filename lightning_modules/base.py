@@ -33,7 +33,7 @@ from lightning_modules.losses import ClassWeighting, ClassWeightNormalise, class
 from lightning_modules.nets.acceleration import apply_speed_options
 from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
 from lightning_modules.normalisation import InputNormalisation
-from lightning_modules.predictions import Predictions, SplitPredictions
+from lightning_modules.predictions import GatheredPredictions, SplitPredictions
 from lightning_modules.reproducibility import EpochSeeding
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
                         "(calibrate: none); add --model.init_args.calibrate temperature to apply it",
                         float(self.temperature))
 
-    def gathered_predictions(self, split: str) -> Predictions | None:
+    def gathered_predictions(self, split: str) -> GatheredPredictions | None:
         """This epoch's per-image predictions of ``split`` from every DDP rank (call it on every rank)."""
         return self.predictions[split].gathered()
 
@@ -311,7 +311,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             return None
         path = write_predictions(Path(trainer.default_root_dir) / PREDICTIONS_FILENAME, predictions.ids,
                                  predictions.targets.numpy(), predictions.probabilities.numpy(),
-                                 predictions.scored.numpy(), self.test_class_names)
+                                 self.test_class_names, predictions.scored.numpy())
         log.info("wrote %d per-image test predictions to %s", len(predictions.ids), path)
         return path
 

@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 
 @dataclass
-class Predictions:
+class GatheredPredictions:
     """N images: ``ids`` (list of str), ``targets`` (N,) int64, ``probabilities`` (N, C) float32,
     ``scored`` (N,) bool."""
 
@@ -26,10 +26,10 @@ class Predictions:
     probabilities: torch.Tensor
     scored: torch.Tensor
 
-    def scored_only(self) -> Predictions:
+    def scored_only(self) -> GatheredPredictions:
         """The rows the metrics use (``scored`` True)."""
         keep = self.scored
-        return Predictions([i for i, k in zip(self.ids, keep.tolist(), strict=True) if k], self.targets[keep],
+        return GatheredPredictions([i for i, k in zip(self.ids, keep.tolist(), strict=True) if k], self.targets[keep],
                            self.probabilities[keep], self.scored[keep])
 
 
@@ -38,7 +38,7 @@ class SplitPredictions:
     """The batches of one split's current epoch (on CPU)."""
 
     batches: list[tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
-    _gathered: Predictions | None = None
+    _gathered: GatheredPredictions | None = None
 
     def reset(self) -> None:
         self.batches, self._gathered = [], None
@@ -50,7 +50,7 @@ class SplitPredictions:
                              probabilities.detach().float().cpu(), scored))
         self._gathered = None
 
-    def gathered(self) -> Predictions | None:
+    def gathered(self) -> GatheredPredictions | None:
         """Every rank's rows, each image once; None when nothing was added on any rank."""
         if self._gathered is not None:
             return self._gathered
@@ -61,7 +61,7 @@ class SplitPredictions:
             shards = [shard for shard in shards if shard is not None]
             if not shards:
                 return None
-            local = Predictions([i for shard in shards for i in shard.ids],
+            local = GatheredPredictions([i for shard in shards for i in shard.ids],
                                 torch.cat([shard.targets for shard in shards]),
                                 torch.cat([shard.probabilities for shard in shards]),
                                 torch.cat([shard.scored for shard in shards]))
@@ -69,14 +69,14 @@ class SplitPredictions:
             return None
         _, first = np.unique(np.array(local.ids), return_index=True)
         order = torch.from_numpy(np.sort(first))
-        self._gathered = Predictions([local.ids[i] for i in order.tolist()], local.targets[order],
+        self._gathered = GatheredPredictions([local.ids[i] for i in order.tolist()], local.targets[order],
                                      local.probabilities[order], local.scored[order])
         return self._gathered
 
-    def _local(self) -> Predictions | None:
+    def _local(self) -> GatheredPredictions | None:
         if not self.batches:
             return None
-        return Predictions([i for batch in self.batches for i in batch[0]],
+        return GatheredPredictions([i for batch in self.batches for i in batch[0]],
                            torch.cat([batch[1] for batch in self.batches]),
                            torch.cat([batch[2] for batch in self.batches]),
                            torch.cat([batch[3] for batch in self.batches]))

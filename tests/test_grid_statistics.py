@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from dermlab.errors import DataError
+from dermlab.files.predictions import Predictions, write_predictions
 from dermlab.grid import report as reporting
 from dermlab.grid import spec
-from dermlab.grid.predictions import read_predictions, write_predictions
 from dermlab.grid.statistics import auc, balanced_accuracy, fold_ensemble, out_of_fold, pooled_interval
 from dermlab.stats.intervals import binary_auc, stratified_bootstrap
 from dermlab.stats.paired_tests import delong
@@ -52,7 +52,7 @@ def cell(folder, metrics, test=None, val=None, splits=None, images=IMAGES, targe
 def test_prediction_files_round_trip_through_the_shared_format(tmp_path):
     path = write_predictions(tmp_path / "p.csv", IMAGES, TARGET, binary(P_A), ("benign", "melanoma"),
                              scored=[1, 1, 1, 1, 1, 0])
-    back = read_predictions(path)
+    back = Predictions.read(path)
     assert back.class_names == ("benign", "melanoma") and list(back.images) == IMAGES
     assert back.probabilities[:, 1] == pytest.approx(P_A) and len(back.kept()) == 5
     assert list(back.predicted()) == [0, 0, 0, 1, 0, 1]  # P(melanoma) > 0.5
@@ -60,8 +60,8 @@ def test_prediction_files_round_trip_through_the_shared_format(tmp_path):
     assert text[0] == "image,target,benign,melanoma,scored" and text[1] == "im1,0,0.899999976,0.100000001,1"
     (tmp_path / "bad.csv").write_text("\n".join([text[0], text[1].replace("im1,0,", "im1,2,"), *text[2:]]) + "\n")
     with pytest.raises(DataError, match="row 2 \\(image im1\\): target 2 is not in \\[0, 1\\]"):
-        read_predictions(tmp_path / "bad.csv")
-    shuffled = read_predictions(path).aligned_to(IMAGES[::-1])
+        Predictions.read(tmp_path / "bad.csv")
+    shuffled = Predictions.read(path).aligned_to(IMAGES[::-1])
     assert list(shuffled.images) == IMAGES[::-1] and shuffled.probabilities[0, 1] == pytest.approx(0.9)
 
 
@@ -106,7 +106,7 @@ def test_recomputed_metrics_equal_the_logged_ones_also_with_absent_classes():
 
 
 def predictions(p, images=IMAGES, target=TARGET):
-    from dermlab.grid.predictions import Predictions
+    from dermlab.files.predictions import Predictions
 
     return Predictions(np.array(images), np.array(target), binary(p), ("benign", "melanoma"),
                        np.ones(len(images), bool), "fixture")
@@ -266,9 +266,9 @@ def test_report_of_a_cross_validation_writes_out_of_fold_and_fold_ensemble_files
              splits={"train": [c for c in cv if c not in ids], "val": ids})
     text = reporting.report(grid, runs)
     report_folder = grid.report_root(runs, False)
-    oof = read_predictions(report_folder / "oof_a.csv")
+    oof = Predictions.read(report_folder / "oof_a.csv")
     assert list(oof.images) == ["c1", "c4", "c2", "c5", "c3", "c6"]
-    ensemble = read_predictions(report_folder / "ensemble_test_a.csv")
+    ensemble = Predictions.read(report_folder / "ensemble_test_a.csv")
     # P(melanoma) per image: mean of the three folds' test probabilities, e.g. im1 (0.1 + 0.2 + 0.3) / 3 = 0.2
     assert ensemble.probabilities[:, 1] == pytest.approx(np.mean([P_A, P_B, tests[2]], axis=0), abs=1e-6)
     # ensemble P(melanoma): negatives 0.2, 0.433, 0.25; positives 0.7, 0.467, 0.55 → every positive above every
@@ -306,11 +306,11 @@ def test_a_tiny_cross_validation_grid_writes_its_predictions_and_reports_them(tm
     root = tmp_path / "runs" / "grids" / "demo" / "tiny"
     for fold in (0, 1, 2):
         folder = root / f"backbone=test_resnet__fold={fold}"
-        val = read_predictions(folder / "predictions_val.csv")
+        val = Predictions.read(folder / "predictions_val.csv")
         assert set(val.images) == set(pd.read_csv(folder / "splits" / "val.csv").image_id)
-        assert len(read_predictions(folder / "predictions_test.csv")) == len(pd.read_csv(folder / "splits" /
+        assert len(Predictions.read(folder / "predictions_test.csv")) == len(pd.read_csv(folder / "splits" /
                                                                                          "test.csv"))
-    oof = read_predictions(root / "oof_test_resnet.csv")
+    oof = Predictions.read(root / "oof_test_resnet.csv")
     splits = root / "backbone=test_resnet__fold=0" / "splits"
     assert sorted(oof.images) == sorted([*pd.read_csv(splits / "train.csv").image_id,
                                          *pd.read_csv(splits / "val.csv").image_id])

@@ -18,7 +18,7 @@ from tests.conftest import tiny_args
 def test_write_then_read_round_trips_the_float32_values(tmp_path):
     probabilities = torch.tensor([[0.123456789, 0.876543211], [1e-9, 1.0], [0.5, 0.5]]).numpy()
     path = write_predictions(tmp_path / "p.csv", ["ISIC_1", "ISIC_2", "ISIC_3"], [0, 1, 1], probabilities,
-                             [True, True, False], ["benign", "melanoma"])
+                             ["benign", "melanoma"], [True, True, False])
     assert path.read_text().splitlines()[0] == "image,target,benign,melanoma,scored"
     frame = read_predictions(path, ["benign", "melanoma"])
     assert frame.image.tolist() == ["ISIC_1", "ISIC_2", "ISIC_3"] and frame.scored.tolist() == [1, 1, 0]
@@ -42,9 +42,9 @@ def test_reader_names_the_bad_row(tmp_path):
 
 def test_writer_refuses_clashing_names_and_repeats(tmp_path):
     with pytest.raises(ValueError, match="clash"):
-        write_predictions(tmp_path / "p.csv", ["a"], [0], [[0.5, 0.5]], [True], ["target", "b"])
+        write_predictions(tmp_path / "p.csv", ["a"], [0], [[0.5, 0.5]], ["target", "b"], [True])
     with pytest.raises(ValueError, match="repeated image"):
-        write_predictions(tmp_path / "p.csv", ["a", "a"], [0, 0], [[0.5, 0.5]] * 2, [True] * 2, ["x", "y"])
+        write_predictions(tmp_path / "p.csv", ["a", "a"], [0, 0], [[0.5, 0.5]] * 2, ["x", "y"], [True] * 2)
 
 
 def test_evaluation_step_keeps_every_image_with_its_scored_flag():

@@ -222,7 +222,7 @@ def test_submission_spaces_and_other_separators_are_refused_as_the_official_scor
 
 def test_predictions_file_resaved_by_a_spreadsheet_reads_the_same(tmp_path):
     path = write_predictions(tmp_path / "predictions_test.csv", ["ISIC_0000000", "ISIC_0000001"], [0, 1],
-                             [[0.75, 0.25], [0.125, 0.875]], [1, 1], ["benign", "malignant"])
+                             [[0.75, 0.25], [0.125, 0.875]], ["benign", "malignant"], [1, 1])
     clean = read_predictions(path)
     path.write_bytes(spreadsheet(path.read_text()))
     assert read_predictions(path, ["benign", "malignant"]).equals(clean)

@@ -12,12 +12,16 @@ Format (one header row, then one row per test image, each image once, in the ord
 * ``scored``: 1, or 0 for an image the official scorer gives weight 0 (ISIC 2018 task 3's ISIC_0035068):
   the in-run metrics leave those out, so recompute metrics on the rows with ``scored == 1``.
 
-Paired tests and fold ensembles read it back with :func:`read_predictions`.
+:func:`read_predictions` reads it back as a table (subgroup tables), :meth:`Predictions.read` as NumPy arrays
+(paired tests, fold ensembles, the grid report). A classifier's test run writes ``predictions_test.csv``; on a grid
+with a ``fold`` axis each cell also writes ``predictions_val.csv`` (its held-out fold) with the checkpoint it
+selected (:func:`dermlab.grid.runner.write_split_predictions`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,7 @@ import pandas as pd
 
 from dermlab.errors import DataError
 from dermlab.files.tables import read_csv
+from dermlab.metrics import definitions
 
 FILENAME = "predictions_test.csv"
 RESERVED = ("image", "target", "scored")
@@ -56,9 +61,11 @@ def predictions_frame(image_ids: Sequence[str], targets, probabilities, scored, 
     return frame
 
 
-def write_predictions(path: str | Path, image_ids: Sequence[str], targets, probabilities, scored,
-                      class_names: Sequence[str]) -> Path:
-    """Write the predictions file (format in the module docstring) to ``path``; see :func:`predictions_frame`."""
+def write_predictions(path: str | Path, image_ids: Sequence[str], targets, probabilities,
+                      class_names: Sequence[str], scored=None) -> Path:
+    """Write the predictions file (format in the module docstring) to ``path``; see :func:`predictions_frame`.
+    ``scored`` None: every image scored. Returns the path."""
+    scored = np.ones(len(image_ids), dtype=bool) if scored is None else scored
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     predictions_frame(image_ids, targets, probabilities, scored, class_names).to_csv(path, index=False,
@@ -106,3 +113,72 @@ def read_predictions(path: str | Path, class_names: Sequence[str] | None = None)
         raise DataError(f"'{path}' row {row + 2} (image {frame.image.iloc[row]}): probabilities "
                         f"{values[row].tolist()} are not all in [0, 1]")
     return frame.astype({"target": np.int64, "scored": np.int64})
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The predictions of one run on one split, as NumPy arrays (:meth:`read` from a predictions file)."""
+
+    #: (N,) image ids, each once.
+    images: np.ndarray
+    #: (N,) int true class indices in 0..C-1.
+    target: np.ndarray
+    #: (N, C) predicted class probabilities.
+    probabilities: np.ndarray
+    #: the C class names (the file's class columns, in order).
+    class_names: tuple[str, ...]
+    #: (N,) bool; False rows are left out of every score.
+    scored: np.ndarray
+    #: the file they were read from (named in errors), or a description.
+    source: str = ""
+
+    @classmethod
+    def read(cls, path: str | Path) -> Predictions:
+        """Read and check a predictions file (:func:`read_predictions`; its errors)."""
+        frame = read_predictions(path)
+        classes = tuple(str(c) for c in frame.columns[2:-1])
+        return cls(frame.image.to_numpy(str), frame.target.to_numpy(int), frame[list(classes)].to_numpy(float),
+                   classes, frame.scored.to_numpy() == 1, str(path))
+
+    def write(self, path: str | Path) -> Path:
+        """Write these predictions as a predictions file (:func:`write_predictions`); returns the path."""
+        return write_predictions(path, list(self.images), self.target, self.probabilities, self.class_names,
+                                 self.scored)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def kept(self) -> Predictions:
+        """Only the scored rows (every row when none has ``scored`` 0)."""
+        if self.scored.all():
+            return self
+        keep = self.scored
+        return Predictions(self.images[keep], self.target[keep], self.probabilities[keep], self.class_names,
+                           self.scored[keep], self.source)
+
+    def predicted(self) -> np.ndarray:
+        """(N,) predicted classes: P(class 1) > 0.5 for two classes (the suite's threshold, as
+        ``isic-challenge-scoring``), the argmax otherwise, −1 where the top probability is shared
+        (:func:`dermlab.metrics.definitions.decided_argmax`: wrong for every class)."""
+        if self.probabilities.shape[1] == 2:
+            return (self.probabilities[:, 1] > definitions.THRESHOLD).astype(int)
+        return definitions.decided_argmax(self.probabilities)
+
+    def aligned_to(self, images) -> Predictions:
+        """These predictions in the order of ``images`` (the same set of ids).
+
+        Raises:
+            DataError: the sets of images differ (the first few differing ids are named).
+        """
+        images = np.asarray(images)
+        if len(images) == len(self.images) and (images == self.images).all():
+            return self
+        position = {image: i for i, image in enumerate(self.images)}
+        missing = [i for i in images if i not in position]
+        if missing or len(images) != len(self.images):
+            extra = sorted(set(self.images) - set(images))
+            raise DataError(f"'{self.source}' does not hold the same images: {len(missing)} missing "
+                            f"(e.g. {missing[:3]}), {len(extra)} extra (e.g. {extra[:3]}).")
+        order = np.array([position[i] for i in images])
+        return Predictions(self.images[order], self.target[order], self.probabilities[order], self.class_names,
+                           self.scored[order], self.source)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from dermlab.errors import DataError
-from dermlab.grid.predictions import Predictions, read_predictions
+from dermlab.files.predictions import Predictions
 from dermlab.grid.spec import GridSpec, cli_value
 from dermlab.metrics import definitions
 from dermlab.stats.paired_tests import delong, holm, mcnemar
@@ -128,8 +128,8 @@ def paired_tests(spec: GridSpec, cells: pd.DataFrame, folder: Callable[[str], Pa
                 result.note = "not both finished"
                 continue
             try:
-                first = read_predictions(folder(record["cell"]) / "predictions_test.csv").kept()
-                second = read_predictions(folder(partner["cell"]) / "predictions_test.csv").kept().aligned_to(
+                first = Predictions.read(folder(record["cell"]) / "predictions_test.csv").kept()
+                second = Predictions.read(folder(partner["cell"]) / "predictions_test.csv").kept().aligned_to(
                     first.images)
                 if (first.target != second.target).any():
                     raise DataError("the two cells give some images different targets")

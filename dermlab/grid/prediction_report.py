@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from dermlab.errors import DataError
-from dermlab.grid.predictions import Predictions, read_predictions, write_predictions
+from dermlab.files.predictions import Predictions
 from dermlab.grid.spec import GridSpec
 from dermlab.grid.statistics import cell_interval, fold_ensemble, metric_function, out_of_fold, pooled_interval
 from dermlab.stats.intervals import Interval
@@ -38,7 +38,7 @@ Folder = Callable[[str], Path]
 def test_predictions(cells: pd.DataFrame, folder: Folder) -> dict[str, Predictions]:
     """Cell id → its ``predictions_test.csv``, for the finished cells that have one."""
     done = cells[cells.status == "done"].cell
-    return {c: read_predictions(folder(c) / "predictions_test.csv") for c in done
+    return {c: Predictions.read(folder(c) / "predictions_test.csv") for c in done
             if (folder(c) / "predictions_test.csv").is_file()}
 
 
@@ -140,23 +140,21 @@ def cross_validation(spec: GridSpec, cells: pd.DataFrame, folder: Folder, out: P
         runs = {str(v): folder(c) for v, c in zip(done[fold], done.cell, strict=True)}  # fold value → run folder
         oof = ensemble = None
         if all((run / "predictions_val.csv").is_file() for run in runs.values()):
-            oof = out_of_fold({k: read_predictions(run / "predictions_val.csv") for k, run in runs.items()},
+            oof = out_of_fold({k: Predictions.read(run / "predictions_val.csv") for k, run in runs.items()},
                               cv_images(list(runs.values())))
             result.oof_file = f"oof_{name}.csv"
-            write_predictions(out / result.oof_file, oof.images, oof.target, oof.probabilities, oof.class_names,
-                              oof.scored)
+            oof.write(out / result.oof_file)
         else:
             result.note = "no predictions_val.csv (no out-of-fold)"
         if all((run / "predictions_test.csv").is_file() for run in runs.values()):
             try:
-                ensemble = fold_ensemble([read_predictions(run / "predictions_test.csv") for run in runs.values()])
+                ensemble = fold_ensemble([Predictions.read(run / "predictions_test.csv") for run in runs.values()])
             except DataError:
                 result.note = "; ".join(filter(None, [result.note, "the folds test different images: no fold "
                                                                    "ensemble"]))
             else:
                 result.ensemble_file = f"ensemble_test_{name}.csv"
-                write_predictions(out / result.ensemble_file, ensemble.images, ensemble.target,
-                                  ensemble.probabilities, ensemble.class_names, ensemble.scored)
+                ensemble.write(out / result.ensemble_file)
         for metric in spec.metrics:
             values = done[metric].dropna().astype(float) * spec.scale if metric in done else pd.Series(dtype=float)
             score = {"metric": metric, "fold_mean": values.mean() if len(values) else math.nan,

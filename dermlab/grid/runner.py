@@ -9,7 +9,7 @@ are checked against what the model logs. ``--launcher slurm | submitit-local`` r
 :func:`prepare` and :func:`run_one`, as submitit jobs (:mod:`dermlab.grid.launcher`).
 
 A classifier cell also writes its per-image predictions with the checkpoint it tested
-(:mod:`dermlab.grid.predictions`): ``predictions_test.csv`` (unless its test run wrote one already) and, on a
+(:mod:`dermlab.files.predictions`): ``predictions_test.csv`` (unless its test run wrote one already) and, on a
 grid with a ``fold`` axis, ``predictions_val.csv`` of its held-out fold — what the report's intervals, paired
 tests, out-of-fold scores and fold ensembles are computed from.
 """
@@ -224,7 +224,7 @@ def write_split_predictions(cli, split: str, path: Path) -> Path | None:
     import lightning.pytorch as L
     import torch
 
-    from dermlab.grid.predictions import write_predictions
+    from dermlab.files.predictions import write_predictions
     from lightning_modules.base import LesionClassifier
 
     datamodule, model = cli.datamodule, cli.model

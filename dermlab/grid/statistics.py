@@ -1,7 +1,7 @@
 """Intervals a grid report computes from its cells' predictions: per cell, pooled per row, out-of-fold and of
 a fold ensemble.
 
-The metrics recomputed from a predictions file (:mod:`dermlab.grid.predictions`) are ``test/auc`` (two classes:
+The metrics recomputed from a predictions file (:mod:`dermlab.files.predictions`) are ``test/auc`` (two classes:
 the ROC AUC of P(class 1); more classes: the macro one-vs-rest AUC over the classes present) and, for more than two
 classes, ``test/balanced_accuracy`` (the mean recall of the argmax over the classes present), each by the one
 definition a run logs (:mod:`dermlab.metrics.definitions`). Every interval is the 95 %
@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from dermlab.errors import DataError
-from dermlab.grid.predictions import Predictions
+from dermlab.files.predictions import Predictions
 from dermlab.metrics import definitions
 from dermlab.stats.intervals import Interval
 

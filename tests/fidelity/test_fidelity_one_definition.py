@@ -18,9 +18,8 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from dermlab.challenge.scoring import score
 from dermlab.challenge.truth import ISIC2019_CATEGORIES
-from dermlab.files.predictions import read_predictions, write_predictions
+from dermlab.files.predictions import Predictions, read_predictions, write_predictions
 from dermlab.grid.paired import PairedTest, run_test
-from dermlab.grid.predictions import read_predictions as read_grid_predictions
 from dermlab.grid.statistics import cell_interval, metric_function
 from dermlab.metrics.logged import classification_metrics, metric_input, scalars
 from dermlab.stats.calibration import expected_calibration_error
@@ -64,16 +63,15 @@ def logged(class_names, target, probabilities) -> dict[str, float]:
 def grid_value(tmp_path, metric, images, target, probabilities, class_names) -> float:
     """The grid report's estimate, read from the run's predictions file as the report reads it."""
     path = write_predictions(tmp_path / f"{metric.replace('/', '_')}.csv", images, target, probabilities,
-                             np.ones(len(images), bool), class_names)
-    cell = read_grid_predictions(path)
+                             class_names)
+    cell = Predictions.read(path)
     return cell_interval(cell, metric_function(metric, len(class_names)), n_boot=2).estimate
 
 
 def paired_value(tmp_path, metric, images, target, probabilities, class_names) -> float:
     """The value the grid's paired-test table shows for a cell (DeLong for the AUC, McNemar otherwise)."""
-    path = write_predictions(tmp_path / "paired.csv", images, target, probabilities, np.ones(len(images), bool),
-                             class_names)
-    cell = read_grid_predictions(path)
+    path = write_predictions(tmp_path / "paired.csv", images, target, probabilities, class_names)
+    cell = Predictions.read(path)
     result = PairedTest(metric, {}, {}, "a", "b", "")
     run_test(result, cell, cell)
     assert result.value_a == result.value_b
@@ -82,7 +80,7 @@ def paired_value(tmp_path, metric, images, target, probabilities, class_names) -
 
 def subgroup_all(tmp_path, images, target, probabilities, class_names, positive) -> pd.Series:
     path = write_predictions(tmp_path / "for_subgroups.csv", images, target, probabilities,
-                             np.ones(len(images), bool), class_names)
+                             class_names)
     table = subgroup_table(read_predictions(path, class_names), pd.DataFrame(index=[]), class_names,
                            positive=positive, n_boot=2)
     return table.iloc[0]
