@@ -21,40 +21,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import lightning.pytorch as L
 
 from dermlab.errors import DataError
-from lightning_modules.nets.lerf import Gradient, choose_layer, create_net, lerf, paper_name
+from lightning_modules.nets.lerf import Gradient, choose_layer, paper_name
+from lightning_modules.nets.lerf_table import lerf_table
 
 log = logging.getLogger(__name__)
-
-
-def lerf_cache_path(cache: str | Path, backbone: str, size: int, inits: int, seed: int,
-                    gradient: Gradient = "signed") -> Path:
-    name = f"lerf_{backbone.replace(':', '_')}_{size}px_{inits}inits_seed{seed}_{gradient}.json"
-    return Path(cache) / name
-
-
-def save_lerf_table(path: Path, values: dict[str, float]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # ranks and parallel cells may write the same table at once
-    tmp.write_text(json.dumps(values, indent=1))
-    tmp.replace(path)
-
-
-def lerf_table(backbone: str, size: int, inits: int = 20, seed: int = 0, cache: str | Path | None = None,
-               gradient: Gradient = "signed") -> dict[str, float]:
-    """LERF per conv layer (module names), read from or written to ``cache/lerf_<backbone>_<size>px_...json``."""
-    path = lerf_cache_path(cache, backbone, size, inits, seed, gradient) if cache else None
-    if path and path.is_file():
-        return json.loads(path.read_text())
-    values, _ = lerf(create_net(backbone), size, inits, seed=seed, gradient=gradient)
-    if path:
-        save_lerf_table(path, values)
-    return values
 
 
 def stage_one_images(datamodule, net):

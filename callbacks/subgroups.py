@@ -33,10 +33,11 @@ from callbacks.plots import save_figure
 from dermlab.figures import forest
 from dermlab.files.io import load_rgb
 from dermlab.files.masks import read_mask
+from dermlab.files.metadata import for_images
 from dermlab.files.predictions import FILENAME as PREDICTIONS
 from dermlab.files.predictions import read_predictions
 from dermlab.stats.skin_tone import image_ita
-from dermlab.stats.subgroups import FEW, TOO_FEW, for_images, subgroup_table
+from dermlab.stats.subgroups import FEW, TOO_FEW, subgroup_table
 from lightning_modules.base import LesionClassifier
 
 log = logging.getLogger(__name__)

@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from dermlab.files.cache_keys import cache_root, source_key
 from dermlab.files.io import fit_side, image_size, load_rgb
 from dermlab.files.masks import load_mask
 
@@ -41,23 +42,6 @@ FORMAT_VERSION = 3
 #: How a cache entry is stored (``npy`` or ``png``, see above).
 CacheFormat = Literal["npy", "png"]
 FORMATS: tuple[str, ...] = ("npy", "png")
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "dermlab"
-
-
-def cache_root(directory: str | Path | None = None) -> Path:
-    """The cache folder: ``directory``, else ``$DERMLAB_CACHE_DIR``, else ``~/.cache/dermlab``."""
-    return Path(directory or os.environ.get("DERMLAB_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
-
-
-def source_key(source: Path) -> str:
-    """What identifies one version of a source file: its absolute path, size and modification time (ns).
-
-    A path whose name is not valid UTF-8 (a folder unpacked from an archive made on a Latin-1 system: Python holds
-    its bytes as surrogates) is keyed by its bytes, ``\\xe9`` escaped, so the key can be hashed and stored in SQLite.
-    """
-    stat = source.stat()
-    path = os.fsencode(source.resolve()).decode("utf-8", "backslashreplace")
-    return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def encode(array: np.ndarray, format: CacheFormat) -> bytes:

@@ -8,7 +8,7 @@
   Hamming distance of their hashes is small (:data:`NEAR_DUPLICATE_BITS`).
 
 Entries are keyed like the cache's resized copies (the source's absolute path, size and modification time:
-:func:`datamodules.cache.source_key`), in one SQLite file ``<cache_dir>/fingerprints.sqlite3``, so a changed
+:func:`dermlab.files.cache_keys.source_key`), in one SQLite file ``<cache_dir>/fingerprints.sqlite3``, so a changed
 file is hashed again and a second set-up decodes nothing. Files that are missing or cannot be decoded get
 no fingerprint (``None``); the datamodule's ``on_bad_image`` deals with them.
 """
@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from datamodules.cache import cache_root, source_key
 from dermlab.errors import DataError
+from dermlab.files.cache_keys import cache_root, source_key
 from dermlab.files.io import load_rgb
 from dermlab.runtime.resources import available_cores
 

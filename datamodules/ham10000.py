@@ -25,7 +25,7 @@ from datamodules.pooled import DX_TYPES, HAM_CLASSES, PooledDataModule
 from dermlab.errors import DataError
 from dermlab.files.io import read_table, require_dir
 from dermlab.files.listing import images_by_stem
-from dermlab.stats.subgroups import attributes, for_images
+from dermlab.files.metadata import attributes, for_images
 
 COLUMNS = ("image_id", "lesion_id", "dx", "dx_type")
 ATTRIBUTES = ("age", "sex", "localization")  # metadata columns the subgroup metrics use (age as age_band)

@@ -24,8 +24,8 @@ import pandas as pd
 from datamodules.base import ImageTable, SkinDataModule
 from dermlab.errors import DataError
 from dermlab.files.io import binary_column, image_paths, read_table, require_dir
+from dermlab.files.metadata import attributes, for_images
 from dermlab.files.tables import locate
-from dermlab.stats.subgroups import attributes, for_images
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test_v2"}
 COLUMNS = ("image_id", "melanoma", "seborrheic_keratosis")

@@ -31,9 +31,9 @@ from dermlab.challenge.truth import read_truth
 from dermlab.errors import DataError
 from dermlab.files.io import image_paths, read_table, require_dir
 from dermlab.files.listing import images_by_stem
+from dermlab.files.metadata import attributes, for_images
 from dermlab.files.tables import locate, read_header
 from dermlab.runtime.seeding import run_seed
-from dermlab.stats.subgroups import attributes, for_images
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test"}
 ATTRIBUTES = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")

@@ -33,8 +33,8 @@ from datamodules.pooled import PooledDataModule, one_hot_labels
 from dermlab.challenge.truth import ISIC2019_CATEGORIES, read_truth
 from dermlab.errors import DataError
 from dermlab.files.io import image_paths, read_table, require_dir
+from dermlab.files.metadata import attributes, for_images
 from dermlab.files.tables import locate
-from dermlab.stats.subgroups import attributes, for_images
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from datamodules.base import ImageTable
 from datamodules.pooled import PooledDataModule
 from dermlab.errors import DataError
 from dermlab.files.io import binary_column, image_paths, read_table, require_dir
-from dermlab.stats.subgroups import attributes, for_images
+from dermlab.files.metadata import attributes, for_images
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from datamodules.pooled import PooledDataModule
 from dermlab.errors import DataError
 from dermlab.files.hdf5 import HDF5Image, members
 from dermlab.files.io import binary_column, read_table, require_dir
-from dermlab.stats.subgroups import attributes, for_images
+from dermlab.files.metadata import attributes, for_images
 
 FILES = {"train": ("train-metadata.csv", "train-image.hdf5"), "test": ("test-metadata.csv", "test-image.hdf5")}
 COLUMNS = {"train": ("isic_id", "target", "patient_id"), "test": ("isic_id", "patient_id")}

@@ -34,7 +34,7 @@ from datamodules.base import ImageTable, shortlist
 from datamodules.isic2017 import ISIC2017DataModule
 from dermlab.errors import DataError
 from dermlab.files.io import load_rgb, require_dir
-from dermlab.stats.subgroups import attributes, for_images
+from dermlab.files.metadata import attributes, for_images
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "data_samples" / "isic_uda1"
 #: The seed of the fixed split (the same for every run).

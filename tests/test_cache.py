@@ -13,8 +13,9 @@ from PIL import Image
 
 from datamodules import ISIC2017DataModule, ISIC2018SegmentationDataModule
 from datamodules.base import warn_if_cache_too_small
-from datamodules.cache import FORMAT_VERSION, ImageCache, source_key
+from datamodules.cache import FORMAT_VERSION, ImageCache
 from dermlab.cli import main
+from dermlab.files.cache_keys import source_key
 from dermlab.files.io import ORIENTATION_TAG, fit_side, load_rgb
 
 

@@ -9,7 +9,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from dermlab.errors import DataError
-from dermlab.stats.subgroups import age_band, attributes, subgroup_table
+from dermlab.files.metadata import age_band, attributes
+from dermlab.stats.subgroups import subgroup_table
 from tests.conftest import SHARED_DATA
 
 # 12 test images of a binary task (other / melanoma): label, P(melanoma), sex, site. Image 5 is absent from the

@@ -32,7 +32,7 @@ def main(argv: list[str]) -> dict[str, float]:
                                  f"mean of {args.inits} inits"),
                 Path(args.out) / f"lerf_{args.backbone.replace(':', '_')}_{args.size}.png")
     if not args.layers:  # the full table: LayerSelection reads it from here instead of recomputing it
-        from callbacks.layer_selection import lerf_cache_path, save_lerf_table
+        from lightning_modules.nets.lerf_table import lerf_cache_path, save_lerf_table
 
         save_lerf_table(lerf_cache_path(args.out, args.backbone, args.size, args.inits, args.seed,
                                         args.gradient), values)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import timm
 
-from datamodules.cache import cache_root, source_key
 from dermlab.errors import DataError
+from dermlab.files.cache_keys import cache_root, source_key
 from lightning_modules.nets.weight_import import import_weights
 
 PREFIX = "pkg:"

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from lightning_modules.nets.lerf_table import lerf_cache_path
 from tests.conftest import REPO
 
 DDS = REPO / "experiments" / "dds"
@@ -194,10 +195,11 @@ def test_the_gradient_reading_reaches_the_layer_choice_and_its_cache(tmp_path, m
     from callbacks import layer_selection
     from lightning_modules import DeeplySupervisedClassifier
 
-    assert layer_selection.lerf_cache_path(tmp_path, "vgg13_bn", 224, 20, 0, "signed") != \
-        layer_selection.lerf_cache_path(tmp_path, "vgg13_bn", 224, 20, 0, "abs")
+    assert lerf_cache_path(tmp_path, "vgg13_bn", 224, 20, 0, "signed") != \
+        lerf_cache_path(tmp_path, "vgg13_bn", 224, 20, 0, "abs")
     seen = []
-    monkeypatch.setattr(layer_selection, "lerf", lambda *a, **k: (seen.append(k["gradient"]), ({"a": 1.0}, {}))[1])
+    monkeypatch.setattr("lightning_modules.nets.lerf_table.lerf",
+                        lambda *a, **k: (seen.append(k["gradient"]), ({"a": 1.0}, {}))[1])
     for gradient in ("signed", "abs"):
         layer_selection.lerf_table("test_resnet", 32, 1, 0, tmp_path, gradient)
     assert seen == ["signed", "abs"]

@@ -1,0 +1,76 @@
+"""Patient and image metadata as group names: the one tidying every data module applies to its metadata columns
+(sex, age, anatomical site, skin type, ...) before a subgroup table (:mod:`dermlab.stats.subgroups`) counts them.
+
+Values become stripped text, missing ones (empty, NaN, None, ``unknown``, ``n/a`` in any case) ``unknown``, and an
+age in years one of the :data:`AGE_BANDS`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+from dermlab.errors import DataError
+
+UNKNOWN = "unknown"
+AGE_BANDS = ((30, "0-29"), (45, "30-44"), (60, "45-59"), (75, "60-74"), (math.inf, "75+"))  # (upper bound, name)
+AGE_BAND_NAMES = tuple(name for _, name in AGE_BANDS)
+MISSING = {"", "nan", "none", "unknown", "na", "n/a"}
+
+
+def group_value(value) -> str:
+    """A metadata value as a group name: stripped text; empty, NaN, None, ``unknown`` (any case) → ``unknown``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return UNKNOWN
+    text = str(value).strip()
+    return UNKNOWN if text.lower() in MISSING else text
+
+
+def age_band(age) -> str:
+    """The age band of an age in years: ``0-29``, ``30-44``, ``45-59``, ``60-74``, ``75+``; ``unknown`` when missing.
+
+    Raises:
+        ValueError: an age that is neither missing nor a number ≥ 0.
+    """
+    if group_value(age) == UNKNOWN:
+        return UNKNOWN
+    try:
+        years = float(age)
+    except (TypeError, ValueError):
+        raise ValueError(f"age {age!r} is not a number") from None
+    if not years >= 0:
+        raise ValueError(f"age {age!r} is negative")
+    return next(name for upper, name in AGE_BANDS if years < upper)
+
+
+def attributes(ids: Sequence[str], source: str, **columns: Sequence) -> pd.DataFrame:
+    """A metadata frame indexed by ``image_id``: ``age=`` becomes ``age_band``, any other column keeps its name;
+    every value goes through :func:`group_value`.
+
+    Raises:
+        DataError: an age that is not a number, naming ``source``, the row (file row: index + 2) and the image.
+    """
+    frame = pd.DataFrame(index=pd.Index(list(ids), name="image_id"))
+    for name, values in columns.items():
+        values = list(values)
+        if name == "age":
+            bands = []
+            for row, (image, value) in enumerate(zip(ids, values, strict=True)):
+                try:
+                    bands.append(age_band(value))
+                except ValueError as error:
+                    raise DataError(f"'{source}' row {row + 2} ({image}): {error}; give the age in years or "
+                                    "leave it empty.") from None
+            frame["age_band"] = bands
+        else:
+            frame[name] = [group_value(v) for v in values]
+    return frame
+
+
+def for_images(frame: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
+    """The rows of a metadata ``frame`` (indexed by image id) for ``ids``, in that order; an image the frame lacks
+    is ``unknown`` in every column (the first row of an id listed twice counts)."""
+    frame = frame[~frame.index.duplicated()]
+    return frame.reindex(pd.Index(list(ids), name="image_id")).fillna(UNKNOWN)
