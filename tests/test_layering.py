@@ -1,4 +1,4 @@
-"""The package's floors (issue #24; README *Architecture*), enforced by reading every import with ``ast``.
+"""The package's floors (README *Architecture*), enforced by reading every import with ``ast``.
 
 Floors, bottom to top: the primitives of ``dermlab`` (everything in it but the command layer) → ``datamodules``,
 ``lightning_modules`` (with its plain ``nets``) → ``callbacks`` → the command layer (``dermlab.cli``,
@@ -6,12 +6,20 @@ Floors, bottom to top: the primitives of ``dermlab`` (everything in it but the c
 exception, Lightning's own pattern: a LightningModule's ``configure_callbacks`` may import the callbacks that its
 method cannot run without (dds' layer selection, SegAN's frozen-encoder epochs). Lazy imports inside functions
 count like top-level ones.
+
+Lightning-free modules — every primitive of ``dermlab`` and every plain network of ``lightning_modules.nets`` —
+must not import Lightning even indirectly: importing ``a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py``
+first, so the import-time graph (top-level imports, package ``__init__`` files included) is followed from each of
+them, and a fresh interpreter that imports them all is checked for Lightning in ``sys.modules``.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -90,6 +98,57 @@ def violations(root: Path) -> list[str]:
     return found
 
 
+LIGHTNING = ("lightning", "pytorch_lightning")
+
+
+def lightning_free(module: str) -> bool:
+    """Whether ``module`` must import no Lightning: a primitive of ``dermlab`` or a plain network."""
+    return floor(module) == "primitives" or module.startswith("lightning_modules.nets")
+
+
+def import_time_graph(root: Path) -> dict[str, set[str]]:
+    """{module: the modules of ``root`` and the outside top-level names its import runs}: top-level imports only
+    (a lazy import runs later, if ever), each repository target with the ``__init__`` of every package above it."""
+    modules = {module_name(path, root): path for package in PACKAGES for path in (root / package).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = set()
+        parents = name.split(".")
+        edges.update(".".join(parents[:i]) for i in range(1, len(parents)))  # its own packages run first
+        for target, _, function in imports(path, root):
+            if function:
+                continue
+            parts = target.split(".")
+            chain = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+            edges.update(m for m in chain if m in modules)
+            if parts[0] not in PACKAGES:
+                edges.add(parts[0])
+        graph[name] = edges - {name}
+    return graph
+
+
+def lightning_imports(root: Path) -> list[str]:
+    """For each Lightning-free module of ``root`` whose import runs Lightning, the shortest chain of imports to
+    it, as ``a -> b -> lightning``."""
+    graph = import_time_graph(root)
+    found = []
+    for start in sorted(m for m in graph if lightning_free(m)):
+        previous, queue = {start: None}, [start]
+        while queue:
+            current = queue.pop(0)
+            if current in LIGHTNING:
+                chain = [current]
+                while previous[chain[-1]] is not None:
+                    chain.append(previous[chain[-1]])
+                found.append(" -> ".join(reversed(chain)))
+                break
+            for nxt in sorted(graph.get(current, ())):
+                if nxt not in previous:
+                    previous[nxt] = current
+                    queue.append(nxt)
+    return found
+
+
 def test_the_tree_keeps_its_floors():
     assert violations(REPO) == []
 
@@ -146,3 +205,44 @@ def test_every_command_is_one_module_of_the_command_layer_with_a_main():
     in_folder = {path.stem for path in (REPO / "dermlab/commands").glob("*.py")} - trainer_machinery
     assert in_folder == {target.split(":")[0].rpartition(".")[2] for target in COMMANDS.values()
                          if target.startswith("dermlab.commands.")}
+
+
+def test_no_primitive_or_plain_network_imports_lightning_even_through_a_package():
+    assert lightning_imports(REPO) == []
+
+
+def test_the_checker_follows_an_import_through_a_package_init(tmp_path):
+    """The case that once slipped through the direct-import rule: a plain network importing a module of
+    ``datamodules``, whose package ``__init__`` imports the LightningDataModules."""
+    files = {
+        "dermlab/__init__.py": "",
+        "dermlab/files/__init__.py": "",
+        "dermlab/files/cache_keys.py": "import os\n",
+        "datamodules/__init__.py": "from datamodules.base import SkinDataModule\n",
+        "datamodules/base.py": "import lightning.pytorch as L\n",
+        "datamodules/cache.py": "from dermlab.files.cache_keys import cache_root\n",
+        "lightning_modules/__init__.py": "def __getattr__(name):\n    import lightning\n",  # lazy: not run
+        "lightning_modules/nets/__init__.py": "",
+        "lightning_modules/nets/weights.py": "from datamodules.cache import cache_root\n",  # -> Lightning
+        "lightning_modules/nets/cam.py": "from dermlab.files.cache_keys import cache_root\n",  # fine
+        "callbacks/__init__.py": "import lightning\n",  # not Lightning-free: allowed
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert violations(tmp_path) == []  # every direct import keeps its floor
+    assert lightning_imports(tmp_path) == [
+        "lightning_modules.nets.weights -> datamodules -> datamodules.base -> lightning"]
+
+
+def test_a_fresh_interpreter_importing_every_primitive_and_plain_network_holds_no_lightning():
+    modules = sorted(module_name(path, REPO) for package in ("dermlab", "lightning_modules/nets")
+                     for path in (REPO / package).rglob("*.py")
+                     if lightning_free(module_name(path, REPO)) and path.name != "__main__.py")
+    code = ("import importlib, sys\n"
+            f"for name in {modules!r}:\n    importlib.import_module(name)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(modules) > 40 and result.stdout.strip() == "[]", result.stdout[-2000:]
