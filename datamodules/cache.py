@@ -75,7 +75,7 @@ class ImageCache:
     """Resized copies of images and masks under ``directory/max<max_side>/v<FORMAT_VERSION>/``.
 
     Args:
-        directory: the cache folder (see :func:`cache_root`).
+        directory: the cache folder (see :func:`dermlab.files.cache_keys.cache_root`).
         max_side: longer side of the stored copies, in pixels.
         format: ``npy`` (raw arrays, fastest to read) or ``png`` (about half the disk, ~8 ms more a read).
 

@@ -8,6 +8,7 @@ Only what a command needs is imported: ``dermlab lerf`` or ``dermlab score`` sta
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import warnings
 
@@ -37,11 +38,42 @@ def command(name: str):
     return getattr(importlib.import_module(module), function)
 
 
+PACKAGES = ("dermlab", "datamodules", "lightning_modules", "callbacks")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (not the stream of its creation)."""
+
+    dermlab = True
+
+    @property
+    def stream(self):  # noqa: D102
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def show_log_lines() -> None:
+    """Print the suite's own log lines from INFO up on stderr, as ``INFO: …`` / ``WARNING: …`` like Lightning's
+    (which file a table was read from, what a set-up left out, what a run wrote); once per process."""
+    for name in PACKAGES:
+        logger = logging.getLogger(name)
+        if not any(getattr(h, "dermlab", False) for h in logger.handlers):
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+            logger.addHandler(handler)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``dermlab`` console script; a :class:`~dermlab.errors.DataError` ends it with its message
     and exit code 2."""
     # Lightning 2.6 on torch 2.14 warns once per loop about a torch-internal rename; it is not actionable.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    show_log_lines()
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in ("-h", "--help"):
         print(f"extra commands: {', '.join(COMMANDS)} (dermlab <command> --help)\n")

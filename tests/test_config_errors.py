@@ -56,8 +56,10 @@ def assert_one_line(err: str, *expected: str) -> None:
      ["--trainer.max_epochs = '-x'", "write --trainer.max_epochs=-x"]),
     (["--trainer.max_epochs", "abc"], ["trainer.max_epochs = 'abc'", "expected int"]),
     (["--trainer.max_epocs", "3"], ["--trainer.max_epocs 3", "did you mean --trainer.max_epochs"]),
+    # a prefix of an option is not taken for it (argparse's abbreviations would run max_epochs 1 silently)
+    (["--trainer.max_epoch", "1"], ["--trainer.max_epoch 1", "did you mean --trainer.max_epochs"]),
 ], ids=["float", "int", "literal", "unknown-argument", "unknown-optimizer-argument", "class-path", "dash-value",
-        "trainer-int", "unknown-option"])
+        "trainer-int", "unknown-option", "abbreviated-option"])
 def test_a_bad_command_line_value_is_one_line(capsys, tmp_path, args, expected):
     assert_one_line(fit_error(capsys, tmp_path, *args), *expected)
 

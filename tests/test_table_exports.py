@@ -226,3 +226,15 @@ def test_predictions_file_resaved_by_a_spreadsheet_reads_the_same(tmp_path):
     clean = read_predictions(path)
     path.write_bytes(spreadsheet(path.read_text()))
     assert read_predictions(path, ["benign", "malignant"]).equals(clean)
+
+
+def test_the_command_shows_which_file_it_read(tmp_path, capsys):
+    """The log line naming the ``.tab`` read in place of the ``.csv`` reaches the user of ``dermlab`` (the suite's
+    INFO lines are printed like Lightning's)."""
+    from dermlab.cli import main
+
+    truth, pred = write_pair(tmp_path / "pair")
+    to_dataverse_tab(truth)
+    main(["score", "--truth", str(truth), "--pred", str(pred)])
+    err = capsys.readouterr().err
+    assert "INFO: 'truth.csv' is absent: reading '" in err and "the tab-separated form Harvard Dataverse" in err

@@ -5,8 +5,8 @@ derm7pt: ``release_v0/meta/meta.csv`` (the 19 columns of the release), ``meta/{t
 (one ``indexes`` column of 0-based row numbers) and ``release_v0/images/<folder>/<file>`` for the
 dermoscopic (``derm``) images. derm7pt's ``n`` counts all images, which are split as release_v0 is (395 test,
 203 valid, 413 train of 1011); every part holds at least one image that the datamodule keeps (``melanosis`` and
-``miscellaneous`` match no HAM class and are left out), so :data:`DERM7PT_MIN_N` (one image per part) is the
-smallest usable ``n``. Vitiligo's ``n`` counts the training images; :data:`VITILIGO_MIN_N` gives training both
+``miscellaneous`` match no HAM class and are left out), so ``DERM7PT_MIN_N`` (one image per part) is the
+smallest usable ``n``. Vitiligo's ``n`` counts the training images; ``VITILIGO_MIN_N`` gives training both
 classes.
 """
 
@@ -71,7 +71,7 @@ def _derm7pt_parts(diagnoses: list[str], seed: int) -> dict[str, list[int]]:
 
 def write_derm7pt(out: Path, n: int, size: int, seed: int) -> dict[str, int]:
     """``n`` images in all (not training images), split into test, valid and train parts; counts per part.
-    From :data:`DERM7PT_MIN_N` on every part holds an image the datamodule keeps."""
+    From ``DERM7PT_MIN_N`` on every part holds an image the datamodule keeps."""
     release = out / "release_v0"
     priors = {name: count for name, (count, _) in DERM7PT_DIAGNOSES.items()}
     diagnoses = draw_classes(item_rng(seed, 80), n, priors)

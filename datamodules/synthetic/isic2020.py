@@ -9,7 +9,7 @@ byte-identical copy of an earlier image of the same patient under a new id, list
 earlier image first. Each image is in at most one pair (the reader refuses an ``image_name_1`` listed twice), and
 at most one image in six is a copy.
 
-:data:`MIN_N` is the smallest ``n`` whose twin the datamodule's default split (5 patient-grouped folds, copies left
+``MIN_N`` is the smallest ``n`` whose twin the datamodule's default split (5 patient-grouped folds, copies left
 out) sets up for any seed: with ``n >= 20`` a patient has at most ``n // 5`` images, so there are at least five
 patients, and at least 17 images remain once copies are left out, so one class has five (``StratifiedGroupKFold``).
 """
@@ -32,7 +32,7 @@ FOLDS = 5  # the datamodule's default n_folds: a patient holds at most n // FOLD
 
 def write_isic2020(out: Path, n: int, size: int, seed: int) -> dict[str, int]:
     """``n`` training images of ``size`` px (copies included); returns ``{"train": n}``. Any ``n >= 1`` is written;
-    below :data:`MIN_N` the default 5-fold split may not find five patients."""
+    below ``MIN_N`` the default 5-fold split may not find five patients."""
     rng = item_rng(seed, 20)
     images = out / "train"
     images.mkdir(parents=True, exist_ok=True)

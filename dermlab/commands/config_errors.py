@@ -305,7 +305,15 @@ class DermlabArgumentParser(LightningArgumentParser):
 
     argv: Sequence[str] | None = None  # set per parse by the CLI, for summarize()
 
+    def __init__(self, *args, **kwargs) -> None:
+        # argparse would take an unambiguous prefix of an option (--trainer.max_epoch for --trainer.max_epochs)
+        # silently: a misspelt key must stop instead, as it does in a -c yaml
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        """Print the one-line summary of ``message`` and exit with status 2 (with ``DERMLAB_VERBOSE=1``, or when the
+        parser must raise instead of exiting, jsonargparse's own behaviour)."""
         from jsonargparse._common import debug_mode_active
 
         if not self.exit_on_error or debug_mode_active() or verbose():

@@ -1,7 +1,7 @@
 """``dermlab synth``: write a synthetic data set in a data set's official on-disk layout.
 
 ``--n`` counts training images for most data sets, all images for derm7pt and the whole pool for HAM10000
-(:data:`datamodules.synthetic.SIZES`, listed by ``--help``); an ``--n`` below the data set's minimum, with which its
+(``datamodules.synthetic.SIZES``, listed by ``--help``); an ``--n`` below the data set's minimum, with which its
 datamodule's default split could not be set up, is refused with the minimum named, as is a negative ``--seed``.
 """
 

@@ -2,7 +2,7 @@
 (sex, age, anatomical site, skin type, ...) before a subgroup table (:mod:`dermlab.stats.subgroups`) counts them.
 
 Values become stripped text, missing ones (empty, NaN, None, ``unknown``, ``n/a`` in any case) ``unknown``, and an
-age in years one of the :data:`AGE_BANDS`.
+age in years one of the ``AGE_BANDS``.
 """
 
 from __future__ import annotations

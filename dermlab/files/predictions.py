@@ -117,7 +117,7 @@ def read_predictions(path: str | Path, class_names: Sequence[str] | None = None)
 
 @dataclass(frozen=True)
 class Predictions:
-    """The predictions of one run on one split, as NumPy arrays (:meth:`read` from a predictions file)."""
+    """The predictions of one run on one split, as NumPy arrays (:meth:`Predictions.read` from a predictions file)."""
 
     #: (N,) image ids, each once.
     images: np.ndarray

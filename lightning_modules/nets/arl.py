@@ -57,7 +57,7 @@ def attention_mask(features: torch.Tensor, normalisation: Normalisation = "spati
 class ARLBottleneck(Bottleneck):
     """timm's bottleneck with the attention term of Eq. 9 and a learnable α."""
 
-    #: α is new in ARL: ImageNet ResNet files cannot hold it (it starts at ``alpha_init``)
+    #: names new in ARL (its α, which starts at ``alpha_init``), absent from ImageNet ResNet files
     not_in_pretrained_files = ("alpha",)
 
     def __init__(self, *args, normalisation: Normalisation = "spatial", alpha_init: float = 0.001, **kwargs):

@@ -64,7 +64,7 @@ class SoftMask(nn.Module):
 class AttentionModule(nn.Module):
     """pre → (1 + M(x)) · T(x) → post, with T two residual units and M the soft mask."""
 
-    #: every tensor of the module is new in RAN: ResNet files hold only the trunk (a prefix of the module's names)
+    #: the whole module is new in RAN (the empty prefix), absent from ResNet files, which hold only the trunk
     not_in_pretrained_files = ("",)
 
     def __init__(self, channels: int, down_steps: int):
