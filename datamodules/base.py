@@ -13,6 +13,7 @@ import logging
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from stat import S_ISREG
 from typing import Literal
 
 import lightning.pytorch as L
@@ -93,6 +94,35 @@ class ImageTable:
         for name, values in self.extra.items():
             frame[name] = values
         return frame
+
+
+def file_size(path: Path) -> int | None:
+    """The size of file ``path`` in bytes; None when it is absent or not a file."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size if S_ISREG(stat.st_mode) else None
+
+
+def lone_last_image(images: int, batch_size: int, processes: int, source: Path) -> bool:
+    """Whether the training loader must drop its last batch because it would hold one image (per process under
+    DDP): batch normalisation cannot normalise a batch of one, and PyTorch stops with a raw ``ValueError``. The
+    order is drawn anew each epoch, so a different image sits out each time (logged once per set-up).
+
+    Raises:
+        DataError: a training split of fewer than two images per process, naming ``source``.
+    """
+    per_process = -(-images // max(1, processes))
+    if per_process < 2:
+        raise DataError(f"the training split of '{source}' holds {images} image(s): training needs at least 2 per "
+                        f"process ({processes}) for batch normalisation; use more training images (a larger "
+                        "--n for a synthetic twin, a smaller val_size) or fewer devices.")
+    if batch_size > 1 and per_process % batch_size == 1:
+        log.info("training: %d images per process make a last batch of one image, which batch normalisation "
+                 "cannot train on: it is dropped each epoch (a different image each time)", per_process)
+        return True
+    return False
 
 
 def shortlist(names: list[str], shown: int = 10) -> str:
@@ -410,8 +440,9 @@ class SkinDataModule(L.LightningDataModule):
         return extra
 
     def screen(self, table: ImageTable) -> ImageTable:
-        """Apply ``on_bad_image`` to images that are missing or lack a listed mask (always checked, at set-up) or
-        are unreadable (skip mode).
+        """Apply ``on_bad_image`` to images that are missing, empty (0 bytes) or lack a listed mask (always checked,
+        at set-up: one ``stat`` per file) or are unreadable (decoded at set-up in skip mode only; in error mode an
+        image that cannot be decoded stops the run when its batch loads, naming the file).
 
         Absent images are reported once for the whole data set (:meth:`absent_report`: how many of all listed
         images are absent, per split), as one error (``error``) or one warning (``skip``, first screened split).
@@ -419,7 +450,13 @@ class SkinDataModule(L.LightningDataModule):
         if table.screened:
             return table
         table.screened = True
-        missing = [i for i, p in enumerate(table.paths) if not p.is_file()]
+        sizes = [file_size(p) for p in table.paths]  # one stat per image
+        missing = [i for i, size in enumerate(sizes) if size is None]
+        empty = [i for i, size in enumerate(sizes) if size == 0]
+        if empty and self.on_bad_image == "error":
+            raise DataError(f"{len(empty)} image(s) listed in '{table.source}' are empty (0 bytes), e.g. "
+                            f"'{table.paths[empty[0]]}', as after a download or copy that stopped before writing "
+                            "them; re-download them, remove those rows, or set on_bad_image: skip.")
         if missing and self.on_bad_image == "error":
             absent, listed, sources, details = self.absent_report(table, missing)
             raise DataError(f"{absent:,} image(s) listed in {sources} are missing (of {listed:,} listed; "
@@ -633,7 +670,8 @@ class SkinDataModule(L.LightningDataModule):
         # run must draw its first epoch's order for the epoch it resumes at, not for epoch 0.
         trainer = getattr(self, "trainer", None)
         sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0)
-        return self._loader("train", sampler=sampler, drop_last=self.sampling == "balanced")
+        return self._loader("train", sampler=sampler, drop_last=self.sampling == "balanced"
+                            or lone_last_image(len(labels), self.batch_size, world, self.table("train").source))
 
     def val_dataloader(self) -> DataLoader | list:
         """The validation images; none (``[]``: Lightning then skips validation) for a scheme without them."""

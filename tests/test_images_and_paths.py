@@ -256,3 +256,18 @@ def test_make_targets_pass_a_data_root_with_spaces_and_quotes_as_one_word(target
     for line in words:
         flag = next(f for f in ("--data-root", "--out") if f in line)
         assert line[line.index(flag) + 1] in (str(data_root), str(data_root / "isic2017")), line
+
+
+def test_an_empty_image_stops_set_up_naming_it_and_skip_leaves_it_out(copy_of):
+    """A zero-byte file (a download that stopped) is found at set-up by the same stat that finds absent images,
+    not when its batch loads mid-epoch."""
+    root = copy_of("isic2017")
+    victim = sorted((root / "ISIC-2017_Training_Data").glob("*.jpg"))[3]
+    victim.write_bytes(b"")
+    data = ISIC2017DataModule(str(root), image_size=32, num_workers=0)
+    with pytest.raises(DataError, match=rf"1 image\(s\) listed in '.*ISIC-2017_Training_Part3_GroundTruth.csv' are "
+                                        rf"empty \(0 bytes\), e.g. '.*{victim.name}'.*on_bad_image: skip"):
+        data.setup("fit")
+    skipping = ISIC2017DataModule(str(root), image_size=32, num_workers=0, on_bad_image="skip")
+    skipping.setup("fit")
+    assert victim.stem not in skipping.table("train").ids

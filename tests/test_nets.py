@@ -91,9 +91,15 @@ def test_a_file_of_another_layout_is_refused_naming_a_tensor_it_lacks(tmp_path):
     state = timm.create_model("test_resnet", num_classes=10).state_dict()
     renamed = {f"backbone.{k}": v.contiguous() for k, v in state.items()}  # another project's prefix
     save_file(renamed, tmp_path / "renamed.safetensors")
-    with pytest.raises(DataError, match=r"cannot load weights '.*renamed.safetensors' into test_resnet: the file has "
-                                        r"no 'conv1.0.weight' \(\d+ of the network's tensors .*dermlab weights import"):
+    with pytest.raises(DataError, match=r"cannot load weights '.*renamed.safetensors' into test_resnet: the file "
+                                        r"holds the network's tensors under the prefix 'backbone.' "
+                                        r"\('backbone.conv1.0.weight' for 'conv1.0.weight'\); save them without it"):
         create_backbone("test_resnet", 2, str(tmp_path / "renamed.safetensors"))
+    other = {f"{i}.weight": v.contiguous() for i, v in enumerate(state.values())}  # another project's names
+    save_file(other, tmp_path / "other.safetensors")
+    with pytest.raises(DataError, match=r"into test_resnet: the file has no 'conv1.0.weight' \(\d+ of the "
+                                        r"network's tensors .*dermlab weights import"):
+        create_backbone("test_resnet", 2, str(tmp_path / "other.safetensors"))
     partial = {k: v.contiguous() for k, v in state.items() if not k.startswith("layer4.")}  # a truncated export
     torch.save(partial, tmp_path / "partial.pth")
     with pytest.raises(DataError, match=r"the file has no 'layer4\.0\.conv1\.weight'"):
@@ -103,3 +109,20 @@ def test_a_file_of_another_layout_is_refused_naming_a_tensor_it_lacks(tmp_path):
     save_file(body, tmp_path / "body.safetensors")
     model = create_backbone("test_resnet", 2, str(tmp_path / "body.safetensors"))
     assert torch.equal(model.state_dict()["conv1.0.weight"], state["conv1.0.weight"])
+
+
+def test_a_damaged_or_misshapen_weights_file_is_named_with_what_is_wrong(tmp_path):
+    good = tmp_path / "good.safetensors"
+    save_file({k: v.contiguous() for k, v in timm.create_model("test_resnet").state_dict().items()}, good)
+    (tmp_path / "truncated.safetensors").write_bytes(good.read_bytes()[:50])
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    for name in ("truncated.safetensors", "empty.safetensors"):
+        with pytest.raises(DataError, match=rf"cannot load weights '.*{name}' into test_resnet: the file is damaged "
+                                            r"or not a safetensors file \(.*\); copy it again"):
+            create_backbone("test_resnet", 2, str(tmp_path / name))
+    state = {k: v.contiguous() for k, v in timm.create_model("test_resnet").state_dict().items()}
+    state["conv1.0.weight"] = torch.zeros(3, 3, 3, 3)
+    save_file(state, tmp_path / "misshapen.safetensors")
+    with pytest.raises(DataError, match=r"into test_resnet: size mismatch for conv1.0.weight: copying a param with "
+                                        r"shape torch.Size\(\[3, 3, 3, 3\]\)"):
+        create_backbone("test_resnet", 2, str(tmp_path / "misshapen.safetensors"))

@@ -17,7 +17,7 @@ from callbacks import StopOnNonFinite
 from callbacks.non_finite import NonFiniteTraining, NonFiniteValidation
 from dermlab.cli import main
 from dermlab.commands.trainer import build_cli
-from tests.conftest import tiny_args
+from tests.conftest import REPO, tiny_args
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -153,3 +153,29 @@ def test_a_nan_validation_loss_stops_before_that_validation_writes_a_checkpoint(
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(NanValidation(nan_epoch=2), data, data)
     assert trainer.current_epoch == 4
+
+
+def isic2016_fit(root, run, val_size: int) -> list[str]:
+    return ["fit", "-c", str(REPO / "experiments" / "demo_synthetic.yaml"),
+            "--data", str(REPO / "experiments" / "base" / "data" / "isic2016.yaml"),
+            "--data.init_args.root", str(root), "--data.init_args.val_size", str(val_size),
+            "--data.init_args.image_size", "32", "--data.init_args.batch_size", "8", "--data.init_args.num_workers",
+            "0", "--model.init_args.backbone", "test_resnet", "--trainer.max_epochs", "1", "--run.wandb",
+            "disabled", "--trainer.default_root_dir", str(run)]
+
+
+def test_a_last_training_batch_of_one_image_is_dropped_not_a_batchnorm_traceback(synthetic, tmp_path, capsys):
+    """24 training images less 7 for validation: 17 = 2 × 8 + 1. Batch normalisation cannot train on the last
+    batch of one image (PyTorch: "Expected more than 1 value per channel"); the loader drops it, saying so."""
+    main(isic2016_fit(synthetic("isic2016"), tmp_path / "run", val_size=7))
+    assert "INFO: training: 17 images per process make a last batch of one image" in capsys.readouterr().err
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_training_split_of_one_image_is_refused_naming_it(synthetic, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(isic2016_fit(synthetic("isic2016"), tmp_path / "run", val_size=23))
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.match(r"dermlab: error: the training split of '.*ISBI2016_ISIC_Part3_Training_GroundTruth.csv' holds "
+                    r"1 image\(s\): training needs at least 2", message), message

@@ -112,8 +112,8 @@ def unreadable(path: Path, error: Exception, what: str = "image", data: bytes | 
         fix: what the user should do.
 
     Returns:
-        A :class:`~dermlab.errors.DataError`: an empty (0-byte) file, a text file (an HTML / XML / JSON web page or error message
-        saved under the image's name), or else a corrupt or truncated image, with Pillow's reason.
+        A :class:`~dermlab.errors.DataError`: an empty (0-byte) file, a text file (an HTML / XML / JSON web page or
+        error message saved under the image's name), or else a corrupt or truncated image, with Pillow's reason.
     """
     head = _first_bytes(path, data)
     if head == b"":

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import timm
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from dermlab.errors import DataError
@@ -57,8 +58,8 @@ def create_backbone(name: str, num_classes: int, pretrained_weights: str | None 
     try:
         model = timm.create_model(name, pretrained=True, num_classes=num_classes, drop_rate=drop_rate,
                                   pretrained_cfg_overlay={"file": str(path)}, **backbone_args)
-    except RuntimeError as error:  # size/key mismatch or a pickle needing unsafe loading
-        raise DataError(f"cannot load weights '{path}' into {name}: {str(error).splitlines()[0]} (another project's "
+    except (RuntimeError, SafetensorError) as error:  # size mismatch, a pickle, a damaged file
+        raise DataError(f"cannot load weights '{path}' into {name}: {load_error_reason(error)} (another project's "
                         f"checkpoint? convert it: dermlab weights import {path} --arch {name} --out FILE.safetensors)"
                         ) from None
     check_every_layer_loaded(model, name, path)
@@ -66,6 +67,16 @@ def create_backbone(name: str, num_classes: int, pretrained_weights: str | None 
     if num_classes != model.pretrained_cfg.get("num_classes"):
         small_head_init(model)
     return model
+
+
+def load_error_reason(error: Exception) -> str:
+    """The line of a loading error that says what is wrong: torch's first "size mismatch for …" / "Missing
+    key(s) …" line rather than its header, or that a ``.safetensors`` file is damaged."""
+    if isinstance(error, SafetensorError):
+        return f"the file is damaged or not a safetensors file ({error}); copy it again"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = [line for line in lines[1:] if not line.startswith("Error(s) in loading")]
+    return (detail or lines or ["unreadable"])[0]
 
 
 def check_every_layer_loaded(model: nn.Module, name: str, path: Path) -> None:
@@ -78,6 +89,13 @@ def check_every_layer_loaded(model: nn.Module, name: str, path: Path) -> None:
                    for prefix in getattr(module, "not_in_pretrained_files", ()))
     absent = [k for k in model.state_dict() if k not in held and not k.startswith(heads)
               and not k.endswith("num_batches_tracked") and not (exempt and k.startswith(exempt))]
+    prefixed = next((k for k in sorted(held) if k.endswith("." + absent[0])), None) if absent else None
+    if prefixed:
+        prefix = prefixed[: -len(absent[0])]
+        raise DataError(f"cannot load weights '{path}' into {name}: the file holds the network's tensors under the "
+                        f"prefix '{prefix}' ('{prefixed}' for '{absent[0]}'); save them without it, e.g. python -c "
+                        f"\"from safetensors.torch import load_file, save_file; s = load_file('{path}'); "
+                        f"save_file({{k.removeprefix('{prefix}'): v for k, v in s.items()}}, 'FILE.safetensors')\"")
     if absent:
         raise DataError(f"cannot load weights '{path}' into {name}: the file has no '{absent[0]}' ({len(absent)} of "
                         f"the network's tensors outside the classifier are absent), so those layers would stay at "
