@@ -87,7 +87,7 @@ class StopOnNonFinite(Callback):
         raise NonFiniteValidation(
             f"validation diverged: val/loss is {float(loss)} {when}{finite}. The weights or the evaluation-mode "
             "path (batch-norm running statistics, an overflow in reduced precision) went non-finite. The run stopped "
-            "before writing this validation's checkpoints (the checkpoints folder keeps the earlier ones). Try a "
+            "before writing this validation's checkpoints (any saved before it are kept). Try a "
             "lower learning rate (--model.init_args.optimizer.init_args.lr) or --trainer.precision 32-true. To "
             "train on regardless, pass --run.stop_on_non_finite false.")
 
@@ -110,6 +110,6 @@ def non_finite_message(trainer: L.Trainer, optimizer: Optimizer, what: str) -> s
     tries.append(f"a smaller --trainer.gradient_clip_val (now {clip:g})" if clip
                  else "gradient clipping: --trainer.gradient_clip_val 1.0")
     return (f"training diverged: {what} at epoch {epoch}, step {step} (batch {batch} of the epoch). The run stopped "
-            "before that optimizer step, so no checkpoint holds the non-finite weights (the checkpoints folder "
-            f"keeps the earlier ones). Try {'; '.join(tries)}. To train on regardless (Lightning's default), pass "
+            "before that optimizer step, so no checkpoint holds the non-finite weights (any saved before it are "
+            f"kept). Try {'; '.join(tries)}. To train on regardless (Lightning's default), pass "
             "--run.stop_on_non_finite false.")
