@@ -136,3 +136,19 @@ def ham_root(tmp_path_factory) -> Path:
     shutil.copy(HAM_METADATA, root)
     touch_images(root / "HAM10000_images_part_1", pd.read_csv(HAM_METADATA).image_id)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_levels():
+    """``dermlab``'s entry point turns the suite's INFO lines on (:func:`dermlab.cli.show_log_lines`); each test
+    starts and ends without that, so what one test's command set does not change what the next one logs."""
+    import logging
+
+    from dermlab.cli import PACKAGES
+
+    yield
+    for name in PACKAGES:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.NOTSET)
+        for handler in [h for h in logger.handlers if getattr(h, "dermlab", False)]:
+            logger.removeHandler(handler)
