@@ -13,7 +13,6 @@ import logging
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from stat import S_ISREG
 from typing import Literal
 
 import lightning.pytorch as L
@@ -97,23 +96,26 @@ class ImageTable:
 
 
 def file_size(path: Path) -> int | None:
-    """The size of file ``path`` in bytes; None when it is absent or not a file."""
-    try:
-        stat = path.stat()
-    except OSError:
+    """The size of image ``path`` in bytes; None when it is absent. An image inside a container
+    (:class:`dermlab.files.hdf5.HDF5Image`) answers ``is_file`` for its own entry and has no size here (-1)."""
+    if not path.is_file():
         return None
-    return stat.st_size if S_ISREG(stat.st_mode) else None
+    stat = getattr(path, "stat", None)
+    return stat().st_size if stat is not None else -1
 
 
-def lone_last_image(images: int, batch_size: int, processes: int, source: Path) -> bool:
+def lone_last_image(images: int, batch_size: int, processes: int, source: Path, training: bool) -> bool:
     """Whether the training loader must drop its last batch because it would hold one image (per process under
     DDP): batch normalisation cannot normalise a batch of one, and PyTorch stops with a raw ``ValueError``. The
     order is drawn anew each epoch, so a different image sits out each time (logged once per set-up).
 
     Raises:
-        DataError: a training split of fewer than two images per process, naming ``source``.
+        DataError: when ``training`` (a Trainer is about to fit), a training split of fewer than two images per
+            process, naming ``source``.
     """
     per_process = -(-images // max(1, processes))
+    if per_process < 2 and not training:
+        return False  # a loader drawn by hand (no Trainer) serves its one image
     if per_process < 2:
         raise DataError(f"the training split of '{source}' holds {images} image(s): training needs at least 2 per "
                         f"process ({processes}) for batch normalisation; use more training images (a larger "
@@ -671,7 +673,8 @@ class SkinDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0)
         return self._loader("train", sampler=sampler, drop_last=self.sampling == "balanced"
-                            or lone_last_image(len(labels), self.batch_size, world, self.table("train").source))
+                            or lone_last_image(len(labels), self.batch_size, world, self.table("train").source,
+                                               training=trainer is not None))
 
     def val_dataloader(self) -> DataLoader | list:
         """The validation images; none (``[]``: Lightning then skips validation) for a scheme without them."""

@@ -111,7 +111,7 @@ def derm7pt_release(root: Path) -> Path:
         shutil.copy(SHARED_DATA / "derm7pt" / name, release / "meta")
     for path in pd.read_csv(release / "meta" / "meta.csv").derm:
         (release / "images" / path).parent.mkdir(parents=True, exist_ok=True)
-        (release / "images" / path).touch()
+        (release / "images" / path).write_bytes(b"x")  # a placeholder: decoding is lazy
     return release
 
 
@@ -119,10 +119,11 @@ HAM_METADATA = SHARED_DATA / "ham10000" / "HAM10000_metadata.csv"
 
 
 def touch_images(folder: Path, ids) -> None:
-    """Empty ``<id>.jpg`` files: the datamodules index names, decoding is lazy."""
+    """Placeholder ``<id>.jpg`` files (one byte, not an image): the datamodules index names and refuse empty files
+    at set-up, but decode lazily."""
     folder.mkdir(parents=True, exist_ok=True)
     for image_id in ids:
-        (folder / f"{image_id}.jpg").touch()
+        (folder / f"{image_id}.jpg").write_bytes(b"x")
 
 
 @pytest.fixture(scope="session")

@@ -61,7 +61,7 @@ def test_real_official_csvs(tmp_path):
         images = tmp_path / f"ISIC-2017_{folder}_Data"
         images.mkdir()
         for image_id in pd.read_csv(csv).image_id:  # the datamodule indexes names; decoding is lazy
-            (images / f"{image_id}.jpg").touch()
+            (images / f"{image_id}.jpg").write_bytes(b"x")  # a placeholder: decoding is lazy
     melanoma = ISIC2017DataModule(str(tmp_path), task="melanoma")
     keratosis = ISIC2017DataModule(str(tmp_path), task="seborrheic_keratosis")
     three = ISIC2017DataModule(str(tmp_path), task="three_class")
