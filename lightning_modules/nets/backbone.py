@@ -85,8 +85,7 @@ def check_every_layer_loaded(model: nn.Module, name: str, path: Path) -> None:
     held = _tensor_names(path)
     classifiers = model.pretrained_cfg.get("classifier") or ()
     heads = tuple(f"{c}." for c in ((classifiers,) if isinstance(classifiers, str) else classifiers))
-    exempt = tuple(f"{module_name}.{prefix}".lstrip(".") for module_name, module in model.named_modules()
-                   for prefix in getattr(module, "not_in_pretrained_files", ()))
+    exempt = new_by_design(model)
     absent = [k for k in model.state_dict() if k not in held and not k.startswith(heads)
               and not k.endswith("num_batches_tracked") and not (exempt and k.startswith(exempt))]
     prefixed = next((k for k in sorted(held) if k.endswith("." + absent[0])), None) if absent else None
@@ -101,6 +100,13 @@ def check_every_layer_loaded(model: nn.Module, name: str, path: Path) -> None:
                         f"the network's tensors outside the classifier are absent), so those layers would stay at "
                         f"random init. Is it {name} in timm's layout? Another project's checkpoint converts with: "
                         f"dermlab weights import {path} --arch {name} --out FILE.safetensors")
+
+
+def new_by_design(model: nn.Module) -> tuple[str, ...]:
+    """The state-dict name prefixes of the tensors a method adds to a pretrained network (each module's
+    ``not_in_pretrained_files``: ARL's α, RAN's attention modules), which weights files of the plain network lack."""
+    return tuple(f"{module_name}.{prefix}".lstrip(".") for module_name, module in model.named_modules()
+                 for prefix in getattr(module, "not_in_pretrained_files", ()))
 
 
 def _tensor_names(path: Path) -> set[str]:
@@ -162,7 +168,8 @@ def _from_run_checkpoint(name: str, num_classes: int, path: Path, drop_rate: flo
         raise DataError(f"cannot load '{path}' into {name}: {mismatched[0]} has another shape; was it trained "
                         "with this backbone?")
     missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in mismatched}, strict=False)
-    if unexpected or [k for k in missing if k not in mismatched and not k.endswith(".alpha")]:
+    exempt = new_by_design(model)
+    if unexpected or [k for k in missing if k not in mismatched and not (exempt and k.startswith(exempt))]:
         raise DataError(f"cannot load '{path}' into {name}: it was trained with another backbone "
                         f"({(unexpected or missing)[0]} does not match).")
     log.info("backbone %s: loaded weights from run checkpoint %s%s", name, path,
