@@ -13,6 +13,7 @@ import logging
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from stat import S_ISREG
 from typing import Literal
 
 import lightning.pytorch as L
@@ -95,13 +96,19 @@ class ImageTable:
         return frame
 
 
+_PLAIN_IS_FILE = type(Path()).is_file
+
+
 def file_size(path: Path) -> int | None:
     """The size of image ``path`` in bytes; None when it is absent. An image inside a container
     (:class:`dermlab.files.hdf5.HDF5Image`) answers ``is_file`` for its own entry and has no size here (-1)."""
-    if not path.is_file():
+    if type(path).is_file is not _PLAIN_IS_FILE:  # a container's entry answers for itself
+        return -1 if path.is_file() else None
+    try:
+        result = path.stat()  # one system call: existence, kind and size
+    except OSError:
         return None
-    stat = getattr(path, "stat", None)
-    return stat().st_size if stat is not None else -1
+    return result.st_size if S_ISREG(result.st_mode) else None
 
 
 def lone_last_image(images: int, batch_size: int, processes: int, source: Path, training: bool) -> bool:
@@ -114,9 +121,9 @@ def lone_last_image(images: int, batch_size: int, processes: int, source: Path, 
             process, naming ``source``.
     """
     per_process = -(-images // max(1, processes))
-    if per_process < 2 and not training:
-        return False  # a loader drawn by hand (no Trainer) serves its one image
     if per_process < 2:
+        if not training:
+            return False  # a loader drawn by hand (no Trainer) serves its one image
         raise DataError(f"the training split of '{source}' holds {images} image(s): training needs at least 2 per "
                         f"process ({processes}) for batch normalisation; use more training images (a larger "
                         "--n for a synthetic twin, a smaller val_size) or fewer devices.")
