@@ -1,32 +1,60 @@
-"""LightningDataModules for the dermoscopy data sets, one per official layout, on a shared base."""
+"""LightningDataModules for the dermoscopy data sets, one per official layout, on a shared base.
 
-from datamodules.base import ImageTable, SkinDataModule
-from datamodules.derm7pt import Derm7ptDataModule
-from datamodules.ham10000 import HAM10000DataModule
-from datamodules.isic2016 import ISIC2016DataModule
-from datamodules.isic2017 import ISIC2017DataModule
-from datamodules.isic2018 import ISIC2018SegmentationDataModule, ISIC2018Task3DataModule
-from datamodules.isic2019 import ISIC2019DataModule
-from datamodules.isic2020 import ISIC2020DataModule
-from datamodules.isic2024 import ISIC2024DataModule
-from datamodules.isic_sample import ISICSampleDataModule
-from datamodules.vitiligo import VitiligoDataModule
+Each builds on its data set's reader in :mod:`datamodules.datasets` (free of Lightning). The classes are imported
+on first use (PEP 562), so that importing :mod:`datamodules.datasets` or a plain helper (:mod:`datamodules.splits`,
+:mod:`datamodules.transforms`) does not import Lightning.
+"""
 
-# `dermlab prepare --dataset NAME` and the README use these names (the same as `dermlab synth`).
-DATAMODULES = {
-    "isic2016": (ISIC2016DataModule, {}),
-    "isic2017": (ISIC2017DataModule, {}),
-    "isic2018_task1": (ISIC2018SegmentationDataModule, {"task": 1}),
-    "isic2018_task2": (ISIC2018SegmentationDataModule, {"task": 2}),
-    "isic2018_task3": (ISIC2018Task3DataModule, {}),
-    "isic2019": (ISIC2019DataModule, {}),
-    "isic2020": (ISIC2020DataModule, {}),
-    "isic2024": (ISIC2024DataModule, {}),
-    "ham10000": (HAM10000DataModule, {}),
-    "vitiligo": (VitiligoDataModule, {}),
-    "derm7pt": (Derm7ptDataModule, {}),
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_MODULE_OF = {
+    "ImageTable": "datasets.table",
+    "SkinDataModule": "base",
+    "Derm7ptDataModule": "derm7pt",
+    "HAM10000DataModule": "ham10000",
+    "ISIC2016DataModule": "isic2016",
+    "ISIC2017DataModule": "isic2017",
+    "ISIC2018SegmentationDataModule": "isic2018",
+    "ISIC2018Task3DataModule": "isic2018",
+    "ISIC2019DataModule": "isic2019",
+    "ISIC2020DataModule": "isic2020",
+    "ISIC2024DataModule": "isic2024",
+    "ISICSampleDataModule": "isic_sample",
+    "VitiligoDataModule": "vitiligo",
 }
 
-__all__ = ["DATAMODULES", "Derm7ptDataModule", "HAM10000DataModule", "ISIC2016DataModule", "ISIC2017DataModule",
-           "ISIC2018SegmentationDataModule", "ISIC2018Task3DataModule", "ISIC2019DataModule", "ISIC2020DataModule",
-           "ISIC2024DataModule", "ISICSampleDataModule", "ImageTable", "SkinDataModule", "VitiligoDataModule"]
+# `dermlab prepare --dataset NAME` and the README use these names (the same as `dermlab synth`): the data module
+# of each and the arguments that tell two names of one data module apart.
+_DATAMODULE_OF = {
+    "isic2016": ("ISIC2016DataModule", {}),
+    "isic2017": ("ISIC2017DataModule", {}),
+    "isic2018_task1": ("ISIC2018SegmentationDataModule", {"task": 1}),
+    "isic2018_task2": ("ISIC2018SegmentationDataModule", {"task": 2}),
+    "isic2018_task3": ("ISIC2018Task3DataModule", {}),
+    "isic2019": ("ISIC2019DataModule", {}),
+    "isic2020": ("ISIC2020DataModule", {}),
+    "isic2024": ("ISIC2024DataModule", {}),
+    "ham10000": ("HAM10000DataModule", {}),
+    "vitiligo": ("VitiligoDataModule", {}),
+    "derm7pt": ("Derm7ptDataModule", {}),
+}
+
+__all__ = sorted([*_MODULE_OF, "DATAMODULES"])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DATAMODULES":
+        value: Any = {key: (__getattr__(cls), fixed) for key, (cls, fixed) in _DATAMODULE_OF.items()}
+    elif name in _MODULE_OF:
+        value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

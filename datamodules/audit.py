@@ -104,7 +104,7 @@ def read_duplicate_pairs(csv: Path) -> list[tuple[str, str]]:
 def audit_splits(tables: dict, store: FingerprintStore | None = None, known_duplicates: Path | None = None,
                  exact: bool = True, near_duplicates: bool = False,
                  unavailable: dict[str, str] | None = None) -> SplitAudit:
-    """Audit the ``train`` / ``val`` / ``test`` / ``extra`` :class:`~datamodules.base.ImageTable` s (``None``: absent).
+    """Audit the ``train`` / ``val`` / ``test`` / ``extra`` tables (``None``: absent).
 
     Args:
         tables: role → table (missing roles count as empty).

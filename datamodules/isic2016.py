@@ -1,62 +1,16 @@
-"""ISIC 2016 (ISBI 2016) Part 3, benign vs malignant, with the Part 1 lesion masks if wanted.
+"""The LightningDataModule of the data set read by :mod:`datamodules.datasets.isic2016`.
 
-Download from https://challenge.isic-archive.com/data/#2016 and keep the folder as is::
-
-    ROOT/ISBI2016_ISIC_Part3_Training_Data/ISIC_0000000.jpg ...          900 images
-    ROOT/ISBI2016_ISIC_Part3_Test_Data/...                               379
-    ROOT/ISBI2016_ISIC_Part3_Training_GroundTruth.csv    no header: ISIC_0000000,benign|malignant
-    ROOT/ISBI2016_ISIC_Part3_Test_GroundTruth.csv        no header: ISIC_0000003,0.0|1.0
-    ROOT/ISBI2016_ISIC_Part1_{Training,Test}_GroundTruth/ISIC_0000000_Segmentation.png   (with_masks)
-
-There is no official validation set: ``val_size`` random training images form one (``dds``: 251,
-leaving 649 for training), drawn with ``seed``.
+The official layout is read by :mod:`datamodules.datasets.isic2016` (free of Lightning, usable in a plain
+PyTorch loop); this module adds the suite's set-up, split audit and loaders
+(:class:`~datamodules.base.SkinDataModule`).
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
-from datamodules import splits
-from datamodules.base import ImageTable, SkinDataModule
-from dermlab.errors import DataError
-from dermlab.files.io import binary_column, image_paths, read_table, require_dir
-
-HINT = ("Download ISIC 2016 Part 3 from https://challenge.isic-archive.com/data/#2016 or write a synthetic copy "
-        "with `dermlab synth --dataset isic2016 --out DIR`.")
+from datamodules.base import SkinDataModule
+from datamodules.datasets.isic2016 import ISIC2016Reader
 
 
-class ISIC2016DataModule(SkinDataModule):
-    class_names = ("benign", "malignant")
-
-    def __init__(self, root: str, val_size: int = 251, with_masks: bool = False, **kwargs):
-        super().__init__(root, **kwargs)
-        self.val_size, self.with_masks = val_size, with_masks
-
-    def read_official(self, folder: str) -> ImageTable:
-        require_dir(self.root, "data root", HINT)
-        csv = self.root / f"ISBI2016_ISIC_Part3_{folder}_GroundTruth.csv"
-        table = read_table(csv, ("image", "label"), header=False, hint=HINT)
-        table["label"] = table.label.replace({"benign": "0.0", "malignant": "1.0"})
-        try:
-            labels = binary_column(table, "label", csv)
-        except DataError as error:
-            raise DataError(f"{error} (ISIC 2016 training truth uses benign/malignant, test truth 0.0/1.0)") from None
-        ids = table.image.tolist()
-        result = ImageTable(ids, image_paths(self.root / f"ISBI2016_ISIC_Part3_{folder}_Data", ids, csv), labels, csv)
-        if self.with_masks:
-            masks = self.root / f"ISBI2016_ISIC_Part1_{folder}_GroundTruth"
-            require_dir(masks, "Part 1 mask folder",
-                        f"Download the Part 1 ground truth or set with_masks: false. {HINT}")
-            result.masks = [[masks / f"{i}_Segmentation.png"] for i in ids]
-        return result
-
-    def read_split(self, split: str) -> ImageTable:
-        if split in ("test", "pool"):
-            return self.read_official("Test" if split == "test" else "Training")
-        pool = self.raw_table("pool")
-        return pool.subset(splits.random_holdout(len(pool), self.val_size, self.seed)[split])
-
-    def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
-        """ISIC 2016 submission with the header ``image,malignant`` (the scorer also reads it headerless)."""
-        return pd.DataFrame({"image": ids, "malignant": probabilities[:, 1]})
+class ISIC2016DataModule(ISIC2016Reader, SkinDataModule):
+    """ISIC2016 as a LightningDataModule: the arguments of :class:`~datamodules.datasets.isic2016.ISIC2016Reader`
+    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""

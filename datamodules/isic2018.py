@@ -1,149 +1,55 @@
-"""ISIC 2018 (Codella et al. 2019): task 1 lesion segmentation, task 2 attributes, task 3 diagnosis.
+"""ISIC 2018 tasks 1–3: their LightningDataModules.
 
-Download from https://challenge.isic-archive.com/data/#2018 and keep the folders as is::
-
-    ROOT/ISIC2018_Task1-2_{Training,Validation,Test}_Input/ISIC_0000000.jpg
-    ROOT/ISIC2018_Task1_{Training,Validation,Test}_GroundTruth/ISIC_0000000_segmentation.png     (0/255)
-    ROOT/ISIC2018_Task2_Training_GroundTruth_v3/ISIC_0000000_attribute_<attribute>.png
-    ROOT/ISIC2018_Task2_{Validation,Test}_GroundTruth/...
-    ROOT/ISIC2018_Task3_{Training,Validation,Test}_Input/ISIC_0024306.jpg
-    ROOT/ISIC2018_Task3_{Training,Validation,Test}_GroundTruth.csv     image,MEL,NV,BCC,AKIEC,BKL,DF,VASC
-        (or as published with HAM10000: lesion_id,image_id,dx,dx_type,age,sex,localization,dataset)
-    ROOT/ISIC2018_Task3_Training_LesionGroupings.csv                   image,lesion_id,diagnosis_confirm_type
-
-Task 3's subgroup metadata (sex, age, body site) exists only in ground truths of the HAM10000 layout (e.g. the test
-truth as published with HAM10000 on Harvard Dataverse); the challenge's own CSVs carry none.
+The official layout is read by :mod:`datamodules.datasets.isic2018` (free of Lightning, usable in a plain
+PyTorch loop); this module adds the suite's set-up, split audit and loaders
+(:class:`~datamodules.base.SkinDataModule`), and task 3's minority-pair batches.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Literal
+from typing import Any
 
 import numpy as np
-import pandas as pd
+from torch.utils.data import DataLoader
+from typing_extensions import override
 
-from datamodules import splits
-from datamodules.base import ImageTable, SkinDataModule
-from datamodules.pooled import HAM_CLASSES, PooledDataModule, one_hot_labels
+from datamodules.base import SkinDataModule
+from datamodules.datasets.isic2018 import ISIC2018SegmentationReader, ISIC2018Task3Reader
+from datamodules.pooled import PooledDataModule
 from datamodules.samplers import MinorityPairSampler
-from dermlab.challenge.truth import read_truth
-from dermlab.errors import DataError
-from dermlab.files.io import image_paths, read_table, require_dir
-from dermlab.files.listing import images_by_stem
-from dermlab.files.metadata import attributes, for_images
-from dermlab.files.tables import locate, read_header
 from dermlab.runtime.seeding import run_seed
 
-FOLDERS = {"train": "Training", "val": "Validation", "test": "Test"}
-ATTRIBUTES = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")
-CONFIRM_TO_DX_TYPE = {"histopathology": "histo", "serial imaging showing no change": "follow_up",
-                      "single image expert consensus": "consensus",
-                      "confocal microscopy with consensus dermoscopy": "confocal"}
-HINT = "Download ISIC 2018 from https://challenge.isic-archive.com/data/#2018 or use `dermlab synth`."
+
+class ISIC2018SegmentationDataModule(ISIC2018SegmentationReader, SkinDataModule):
+    """ISIC 2018 task 1 or 2 as a LightningDataModule: the arguments of
+    :class:`~datamodules.datasets.isic2018.ISIC2018SegmentationReader` (the data set's own, ``root``, ``seed``,
+    ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
 
 
-class ISIC2018SegmentationDataModule(SkinDataModule):
-    """Tasks 1 and 2: images with their lesion mask (task 1) or five attribute masks (task 2).
-
-    Batches carry ``mask`` (B, K, H, W) in {0, 1}, transformed jointly with the image, and each image's
-    ``original_size``. ``cv_fold`` (0..n_folds-1) replaces the official validation set by a fold of the training
-    images, as the ``isic2018`` paper's 5-fold cross-validation does; ``test_set: validation`` then tests on the
-    released validation set (where the paper reports Tables 1-2) instead of the released test set.
-    """
-
-    def __init__(self, root: str, task: Literal[1, 2] = 1, cv_fold: int | None = None, n_folds: int = 5,
-                 test_set: Literal["test", "validation"] = "test", **kwargs):
-        super().__init__(root, **kwargs)
-        if task not in (1, 2):
-            raise ValueError(f"task must be 1 or 2, got {task!r}")
-        if test_set not in ("test", "validation"):
-            raise ValueError(f"test_set must be 'test' or 'validation', got {test_set!r}")
-        if test_set == "validation" and cv_fold is None:
-            raise ValueError("test_set: validation needs cv_fold (a training fold then validates); otherwise the "
-                             "released validation set would both pick the checkpoint and test it")
-        self.task, self.cv_fold, self.n_folds, self.test_set = task, cv_fold, n_folds, test_set
-        self.class_names = ("lesion",) if task == 1 else ATTRIBUTES
-
-    def mask_file_names(self, image_id: str) -> list[str]:
-        """The official file name of each predicted mask of an image (submission and ground-truth naming)."""
-        if self.task == 1:
-            return [f"{image_id}_segmentation.png"]
-        return [f"{image_id}_attribute_{a}.png" for a in ATTRIBUTES]
-
-    def truth_folder(self, split: str):
-        folder = FOLDERS[split]
-        if self.task == 1:
-            return self.root / f"ISIC2018_Task1_{folder}_GroundTruth"
-        candidates = [self.root / f"ISIC2018_Task2_{folder}_GroundTruth{v}" for v in ("_v3", "")]
-        return next((c for c in candidates if c.is_dir()), candidates[0])
-
-    def official_truth_folder(self, split: str):
-        """The official ground-truth folder holding exactly the masks of ``split`` (the full-size files the
-        challenge scores), or None when the split is a cross-validation fold (its folder holds other images too).
-        """
-        if split == "test":
-            return self.truth_folder("val" if self.test_set == "validation" else "test")
-        return None if self.cv_fold is not None else self.truth_folder(split)
-
-    def read_official(self, split: str) -> ImageTable:
-        require_dir(self.root, "data root", HINT)
-        images = self.root / f"ISIC2018_Task1-2_{FOLDERS[split]}_Input"
-        found = images_by_stem(images, keep=lambda p: re.fullmatch(r"ISIC_\d{7}", p.stem) is not None)
-        ids = sorted(found)
-        paths = [found[i] for i in ids] or image_paths(images, ids, images)  # the latter stops: no images
-        truth = require_dir(self.truth_folder(split), f"task {self.task} ground-truth folder",
-                            f"Download it next to the images. {HINT}")
-        masks = [[truth / name for name in self.mask_file_names(i)] for i in ids]
-        return ImageTable(ids, paths, np.full(len(ids), -1), truth, masks=masks)
-
-    def read_split(self, split: str) -> ImageTable:
-        if split == "test":
-            return self.read_official("val" if self.test_set == "validation" else "test")
-        if self.cv_fold is None:
-            return self.read_official(split)
-        pool = self.read_official("train")
-        folds = splits.kfold(len(pool), self.cv_fold, self.n_folds, self.seed)
-        return pool.subset(folds["train" if split == "train" else "val"])
-
-
-class ISIC2018Task3DataModule(PooledDataModule):
-    """Task 3, seven-class diagnosis. ``split: official`` uses the released validation / test sets;
-    ``split: holdout`` (dds §3) moves ``val_size`` random training images into the released validation
-    set (9016 training / 1192 validation with 999) and tests on the released test set.
-
-    ``test_set: validation`` (with ``split: holdout``) tests on the released validation set instead — the 193
-    images of the ``isic2018`` paper's Table 3 — and validates (picks the checkpoint) on the ``val_size``
-    held-out training images (whole lesions) alone, so the 193 images are never used to choose.
+class ISIC2018Task3DataModule(ISIC2018Task3Reader, PooledDataModule):
+    """ISIC 2018 task 3 as a LightningDataModule: the arguments of
+    :class:`~datamodules.datasets.isic2018.ISIC2018Task3Reader` and of :class:`~datamodules.base.SkinDataModule`,
+    and ``minority_pairs``.
 
     ``minority_pairs`` > 0 builds training batches with :class:`~datamodules.samplers.MinorityPairSampler`:
     that many images of every class per batch (the ``isic2018`` paper's minority triplets need two of a class),
     on the epochs of ``pair_every`` (1: all; a :class:`lightning_modules.triplet.TripletClassifier` sets it to the
     epochs its triplet loss runs, 0 when it has none, so its cross-entropy epochs keep natural batches).
 
-    The base class's submission (``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``) is the official task 3 format.
-
     Raises:
-        ValueError: ``test_set: validation`` without ``split: holdout``; ``minority_pairs`` < 0, or > 0 with
-            another ``sampling`` than ``none``.
+        ValueError: ``minority_pairs`` < 0, or > 0 with another ``sampling`` than ``none``.
     """
 
-    def __init__(self, root: str, split: Literal["official", "kfold", "patch", "weighting", "holdout"] = "official",
-                 test_set: Literal["test", "validation"] = "test", minority_pairs: int = 0, **kwargs):
-        super().__init__(root, split=split, **kwargs)
-        if test_set not in ("test", "validation"):
-            raise ValueError(f"test_set must be 'test' or 'validation', got {test_set!r}")
-        if test_set == "validation" and split != "holdout":
-            raise ValueError("test_set: validation needs split: holdout (held-out training images validate); "
-                             f"with split {split!r} the released validation set would both pick the checkpoint "
-                             "and test it, or training images would go unused")
+    def __init__(self, root: str, minority_pairs: int = 0, **kwargs: Any) -> None:
+        super().__init__(root, **kwargs)
         if minority_pairs < 0 or (minority_pairs and self.sampling != "none"):
             raise ValueError(f"minority_pairs ({minority_pairs}) must be ≥ 0 and needs sampling: none, got "
                              f"sampling {self.sampling!r}")
-        self.test_set, self.minority_pairs = test_set, minority_pairs
+        self.minority_pairs = minority_pairs
         self.pair_every = 1  # which epochs get paired batches; set by TripletClassifier.setup
 
-    def train_dataloader(self):
+    @override
+    def train_dataloader(self) -> DataLoader:
         """Batches of :class:`~datamodules.samplers.MinorityPairSampler` with ``minority_pairs`` and ``pair_every``
         set (see the class), else the base class's training loader."""
         if not self.minority_pairs or not self.pair_every:
@@ -156,71 +62,3 @@ class ISIC2018Task3DataModule(PooledDataModule):
         # as the base class: a resumed run draws its first epoch's order for the epoch it resumes at
         sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0)
         return self._loader("train", sampler=sampler, drop_last=True)
-
-    def read_labelled(self, split: str) -> ImageTable:
-        require_dir(self.root, "data root", HINT)
-        csv = self.root / f"ISIC2018_Task3_{FOLDERS[split]}_GroundTruth.csv"
-        result = self.read_ground_truth(csv, self.root / f"ISIC2018_Task3_{FOLDERS[split]}_Input")
-        groupings = self.root / "ISIC2018_Task3_Training_LesionGroupings.csv"
-        if split == "train" and result.groups is None and locate(groupings) is not None:
-            ids = result.ids
-            lesions = read_table(groupings, ("image", "lesion_id", "diagnosis_confirm_type")).set_index("image")
-            absent = [i for i in ids if i not in lesions.index]
-            if absent:
-                raise DataError(f"'{groupings}' has no row for {len(absent)} training image(s), e.g. {absent[0]}.")
-            result.groups = lesions.loc[ids, "lesion_id"].tolist()
-            confirm = lesions.loc[ids, "diagnosis_confirm_type"].map(CONFIRM_TO_DX_TYPE)
-            if confirm.isna().any():
-                raise DataError(f"'{groupings}' holds an unknown diagnosis_confirm_type; expected one of "
-                                f"{list(CONFIRM_TO_DX_TYPE)}.")
-            result.extra["dx_type"] = confirm.tolist()
-        elif split == "train" and result.groups is None and self.scheme in ("kfold", "weighting"):
-            raise DataError(f"split {self.scheme!r} groups images by lesion but '{groupings}' is missing.")
-        return result
-
-    def read_ground_truth(self, csv, images) -> ImageTable:
-        """A task 3 truth in either published layout (:func:`dermlab.challenge.truth.read_truth`) with its images: the
-        challenge's ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``, or HAM10000's ``lesion_id,image_id,dx,...,dataset``
-        (the test truth as published with HAM10000), whose ``lesion_id`` become the groups and ``dx_type`` the
-        confirmation. ``extra['score_weight']`` holds the official score weight (0 for ISIC_0035068, a row with an
-        empty ``dataset``). Also the layout of extra training images (``extra_train_csv``, e.g. the ``isic2018``
-        paper's Dermofit VASC / DF images)."""
-        truth = read_truth(csv, HINT)
-        if truth.layout not in ("isic2018", "ham10000"):
-            raise DataError(f"'{csv}' is an {truth.layout} ground truth; task 3 needs "
-                            f"image,{','.join(HAM_CLASSES)} or the HAM10000 layout (lesion_id,image_id,dx,...).")
-        ids = truth.labels.index.tolist()
-        labels = one_hot_labels(truth.labels[list(HAM_CLASSES)].rename_axis("image").reset_index(), HAM_CLASSES, csv)
-        return ImageTable(ids, image_paths(images, ids, truth.path), labels, truth.path, groups=truth.groups,
-                          extra={**truth.extra, "score_weight": truth.weights.tolist()})
-
-    def read_pool(self) -> ImageTable:
-        return self.read_labelled("train")
-
-    def metadata(self, split: str) -> pd.DataFrame:
-        """``sex``, ``age_band`` and ``localization`` of ``split``'s images from whichever of the released ground
-        truths (training, validation, test) are in the HAM10000 layout; ``unknown`` for images of the others (the
-        challenge layout ``image,MEL,...`` has no metadata), no columns when none is."""
-        frames = []
-        for folder in FOLDERS.values():
-            csv = locate(self.root / f"ISIC2018_Task3_{folder}_GroundTruth.csv")  # or the .tab Dataverse serves
-            if csv is None or "localization" not in read_header(csv)[1]:
-                continue
-            table = read_table(csv, ("image_id",), hint=HINT)
-            frames.append(attributes(table.image_id.tolist(), str(csv), **{
-                name: table[name] for name in ("age", "sex", "localization") if name in table.columns}))
-        if not frames:
-            return super().metadata(split)
-        return for_images(pd.concat(frames), self.table(split).ids)
-
-    def read_official_test(self) -> ImageTable:
-        return self.read_labelled("test")
-
-    def read_split(self, split: str) -> ImageTable:
-        if self.test_set == "validation":  # split: holdout; the released validation set is the test set
-            return self.weigh(self.read_labelled("val")) if split == "test" else super().read_split(split)
-        if self.scheme == "official":
-            return self.weigh(self.read_labelled(split))
-        if self.scheme == "holdout" and split == "val":
-            return super().read_split("val").concat(self.read_labelled("val"))
-        return super().read_split(split)

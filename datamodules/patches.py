@@ -9,7 +9,7 @@ rectangle of s·H × s·W (the image's aspect), placed at random with its centre
 of the image — the middle half of the positions a patch of that size can take (our reading of
 "central part"; ``centre_range`` sets the fraction). The suite draws the 60 patches per image as
 ``train_repeats: 60`` passes through this random transform and the 9 test patches as
-``eval_views: 9`` (see :class:`datamodules.base.ImageTableDataset`), so nothing is written to disk.
+``eval_views: 9`` (see :class:`datamodules.datasets.image_dataset.ImageTableDataset`), so nothing is written to disk.
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ with ``shuffle=False``, which hands rank r the indices r, r + W, r + 2W, …) ke
 Each ``__iter__`` is one epoch with a new permutation seeded from (seed, epoch), identical on every rank because
 all ranks start from the same seed. Lightning calls ``set_epoch`` before each training epoch, so the epoch a
 resumed run replays gets the permutation it had the first time. Every sampler yields *epoch-tagged* indices,
-``epoch * len(dataset) + index``: :class:`~datamodules.base.ImageTableDataset` takes the epoch and the position
-from them to seed that sample's augmentation (:mod:`dermlab.runtime.seeding`), whichever worker loads it.
+``epoch * len(dataset) + index``: :class:`~datamodules.datasets.image_dataset.ImageTableDataset` takes the epoch
+and the position from them to seed that sample's augmentation (:mod:`dermlab.runtime.seeding`),
+whichever worker loads it.
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ Sources of the tables:
 * ISIC 2017 Part 3 (Codella et al., arXiv:1710.05006): melanoma, seborrheic keratosis, nevus; seborrheic keratosis
   is one of the lesions of 2018's BKL.
 * ISIC 2016 Part 3 (Gutman et al., arXiv:1605.01397): benign vs malignant; malignant reads as the malignant HAM
-  classes MEL, BCC, AKIEC (as :data:`datamodules.pooled.BENIGN` does).
-* derm7pt on the HAM classes: :data:`datamodules.derm7pt.DIAGNOSIS_TO_CLASS` (the ``patch`` paper's Table I).
+  classes MEL, BCC, AKIEC (as :data:`datamodules.datasets.pooled.BENIGN` does).
+* derm7pt on the HAM classes: :data:`datamodules.datasets.derm7pt.DIAGNOSIS_TO_CLASS` (the ``patch`` paper's Table I).
 """
 
 from __future__ import annotations

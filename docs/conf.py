@@ -68,12 +68,15 @@ autodoc_type_aliases = {
     "Attention": "lightning_modules.nets.patch_attention.Attention",
     "Aggregation": "lightning_modules.nets.patch_attention.Aggregation",
     "AuxKind": "lightning_modules.nets.deep_supervision.AuxKind",
+    "BadImagePolicy": "datamodules.datasets.reader.BadImagePolicy",
     "CacheFormat": "datamodules.cache.CacheFormat",
+    "ArrayLike": "numpy.typing.ArrayLike",
     "ClassWeighting": "lightning_modules.losses.ClassWeighting",
     "ClassWeightNormalise": "lightning_modules.losses.ClassWeightNormalise",
     "Gradient": "lightning_modules.nets.lerf.Gradient",
-    "Scheme": "datamodules.pooled.Scheme",
-    "Task": "datamodules.isic2017.Task",
+    "ImageTable": "datamodules.datasets.table.ImageTable",
+    "Scheme": "datamodules.datasets.pooled.Scheme",
+    "Task": "datamodules.datasets.isic2017.Task",
     "TransformSpec": "datamodules.transforms.TransformSpec",
 }
 napoleon_google_docstring = True

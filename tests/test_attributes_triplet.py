@@ -20,7 +20,8 @@ MEL, NV, BCC, DF = 0, 1, 2, 5
 
 # --- task 2 ---------------------------------------------------------------------------------------------
 def test_attribute_masks_and_presence_labels_agree_on_synthetic_data(synthetic):
-    from datamodules.isic2018 import ATTRIBUTES, ISIC2018SegmentationDataModule
+    from datamodules.datasets.isic2018 import ATTRIBUTES
+    from datamodules.isic2018 import ISIC2018SegmentationDataModule
 
     pipeline = str(REPO / "experiments/base/augment/isic2018_attr_cpu.yaml")
     data = ISIC2018SegmentationDataModule(str(synthetic("isic2018_task2")), task=2, image_size=32, num_workers=0,

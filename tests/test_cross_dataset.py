@@ -18,8 +18,8 @@ import torch
 
 from datamodules import HAM10000DataModule, ISIC2017DataModule, ISIC2018Task3DataModule, VitiligoDataModule
 from datamodules.audit import audit_splits, canonical_id
-from datamodules.base import ImageTable
 from datamodules.cross import overlap
+from datamodules.datasets.table import ImageTable
 from datamodules.taxonomies import TAXONOMIES, ClassMapping, known_pairs, mapping_between
 from dermlab.errors import DataError
 from dermlab.metrics.logged import classification_metrics, metric_input

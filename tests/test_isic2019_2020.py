@@ -16,7 +16,7 @@ from isic_challenge_scoring.types import ScoreError
 
 from datamodules import ISIC2019DataModule, ISIC2020DataModule
 from datamodules.audit import read_duplicate_pairs
-from datamodules.isic2020 import copies_to_drop
+from datamodules.datasets.isic2020 import copies_to_drop
 from dermlab.challenge.scoring import score
 from dermlab.challenge.truth import ISIC2019_CATEGORIES, read_truth
 from dermlab.errors import DataError

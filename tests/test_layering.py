@@ -7,10 +7,12 @@ exception, Lightning's own pattern: a LightningModule's ``configure_callbacks`` 
 method cannot run without (dds' layer selection, SegAN's frozen-encoder epochs). Lazy imports inside functions
 count like top-level ones.
 
-Lightning-free modules — every primitive of ``dermlab`` and every plain network of ``lightning_modules.nets`` —
-must not import Lightning even indirectly: importing ``a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py``
-first, so the import-time graph (top-level imports, package ``__init__`` files included) is followed from each of
-them, and a fresh interpreter that imports them all is checked for Lightning in ``sys.modules``.
+Lightning-free modules — every primitive of ``dermlab``, every plain network of ``lightning_modules.nets`` and
+every module of ``datamodules`` that defines no LightningDataModule (the data sets of ``datamodules.datasets``,
+splits, transforms, cache, audit) — must not import Lightning even indirectly: importing ``a.b.c`` runs
+``a/__init__.py`` and ``a/b/__init__.py`` first, so the import-time graph (top-level imports, package ``__init__``
+files included) is followed from each of them, and a fresh interpreter that imports them all is checked for
+Lightning in ``sys.modules``.
 """
 
 from __future__ import annotations
@@ -101,9 +103,22 @@ def violations(root: Path) -> list[str]:
 LIGHTNING = ("lightning", "pytorch_lightning")
 
 
-def lightning_free(module: str) -> bool:
-    """Whether ``module`` must import no Lightning: a primitive of ``dermlab`` or a plain network."""
-    return floor(module) == "primitives" or module.startswith("lightning_modules.nets")
+def defines_a_datamodule(module: str, root: Path = REPO) -> bool:
+    """Whether ``module`` (of ``root``) defines a class named ``...DataModule`` at its top level."""
+    path = root / Path(*module.split(".")).with_suffix(".py")
+    if not path.is_file():
+        return False
+    return any(isinstance(node, ast.ClassDef) and node.name.endswith("DataModule")
+               for node in ast.parse(path.read_text(encoding="utf-8")).body)
+
+
+def lightning_free(module: str, root: Path = REPO) -> bool:
+    """Whether ``module`` must import no Lightning: a primitive of ``dermlab``, a plain network, or any module of
+    ``datamodules`` that defines no LightningDataModule (the data sets and their readers, splits, transforms,
+    cache, audit: all usable in a plain PyTorch loop)."""
+    if floor(module) == "primitives" or module.startswith("lightning_modules.nets"):
+        return True
+    return floor(module) == "datamodules" and not defines_a_datamodule(module, root)
 
 
 def import_time_graph(root: Path) -> dict[str, set[str]]:
@@ -132,7 +147,7 @@ def lightning_imports(root: Path) -> list[str]:
     it, as ``a -> b -> lightning``."""
     graph = import_time_graph(root)
     found = []
-    for start in sorted(m for m in graph if lightning_free(m)):
+    for start in sorted(m for m in graph if lightning_free(m, root)):
         previous, queue = {start: None}, [start]
         while queue:
             current = queue.pop(0)
@@ -207,20 +222,24 @@ def test_every_command_is_one_module_of_the_command_layer_with_a_main():
                          if target.startswith("dermlab.commands.")}
 
 
-def test_no_primitive_or_plain_network_imports_lightning_even_through_a_package():
+def test_no_primitive_plain_network_or_data_set_imports_lightning_even_through_a_package():
     assert lightning_imports(REPO) == []
 
 
 def test_the_checker_follows_an_import_through_a_package_init(tmp_path):
     """The case that once slipped through the direct-import rule: a plain network importing a module of
-    ``datamodules``, whose package ``__init__`` imports the LightningDataModules."""
+    ``datamodules``, whose package ``__init__`` imports the LightningDataModules; and a data set, a plain helper
+    and the package itself, which must not run Lightning either."""
     files = {
         "dermlab/__init__.py": "",
         "dermlab/files/__init__.py": "",
         "dermlab/files/cache_keys.py": "import os\n",
-        "datamodules/__init__.py": "from datamodules.base import SkinDataModule\n",
-        "datamodules/base.py": "import lightning.pytorch as L\n",
+        "datamodules/__init__.py": "from datamodules.base import SkinDataModule\n",  # eager: runs Lightning
+        "datamodules/base.py": "import lightning.pytorch as L\nclass SkinDataModule(L.LightningDataModule): ...\n",
         "datamodules/cache.py": "from dermlab.files.cache_keys import cache_root\n",
+        "datamodules/datasets/__init__.py": "",
+        "datamodules/datasets/isic2017.py": "from datamodules.base import SkinDataModule\n",  # a data set -> Lightning
+        "datamodules/isic2017.py": "from datamodules.base import SkinDataModule\nclass ISIC2017DataModule: ...\n",
         "lightning_modules/__init__.py": "def __getattr__(name):\n    import lightning\n",  # lazy: not run
         "lightning_modules/nets/__init__.py": "",
         "lightning_modules/nets/weights.py": "from datamodules.cache import cache_root\n",  # -> Lightning
@@ -231,12 +250,16 @@ def test_the_checker_follows_an_import_through_a_package_init(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert violations(tmp_path) == []  # every direct import keeps its floor
-    assert lightning_imports(tmp_path) == [
+    assert lightning_imports(tmp_path) == [  # a module that defines a LightningDataModule may import Lightning
+        "datamodules -> datamodules.base -> lightning",
+        "datamodules.cache -> datamodules -> datamodules.base -> lightning",
+        "datamodules.datasets -> datamodules -> datamodules.base -> lightning",
+        "datamodules.datasets.isic2017 -> datamodules.base -> lightning",
         "lightning_modules.nets.weights -> datamodules -> datamodules.base -> lightning"]
 
 
-def test_a_fresh_interpreter_importing_every_primitive_and_plain_network_holds_no_lightning():
-    modules = sorted(module_name(path, REPO) for package in ("dermlab", "lightning_modules/nets")
+def test_a_fresh_interpreter_importing_every_primitive_plain_network_and_data_set_holds_no_lightning():
+    modules = sorted(module_name(path, REPO) for package in ("dermlab", "lightning_modules/nets", "datamodules")
                      for path in (REPO / package).rglob("*.py")
                      if lightning_free(module_name(path, REPO)) and path.name != "__main__.py")
     code = ("import importlib, sys\n"

@@ -16,7 +16,7 @@ import pytest
 
 from datamodules import HAM10000DataModule, ISIC2017DataModule, ISIC2018Task3DataModule, splits
 from datamodules.audit import audit_splits
-from datamodules.base import ImageTable
+from datamodules.datasets.table import ImageTable
 from datamodules.fingerprints import FingerprintStore
 from dermlab.errors import DataError
 from tests.conftest import HAM_METADATA, REPO, SHARED_DATA, derm7pt_release, tiny_args, touch_images

@@ -12,7 +12,7 @@ import timm
 import torch
 
 from datamodules.crops import ordered_crop_boxes, ordered_crops
-from datamodules.pooled import HAM_CLASSES, diagnosis_weights
+from datamodules.datasets.pooled import HAM_CLASSES, diagnosis_weights
 from datamodules.samplers import BalancedBatchSampler
 from datamodules.splits import stratified_parts
 from dermlab.files.io import load_rgb

@@ -217,7 +217,8 @@ def test_isic2017_single_task_submission_has_both_columns(task, tmp_path):
 def test_in_run_metrics_leave_out_the_weight_0_image_as_the_official_scorer(tmp_path):
     """The dataset marks a score-weight-0 image (``scored`` False) and the module's test metrics leave it out,
     as ``isic-challenge-scoring`` does: three right rows and one wrong unscored row give balanced accuracy 1."""
-    from datamodules.base import ImageTable, ImageTableDataset
+    from datamodules.datasets.image_dataset import ImageTableDataset
+    from datamodules.datasets.table import ImageTable
     from datamodules.transforms import build_transforms
     from lightning_modules.base import LesionClassifier
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from datamodules import ISICSampleDataModule
-from datamodules.isic2017 import COLUMNS
-from datamodules.isic_sample import SAMPLE_ROOT, read_records
+from datamodules.datasets.isic2017 import COLUMNS
+from datamodules.datasets.isic_sample import SAMPLE_ROOT, read_records
 from dermlab.errors import DataError
 
 # measured from the 275 JSON records: diagnosis nevus 215, melanoma 59, none 1 (ISIC_0000257, benign); of the 173
@@ -49,7 +49,7 @@ def test_counts_per_split_and_class(sample):
 def test_images_with_identical_rows_are_found_by_their_pixels(tmp_path):
     from PIL import Image
 
-    from datamodules.isic_sample import has_identical_rows
+    from datamodules.datasets.isic_sample import has_identical_rows
 
     rng = np.random.default_rng(0)
     row = rng.integers(0, 256, (1, 40, 3), dtype=np.uint8)

@@ -202,7 +202,7 @@ def test_isic2018_task3_metadata_from_the_real_ham_layout_test_truth(tmp_path):
 
 def test_isic_sample_metadata_from_the_json_records():
     from datamodules import ISICSampleDataModule
-    from datamodules.isic_sample import read_records
+    from datamodules.datasets.isic_sample import read_records
 
     data = ISICSampleDataModule(num_workers=0)
     frame = data.metadata("test")

@@ -4,10 +4,10 @@ The ISIC 2024 challenge (SLICE-3D, Kaggle "ISIC 2024 - Skin Cancer Detection wit
 HDF5 file per split: every image is a scalar dataset named by its ``isic_id`` that holds the JPEG file's bytes. An
 image there is an :class:`HDF5Image`: the path ``<file>/<isic_id>`` (``train-image.hdf5/ISIC_0015670``), a
 :class:`pathlib.Path` whose ``is_file()``, ``exists()``, ``stat()`` and ``read_bytes()`` answer for the stored image.
-So an :class:`~datamodules.base.ImageTable` lists it like a file, the bad-image screening and the split audit find a
-missing one by ``is_file()``, the preprocessing cache and the fingerprints key it by the container's size and
-modification time plus its path, and the one image reader (:func:`dermlab.files.io.load_rgb`) decodes its bytes with
-the same decoders as a JPEG file's (EXIF orientation, colour handling and pixels identical).
+So an :class:`~datamodules.datasets.table.ImageTable` lists it like a file, the bad-image screening and the split
+audit find a missing one by ``is_file()``, the preprocessing cache and the fingerprints key it by the container's
+size and modification time plus its path, and the one image reader (:func:`dermlab.files.io.load_rgb`) decodes
+its bytes with the same decoders as a JPEG file's (EXIF orientation, colour handling and pixels identical).
 
 **One handle per process.** An HDF5 handle must not be shared by processes: a DataLoader worker forked after the
 main process opened the file would read through the parent's library state. Handles are therefore kept per process

@@ -137,7 +137,7 @@ def test_diagnosis_weights_of_both_variants_by_hand():
     """MEL histo, NV histo, NV consensus, BKL confocal, BCC follow-up; factors 1 / 2 / 3 / 4 for consensus /
     follow-up / confocal / histo. benign (§II-F): MEL and BCC stay 1. all (authors' code): every case weighted.
     The loss weight is the class weight times that factor."""
-    from datamodules.pooled import HAM_CLASSES, diagnosis_weights
+    from datamodules.datasets.pooled import HAM_CLASSES, diagnosis_weights
 
     labels = [HAM_CLASSES.index(c) for c in ("MEL", "NV", "NV", "BKL", "BCC")]
     dx = ["histo", "histo", "consensus", "confocal", "follow_up"]

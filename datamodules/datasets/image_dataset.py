@@ -1,0 +1,94 @@
+"""A torch ``Dataset`` over an :class:`~datamodules.datasets.table.ImageTable`: decoding, one albumentations
+pipeline for image and masks, repeats, views and crops. Free of Lightning: usable in a plain PyTorch loop."""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from datamodules.cache import ImageCache
+from datamodules.crops import ordered_crops, random_crops
+from datamodules.datasets.table import ImageTable
+from dermlab.errors import DataError
+from dermlab.files.io import image_size, load_rgb
+from dermlab.files.masks import load_mask
+from dermlab.runtime.seeding import derive
+
+
+class ImageTableDataset(Dataset):
+    """Decodes images (and masks) of an :class:`ImageTable` and applies one albumentations pipeline jointly.
+
+    ``repeats`` > 1 serves every image that many times per epoch, each time through the (random)
+    pipeline — e.g. the ``arl`` paper's 60 random patches per image, drawn online. ``views`` > 1 returns
+    that many transformed copies of one image stacked as (views, C, H, W): the 9 test patches of ``arl``,
+    whose predictions the module averages. ``crops`` > 0 cuts that many ordered ``crop_size`` crops from the
+    transformed full-size image instead (``patch``: (N_C, C, s, s), see :mod:`datamodules.crops`);
+    ``crop_positions: random`` cuts them at uniform random positions instead (``patch`` Multi-Crop training).
+
+    Indices may be epoch-tagged (``epoch * len(dataset) + position``, as the training samplers yield them): the
+    pipeline's random generators are then seeded from (``seed``, epoch, position) before each sample, so what
+    an image gets depends on the run's seed and its place in the epoch only — not on the DataLoader workers.
+    """
+
+    def __init__(self, table: ImageTable, transform, cache: ImageCache | None = None, repeats: int = 1,
+                 views: int = 1, crops: int = 0, crop_size: int = 224, seed: int = 0,
+                 crop_positions: Literal["ordered", "random"] = "ordered"):
+        if (views > 1 or crops) and table.masks is not None:
+            raise ValueError("several views or crops per image are for classification; this table has masks")
+        if views > 1 and crops:
+            raise ValueError(f"give either several random views ({views}) or ordered crops ({crops}), not both")
+        self.table, self.transform, self.cache = table, transform, cache
+        self.repeats, self.views = max(1, repeats), max(1, views)
+        if crop_positions not in ("ordered", "random"):
+            raise ValueError(f"crop_positions must be ordered or random, got {crop_positions!r}")
+        self.crops, self.crop_size, self.crop_positions = crops, crop_size, crop_positions
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.table) * self.repeats
+
+    def _read(self, index: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        path = self.table.paths[index]
+        mask_paths = self.table.masks[index] if self.table.masks is not None else []
+        if self.cache is None:
+            image = load_rgb(path)
+            return image, [load_mask(m, image.shape[:2]) for m in mask_paths]
+        return self.cache.image(path), [self.cache.mask(m, path) for m in mask_paths]
+
+    def _seed_pipeline(self, epoch: int, position: int) -> None:
+        generator = np.random.default_rng([self.seed % 2**32, epoch, position])
+        self.transform.set_random_state(generator, random.Random(derive(self.seed, epoch, position)))
+
+    def __getitem__(self, index: int) -> dict:
+        epoch, position = divmod(index, len(self))
+        self._seed_pipeline(epoch, position)
+        index = position % len(self.table)
+        image, masks = self._read(index)
+        if self.views > 1:
+            out, sample = {"image": torch.stack([self.transform(image=image)["image"] for _ in range(self.views)])}, {}
+        elif masks:
+            out = self.transform(image=image, masks=masks)
+            sample = {"mask": torch.stack([torch.as_tensor(np.asarray(m)) for m in out["masks"]]).float() / 255.0,
+                      # (H, W) of the file (not of a cached copy): predicted masks are written at this size
+                      "original_size": torch.tensor(image.shape[:2] if self.cache is None
+                                                    else image_size(self.table.paths[index]))}
+        else:
+            out, sample = self.transform(image=image), {}
+        if self.crops:
+            try:
+                out["image"] = (ordered_crops(out["image"], self.crops, self.crop_size)
+                                if self.crop_positions == "ordered" else
+                                random_crops(out["image"], self.crops, self.crop_size,
+                                             np.random.default_rng([self.seed % 2**32, epoch, position, 1])))
+            except DataError as error:
+                raise DataError(f"'{self.table.paths[index]}': {error}") from None
+        weight = 1.0 if self.table.weights is None else float(self.table.weights[index])
+        score_weights = self.table.extra.get("score_weight")
+        if score_weights is not None:  # the official score weight: 0 leaves the image out of every metric
+            sample["scored"] = bool(score_weights[index] != 0)
+        return {"image": out["image"], "label": int(self.table.labels[index]), "weight": weight,
+                "image_id": self.table.ids[index], **sample}

@@ -1,0 +1,118 @@
+"""Data sets whose papers split one labelled pool themselves (HAM10000, ISIC 2018 task 3).
+
+``split`` picks the scheme (see :mod:`datamodules.splits`); every scheme keeps each lesion on one side:
+
+* ``kfold``: lesion-grouped stratified K-fold (``fold`` of ``n_folds``): test = fold ``fold``, validation =
+  fold ``fold + 1 (mod n_folds)``, training = the rest;
+* ``patch``: 4 stratified, lesion-grouped parts, the last one the test set, ``fold`` 0–2 the validation part;
+* ``weighting``: lesion-grouped random 80/20 train/test, ``fold`` 0 or 1 picks the split; no validation
+  images unless ``val_fraction`` (of the training lesions) asks for them;
+* ``holdout``: ``val_size`` training images, whole lesions, moved to validation (``dds``: 999);
+  the test set is the official one where the data set has it.
+
+``dx_type_weights`` (e.g. ``{consensus: 1, follow_up: 2, confocal: 3, histo: 4}``, the factors of the
+authors' public code) sets a per-sample loss weight from how the diagnosis was confirmed (``patch`` §II-F:
+diagnosis-guided loss weighting). The paper weights benign cases only ("we increase the loss for benign
+cases when more costly methods have been employed"): ``dx_type_weights_on: benign`` (default) leaves
+MEL, BCC and AKIEC at 1; ``all`` weights every case, as the authors' code does.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from datamodules import splits
+from datamodules.datasets.reader import SplitReader
+from datamodules.datasets.table import ImageTable
+from dermlab.errors import DataError
+
+HAM_CLASSES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")  # the ISIC 2018 column order
+DX_TYPES = ("histo", "follow_up", "consensus", "confocal")
+BENIGN = ("NV", "BKL", "DF", "VASC")  #: the benign HAM10000 classes (MEL, BCC, AKIEC are malignant)
+
+#: How :class:`PooledReader` splits the pool (its ``split`` argument; the schemes are described above).
+Scheme = Literal["kfold", "patch", "weighting", "holdout", "official"]
+
+
+class PooledReader(SplitReader):
+    """A data set split from one pool of labelled images by a paper's scheme."""
+
+    class_names = HAM_CLASSES
+
+    def __init__(self, root: str, split: Scheme = "kfold", fold: int = 0, n_folds: int = 5, val_size: int = 999,
+                 val_fraction: float = 0.0, dx_type_weights: dict[str, float] | None = None,
+                 dx_type_weights_on: Literal["benign", "all"] = "benign", **kwargs):
+        super().__init__(root, **kwargs)
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"--data.init_args.val_fraction must be in [0, 1) (a fraction of the training lesions), "
+                             f"got {val_fraction}")
+        self.val_fraction = val_fraction
+        if dx_type_weights_on not in ("benign", "all"):
+            raise ValueError(f"dx_type_weights_on must be benign or all, got {dx_type_weights_on!r}")
+        self.dx_type_weights_on = dx_type_weights_on
+        self.scheme, self.fold, self.n_folds, self.val_size = split, fold, n_folds, val_size
+        self.dx_type_weights = dx_type_weights
+        self._indices: dict[str, np.ndarray] | None = None
+
+    def read_pool(self) -> ImageTable:
+        """Every labelled image of the pool (with ``groups`` = lesion ids and ``extra['dx_type']``)."""
+        raise NotImplementedError
+
+    def read_official_test(self) -> ImageTable:
+        raise DataError(f"{type(self).__name__} has no official test set; use split: kfold, patch or weighting.")
+
+    def split_indices(self, pool: ImageTable) -> dict[str, np.ndarray]:
+        labels, groups = pool.labels, pool.groups
+        if self.scheme == "kfold":
+            return splits.grouped_kfold(labels, groups, self.fold, self.n_folds, self.seed)
+        if self.scheme == "patch":
+            return splits.stratified_parts(labels, self.fold, self.seed, groups=groups)
+        if self.scheme == "weighting":
+            return splits.grouped_holdout(labels, groups, self.fold, self.seed, val_size=self.val_fraction)
+        if self.scheme == "holdout":
+            return splits.random_holdout(len(pool), self.val_size, self.seed, groups=groups)
+        raise DataError(f"split {self.scheme!r} is not available for {type(self).__name__}.")
+
+    def weigh(self, table: ImageTable) -> ImageTable:
+        if self.dx_type_weights and "dx_type" in table.extra:
+            table.weights = diagnosis_weights(table.labels, table.extra["dx_type"], self.dx_type_weights,
+                                              self.dx_type_weights_on, self.class_names)
+        return table
+
+    def read_split(self, split: str) -> ImageTable:
+        if self.scheme == "holdout" and split == "test":
+            return self.weigh(self.read_official_test())
+        pool = self.raw_table("pool") if split != "pool" else None
+        if split == "pool":
+            return self.weigh(self.read_pool())
+        if self._indices is None:
+            self._indices = self.split_indices(pool)
+        return pool.subset(self._indices[split])
+
+
+def diagnosis_weights(labels, dx_types, factors: dict[str, float], on: str = "benign",
+                      class_names=HAM_CLASSES) -> np.ndarray:
+    """Per-sample loss factor from how each diagnosis was confirmed (``patch`` §II-F); malignant cases stay at 1
+    unless ``on`` is ``all``."""
+    unknown = set(dx_types) - set(factors)
+    if unknown:
+        raise DataError(f"dx_type_weights has no weight for {sorted(unknown)}; give one for each of {list(DX_TYPES)}.")
+    weights = np.array([factors[t] for t in dx_types], np.float32)
+    if on == "benign":
+        benign = np.isin(np.asarray(labels), [class_names.index(c) for c in BENIGN])
+        weights = np.where(benign, weights, 1.0).astype(np.float32)
+    return weights
+
+
+def one_hot_labels(table, columns, path) -> np.ndarray:
+    """Class index of each one-hot row; a row that does not hold exactly one 1.0 names itself."""
+    values = table[list(columns)].apply(lambda c: c.astype(float))
+    sums = values.sum(axis=1).to_numpy()
+    valid = values.isin([0.0, 1.0]).all(axis=1).to_numpy() & np.isclose(sums, 1.0)
+    if not valid.all():
+        row = int(np.flatnonzero(~valid)[0])
+        raise DataError(f"'{path}' row {row + 2} ({table.iloc[row, 0]}) is not one-hot over {', '.join(columns)} "
+                        f"(values sum to {sums[row]:g}); each image needs exactly one 1.0.")
+    return values.to_numpy().argmax(1)
