@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 import warnings
+from collections.abc import Callable
+from typing import TextIO
 
 from dermlab.errors import DataError, clean_message
 
@@ -32,8 +34,13 @@ COMMANDS = {
 }
 
 
-def command(name: str):
-    """The function of extra command ``name`` (imported now)."""
+def command(name: str) -> Callable[[list[str]], object]:
+    """The ``main(argv)`` of extra command ``name``, its module imported only now (a command imports what it needs
+    alone). Some mains also return what they made (a figure's path, the metrics); :func:`main` ignores it.
+
+    Raises:
+        KeyError: ``name`` is not a key of ``COMMANDS``.
+    """
     module, function = COMMANDS[name].split(":")
     return getattr(importlib.import_module(module), function)
 
@@ -47,11 +54,12 @@ class _StderrHandler(logging.StreamHandler):
     dermlab = True
 
     @property
-    def stream(self):  # noqa: D102
+    def stream(self) -> TextIO:
+        """The current ``sys.stderr``; a stream assigned (as ``StreamHandler.__init__`` does) is ignored."""
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
 

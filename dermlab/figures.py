@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -18,11 +19,17 @@ import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 CMAP = "jet"
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "figure.dpi": 110}
 
 
-def _grid(n: int, columns: int, size: float = 1.6):
+def _grid(n: int, columns: int, size: float = 1.6) -> tuple[Figure, list[Axes]]:
+    """A figure of ``n`` panels, ``columns`` to a row (fewer for n < columns), each ``size`` inches wide, axes
+    switched off; its axes row by row (empty trailing panels included)."""
     columns = max(1, min(columns, n))
     rows = int(np.ceil(n / columns))
     with plt.rc_context(STYLE):
@@ -32,8 +39,10 @@ def _grid(n: int, columns: int, size: float = 1.6):
     return figure, list(axes.flat)
 
 
-def cam_overlay(axis, image: np.ndarray, cam: np.ndarray | None = None, title: str = "", alpha: float = 0.4):
-    """An image with a [0, 1] class activation map blended on top."""
+def cam_overlay(axis: Axes, image: np.ndarray, cam: np.ndarray | None = None, title: str = "",
+                alpha: float = 0.4) -> None:
+    """Draw ``image`` (H, W, 3 in [0, 1]) on ``axis`` with a (H, W) class activation map in [0, 1] blended on top
+    (``jet``, opacity ``alpha``; values outside [0, 1] are clipped by the colour scale, not rescaled)."""
     axis.imshow(image)
     if cam is not None:
         axis.imshow(cam, cmap=CMAP, alpha=alpha, vmin=0, vmax=1)
@@ -41,9 +50,10 @@ def cam_overlay(axis, image: np.ndarray, cam: np.ndarray | None = None, title: s
     axis.axis("off")
 
 
-def image_grid(images: Sequence[np.ndarray], cams: Sequence[np.ndarray] | None = None,
-               titles: Sequence[str] | None = None, columns: int = 8, suptitle: str = ""):
-    """Images (H, W, 3 in [0, 1]) in a grid, each with its CAM if given."""
+def image_grid(images: Sequence[np.ndarray] | np.ndarray, cams: Sequence[np.ndarray | None] | None = None,
+               titles: Sequence[str] | None = None, columns: int = 8, suptitle: str = "") -> Figure:
+    """Images (H, W, 3 in [0, 1]; a list or an (N, H, W, 3) array) in a grid, each with its (H, W) CAM where
+    ``cams`` holds one (None: the image alone)."""
     figure, axes = _grid(len(images), columns)
     for i, image in enumerate(images):
         cam_overlay(axes[i], image, None if cams is None else cams[i], "" if titles is None else titles[i])
@@ -52,7 +62,8 @@ def image_grid(images: Sequence[np.ndarray], cams: Sequence[np.ndarray] | None =
     return figure
 
 
-def maps_below_images(images: Sequence[np.ndarray], rows: Mapping[str, Sequence[np.ndarray]], suptitle: str = ""):
+def maps_below_images(images: Sequence[np.ndarray] | np.ndarray, rows: Mapping[str, Sequence[np.ndarray] | np.ndarray],
+                      suptitle: str = "") -> Figure:
     """Images (first row) above one row of maps per name (e.g. ``arl`` Fig. 7 a–c: the attention feature
     maps of three blocks). Each map (h, w), any range, is scaled to [0, 1] on its own, resized to its image
     and blended on top; the row's name titles its first panel. Panels: (1 + len(rows)) × len(images)."""
@@ -81,7 +92,7 @@ def _resize(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def masks_below_images(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                        truths: Sequence[np.ndarray] | None = None, titles: Sequence[str] | None = None,
-                       suptitle: str = ""):
+                       suptitle: str = "") -> Figure:
     """Images (first row) above their predicted masks (second row), ``isic2018`` Fig. 1; the ground truth's
     outline, when given, is drawn in red on the mask."""
     n = len(images)
@@ -98,7 +109,8 @@ def masks_below_images(images: Sequence[np.ndarray], masks: Sequence[np.ndarray]
 
 
 def crop_weights(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int]], size: int,
-                 weights: np.ndarray, titles: Sequence[str] | None = None, columns: int = 4, suptitle: str = ""):
+                 weights: np.ndarray, titles: Sequence[str] | None = None, columns: int = 4,
+                 suptitle: str = "") -> Figure:
     """Images with the border of every crop drawn brighter the higher its weight (patch paper Fig. 4).
 
     ``boxes`` are the crops' top-left corners (shared by all images), ``weights`` (images, crops); the
@@ -123,7 +135,7 @@ def crop_weights(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int]],
     return figure
 
 
-def heatmaps(maps: Mapping[str, np.ndarray], columns: int = 6, suptitle: str = "", cmap: str = "viridis"):
+def heatmaps(maps: Mapping[str, np.ndarray], columns: int = 6, suptitle: str = "", cmap: str = "viridis") -> Figure:
     """One panel per named 2-D map with a shared colour scale (e.g. LERF per layer, Fig. 2 of dds)."""
     figure, axes = _grid(len(maps), columns)
     high = max(float(np.max(m)) for m in maps.values()) or 1.0
@@ -135,7 +147,7 @@ def heatmaps(maps: Mapping[str, np.ndarray], columns: int = 6, suptitle: str = "
     return figure
 
 
-def per_class_bars(values: Mapping[str, Mapping[str, float]], ylabel: str = "recall", title: str = ""):
+def per_class_bars(values: Mapping[str, Mapping[str, float]], ylabel: str = "recall", title: str = "") -> Figure:
     """Grouped bars: one group per class, one bar per setting (e.g. recall per weighting strategy)."""
     settings = list(values)
     classes = list(next(iter(values.values())))
@@ -154,7 +166,7 @@ def per_class_bars(values: Mapping[str, Mapping[str, float]], ylabel: str = "rec
 
 
 def error_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]], xlabel: str = "",
-                ylabel: str = "", title: str = ""):
+                ylabel: str = "", title: str = "") -> Figure:
     """One line per setting over a swept value, with ±std bars: {label: (x, mean, std)} (e.g. patch Fig. 5)."""
     with plt.rc_context(STYLE):
         figure, axis = plt.subplots(figsize=(4.0, 2.8))
@@ -169,7 +181,8 @@ def error_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float], Seq
     return figure
 
 
-def curves(series: Mapping[str, Sequence[float]], xlabel: str = "epoch", ylabel: str = "", title: str = ""):
+def curves(series: Mapping[str, Sequence[float]], xlabel: str = "epoch", ylabel: str = "",
+           title: str = "") -> Figure:
     """Lines over epochs or steps (e.g. the learned α per ARL block, Fig. 7 of arl)."""
     with plt.rc_context(STYLE):
         figure, axis = plt.subplots(figsize=(4.0, 2.8))
@@ -185,7 +198,7 @@ def curves(series: Mapping[str, Sequence[float]], xlabel: str = "epoch", ylabel:
 
 
 def forest(labels: Sequence[str], panels: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
-           reference: Mapping[str, float] | None = None, title: str = ""):
+           reference: Mapping[str, float] | None = None, title: str = "") -> Figure:
     """A forest plot: one row per label (top to bottom), one panel per metric {name: (estimates, lows, highs)},
     each row a point with its interval as a line, ``n/a`` where the estimate is NaN, and a dotted vertical line at
     ``reference[name]`` (e.g. the whole test set's value). Panels span [0, 1] (AUC, sensitivity, specificity)."""
@@ -214,8 +227,8 @@ def forest(labels: Sequence[str], panels: Mapping[str, tuple[Sequence[float], Se
     return figure
 
 
-def save(figure, path: str | Path) -> Path:
-    """Write ``figure`` as PNG and close it."""
+def save(figure: Figure, path: str | Path) -> Path:
+    """Write ``figure`` as PNG (tight bounding box; the folders made as needed) and close it; returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, bbox_inches="tight")

@@ -35,7 +35,9 @@ def bootstrap_intervals(labels: pd.DataFrame, predictions: pd.DataFrame, categor
         labels: (N, K) 0/1 truth of the scored images, every category of the truth (the strata come from all K).
         predictions: (N, ≥ K) probabilities of the same images in the same order.
         categories: the columns to score.
-        n_boot: resamples (≥ 1); seed: their seed; level: coverage in (0, 1).
+        n_boot: resamples (≥ 1).
+        seed: seed of the resampling (the same seed gives the same digits).
+        level: coverage of each percentile interval, in (0, 1) (0.95: the 2.5th and 97.5th percentiles).
         one_hot: the truth is one-hot over ``labels``' columns (ISIC 2018, 2019): the balanced multi-class accuracy
             of ``predictions`` over those columns gets an interval too.
         threshold: the decision threshold of accuracy, sensitivity and specificity.

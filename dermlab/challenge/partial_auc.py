@@ -17,9 +17,10 @@ bootstrap can score thousands of resamples (given as multiplicities) without sor
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def partial_auc_above_tpr(labels, scores, min_tpr: float = 0.8) -> float:
+def partial_auc_above_tpr(labels: ArrayLike, scores: ArrayLike, min_tpr: float = 0.8) -> float:
     """Area under the ROC curve where TPR ≥ ``min_tpr``, in raw units (0 … 1 − ``min_tpr``), as the ISIC 2024 scorer.
 
     Args:
@@ -45,16 +46,18 @@ def partial_auc_above_tpr(labels, scores, min_tpr: float = 0.8) -> float:
     return float(partial_auc_from_counts(malignant, benign, min_tpr))
 
 
-def partial_auc_from_counts(malignant, benign, min_tpr: float = 0.8):
+def partial_auc_from_counts(malignant: ArrayLike, benign: ArrayLike, min_tpr: float = 0.8
+                            ) -> np.ndarray | float:
     """:func:`partial_auc_above_tpr` from how many malignant and benign images hold each distinct score.
 
     Args:
-        malignant, benign: (..., G) counts (or bootstrap multiplicities) of malignant and benign images at each of
-            G distinct scores, in ascending score order; each row must hold both classes.
+        malignant: (..., G) counts (or bootstrap multiplicities) of the malignant images at each of G distinct
+            scores, in ascending score order; each row must hold at least one.
+        benign: (..., G) the same for the benign images, same shape; each row must hold at least one.
         min_tpr: the lower edge of the TPR band, in [0, 1).
 
     Returns:
-        (...) areas, one per row.
+        (...) areas, one per row; one ``np.float64`` for counts of shape (G,).
 
     Raises:
         ValueError: ``min_tpr`` outside [0, 1), shapes that differ, or a row without one of the classes.

@@ -57,6 +57,7 @@ class SubmissionLayout:
 
     @property
     def header(self) -> str:
+        """The header line the submission must start with, ``image,MEL,NV,…`` (without a line break)."""
         return ",".join((self.id_column, *self.categories))
 
 

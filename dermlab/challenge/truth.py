@@ -75,6 +75,8 @@ class Truth:
 
     @property
     def one_hot(self) -> bool:
+        """Whether the layout is one-hot (ISIC 2018 task 3, HAM10000, ISIC 2019), each image in exactly one
+        category, so that ``dermlab score`` adds ``balanced_accuracy`` and the ``multiclass`` metrics."""
         return self.layout in ("isic2018", "ham10000", "isic2019")
 
     @property

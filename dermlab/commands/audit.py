@@ -15,21 +15,26 @@ import argparse
 import importlib
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from dermlab.errors import DataError
+
+if TYPE_CHECKING:
+    from jsonargparse import Namespace
 
 PLATEAU = "ReduceLROnPlateau"
 STEERING_CALLBACKS = ("ModelCheckpoint", "EarlyStopping")
 
 
-def instantiate(namespace):
-    """An object from a ``class_path`` / ``init_args`` entry of a resolved config."""
+def instantiate(namespace: Namespace) -> Any:
+    """An instance of the class a resolved config entry names (``class_path``, imported now), built from its
+    ``init_args`` (none: no arguments); whatever class that is."""
     module, name = namespace.class_path.rsplit(".", 1)
     init_args = namespace.init_args.as_dict() if namespace.get("init_args") else {}
     return getattr(importlib.import_module(module), name)(**init_args)
 
 
-def selection(config, val_images: int) -> dict:
+def selection(config: Namespace, val_images: int) -> dict[str, Any]:
     """What chooses or steers on validation metrics in a resolved config: checkpoint / early-stopping monitors and
     a plateau scheduler's monitor, with the number of validation images they would be computed on."""
     monitors = []
@@ -46,6 +51,16 @@ def selection(config, val_images: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    """Run ``dermlab audit``: print the split audit of a config's datamodule as JSON and exit 2 if anything leaks.
+
+    Args:
+        argv: the arguments after ``audit``: ``--near-duplicates``, ``--no-pixels``, and the config(s) and
+            overrides (``-c CONFIG``, ``--data.init_args.root DIR``) as ``dermlab fit`` takes them.
+
+    Raises:
+        SystemExit: status 1 without ``-c`` or when the config or the data cannot be read; status 2 when the
+            splits share lesions, images or pixels (a clean audit returns).
+    """
     parser = argparse.ArgumentParser(
         prog="dermlab audit", description="Check a config's splits for leakage: shared lesion / patient ids, shared "
         "image ids and pixel-identical images between train, val, test and extra training images. Prints JSON; exit "

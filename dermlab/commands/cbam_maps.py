@@ -1,4 +1,4 @@
-"""``dermlab cbam-maps``: CBAM spatial maps and best channels of several trained models on the same hardest and
+r"""``dermlab cbam-maps``: CBAM spatial maps and best channels of several trained models on the same hardest and
 easiest test images (``weighting`` paper Fig. 3–4).
 
 For each class the test image with the highest (hardest) and the lowest (easiest) cross-entropy, averaged over
@@ -8,8 +8,8 @@ hierarchical model. Models are checkpoints or finished run / grid cell folders o
 ``HierarchicalClassifier`` (e.g. the cells of Table 3: CEL, CEL-CB, CEL-SPL, ...). Writes
 ``<out>/hardest.png`` and ``<out>/easiest.png``.
 
-    dermlab cbam-maps -c experiments/weighting/base.yaml --data.init_args.root /data/ham10000 \\
-        --run runs/grids/weighting/table3_hierarchical/loss=CEL__weighting=-__fold=0 \\
+    dermlab cbam-maps -c experiments/weighting/base.yaml --data.init_args.root /data/ham10000 \
+        --run runs/grids/weighting/table3_hierarchical/loss=CEL__weighting=-__fold=0 \
         --run runs/grids/weighting/table3_hierarchical/loss=CEL__weighting=OHEM__fold=0 --labels CEL OHEM
 """
 
@@ -18,13 +18,22 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
+if TYPE_CHECKING:
+    from lightning_modules.weighting import CBAMClassifier, HierarchicalClassifier
 
-def load_module(source: str):
-    """The ``weighting`` module of a checkpoint or run folder (flat or hierarchical, told by its hyper-parameters)."""
+
+def load_module(source: str) -> CBAMClassifier | HierarchicalClassifier:
+    """The ``weighting`` module of a checkpoint or run folder (flat or hierarchical, told by its hyper-parameters),
+    its weights loaded, in eval mode on the CPU.
+
+    Raises:
+        SystemExit: the checkpoint is neither a ``CBAMClassifier`` nor a ``HierarchicalClassifier`` run.
+    """
     from lightning_modules.nets.backbone import run_checkpoint
     from lightning_modules.weighting import CBAMClassifier, HierarchicalClassifier
 
@@ -41,7 +50,8 @@ def load_module(source: str):
     return module.eval()
 
 
-def attention(module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def attention(module: CBAMClassifier | HierarchicalClassifier, images: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(log-probabilities (B, K), spatial maps (B, h, w), best-channel feature maps (B, h, w))."""
     net = module.net
     with torch.no_grad():
@@ -56,6 +66,18 @@ def attention(module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
 
 
 def main(argv: list[str]) -> Path:
+    """Run ``dermlab cbam-maps``: draw the hardest and easiest test image per class with each model's CBAM maps.
+
+    Args:
+        argv: the arguments after ``cbam-maps``: ``-c CONFIG`` (repeatable), ``--run`` per model, ``--labels``,
+            ``--max-images``, ``--split``, ``--out``; the rest are config overrides (``--data.init_args.root DIR``).
+
+    Returns:
+        The ``--out`` folder, which now holds ``hardest.png`` and ``easiest.png``.
+
+    Raises:
+        SystemExit: a ``--labels`` count other than the ``--run`` count, or a run that is not a CBAM model.
+    """
     parser = argparse.ArgumentParser(prog="dermlab cbam-maps", description=__doc__.splitlines()[0])
     parser.add_argument("--config", "-c", action="append", required=True, help="config(s) naming the data set")
     parser.add_argument("--run", action="append", required=True, help="a checkpoint or run folder (repeat)")

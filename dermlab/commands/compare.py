@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +27,8 @@ from dermlab.challenge.scoring import argmax_correct, read_scored
 from dermlab.stats.paired_tests import delong, holm, mcnemar
 
 
-def compare(truth_path, pred_a, pred_b, threshold: float = 0.5, categories: list[str] | None = None) -> dict:
+def compare(truth_path: str | Path, pred_a: str | Path, pred_b: str | Path, threshold: float = 0.5,
+            categories: list[str] | None = None) -> dict[str, Any]:
     """DeLong and McNemar tests of submission A against B on the scored images of ``truth_path``.
 
     Raises:
@@ -52,6 +55,16 @@ def compare(truth_path, pred_a, pred_b, threshold: float = 0.5, categories: list
 
 
 def main(argv: list[str]) -> None:
+    """Run ``dermlab compare``: print :func:`compare` of the two ``--pred`` submissions as JSON.
+
+    Args:
+        argv: the arguments after ``compare``: ``--truth``, ``--pred`` twice (A, then B), ``--threshold``,
+            ``--categories``.
+
+    Raises:
+        SystemExit: status 2 for ``--pred`` not given twice or a threshold outside [0, 1].
+        DataError: a malformed truth or submission.
+    """
     parser = argparse.ArgumentParser(prog="dermlab compare",
                                      description="Paired tests (DeLong's AUC test, McNemar's test) of two "
                                                  "submissions scored against the same ground truth.")

@@ -1,11 +1,11 @@
-"""``dermlab compare-cams``: CAMs of several trained classifiers on the same test images (arl Fig. 5).
+r"""``dermlab compare-cams``: CAMs of several trained classifiers on the same test images (arl Fig. 5).
 
 One row of images, then one row of CAMs (predicted class) per checkpoint — e.g. ResNet-50 against
 ARL-CNN50 to see which attends to the lesion rather than the background. The config(s) name the data
 set; each checkpoint brings its own network (any classifier of the suite, ARL and RAN included).
 
-    dermlab compare-cams -c experiments/arl/base.yaml --data.init_args.root /data/isic2017 \\
-        --ckpt runs/resnet50/checkpoints/best.ckpt --ckpt runs/arl50/checkpoints/best.ckpt \\
+    dermlab compare-cams -c experiments/arl/base.yaml --data.init_args.root /data/isic2017 \
+        --ckpt runs/resnet50/checkpoints/best.ckpt --ckpt runs/arl50/checkpoints/best.ckpt \
         --labels ResNet50 ARL-CNN50 --n 8
 """
 
@@ -21,6 +21,18 @@ from dermlab.figures import image_grid, save
 
 
 def main(argv: list[str]) -> Path:
+    """Run ``dermlab compare-cams``: one figure with a row of test images and a row of CAMs per checkpoint.
+
+    Args:
+        argv: the arguments after ``compare-cams``: ``-c CONFIG`` (repeatable), ``--ckpt`` per model, ``--labels``,
+            ``--n``, ``--split``, ``--out``; the rest are config overrides (``--data.init_args.root DIR``).
+
+    Returns:
+        The written PNG (``--out``).
+
+    Raises:
+        SystemExit: a ``--labels`` count other than the ``--ckpt`` count.
+    """
     parser = argparse.ArgumentParser(prog="dermlab compare-cams", description=__doc__.splitlines()[0])
     parser.add_argument("--config", "-c", action="append", required=True, help="config(s) naming the data set")
     parser.add_argument("--ckpt", action="append", required=True, help="a trained classifier (repeat for more)")

@@ -19,11 +19,16 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from lightning.pytorch.cli import LightningArgumentParser
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser
 
 from dermlab.errors import DataError
+
+if TYPE_CHECKING:
+    import argparse
+
+    from jsonargparse import Namespace
 
 VERBOSE_ENV = "DERMLAB_VERBOSE"
 UNION = "Does not validate against any of the Union subtypes"
@@ -245,7 +250,7 @@ def _unrecognized(message: str, options: Sequence[str]) -> str:
 
 
 def summarize(message: str, argv: Sequence[str] = (), options: Sequence[str] = ()) -> list[str]:
-    """jsonargparse's error ``message`` as one line per error: ``key = 'value': what is accepted``.
+    """One line per error of jsonargparse's error ``message``: ``key = 'value': what is accepted``.
 
     ``argv`` (the command line) fills in a value argparse leaves out (``--trainer.max_epochs -x`` reads ``-x`` as an
     option); ``options`` (the parser's option strings) give the nearest names for an unrecognized one. A message
@@ -281,7 +286,7 @@ def _from_argv(key: str, argv: Sequence[str]) -> str | None:
     return None
 
 
-def _option_strings(parser) -> list[str]:
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
     """Every option string of ``parser`` and of its subcommands' parsers."""
     names = list(parser._option_string_actions)
     action = getattr(parser, "_subcommands_action", None)
@@ -290,7 +295,7 @@ def _option_strings(parser) -> list[str]:
     return names
 
 
-def remember_argv(parser, args) -> None:
+def remember_argv(parser: LightningArgumentParser, args: ArgsType) -> None:
     """Keep the command line of this parse (``args``; ``None``: ``sys.argv``) on ``parser`` and its subcommands'
     parsers, for :func:`summarize` to name a value the parser's message leaves out."""
     argv = list(args) if isinstance(args, list | tuple) else sys.argv[1:] if args is None else []
@@ -305,7 +310,7 @@ class DermlabArgumentParser(LightningArgumentParser):
 
     argv: Sequence[str] | None = None  # set per parse by the CLI, for summarize()
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         # argparse would take an unambiguous prefix of an option (--trainer.max_epoch for --trainer.max_epochs)
         # silently: a misspelt key must stop instead, as it does in a -c yaml
         kwargs.setdefault("allow_abbrev", False)
@@ -330,7 +335,7 @@ class DermlabArgumentParser(LightningArgumentParser):
         self.exit(2)
 
 
-def instantiation_error(error: Exception, config=None) -> Exception:
+def instantiation_error(error: Exception, config: Namespace | None = None) -> Exception:
     """The error to show for ``error`` raised while LightningCLI built the configured classes: the original
     :class:`~dermlab.errors.DataError` where a class raised one, else a DataError naming the key (``model``, ``data``,
     found in ``config``), the class, the reason (the cause of jsonargparse's union dump, the class's own exception)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +25,9 @@ from dermlab.challenge.scoring import score
 from dermlab.challenge.truth import read_truth
 from dermlab.commands.trainer import build_cli
 from dermlab.stats.intervals import Interval
+
+if TYPE_CHECKING:
+    from datamodules.base import SkinDataModule
 
 
 def metrics_table(title: str, rows: dict, interval_suffix: str = "_ci95") -> Table:
@@ -47,7 +51,7 @@ def metrics_table(title: str, rows: dict, interval_suffix: str = "_ci95") -> Tab
     return table
 
 
-def test_truth(data, run_dir: Path, data_root: str | None) -> Path:
+def test_truth(data: SkinDataModule, run_dir: Path, data_root: str | None) -> Path:
     """The test split's ground truth in the official layout: the data set's own file, or (the shipped sample,
     whose split is fixed by the reader) the split written as ``<run>/test_ground_truth.csv``."""
     if hasattr(data, "ground_truth"):
@@ -57,7 +61,17 @@ def test_truth(data, run_dir: Path, data_root: str | None) -> Path:
     return Path(data_root or data.root) / "ISIC-2017_Test_v2_Part3_GroundTruth.csv"
 
 
-def main(argv: list[str]) -> dict:
+def main(argv: list[str]) -> dict[str, Any]:
+    """Run ``dermlab demo``: fine-tune, test, write and score the submission, print the tables and the summary line.
+
+    Args:
+        argv: the arguments after ``demo`` (``--synthetic``, ``--config``, ``--data-root``, ``--n``, ``--size``,
+            ``--seed``, ``--n-boot``); the rest go to LightningCLI (``--trainer.max_epochs 2``).
+
+    Returns:
+        ``test`` (the test metrics), ``score`` (:func:`dermlab.challenge.scoring.score` of the submission),
+        ``auc_interval`` (:class:`~dermlab.stats.intervals.Interval`), ``wall_time_s`` and ``run_dir``.
+    """
     parser = argparse.ArgumentParser(prog="dermlab demo", description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic", action="store_true",
                         help="the synthetic wiring demo (experiments/demo_synthetic.yaml, data written if missing)")

@@ -12,6 +12,17 @@ from lightning_modules.nets.lerf import GRADIENTS, create_net, lerf, paper_name
 
 
 def main(argv: list[str]) -> dict[str, float]:
+    """Run ``dermlab lerf``: print every layer's LERF as JSON and write the heat maps (and, for all layers, the
+    table :class:`callbacks.layer_selection.LayerSelection` reads).
+
+    Args:
+        argv: the arguments after ``lerf``: ``--backbone``, ``--size``, ``--inits``, ``--layers``, ``--seed``,
+            ``--gradient``, ``--out``.
+
+    Returns:
+        {layer (VGG's ``features.21`` as the paper's ``L21``): LERF in input pixels (√ of the area above the
+        threshold), to 2 decimals}.
+    """
     parser = argparse.ArgumentParser(prog="dermlab lerf", description="Layer-wise effective receptive field.")
     parser.add_argument("--backbone", default="vgg13_bn", help="timm name, or torchvision:<name>")
     parser.add_argument("--size", type=int, default=224, help="input side in pixels")

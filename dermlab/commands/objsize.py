@@ -12,16 +12,28 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.patches as patches
 
 from dermlab.figures import STYLE, save
 from lightning_modules.nets.object_size import estimate_object_size
 
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
-def panels(examples, path: Path, normalisation) -> Path:
-    """Fig. 3 of the paper per example: image, CAM, summary mask (≥ 0.5), central box, grown box."""
+    from datamodules.transforms import Normalisation
+    from lightning_modules.nets.object_size import ObjectBox
+
+
+def panels(examples: Sequence[tuple[torch.Tensor, np.ndarray, ObjectBox]], path: Path,
+           normalisation: Normalisation) -> Path:
+    """Fig. 3 of the paper per example: image, CAM, summary mask (≥ 0.5), central box, grown box; one row per
+    (normalised (3, H, W) image, (H, W) CAM in [0, 1], box) example of
+    :func:`~lightning_modules.nets.object_size.estimate_object_size`, saved to ``path``."""
     import matplotlib.pyplot as plt
 
     from datamodules.transforms import denormalise
@@ -43,6 +55,15 @@ def panels(examples, path: Path, normalisation) -> Path:
 
 
 def main(argv: list[str]) -> float:
+    """Run ``dermlab objsize``: estimate Obj on sampled training images, write ``objsize.json`` and the panels.
+
+    Args:
+        argv: the arguments after ``objsize``: ``-c CONFIG`` (repeatable), ``--ckpt_path``, ``--samples``,
+            ``--seed``, ``--out``; the rest are config overrides (``--data.init_args.root DIR``).
+
+    Returns:
+        Obj, the mean √(grown box area), in pixels of the network input.
+    """
     parser = argparse.ArgumentParser(prog="dermlab objsize", description="Morphological object size from CAMs.")
     parser.add_argument("--config", "-c", action="append", required=True, help="the classifier's config(s)")
     parser.add_argument("--ckpt_path", required=True, help="the trained classifier (stage 1)")

@@ -23,6 +23,16 @@ from dermlab.imaging.postprocess import PostProcess, postprocess
 
 
 def main(argv: list[str]) -> None:
+    """Run ``dermlab postprocess``: refine every mask of ``--masks`` and print a JSON summary (masks, how many
+    changed, the settings).
+
+    Args:
+        argv: the arguments after ``postprocess``: ``--images``, ``--masks``, ``--out`` and the settings of
+            :class:`~dermlab.imaging.postprocess.PostProcess`.
+
+    Raises:
+        DataError: no ``ISIC_xxxxxxx*.png`` mask, a mask without its image, or a mask of another size.
+    """
     defaults = PostProcess()
     parser = argparse.ArgumentParser(prog="dermlab postprocess", description=__doc__.splitlines()[0])
     parser.add_argument("--images", required=True, help="folder of the ISIC_xxxxxxx.jpg images")

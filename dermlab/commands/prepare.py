@@ -10,6 +10,13 @@ from datamodules.cache import FORMATS, prepare_cache
 
 
 def main(argv: list[str]) -> None:
+    """Run ``dermlab prepare``: write the cached copies of a data set's images (and masks) and print the number of
+    images per split as JSON.
+
+    Args:
+        argv: the arguments after ``prepare``: ``--dataset``, ``--root``, ``--max-side``, ``--cache-dir``,
+            ``--workers``, ``--format``.
+    """
     parser = argparse.ArgumentParser(prog="dermlab prepare",
                                      description="Fill the preprocessing cache: resized copies of images and masks.")
     parser.add_argument("--dataset", required=True, choices=sorted(DATAMODULES))

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from dermlab.challenge.scoring import score as score_files
 from dermlab.challenge.scoring import score_segmentation
 
 
 def main(argv: list[str]) -> None:
+    """Run ``dermlab score``: print the metrics of a submission CSV (or of a mask folder, ``--seg``) as strict JSON.
+
+    Args:
+        argv: the arguments after ``score``: ``--truth`` and ``--pred`` (``--categories``, ``--bootstrap``,
+            ``--seed``, ``--level``), or ``--seg TRUTH_DIR PRED_DIR``.
+
+    Raises:
+        SystemExit: status 2 for arguments that do not go together.
+        DataError: a malformed truth, submission or mask folder.
+    """
     parser = argparse.ArgumentParser(prog="dermlab score",
                                      description="Score an official submission (CSV or mask folder) against the "
                                                  "official ground truth.")
@@ -41,7 +52,7 @@ def main(argv: list[str]) -> None:
         parser.error("give --truth and --pred (a submission CSV) or --seg TRUTH_DIR PRED_DIR (masks)")
 
 
-def strict_json(value):
+def strict_json(value: Any) -> Any:
     """``value`` with every NaN (an undefined metric, listed under ``undefined``) as None, so the printed JSON is
     strict (``null``), which every JSON reader accepts; bare ``NaN`` is not JSON."""
     if isinstance(value, dict):

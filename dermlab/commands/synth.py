@@ -24,6 +24,15 @@ def sizes_table() -> str:
 
 
 def main(argv: list[str]) -> None:
+    """Run ``dermlab synth``: write the synthetic data set and print the images written per split as JSON.
+
+    Args:
+        argv: the arguments after ``synth``: ``--dataset``, ``--out``, ``--n``, ``--size``, ``--seed``.
+
+    Raises:
+        SystemExit: status 2 for an ``--n`` below the data set's minimum, a negative seed or a side under 8 px.
+        DataError: ``--out`` holds files that are not a finished synthetic write.
+    """
     parser = argparse.ArgumentParser(
         prog="dermlab synth", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a synthetic data set in the official on-disk layout.",

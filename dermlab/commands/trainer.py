@@ -17,18 +17,25 @@ import io
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
 from jsonargparse import Namespace
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
+from typing_extensions import override
 
 from callbacks.checkpoint import use_atomic_checkpoints
 from dermlab.commands.config_errors import TIP_START, DermlabArgumentParser, instantiation_error, remember_argv, verbose
 from dermlab.errors import DataError
 from dermlab.files.checkpoints import checkpoint_error, read_checkpoint
 from dermlab.runtime.resources import keep_freed_memory
+
+if TYPE_CHECKING:
+    from lightning.pytorch import LightningModule, Trainer
+
+    from datamodules.base import ImageTableDataset, SkinDataModule
 
 WANDB_MODES = ("offline", "online", "disabled")
 #: Model arguments that only change how a trained model is evaluated; a test / predict command's own values win
@@ -39,7 +46,10 @@ EVALUATION_OPTIONS = ("tta", "calibrate")
 class WandbConfigSaver(SaveConfigCallback):
     """Writes config.yaml next to the CSV metrics and sends the full resolved config to W&B."""
 
-    def save_config(self, trainer, pl_module, stage: str) -> None:
+    @override
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Send the resolved config (``None`` values kept) to every W&B logger; Lightning's ``setup`` has written
+        ``config.yaml`` to the log folder already, and calls this on rank 0 only."""
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
@@ -49,7 +59,8 @@ class WandbConfigSaver(SaveConfigCallback):
 class DermlabCLI(LightningCLI):
     """LightningCLI with the suite's links, run folder and default loggers."""
 
-    def add_arguments_to_parser(self, parser) -> None:
+    @override
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
         parser.add_argument("--run.name", type=str, default="default",
@@ -136,7 +147,7 @@ class DermlabCLI(LightningCLI):
         if mapping is not None and hasattr(self.model, "use_test_mapping"):
             self.model.use_test_mapping(mapping)
 
-    def parse_arguments(self, parser, args) -> None:
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse as LightningCLI does; the parser keeps the command line to name a value in its errors
         (:mod:`dermlab.commands.config_errors`)."""
         remember_argv(parser, args)
@@ -169,7 +180,7 @@ def check_model_family(path: str | Path, checkpoint: dict, class_path: str | Non
     if not saved or not class_path or saved == class_path:
         return
 
-    def kind(dotted: str):
+    def kind(dotted: str) -> type | None:
         module, _, name = dotted.rpartition(".")
         try:
             cls = getattr(importlib.import_module(module), name)
@@ -188,12 +199,15 @@ class ConfigParser(DermlabCLI):
     """The suite's CLI parser without anything instantiated: :meth:`~ConfigParser.check` parses one argument list
     after another on the same parser (building it once), which is what makes checking every cell of a grid cheap."""
 
+    @override
     def before_instantiate_classes(self) -> None:
         pass
 
+    @override
     def instantiate_classes(self) -> None:
         pass
 
+    @override
     def after_instantiate_classes(self) -> None:
         pass
 
@@ -226,7 +240,7 @@ class ConfigParser(DermlabCLI):
 
 
 def parser_error(text: str) -> str:
-    """jsonargparse's error report as one line: from its ``error:`` line on, without the usage text."""
+    """The one line to show of jsonargparse's error report: from its ``error:`` line on, without the usage text."""
     lines = [line for line in text.strip().splitlines() if not line.startswith(TIP_START)]
     start = next((i for i, line in enumerate(lines) if "error:" in line), 0)
     message = " ".join(line.strip() for line in lines[start:] if line.strip())
@@ -273,7 +287,8 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> DermlabCLI:
     return DermlabCLI(**_cli_kwargs(), args=args, run=run)
 
 
-def evaluation_dataset(configs: list[str], overrides: list[str], split: str = "test"):
+def evaluation_dataset(configs: list[str], overrides: list[str], split: str = "test"
+                       ) -> tuple[SkinDataModule, ImageTableDataset]:
     """(datamodule, un-augmented single-image dataset of ``split``) from config files and CLI overrides, with no
     logger or run folder: what the figure commands (``compare-cams``, ``cbam-maps``) draw their images from."""
     cli = build_cli([a for c in configs for a in ("-c", c)] + overrides

@@ -19,6 +19,14 @@ from lightning_modules.nets.weight_import import import_weights
 
 
 def main(argv: list[str]) -> None:
+    """Run ``dermlab weights import`` (convert, print the provenance JSON) or ``dermlab weights list``.
+
+    Args:
+        argv: the arguments after ``weights``: the verb and its options (module docstring).
+
+    Raises:
+        SystemExit: status 2 without ``--arch`` for a source that is not ``pkg:NAME``.
+    """
     parser = argparse.ArgumentParser(prog="dermlab weights", description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
     convert = verbs.add_parser("import", help="convert a checkpoint into a timm .safetensors with provenance")

@@ -17,10 +17,10 @@ def cache_root(directory: str | Path | None = None) -> Path:
 
 
 def source_key(source: Path) -> str:
-    """What identifies one version of a source file: its absolute path, size and modification time (ns).
+    r"""What identifies one version of a source file: its absolute path, size and modification time (ns).
 
     A path whose name is not valid UTF-8 (a folder unpacked from an archive made on a Latin-1 system: Python holds
-    its bytes as surrogates) is keyed by its bytes, ``\\xe9`` escaped, so the key can be hashed and stored in SQLite.
+    its bytes as surrogates) is keyed by its bytes, ``\xe9`` escaped, so the key can be hashed and stored in SQLite.
     """
     stat = source.stat()
     path = os.fsencode(source.resolve()).decode("utf-8", "backslashreplace")

@@ -21,10 +21,15 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from typing_extensions import override
 
 from dermlab.errors import DataError
+
+if TYPE_CHECKING:
+    import h5py
 
 _lock = threading.Lock()
 # (process id, container path) -> (signature of the file when opened, h5py.File, its member names or None)
@@ -64,7 +69,7 @@ def _entry(container: Path) -> list:
         return entry
 
 
-def handle(container: Path):
+def handle(container: Path) -> h5py.File:
     """The read-only ``h5py.File`` of ``container`` for the calling process (opened on its first call there).
 
     Raises:
@@ -131,31 +136,39 @@ class HDF5Image(type(Path())):
 
     @property
     def container(self) -> Path:
+        """The HDF5 file holding the image, as a plain :class:`~pathlib.Path`."""
         return Path(os.path.dirname(self))
 
     @property
+    @override
     def parent(self) -> Path:
         return self.container
 
     @property
     def key(self) -> str:
+        """The image's dataset name inside the container, which for ISIC 2024 is its ``isic_id``."""
         return self.name
 
-    def is_file(self, **_) -> bool:  # **_: Path's follow_symlinks (Python 3.13); the container is followed
+    @override
+    def is_file(self, **_: bool) -> bool:  # **_: Path's follow_symlinks (Python 3.13); the container is followed
         try:
             return self.key in members(self.container)
         except DataError:
             return False
 
-    def exists(self, **_) -> bool:
+    @override
+    def exists(self, **_: bool) -> bool:
         return self.is_file()
 
-    def is_dir(self, **_) -> bool:
+    @override
+    def is_dir(self, **_: bool) -> bool:
         return False
 
+    @override
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
         return self.container.stat()
 
+    @override
     def read_bytes(self) -> bytes:
         return read_member(self.container, self.key)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -20,7 +21,7 @@ AGE_BAND_NAMES = tuple(name for _, name in AGE_BANDS)
 MISSING = {"", "nan", "none", "unknown", "na", "n/a"}
 
 
-def group_value(value) -> str:
+def group_value(value: Any) -> str:
     """A metadata value as a group name: stripped text; empty, NaN, None, ``unknown`` (any case) → ``unknown``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return UNKNOWN
@@ -28,7 +29,7 @@ def group_value(value) -> str:
     return UNKNOWN if text.lower() in MISSING else text
 
 
-def age_band(age) -> str:
+def age_band(age: Any) -> str:
     """The age band of an age in years: ``0-29``, ``30-44``, ``45-59``, ``60-74``, ``75+``; ``unknown`` when missing.
 
     Raises:

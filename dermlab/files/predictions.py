@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from dermlab.errors import DataError
 from dermlab.files.tables import read_csv
@@ -35,8 +36,8 @@ FILENAME = "predictions_test.csv"
 RESERVED = ("image", "target", "scored")
 
 
-def predictions_frame(image_ids: Sequence[str], targets, probabilities, scored, class_names: Sequence[str]
-                      ) -> pd.DataFrame:
+def predictions_frame(image_ids: Sequence[str], targets: ArrayLike, probabilities: ArrayLike, scored: ArrayLike,
+                      class_names: Sequence[str]) -> pd.DataFrame:
     """The predictions table: N ids, (N,) integer targets, (N, C) probabilities, (N,) 0/1 ``scored``.
 
     Raises:
@@ -61,8 +62,8 @@ def predictions_frame(image_ids: Sequence[str], targets, probabilities, scored, 
     return frame
 
 
-def write_predictions(path: str | Path, image_ids: Sequence[str], targets, probabilities,
-                      class_names: Sequence[str], scored=None) -> Path:
+def write_predictions(path: str | Path, image_ids: Sequence[str], targets: ArrayLike, probabilities: ArrayLike,
+                      class_names: Sequence[str], scored: ArrayLike | None = None) -> Path:
     """Write the predictions file (format in the module docstring) to ``path``; see :func:`predictions_frame`.
     ``scored`` None: every image scored. Returns the path."""
     scored = np.ones(len(image_ids), dtype=bool) if scored is None else scored
@@ -164,7 +165,7 @@ class Predictions:
             return (self.probabilities[:, 1] > definitions.THRESHOLD).astype(int)
         return definitions.decided_argmax(self.probabilities)
 
-    def aligned_to(self, images) -> Predictions:
+    def aligned_to(self, images: Sequence[str] | np.ndarray) -> Predictions:
         """These predictions in the order of ``images`` (the same set of ids).
 
         Raises:

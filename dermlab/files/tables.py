@@ -26,6 +26,7 @@ import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -171,7 +172,8 @@ def _strip_values(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def read_csv(path: str | Path, what: str = "table", hint: str = "", strip: bool = True, **options) -> pd.DataFrame:
+def read_csv(path: str | Path, what: str = "table", hint: str = "", strip: bool = True, **options: Any
+             ) -> pd.DataFrame:
     """``pandas.read_csv`` of a table as users have it (module docstring): the ``.tab`` twin where ``path`` is an
     absent ``.csv``, UTF-8 with or without a byte-order mark, its separator sniffed; with ``strip``, spaces around
     header names and text values removed (an all-space value becomes empty). ``options`` go to pandas

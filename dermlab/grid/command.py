@@ -13,7 +13,7 @@ JOB_OPTIONS = {"--gpus-per-cell": "gpus_per_cell", "--cpus-per-cell": "cpus_per_
                "--mem": "mem", "--partition": "partition"}
 
 
-def _tables(args) -> list[Path]:
+def _tables(args: argparse.Namespace) -> list[Path]:
     tables = [Path(t) for t in args.tables]
     if args.paper:
         tables += spec.paper_tables(args.paper)
@@ -38,7 +38,7 @@ def _add_launcher_options(p: argparse.ArgumentParser) -> None:
                    help="a shell line the job runs before the cell, e.g. 'module load cuda' (repeatable)")
 
 
-def _job_options(args) -> dict:
+def _job_options(args: argparse.Namespace) -> dict:
     """The launcher options given on the command line, as a grid file's ``slurm:`` mapping."""
     options = {key: getattr(args, flag[2:].replace("-", "_")) for flag, key in JOB_OPTIONS.items()}
     options = {key: value for key, value in options.items() if value is not None}
@@ -50,6 +50,19 @@ def _job_options(args) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    """Run ``dermlab grid``: ``run`` trains the cells (locally or as submitit jobs) and prints each table's report
+    (a SLURM launch, which returns once the jobs are queued, says how to follow them instead), ``report`` renders the
+    finished cells into ``report.md`` / ``report.csv``, ``status`` shows where each cell stands; ``_cell`` is the
+    internal verb one cell's process runs.
+
+    Args:
+        argv: the arguments after ``grid``: the verb, grid files or ``--paper NAME``, and the verb's options.
+
+    Raises:
+        SystemExit: no grid named, job options without a submitit launcher, or cells that failed or could not
+            start (named, after every table was run and reported).
+        DataError: a malformed grid file, a missing data folder or weights file.
+    """
     if argv and argv[0] == "_cell":
         runner.run_cell_command(argv[1:])
         return

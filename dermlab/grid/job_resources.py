@@ -153,7 +153,7 @@ def from_mapping(raw: Any, where: str, base: Resources = Resources()) -> Resourc
 
 
 def slurm_parameters(resources: Resources, name: str, after: list[str]) -> dict[str, Any]:
-    """submitit ``AutoExecutor.update_parameters`` keywords of one cell's SLURM job.
+    """The submitit ``AutoExecutor.update_parameters`` keywords of one cell's SLURM job.
 
     One node; one task per GPU, so that ``srun`` starts the DDP ranks that Lightning's SLURM environment reads;
     ``--dependency=afterok:<ids>`` on the jobs of the cells it starts from, with ``--kill-on-invalid-dep=yes`` so

@@ -65,6 +65,11 @@ class CellJob(submitit.helpers.Checkpointable):
         self.predict, self.val_predictions = predict, val_predictions
 
     def __call__(self) -> str:
+        """Run the cell in this task; ``"done"``.
+
+        Raises:
+            RuntimeError: the cell failed (its ``cell.log``, or ``cell.rank<N>.log`` of another rank, says why).
+        """
         try:
             rank = submitit.JobEnvironment().global_rank
         except RuntimeError:  # called outside a submitit job
@@ -77,6 +82,8 @@ class CellJob(submitit.helpers.Checkpointable):
         return status
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        """Note the preemption or time-out in ``cell.log`` and requeue this same call (submitit's
+        :meth:`~submitit.helpers.Checkpointable.checkpoint`); the requeued job resumes from ``last.ckpt``."""
         with (self.run_dir / "cell.log").open("a") as log:
             log.write(f"[grid] {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC: preempted or at the time limit; "
                       "the job is requeued and resumes from last.ckpt\n")
@@ -90,6 +97,8 @@ def read_record(run_dir: Path) -> dict | None:
 
 
 def write_record(run_dir: Path, launcher: str, job: submitit.Job, after: list[str]) -> None:
+    """Write the cell's ``job.json``: the launcher, the job id, the job ids it waits for (``after``), this host,
+    the submission time (UTC) and the job's stderr file."""
     record = {"launcher": launcher, "job_id": str(job.job_id), "after": after, "host": socket.gethostname(),
               "submitted": datetime.now(UTC).isoformat(timespec="seconds"), "stderr": str(job.paths.stderr)}
     (run_dir / RECORD).write_text(json.dumps(record, indent=2))

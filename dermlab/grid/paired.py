@@ -18,9 +18,10 @@ together — with Holm's step-down procedure (Holm 1979), the family being the t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
@@ -31,6 +32,14 @@ from dermlab.metrics import definitions
 from dermlab.stats.paired_tests import delong, holm, mcnemar
 
 PAIRED_METRICS = ("test/auc", "test/accuracy", "test/balanced_accuracy")
+
+
+class HolmTested(Protocol):
+    """A test result :func:`holm_adjust` adjusts: its two-sided ``p`` (NaN: not tested) and where the adjusted
+    one goes (:class:`PairedTest`, :class:`dermlab.grid.report.TTest`)."""
+
+    p: float
+    p_holm: float
 
 
 @dataclass
@@ -63,7 +72,7 @@ def axis_of(spec: GridSpec, key: str) -> str | None:
     return {short: axis for axis, short in spec.short_names().items()}.get(key)
 
 
-def check_entry(spec: GridSpec, entry) -> None:
+def check_entry(spec: GridSpec, entry: object) -> None:
     """Refuse a ``paired_tests`` entry that names a metric, axis or value the grid does not have.
 
     Raises:
@@ -164,7 +173,7 @@ def run_test(result: PairedTest, first: Predictions, second: Predictions) -> Non
     result.detail = f"b={outcome.b}, c={outcome.c}, {outcome.method}"
 
 
-def holm_adjust(*families) -> int:
+def holm_adjust(*families: Iterable[HolmTested]) -> int:
     """Holm-adjust every non-NaN ``p`` of the given lists of results (objects with ``p`` and ``p_holm``) as one
     family, writing ``p_holm``; returns the family's size."""
     tested = [r for family in families for r in family if not math.isnan(r.p)]

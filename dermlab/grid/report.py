@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,7 +150,8 @@ def summarise(spec: GridSpec, cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def ttest(values_greater, values_than) -> tuple[float, int, float]:
+def ttest(values_greater: Sequence[float] | np.ndarray, values_than: Sequence[float] | np.ndarray
+          ) -> tuple[float, int, float]:
     """One-sided Student t-test (pooled variance): t, degrees of freedom, p for H1 mean(greater) > mean(than).
 
     t = (mean(greater) − mean(than)) / (s_p · √(1/m + 1/n)), so t > 0 favours ``greater``; H0 is rejected at
@@ -161,6 +163,8 @@ def ttest(values_greater, values_than) -> tuple[float, int, float]:
 
 
 def ttests(spec: GridSpec, cells: pd.DataFrame) -> list[TTest]:
+    """The grid's ``ttests`` entries evaluated on the finished cells of ``cells`` (values times ``spec.scale``, as
+    the table shows them); a side with fewer than two finished cells gets t and p NaN."""
     done = cells[cells.status == "done"]
 
     def pick(where: dict, metric: str) -> np.ndarray:

@@ -27,6 +27,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dermlab.errors import DataError
 from dermlab.grid.data_roots import (  # noqa: F401  (re-exported: the runner's data side, one import for callers)
@@ -40,6 +41,9 @@ from dermlab.grid.data_roots import (  # noqa: F401  (re-exported: the runner's 
     write_synthetic_roots,
 )
 from dermlab.grid.spec import Cell, GridSpec, cli_value
+
+if TYPE_CHECKING:
+    from dermlab.commands.trainer import DermlabCLI
 
 # the metrics check builds the model on the CPU: it needs no GPU, so a cluster's login node can run it
 CHECK_ON_CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1"]
@@ -213,7 +217,7 @@ def run_cell_command(argv: list[str]) -> None:
     result_path.write_text(json.dumps(result, indent=2))
 
 
-def write_split_predictions(cli, split: str, path: Path) -> Path | None:
+def write_split_predictions(cli: DermlabCLI, split: str, path: Path) -> Path | None:
     """Write ``path`` (:mod:`dermlab.files.predictions` format) with the model as it stands — after
     ``trainer.test(ckpt_path=best)``, the tested checkpoint's weights — on ``split``'s evaluation pipeline
     (views, crops, test-time augmentation), through a one-device Trainer of the run's accelerator and precision

@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ class Cell:
     table: str = ""  # set on a cell of another table named by ``@cell(table: ...)``
 
     def row(self, rows: list[str]) -> str:
+        """The cell's row label in the report: its values on the ``rows`` axes, in that order, joined by " / "."""
         return " / ".join(str(self.values[r]) for r in rows)
 
 
@@ -142,6 +144,7 @@ class GridSpec:
         return dict(zip(self.axes, names, strict=True))
 
     def dataset_of(self, cell: Cell) -> str:
+        """The data set ``cell`` runs on: its ``dataset`` axis value, else the grid's ``dataset``."""
         return str(cell.values.get("dataset", self.dataset))
 
     def excluded(self, values: dict[str, Any]) -> bool:
@@ -153,7 +156,7 @@ class GridSpec:
                 return True
         return False
 
-    def substitute(self, cell: Cell, text: str, folder) -> str:
+    def substitute(self, cell: Cell, text: str, folder: Callable[[Cell], Path]) -> str:
         """``text`` with every ``@cell(...)`` replaced by ``folder(referenced cell)``."""
         return CELL_REF.sub(lambda match: str(folder(self.referenced(cell, match.group(0)))), text)
 
@@ -214,9 +217,12 @@ class GridSpec:
         return cells
 
     def run_root(self, runs: Path, smoke: bool) -> Path:
+        """The folder of the cells' run folders: ``<runs>/grids[-smoke]/<paper>/<table>``, or ``…/<cells_of>`` for
+        a table rendered from another table's runs."""
         return runs / ("grids-smoke" if smoke else "grids") / self.paper / (self.cells_of or self.table)
 
     def report_root(self, runs: Path, smoke: bool) -> Path:
+        """Where the table's ``report.md`` / ``report.csv`` go: ``<runs>/grids[-smoke]/<paper>/<table>``."""
         return runs / ("grids-smoke" if smoke else "grids") / self.paper / self.table
 
 
@@ -302,7 +308,7 @@ def load(path: str | Path) -> GridSpec:
     return spec
 
 
-def statistics_settings(path: Path, raw) -> dict:
+def statistics_settings(path: Path, raw: Any) -> dict:
     """The ``statistics`` key with its defaults: ``n_boot`` (int ≥ 1) and ``seed`` (int ≥ 0).
 
     Raises:
@@ -321,6 +327,11 @@ def statistics_settings(path: Path, raw) -> dict:
 
 
 def paper_tables(paper: str, experiments: Path = Path("experiments")) -> list[Path]:
+    """The grid files of ``paper``: ``experiments/<paper>/tables/*.yaml``, sorted by name.
+
+    Raises:
+        DataError: the paper has no table yet.
+    """
     tables = sorted((experiments / paper / "tables").glob("*.yaml"))
     if not tables:
         raise DataError(f"'{experiments / paper / 'tables'}' holds no table yet; the {paper} issue adds them.")

@@ -71,7 +71,9 @@ def pooled_interval(cells: Sequence[Predictions], metric: Metric, n_boot: int = 
     Args:
         cells: the row's cells' test predictions (scored rows only are used).
         metric: f(target (N,), probabilities (N, C)) → float.
-        n_boot, seed, level: replicates, NumPy ``default_rng`` seed, coverage.
+        n_boot: bootstrap replicates (≥ 1).
+        seed: the NumPy ``default_rng`` seed of the resampling.
+        level: coverage of the percentile interval, in (0, 1).
 
     With one cell the interval is :func:`dermlab.stats.intervals.stratified_bootstrap`'s, to the last digit.
 

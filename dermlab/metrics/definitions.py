@@ -47,7 +47,10 @@ positive image. A binary specificity without a negative image is 1.0, as the off
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from dermlab.challenge.partial_auc import partial_auc_from_counts
 
@@ -59,7 +62,7 @@ BINARY = ("auc", "accuracy", "sensitivity", "specificity", "average_precision", 
 MULTICLASS = ("balanced_accuracy", "accuracy", "auc", "specificity", "ece")
 
 
-def _weights(counts, n: int) -> np.ndarray:
+def _weights(counts: ArrayLike | None, n: int) -> np.ndarray:
     """(B, N) float multiplicities; ``None`` → the images themselves (1, N)."""
     if counts is None:
         return np.ones((1, n))
@@ -70,19 +73,19 @@ def _weights(counts, n: int) -> np.ndarray:
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator, NaN where the denominator is 0 (a metric with nothing to count)."""
+    """The ratio numerator / denominator, NaN where the denominator is 0 (a metric with nothing to count)."""
     return np.divide(numerator, denominator, out=np.full(np.broadcast(numerator, denominator).shape, np.nan),
                      where=denominator > 0)
 
 
-def _check_binary(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+def _check_binary(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
     if labels.ndim != 1 or scores.shape != labels.shape or not np.isin(labels, (0, 1)).all():
         raise ValueError(f"need (N,) 0/1 labels and (N,) scores, got shapes {labels.shape} and {scores.shape}")
     return labels.astype(bool), scores
 
 
-def score_level_counts(positive: np.ndarray, scores: np.ndarray, counts
+def score_level_counts(positive: np.ndarray, scores: np.ndarray, counts: ArrayLike | None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(distinct scores ascending (L,), drawn positives (B, L), drawn negatives (B, L)): per distinct score, how
     many positive and negative images each resample holds there. ``positive`` (N,) bool, ``scores`` (N,),
@@ -103,28 +106,31 @@ def auc_from_level_counts(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     return _ratio((pos * (neg_below + neg / 2)).sum(1), pos.sum(1) * neg.sum(1))
 
 
-def binary_auc(labels, scores, counts=None) -> np.ndarray:
+def binary_auc(labels: ArrayLike, scores: ArrayLike, counts: ArrayLike | None = None) -> np.ndarray:
     """(B,) ROC AUC of 0/1 ``labels`` (N,) by ``scores`` (N,); NaN without both classes."""
     positive, scores = _check_binary(labels, scores)
     _, pos, neg = score_level_counts(positive, scores, counts)
     return auc_from_level_counts(pos, neg)
 
 
-def binary_sensitivity(labels, scores, counts=None, threshold: float = THRESHOLD) -> np.ndarray:
+def binary_sensitivity(labels: ArrayLike, scores: ArrayLike, counts: ArrayLike | None = None,
+                       threshold: float = THRESHOLD) -> np.ndarray:
     """(B,) share of the positive images with ``p > threshold``; NaN without a positive image."""
     positive, scores = _check_binary(labels, scores)
     weights = _weights(counts, len(scores))
     return _ratio((weights * (positive & (scores > threshold))).sum(1), (weights * positive).sum(1))
 
 
-def binary_accuracy(labels, scores, counts=None, threshold: float = THRESHOLD) -> np.ndarray:
+def binary_accuracy(labels: ArrayLike, scores: ArrayLike, counts: ArrayLike | None = None,
+                    threshold: float = THRESHOLD) -> np.ndarray:
     """(B,) share of the images predicted right at ``p > threshold``."""
     positive, scores = _check_binary(labels, scores)
     weights = _weights(counts, len(scores))
     return (weights * ((scores > threshold) == positive)).sum(1) / weights.sum(1)
 
 
-def binary_specificity(labels, scores, counts=None, threshold: float = THRESHOLD) -> np.ndarray:
+def binary_specificity(labels: ArrayLike, scores: ArrayLike, counts: ArrayLike | None = None,
+                       threshold: float = THRESHOLD) -> np.ndarray:
     """(B,) share of the negative images with ``p ≤ threshold``; 1.0 without a negative image (the scorer's
     freebie)."""
     positive, scores = _check_binary(labels, scores)
@@ -133,7 +139,8 @@ def binary_specificity(labels, scores, counts=None, threshold: float = THRESHOLD
     return np.where(negatives > 0, _ratio((weights * (~positive & (scores <= threshold))).sum(1), negatives), 1.0)
 
 
-def binary_ece(labels, scores, counts=None, n_bins: int = ECE_BINS) -> np.ndarray:
+def binary_ece(labels: ArrayLike, scores: ArrayLike, counts: ArrayLike | None = None,
+               n_bins: int = ECE_BINS) -> np.ndarray:
     """(B,) ECE of P(positive): the sum over bins of the absolute difference between the bin's Σ p and Σ y,
     divided by N (module docstring)."""
     positive, scores = _check_binary(labels, scores)
@@ -147,14 +154,15 @@ def _ece(confidence: np.ndarray, outcome: np.ndarray, weights: np.ndarray, n_bin
     return np.abs(per_bin).sum(1) / weights.sum(1)
 
 
-def confidence_bins(confidence, n_bins: int = ECE_BINS) -> np.ndarray:
+def confidence_bins(confidence: ArrayLike, n_bins: int = ECE_BINS) -> np.ndarray:
     """Bin index 0 … ``n_bins`` of each confidence: m/n_bins ≤ c < (m+1)/n_bins, c = 1 → ``n_bins`` (its own bin).
     The edges are float64 ``linspace(0, 1, n_bins + 1)``, the bucketing of torchmetrics' calibration error."""
     edges = np.linspace(0, 1, n_bins + 1)
     return np.searchsorted(edges, np.asarray(confidence, dtype=float), side="right") - 1
 
 
-def binary_metric_values(labels, scores, counts=None, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
+def binary_metric_values(labels: ArrayLike, scores: ArrayLike, counts: ArrayLike | None = None,
+                         threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
     """Every binary metric (:data:`BINARY`) of one scored test set, (B,) each.
 
     Args:
@@ -190,7 +198,7 @@ def binary_metric_values(labels, scores, counts=None, threshold: float = THRESHO
 
 
 # --- multi-class --------------------------------------------------------------------------------------------------
-def _check_multiclass(labels, probabilities) -> tuple[np.ndarray, np.ndarray]:
+def _check_multiclass(labels: ArrayLike, probabilities: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     labels, probabilities = np.asarray(labels), np.asarray(probabilities, dtype=float)
     if probabilities.ndim != 2 or labels.shape != probabilities.shape[:1]:
         raise ValueError(f"need (N,) labels and (N, C) probabilities, got {labels.shape} and {probabilities.shape}")
@@ -199,21 +207,21 @@ def _check_multiclass(labels, probabilities) -> tuple[np.ndarray, np.ndarray]:
     return labels.astype(int), probabilities
 
 
-def decided_argmax(probabilities) -> np.ndarray:
+def decided_argmax(probabilities: ArrayLike) -> np.ndarray:
     """(N,) the argmax of each (N, C) row, −1 where the highest probability is shared (undecided: no class)."""
     probabilities = np.asarray(probabilities, dtype=float)
     peak = probabilities.max(1, keepdims=True)
     return np.where((probabilities == peak).sum(1) == 1, probabilities.argmax(1), -1)
 
 
-def multiclass_accuracy(labels, probabilities, counts=None) -> np.ndarray:
+def multiclass_accuracy(labels: ArrayLike, probabilities: ArrayLike, counts: ArrayLike | None = None) -> np.ndarray:
     """(B,) share of the images whose argmax is their label (undecided rows wrong)."""
     labels, probabilities = _check_multiclass(labels, probabilities)
     weights = _weights(counts, len(labels))
     return (weights * (decided_argmax(probabilities) == labels)).sum(1) / weights.sum(1)
 
 
-def class_recall(labels, probabilities, counts=None) -> np.ndarray:
+def class_recall(labels: ArrayLike, probabilities: ArrayLike, counts: ArrayLike | None = None) -> np.ndarray:
     """(B, C) recall of the argmax per class (undecided rows wrong); NaN for a class without an image."""
     labels, probabilities = _check_multiclass(labels, probabilities)
     weights = _weights(counts, len(labels))
@@ -223,7 +231,7 @@ def class_recall(labels, probabilities, counts=None) -> np.ndarray:
                      for c in classes], 1)
 
 
-def class_specificity(labels, probabilities, counts=None) -> np.ndarray:
+def class_specificity(labels: ArrayLike, probabilities: ArrayLike, counts: ArrayLike | None = None) -> np.ndarray:
     """(B, C) one-vs-rest specificity of the argmax per class: of the images of other classes, the share not
     predicted c. NaN for a class without an image (it is then left out of the macro mean) or without negatives."""
     labels, probabilities = _check_multiclass(labels, probabilities)
@@ -237,7 +245,7 @@ def class_specificity(labels, probabilities, counts=None) -> np.ndarray:
     return np.stack(columns, 1)
 
 
-def class_auc(labels, probabilities, counts=None) -> np.ndarray:
+def class_auc(labels: ArrayLike, probabilities: ArrayLike, counts: ArrayLike | None = None) -> np.ndarray:
     """(B, C) one-vs-rest AUC of (label == c) by P(c); NaN for a class absent or holding every image."""
     labels, probabilities = _check_multiclass(labels, probabilities)
     return np.stack([binary_auc(labels == c, probabilities[:, c], counts)
@@ -250,22 +258,23 @@ def macro(per_class: np.ndarray) -> np.ndarray:
     return _ratio(np.where(defined, per_class, 0).sum(1), defined.sum(1).astype(float))
 
 
-def balanced_accuracy(labels, probabilities, counts=None) -> np.ndarray:
+def balanced_accuracy(labels: ArrayLike, probabilities: ArrayLike, counts: ArrayLike | None = None) -> np.ndarray:
     """(B,) balanced multi-class accuracy: mean recall over the classes present (module docstring)."""
     return macro(class_recall(labels, probabilities, counts))
 
 
-def macro_auc(labels, probabilities, counts=None) -> np.ndarray:
+def macro_auc(labels: ArrayLike, probabilities: ArrayLike, counts: ArrayLike | None = None) -> np.ndarray:
     """(B,) macro one-vs-rest AUC over the classes present (and not all of the images)."""
     return macro(class_auc(labels, probabilities, counts))
 
 
-def macro_specificity(labels, probabilities, counts=None) -> np.ndarray:
+def macro_specificity(labels: ArrayLike, probabilities: ArrayLike, counts: ArrayLike | None = None) -> np.ndarray:
     """(B,) mean one-vs-rest specificity of the argmax over the classes present."""
     return macro(class_specificity(labels, probabilities, counts))
 
 
-def top_label_ece(labels, probabilities, counts=None, n_bins: int = ECE_BINS) -> np.ndarray:
+def top_label_ece(labels: ArrayLike, probabilities: ArrayLike, counts: ArrayLike | None = None,
+                  n_bins: int = ECE_BINS) -> np.ndarray:
     """(B,) top-label ECE: confidence max_c p_c, outcome whether the argmax is the label (Guo et al. 2017); an
     undecided row (:func:`decided_argmax`) is wrong."""
     labels, probabilities = _check_multiclass(labels, probabilities)
@@ -273,7 +282,8 @@ def top_label_ece(labels, probabilities, counts=None, n_bins: int = ECE_BINS) ->
     return _ece(probabilities.max(1), right, _weights(counts, len(labels)), n_bins)
 
 
-def multiclass_metric_values(labels, probabilities, class_names=None, counts=None) -> dict[str, np.ndarray]:
+def multiclass_metric_values(labels: ArrayLike, probabilities: ArrayLike, class_names: Sequence[str] | None = None,
+                             counts: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Every multi-class metric (:data:`MULTICLASS`) and, given ``class_names``, ``recall_<name>`` and
     ``auc_<name>`` per class, (B,) each. ``labels`` (N,) in 0 … C−1, ``probabilities`` (N, C)."""
     recall, auc = class_recall(labels, probabilities, counts), class_auc(labels, probabilities, counts)
@@ -286,7 +296,8 @@ def multiclass_metric_values(labels, probabilities, class_names=None, counts=Non
     return values
 
 
-def accuracy(labels, probabilities, counts=None, threshold: float = THRESHOLD) -> np.ndarray:
+def accuracy(labels: ArrayLike, probabilities: ArrayLike, counts: ArrayLike | None = None,
+             threshold: float = THRESHOLD) -> np.ndarray:
     """(B,) ``accuracy`` of (N, C) probabilities: at ``p > threshold`` of P(class 1) for C = 2, of the argmax
     otherwise."""
     probabilities = np.asarray(probabilities, dtype=float)
@@ -295,7 +306,7 @@ def accuracy(labels, probabilities, counts=None, threshold: float = THRESHOLD) -
     return multiclass_accuracy(labels, probabilities, counts)
 
 
-def auc(labels, probabilities, counts=None) -> np.ndarray:
+def auc(labels: ArrayLike, probabilities: ArrayLike, counts: ArrayLike | None = None) -> np.ndarray:
     """(B,) ``auc`` of (N, C) probabilities: the binary AUC of P(class 1) for C = 2, the macro AUC otherwise."""
     probabilities = np.asarray(probabilities, dtype=float)
     if probabilities.shape[1] == 2:

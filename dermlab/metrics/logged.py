@@ -18,6 +18,7 @@ paper's mPR).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torchmetrics import Metric, MetricCollection
@@ -47,7 +48,7 @@ class DefinedMetrics(Metric):
     full_state_update = False
 
     def __init__(self, class_names: Sequence[str], keep: Sequence[str] | None = None, prefix: str = "",
-                 **kwargs) -> None:
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.class_names = [str(name) for name in class_names]
         self.keep, self.prefix = tuple(keep) if keep is not None else None, prefix
@@ -55,10 +56,13 @@ class DefinedMetrics(Metric):
         self.add_state("target", default=[], dist_reduce_fx="cat")
 
     def update(self, scores: torch.Tensor, target: torch.Tensor) -> None:
+        """Keep a batch: P(positive) (N,) for two classes, else (N, C) probabilities; (N,) class indices."""
         self.scores.append(scores.detach().double())
         self.target.append(target.detach().long())
 
     def compute(self) -> dict[str, torch.Tensor]:
+        """The epoch's metrics over every kept batch (all ranks): ``{prefix + name: 0-d float64 tensor}`` on the
+        metric's device, NaN where the images cannot define one."""
         scores, target = (dim_zero_cat(s).cpu().numpy() for s in (self.scores, self.target))
         if len(self.class_names) == 2:
             values = binary_metric_values(target, scores)

@@ -10,6 +10,8 @@ nor prediction: 1).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torchmetrics import Metric
 
@@ -19,13 +21,15 @@ CHALLENGE_THRESHOLD = 0.65
 
 
 def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
-    """numerator / denominator, and 1 where the denominator is 0 (the official scorer's "freebie")."""
+    """The ratio numerator / denominator, and 1 where the denominator is 0 (the official scorer's "freebie")."""
     safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
     return torch.where(denominator > 0, numerator / safe, torch.ones_like(numerator))
 
 
-def scores_from_counts(tp, fp, tn, fn, threshold: float = CHALLENGE_THRESHOLD) -> dict[str, torch.Tensor]:
-    """Per-image scores from per-image confusion counts (any shape, float)."""
+def scores_from_counts(tp: torch.Tensor, fp: torch.Tensor, tn: torch.Tensor, fn: torch.Tensor,
+                       threshold: float = CHALLENGE_THRESHOLD) -> dict[str, torch.Tensor]:
+    """Per-image scores (:data:`SCORES`) from per-image confusion counts of pixels (float, any shape, the four
+    alike), each of that shape; ``threshold`` is the thresholded Jaccard's cut (0.65, the challenge's)."""
     jaccard = _ratio(tp, tp + fp + fn)
     return {
         "threshold_jaccard": torch.where(jaccard >= threshold, jaccard, torch.zeros_like(jaccard)),
@@ -70,18 +74,25 @@ class SegmentationScores(Metric):
 
     full_state_update = False
 
-    def __init__(self, class_names: tuple[str, ...] = ("lesion",), threshold: float = 0.5, **kwargs):
+    def __init__(self, class_names: tuple[str, ...] = ("lesion",), threshold: float = 0.5, **kwargs: Any):
         super().__init__(**kwargs)
         self.class_names, self.threshold = tuple(class_names), threshold
         self.add_state("counts", default=[], dist_reduce_fx="cat")
 
     def update(self, probabilities: torch.Tensor, masks: torch.Tensor) -> None:
+        """Add a batch: (N, K, H, W) probabilities (> ``threshold`` is lesion) and masks (> 0.5 is lesion).
+
+        Raises:
+            ValueError: shapes that differ or are not (N, K, H, W).
+        """
         if probabilities.shape != masks.shape or probabilities.ndim != 4:
             raise ValueError(f"need (N, K, H, W) probabilities and masks of one shape, got {tuple(probabilities.shape)}"
                              f" and {tuple(masks.shape)}")
         self.counts.append(confusion_counts(probabilities.float(), masks, self.threshold))
 
     def compute(self) -> dict[str, torch.Tensor]:
+        """{score: 0-d tensor}: each of :data:`SCORES` averaged over images (and attributes), plus, for K > 1,
+        ``attribute_jaccard`` and ``jaccard_<class name>``."""
         counts = self.counts if isinstance(self.counts, torch.Tensor) else torch.cat(self.counts)
         counts = counts.view(-1, len(self.class_names), 4)
         per_image = scores_from_counts(*counts.unbind(-1))
@@ -93,6 +104,7 @@ class SegmentationScores(Metric):
         return result
 
     def metric_names(self) -> list[str]:
+        """The names :meth:`compute` returns, without computing (known before any batch)."""
         names = list(SCORES)
         if len(self.class_names) > 1:
             names += ["attribute_jaccard", *(f"jaccard_{c}" for c in self.class_names)]

@@ -53,7 +53,7 @@ def available_cores() -> int:
 
 
 def default_threads(processes: int = 1) -> int:
-    """torch intra-op threads per training process: the cores shared out among the ``processes`` of one machine
+    """The torch intra-op threads per training process: the cores shared out among the ``processes`` of one machine
     (e.g. DDP ranks on one node), at least 1."""
     return max(1, available_cores() // max(1, processes))
 

@@ -35,7 +35,7 @@ T_RANGE = (1e-2, 1e2)
 
 
 def log_of(probabilities: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """log p of (N, C) probabilities in ``dtype``, with 0 clamped to the smallest normal float32 (a softmax that
+    """The log p of (N, C) probabilities in ``dtype``, with 0 clamped to the smallest normal float32 (a softmax that
     underflowed; its log, −87.3, stands for any lower one)."""
     return probabilities.to(dtype).clamp_min(torch.finfo(torch.float32).tiny).log()
 
@@ -95,7 +95,7 @@ def fit_temperature(log_probabilities: torch.Tensor, targets: torch.Tensor, max_
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
-    def closure():
+    def closure() -> torch.Tensor:
         optimiser.zero_grad()
         loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), targets)
         loss.backward()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from dermlab.metrics import definitions
 
@@ -30,8 +31,8 @@ class Interval:
         return f"{self.estimate:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
-def stratified_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], labels, scores, n_boot: int = 2000,
-                         seed: int = 0, level: float = 0.95) -> Interval:
+def stratified_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], labels: ArrayLike, scores: ArrayLike,
+                         n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
     """``metric(labels, scores)`` on the test set with its stratified bootstrap percentile interval.
 
     Args:
@@ -55,7 +56,7 @@ def stratified_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], labe
     return Interval(float(metric(labels, scores)), float(low), float(high), level, n_boot)
 
 
-def stratified_resamples(strata, n_boot: int, seed: int = 0) -> np.ndarray:
+def stratified_resamples(strata: ArrayLike, n_boot: int, seed: int = 0) -> np.ndarray:
     """(n_boot, N) row indices: each row one resample, with replacement, of the images within each stratum.
 
     Args:
@@ -92,16 +93,20 @@ def resample_counts(rows: np.ndarray, n: int) -> np.ndarray:
     return np.bincount((rows + offsets).ravel(), minlength=len(rows) * n).reshape(len(rows), n).astype(float)
 
 
-def percentile_interval(replicates, level: float = 0.95) -> np.ndarray:
+def percentile_interval(replicates: ArrayLike, level: float = 0.95) -> np.ndarray:
     """The (α/2, 1 − α/2) percentiles of ``replicates`` along axis 0, α = 1 − ``level`` (NumPy's linear
-    interpolation between order statistics): (2,) for (B,) replicates, (2, ...) for (B, ...)."""
+    interpolation between order statistics): (2,) for (B,) replicates, (2, ...) for (B, ...).
+
+    Raises:
+        ValueError: ``level`` outside (0, 1).
+    """
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     tail = (1 - level) / 2 * 100
     return np.percentile(np.asarray(replicates, dtype=float), [tail, 100 - tail], axis=0)
 
 
-def binary_auc(labels, scores) -> float:
+def binary_auc(labels: ArrayLike, scores: ArrayLike) -> float:
     """ROC AUC of 0/1 ``labels`` by ``scores``: :func:`dermlab.metrics.definitions.binary_auc` as a float.
 
     Raises:
@@ -113,6 +118,8 @@ def binary_auc(labels, scores) -> float:
     return value
 
 
-def auc_interval(labels, scores, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
-    """Binary ROC AUC (labels 0/1, scores = P(positive)) with its stratified bootstrap interval."""
+def auc_interval(labels: ArrayLike, scores: ArrayLike, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+                 ) -> Interval:
+    """Binary ROC AUC (labels 0/1, scores = P(positive)) with its stratified bootstrap interval
+    (:func:`stratified_bootstrap` of :func:`binary_auc`; its errors)."""
     return stratified_bootstrap(binary_auc, labels, scores, n_boot, seed, level)

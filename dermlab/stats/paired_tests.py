@@ -12,9 +12,11 @@ Plain NumPy/SciPy functions; wrong arguments (lengths, a single class) are progr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import binomtest, chi2, norm, rankdata
 
 from dermlab.metrics import definitions
@@ -43,7 +45,8 @@ class McNemarResult:
     method: str
 
 
-def _binary_labels(labels, *arrays) -> tuple[np.ndarray, list[np.ndarray]]:
+def _binary_labels(labels: ArrayLike, *arrays: ArrayLike) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(N,) bool ``labels`` and ``arrays`` as NumPy arrays, each checked to be (N,)."""
     labels = np.asarray(labels)
     arrays = [np.asarray(a) for a in arrays]
     if labels.ndim != 1 or any(a.shape != labels.shape for a in arrays):
@@ -54,7 +57,7 @@ def _binary_labels(labels, *arrays) -> tuple[np.ndarray, list[np.ndarray]]:
     return labels.astype(bool), arrays
 
 
-def delong_components(labels, scores) -> tuple[float, np.ndarray, np.ndarray]:
+def delong_components(labels: ArrayLike, scores: ArrayLike) -> tuple[float, np.ndarray, np.ndarray]:
     """AUC and DeLong's structural components of one predictor, by midranks (Sun & Xu 2014, Eqs. 7-8).
 
     Args:
@@ -78,12 +81,13 @@ def delong_components(labels, scores) -> tuple[float, np.ndarray, np.ndarray]:
     return float(v10.mean()), v10, v01
 
 
-def delong(labels, scores_a, scores_b) -> DeLongResult:
+def delong(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> DeLongResult:
     """DeLong's test of two correlated ROC AUCs, both predictors scored on the same images.
 
     Args:
         labels: (N,) 0/1 truth, both classes present.
-        scores_a, scores_b: (N,) scores of predictors A and B (higher = more positive).
+        scores_a: (N,) scores of predictor A (higher = more positive).
+        scores_b: (N,) scores of predictor B, of the same images in the same order.
 
     Returns:
         :class:`DeLongResult` with z = (AUC_A − AUC_B) / √(S_AA + S_BB − 2 S_AB), S = S10 / m + S01 / n, S10 and
@@ -110,12 +114,13 @@ def delong(labels, scores_a, scores_b) -> DeLongResult:
     return DeLongResult(auc_a, auc_b, float(z), float(2 * norm.sf(abs(z))))
 
 
-def mcnemar(labels, predicted_a, predicted_b) -> McNemarResult:
+def mcnemar(labels: ArrayLike, predicted_a: ArrayLike, predicted_b: ArrayLike) -> McNemarResult:
     """McNemar's test that two classifiers err equally often on the same images.
 
     Args:
         labels: (N,) true classes (any comparable values).
-        predicted_a, predicted_b: (N,) the classes A and B predict.
+        predicted_a: (N,) the classes A predicts (compared with ``labels`` by ``==``).
+        predicted_b: (N,) the classes B predicts, for the same images in the same order.
 
     Returns:
         :class:`McNemarResult` with b = #(A right, B wrong), c = #(A wrong, B right). With fewer than 25
@@ -141,7 +146,7 @@ def mcnemar(labels, predicted_a, predicted_b) -> McNemarResult:
     return McNemarResult(float(statistic), float(chi2.sf(statistic, 1)), b, c, "chi2_cc")
 
 
-def holm(pvalues) -> list[float]:
+def holm(pvalues: Sequence[float] | np.ndarray) -> list[float]:
     """Holm's step-down adjusted p-values, in the input order (Holm 1979).
 
     With p₍₁₎ ≤ … ≤ p₍ₘ₎ sorted, the adjusted p₍ᵢ₎ is max over j ≤ i of min(1, (m − j + 1) p₍ⱼ₎): monotone in the

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 #: The six ITA skin-tone categories, lightest first.
 ITA_CATEGORIES = ("very light", "light", "intermediate", "tan", "brown", "dark")
@@ -42,7 +43,7 @@ OTSU_MIN_SPREAD = 5.0  #: L* units; with less spread of the usable pixels' L* th
 MIN_PIXELS = 50  #: with fewer skin pixels than this there is no ITA (NaN)
 
 
-def ita_degrees(lightness, b_star) -> np.ndarray:
+def ita_degrees(lightness: ArrayLike, b_star: ArrayLike) -> np.ndarray:
     """ITA in degrees of L* (0–100) and b* values (any shape, broadcast): arctan((L* − 50) / b*) · 180/π
     (Chardon et al. 1991), in [−90°, 90°].
 

@@ -33,7 +33,7 @@ to a point, though the group says almost nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,7 @@ def check_predictions(frame: pd.DataFrame, class_names: Sequence[str], source: s
         raise DataError(f"{source} row {row + 2} ({frame['image'].iloc[row]}): a probability outside [0, 1].")
 
 
-def _interval(metric, rows: np.ndarray, level: float) -> tuple[float, float, float]:
+def _interval(metric: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, level: float) -> tuple[float, float, float]:
     """(estimate, low, high): ``metric`` (weights (B, n) → (B,) values, a function of
     :mod:`dermlab.metrics.definitions`) on the group itself and the percentile interval
     (:func:`dermlab.stats.intervals.percentile_interval`) over the replicates ``rows`` (n_boot, n), every replicate as
@@ -172,11 +172,13 @@ def subgroup_table(predictions: pd.DataFrame, metadata: pd.DataFrame, class_name
         class_names: the C class names, in the order of ``target``.
         positive: ``auto``, ``macro`` or a class name (module docstring).
         threshold: P(positive) above which a binary task predicts positive.
-        n_boot, seed, level: of the stratified bootstrap (the same seed for every group and metric).
+        n_boot: replicates of each group's stratified bootstrap (≥ 1).
+        seed: the bootstrap's seed, the same for every group and metric.
+        level: coverage of the percentile intervals, in (0, 1).
 
     Raises:
         DataError: a malformed predictions table, or an image listed twice.
-        ValueError: an unknown ``positive`` class.
+        ValueError: an unknown ``positive`` class, ``n_boot`` < 1 or ``level`` outside (0, 1).
     """
     check_predictions(predictions, class_names, "the predictions")
     duplicated = predictions["image"][predictions["image"].duplicated()]
@@ -202,7 +204,7 @@ def subgroup_table(predictions: pd.DataFrame, metadata: pd.DataFrame, class_name
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _order(attribute: str, group: str):
+def _order(attribute: str, group: str) -> str:
     """Age bands and ITA categories in their natural order, other groups alphabetically."""
     from dermlab.stats.skin_tone import ITA_CATEGORIES
 
