@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning.pytorch as L
 import numpy as np
@@ -29,9 +30,13 @@ from datamodules.datasets.table import ImageTable
 from datamodules.fingerprints import FingerprintStore
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
 from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms
+from datamodules.views import ImageViews
 from dermlab.errors import DataError, clean_message
 from dermlab.runtime.resources import default_workers
 from dermlab.runtime.seeding import run_seed
+
+if TYPE_CHECKING:
+    from datamodules.taxonomies import ClassMapping
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +74,16 @@ def warn_if_cache_too_small(max_side: int, needed: int) -> bool:
     return True
 
 
-class SkinDataModule(SplitReader, L.LightningDataModule):
+class SkinDataModule(ImageViews, SplitReader, L.LightningDataModule):
     """Base for every data set of the suite: the data set's reader (:class:`~datamodules.datasets.reader.SplitReader`,
     free of Lightning) plus what Lightning needs: set-up with the split audit, transforms, the preprocessing
     cache, samplers and DataLoaders.
 
     Each data set's module subclasses its reader and this class (``ISIC2017DataModule(ISIC2017Reader,
     SkinDataModule)``), so its arguments are the reader's (``root``, ``seed``, ``on_bad_image``,
-    ``extra_train_csv``, ``extra_train_images`` and the data set's own) and these.
+    ``extra_train_csv``, ``extra_train_images``, ``duplicates_csv`` and the data set's own), the papers' views and
+    crops per image (:class:`~datamodules.views.ImageViews`: ``train_repeats``, ``eval_views``, ``train_crops``,
+    ``eval_crops``, ``train_crop_positions``, ``crop_size``, ``resize_to``) and these.
 
     Args:
         root: folder holding the data set exactly as downloaded (see the docs page per data set).
@@ -98,21 +105,6 @@ class SkinDataModule(SplitReader, L.LightningDataModule):
             image is enlarged again (512 suits 224–299 px inputs).
         cache_format: ``npy`` (default: raw uint8 arrays, no decoding, 0.59 MB a 512×384 image) or ``png``
             (lossless, about half the disk, 8–13 ms more per image read); see :mod:`datamodules.cache`.
-        train_repeats: each training image is drawn this many times per epoch, through the random
-            training pipeline each time (``arl``: 60 random centre patches per image).
-        eval_views: validation / test / predict images go through the evaluation pipeline this many
-            times; the batch is (B, views, C, H, W) and the module averages the views' probabilities
-            (``arl``: 9 random patches at test time).
-        train_crops: if > 0, every training image gives this many ordered crops of ``crop_size`` (cut after
-            the training pipeline, which then keeps the image at full size): ``patch``'s Ordered-Crop.
-        eval_crops: the same for validation / test / predict: ``patch``'s N_C ∈ {5, 9, 16} ordered crops.
-        train_crop_positions: ``ordered`` (the ``train_crops`` at the fixed positions of evaluation: Ordered-Crop)
-            or ``random`` (``train_crops`` uniform random positions per image and epoch, seeded by the run's seed,
-            epoch and sample: ``patch``'s Multi-Crop trained on N_C random crops per image jointly, as the
-            authors' code does).
-        crop_size: side of the ordered crops (default ``image_size``).
-        resize_to: [height, width] every image is resized to before its pipeline (``patch``: SPC images to
-            HAM10000's 450 × 600; smaller on the synthetic CPU default).
         leakage: what set-up does when the split audit (:mod:`datamodules.audit`) finds a test or validation
             image, lesion or pixel-identical copy on another side: ``error`` (default) stops, naming the first
             pairs and the count; ``warn`` logs it and goes on (e.g. to rerun a paper's own leaky protocol; the
@@ -143,13 +135,6 @@ class SkinDataModule(SplitReader, L.LightningDataModule):
         cache_dir: str | None = None,
         max_side: int | None = None,
         cache_format: CacheFormat = "npy",
-        train_repeats: int = 1,
-        eval_views: int = 1,
-        train_crops: int = 0,
-        eval_crops: int = 0,
-        train_crop_positions: Literal["ordered", "random"] = "ordered",
-        crop_size: int | None = None,
-        resize_to: tuple[int, int] | None = None,
         leakage: Literal["error", "warn"] = "error",
         audit_pixels: bool = True,
         near_duplicates: bool = False,
@@ -157,16 +142,8 @@ class SkinDataModule(SplitReader, L.LightningDataModule):
         test_on_overlap: Literal["drop", "keep"] = "drop",
         **kwargs: Any,
     ) -> None:
-        super().__init__(root, **kwargs)  # the reader's arguments (SplitReader and the data set's own)
-        if train_repeats < 1 or eval_views < 1 or train_crops < 0 or eval_crops < 0:
-            raise ValueError(f"train_repeats and eval_views must be ≥ 1 and the crop counts ≥ 0, got {train_repeats}, "
-                             f"{eval_views}, {train_crops}, {eval_crops}")
-        self.train_repeats, self.eval_views = train_repeats, eval_views
-        self.train_crops, self.eval_crops, self.crop_size = train_crops, eval_crops, crop_size or image_size
-        if train_crop_positions not in ("ordered", "random"):
-            raise ValueError(f"train_crop_positions must be ordered or random, got {train_crop_positions!r}")
-        self.train_crop_positions = train_crop_positions
-        self.resize_to = tuple(resize_to) if resize_to else None
+        super().__init__(root, **kwargs)  # the views (ImageViews) and the reader's arguments (SplitReader and its own)
+        self.crop_size = self.crop_size or image_size
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.train_transforms, self.eval_transforms = train_transforms, eval_transforms
         if predict_split not in SPLITS:
@@ -214,7 +191,7 @@ class SkinDataModule(SplitReader, L.LightningDataModule):
                      if type(self) is cls and all(getattr(self, k, None) == v for k, v in fixed.items())), None)
 
     @property
-    def test_mapping(self):
+    def test_mapping(self) -> ClassMapping | None:
         """The :class:`~datamodules.taxonomies.ClassMapping` the test split is scored through (``test_on``), else
         None (the test split has this data set's classes)."""
         return None if self.cross_test is None else self.cross_test.mapping
@@ -235,12 +212,15 @@ class SkinDataModule(SplitReader, L.LightningDataModule):
         """Training images per class, for class-weighted losses and samplers."""
         return torch.bincount(torch.as_tensor(self.table("train").labels), minlength=self.num_classes)
 
-    def follow(self, model) -> None:
+    def follow(self, model: object) -> None:
         """Normalise images with ``model``'s input statistics (its ``input_normalisation``: the backbone's timm
         ``pretrained_cfg`` mean / std, :mod:`lightning_modules.normalisation`); a model without one keeps ImageNet's."""
         self.normalisation = getattr(model, "input_normalisation", None) or IMAGENET
 
+    @override
     def setup(self, stage: str | None = None) -> None:
+        """Read and screen the splits ``stage`` needs, run the split audit once (stopping on a leak unless
+        ``leakage: warn``) and write the split CSVs to the run folder; follows the attached model's normalisation."""
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.lightning_module is not None:
             self.follow(trainer.lightning_module)
@@ -260,7 +240,7 @@ class SkinDataModule(SplitReader, L.LightningDataModule):
         self.write_split_files(needed)
 
     # --- the split audit ----------------------------------------------------------------
-    def audit(self, needed=SPLITS, screened: bool = True) -> SplitAudit:
+    def audit(self, needed: Sequence[str] = SPLITS, screened: bool = True) -> SplitAudit:
         """Audit train / val / test / extra for shared lesions, shared ids and identical images.
 
         ``screened=False`` audits the splits as their files list them, images present or not (``dermlab audit``
@@ -303,7 +283,7 @@ class SkinDataModule(SplitReader, L.LightningDataModule):
                       "training / validation images that are test images out of training)")
         enforce(audit, self.leakage, where)
 
-    def write_split_files(self, splits) -> None:
+    def write_split_files(self, splits: Iterable[str]) -> None:
         """``<run folder>/splits/<split>.csv``: the exact images of each split of this run, and ``audit.json``."""
         trainer = getattr(self, "trainer", None)
         if trainer is None or not trainer.is_global_zero or trainer.default_root_dir is None:
@@ -322,14 +302,10 @@ class SkinDataModule(SplitReader, L.LightningDataModule):
         augment = split == "train" if augment is None else augment
         transform = build_transforms(self.train_transforms if augment else self.eval_transforms, self.image_size,
                                      train=augment, resize_to=self.resize_to, normalisation=self.normalisation)
-        crops = 0 if views == 1 else self.train_crops if augment else self.eval_crops  # views=1: one whole image
-        views = 1 if augment else (views or self.eval_views)
-        return ImageTableDataset(self.table(split), transform, self.cache,
-                                 repeats=self.train_repeats if augment else 1, views=views, crops=crops,
-                                 crop_size=self.crop_size, seed=run_seed(self.seed),
-                                 crop_positions=self.train_crop_positions if augment else "ordered")
+        return ImageTableDataset(self.table(split), transform, self.cache, seed=run_seed(self.seed),
+                                 **self.views_of(augment, views))
 
-    def _loader(self, split: str, **kwargs) -> DataLoader:
+    def _loader(self, split: str, **kwargs: Any) -> DataLoader:
         workers = self.loader_workers()
         return DataLoader(self.dataset(split), batch_size=self.batch_size, num_workers=workers,
                           persistent_workers=workers > 0,
