@@ -20,7 +20,7 @@ from dermlab.cli import main
 from dermlab.commands.trainer import build_cli
 from dermlab.errors import DataError
 from dermlab.files.checkpoints import read_checkpoint
-from dermlab.grid.runner import run_cell_command
+from dermlab.grid.cell import run_cell_command
 from lightning_modules.nets.backbone import create_backbone
 from tests.conftest import REPO, tiny_args
 

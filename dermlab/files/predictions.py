@@ -15,7 +15,7 @@ Format (one header row, then one row per test image, each image once, in the ord
 :func:`read_predictions` reads it back as a table (subgroup tables), :meth:`Predictions.read` as NumPy arrays
 (paired tests, fold ensembles, the grid report). A classifier's test run writes ``predictions_test.csv``; on a grid
 with a ``fold`` axis each cell also writes ``predictions_val.csv`` (its held-out fold) with the checkpoint it
-selected (:func:`dermlab.grid.runner.write_split_predictions`).
+selected (:func:`dermlab.grid.cell.write_split_predictions`).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dermlab.grid import cell, runner, spec
 from dermlab.grid import report as reporting
-from dermlab.grid import runner, spec
 
 # ``grid run`` options of a cell's job (dermlab.grid.job_resources): option → key
 JOB_OPTIONS = {"--gpus-per-cell": "gpus_per_cell", "--cpus-per-cell": "cpus_per_cell", "--time": "time",
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> None:
         DataError: a malformed grid file, a missing data folder or weights file.
     """
     if argv and argv[0] == "_cell":
-        runner.run_cell_command(argv[1:])
+        cell.run_cell_command(argv[1:])
         return
     parser = argparse.ArgumentParser(prog="dermlab grid", description="Run experiment grids and render paper tables.")
     sub = parser.add_subparsers(dest="verb", required=True)

@@ -272,7 +272,7 @@ def test_a_grid_cell_with_predict_adds_the_writers_full_size_scores_to_its_resul
     import json
 
     import dermlab.commands.trainer
-    from dermlab.grid import runner
+    from dermlab.grid import cell
 
     class FakeTrainer:
         is_global_zero = True  # one process: rank 0 writes the result
@@ -291,8 +291,8 @@ def test_a_grid_cell_with_predict_adds_the_writers_full_size_scores_to_its_resul
         return SimpleNamespace(trainer=FakeTrainer(), model=None, datamodule=SimpleNamespace(split_audit=None))
 
     monkeypatch.setattr(dermlab.commands.trainer, "build_cli", build_cli)
-    runner.run_cell_command([str(tmp_path / "a.json"), "--predict", "--"])
-    runner.run_cell_command([str(tmp_path / "b.json"), "--"])
+    cell.run_cell_command([str(tmp_path / "a.json"), "--predict", "--"])
+    cell.run_cell_command([str(tmp_path / "b.json"), "--"])
     assert json.loads((tmp_path / "a.json").read_text())["metrics"] == {"test/threshold_jaccard": 0.9,
                                                                         "full/threshold_jaccard": 0.7}
     assert json.loads((tmp_path / "b.json").read_text())["metrics"] == {"test/threshold_jaccard": 0.9}
