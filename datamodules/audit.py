@@ -25,12 +25,16 @@ import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from datamodules.fingerprints import NEAR_DUPLICATE_BITS, FingerprintStore
 from dermlab.errors import DataError
 from dermlab.files.io import read_table
+
+if TYPE_CHECKING:
+    from datamodules.datasets.table import ImageTable
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +82,12 @@ class SplitAudit:
 
     @property
     def leak(self) -> bool:
+        """Whether anything leaks (:attr:`leaks` is not empty); shared train / extra images are no leak."""
         return bool(self.leaks)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
+        """Every field (``dataclasses.asdict``) plus ``leak`` and ``leaks``: what ``dermlab audit`` prints and
+        ``splits/audit.json`` holds."""
         return {**asdict(self), "leak": self.leak, "leaks": self.leaks}
 
 
@@ -168,7 +175,7 @@ def audit_splits(tables: dict, store: FingerprintStore | None = None, known_dupl
         examples=examples, unavailable=dict(unavailable or {}))
 
 
-def _lesions(table) -> set[str]:
+def _lesions(table: ImageTable) -> set[str]:
     """The table's lesion ids (empty strings stand for images of unknown lesion)."""
     return {g for g in table.groups if g} if table.groups is not None else set()
 

@@ -25,6 +25,7 @@ import io
 import logging
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -142,7 +143,7 @@ class ImageCache:
 
 
 def prepare_cache(dataset: str, root: str, max_side: int, cache_dir: str | None = None, workers: int = 4,
-                  splits=("train", "val", "test"), format: CacheFormat = "npy") -> dict[str, int]:
+                  splits: Iterable[str] = ("train", "val", "test"), format: CacheFormat = "npy") -> dict[str, int]:
     """Write the cached copies of every image (and mask) of ``dataset``'s splits; returns images per split."""
     from concurrent.futures import ThreadPoolExecutor
 

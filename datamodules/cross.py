@@ -37,12 +37,17 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from datamodules.audit import SHOWN, SplitAudit, canonical_id
 from datamodules.taxonomies import ClassMapping, mapping_between
 from dermlab.errors import DataError
+
+if TYPE_CHECKING:
+    from datamodules.datasets.reader import SplitReader
+    from datamodules.datasets.table import ImageTable
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +56,19 @@ TRAINING_ROLES = ("train", "val", "extra")  # the audit's roles that train or se
 
 
 class CrossTest:
-    """The ``target`` data module's test split as seen by a model trained on ``source``."""
+    """The ``target`` data module's test split as seen by a model trained on ``source``.
 
-    def __init__(self, source, target, overlap: str = "drop"):
+    Args:
+        source: the data module that trains and validates (the one with ``test_on``).
+        target: the data module whose test split is served (only its files are read).
+        overlap: ``drop`` or ``keep``, the ``test_on_overlap`` policy (see the module).
+
+    Raises:
+        ValueError: an unknown ``overlap``.
+        DataError: ``target`` has a ``test_on`` of its own.
+    """
+
+    def __init__(self, source: SplitReader, target: SplitReader, overlap: str = "drop") -> None:
         if overlap not in OVERLAP_POLICIES:
             raise ValueError(f"test_on_overlap must be one of {OVERLAP_POLICIES}, got {overlap!r}")
         if getattr(target, "test_on", None) is not None:
@@ -67,6 +82,7 @@ class CrossTest:
 
     @property
     def name(self) -> str:
+        """The target for messages: its class and root, ``ISIC2018Task3DataModule at 'data/isic2018'``."""
         return f"{type(self.target).__name__} at '{self.target.root}'"
 
     @property
@@ -77,7 +93,7 @@ class CrossTest:
             self._mapping = mapping_between(self.source.class_names, self.target.class_names)
         return self._mapping
 
-    def table(self, screened: bool = True):
+    def table(self, screened: bool = True) -> ImageTable:
         """The target's test split with evaluation-class labels, without the images whose class has none.
 
         ``screened=False``: as its files list it (the target's ``raw_table``), for ``dermlab audit``.

@@ -40,7 +40,7 @@ def exact_fingerprint(path: Path) -> str:
 
 
 def perceptual_fingerprint(path: Path) -> str:
-    """imagehash's 64-bit pHash of ``path`` as 16 hex digits, of the pixels the suite trains on
+    """The 64-bit pHash (``imagehash.phash``) of ``path`` as 16 hex digits, of the pixels the suite trains on
     (:func:`~dermlab.files.io.load_rgb`: EXIF orientation applied, 16-bit scaled, CMYK / palette converted).
 
     Raises:

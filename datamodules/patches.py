@@ -15,9 +15,11 @@ of the image — the middle half of the positions a patch of that size can take 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import albumentations as A
 import numpy as np
+from typing_extensions import override
 
 SCALES = (0.2, 0.4, 0.6, 0.8)
 
@@ -41,18 +43,23 @@ class CentralScalePatch(A.DualTransform):
             raise ValueError(f"scales must lie in (0, 1] and centre_range in [0, 1]; got {scales}, {centre_range}")
         self.scales, self.centre_range = tuple(scales), centre_range
 
+    @override
     def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
+        """``{"box": (top, left, height, width)}`` of this call's patch, in pixels of the input image."""
         height, width = params["shape"][:2]
         scale = self.scales[int(self.py_random.random() * len(self.scales))]
         box = patch_box(height, width, scale, self.py_random.random(), self.py_random.random(), self.centre_range)
         return {"box": box}
 
-    def apply(self, img: np.ndarray, box: tuple[int, int, int, int], **params) -> np.ndarray:
+    @override
+    def apply(self, img: np.ndarray, box: tuple[int, int, int, int], **params: Any) -> np.ndarray:
         top, left, h, w = box
         return np.ascontiguousarray(img[top:top + h, left:left + w])
 
-    def apply_to_mask(self, mask: np.ndarray, box: tuple[int, int, int, int], **params) -> np.ndarray:
+    @override
+    def apply_to_mask(self, mask: np.ndarray, box: tuple[int, int, int, int], **params: Any) -> np.ndarray:
         return self.apply(mask, box)
 
+    @override
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("scales", "centre_range")

@@ -9,6 +9,7 @@ the probability that a rotation happens at all (the paper gives none; its pipeli
 from __future__ import annotations
 
 import albumentations as A
+from typing_extensions import override
 
 
 class RandomQuarterTurn(A.RandomRotate90):
@@ -18,5 +19,6 @@ class RandomQuarterTurn(A.RandomRotate90):
     (H, W) masks; H and W swap for k = 1, 3); only the draw of k differs.
     """
 
+    @override
     def get_params(self) -> dict[str, int]:
         return {"factor": self.py_random.randint(1, 3)}

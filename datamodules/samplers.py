@@ -29,11 +29,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from numpy.typing import ArrayLike
 from torch.utils.data import Sampler
 
 
 class _EpochSampler(Sampler[int]):
-    def __init__(self, labels, seed: int = 0):
+    def __init__(self, labels: ArrayLike, seed: int = 0) -> None:
         self.labels = np.asarray(labels)
         self.classes = [np.flatnonzero(self.labels == c) for c in np.unique(self.labels)]
         self.seed, self.epoch = seed, 0
@@ -68,9 +69,19 @@ class OversamplingSampler(_EpochSampler):
 
 
 class BalancedBatchSampler(_EpochSampler):
-    """Batches of exactly ``batch_size / C`` images per class, interleaved for ``world_size`` ranks."""
+    """Batches of exactly ``batch_size / C`` images per class, interleaved for ``world_size`` ranks.
 
-    def __init__(self, labels, batch_size: int, world_size: int = 1, seed: int = 0):
+    Args:
+        labels: (N,) class index of every dataset position.
+        batch_size: images per batch and rank, a multiple of the number of classes C.
+        world_size: DDP ranks.
+        seed: the run's seed; each epoch's draw is seeded from (seed, epoch).
+
+    Raises:
+        ValueError: ``batch_size`` not divisible by C.
+    """
+
+    def __init__(self, labels: ArrayLike, batch_size: int, world_size: int = 1, seed: int = 0) -> None:
         super().__init__(labels, seed)
         if batch_size % len(self.classes):
             raise ValueError(f"balanced batches need batch_size divisible by the {len(self.classes)} classes, "
@@ -136,8 +147,8 @@ class MinorityPairSampler(_EpochSampler):
             class with fewer than ``per_class`` images (it could not give distinct pairs).
     """
 
-    def __init__(self, labels, batch_size: int, per_class: int = 2, world_size: int = 1, seed: int = 0,
-                 every: int = 1):
+    def __init__(self, labels: ArrayLike, batch_size: int, per_class: int = 2, world_size: int = 1, seed: int = 0,
+                 every: int = 1) -> None:
         super().__init__(labels, seed)
         if per_class < 1 or per_class * len(self.classes) > batch_size:
             raise ValueError(f"{per_class} images of each of the {len(self.classes)} classes do not fit a batch of "

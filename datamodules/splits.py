@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.model_selection import GroupShuffleSplit, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from dermlab.errors import DataError
@@ -37,12 +39,24 @@ Split = dict[str, np.ndarray]
 EMPTY = np.zeros(0, dtype=int)
 
 
-def random_holdout(n_images: int, n_val: int, seed: int, groups=None) -> Split:
+def random_holdout(n_images: int, n_val: int, seed: int, groups: Sequence[str] | None = None) -> Split:
     """``n_val`` images to validation, the rest training; whole lesions when ``groups`` (lesion ids) are given.
 
     With lesions, they are visited in a seeded random order and a lesion moves when all its images still fit
     under ``n_val``; the visit stops once ``n_val`` is reached. The count reached is logged (it equals ``n_val``
     unless no remaining lesion fits).
+
+    Args:
+        n_images: the size of the pool.
+        n_val: the images to move to validation, in 1 … ``n_images`` − 1.
+        seed: seed of the draw.
+        groups: (n_images,) the lesion id of each image; None: images move one by one.
+
+    Returns:
+        ``{"train": indices, "val": indices}``, each sorted.
+
+    Raises:
+        DataError: ``n_val`` outside 1 … ``n_images`` − 1, naming the ``val_size`` setting.
     """
     if not 0 < n_val < n_images:
         raise DataError(f"cannot move {n_val} of {n_images} training images to validation: set "
@@ -66,7 +80,8 @@ def random_holdout(n_images: int, n_val: int, seed: int, groups=None) -> Split:
     return {"train": np.flatnonzero(~chosen[lesion_of]), "val": val}
 
 
-def _stratified_chunks(labels, groups, n_splits: int, seed: int) -> list[np.ndarray]:
+def _stratified_chunks(labels: ArrayLike, groups: Sequence[str] | None, n_splits: int, seed: int
+                       ) -> list[np.ndarray]:
     """``n_splits`` disjoint index sets with the class distribution of ``labels``; lesion-grouped if ``groups``."""
     labels = np.asarray(labels, dtype=np.int64)
     key_groups = None if groups is None else tuple(str(g) for g in groups)
@@ -87,9 +102,24 @@ def _chunks(labels: bytes, groups: tuple[str, ...] | None, n_splits: int, seed: 
     return tuple(np.sort(held_out) for _, held_out in folds)
 
 
-def stratified_parts(labels, fold: int, seed: int, parts: int = 4, groups=None) -> Split:
+def stratified_parts(labels: ArrayLike, fold: int, seed: int, parts: int = 4, groups: Sequence[str] | None = None
+                     ) -> Split:
     """``patch``: ``parts`` stratified (and, with ``groups``, lesion-grouped) parts; test = the last part,
-    validation = part ``fold``, training = the others."""
+    validation = part ``fold``, training = the others.
+
+    Args:
+        labels: (N,) class index of each image.
+        fold: the validation part, in 0 … ``parts`` − 2.
+        seed: seed of the partition (the same seed gives the same parts for every ``fold``).
+        parts: the number of parts.
+        groups: (N,) the lesion id of each image; None: ungrouped.
+
+    Returns:
+        ``{"train": indices, "val": indices, "test": indices}``, each sorted.
+
+    Raises:
+        DataError: ``fold`` outside 0 … ``parts`` − 2.
+    """
     if not 0 <= fold < parts - 1:
         raise DataError(f"fold must be in 0..{parts - 2} (the last of {parts} parts is the test set), got {fold}")
     chunks = _stratified_chunks(labels, groups, parts, seed)
@@ -98,9 +128,22 @@ def stratified_parts(labels, fold: int, seed: int, parts: int = 4, groups=None) 
             "val": rest[fold], "test": chunks[-1]}
 
 
-def grouped_holdout(labels, groups, fold: int, seed: int, test_size: float = 0.2, val_size: float = 0.0) -> Split:
+def grouped_holdout(labels: ArrayLike, groups: Sequence[str], fold: int, seed: int, test_size: float = 0.2,
+                    val_size: float = 0.0) -> Split:
     """``weighting``: a lesion-grouped random ``1 - test_size`` / ``test_size`` train / test split (``fold``
-    picks one of several draws); ``val_size`` > 0 moves that fraction of the training lesions to validation."""
+    picks one of several draws); ``val_size`` > 0 moves that fraction of the training lesions to validation.
+
+    Args:
+        labels: (N,) class index of each image (not used: the split is not stratified).
+        groups: (N,) the lesion id of each image.
+        fold: which draw (0, 1, ...) of the seeded sequence of splits.
+        seed: seed of the draws.
+        test_size: the fraction of the lesions that tests.
+        val_size: the fraction of the training lesions that validates (0: an empty ``val``).
+
+    Returns:
+        ``{"train": indices, "val": indices, "test": indices}``, each sorted.
+    """
     groups = np.asarray(groups)
     outer = GroupShuffleSplit(n_splits=fold + 1, test_size=test_size, random_state=seed)
     train, test = list(outer.split(np.zeros(len(groups)), groups=groups))[fold]
@@ -111,9 +154,23 @@ def grouped_holdout(labels, groups, fold: int, seed: int, test_size: float = 0.2
     return {"train": np.sort(train[fit]), "val": np.sort(train[val]), "test": np.sort(test)}
 
 
-def grouped_kfold(labels, groups, fold: int, n_folds: int, seed: int) -> Split:
+def grouped_kfold(labels: ArrayLike, groups: Sequence[str] | None, fold: int, n_folds: int, seed: int) -> Split:
     """Lesion-grouped stratified K-fold: test = fold ``fold``, validation = fold ``fold + 1 (mod K)``, training =
-    the other K - 2 folds (so validation and test are different images)."""
+    the other K - 2 folds (so validation and test are different images).
+
+    Args:
+        labels: (N,) class index of each image.
+        groups: (N,) the lesion id of each image; None: stratified K-fold of single images.
+        fold: the test fold, in 0 … ``n_folds`` − 1.
+        n_folds: K, at least 3.
+        seed: seed of the partition (the same for every ``fold`` of one cross-validation).
+
+    Returns:
+        ``{"train": indices, "val": indices, "test": indices}``, each sorted.
+
+    Raises:
+        DataError: ``n_folds`` < 3 or ``fold`` outside 0 … ``n_folds`` − 1.
+    """
     if n_folds < 3:
         raise DataError(f"n_folds must be at least 3 (one fold tests, the next validates), got {n_folds}")
     if not 0 <= fold < n_folds:
@@ -125,6 +182,15 @@ def grouped_kfold(labels, groups, fold: int, n_folds: int, seed: int) -> Split:
 
 
 def kfold(n_images: int, fold: int, n_folds: int, seed: int) -> Split:
+    """Plain shuffled K-fold of ``n_images`` (``isic2018`` segmentation's cross-validation): validation = fold
+    ``fold``, training = the rest; no test part.
+
+    Returns:
+        ``{"train": indices, "val": indices}``, each sorted.
+
+    Raises:
+        DataError: ``fold`` outside 0 … ``n_folds`` − 1.
+    """
     if not 0 <= fold < n_folds:
         raise DataError(f"fold must be in 0..{n_folds - 1}, got {fold}")
     train, val = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(n_images)))[fold]

@@ -92,7 +92,7 @@ class ClassMapping:
     #: every target class → its evaluation class, or None (its test images are left out).
     from_target: Mapping[str, str | None]
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for side, names, table in (("source", self.source_classes, self.from_source),
                                    ("target", self.target_classes, self.from_target)):
             if set(table) != set(names):
@@ -107,6 +107,7 @@ class ClassMapping:
 
     @property
     def name(self) -> str:
+        """``source → target``, the two class set names, for messages and ``to_json``."""
         return f"{self.source} → {self.target}"
 
     @property
@@ -152,6 +153,8 @@ class ClassMapping:
         return out
 
     def to_json(self) -> dict:
+        """The mapping as plain JSON types, for ``splits/audit.json`` and the grid's ``result.json``: its name, the
+        evaluation classes, both tables, and the classes of each side that map to none."""
         return {"name": self.name, "classes": list(self.classes),
                 "from_source": dict(self.from_source), "from_target": dict(self.from_target),
                 "source_left_out": [c for c, v in self.from_source.items() if v is None],
@@ -209,7 +212,8 @@ def taxonomy_of(class_names: Sequence[str]) -> str | None:
     return next((name for name, classes in TAXONOMIES.items() if classes == names), None)
 
 
-def _pruned(source: str, target: str, source_classes, target_classes, classes, from_source, from_target
+def _pruned(source: str, target: str, source_classes: Sequence[str], target_classes: Sequence[str],
+            classes: Sequence[str], from_source: Mapping[str, str | None], from_target: Mapping[str, str | None]
             ) -> ClassMapping:
     """A mapping without the evaluation classes that no target (or no source) class reaches: their source
     classes drop out and their target images are left out."""

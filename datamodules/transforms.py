@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import yaml
 from albumentations.pytorch import ToTensorV2
+from typing_extensions import override
 
 from datamodules.patches import CentralScalePatch
 from datamodules.quarter_turns import RandomQuarterTurn
@@ -58,13 +59,15 @@ class ShadesOfGrey(A.ImageOnlyTransform):
         super().__init__(p=p)
         self.power = power
 
-    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+    @override
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
         values = img.astype(np.float64)
         illuminant = np.power(np.mean(np.power(values, self.power), axis=(0, 1)), 1.0 / self.power)
         illuminant = illuminant / max(np.linalg.norm(illuminant), 1e-12)
         corrected = values / (np.sqrt(3.0) * np.maximum(illuminant, 1e-12))
         return np.clip(corrected, 0, 255).astype(img.dtype)
 
+    @override
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("power",)
 

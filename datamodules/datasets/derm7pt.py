@@ -22,6 +22,7 @@ from typing import Any
 
 import albumentations as A
 import numpy as np
+from typing_extensions import override
 
 from datamodules.datasets.reader import ReaderDataset, SplitReader
 from datamodules.datasets.table import ImageTable
@@ -45,16 +46,28 @@ HINT = ("Download release_v0 from https://derm.cs.sfu.ca or write a synthetic co
 
 
 class Derm7ptReader(SplitReader):
+    """The derm7pt release's official train / valid / test cases, dermoscopic images only, on the six HAM classes
+    (see the module).
+
+    Args:
+        root: ``release_v0`` as downloaded, or the folder holding it.
+        merge_valid: train on train + valid (the ``patch`` paper's 616 cases), leaving no validation images.
+        **kwargs: the further arguments of :class:`~datamodules.datasets.reader.SplitReader` (``seed``,
+            ``on_bad_image``, ...) or, in a data module, of :class:`~datamodules.base.SkinDataModule`.
+    """
+
     class_names = CLASSES
 
-    def __init__(self, root: str, merge_valid: bool = False, **kwargs):
+    def __init__(self, root: str, merge_valid: bool = False, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.merge_valid = merge_valid
 
     @property
-    def release(self):
+    def release(self) -> Path:
+        """The ``release_v0`` folder: ``root`` itself when it holds ``meta/``, else ``root/release_v0``."""
         return self.root if (self.root / "meta").is_dir() else self.root / "release_v0"
 
+    @override
     def read_split(self, split: str) -> ImageTable:
         meta_dir = require_dir(self.release / "meta", "derm7pt meta folder", HINT)
         csv = meta_dir / "meta.csv"

@@ -21,6 +21,7 @@ from typing import Any
 import albumentations as A
 import numpy as np
 import pandas as pd
+from typing_extensions import override
 
 from datamodules.datasets.pooled import DX_TYPES, HAM_CLASSES, PooledReader
 from datamodules.datasets.reader import ReaderDataset
@@ -52,6 +53,7 @@ class HAM10000Reader(PooledReader):
             raise DataError(f"no ISIC_* images under '{self.root}' (looked in {', '.join(IMAGE_FOLDERS)}). {HINT}")
         return [where.get(i, self.root / IMAGE_FOLDERS[0] / f"{i}.jpg") for i in ids]
 
+    @override
     def read_pool(self) -> ImageTable:
         require_dir(self.root, "data root", HINT)
         table = read_table(self.root / "HAM10000_metadata.csv", COLUMNS, hint=HINT)

@@ -4,7 +4,7 @@ pipeline for image and masks, repeats, views and crops. Free of Lightning: usabl
 from __future__ import annotations
 
 import random
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from dermlab.errors import DataError
 from dermlab.files.io import image_size, load_rgb
 from dermlab.files.masks import load_mask
 from dermlab.runtime.seeding import derive
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 
 class ImageTableDataset(Dataset):
@@ -32,9 +35,27 @@ class ImageTableDataset(Dataset):
     Indices may be epoch-tagged (``epoch * len(dataset) + position``, as the training samplers yield them): the
     pipeline's random generators are then seeded from (``seed``, epoch, position) before each sample, so what
     an image gets depends on the run's seed and its place in the epoch only — not on the DataLoader workers.
+
+    Args:
+        table: the images (and masks) to serve.
+        transform: an albumentations pipeline ending in ``ToTensorV2``, applied to the image and its masks together
+            (:func:`datamodules.transforms.build_transforms`).
+        cache: where resized copies of the images come from (:class:`~datamodules.cache.ImageCache`); None: the
+            original files are decoded every time.
+        repeats: times each image is served per epoch (< 1 counts as 1).
+        views: transformed copies of each image per item (< 1 counts as 1).
+        crops: ordered or random crops per item (0: the whole image).
+        crop_size: the side of each crop in pixels.
+        seed: the seed of the pipeline's random generators (with the epoch and position of each item).
+        crop_positions: ``ordered`` (fixed positions, :func:`~datamodules.crops.ordered_crops`) or ``random``
+            (uniform, :func:`~datamodules.crops.random_crops`) crop positions.
+
+    Raises:
+        ValueError: several views or crops for a table with masks, both views and crops, or an unknown
+            ``crop_positions``.
     """
 
-    def __init__(self, table: ImageTable, transform, cache: ImageCache | None = None, repeats: int = 1,
+    def __init__(self, table: ImageTable, transform: A.Compose, cache: ImageCache | None = None, repeats: int = 1,
                  views: int = 1, crops: int = 0, crop_size: int = 224, seed: int = 0,
                  crop_positions: Literal["ordered", "random"] = "ordered"):
         if (views > 1 or crops) and table.masks is not None:

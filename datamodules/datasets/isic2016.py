@@ -20,6 +20,7 @@ from typing import Any
 import albumentations as A
 import numpy as np
 import pandas as pd
+from typing_extensions import override
 
 from datamodules import splits
 from datamodules.datasets.reader import ReaderDataset, SplitReader
@@ -32,13 +33,29 @@ HINT = ("Download ISIC 2016 Part 3 from https://challenge.isic-archive.com/data/
 
 
 class ISIC2016Reader(SplitReader):
+    """ISIC 2016 Part 3, benign (0) vs malignant (1): the official training images less a random validation
+    hold-out, and the official test images (see the module).
+
+    Args:
+        root: the folder as downloaded.
+        val_size: training images drawn (with ``seed``) into the validation split (``dds``: 251).
+        with_masks: add each image's Part 1 lesion mask (``ISIC_..._Segmentation.png``) to the tables.
+        **kwargs: the further arguments of :class:`~datamodules.datasets.reader.SplitReader` (``seed``,
+            ``on_bad_image``, ...) or, in a data module, of :class:`~datamodules.base.SkinDataModule`.
+    """
+
     class_names = ("benign", "malignant")
 
-    def __init__(self, root: str, val_size: int = 251, with_masks: bool = False, **kwargs):
+    def __init__(self, root: str, val_size: int = 251, with_masks: bool = False, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.val_size, self.with_masks = val_size, with_masks
 
     def read_official(self, folder: str) -> ImageTable:
+        """The official ``Training`` or ``Test`` images (``folder``) with their labels (and Part 1 masks).
+
+        Raises:
+            DataError: a missing folder or file, or a label other than benign / malignant / 0.0 / 1.0.
+        """
         require_dir(self.root, "data root", HINT)
         csv = self.root / f"ISBI2016_ISIC_Part3_{folder}_GroundTruth.csv"
         table = read_table(csv, ("image", "label"), header=False, hint=HINT)
@@ -56,7 +73,10 @@ class ISIC2016Reader(SplitReader):
             result.masks = [[masks / f"{i}_Segmentation.png"] for i in ids]
         return result
 
+    @override
     def read_split(self, split: str) -> ImageTable:
+        """``pool`` is the official training set, ``train`` and ``val`` its random split, ``test`` the official
+        test set."""
         if split in ("test", "pool"):
             return self.read_official("Test" if split == "test" else "Training")
         pool = self.raw_table("pool")

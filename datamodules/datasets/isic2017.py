@@ -21,6 +21,7 @@ from typing import Any, Literal
 import albumentations as A
 import numpy as np
 import pandas as pd
+from typing_extensions import override
 
 from datamodules.datasets.reader import ReaderDataset, SplitReader
 from datamodules.datasets.table import ImageTable
@@ -41,9 +42,21 @@ Task = Literal["melanoma", "seborrheic_keratosis", "three_class"]
 
 
 class ISIC2017Reader(SplitReader):
-    """ISIC 2017 Part 3; ``task`` picks the binary task or the three-class softmax."""
+    """ISIC 2017 Part 3 with its official training, validation and test sets; ``task`` picks the binary task
+    (``melanoma`` or ``seborrheic_keratosis`` vs the rest) or the three-class softmax (nevus, melanoma, seborrheic
+    keratosis).
 
-    def __init__(self, root: str, task: Task = "melanoma", **kwargs):
+    Args:
+        root: the folder as downloaded (see the module).
+        task: ``melanoma``, ``seborrheic_keratosis`` or ``three_class``.
+        **kwargs: the further arguments of :class:`~datamodules.datasets.reader.SplitReader` (``seed``,
+            ``on_bad_image``, ...) or, in a data module, of :class:`~datamodules.base.SkinDataModule`.
+
+    Raises:
+        ValueError: an unknown ``task``.
+    """
+
+    def __init__(self, root: str, task: Task = "melanoma", **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         if task not in ("melanoma", "seborrheic_keratosis", "three_class"):
             raise ValueError(f"task must be melanoma, seborrheic_keratosis or three_class, got {task!r}")
@@ -54,6 +67,7 @@ class ISIC2017Reader(SplitReader):
             "three_class": ("nevus", "melanoma", "seborrheic_keratosis"),
         }[task]
 
+    @override
     def read_split(self, split: str) -> ImageTable:
         require_dir(self.root, "data root", HINT)
         return self.read_ground_truth(self.root / f"ISIC-2017_{FOLDERS[split]}_Part3_GroundTruth.csv",

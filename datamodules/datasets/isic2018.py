@@ -24,6 +24,7 @@ from typing import Any, Literal
 import albumentations as A
 import numpy as np
 import pandas as pd
+from typing_extensions import override
 
 from datamodules import splits
 from datamodules.datasets.pooled import HAM_CLASSES, PooledReader, one_hot_labels
@@ -51,10 +52,24 @@ class ISIC2018SegmentationReader(SplitReader):
     ``original_size``. ``cv_fold`` (0..n_folds-1) replaces the official validation set by a fold of the training
     images, as the ``isic2018`` paper's 5-fold cross-validation does; ``test_set: validation`` then tests on the
     released validation set (where the paper reports Tables 1-2) instead of the released test set.
+
+    Args:
+        root: the folder as downloaded (see the module).
+        task: 1 (one lesion mask per image, class ``lesion``) or 2 (the five attribute masks).
+        cv_fold: the training fold (0..n_folds-1) that validates instead of the released validation set; None:
+            the released splits.
+        n_folds: the number of folds of ``cv_fold``.
+        test_set: ``test`` (the released test set) or ``validation`` (the released validation set; needs
+            ``cv_fold``).
+        **kwargs: the further arguments of :class:`~datamodules.datasets.reader.SplitReader` (``seed``,
+            ``on_bad_image``, ...) or, in a data module, of :class:`~datamodules.base.SkinDataModule`.
+
+    Raises:
+        ValueError: an unknown ``task`` or ``test_set``, or ``test_set: validation`` without ``cv_fold``.
     """
 
     def __init__(self, root: str, task: Literal[1, 2] = 1, cv_fold: int | None = None, n_folds: int = 5,
-                 test_set: Literal["test", "validation"] = "test", **kwargs):
+                 test_set: Literal["test", "validation"] = "test", **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         if task not in (1, 2):
             raise ValueError(f"task must be 1 or 2, got {task!r}")
@@ -72,14 +87,20 @@ class ISIC2018SegmentationReader(SplitReader):
             return [f"{image_id}_segmentation.png"]
         return [f"{image_id}_attribute_{a}.png" for a in ATTRIBUTES]
 
-    def truth_folder(self, split: str):
+    def truth_folder(self, split: str) -> Path:
+        """The released ground-truth folder of ``split`` (``train``, ``val`` or ``test``) for this task: task 2's
+        ``..._GroundTruth_v3`` where it exists (the training truth's name), else the plain name.
+
+        Raises:
+            KeyError: another split name.
+        """
         folder = FOLDERS[split]
         if self.task == 1:
             return self.root / f"ISIC2018_Task1_{folder}_GroundTruth"
         candidates = [self.root / f"ISIC2018_Task2_{folder}_GroundTruth{v}" for v in ("_v3", "")]
         return next((c for c in candidates if c.is_dir()), candidates[0])
 
-    def official_truth_folder(self, split: str):
+    def official_truth_folder(self, split: str) -> Path | None:
         """The official ground-truth folder holding exactly the masks of ``split`` (the full-size files the
         challenge scores), or None when the split is a cross-validation fold (its folder holds other images too).
         """
@@ -88,6 +109,13 @@ class ISIC2018SegmentationReader(SplitReader):
         return None if self.cv_fold is not None else self.truth_folder(split)
 
     def read_official(self, split: str) -> ImageTable:
+        """The released images of ``split`` (``train``, ``val`` or ``test``; every ``ISIC_<7 digits>`` image of
+        its input folder, in id order) with their mask files (checked at screening); labels are all -1.
+
+        Raises:
+            DataError: the data root or the split's ground-truth folder is missing, or its input folder holds no
+                images.
+        """
         require_dir(self.root, "data root", HINT)
         images = self.root / f"ISIC2018_Task1-2_{FOLDERS[split]}_Input"
         found = images_by_stem(images, keep=lambda p: re.fullmatch(r"ISIC_\d{7}", p.stem) is not None)
@@ -98,6 +126,7 @@ class ISIC2018SegmentationReader(SplitReader):
         masks = [[truth / name for name in self.mask_file_names(i)] for i in ids]
         return ImageTable(ids, paths, np.full(len(ids), -1), truth, masks=masks)
 
+    @override
     def read_split(self, split: str) -> ImageTable:
         if split == "test":
             return self.read_official("val" if self.test_set == "validation" else "test")
@@ -135,6 +164,14 @@ class ISIC2018Task3Reader(PooledReader):
         self.test_set = test_set
 
     def read_labelled(self, split: str) -> ImageTable:
+        """The released task 3 images of ``split`` (``train``, ``val`` or ``test``) with their labels; training
+        images get their lesion ids and ``dx_type`` from ``ISIC2018_Task3_Training_LesionGroupings.csv`` where the
+        truth does not carry them.
+
+        Raises:
+            DataError: a missing file, a malformed truth, grouping rows missing or unknown, or ``kfold`` /
+                ``weighting`` without lesion ids.
+        """
         require_dir(self.root, "data root", HINT)
         csv = self.root / f"ISIC2018_Task3_{FOLDERS[split]}_GroundTruth.csv"
         result = self.read_ground_truth(csv, self.root / f"ISIC2018_Task3_{FOLDERS[split]}_Input")
@@ -155,7 +192,7 @@ class ISIC2018Task3Reader(PooledReader):
             raise DataError(f"split {self.scheme!r} groups images by lesion but '{groupings}' is missing.")
         return result
 
-    def read_ground_truth(self, csv, images) -> ImageTable:
+    def read_ground_truth(self, csv: Path, images: Path) -> ImageTable:
         """A task 3 truth in either published layout (:func:`dermlab.challenge.truth.read_truth`) with its images: the
         challenge's ``image,MEL,NV,BCC,AKIEC,BKL,DF,VASC``, or HAM10000's ``lesion_id,image_id,dx,...,dataset``
         (the test truth as published with HAM10000), whose ``lesion_id`` become the groups and ``dx_type`` the
@@ -171,6 +208,7 @@ class ISIC2018Task3Reader(PooledReader):
         return ImageTable(ids, image_paths(images, ids, truth.path), labels, truth.path, groups=truth.groups,
                           extra={**truth.extra, "score_weight": truth.weights.tolist()})
 
+    @override
     def read_pool(self) -> ImageTable:
         return self.read_labelled("train")
 
@@ -190,9 +228,11 @@ class ISIC2018Task3Reader(PooledReader):
             return super().metadata(split)
         return for_images(pd.concat(frames), self.table(split).ids)
 
+    @override
     def read_official_test(self) -> ImageTable:
         return self.read_labelled("test")
 
+    @override
     def read_split(self, split: str) -> ImageTable:
         if self.test_set == "validation":  # split: holdout; the released validation set is the test set
             return self.weigh(self.read_labelled("val")) if split == "test" else super().read_split(split)

@@ -29,6 +29,7 @@ from typing import Any
 import albumentations as A
 import numpy as np
 import pandas as pd
+from typing_extensions import override
 
 from datamodules.datasets.pooled import PooledReader, one_hot_labels
 from datamodules.datasets.reader import ReaderDataset
@@ -58,6 +59,7 @@ class ISIC2019Reader(PooledReader):
 
     class_names = CLASSES
 
+    @override
     def read_pool(self) -> ImageTable:
         require_dir(self.root, "data root", HINT)
         table = self.read_ground_truth(self.root / TRUTH, self.root / IMAGES)

@@ -30,6 +30,7 @@ from typing import Any
 import albumentations as A
 import numpy as np
 import pandas as pd
+from typing_extensions import override
 
 from datamodules.audit import read_duplicate_pairs
 from datamodules.datasets.pooled import PooledReader
@@ -80,11 +81,13 @@ class ISIC2020Reader(PooledReader):
     Args:
         drop_duplicates: leave out all but one image of each group of copies in ``ISIC_2020_Training_Duplicates.csv``
             (module docstring; ``duplicates_csv`` names another copy of the list); needs the file.
+        **kwargs: the further arguments of :class:`~datamodules.datasets.pooled.PooledReader` (``split``,
+            ``fold``, ``seed``, ...) or, in a data module, of :class:`~datamodules.base.SkinDataModule`.
     """
 
     class_names = CLASSES
 
-    def __init__(self, root: str, drop_duplicates: bool = True, **kwargs):
+    def __init__(self, root: str, drop_duplicates: bool = True, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.drop_duplicates = drop_duplicates
 
@@ -93,7 +96,14 @@ class ISIC2020Reader(PooledReader):
         """The ground truth read, the ``_v2`` file where present, else the first release."""
         return next((self.root / name for name in TRUTHS if (self.root / name).is_file()), self.root / TRUTHS[-1])
 
+    @override
     def read_pool(self) -> ImageTable:
+        """Every training image of :attr:`truth_path`, grouped by ``patient_id``, less the copies of
+        ``drop_duplicates``.
+
+        Raises:
+            DataError: a missing or malformed file, or ``drop_duplicates`` without the duplicates list.
+        """
         require_dir(self.root, "data root", HINT)
         table = self.read_ground_truth(self.truth_path, self.root / IMAGES)
         if not self.drop_duplicates:

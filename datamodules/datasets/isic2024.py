@@ -62,7 +62,7 @@ class ISIC2024Reader(PooledReader):
     class_names = ("benign", "malignant")
 
     def __init__(self, root: str, split: Literal["kfold", "holdout"] = "kfold", fold: int = 0, n_folds: int = 5,
-                 val_size: int = 999, **kwargs):
+                 val_size: int = 999, **kwargs: Any) -> None:
         if split not in ("kfold", "holdout"):
             raise ValueError(f"split must be kfold or holdout for ISIC 2024, got {split!r}")
         super().__init__(root, split=split, fold=fold, n_folds=n_folds, val_size=val_size, **kwargs)

@@ -30,6 +30,7 @@ from typing import Any
 import albumentations as A
 import numpy as np
 import pandas as pd
+from typing_extensions import override
 
 from datamodules import splits
 from datamodules.datasets.isic2017 import ISIC2017Reader
@@ -97,10 +98,14 @@ class ISICSampleReader(ISIC2017Reader):
     Args:
         root: the sample folder (default: the repository's ``data_samples/isic_uda1``).
         **kwargs: as :class:`datamodules.datasets.reader.SplitReader` (a data module's also as
-            :class:`datamodules.base.SkinDataModule`); ``seed`` seeds the run, not the split.
+            :class:`datamodules.base.SkinDataModule`); ``seed`` seeds the run, not the split. ``task`` may be given,
+            as ``melanoma`` only.
+
+    Raises:
+        ValueError: a ``task`` other than ``melanoma``.
     """
 
-    def __init__(self, root: str = str(SAMPLE_ROOT), **kwargs):
+    def __init__(self, root: str = str(SAMPLE_ROOT), **kwargs: Any) -> None:
         task = kwargs.pop("task", "melanoma")
         if task != "melanoma":
             raise ValueError(f"the sample holds nevi and melanomas only (no seborrheic keratosis): task must be "
@@ -130,6 +135,7 @@ class ISICSampleReader(ISIC2017Reader):
             self._records = records
         return self._records
 
+    @override
     def read_split(self, split: str) -> ImageTable:
         rows = self.records()[lambda r: r.split == split]
         ids = rows.image_id.tolist()

@@ -19,9 +19,14 @@ MEL, BCC and AKIEC at 1; ``all`` weights every case, as the authors' code does.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from typing_extensions import override
 
 from datamodules import splits
 from datamodules.datasets.reader import SplitReader
@@ -37,13 +42,31 @@ Scheme = Literal["kfold", "patch", "weighting", "holdout", "official"]
 
 
 class PooledReader(SplitReader):
-    """A data set split from one pool of labelled images by a paper's scheme."""
+    """A data set split from one pool of labelled images by a paper's scheme (see the module).
+
+    Args:
+        root: folder holding the data set exactly as downloaded.
+        split: the scheme: ``kfold``, ``patch``, ``weighting``, ``holdout`` or ``official`` (the released splits,
+            where a subclass has them).
+        fold: the fold (``kfold``), validation part (``patch``: 0–2) or split (``weighting``: 0 or 1) to use.
+        n_folds: the number of folds of ``kfold``.
+        val_size: the training images (whole lesions) that ``holdout`` moves to validation.
+        val_fraction: the fraction of the training lesions that ``weighting`` validates on, in [0, 1).
+        dx_type_weights: a loss factor per ``dx_type`` (``patch`` §II-F); None (or empty): no per-sample weights.
+        dx_type_weights_on: ``benign`` weights the benign classes only (the paper), ``all`` every case (the
+            authors' code).
+        **kwargs: the further arguments of :class:`~datamodules.datasets.reader.SplitReader` (``seed``,
+            ``on_bad_image``, ...) or, in a data module, of :class:`~datamodules.base.SkinDataModule`.
+
+    Raises:
+        ValueError: ``val_fraction`` outside [0, 1) or an unknown ``dx_type_weights_on``.
+    """
 
     class_names = HAM_CLASSES
 
     def __init__(self, root: str, split: Scheme = "kfold", fold: int = 0, n_folds: int = 5, val_size: int = 999,
                  val_fraction: float = 0.0, dx_type_weights: dict[str, float] | None = None,
-                 dx_type_weights_on: Literal["benign", "all"] = "benign", **kwargs):
+                 dx_type_weights_on: Literal["benign", "all"] = "benign", **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         if not 0 <= val_fraction < 1:
             raise ValueError(f"--data.init_args.val_fraction must be in [0, 1) (a fraction of the training lesions), "
@@ -61,9 +84,20 @@ class PooledReader(SplitReader):
         raise NotImplementedError
 
     def read_official_test(self) -> ImageTable:
+        """The released test set, the test split of ``split: holdout``.
+
+        Raises:
+            DataError: the data set has none (the default).
+        """
         raise DataError(f"{type(self).__name__} has no official test set; use split: kfold, patch or weighting.")
 
     def split_indices(self, pool: ImageTable) -> dict[str, np.ndarray]:
+        """The row indices of ``pool`` in each split (``train``, ``val``, ``test``) under the scheme, drawn with
+        :attr:`seed` by :mod:`datamodules.splits`; lesions (``pool.groups``) stay on one side.
+
+        Raises:
+            DataError: a scheme the data set does not offer (``official`` without an override).
+        """
         labels, groups = pool.labels, pool.groups
         if self.scheme == "kfold":
             return splits.grouped_kfold(labels, groups, self.fold, self.n_folds, self.seed)
@@ -76,12 +110,17 @@ class PooledReader(SplitReader):
         raise DataError(f"split {self.scheme!r} is not available for {type(self).__name__}.")
 
     def weigh(self, table: ImageTable) -> ImageTable:
+        """``table`` with ``weights`` set from ``extra['dx_type']`` by :func:`diagnosis_weights` when
+        ``dx_type_weights`` is given (changed in place and returned); as it was otherwise."""
         if self.dx_type_weights and "dx_type" in table.extra:
             table.weights = diagnosis_weights(table.labels, table.extra["dx_type"], self.dx_type_weights,
                                               self.dx_type_weights_on, self.class_names)
         return table
 
+    @override
     def read_split(self, split: str) -> ImageTable:
+        """``pool`` is the whole labelled pool (:meth:`read_pool`, weighed); ``train``, ``val`` and ``test`` are
+        the scheme's subsets of it (the released test set for ``holdout``'s ``test``)."""
         if self.scheme == "holdout" and split == "test":
             return self.weigh(self.read_official_test())
         pool = self.raw_table("pool") if split != "pool" else None
@@ -92,10 +131,26 @@ class PooledReader(SplitReader):
         return pool.subset(self._indices[split])
 
 
-def diagnosis_weights(labels, dx_types, factors: dict[str, float], on: str = "benign",
-                      class_names=HAM_CLASSES) -> np.ndarray:
+def diagnosis_weights(labels: ArrayLike, dx_types: Sequence[str], factors: dict[str, float], on: str = "benign",
+                      class_names: Sequence[str] = HAM_CLASSES) -> np.ndarray:
     """Per-sample loss factor from how each diagnosis was confirmed (``patch`` §II-F); malignant cases stay at 1
-    unless ``on`` is ``all``."""
+    unless ``on`` is ``all``.
+
+    Args:
+        labels: (N,) class indices into ``class_names``.
+        dx_types: (N,) how each diagnosis was confirmed (HAM10000's ``dx_type``: ``histo``, ``follow_up``, ...).
+        factors: the loss factor of each ``dx_type``.
+        on: ``benign`` weights the images of the benign classes (NV, BKL, DF, VASC) only; anything else (``all``)
+            weights every image.
+        class_names: the class names ``labels`` index (they must include the benign ones when ``on`` is
+            ``benign``).
+
+    Returns:
+        (N,) float32 factors.
+
+    Raises:
+        DataError: a ``dx_type`` without a factor.
+    """
     unknown = set(dx_types) - set(factors)
     if unknown:
         raise DataError(f"dx_type_weights has no weight for {sorted(unknown)}; give one for each of {list(DX_TYPES)}.")
@@ -106,8 +161,20 @@ def diagnosis_weights(labels, dx_types, factors: dict[str, float], on: str = "be
     return weights
 
 
-def one_hot_labels(table, columns, path) -> np.ndarray:
-    """Class index of each one-hot row; a row that does not hold exactly one 1.0 names itself."""
+def one_hot_labels(table: pd.DataFrame, columns: Sequence[str], path: str | Path) -> np.ndarray:
+    """Class index of each one-hot row of a ground truth (ISIC 2018 task 3, ISIC 2019).
+
+    Args:
+        table: the ground truth, image id in its first column.
+        columns: the one-hot columns, in class order (values as text or numbers).
+        path: the file ``table`` came from, named in the error.
+
+    Returns:
+        (N,) int64 indices into ``columns``.
+
+    Raises:
+        DataError: a row that does not hold exactly one 1.0 (and 0.0 elsewhere), naming its line and image.
+    """
     values = table[list(columns)].apply(lambda c: c.astype(float))
     sums = values.sum(axis=1).to_numpy()
     valid = values.isin([0.0, 1.0]).all(axis=1).to_numpy() & np.isclose(sums, 1.0)

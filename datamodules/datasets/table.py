@@ -3,6 +3,7 @@ shares. Plain Python: no Lightning, no torch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from stat import S_ISREG
@@ -33,7 +34,9 @@ class ImageTable:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, index) -> ImageTable:
+    def subset(self, index: Sequence[int] | np.ndarray) -> ImageTable:
+        """A new table of the rows at positions ``index`` (in that order), every per-image column picked alike;
+        ``source`` and ``screened`` carry over."""
         index = np.asarray(index, dtype=int)
         pick = lambda values: None if values is None else [values[i] for i in index]  # noqa: E731
         return replace(self, ids=pick(self.ids), paths=pick(self.paths), labels=self.labels[index],
@@ -55,8 +58,9 @@ class ImageTable:
                        extra={k: [*v, *other.extra[k]] for k, v in self.extra.items() if k in other.extra},
                        screened=self.screened and other.screened)
 
-    def frame(self, class_names) -> pd.DataFrame:
-        """One row per image: id, label name, and the grouping / extra columns."""
+    def frame(self, class_names: Sequence[str]) -> pd.DataFrame:
+        """One row per image: id, label name (``class_names[label]``, ``""`` where unknown), and the grouping
+        (``lesion_id``) and extra columns; what ``splits/<split>.csv`` holds."""
         frame = pd.DataFrame({"image_id": self.ids,
                               "label": [class_names[i] if i >= 0 else "" for i in self.labels]})
         if self.groups is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import albumentations as A
 import numpy as np
+from typing_extensions import override
 
 from datamodules.datasets.reader import ReaderDataset, SplitReader
 from datamodules.datasets.table import ImageTable
@@ -29,11 +30,22 @@ HINT = "Each split folder needs one sub-folder per class (see README) or `dermla
 
 
 class VitiligoReader(SplitReader):
-    def __init__(self, root: str, classes: tuple[str, ...] = ("No", "Yes"), **kwargs):
+    """A folder-per-class set of images, one folder per split (``train``, ``val``, ``test``; see the module); an
+    image's id is ``<class folder>/<file stem>``.
+
+    Args:
+        root: the folder holding the split folders.
+        classes: the class folders' names in label order (the public set's ``No``, ``Yes``: label 1 is vitiligo).
+        **kwargs: the further arguments of :class:`~datamodules.datasets.reader.SplitReader` (``seed``,
+            ``on_bad_image``, ...) or, in a data module, of :class:`~datamodules.base.SkinDataModule`.
+    """
+
+    def __init__(self, root: str, classes: tuple[str, ...] = ("No", "Yes"), **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.classes = tuple(classes)
         self.class_names = self.classes
 
+    @override
     def read_split(self, split: str) -> ImageTable:
         folder = require_dir(self.root / split, f"{split} folder", HINT)
         ids, paths, labels = [], [], []

@@ -109,6 +109,9 @@ def _one_hot(case: Case) -> str:
 
 
 def write_isic2018_task3(out: Path, n: int, size: int, seed: int) -> dict[str, int]:
+    """ISIC 2018 task 3 in its official layout under ``out``: ``n`` training images of ``size`` px plus validation
+    and test images (:func:`~datamodules.synthetic.common.split_sizes`), each split's one-hot ground truth and the
+    training images' ``ISIC2018_Task3_Training_LesionGroupings.csv``; returns the images per split."""
     sizes = split_sizes(n)
     first = FIRST_ID
     for stream, (split, folder) in enumerate((("train", "Training"), ("val", "Validation"), ("test", "Test"))):
@@ -148,8 +151,13 @@ def _write_segmentation(out: Path, n: int, size: int, seed: int, attributes: boo
 
 
 def write_isic2018_task1(out: Path, n: int, size: int, seed: int) -> dict[str, int]:
+    """ISIC 2018 task 1 in its official layout under ``out``: ``n`` training images of ``size`` px plus validation
+    and test images, each with its lesion mask (``<id>_segmentation.png``, 0/255); returns the images per split."""
     return _write_segmentation(out, n, size, seed, attributes=False)
 
 
 def write_isic2018_task2(out: Path, n: int, size: int, seed: int) -> dict[str, int]:
+    """ISIC 2018 task 2 in its official layout under ``out``: ``n`` training images of ``size`` px plus validation
+    and test images, each with its five attribute masks (``<id>_attribute_<name>.png``, 0/255; the training truth
+    in ``..._GroundTruth_v3``); returns the images per split."""
     return _write_segmentation(out, n, size, seed, attributes=True)

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from datamodules.synthetic.common import item_rng, split_sizes
 from datamodules.synthetic.render import render_lesion
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MALIGNANT_SHARE = 0.3
 IMAGES_PER_PATIENT = 3
@@ -46,7 +50,7 @@ ATTRIBUTION = ("Memorial Sloan Kettering Cancer Center", "Department of Dermatol
 MELANOMA = "Malignant::Malignant melanocytic proliferations (Melanoma)::Melanoma Invasive"
 
 
-def jpeg_bytes(image, quality: int = 92) -> bytes:
+def jpeg_bytes(image: Image.Image, quality: int = 92) -> bytes:
     """The JPEG file of ``image`` as bytes."""
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)

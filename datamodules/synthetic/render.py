@@ -24,6 +24,7 @@ Rendering is deterministic given the ``numpy.random.Generator`` passed in.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,14 +140,15 @@ class _Painter:
         y, x = self.lesion[self.rng.integers(len(self.lesion))]
         return np.array([x, y], np.float32)
 
-    def lines(self, name: str | None, segments, colour, width: float) -> None:
+    def lines(self, name: str | None, segments: Iterable[tuple[np.ndarray, np.ndarray]], colour: tuple[int, int, int],
+              width: float) -> None:
         mask = ImageDraw.Draw(self.masks[name]) if name else None
         for a, b in segments:
             self.draw.line([tuple(a), tuple(b)], fill=colour, width=max(1, int(width)))
             if mask:
                 mask.line([tuple(a), tuple(b)], fill=255, width=max(1, int(width)))
 
-    def dots(self, name: str | None, count: int, colour, radius: tuple[float, float]) -> None:
+    def dots(self, name: str | None, count: int, colour: tuple[int, int, int], radius: tuple[float, float]) -> None:
         mask = ImageDraw.Draw(self.masks[name]) if name else None
         for _ in range(count):
             x, y = self.point()
@@ -155,7 +157,7 @@ class _Painter:
             if mask:
                 mask.ellipse([x - r, y - r, x + r, y + r], fill=255)
 
-    def network(self, name: str, colour, spacing: float) -> None:
+    def network(self, name: str, colour: tuple[int, int, int], spacing: float) -> None:
         """A reticular grid (pigment network dark, negative network light), clipped to the lesion."""
         layer = Image.new("L", self.image.size, 0)
         draw, step = ImageDraw.Draw(layer), max(3.0, spacing * self.unit)
@@ -171,7 +173,8 @@ class _Painter:
         self.image.paste(Image.new("RGB", self.image.size, colour), mask=layer)
         self.masks[name] = Image.fromarray(np.maximum(np.asarray(self.masks[name]), np.asarray(layer)))
 
-    def radial(self, name: str, centre: np.ndarray, radius_at, count: int, colour) -> None:
+    def radial(self, name: str, centre: np.ndarray, radius_at: Callable[[float], float], count: int,
+               colour: tuple[int, int, int]) -> None:
         segments = []
         for angle in self.rng.uniform(0, 2 * np.pi, count):
             r = radius_at(angle)
@@ -179,7 +182,7 @@ class _Painter:
             segments.append((centre + direction * r * 0.75, centre + direction * r * 1.08))
         self.lines(name, segments, colour, self.unit * 0.01)
 
-    def branches(self, count: int, colour) -> None:
+    def branches(self, count: int, colour: tuple[int, int, int]) -> None:
         """Arborizing vessels: short random walks that fork."""
         for _ in range(count):
             start, angle = self.point(), self.rng.uniform(0, 2 * np.pi)
@@ -189,7 +192,8 @@ class _Painter:
                 start, angle = end, angle + self.rng.uniform(-0.8, 0.8)
 
 
-def _draw_structures(painter: _Painter, style: LesionStyle, rng: np.random.Generator, centre, radius_at) -> None:
+def _draw_structures(painter: _Painter, style: LesionStyle, rng: np.random.Generator, centre: np.ndarray,
+                     radius_at: Callable[[float], float]) -> None:
     drawn = {name for name, p in style.structures.items() if rng.random() < p}
     if "pigment_network" in drawn:
         painter.network("pigment_network", (70, 40, 25), rng.uniform(0.03, 0.05))
