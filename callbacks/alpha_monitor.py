@@ -8,7 +8,10 @@ ARL-CNN50), or for every block when the network has fewer. Saved as ``plots/alph
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning.pytorch as L
+from typing_extensions import override
 
 from callbacks.plots import save_figure
 from dermlab.figures import curves
@@ -38,10 +41,22 @@ def layer_span(blocks: list[str], block: str) -> str:
 
 
 class AlphaMonitor(L.Callback):
+    """Fig. 7 (d–f): every ARL block's α per training epoch, logged and, at the end of fit, plotted (module docstring).
+
+    Needs nothing beyond a LightningModule: the blocks are found among its modules
+    (:func:`lightning_modules.nets.arl.alphas`); a network without ARL blocks logs and draws nothing. The history
+    is kept in the checkpoint, so a resumed run plots every epoch.
+
+    Args:
+        layers: the paper's weight layers (conv1 = 1, three per bottleneck) whose blocks the plot shows on a network
+            of 16 blocks or more; a smaller one shows every block.
+    """
+
     def __init__(self, layers: tuple[int, ...] = PAPER_LAYERS):
         self.layers = layers
         self.history: dict[str, list[float]] = {}
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         values = alphas(pl_module)
         for name, value in values.items():
@@ -49,6 +64,7 @@ class AlphaMonitor(L.Callback):
         if values:
             pl_module.log_dict({f"alpha/{name.removeprefix('net.')}": v for name, v in values.items()})
 
+    @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not self.history:
             return
@@ -57,8 +73,10 @@ class AlphaMonitor(L.Callback):
                   for b in paper_blocks(blocks, self.layers)}
         save_figure(trainer, curves(series, ylabel="α", title="learned scale gate α per ARL block"), "alpha")
 
-    def state_dict(self) -> dict:
+    @override
+    def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = state_dict.get("history", {})

@@ -11,8 +11,13 @@ image. Saved as ``plots/attention_maps.png`` (and W&B). Networks without ARL blo
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from matplotlib.figure import Figure
+from typing_extensions import override
 
 from callbacks.alpha_monitor import PAPER_LAYERS, layer_span, paper_blocks
 from callbacks.plots import first_view, save_figure
@@ -22,7 +27,7 @@ from lightning_modules.nets.arl import ARLBottleneck, attention_maps
 
 
 def attention_figure(net: torch.nn.Module, images: torch.Tensor, layers: tuple[int, ...] = PAPER_LAYERS,
-                     kind: str = "attention", normalisation: Normalisation = IMAGENET):
+                     kind: str = "attention", normalisation: Normalisation = IMAGENET) -> Figure | None:
     """The Fig. 7 (a–c) figure of ``net`` on ``images`` (B, 3, H, W) normalised with ``normalisation``, or None
     without ARL blocks.
     Rows: the images, then "(a) layer2.0 (layers 11–13)", "(b) …" per block of
@@ -46,7 +51,15 @@ def attention_figure(net: torch.nn.Module, images: torch.Tensor, layers: tuple[i
 class AttentionMaps(L.Callback):
     """Fig. 7 (a–c) at the end of fit: ``n_images`` validation images, one row of maps per chosen block.
 
-    ``kind``: ``attention`` (A = 𝔑[F(x)]·x, the paper's) or ``mask`` (𝔑[F(x)] alone)."""
+    ``kind``: ``attention`` (A = 𝔑[F(x)]·x, the paper's) or ``mask`` (𝔑[F(x)] alone).
+
+    Reads, where the module has them, ``net`` (:class:`~callbacks.protocols.WithNet`; else the module itself is
+    searched for ARL blocks) and ``input_normalisation`` (:class:`~callbacks.protocols.InputStatistics`; else
+    ImageNet's), both with ``getattr`` defaults.
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
 
     def __init__(self, n_images: int = 4, layers: tuple[int, ...] = PAPER_LAYERS, kind: str = "attention"):
         if kind not in ("attention", "mask"):
@@ -54,14 +67,17 @@ class AttentionMaps(L.Callback):
         self.n_images, self.layers, self.kind = n_images, tuple(layers), kind
         self.images: torch.Tensor | None = None
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+    @override
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT,
+                                batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         if self.images is None and isinstance(batch, dict) and "image" in batch:
             self.images = first_view(batch["image"][: self.n_images]).detach().cpu()
 
+    @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or self.images is None:
             return
-        net = getattr(pl_module, "net", pl_module)
+        net: torch.nn.Module = getattr(pl_module, "net", pl_module)
         figure = attention_figure(net, self.images.to(pl_module.device), self.layers, self.kind,
                                   getattr(pl_module, "input_normalisation", IMAGENET))
         if figure is not None:

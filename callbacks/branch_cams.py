@@ -10,10 +10,15 @@ Grad-CAM (:mod:`lightning_modules.nets.cam`).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from typing_extensions import override
 
 from callbacks.plots import first_view, save_figure
+from callbacks.protocols import AuxiliaryBranches, CAMModule
 from datamodules.transforms import denormalise
 from dermlab.figures import image_grid
 from lightning_modules.nets.cam import activation_maps, class_activation_maps, gap_fc_classifier
@@ -21,36 +26,49 @@ from lightning_modules.nets.lerf import paper_name
 
 
 class BranchCAMs(L.Callback):
+    """Fig. 4 after testing: the first ``n_images`` test images (first view), their main CAM and each auxiliary
+    branch's CAM (module docstring). :class:`~lightning_modules.dds.DeeplySupervisedClassifier` brings it along.
+
+    Needs a :class:`~callbacks.protocols.CAMModule` whose ``net`` has :class:`~callbacks.protocols.AuxiliaryBranches`;
+    a net whose ``layers`` is missing or empty draws nothing.
+    """
+
     def __init__(self, n_images: int = 6):
         self.n_images = n_images
         self.images: list[torch.Tensor] = []
 
-    def on_test_epoch_start(self, trainer, pl_module):
+    @override
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.images = []
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+    @override
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT,
+                          batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         if sum(len(b) for b in self.images) < self.n_images:
             self.images.append(first_view(batch["image"]))
 
-    def on_test_epoch_end(self, trainer, pl_module):
-        layers = getattr(pl_module.net, "layers", [])
+    @override
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        module = cast(CAMModule, pl_module)
+        layers = getattr(module.net, "layers", [])
         if not trainer.is_global_zero or not self.images or not layers:
             return
         images = torch.cat(self.images)[: self.n_images]
-        net = pl_module.net
+        net = module.net
+        branches = cast(AuxiliaryBranches, net)
         was_training = net.training
         net.eval()
         columns = {"main": class_activation_maps(net, images)}
         with torch.inference_mode(False), torch.enable_grad():
             for layer in layers:
-                features, logits = net.branch_features(images.clone(), layer)
-                linear = gap_fc_classifier(net.branch(layer))
+                features, logits = branches.branch_features(images.clone(), layer)
+                linear = gap_fc_classifier(branches.branch(layer))
                 columns[f"aux {paper_name(layer)}"] = activation_maps(features, logits, images.shape[-2:],
                                                                       linear=linear)
         net.train(was_training)
-        names = pl_module.class_names
+        names = module.class_names
         pictures, cams, titles = [], [], []
-        for i, picture in enumerate(denormalise(images, pl_module.input_normalisation)):
+        for i, picture in enumerate(denormalise(images, module.input_normalisation)):
             pictures.append(picture), cams.append(None), titles.append("image")
             for label, (maps, predicted) in columns.items():
                 pictures.append(picture), cams.append(maps[i].cpu().numpy())

@@ -13,12 +13,15 @@ renamed over it, and each load is checked first (:mod:`dermlab.files.checkpoints
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
+import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
+from typing_extensions import override
 
 from dermlab.files.checkpoints import atomic_save, read_checkpoint
 
@@ -28,7 +31,8 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     _last_saved_step: int | None = None
 
-    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates) -> None:
+    @override
+    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
         super()._save_last_checkpoint(trainer, monitor_candidates)
         self._last_saved_step = trainer.global_step
 
@@ -43,10 +47,12 @@ class ModelCheckpoint(LightningModelCheckpoint):
             return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         self._ensure_last(trainer, on_train_epoch_end=True)
 
+    @override
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
         self._ensure_last(trainer, on_train_epoch_end=False)
@@ -58,21 +64,34 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     and checked loads (:func:`~dermlab.files.checkpoints.read_checkpoint`: a damaged file stops with a one-line
     ``DataError`` naming it and the other checkpoints of its folder). Remote URLs (``s3://``...) are Lightning's."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+    @override
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+                        ) -> None:
+        """Write ``checkpoint`` to a temporary file beside ``path`` and rename it over ``path`` (a URL: Lightning's).
+
+        Raises:
+            TypeError: ``storage_options`` for a local file (nothing uses them here).
+        """
         if _remote(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
         atomic_save(checkpoint, path)
 
-    def load_checkpoint(self, path, map_location: Any = lambda storage, loc: storage,
+    @override
+    def load_checkpoint(self, path: str | Path, map_location: Any = lambda storage, loc: storage,
                         weights_only: bool | None = None) -> dict[str, Any]:
+        """The checkpoint at ``path``, checked first (a URL: Lightning's load).
+
+        Raises:
+            DataError: the file is absent, damaged or not a checkpoint; the message names the folder's others.
+        """
         if _remote(path):
             return super().load_checkpoint(path, map_location, weights_only)
         return read_checkpoint(path, map_location=map_location, weights_only=weights_only)
 
 
-def _remote(path) -> bool:
+def _remote(path: str | Path) -> bool:
     return "://" in str(path)
 
 

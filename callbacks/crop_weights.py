@@ -8,38 +8,51 @@ over the whole test set is logged by the module as ``test/crop_weight_<k>``.
 
 from __future__ import annotations
 
+from typing import cast
+
 import lightning.pytorch as L
 import numpy as np
 import torch
+from typing_extensions import override
 
 from callbacks.plots import save_figure
+from callbacks.protocols import CropData, CropWeightsModule, WeighsCrops
 from datamodules.crops import ordered_crop_boxes
 from datamodules.transforms import denormalise
 from dermlab.figures import crop_weights
 
 
 class CropWeightsFigure(L.Callback):
+    """Fig. 4 after testing: the crop weights of the first ``n_images`` test images (module docstring).
+    :class:`~lightning_modules.patch.PatchAttentionClassifier` brings it along when it has an attention block.
+
+    Needs a :class:`~callbacks.protocols.CropWeightsModule` whose ``net`` :class:`~callbacks.protocols.WeighsCrops`
+    and a :class:`~callbacks.protocols.CropData` data module; draws nothing without ``eval_crops`` or weights.
+    """
+
     def __init__(self, n_images: int = 8):
         self.n_images = n_images
 
+    @override
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        data = trainer.datamodule
+        data = cast("CropData | None", trainer.datamodule)
         if not trainer.is_global_zero or data is None or not getattr(data, "eval_crops", 0):
             return
+        module = cast(CropWeightsModule, pl_module)
         crops, whole = data.dataset("test"), data.dataset("test", views=1)
         n = min(self.n_images, len(crops))
         items = [crops[i] for i in range(n)]
-        was_training = pl_module.net.training
-        pl_module.net.eval()
+        was_training = module.net.training
+        module.net.eval()
         with torch.no_grad():
-            probabilities = pl_module.probabilities(torch.stack([x["image"] for x in items]).to(pl_module.device))
-        pl_module.net.train(was_training)
-        weights = pl_module.net.crop_weights()
+            probabilities = module.probabilities(torch.stack([x["image"] for x in items]).to(pl_module.device))
+        module.net.train(was_training)
+        weights = cast(WeighsCrops, module.net).crop_weights()
         if weights is None:
             return
         images = denormalise(torch.stack([whole[i]["image"] for i in range(n)]), data.normalisation)
         boxes = ordered_crop_boxes(images.shape[1], images.shape[2], data.eval_crops, data.crop_size)
-        names = pl_module.class_names
+        names = module.class_names
         titles = [f"T:{names[x['label']]} P:{names[int(p.argmax())]}" for x, p in zip(items, probabilities,
                                                                                    strict=True)]
         figure = crop_weights(list(images), boxes, data.crop_size, weights.cpu().numpy().astype(np.float64), titles,

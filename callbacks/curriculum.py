@@ -25,15 +25,19 @@ per epoch.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal, cast
 
 import lightning.pytorch as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from typing_extensions import override
+
+from callbacks.protocols import BatchSize, CurriculumModule
 
 
 def kept_count(batch_size: int, epoch: int, max_epochs: int) -> int:
-    """m of Eq. 9 for a batch of M = ``batch_size`` at epoch e = ``epoch`` (from 0) of E = ``max_epochs``.
+    """Eq. 9's m for a batch of M = ``batch_size`` at epoch e = ``epoch`` (from 0) of E = ``max_epochs``.
 
     ⌊M·σ(αe) + 1/2⌋ with α = ln(2M − 1) / (E/2): M/2 (halves rounded up) at e = 0, at most M − 1 for e < E/2,
     M for e ≥ E/2 (§3.3: every sample counts in the second half). E.g. M = 20, E = 6: 10, 15, 18, 20, 20,
@@ -52,6 +56,13 @@ class Curriculum(L.Callback):
 
     Add it to any run, e.g. ``--trainer.callbacks+=callbacks.Curriculum --trainer.callbacks.mode=ohem``
     or in a config (see ``experiments/weighting/``).
+
+    Needs a :class:`~callbacks.protocols.CurriculumModule` (every classifier of the suite: the module computes the
+    per-sample losses and asks :meth:`select`) and, for ``curriculum/m_full_batch``, a
+    :class:`~callbacks.protocols.BatchSize` data module (else the largest m of the epoch stands in for M).
+
+    Raises:
+        ValueError: an unknown ``mode``, or ``per_class`` with ``spl``.
     """
 
     def __init__(self, mode: Literal["spl", "ohem"] = "ohem", per_class: bool = False):
@@ -67,10 +78,15 @@ class Curriculum(L.Callback):
 
     # --- what the module calls --------------------------------------------------------------------------------
     def share(self, batch_size: int) -> float:
+        """The kept share m / M at the current epoch for a batch of M = ``batch_size`` (per-class OHEM keeps that
+        share of each class)."""
         return kept_count(batch_size, self.epoch, self.max_epochs) / batch_size
 
-    def select(self, losses: torch.Tensor, labels: torch.Tensor, module=None) -> torch.Tensor:
-        """0/1 weights for a batch with per-sample ``losses``: the m easiest (SPL) or hardest (OHEM)."""
+    def select(self, losses: torch.Tensor, labels: torch.Tensor, module: torch.nn.Module | None = None
+               ) -> torch.Tensor:
+        """0/1 weights (B,) for a batch with per-sample ``losses`` (B,) and ``labels`` (B,): the m easiest (SPL) or
+        hardest (OHEM), or per class the ⌈M_c·m/M⌉ hardest (``per_class``). ``module``, the LightningModule
+        asking (:class:`~lightning_modules.losses.SampleSelection`), is not read."""
         size = len(losses)
         keep = torch.zeros_like(losses)
         if self.per_class:
@@ -86,25 +102,33 @@ class Curriculum(L.Callback):
         return keep
 
     # --- Lightning hooks ----------------------------------------------------------------------------------------
+    @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
-        pl_module.curriculum = self
+        cast(CurriculumModule, pl_module).curriculum = self
 
+    @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.curriculum = None
+        cast(CurriculumModule, pl_module).curriculum = None
 
+    @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epoch, self.counts, self.weights = trainer.current_epoch, [], []
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    @override
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT,
+                           batch: dict[str, Any], batch_idx: int) -> None:
         if self.last_keep is not None and len(self.last_keep) == len(batch["label"]):
-            self.weights.append((pl_module.sample_weights(batch).detach().float() * self.last_keep).cpu())
+            weights = cast(CurriculumModule, pl_module).sample_weights(batch)
+            self.weights.append((weights.detach().float() * self.last_keep).cpu())
         self.last_keep = None
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.counts:
             return
-        batch_size = trainer.datamodule.batch_size if trainer.datamodule is not None else max(self.counts)
+        data = cast("BatchSize | None", trainer.datamodule)
+        batch_size = data.batch_size if data is not None else max(self.counts)
         pl_module.log_dict({"curriculum/m": sum(self.counts) / len(self.counts),
                             "curriculum/m_full_batch": float(kept_count(batch_size, self.epoch, self.max_epochs)),
                             "curriculum/kept": sum(self.counts) / max(1, sum(len(w) for w in self.weights))})
@@ -116,5 +140,6 @@ class Curriculum(L.Callback):
                                        "trainer/global_step": trainer.global_step})
         self.counts, self.weights = [], []
 
-    def state_dict(self) -> dict:
+    @override
+    def state_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "per_class": self.per_class}

@@ -13,8 +13,9 @@ Before training, L_target = argmin_h ``|Obj − LERF_h|`` over the backbone's co
 The callback then attaches the auxiliary branch (``pl_module.attach_aux``), writes
 ``layer_selection.json`` in the run folder (reused on resume and at test time), logs Obj, the
 choice and the whole LERF table as hyper-parameters and prints the table. It works with any module
-that has ``attach_aux(layers)`` and a timm ``hparams.backbone``. Under DDP every rank computes the
-same choice (fixed seeds, same images) and only rank 0 writes the files.
+that has ``attach_aux(layers)`` and a timm ``hparams.backbone`` (:class:`~callbacks.protocols.AttachesAuxiliary`)
+and a data module with ``image_size`` and the training images (:class:`~callbacks.protocols.SelectionData`). Under
+DDP every rank computes the same choice (fixed seeds, same images) and only rank 0 writes the files.
 """
 
 from __future__ import annotations
@@ -22,9 +23,15 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any, cast
 
 import lightning.pytorch as L
+import torch
+from torch import nn
+from typing_extensions import override
 
+from callbacks.protocols import AttachesAuxiliary, ImageSplits, SelectionData
+from datamodules.base import ImageTableDataset
 from dermlab.errors import DataError
 from lightning_modules.nets.lerf import Gradient, choose_layer, paper_name
 from lightning_modules.nets.lerf_table import lerf_table
@@ -32,7 +39,7 @@ from lightning_modules.nets.lerf_table import lerf_table
 log = logging.getLogger(__name__)
 
 
-def stage_one_images(datamodule, net):
+def stage_one_images(datamodule: ImageSplits, net: nn.Module) -> ImageTableDataset:
     """The un-augmented training images normalised as the stage-1 ``net``'s backbone expects."""
     from lightning_modules.normalisation import backbone_normalisation
 
@@ -43,8 +50,15 @@ def stage_one_images(datamodule, net):
         datamodule.normalisation = current
 
 
-def object_size_from(source: float | str, datamodule, samples: int, seed: int, device) -> tuple[float, str]:
-    """Obj and a description of where it came from."""
+def object_size_from(source: float | str, datamodule: ImageSplits, samples: int, seed: int,
+                     device: torch.device) -> tuple[float, str]:
+    """Obj (input pixels, §2.2) and where it came from: ``given`` (a number), the ``objsize.json`` read, or the
+    stage-1 checkpoint whose CAMs on ``samples`` un-augmented training images (drawn with ``seed``, run on
+    ``device``) give it.
+
+    Raises:
+        DataError: a ``.json`` that does not exist, or a run / checkpoint that cannot be used.
+    """
     if isinstance(source, (int, float)):
         return float(source), "given"
     if str(source).endswith(".json"):
@@ -81,8 +95,12 @@ class LayerSelection(L.Callback):
         self.lerf_cache, self.seed, self.lerf_gradient = lerf_cache, seed, lerf_gradient
         self.selection: dict | None = None
 
+    @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if getattr(pl_module.net, "layers", None):  # already attached (fit then test, or explicit layers)
+        """Choose the layer (or reuse the run folder's ``layer_selection.json``) and attach the branch there,
+        before the optimiser is built; nothing when the module's ``net`` already has branches."""
+        module = cast(AttachesAuxiliary, pl_module)
+        if getattr(module.net, "layers", None):  # already attached (fit then test, or explicit layers)
             return
         record = Path(trainer.default_root_dir) / "layer_selection.json"
         source = self.object_size if isinstance(self.object_size, (int, float)) else str(self.object_size)
@@ -93,19 +111,21 @@ class LayerSelection(L.Callback):
             if trainer.is_global_zero:
                 record.parent.mkdir(parents=True, exist_ok=True)
                 record.write_text(json.dumps(self.selection, indent=1))
-        pl_module.attach_aux([self.selection["layer"]], self.selection)
+        module.attach_aux([self.selection["layer"]], self.selection)
         for logger in trainer.loggers:
             logger.log_hyperparams({"dds/object_size": self.selection["object_size"],
                                     "dds/layer": paper_name(self.selection["layer"]),
                                     "dds/layer_lerf": self.selection["lerf"][self.selection["layer"]],
                                     "dds/lerf": {paper_name(k): v for k, v in self.selection["lerf"].items()}})
 
-    def reusable(self, record: dict, source) -> bool:
+    def reusable(self, record: dict[str, Any], source: float | str) -> bool:
         """Whether a run folder's ``layer_selection.json`` was made with this Obj source and LERF reading."""
         return record.get("source_arg") == source and record.get("lerf_gradient", "abs") == self.lerf_gradient
 
-    def select(self, trainer: L.Trainer, pl_module: L.LightningModule, source) -> dict:
-        datamodule = trainer.datamodule
+    def select(self, trainer: L.Trainer, pl_module: L.LightningModule, source: float | str) -> dict[str, Any]:
+        """Compute LERF (or read its cache) and Obj, choose argmin_h ``|Obj − LERF_h|`` and log the table; returns
+        the record ``layer_selection.json`` holds (layer, Obj and its origin, the LERF table, the settings)."""
+        datamodule = cast(SelectionData, trainer.datamodule)
         size = datamodule.image_size
         lerfs = lerf_table(pl_module.hparams.backbone, size, self.lerf_inits, self.seed, self.lerf_cache,
                            self.lerf_gradient)
@@ -120,8 +140,10 @@ class LayerSelection(L.Callback):
                 "source_arg": source, "image_size": size, "backbone": pl_module.hparams.backbone,
                 "lerf_gradient": self.lerf_gradient, "lerf": lerfs}
 
-    def state_dict(self) -> dict:
+    @override
+    def state_dict(self) -> dict[str, Any]:
         return {"selection": self.selection}
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.selection = state_dict.get("selection")

@@ -20,6 +20,7 @@ import lightning.pytorch as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch.optim import Optimizer
+from typing_extensions import override
 
 from dermlab.errors import DataError
 
@@ -48,12 +49,15 @@ class StopOnNonFinite(Callback):
         self.check_gradients = check_gradients
         self._losses: list[torch.Tensor] = []  # detached losses since the last optimizer step
 
+    @override
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._losses = []
 
+    @override
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
         self._losses.append(loss.detach().float().reshape(-1)[:1])
 
+    @override
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
                                  optimizer: Optimizer) -> None:
         losses, self._losses = self._losses, []
@@ -74,6 +78,7 @@ class StopOnNonFinite(Callback):
         raise NonFiniteTraining(non_finite_message(trainer, optimizer, what))
 
 
+    @override
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # the epoch's val/loss is aggregated by now; ModelCheckpoint saves later, in on_validation_end, so neither a
         # "best" nor a last.ckpt of this validation is written

@@ -4,7 +4,9 @@ loggers.
 What the module must offer: ``curves[split]`` (a torchmetrics collection with ``roc`` and
 ``confusion``, filled during the split; see ``LesionClassifier``), ``class_names``, for the reliability
 diagram ``gathered_predictions(split)`` (the split's per-image probabilities and targets, see
-:mod:`lightning_modules.predictions`), and, for the CAM grid, ``net`` with timm's ``forward_features``/``forward_head``.
+:mod:`lightning_modules.predictions`), and, for the CAM grid, ``net`` with timm's ``forward_features``/``forward_head``
+and ``input_normalisation`` (:class:`~callbacks.protocols.ClassificationCurves`,
+:class:`~callbacks.protocols.GathersPredictions`, :class:`~callbacks.protocols.CAMModule`).
 Files go to ``<trainer.default_root_dir>/plots/<split>_{roc,confusion,reliability,cams}.png`` (rewritten each
 epoch; W&B keeps the history).
 """
@@ -13,13 +15,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, cast
 
 import lightning.pytorch as L
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from typing_extensions import override
 
+from callbacks.protocols import CAMModule, ClassificationCurves, ClassNames, GathersPredictions, SplitClassNames
 from datamodules.transforms import denormalise
 from dermlab.figures import STYLE, image_grid
 from dermlab.figures import save as save_png
@@ -30,12 +38,13 @@ log = logging.getLogger(__name__)
 
 
 def plot_dir(trainer: L.Trainer) -> Path:
+    """``<trainer.default_root_dir>/plots``, created if needed."""
     path = Path(trainer.default_root_dir) / "plots"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def save_figure(trainer: L.Trainer, figure, name: str) -> Path:
+def save_figure(trainer: L.Trainer, figure: Figure, name: str) -> Path:
     """Save ``figure`` as ``plots/<name>.png`` and send it to every W&B logger."""
     path = save_png(figure, plot_dir(trainer) / f"{name}.png")
     for logger in trainer.loggers:
@@ -44,7 +53,8 @@ def save_figure(trainer: L.Trainer, figure, name: str) -> Path:
     return path
 
 
-def reliability_figure(probabilities: torch.Tensor, targets: torch.Tensor, title: str, n_bins: int = N_BINS):
+def reliability_figure(probabilities: torch.Tensor, targets: torch.Tensor, title: str, n_bins: int = N_BINS
+                       ) -> tuple[Figure, float]:
     """Reliability diagram (Guo et al. 2017, Fig. 1 bottom; DeGroot & Fienberg 1983) of (N, C) probabilities
     and (N,) targets: per equal-width bin of the confidence (P(positive) for two classes, the top-label
     confidence otherwise), a bar of the observed frequency (fraction positive / fraction right) against the
@@ -62,7 +72,7 @@ def reliability_figure(probabilities: torch.Tensor, targets: torch.Tensor, title
     return figure, ece
 
 
-def _draw_reliability(axis, bins: dict, frequency: np.ndarray, binary: bool) -> None:
+def _draw_reliability(axis: Axes, bins: dict[str, torch.Tensor], frequency: np.ndarray, binary: bool) -> None:
     edges = bins["edges"].numpy()
     axis.bar(edges[:-1], frequency, width=np.diff(edges), align="edge", edgecolor="k", linewidth=0.5,
              color="tab:blue", label="observed")
@@ -77,15 +87,19 @@ def _draw_reliability(axis, bins: dict, frequency: np.ndarray, binary: bool) -> 
 
 
 class ClassificationPlots(L.Callback):
-    """ROC curve, confusion matrix and reliability diagram at the end of every validation and test epoch."""
+    """ROC curve, confusion matrix and reliability diagram at the end of every validation and test epoch.
+
+    Needs a :class:`~callbacks.protocols.ClassificationCurves` module; the reliability diagram needs
+    :class:`~callbacks.protocols.GathersPredictions` too (none without it).
+    """
 
     def _plot(self, trainer: L.Trainer, module: L.LightningModule, split: str) -> None:
-        curves = module.curves[split]
+        curves = cast(ClassificationCurves, module).curves[split]
         if trainer.sanity_checking or curves["confusion"].update_count == 0:
             return
         roc, confusion = curves["roc"], curves["confusion"]
-        gather = getattr(module, "gathered_predictions", None)  # also a collective: every rank calls it
-        predictions = gather(split) if gather is not None else None
+        # also a collective: every rank calls it
+        predictions = module.gathered_predictions(split) if isinstance(module, GathersPredictions) else None
         if not trainer.is_global_zero:  # compute() syncs across ranks: every rank must call it
             roc.compute(), confusion.compute()
             return
@@ -105,18 +119,21 @@ class ClassificationPlots(L.Callback):
                                            f"{split} reliability (epoch {trainer.current_epoch})")
             save_figure(trainer, figure, f"{split}_reliability")
 
-    def on_validation_epoch_end(self, trainer, pl_module):
+    @override
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._plot(trainer, pl_module, "val")
 
-    def on_test_epoch_end(self, trainer, pl_module):
+    @override
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._plot(trainer, pl_module, "test")
 
 
 def split_class_names(module: L.LightningModule, split: str) -> tuple[str, ...]:
     """The classes ``split`` is scored on: another data set's evaluation classes on a ``test_on`` test split
-    (``LesionClassifier.split_class_names``), else the module's."""
-    named = getattr(module, "split_class_names", None)
-    return tuple(named(split)) if named is not None else tuple(module.class_names)
+    (:class:`~callbacks.protocols.SplitClassNames`), else the module's (:class:`~callbacks.protocols.ClassNames`)."""
+    if isinstance(module, SplitClassNames):
+        return tuple(module.split_class_names(split))
+    return tuple(cast(ClassNames, module).class_names)
 
 
 def first_view(images: torch.Tensor) -> torch.Tensor:
@@ -125,35 +142,46 @@ def first_view(images: torch.Tensor) -> torch.Tensor:
 
 
 class CAMGrid(L.Callback):
-    """A grid of test images with the class activation map of the predicted class overlaid."""
+    """A grid of the first ``n_images`` test images (first view) with the class activation map of the predicted
+    class overlaid, ``plots/test_cams.png``.
+
+    Needs a :class:`~callbacks.protocols.CAMModule` (optionally :class:`~callbacks.protocols.SplitClassNames`: the
+    truths' names on a ``test_on`` test split). A net whose head cannot take single images (the ``patch`` GRU, the
+    hierarchical model: ``NotImplementedError``) draws nothing, with one log line.
+    """
 
     def __init__(self, n_images: int = 16):
         self.n_images = n_images
         self.batches: list[dict] = []
 
-    def on_test_epoch_start(self, trainer, pl_module):
+    @override
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.batches = []
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+    @override
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT,
+                          batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         if sum(len(b["label"]) for b in self.batches) < self.n_images:
             self.batches.append({k: batch[k] for k in ("image", "label")})
 
-    def on_test_epoch_end(self, trainer, pl_module):
+    @override
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not self.batches:
             return
+        module = cast(CAMModule, pl_module)
         images = first_view(torch.cat([b["image"] for b in self.batches])[: self.n_images])
         labels = torch.cat([b["label"] for b in self.batches])[: self.n_images]
-        was_training = pl_module.net.training
-        pl_module.net.eval()
+        was_training = module.net.training
+        module.net.eval()
         try:
-            cams, predicted = class_activation_maps(pl_module.net, images)
+            cams, predicted = class_activation_maps(module.net, images)
         except NotImplementedError as reason:  # e.g. the patch paper's GRU, which only classifies crop sequences
             log.info("no CAM grid: %s", reason)
             return
         finally:
-            pl_module.net.train(was_training)
-        names, truths = pl_module.class_names, split_class_names(pl_module, "test")  # truths: a test_on's classes
+            module.net.train(was_training)
+        names, truths = module.class_names, split_class_names(pl_module, "test")  # truths: a test_on's classes
         titles = [f"T:{truths[t][:10]}\nP:{names[p][:10]}" for t, p in zip(labels, predicted, strict=True)]
-        figure = image_grid(denormalise(images, pl_module.input_normalisation), [c.cpu().numpy() for c in cams], titles,
+        figure = image_grid(denormalise(images, module.input_normalisation), [c.cpu().numpy() for c in cams], titles,
                             suptitle="CAM of the predicted class (T: truth, P: prediction)")
         save_figure(trainer, figure, "test_cams")

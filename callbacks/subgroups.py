@@ -23,13 +23,16 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import cast
 
 import cv2
 import lightning.pytorch as L
 import numpy as np
 import pandas as pd
+from typing_extensions import override
 
 from callbacks.plots import save_figure
+from callbacks.protocols import ClassNames, LesionMasks, SplitSource, SplitTable, SubgroupMetadata
 from dermlab.figures import forest
 from dermlab.files.io import load_rgb
 from dermlab.files.masks import read_mask
@@ -83,6 +86,12 @@ class SubgroupMetrics(L.Callback):
         level: coverage of the intervals.
         skin_tone: also compute the ITA of every test image and add ``ita_category`` as an attribute.
         ita_side: longer side (px) the images are read at for the ITA.
+
+    Runs only for a :class:`~lightning_modules.base.LesionClassifier`. Reads from the data module, where it has
+    them: :class:`~callbacks.protocols.SplitSource` (a ``test_on`` test split's own data module),
+    :class:`~callbacks.protocols.SubgroupMetadata` of that source (else no attributes but the skin tone) and
+    :class:`~callbacks.protocols.SplitTable` (else no skin tones), with then :class:`~callbacks.protocols.LesionMasks`
+    of the source.
     """
 
     def __init__(self, positive: str = "auto", n_boot: int = 2000, seed: int = 0, level: float = 0.95,
@@ -92,17 +101,19 @@ class SubgroupMetrics(L.Callback):
         self.started = 0.0
         self.table: pd.DataFrame | None = None
 
-    def on_test_start(self, trainer, pl_module):
+    @override
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started, self.table = time.time() - 1.0, None  # 1 s: file systems with coarse modification times
 
-    def predictions(self, trainer, pl_module) -> pd.DataFrame | None:
+    def predictions(self, trainer: L.Trainer, pl_module: L.LightningModule) -> pd.DataFrame | None:
         """This test run's ``predictions_test.csv`` on rank 0; None elsewhere or when the run wrote none."""
         path = Path(trainer.default_root_dir) / PREDICTIONS
         if not trainer.is_global_zero or not path.is_file() or path.stat().st_mtime < self.started:
             return None
-        return read_predictions(path, getattr(pl_module, "test_class_names", pl_module.class_names))
+        return read_predictions(path, getattr(pl_module, "test_class_names", cast(ClassNames, pl_module).class_names))
 
-    def on_test_end(self, trainer, pl_module):
+    @override
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not isinstance(pl_module, LesionClassifier):
             return
         predictions = self.predictions(trainer, pl_module)
@@ -114,13 +125,13 @@ class SubgroupMetrics(L.Callback):
         run = Path(trainer.default_root_dir)
         datamodule = trainer.datamodule
         ids = predictions["image"].astype(str).tolist()
-        source = datamodule.split_source("test") if hasattr(datamodule, "split_source") else datamodule  # test_on
-        metadata = source.metadata("test") if hasattr(source, "metadata") else pd.DataFrame(index=ids)
+        source = datamodule.split_source("test") if isinstance(datamodule, SplitSource) else datamodule  # test_on
+        metadata = source.metadata("test") if isinstance(source, SubgroupMetadata) else pd.DataFrame(index=ids)
         metadata = for_images(metadata, ids)
-        if self.skin_tone and hasattr(datamodule, "table"):
+        if self.skin_tone and isinstance(datamodule, SplitTable):
             table = datamodule.table("test")
             where = dict(zip(table.ids, table.paths, strict=True))
-            tones = skin_tones({i: where[i] for i in ids if i in where}, source.lesion_masks("test"),
+            tones = skin_tones({i: where[i] for i in ids if i in where}, cast(LesionMasks, source).lesion_masks("test"),
                                self.ita_side)
             tones.to_csv(run / "ita_test.csv", index=False, float_format="%.2f")
             metadata["ita_category"] = tones.set_index("image")["ita_category"].reindex(ids).fillna("unknown")

@@ -12,19 +12,24 @@ predict run limited to some batches, stops here with the rows named rather than 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import lightning.pytorch as L
 import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
+from typing_extensions import override
 
+from callbacks.protocols import SubmissionData
 from dermlab.challenge.submissions import SubmissionLayout, read_submission
 
 
-def expected_images(datamodule, predicted: list[str]) -> list[str]:
-    """The images a submission must hold: the predicted split's table where the datamodule has one."""
+def expected_images(datamodule: object, predicted: list[str]) -> list[str]:
+    """The images a submission must hold: the predicted split's table where the datamodule has one (its
+    ``tables[predict_split]``, read with ``getattr`` defaults), else ``predicted``."""
     tables = getattr(datamodule, "tables", {})
     split = getattr(datamodule, "predict_split", None)
     return list(tables[split].ids) if split in tables else predicted
@@ -39,14 +44,24 @@ def exact_decimal(value: float) -> str:
 
 
 class SubmissionWriter(BasePredictionWriter):
-    """Write ``<output>`` (default ``<run folder>/submission_<split>.csv``) after ``predict``."""
+    """Write ``<output>`` (default ``<run folder>/submission_<split>.csv``) after ``predict``.
+
+    Needs a :class:`~callbacks.protocols.SubmissionData` data module and a module whose ``predict_step`` returns
+    ``image_id`` and ``probabilities`` (B, C) (plus further (B, C) tables, module docstring); a run whose
+    predictions have no ``probabilities`` (a segmentation run) writes nothing.
+
+    Raises:
+        DataError: a written file that the official scorer's rules refuse (missing images, values outside [0, 1]).
+    """
 
     def __init__(self, output: str | None = None):
         super().__init__(write_interval="epoch")
         self.output = output
         self.written: Path | None = None
 
-    def write_on_epoch_end(self, trainer: L.Trainer, pl_module, predictions, batch_indices):
+    @override
+    def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           predictions: Sequence[dict[str, Any]], batch_indices: Sequence[Any]) -> None:
         if not predictions or "probabilities" not in predictions[0]:
             return  # e.g. a segmentation run: its masks are written by MaskWriter
         ids = [i for batch in predictions for i in batch["image_id"]]
@@ -63,7 +78,7 @@ class SubmissionWriter(BasePredictionWriter):
         _, first = np.unique(np.array(ids), return_index=True)
         order = np.sort(first)
         ids = [ids[i] for i in order]
-        datamodule = trainer.datamodule
+        datamodule = cast(SubmissionData, trainer.datamodule)
         path = Path(self.output or Path(trainer.default_root_dir) / f"submission_{datamodule.predict_split}.csv")
         path.parent.mkdir(parents=True, exist_ok=True)
         for rule in rules:  # "probabilities": the submission; other rules (e.g. ``ncm``): submission_<split>_<rule>.csv

@@ -14,14 +14,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning.pytorch as L
 import timm
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
+from torch.optim import Optimizer
+from typing_extensions import override
 
+from datamodules.taxonomies import ClassMapping
 from dermlab.errors import DataError
 from dermlab.files.predictions import FILENAME as PREDICTIONS_FILENAME
 from dermlab.files.predictions import write_predictions
@@ -35,6 +38,9 @@ from lightning_modules.nets.backbone import checkpoint_net_state, create_backbon
 from lightning_modules.normalisation import InputNormalisation
 from lightning_modules.predictions import GatheredPredictions, SplitPredictions
 from lightning_modules.reproducibility import EpochSeeding
+
+if TYPE_CHECKING:
+    from lightning_modules.losses import SampleSelection  # only the ``curriculum`` attribute's annotation
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +137,11 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         self.register_buffer("class_weights", torch.ones(num_classes), persistent=False)
         self.register_buffer("temperature", torch.ones(()))  # calibrate: temperature
         self.predictions = {split: SplitPredictions() for split in EVAL_SPLITS}
-        self.curriculum = None  # set by a curriculum callback: picks the samples that count in each training batch
-        self.test_mapping = None  # a ClassMapping when the test split is another data set's (use_test_mapping)
+        # set by a curriculum callback: picks the samples that count in each training batch
+        self.curriculum: SampleSelection | None = None
+        self.test_mapping: ClassMapping | None = None  # when the test split is another data set's (use_test_mapping)
 
+    @override
     def setup(self, stage: str) -> None:
         """Class weights from the datamodule's training counts (recomputed each run, never stale), and the test
         split's class mapping when it is another data set's (``test_on``)."""
@@ -147,7 +155,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
                      hp.class_weight_normalise,
                      ", ".join(f"{n} {w:.4g}" for n, w in zip(self.class_names, weights.tolist(), strict=True)))
 
-    def use_test_mapping(self, mapping) -> None:
+    def use_test_mapping(self, mapping: ClassMapping | None) -> None:
         """Score the test split through ``mapping`` (:class:`datamodules.taxonomies.ClassMapping`, cross-data-set
         testing): the (B, C) test probabilities are merged onto its evaluation classes (summed per evaluation
         class, :meth:`~datamodules.taxonomies.ClassMapping.merge`) before the metrics, curves and the predictions
@@ -184,20 +192,23 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
 
     # --- what a method may override --------------------------------------------------------
     def build_net(self) -> nn.Module:
+        """The network ``net``: the timm model ``backbone`` with ``num_classes`` outputs, ``pretrained_weights``,
+        ``drop_rate`` and ``backbone_args`` (:func:`~lightning_modules.nets.backbone.create_backbone`). A method
+        overrides it to wrap or replace the backbone; it runs in ``__init__``, after ``save_hyperparameters``."""
         hp = self.hparams
         return create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, hp.drop_rate,
                                **(hp.backbone_args or {}))
 
-    def sample_weights(self, batch: dict) -> torch.Tensor:
+    def sample_weights(self, batch: dict[str, Any]) -> torch.Tensor:
         """Each sample's loss weight: its class weight times the batch's ``weight`` (diagnosis-guided etc.)."""
         weights = self.class_weights[batch["label"]]
         return weights if batch.get("weight") is None else weights * batch["weight"].to(weights.dtype)
 
-    def per_sample_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    def per_sample_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         """ℓ_j of every sample: cross-entropy or focal loss (a method may override, e.g. a sum over levels)."""
         return per_sample_loss(logits, batch["label"], self.hparams.loss, self.hparams.focal_gamma)
 
-    def compute_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    def compute_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         """(1/M) Σ_j w_j ℓ_j over the batch (Eq. 3 of ``weighting``); in training a curriculum may zero some w_j."""
         per_sample = self.per_sample_loss(logits, batch)
         weights = self.sample_weights(batch).to(per_sample.dtype)
@@ -206,10 +217,12 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         return (per_sample * weights).mean()
 
     # --- shared steps --------------------------------------------------------------------
+    @override
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    @override
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.compute_loss(self(batch["image"]), batch)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
         return loss
@@ -236,7 +249,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             return probabilities
         return tempered(probabilities, self.temperature)
 
-    def _evaluation_step(self, batch: dict, split: str, probabilities: torch.Tensor | None = None) -> None:
+    def _evaluation_step(self, batch: dict[str, Any], split: str, probabilities: torch.Tensor | None = None) -> None:
         """Metrics, curves and per-image predictions of one batch. ``probabilities`` (B, C), when a method
         computes them itself, are the model's own (before temperature scaling, which is applied here)."""
         probabilities = (self.evaluated_probabilities(batch["image"], split) if probabilities is None
@@ -256,10 +269,12 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         self.metrics[split].update(metric_input(probabilities), batch["label"])
         self.curves[split].update(metric_input(probabilities), batch["label"])
 
+    @override
     def on_validation_epoch_start(self) -> None:
         self.curves["val"].reset()
         self.predictions["val"].reset()
 
+    @override
     def on_test_epoch_start(self) -> None:
         self.curves["test"].reset()
         self.predictions["test"].reset()
@@ -272,6 +287,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         """This epoch's per-image predictions of ``split`` from every DDP rank (call it on every rank)."""
         return self.predictions[split].gathered()
 
+    @override
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
         trainer = self._trainer
@@ -297,6 +313,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         self.log("val/temperature", temperature, sync_dist=False)
         return temperature
 
+    @override
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
         self.write_test_predictions()
@@ -315,7 +332,8 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         log.info("wrote %d per-image test predictions to %s", len(predictions.ids), path)
         return path
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints from before temperature scaling have no ``temperature``: they load with T = 1."""
         super().on_load_checkpoint(checkpoint)
         state = checkpoint.get("state_dict")
@@ -331,11 +349,13 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             names.append("val/temperature")
         return names
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+    @override
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return {"image_id": batch["image_id"], "probabilities": self.evaluated_probabilities(batch["image"],
                                                                                              "predict")}
 
-    def configure_optimizers(self):
+    @override
+    def configure_optimizers(self) -> Optimizer | dict[str, Any]:
         """``optimizer`` (default Adam, lr 1e-3) over all parameters, with ``scheduler`` (following ``monitor``)
         when one is set."""
         optimizer = (self.optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3)))(self.parameters())
@@ -345,7 +365,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
 
 
-def scored_rows(values: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+def scored_rows(values: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
     """``values`` (B, ...) and the batch's labels and weights without the images the official scorer gives
     score weight 0 (``batch['scored']`` False: ISIC_0035068 of the ISIC 2018 task 3 test set), as
     ``isic-challenge-scoring`` leaves them out of every metric; unchanged when the batch has no ``scored``."""

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import lightning.pytorch as L
 import timm
 import torch
 from timm.models.vgg import VGG, ConvMlp
 from torch import nn
+from typing_extensions import override
 
 from dermlab.errors import DataError
 from lightning_modules.base import LesionClassifier
@@ -105,16 +107,21 @@ class DeeplySupervisedClassifier(LesionClassifier):
                  aux_classifier: Literal["resnet", "vgg"] = "resnet", aux_weight: float = 1.0,
                  object_size: float | str | None = None, lerf_inits: int = 20, objsize_samples: int = 200,
                  lerf_cache: str = "runs/lerf", lerf_gradient: Gradient = "signed", vgg_dropout: float = 0.5,
-                 main_head: MainHead = "gap_fc", **kwargs):
+                 main_head: MainHead = "gap_fc", **kwargs: Any):
         if aux_layers == "auto" and object_size is None:
             raise ValueError("aux_layers: auto needs object_size (a number, an objsize.json or a stage-1 "
                              "checkpoint / run folder); or list the layers, or null for no deep supervision")
         if main_head not in MAIN_HEADS:
             raise ValueError(f"main_head must be one of {MAIN_HEADS}, got {main_head!r}")
         super().__init__(**kwargs)
-        self.selection: dict | None = None
+        self.selection: dict[str, Any] | None = None
 
+    @override
     def build_net(self) -> nn.Module:
+        """The base network (``main_head`` on a VGG, ``vgg_dropout`` in its fc6/fc7) in a
+        :class:`~lightning_modules.nets.deep_supervision.DeepSupervision` with branches at the listed
+        ``aux_layers`` (none yet for ``auto``: :meth:`attach_aux` adds it). A ``pretrained_weights`` run of a VGG
+        with ``gap_fc`` loads through :func:`load_run_weights`."""
         hp = self.hparams
         head, args = hp.get("main_head", "gap_fc"), hp.backbone_args or {}
         if head == "gap_fc" and is_run_checkpoint(hp.pretrained_weights) and \
@@ -133,14 +140,21 @@ class DeeplySupervisedClassifier(LesionClassifier):
         layers = hp.aux_layers if isinstance(hp.aux_layers, (list, tuple)) else ()
         return DeepSupervision(base, hp.num_classes, layers, hp.aux_classifier, dropout=dropout)
 
-    def attach_aux(self, layers: list[str], selection: dict | None = None) -> None:
-        """Add branches (before the optimiser is built); the checkpoint's hparams then name the layers."""
+    def attach_aux(self, layers: list[str], selection: dict[str, Any] | None = None) -> None:
+        """Add branches (before the optimiser is built); the checkpoint's hparams then name the layers.
+
+        ``selection``: :class:`~callbacks.layer_selection.LayerSelection`'s record of the choice (Obj, the LERF
+        table), whose Obj and chosen LERF are logged after testing.
+        """
         names = self.net.attach(layers)
         self.net.heads.to(self.device)
         self.hparams["aux_layers"] = [paper_name(n) for n in names]
         self.selection = selection
 
-    def configure_callbacks(self):
+    @override
+    def configure_callbacks(self) -> list[L.Callback]:
+        """:class:`~callbacks.branch_cams.BranchCAMs` (Fig. 4) and, for ``aux_layers: auto``,
+        :class:`~callbacks.layer_selection.LayerSelection`, which chooses and attaches the branch."""
         from callbacks.branch_cams import BranchCAMs
         from callbacks.layer_selection import LayerSelection
 
@@ -151,7 +165,9 @@ class DeeplySupervisedClassifier(LesionClassifier):
                                             lerf_gradient=hp.get("lerf_gradient", "signed")))
         return callbacks
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    @override
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """Loss_main + ``aux_weight`` · Σ Loss_aux over the branches (§2.3), each the suite's weighted CE."""
         logits, aux = self.net(batch["image"], with_aux=True)
         main = self.compute_loss(logits, batch)
         auxiliary = sum((self.compute_loss(a, batch) for a in aux.values()), torch.zeros_like(main))
@@ -161,12 +177,14 @@ class DeeplySupervisedClassifier(LesionClassifier):
         self.log_dict({"train/loss_main": main, "train/loss_aux": auxiliary}, on_epoch=True, batch_size=size)
         return loss
 
+    @override
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
         if self.selection:  # supplementary Table 1: Obj, and the LERF of the layer it chose
             self.log_dict({"test/object_size": float(self.selection["object_size"]),
                            "test/aux_lerf": float(self.selection["lerf"][self.selection["layer"]])})
 
+    @override
     def logged_metric_names(self) -> list[str]:
         """The base metrics, the two loss terms, and Obj / the chosen layer's LERF (when chosen from data)."""
         return [*super().logged_metric_names(), "train/loss_main", "train/loss_aux", "test/object_size",

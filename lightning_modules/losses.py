@@ -18,14 +18,17 @@ Class weights:
   or k = 0, give all ones). On the HAM10000 counts a training sample then weighs about 0.22 on average
   (CB and ES alike), so SGD steps are about 4.5× smaller than unweighted CE's.
 
-The loss is then the batch mean of w_{y_i} · CE_i (times any per-sample weight).
+The loss is then the batch mean of w_{y_i} · CE_i (times any per-sample weight, and in training a curriculum's 0/1
+selection, :class:`SampleSelection`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
 import torch
+from torch import nn
 
 #: The class weight scheme (``inverse`` or ``effective_number``, see above).
 ClassWeighting = Literal["inverse", "effective_number"]
@@ -33,7 +36,17 @@ ClassWeighting = Literal["inverse", "effective_number"]
 ClassWeightNormalise = Literal["none", "sum_to_classes"]
 
 
-def class_weights(counts, scheme: ClassWeighting = "inverse", power: float = 1.0,
+class SampleSelection(Protocol):
+    """What the loss asks a curriculum for in training (:class:`callbacks.curriculum.Curriculum`: SPL / OHEM,
+    ``weighting`` §3.3), which the callback sets as the module's ``curriculum`` for the fit."""
+
+    def select(self, losses: torch.Tensor, labels: torch.Tensor, module: nn.Module | None = None) -> torch.Tensor:
+        """0/1 weights (B,) for a training batch's per-sample ``losses`` (B,) (detached) and ``labels`` (B,);
+        ``module`` is the LightningModule asking."""
+        ...
+
+
+def class_weights(counts: torch.Tensor | Sequence[int], scheme: ClassWeighting = "inverse", power: float = 1.0,
                   normalise: ClassWeightNormalise = "sum_to_classes") -> torch.Tensor:
     """Per-class loss weights (C,) from training counts (C,), raw (``normalise="none"``) or summing to C.
 

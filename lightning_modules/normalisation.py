@@ -35,4 +35,5 @@ class InputNormalisation:
 
     @property
     def input_normalisation(self) -> Normalisation:
+        """The (mean, std) the data module normalises this module's images with (the backbone's pretrained ones)."""
         return backbone_normalisation(self.net)

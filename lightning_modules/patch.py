@@ -20,10 +20,12 @@ Multi-Crop (attention ``none``) trains on N_C random crops per image jointly (da
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
+import lightning.pytorch as L
 import torch
 from torch import nn
+from typing_extensions import override
 
 from lightning_modules.base import LesionClassifier
 from lightning_modules.nets.backbone import create_backbone
@@ -46,13 +48,16 @@ class PatchAttentionClassifier(LesionClassifier):
 
     def __init__(self, n_crops: int = 9, attention: Attention = "end", aggregation: Aggregation = "mean",
                  crop_dropout: float = 0.1, gru_hidden: int = 1024,
-                 crop_fusion: Literal["logits", "probabilities"] = "logits", **kwargs):
+                 crop_fusion: Literal["logits", "probabilities"] = "logits", **kwargs: Any):
         if crop_fusion not in ("logits", "probabilities"):
             raise ValueError(f"crop_fusion must be logits or probabilities, got {crop_fusion!r}")
         super().__init__(**kwargs)
         self.weight_sums: dict[str, torch.Tensor] = {}
 
+    @override
     def build_net(self) -> nn.Module:
+        """The backbone (without its classifier for the GRU) over the crops of each image:
+        :class:`~lightning_modules.nets.patch_attention.CropNet`."""
         hp = self.hparams
         backbone = create_backbone(hp.backbone, 0 if hp.aggregation == "gru" else hp.num_classes,
                                    hp.pretrained_weights, hp.drop_rate, **(hp.backbone_args or {}))
@@ -69,21 +74,26 @@ class PatchAttentionClassifier(LesionClassifier):
         per_crop = logits.log_softmax(-1)
         return per_crop.logsumexp(1) - math.log(per_crop.shape[1])
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    @override
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.compute_loss(self.log_probabilities(batch["image"]), batch)  # CE of the averaged prediction
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
         return loss
 
+    @override
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """(N_B, K) fused class probabilities of (N_B, N_C, C, H, W) crops (see :meth:`log_probabilities`)."""
         return self.log_probabilities(images).exp()
 
-    def _evaluation_step(self, batch: dict, split: str) -> None:
+    @override
+    def _evaluation_step(self, batch: dict[str, Any], split: str) -> None:
         super()._evaluation_step(batch, split)
         weights = self.net.crop_weights()
         if weights is not None:  # running sum of the crop weights, logged as their mean per crop position
             total = self.weight_sums.get(split, torch.zeros(weights.shape[1] + 1, device=weights.device))
             self.weight_sums[split] = total + torch.cat([weights.sum(0), weights.new_tensor([len(weights)])])
 
+    @override
     def _log_split(self, split: str) -> None:
         super()._log_split(split)
         total = self.weight_sums.pop(split, None)
@@ -91,13 +101,17 @@ class PatchAttentionClassifier(LesionClassifier):
             means = self.all_gather(total).reshape(-1, total.shape[0]).sum(0)
             self.log_dict({f"{split}/crop_weight_{i}": float(v) for i, v in enumerate(means[:-1] / means[-1])})
 
+    @override
     def logged_metric_names(self) -> list[str]:
+        """The base metrics and, with attention, the mean weight of each crop position (``<split>/crop_weight_k``)."""
         names = super().logged_metric_names()
         if self.hparams.attention != "none":
             names += [f"{s}/crop_weight_{i}" for s in ("val", "test") for i in range(self.hparams.n_crops)]
         return names
 
-    def configure_callbacks(self):
+    @override
+    def configure_callbacks(self) -> list[L.Callback]:
+        """:class:`~callbacks.crop_weights.CropWeightsFigure` (Fig. 4) when there is an attention block."""
         from callbacks.crop_weights import CropWeightsFigure
 
         return [CropWeightsFigure()] if self.hparams.attention != "none" else []

@@ -9,6 +9,7 @@ images; each image id is kept once (its first occurrence).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,9 +42,11 @@ class SplitPredictions:
     _gathered: GatheredPredictions | None = None
 
     def reset(self) -> None:
+        """Forget the epoch's batches (at the start of each evaluation epoch)."""
         self.batches, self._gathered = [], None
 
-    def add(self, ids, targets: torch.Tensor, probabilities: torch.Tensor, scored: torch.Tensor | None) -> None:
+    def add(self, ids: Sequence[str], targets: torch.Tensor, probabilities: torch.Tensor,
+            scored: torch.Tensor | None) -> None:
         """One batch: B ids, (B,) targets, (B, C) probabilities, (B,) bools or None (all scored)."""
         scored = torch.ones(len(targets), dtype=torch.bool) if scored is None else scored.detach().bool().cpu()
         self.batches.append(([str(i) for i in ids], targets.detach().long().cpu(),

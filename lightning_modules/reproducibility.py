@@ -11,5 +11,6 @@ class EpochSeeding:
     every other random number exactly as the uninterrupted run did."""
 
     def on_train_epoch_start(self) -> None:
+        """Reseed from (run seed, ``current_epoch``), then run the next class's hook."""
         seed_epoch(run_seed(), self.current_epoch)
         super().on_train_epoch_start()

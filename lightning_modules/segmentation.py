@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as L
 import numpy as np
@@ -22,6 +23,9 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+from typing_extensions import override
 
 from datamodules.transforms import Normalisation, denormalise, renormalise
 from dermlab.errors import DataError
@@ -98,10 +102,14 @@ class LesionSegmenter(InputNormalisation, EpochSeeding, SplitEvaluation, L.Light
 
     # --- what a method may override ------------------------------------------------------
     def build_net(self) -> nn.Module:
+        """The network ``net``: :func:`~lightning_modules.nets.segmentation.build_segmentor` of ``architecture``,
+        ``encoder``, ``num_classes`` mask channels, ``pretrained_weights``, ``se_blocks`` and
+        ``decoder_channels``. A method overrides it; it runs in ``__init__``, after ``save_hyperparameters``."""
         hp = self.hparams
         return build_segmentor(hp.architecture, hp.encoder, hp.num_classes, hp.pretrained_weights, hp.se_blocks,
                                hp.decoder_channels)
 
+    @override
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
@@ -125,7 +133,8 @@ class LesionSegmenter(InputNormalisation, EpochSeeding, SplitEvaluation, L.Light
         return F.binary_cross_entropy_with_logits(logits.float(), masks) + self.auxiliary_loss(logits.float().sigmoid(),
                                                                                                masks)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    @override
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.segmentation_loss(self(batch["image"]), batch["mask"])
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]))
         return loss
@@ -141,7 +150,7 @@ class LesionSegmenter(InputNormalisation, EpochSeeding, SplitEvaluation, L.Light
                           for picture, channels in zip(pictures, maps, strict=True)])
         return torch.as_tensor(masks, dtype=probabilities.dtype, device=probabilities.device)
 
-    def _evaluation_step(self, batch: dict, split: str, probabilities: torch.Tensor | None = None) -> None:
+    def _evaluation_step(self, batch: dict[str, Any], split: str, probabilities: torch.Tensor | None = None) -> None:
         probabilities = self.probabilities(batch["image"]) if probabilities is None else probabilities
         p, masks = probabilities.clamp(1e-6, 1 - 1e-6), batch["mask"]
         loss = -(masks * p.log() + (1 - masks) * (1 - p).log()).mean()  # pixel-wise CE (autocast-safe form)
@@ -155,13 +164,15 @@ class LesionSegmenter(InputNormalisation, EpochSeeding, SplitEvaluation, L.Light
         names = ["train/loss", *(f"{split}/loss" for split in EVAL_SPLITS)]
         return names + [f"{split}/{name}" for split in EVAL_SPLITS for name in self.metrics[split].metric_names()]
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+    @override
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Mask probabilities (post-processed when set) at the network's resolution, with each image's id and
         original size, for :class:`callbacks.segmentation.MaskWriter`."""
         masks = self.refined(batch["image"], self.probabilities(batch["image"]))
         return {"image_id": batch["image_id"], "masks": masks, "original_size": batch.get("original_size")}
 
-    def configure_optimizers(self):
+    @override
+    def configure_optimizers(self) -> Optimizer | dict[str, Any]:
         """``optimizer`` (default Adam, lr 1e-3) over the network's parameters, with ``scheduler`` (following
         ``monitor``; a linear decay without ``total_iters`` is fitted to the run's epochs) when one is set."""
         optimizer = (self.optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3)))(self.net.parameters())
@@ -200,7 +211,7 @@ class SegAN(LesionSegmenter):
 
     def __init__(self, architecture: Architecture = "unet", encoder: str = "vgg19_bn", se_blocks: bool = True,
                  freeze_encoder_epochs: int = 50, critic_width: int = 64, critic_kernel: int = 9,
-                 clip_value: float | None = 0.05, **kwargs):
+                 clip_value: float | None = 0.05, **kwargs: Any):
         super().__init__(architecture=architecture, encoder=encoder, se_blocks=se_blocks, **kwargs)
         if self.hparams.num_classes != 1:
             raise ValueError("SegAN segments one lesion mask (task 1); got num_classes "
@@ -212,7 +223,8 @@ class SegAN(LesionSegmenter):
         """Eq. 1 on a batch: the multi-scale L1 between the critic's features of x ∘ S(x) and of x ∘ y."""
         return multiscale_l1(self.critic(images * probabilities), self.critic(images * masks))
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
+    @override
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         segmentor_optimizer, critic_optimizer = self.optimizers()
         images, masks = batch["image"], batch["mask"]
 
@@ -240,17 +252,22 @@ class SegAN(LesionSegmenter):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
         self.log("train/critic_loss", -critic_loss, on_step=False, on_epoch=True, batch_size=size)
 
-    def configure_callbacks(self):
+    @override
+    def configure_callbacks(self) -> list[L.Callback]:
+        """:class:`~callbacks.segmentation.FreezeEncoder` for ``freeze_encoder_epochs`` > 0."""
         from callbacks.segmentation import FreezeEncoder
 
         return [FreezeEncoder(self.hparams.freeze_encoder_epochs)] if self.hparams.freeze_encoder_epochs else []
 
+    @override
     def on_train_epoch_end(self) -> None:
+        """Step each ``scheduler`` once per epoch (manual optimisation leaves that to the module)."""
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
             scheduler.step()
 
-    def configure_optimizers(self):
+    @override
+    def configure_optimizers(self) -> list[Optimizer] | tuple[list[Optimizer], list[LRScheduler]]:
         """Two ``optimizer`` instances (default Adam, lr 1e-3), the segmentor's and the critic's, each with its own
         ``scheduler`` when one is set."""
         make = self.optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
@@ -259,7 +276,9 @@ class SegAN(LesionSegmenter):
             return optimizers
         return optimizers, [fit_to_run(self.scheduler(optimizer), self._trainer) for optimizer in optimizers]
 
+    @override
     def logged_metric_names(self) -> list[str]:
+        """The segmentation metrics and ``train/critic_loss`` (the L the critic maximises)."""
         return [*super().logged_metric_names(), "train/critic_loss"]
 
 
@@ -281,35 +300,49 @@ class SegmentationEnsemble(LesionSegmenter):
     models trained by pixel-wise cross-entropy loss"). Nothing is trained: ``dermlab test``/``predict`` it
     directly, or ``fit`` with ``trainer.max_epochs: 0`` in a grid."""
 
-    def __init__(self, members: list[str], **kwargs):
+    def __init__(self, members: list[str], **kwargs: Any):
         if not members:
             raise ValueError("an ensemble needs at least one member run")
         self.member_paths = [str(m) for m in members]
         super().__init__(**kwargs)
 
+    @override
     def build_net(self) -> nn.Module:
+        """The members' segmentation networks (:func:`segmentor_from_run`) in a frozen ``nn.ModuleList``."""
         members = nn.ModuleList(segmentor_from_run(path) for path in self.member_paths)
         members.requires_grad_(False)
         log.info("ensemble of %d segmentation runs: %s", len(members), ", ".join(self.member_paths))
         return members
 
+    @override
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, K, H, W): the mean of the members' mask probabilities, each member fed the images renormalised
+        from the ensemble's input statistics (the first member's) to its own."""
         shared = self.input_normalisation  # the first member's: the datamodule normalises with it
         return torch.stack([member(renormalise(images, shared, backbone_normalisation(member))).float().sigmoid()
                             for member in self.net]).mean(0)
 
+    @override
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The logit of the mean probability map (ε = 1e-6), so that sigmoid(forward) is :meth:`probabilities`."""
         return torch.logit(self.probabilities(images), eps=1e-6)
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
+    @override
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Nothing: an ensemble is not trained."""
         return None
 
-    def configure_optimizers(self):
+    @override
+    def configure_optimizers(self) -> None:
         """None: an ensemble is not trained."""
         return None
 
+    @override
     def encoder(self) -> nn.Module:
+        """Raises NotImplementedError: an ensemble is not trained (its members' encoders stay as they are)."""
         raise NotImplementedError("an ensemble is not trained")
 
+    @override
     def pretrained_modules(self) -> list[nn.Module]:
+        """Raises NotImplementedError: an ensemble is not trained, so nothing is frozen for a while."""
         raise NotImplementedError("an ensemble is not trained")

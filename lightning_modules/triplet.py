@@ -33,7 +33,8 @@ logged — the softmax one as ``<split>/<metric>``, the nearest-class-mean one a
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ from pytorch_metric_learning.reducers import MeanReducer, SumReducer
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchmetrics import MetricCollection
+from typing_extensions import override
 
 from dermlab.metrics.logged import DefinedMetrics
 from lightning_modules.base import LesionClassifier, scored_rows
@@ -51,7 +53,7 @@ from lightning_modules.nets.backbone import create_backbone
 from lightning_modules.nets.embedding import EmbeddingClassifier, minority_triplets, nearest_class_mean
 
 
-def ncm_metrics(class_names) -> MetricCollection:
+def ncm_metrics(class_names: Sequence[str]) -> MetricCollection:
     """``ncm_balanced_accuracy``, ``ncm_accuracy`` and ``ncm_recall_<class>`` of the nearest-class-mean predictions,
     by the definitions of every other metric (:mod:`dermlab.metrics.definitions`), fed one-hot predictions."""
     return MetricCollection({"ncm": DefinedMetrics(class_names, keep=("balanced_accuracy", "accuracy", "recall"),
@@ -85,7 +87,8 @@ class TripletClassifier(LesionClassifier):
     def __init__(self, embed_dim: int = 256, margin: float = 0.2, triplet_every: int = 10,
                  majority_class: str = "NV", reference_per_class: int = 100, reference_seed: int = 0,
                  triplet_reduction: Literal["mean", "sum"] = "mean", normalize_embeddings: bool = True,
-                 triplet_mode: Literal["alternate", "joint"] = "alternate", triplet_weight: float = 1.0, **kwargs):
+                 triplet_mode: Literal["alternate", "joint"] = "alternate", triplet_weight: float = 1.0,
+                 **kwargs: Any):
         if kwargs.get("tta", "none") != "none":
             raise ValueError("the triplet classifier has no test-time augmentation (its nearest-class-mean rule "
                              "uses one embedding per image); use tta: none")
@@ -104,6 +107,7 @@ class TripletClassifier(LesionClassifier):
         self.ncm = nn.ModuleDict({s: ncm_metrics(self.class_names) for s in EVAL_SPLITS})
         self.references: torch.Tensor | None = None
 
+    @override
     def setup(self, stage: str) -> None:
         """Besides the base class's set-up: tell the datamodule on which epochs the triplet loss runs, so a
         ``minority_pairs`` sampler pairs exactly those (natural batches on the cross-entropy epochs)."""
@@ -118,7 +122,10 @@ class TripletClassifier(LesionClassifier):
         embeddings = embeddings.float()
         return nn.functional.normalize(embeddings, dim=1) if self.hparams.normalize_embeddings else embeddings
 
+    @override
     def build_net(self) -> nn.Module:
+        """The backbone without its classifier (its pooled features), then FC to f(x) and FC to the classes:
+        :class:`~lightning_modules.nets.embedding.EmbeddingClassifier`."""
         hp = self.hparams
         features = create_backbone(hp.backbone, 0, hp.pretrained_weights, **(hp.backbone_args or {}))
         return EmbeddingClassifier(features, hp.num_classes, hp.embed_dim)
@@ -129,10 +136,12 @@ class TripletClassifier(LesionClassifier):
         return 0 if not every else 1 if self.hparams.triplet_mode == "joint" else every
 
     def triplet_epoch(self) -> bool:
+        """Whether the current epoch (0-based e) trains the triplet loss: (e + 1) is a multiple of the period."""
         period = self.triplet_period()
         return bool(period) and (self.current_epoch + 1) % period == 0
 
-    def training_loss(self, batch: dict, triplet_epoch: bool) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    def training_loss(self, batch: dict[str, Any], triplet_epoch: bool
+                      ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
         """This batch's training loss and its logged parts (``triplets``, ``triplet_loss``, ``ce_loss``).
 
         ``alternate``: the triplet loss on a triplet epoch (None when the batch has no triplet), cross-entropy
@@ -155,7 +164,9 @@ class TripletClassifier(LesionClassifier):
                         else parts["triplet_loss"])
         return loss, parts
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+    @override
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        """:meth:`training_loss` on this epoch's kind; None (Lightning skips the step) when it has none."""
         loss, parts = self.training_loss(batch, self.triplet_epoch())
         size = len(batch["label"])
         for name, value in parts.items():
@@ -191,18 +202,22 @@ class TripletClassifier(LesionClassifier):
         self.train(was_training)
         return embedded.view(self.hparams.num_classes, per_class, -1)
 
+    @override
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()
         self.references = self.reference_embeddings()
 
+    @override
     def on_test_epoch_start(self) -> None:
         super().on_test_epoch_start()
         self.references = self.reference_embeddings()
 
+    @override
     def on_predict_epoch_start(self) -> None:
         self.references = self.reference_embeddings()
 
-    def _evaluation_step(self, batch: dict, split: str, probabilities: torch.Tensor | None = None) -> None:
+    @override
+    def _evaluation_step(self, batch: dict[str, Any], split: str, probabilities: torch.Tensor | None = None) -> None:
         embeddings = self.net.embed(batch["image"])  # once: for the softmax and the nearest-class-mean rule
         embeddings, batch = scored_rows(embeddings, batch)  # without the official scorer's weight-0 images
         if len(batch["label"]) == 0:
@@ -217,17 +232,23 @@ class TripletClassifier(LesionClassifier):
         training classes, which the evaluation classes need not contain."""
         return split == "test" and self.test_mapping is not None
 
+    @override
     def _log_split(self, split: str) -> None:
         super()._log_split(split)
         if not self.ncm_skipped(split):
             self._log_collection(self.ncm[split], split)
 
+    @override
     def logged_metric_names(self) -> list[str]:
+        """The base metrics, the triplet training parts and ``<split>/ncm_<metric>`` (not on a ``test_on`` test)."""
         names = [*super().logged_metric_names(), "train/triplets", "train/triplet_loss", "train/ce_loss"]
         ncm = ["ncm_balanced_accuracy", "ncm_accuracy", *(f"ncm_recall_{c}" for c in self.class_names)]
         return names + [f"{split}/{name}" for split in EVAL_SPLITS for name in ncm if not self.ncm_skipped(split)]
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+    @override
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Softmax ``probabilities`` (temperature-scaled when set) and the one-hot nearest-class-mean prediction
+        ``ncm``, (B, C) each: :class:`~callbacks.submission.SubmissionWriter` writes one submission per table."""
         embeddings = self.net.embed(batch["image"])
         predicted = nearest_class_mean(self.metric_space(embeddings), self.references)
         probabilities = self.calibrated(self.net.classifier(embeddings).float().softmax(1), "predict")

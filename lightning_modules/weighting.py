@@ -6,8 +6,11 @@ hierarchical (VGG16 + level-conditioned CBAM + LSTM) classifiers. The losses (CE
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+from typing_extensions import override
 
 from lightning_modules.base import LesionClassifier
 from lightning_modules.nets.backbone import create_backbone
@@ -18,10 +21,13 @@ class CBAMClassifier(LesionClassifier):
     """Flat model (§4.1): backbone features → CBAM → FC; ``cbam_dropout`` is the p of its 2 dropout layers
     (§4.3: 0.5 "in several layers"; see :mod:`lightning_modules.nets.cbam`)."""
 
-    def __init__(self, cbam_dropout: float = 0.5, **kwargs):
+    def __init__(self, cbam_dropout: float = 0.5, **kwargs: Any):
         super().__init__(**kwargs)
 
+    @override
     def build_net(self) -> nn.Module:
+        """The backbone's feature extractor (:func:`~lightning_modules.nets.cbam.features_only`) in a
+        :class:`~lightning_modules.nets.cbam.FlatCBAMClassifier`."""
         hp = self.hparams
         backbone = create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, **(hp.backbone_args or {}))
         return FlatCBAMClassifier(features_only(backbone), hp.num_classes, hp.cbam_dropout)
@@ -34,24 +40,30 @@ class HierarchicalClassifier(LesionClassifier):
     ``cbam_dropout`` is the p of its 3 dropout layers (§4.3; see :mod:`lightning_modules.nets.cbam`).
     """
 
-    def __init__(self, lstm_hidden: int = 512, cbam_dropout: float = 0.5, **kwargs):
+    def __init__(self, lstm_hidden: int = 512, cbam_dropout: float = 0.5, **kwargs: Any):
         super().__init__(**kwargs)
         if tuple(self.class_names) != LEAVES:
             raise ValueError(f"the hierarchical model needs the classes {LEAVES}, got {tuple(self.class_names)}")
 
+    @override
     def build_net(self) -> nn.Module:
+        """The backbone's feature extractor in a :class:`~lightning_modules.nets.cbam.HierarchicalCBAMClassifier`
+        (``lstm_hidden`` LSTM units), whose ``forward`` gives the leaves' log-probabilities."""
         hp = self.hparams
         backbone = create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, **(hp.backbone_args or {}))
         return HierarchicalCBAMClassifier(features_only(backbone), hp.lstm_hidden, hp.cbam_dropout)
 
-    def per_sample_loss(self, outputs, batch: dict) -> torch.Tensor:
+    @override
+    def per_sample_loss(self, outputs: torch.Tensor | dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
         """Eq. 10 on the node outputs in training; the leaf cross-entropy on (log-)probabilities in evaluation."""
         if isinstance(outputs, dict):
             gamma = self.hparams.focal_gamma if self.hparams.loss == "focal" else None
             return self.net.path_loss(outputs, batch["label"], gamma)
         return super().per_sample_loss(outputs, batch)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    @override
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """The weighted Eq. 10 loss of the node outputs (every level's decision on the true path, teacher forced)."""
         loss = self.compute_loss(self.net.node_log_probs(batch["image"]), batch)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
         return loss

@@ -29,13 +29,14 @@ Loaded weights (fine-tuning) overwrite bn3 either way.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from timm.models import register_model
 from timm.models._builder import build_model_with_cfg
 from timm.models.resnet import Bottleneck, ResNet
 from torch import nn
+from typing_extensions import override
 
 Normalisation = Literal["spatial", "channel", "sigmoid"]
 RESNET_CFG = {"num_classes": 1000, "input_size": (3, 224, 224), "first_conv": "conv1", "classifier": "fc",
@@ -60,7 +61,8 @@ class ARLBottleneck(Bottleneck):
     #: names new in ARL (its α, which starts at ``alpha_init``), absent from ImageNet ResNet files
     not_in_pretrained_files = ("alpha",)
 
-    def __init__(self, *args, normalisation: Normalisation = "spatial", alpha_init: float = 0.001, **kwargs):
+    def __init__(self, *args: Any, normalisation: Normalisation = "spatial", alpha_init: float = 0.001,
+                 **kwargs: Any):
         super().__init__(*args, **kwargs)
         attention_mask(torch.zeros(1, 1, 1, 1), normalisation)  # fail at build time on a bad name
         self.normalisation = normalisation
@@ -83,7 +85,9 @@ class ARLBottleneck(Bottleneck):
         mask = attention_mask(self.residual(x), self.normalisation)
         return mask, mask * shortcut
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Eq. 9: y = ReLU(x + F(x) + α·𝔑[F(x)]·x), x the projected shortcut where the block changes shape."""
         shortcut = x if self.downsample is None else self.downsample(x)
         residual = self.residual(x)
         # Eq. 9 as F(x) + x · (1 + α·𝔑[F(x)]): two element-wise passes instead of four, the same values
@@ -130,8 +134,8 @@ def _check_resnet_weights(state_dict: dict, model: nn.Module) -> dict:
     return state_dict
 
 
-def build_resnet(variant: str, layers: list[int], pretrained: bool, block=Bottleneck,
-                 block_args: dict | None = None, zero_init_last: bool = False, **kwargs) -> ResNet:
+def build_resnet(variant: str, layers: list[int], pretrained: bool, block: type[Bottleneck] = Bottleneck,
+                 block_args: dict | None = None, zero_init_last: bool = False, **kwargs: Any) -> ResNet:
     """A timm ResNet of bottleneck ``layers`` whose local pretrained weights must be ResNet weights of that shape.
 
     ``zero_init_last``: start every block's last BN at γ = 0 (timm's default) instead of 1 (He et al.'s,
@@ -144,30 +148,30 @@ def build_resnet(variant: str, layers: list[int], pretrained: bool, block=Bottle
 
 
 def _arl(variant: str, layers: list[int], pretrained: bool, normalisation: Normalisation = "spatial",
-         alpha_init: float = 0.001, **kwargs) -> ResNet:
+         alpha_init: float = 0.001, **kwargs: Any) -> ResNet:
     return build_resnet(variant, layers, pretrained, ARLBottleneck,
                   {"normalisation": normalisation, "alpha_init": alpha_init}, **kwargs)
 
 
 @register_model
-def arl_cnn14(pretrained: bool = False, **kwargs) -> ResNet:
+def arl_cnn14(pretrained: bool = False, **kwargs: Any) -> ResNet:
     """ARL-CNN14 (Table I): one ARL block per stage."""
     return _arl("arl_cnn14", [1, 1, 1, 1], pretrained, **kwargs)
 
 
 @register_model
-def arl_cnn50(pretrained: bool = False, **kwargs) -> ResNet:
+def arl_cnn50(pretrained: bool = False, **kwargs: Any) -> ResNet:
     """ARL-CNN50 (Table I): ResNet-50's [3, 4, 6, 3] stages of ARL blocks."""
     return _arl("arl_cnn50", [3, 4, 6, 3], pretrained, **kwargs)
 
 
 @register_model
-def resnet14(pretrained: bool = False, **kwargs) -> ResNet:
+def resnet14(pretrained: bool = False, **kwargs: Any) -> ResNet:
     """ResNet14 baseline (Table I): one bottleneck block per stage."""
     return build_resnet("resnet14", [1, 1, 1, 1], pretrained, **kwargs)
 
 
 @register_model
-def seresnet14(pretrained: bool = False, **kwargs) -> ResNet:
+def seresnet14(pretrained: bool = False, **kwargs: Any) -> ResNet:
     """SENet14 baseline: ResNet14 with timm's squeeze-and-excitation in every block."""
     return build_resnet("seresnet14", [1, 1, 1, 1], pretrained, block_args={"attn_layer": "se"}, **kwargs)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def create_backbone(name: str, num_classes: int, pretrained_weights: str | None = None,
-                    drop_rate: float = 0.0, **backbone_args) -> nn.Module:
+                    drop_rate: float = 0.0, **backbone_args: Any) -> nn.Module:
     """A timm classifier ``name`` with ``num_classes`` outputs, weights from a local file or random.
 
     ``backbone_args`` go to the model's constructor (e.g. ``normalisation: channel`` for ``arl_cnn50``).
@@ -159,7 +160,8 @@ def checkpoint_net_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor
     return checkpoint.get("hyper_parameters", {}), net_state
 
 
-def _from_run_checkpoint(name: str, num_classes: int, path: Path, drop_rate: float, **backbone_args) -> nn.Module:
+def _from_run_checkpoint(name: str, num_classes: int, path: Path, drop_rate: float,
+                         **backbone_args: Any) -> nn.Module:
     model = timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate, **backbone_args)
     _, state = checkpoint_net_state(path)
     own = model.state_dict()

@@ -32,6 +32,7 @@ import math
 import torch
 from timm.layers.cbam import CbamModule
 from torch import nn
+from typing_extensions import override
 
 # the diagnostic tree: node → its children (leaf names are the HAM classes)
 TREE = {
@@ -78,12 +79,15 @@ class FlatCBAMClassifier(nn.Module):
         self.cbam.spatial.gate.register_forward_hook(lambda m, i, o: setattr(self.maps, "spatial", o.detach()[:, 0]))
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w): the backbone's last feature maps after dropout and CBAM (what a CAM of this model reads)."""
         return self.cbam(self.feature_dropout(self.backbone.forward_features(images)))
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """GAP → dropout → FC: logits (B, classes), or with ``pre_logits`` the pooled vector (B, C) (timm's API)."""
         pooled = self.dropout(features.mean((2, 3)))
         return pooled if pre_logits else self.fc(pooled)
 
+    @override
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(images))
 
@@ -99,6 +103,7 @@ class ConditionedCBAM(nn.Module):
         self.spatial = nn.Conv2d(2, 1, 7, padding=3)
         self.spatial_from_state = nn.Linear(hidden, channels)
 
+    @override
     def forward(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Pooled attended features (B, C), spatial map (B, h, w), channel weights (B, C)."""
         channel = torch.sigmoid(self.mlp(features.mean((2, 3))) + self.mlp(features.amax((2, 3)))
@@ -132,6 +137,9 @@ class HierarchicalCBAMClassifier(nn.Module):
         self.node_maps: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def node_log_probs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per tree node, the conditional log-probabilities (B, children) of its children, every node decided for
+        every sample (teacher forcing: the LSTM state reaching a node is the one after its parent's decision).
+        Keeps each node's spatial map and channel weights for :meth:`last_decision_maps`."""
         features = self.feature_dropout(self.backbone.forward_features(images))
         batch = features.shape[0]
         zeros = features.new_zeros(batch, self.hidden)
@@ -158,13 +166,16 @@ class HierarchicalCBAMClassifier(nn.Module):
 
     @staticmethod
     def leaf_log_probs(nodes: dict[str, torch.Tensor]) -> torch.Tensor:
-        """log P(leaf) = Σ over its path of log P(child | node), in the order of :data:`LEAVES`."""
+        """(B, 7) leaf log-probabilities, log P(leaf) = Σ over its path of log P(child | node), in :data:`LEAVES`
+        order."""
         return torch.stack([sum(nodes[node][:, choice] for node, choice in label_path(leaf)) for leaf in LEAVES], 1)
 
+    @override
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.leaf_log_probs(self.node_log_probs(images))
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Raises NotImplementedError: one attention map per decision, no single CAM (the CAM grid draws none)."""
         raise NotImplementedError("the hierarchical model has one attention map per decision, no single CAM; "
                                   "see dermlab cbam-maps")
 

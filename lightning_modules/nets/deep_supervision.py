@@ -35,13 +35,14 @@ Branches are He-initialised (the paper: "the auxiliary branch is initialized ran
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import torch
 from timm.layers import ClassifierHead
 from timm.models.vgg import VGG
 from torch import nn
+from typing_extensions import override
 
 from lightning_modules.nets.lerf import conv_layers, resolve_layer
 
@@ -169,12 +170,15 @@ class DeepSupervision(nn.Module):
             self.layers.append(name)
         return list(self.layers)
 
-    def _tap(self, name: str):
-        def hook(module, inputs, output):
+    def _tap(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], torch.Tensor], None]:
+        def hook(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
             self._taps[name] = output
         return hook
 
-    def forward(self, images: torch.Tensor, with_aux: bool = False):
+    @override
+    def forward(self, images: torch.Tensor, with_aux: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The base's logits (B, classes); with ``with_aux`` also ``{layer: aux logits (B, classes)}``."""
         self._taps.clear()
         logits = self.base(images)
         if not with_aux:
@@ -185,9 +189,11 @@ class DeepSupervision(nn.Module):
         return logits, aux
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The base's ``forward_features`` (timm's API, for the main branch's CAM)."""
         return self.base.forward_features(images)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """The base's ``forward_head``: the main logits from :meth:`forward_features`' output."""
         return self.base.forward_head(features)
 
     def branch(self, layer: str) -> nn.Module:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from typing_extensions import override
 
 
 class EmbeddingClassifier(nn.Module):
@@ -24,8 +25,10 @@ class EmbeddingClassifier(nn.Module):
         self.classifier = nn.Linear(embed_dim, num_classes)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """f(x), (B, d): the backbone's pooled features through the embedding FC (before any normalisation)."""
         return self.embedding(self.features(images))
 
+    @override
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(images))
 
@@ -34,6 +37,7 @@ class EmbeddingClassifier(nn.Module):
         return self.features.forward_features(images)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits (B, classes) from :meth:`forward_features`' maps: the backbone's pooling, f(x), the classifier."""
         return self.classifier(self.embedding(self.features.forward_head(features)))
 
 

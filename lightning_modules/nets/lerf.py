@@ -30,14 +30,14 @@ import functools
 import math
 import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import timm
 import torch
 from torch import nn
 
-from lightning_modules.nets.receptive_field import chain_geometry
+from lightning_modules.nets.receptive_field import FieldGeometry, chain_geometry
 
 THRESHOLD = 0.0455
 #: Which derivative the LERF thresholds (``signed`` or ``abs``, see above).
@@ -125,7 +125,8 @@ def gradient_maps(net: nn.Module, layers: Sequence[str], size: int, generator: t
     return _whole_image_maps(net, layers, image.requires_grad_(True), gradient)
 
 
-def _plain_chain(net: nn.Module, layers: Sequence[str], size: int):
+def _plain_chain(net: nn.Module, layers: Sequence[str], size: int
+                 ) -> tuple[nn.Sequential, list[FieldGeometry]] | None:
     """(``net.features``, its geometry) if every layer is ``features.<k>`` of a chain whose geometry is known."""
     chain = getattr(net, "features", None)
     if not isinstance(chain, nn.Sequential) or not all(re.fullmatch(r"features\.\d+", name) for name in layers):
@@ -134,7 +135,7 @@ def _plain_chain(net: nn.Module, layers: Sequence[str], size: int):
     return None if geometry is None else (chain, geometry)
 
 
-def _windowed_maps(chain: nn.Sequential, geometry, layers: Sequence[str], image: torch.Tensor,
+def _windowed_maps(chain: nn.Sequential, geometry: list[FieldGeometry], layers: Sequence[str], image: torch.Tensor,
                    gradient: Gradient) -> dict[str, np.ndarray]:
     size = image.shape[-1]
     maps = {}
@@ -176,7 +177,8 @@ def _whole_image_maps(net: nn.Module, layers: Sequence[str], image: torch.Tensor
     return maps
 
 
-def _record(outputs: dict, name: str, module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+def _record(outputs: dict, name: str, module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor
+            ) -> torch.Tensor:
     """Keep the conv output itself; the layers above get a copy (an in-place ReLU after an un-normalised conv
     would otherwise turn the recorded node into its activation)."""
     outputs[name] = output

@@ -17,6 +17,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from typing_extensions import override
 
 #: Where the attention block sits (``none``, ``initial``, ``end`` or ``dual``, see above).
 Attention = Literal["none", "initial", "end", "dual"]
@@ -33,6 +34,7 @@ class PatchAttention(nn.Module):
         self.fc = nn.Linear(n_crops, n_crops)
         self.last_weights: torch.Tensor | None = None  # (N_B, N_C) of the latest call, for Fig. 4
 
+    @override
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         grouped = features.reshape(-1, self.n_crops, *features.shape[1:])
         weights = torch.sigmoid(self.fc(grouped.mean(dim=(2, 3, 4))))
@@ -50,6 +52,7 @@ class CropDropout(nn.Module):
             raise ValueError(f"patch dropout probability must lie in [0, 1), got {p}")
         self.p = p
 
+    @override
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return crops
@@ -85,7 +88,13 @@ class CropNet(nn.Module):
         block = self.end or self.initial
         return None if block is None else block.last_weights
 
+    @override
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        """Logits (N_B, N_C, K) of (N_B, N_C, C, H, W) crops, (N_B, 1, K) for the GRU or single images.
+
+        Raises:
+            ValueError: not 4-D / 5-D, or with attention a crop count other than ``n_crops``.
+        """
         if crops.ndim == 4:  # single images / random crops (Downsampling, Single- and Multi-Crop training)
             crops = crops[:, None]
         attention = self.initial is not None or self.end is not None
@@ -107,9 +116,15 @@ class CropNet(nn.Module):
 
     # single-crop CAMs (the suite's CAM grid): the backbone on its own
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone's feature maps of single crops (B, C, H, W), without attention (timm's API, for CAMs)."""
         return self.backbone.forward_features(images)
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The backbone's head on single-crop features.
+
+        Raises:
+            NotImplementedError: the GRU model (unless ``pre_logits``), which classifies only crop sequences.
+        """
         if self.aggregation == "gru" and not pre_logits:
             raise NotImplementedError("the GRU model classifies a sequence of crops, not a single crop")
         return self.backbone.forward_head(features, pre_logits=pre_logits)

@@ -23,11 +23,14 @@ Initialisation: the attention modules get the trunk's (He-normal fan-out convolu
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from timm.models import register_model
 from timm.models.resnet import Bottleneck, ResNet
 from torch import nn
+from typing_extensions import override
 
 from lightning_modules.nets.arl import build_resnet
 
@@ -49,6 +52,7 @@ class SoftMask(nn.Module):
                                   nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 1),
                                   nn.Sigmoid())
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sizes, skips = [], []
         for index, unit in enumerate(self.down):
@@ -73,13 +77,14 @@ class AttentionModule(nn.Module):
         self.trunk = nn.Sequential(residual_unit(channels), residual_unit(channels))
         self.mask = SoftMask(channels, down_steps)
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pre(x)
         return self.post((1 + self.mask(x)) * self.trunk(x))
 
 
 def init_like_resnet(module: nn.Module, zero_init_last: bool) -> None:
-    """timm's ResNet initialisation (``ResNet.init_weights``) for modules added after it ran: He-normal
+    """The initialisation of timm's ResNet (``ResNet.init_weights``) for modules added after it ran: He-normal
     (fan-out) convolutions, BN γ = 1, β = 0, and γ = 0 in every bottleneck's last BN when ``zero_init_last``."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
@@ -93,7 +98,8 @@ def init_like_resnet(module: nn.Module, zero_init_last: bool) -> None:
                 m.zero_init_last()
 
 
-def _ran(variant: str, layers: list[int], pretrained: bool, zero_init_last: bool = False, **kwargs) -> ResNet:
+def _ran(variant: str, layers: list[int], pretrained: bool, zero_init_last: bool = False,
+         **kwargs: Any) -> ResNet:
     # ResNet weights (pretrained=True) load into the trunk here, before the attention modules exist
     model = build_resnet(variant, layers, pretrained, zero_init_last=zero_init_last, **kwargs)
     for stage, channels, steps in (("layer1", 256, 3), ("layer2", 512, 2), ("layer3", 1024, 1)):
@@ -104,12 +110,12 @@ def _ran(variant: str, layers: list[int], pretrained: bool, zero_init_last: bool
 
 
 @register_model
-def ran14(pretrained: bool = False, **kwargs) -> ResNet:
+def ran14(pretrained: bool = False, **kwargs: Any) -> ResNet:
     """RAN14: ResNet14's trunk with an attention module after stages 1–3."""
     return _ran("ran14", [1, 1, 1, 1], pretrained, **kwargs)
 
 
 @register_model
-def ran50(pretrained: bool = False, **kwargs) -> ResNet:
+def ran50(pretrained: bool = False, **kwargs: Any) -> ResNet:
     """RAN50: ResNet-50's trunk with an attention module after stages 1–3."""
     return _ran("ran50", [3, 4, 6, 3], pretrained, **kwargs)

@@ -34,7 +34,7 @@ class FieldGeometry:
         return max(0, int(centre - (self.r - 1) / 2)), min(size, int(centre + (self.r - 1) / 2) + 1)
 
 
-def _pair(value) -> int:
+def _pair(value: int | tuple[int, ...]) -> int:
     values = value if isinstance(value, tuple) else (value, value)
     if values[0] != values[1]:
         raise ValueError("only square kernels, strides and paddings are handled")

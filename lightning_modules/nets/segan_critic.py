@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from typing_extensions import override
 
 
 class GlobalConvBlock(nn.Module):
@@ -27,6 +28,7 @@ class GlobalConvBlock(nn.Module):
         self.conv = nn.Sequential(nn.Conv2d(out_channels, out_channels, 3, stride=stride, padding=1, bias=False),
                                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.merge(self.left(x) + self.right(x)))
 
@@ -41,6 +43,7 @@ class SegANCritic(nn.Module):
         self.blocks = nn.ModuleList(GlobalConvBlock(c_in, c_out, kernel)
                                     for c_in, c_out in zip([in_channels, *widths[:-1]], widths, strict=True))
 
+    @override
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []
         for block in self.blocks:

@@ -28,6 +28,7 @@ from segmentation_models_pytorch.encoders import encoders as smp_encoders
 from segmentation_models_pytorch.encoders.vgg import VGGEncoder
 from timm.layers import SEModule
 from torch import nn
+from typing_extensions import override
 
 from dermlab.errors import DataError
 
@@ -49,6 +50,7 @@ class StridePadded(nn.Module):
         super().__init__()
         self.net, self.stride = net, stride
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         height, width = x.shape[-2:]
         pad_h, pad_w = -height % self.stride, -width % self.stride

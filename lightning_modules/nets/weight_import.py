@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def _fits(tensor: torch.Tensor, shape: torch.Size) -> bool:
                                      and tensor.numel() == shape.numel())
 
 
-def _shape(shape) -> str:
+def _shape(shape: Sequence[int]) -> str:
     return "×".join(map(str, shape)) or "scalar"
 
 
