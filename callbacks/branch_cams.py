@@ -58,14 +58,16 @@ class BranchCAMs(L.Callback):
         branches = cast(AuxiliaryBranches, net)
         was_training = net.training
         net.eval()
-        columns = {"main": class_activation_maps(net, images)}
-        with torch.inference_mode(False), torch.enable_grad():
-            for layer in layers:
-                features, logits = branches.branch_features(images.clone(), layer)
-                linear = gap_fc_classifier(branches.branch(layer))
-                columns[f"aux {paper_name(layer)}"] = activation_maps(features, logits, images.shape[-2:],
-                                                                      linear=linear)
-        net.train(was_training)
+        try:  # the net goes back to its mode even when a map fails
+            columns = {"main": class_activation_maps(net, images)}
+            with torch.inference_mode(False), torch.enable_grad():
+                for layer in layers:
+                    features, logits = branches.branch_features(images.clone(), layer)
+                    linear = gap_fc_classifier(branches.branch(layer))
+                    columns[f"aux {paper_name(layer)}"] = activation_maps(features, logits, images.shape[-2:],
+                                                                          linear=linear)
+        finally:
+            net.train(was_training)
         names = module.class_names
         pictures, cams, titles = [], [], []
         for i, picture in enumerate(denormalise(images, module.input_normalisation)):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from typing_extensions import override
 
-from callbacks.plots import save_figure
+from callbacks.plots import save_figure, split_class_names
 from callbacks.protocols import CropData, CropWeightsModule, WeighsCrops
 from datamodules.crops import ordered_crop_boxes
 from datamodules.transforms import denormalise
@@ -44,17 +44,21 @@ class CropWeightsFigure(L.Callback):
         items = [crops[i] for i in range(n)]
         was_training = module.net.training
         module.net.eval()
-        with torch.no_grad():
-            probabilities = module.probabilities(torch.stack([x["image"] for x in items]).to(pl_module.device))
-        module.net.train(was_training)
+        try:
+            with torch.no_grad():
+                probabilities = module.probabilities(torch.stack([x["image"] for x in items]).to(pl_module.device))
+        finally:
+            module.net.train(was_training)
         weights = cast(WeighsCrops, module.net).crop_weights()
         if weights is None:
             return
         images = denormalise(torch.stack([whole[i]["image"] for i in range(n)]), data.normalisation)
         boxes = ordered_crop_boxes(images.shape[1], images.shape[2], data.eval_crops, data.crop_size)
-        names = module.class_names
-        titles = [f"T:{names[x['label']]} P:{names[int(p.argmax())]}" for x, p in zip(items, probabilities,
-                                                                                   strict=True)]
+        # the truth in the test split's classes (another data set's evaluation classes under test_on), the
+        # prediction in the model's own
+        truth, predicted = split_class_names(pl_module, "test"), module.class_names
+        titles = [f"T:{truth[x['label']]} P:{predicted[int(p.argmax())]}" for x, p in zip(items, probabilities,
+                                                                                        strict=True)]
         figure = crop_weights(list(images), boxes, data.crop_size, weights.cpu().numpy().astype(np.float64), titles,
                               suptitle="learned crop weights (brighter border: higher weight)")
         save_figure(trainer, figure, "test_crop_weights")

@@ -27,7 +27,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from PIL import Image
@@ -35,6 +35,9 @@ from PIL import Image
 from dermlab.files.cache_keys import cache_root, source_key
 from dermlab.files.io import fit_side, image_size, load_rgb
 from dermlab.files.masks import load_mask
+
+if TYPE_CHECKING:
+    from datamodules.datasets.table import ImageTable
 
 log = logging.getLogger(__name__)
 
@@ -147,19 +150,23 @@ def prepare_cache(dataset: str, root: str, max_side: int, cache_dir: str | None 
     """Write the cached copies of every image (and mask) of ``dataset``'s splits; returns images per split."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from datamodules import DATAMODULES
+    from datamodules.datasets import READERS  # here, not on import: the readers' images use this module's cache
 
-    cls, fixed = DATAMODULES[dataset]
-    # the network input plays no part in filling the cache: image_size=max_side keeps the size check quiet
-    data = cls(root, cache_dir=cache_dir, max_side=max_side, cache_format=format, image_size=max_side, num_workers=0,
-               **fixed)
+    cls, fixed = READERS[dataset]
+    reader, cache = cls(root, **fixed), ImageCache(cache_dir, max_side, format)
     counts = {}
     for split in splits:
         try:
-            dataset_split = data.dataset(split)
+            table = reader.table(split)
         except FileNotFoundError:
             continue
+
+        def fill(index: int, table: ImageTable = table) -> None:
+            cache.image(table.paths[index])
+            for mask in table.masks[index] if table.masks is not None else ():
+                cache.mask(mask, table.paths[index])
+
         with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding and encoding
-            list(pool.map(dataset_split._read, range(len(dataset_split))))
-        counts[split] = len(dataset_split)
+            list(pool.map(fill, range(len(table))))
+        counts[split] = len(table)
     return counts

@@ -20,7 +20,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import albumentations as A
 import numpy as np
 from typing_extensions import override
 
@@ -96,20 +95,9 @@ class Derm7ptReader(SplitReader):
 
 
 class Derm7ptDataset(ReaderDataset):
-    """Derm7pt, one split, as a plain torch ``Dataset`` (no Lightning).
+    """Derm7pt, one split, as a plain torch ``Dataset``; keyword arguments go to :class:`Derm7ptReader`.
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`Derm7ptReader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(Derm7ptReader(root, **options), split, transform, image_size)
+    reader_class = Derm7ptReader

@@ -16,15 +16,12 @@ paper's scheme (see :mod:`datamodules.datasets.pooled`), always grouped by ``les
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 from typing_extensions import override
 
-from datamodules.datasets.pooled import DX_TYPES, HAM_CLASSES, PooledReader
-from datamodules.datasets.reader import ReaderDataset
+from datamodules.datasets.pooled import DX_TYPES, HAM_CLASSES, PooledDataset, PooledReader
 from datamodules.datasets.table import ImageTable
 from dermlab.errors import DataError
 from dermlab.files.io import read_table, require_dir
@@ -89,23 +86,11 @@ class HAM10000Reader(PooledReader):
                 if (folder / f"{i}_segmentation.png").is_file()}
 
 
-class HAM10000Dataset(ReaderDataset):
-    """HAM10000, one split, as a plain torch ``Dataset`` (no Lightning).
+class HAM10000Dataset(PooledDataset):
+    """HAM10000, one split, as a plain torch ``Dataset``; keyword arguments go to :class:`HAM10000Reader`; ``scheme``
+    is the reader's ``split`` (the split scheme), ``fold`` its fold.
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        scheme: the split scheme (the reader's ``split``: ``kfold``, ``patch``, ``weighting``, ``holdout``).
-        fold: the fold or part the scheme tests on.
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`HAM10000Reader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 scheme: str = "kfold", fold: int = 0, transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(HAM10000Reader(root, split=scheme, fold=fold, **options), split, transform, image_size)
+    reader_class = HAM10000Reader

@@ -14,10 +14,8 @@ leaving 649 for training), drawn with ``seed``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 from typing_extensions import override
@@ -88,20 +86,10 @@ class ISIC2016Reader(SplitReader):
 
 
 class ISIC2016Dataset(ReaderDataset):
-    """ISIC 2016 Part 3 (benign vs malignant), one split, as a plain torch ``Dataset`` (no Lightning).
+    """ISIC 2016 Part 3 (benign vs malignant), one split, as a plain torch ``Dataset``; keyword arguments go to
+    :class:`ISIC2016Reader`.
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`ISIC2016Reader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(ISIC2016Reader(root, **options), split, transform, image_size)
+    reader_class = ISIC2016Reader

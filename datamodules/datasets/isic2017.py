@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 from typing_extensions import override
@@ -118,21 +117,10 @@ class ISIC2017Reader(SplitReader):
 
 
 class ISIC2017Dataset(ReaderDataset):
-    """ISIC 2017 Part 3, one split, as a plain torch ``Dataset`` (no Lightning).
+    """ISIC 2017 Part 3, one split, as a plain torch ``Dataset``; keyword arguments go to :class:`ISIC2017Reader` (e.g.
+    ``task``).
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        task: ``melanoma``, ``seborrheic_keratosis`` (binary) or ``three_class``.
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`ISIC2017Reader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 task: Task = "melanoma", transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(ISIC2017Reader(root, task=task, **options), split, transform, image_size)
+    reader_class = ISIC2017Reader

@@ -21,13 +21,12 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 from typing_extensions import override
 
 from datamodules import splits
-from datamodules.datasets.pooled import HAM_CLASSES, PooledReader, one_hot_labels
+from datamodules.datasets.pooled import HAM_CLASSES, PooledDataset, PooledReader, one_hot_labels
 from datamodules.datasets.reader import ReaderDataset, SplitReader
 from datamodules.datasets.table import ImageTable
 from dermlab.challenge.truth import read_truth
@@ -119,6 +118,11 @@ class ISIC2018SegmentationReader(SplitReader):
         require_dir(self.root, "data root", HINT)
         images = self.root / f"ISIC2018_Task1-2_{FOLDERS[split]}_Input"
         found = images_by_stem(images, keep=lambda p: re.fullmatch(r"ISIC_\d{7}", p.stem) is not None)
+        others = sorted(p.name for p in images_by_stem(images).values()) if not found and images.is_dir() else []
+        if others:  # images, but none by an official name: not a silently empty split
+            raise DataError(f"'{images}' holds {len(others)} image(s) but none named ISIC_<7 digits> (e.g. "
+                            f"{', '.join(others[:3])}); the task 1–2 readers take the images by their official "
+                            f"names: restore them (re-download or unzip the folder again). {HINT}")
         ids = sorted(found)
         paths = [found[i] for i in ids] or image_paths(images, ids, images)  # the latter stops: no images
         truth = require_dir(self.truth_folder(split), f"task {self.task} ground-truth folder",
@@ -244,42 +248,20 @@ class ISIC2018Task3Reader(PooledReader):
 
 
 class ISIC2018SegmentationDataset(ReaderDataset):
-    """ISIC 2018 task 1 (lesion) or 2 (attribute) segmentation, one split, as a plain torch ``Dataset`` (no Lightning).
+    """ISIC 2018 task 1 (lesion) or 2 (attribute) segmentation, one split, as a plain torch ``Dataset``; keyword
+    arguments go to :class:`ISIC2018SegmentationReader` (e.g. ``task``).
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        task: 1 (lesion masks) or 2 (the five attribute masks).
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`ISIC2018SegmentationReader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 task: Literal[1, 2] = 1, transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(ISIC2018SegmentationReader(root, task=task, **options), split, transform, image_size)
+    reader_class = ISIC2018SegmentationReader
 
 
-class ISIC2018Task3Dataset(ReaderDataset):
-    """ISIC 2018 task 3 (seven-class diagnosis), one split, as a plain torch ``Dataset`` (no Lightning).
+class ISIC2018Task3Dataset(PooledDataset):
+    """ISIC 2018 task 3 (seven-class diagnosis), one split, as a plain torch ``Dataset``; keyword arguments go to
+    :class:`ISIC2018Task3Reader`; ``scheme`` is the reader's ``split`` (the split scheme), ``fold`` its fold.
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        scheme: the split scheme (the reader's ``split``: ``official``, ``kfold``, ``holdout``, ...).
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`ISIC2018Task3Reader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 scheme: str = "official", transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(ISIC2018Task3Reader(root, split=scheme, **options), split, transform, image_size)
+    reader_class = ISIC2018Task3Reader

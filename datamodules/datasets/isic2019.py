@@ -24,15 +24,12 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 from typing_extensions import override
 
-from datamodules.datasets.pooled import PooledReader, one_hot_labels
-from datamodules.datasets.reader import ReaderDataset
+from datamodules.datasets.pooled import PooledDataset, PooledReader, one_hot_labels
 from datamodules.datasets.table import ImageTable
 from dermlab.challenge.truth import ISIC2019_CATEGORIES, read_truth
 from dermlab.errors import DataError
@@ -144,23 +141,11 @@ class ISIC2019Reader(PooledReader):
         return frame
 
 
-class ISIC2019Dataset(ReaderDataset):
-    """ISIC 2019, one split, as a plain torch ``Dataset`` (no Lightning).
+class ISIC2019Dataset(PooledDataset):
+    """ISIC 2019, one split, as a plain torch ``Dataset``; keyword arguments go to :class:`ISIC2019Reader`; ``scheme``
+    is the reader's ``split`` (the split scheme), ``fold`` its fold.
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        scheme: the split scheme (the reader's ``split``).
-        fold: the fold or part the scheme tests on.
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`ISIC2019Reader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 scheme: str = "kfold", fold: int = 0, transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(ISIC2019Reader(root, split=scheme, fold=fold, **options), split, transform, image_size)
+    reader_class = ISIC2019Reader

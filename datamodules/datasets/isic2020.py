@@ -27,14 +27,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 from typing_extensions import override
 
 from datamodules.audit import read_duplicate_pairs
-from datamodules.datasets.pooled import PooledReader
-from datamodules.datasets.reader import ReaderDataset
+from datamodules.datasets.pooled import PooledDataset, PooledReader
 from datamodules.datasets.table import ImageTable
 from dermlab.errors import DataError
 from dermlab.files.io import binary_column, image_paths, read_table, require_dir
@@ -162,23 +160,11 @@ class ISIC2020Reader(PooledReader):
         return pd.DataFrame({"image_name": ids, "target": probabilities[:, 1]})
 
 
-class ISIC2020Dataset(ReaderDataset):
-    """ISIC 2020, one split, as a plain torch ``Dataset`` (no Lightning).
+class ISIC2020Dataset(PooledDataset):
+    """ISIC 2020, one split, as a plain torch ``Dataset``; keyword arguments go to :class:`ISIC2020Reader`; ``scheme``
+    is the reader's ``split`` (the split scheme), ``fold`` its fold.
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        scheme: the split scheme (the reader's ``split``).
-        fold: the fold or part the scheme tests on.
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`ISIC2020Reader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 scheme: str = "kfold", fold: int = 0, transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(ISIC2020Reader(root, split=scheme, fold=fold, **options), split, transform, image_size)
+    reader_class = ISIC2020Reader

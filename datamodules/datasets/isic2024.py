@@ -27,12 +27,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import albumentations as A
 import numpy as np
 import pandas as pd
 
-from datamodules.datasets.pooled import PooledReader
-from datamodules.datasets.reader import ReaderDataset
+from datamodules.datasets.pooled import PooledDataset, PooledReader
 from datamodules.datasets.table import ImageTable
 from dermlab.errors import DataError
 from dermlab.files.hdf5 import HDF5Image, members
@@ -141,23 +139,11 @@ class ISIC2024Reader(PooledReader):
         return pd.DataFrame({"isic_id": ids, "target": probabilities[:, 1]})
 
 
-class ISIC2024Dataset(ReaderDataset):
-    """ISIC 2024 (SLICE-3D), one split, as a plain torch ``Dataset`` (no Lightning).
+class ISIC2024Dataset(PooledDataset):
+    """ISIC 2024 (SLICE-3D), one split, as a plain torch ``Dataset``; keyword arguments go to :class:`ISIC2024Reader`;
+    ``scheme`` is the reader's ``split`` (the split scheme), ``fold`` its fold.
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        scheme: ``kfold`` or ``holdout`` (the reader's ``split``).
-        fold: the fold the scheme tests on.
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`ISIC2024Reader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 scheme: str = "kfold", fold: int = 0, transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(ISIC2024Reader(root, split=scheme, fold=fold, **options), split, transform, image_size)
+    reader_class = ISIC2024Reader

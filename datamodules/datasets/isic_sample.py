@@ -34,12 +34,13 @@ from typing_extensions import override
 
 from datamodules import splits
 from datamodules.datasets.isic2017 import ISIC2017Reader
-from datamodules.datasets.reader import ReaderDataset
+from datamodules.datasets.reader import ReaderDataset, SplitReader
 from datamodules.datasets.table import ImageTable, shortlist
 from dermlab.errors import DataError
 from dermlab.files.io import load_rgb, require_dir
 from dermlab.files.metadata import attributes, for_images
 
+log = logging.getLogger(__name__)
 SAMPLE_ROOT = Path(__file__).resolve().parents[2] / "data_samples" / "isic_uda1"
 #: The seed of the fixed split (the same for every run).
 SPLIT_SEED = 2017
@@ -76,7 +77,6 @@ def read_records(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-log = logging.getLogger(__name__)
 
 
 def has_identical_rows(path: Path) -> bool:
@@ -129,9 +129,9 @@ class ISICSampleReader(ISIC2017Reader):
                 records.loc[intact[index], "split"] = name
             if damaged.any():
                 log.warning("left out %d of the sample's %d images whose pixel rows are all identical (stripes, not a "
-                         "lesion: the shipped copy's known defect, see %s): %s; using the %d intact ones.",
-                         damaged.sum(), len(records), self.root / "README.md",
-                         shortlist(records.image_id[damaged].tolist(), 3), len(intact))
+                            "lesion: the shipped copy's known defect, see %s): %s; using the %d intact ones.",
+                            damaged.sum(), len(records), self.root / "README.md",
+                            shortlist(records.image_id[damaged].tolist(), 3), len(intact))
             self._records = records
         return self._records
 
@@ -160,20 +160,14 @@ class ISICSampleReader(ISIC2017Reader):
 
 
 class ISICSampleDataset(ReaderDataset):
-    """The shipped real ISIC-archive sample, one split, as a plain torch ``Dataset`` (no Lightning).
+    """The shipped real ISIC-archive sample, one split, as a plain torch ``Dataset``; keyword arguments go to
+    :class:`ISICSampleReader`.
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`ISICSampleReader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(ISICSampleReader(root, **options), split, transform, image_size)
+    reader_class = ISICSampleReader
+
+    def __init__(self, root: str | Path | SplitReader = SAMPLE_ROOT, split: str = "train",
+                 transform: A.Compose | None = None, image_size: int = 224, **options: Any) -> None:
+        super().__init__(root, split, transform, image_size, **options)

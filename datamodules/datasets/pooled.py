@@ -23,13 +23,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import albumentations as A
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from typing_extensions import override
 
 from datamodules import splits
-from datamodules.datasets.reader import SplitReader
+from datamodules.datasets.reader import ReaderDataset, SplitReader
 from datamodules.datasets.table import ImageTable
 from dermlab.errors import DataError
 
@@ -183,3 +184,26 @@ def one_hot_labels(table: pd.DataFrame, columns: Sequence[str], path: str | Path
         raise DataError(f"'{path}' row {row + 2} ({table.iloc[row, 0]}) is not one-hot over {', '.join(columns)} "
                         f"(values sum to {sums[row]:g}); each image needs exactly one 1.0.")
     return values.to_numpy().argmax(1)
+
+
+class PooledDataset(ReaderDataset):
+    """One split of a pooled data set as a plain torch ``Dataset``: :class:`ReaderDataset` with the split scheme
+    named ``scheme`` (the reader's ``split`` argument, which the ``Dataset``'s ``split`` would shadow).
+
+    Args:
+        root: the data set's folder as downloaded, or a reader.
+        split: ``train``, ``val`` or ``test``.
+        scheme: the split scheme (``kfold``, ``patch``, ``weighting``, ``holdout``, ``official``); None: the
+            reader's default.
+        transform: as :class:`ReaderDataset`.
+        image_size: as :class:`ReaderDataset`.
+        **options: the reader's other arguments (``fold``, ``n_folds``, ``val_size``, ``seed``, ...).
+    """
+
+    def __init__(self, root: str | Path | SplitReader, split: str = "train", scheme: Scheme | None = None,
+                 transform: A.Compose | None = None, image_size: int = 224, **options: Any) -> None:
+        if not isinstance(root, SplitReader):  # the reader's ``split`` is the scheme
+            root, options = self.reader_class(root, **({} if scheme is None else {"split": scheme}), **options), {}
+        elif scheme is not None:
+            options["scheme"] = scheme  # refused below, as any option beside a ready-made reader
+        super().__init__(root, split, transform, image_size, **options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import albumentations as A
 import numpy as np
@@ -253,6 +253,11 @@ class SplitReader:
 class ReaderDataset(ImageTableDataset):
     """One split of a data set as a plain torch ``Dataset`` (no Lightning), for a PyTorch loop of one's own.
 
+    Each data set's ``Dataset`` (``ISIC2017Dataset``, ``HAM10000Dataset``, ...) is this class with its reader as
+    :attr:`reader_class`: ``ISIC2017Dataset(root, "train", task="three_class")`` reads ``root`` with
+    ``ISIC2017Reader(root, task="three_class")``. Any reader can also be given ready-made:
+    ``ReaderDataset(ISIC2017Reader(root), "test")``.
+
     Each item is a dict: ``image`` a (3, H, W) float tensor (after ``transform``), ``label`` the class index
     (-1 where the split has no labels), ``weight`` the per-sample loss weight (1.0 unless the data set sets one),
     ``image_id`` the official id; a segmentation split adds ``mask`` (masks, H, W) in [0, 1] and
@@ -260,32 +265,33 @@ class ReaderDataset(ImageTableDataset):
     naming the file, unless the reader's ``on_bad_image`` is ``skip``).
 
     Args:
-        reader: the data set's reader (e.g. :class:`datamodules.datasets.isic2017.ISIC2017Reader`).
+        root: the data set's folder as downloaded (its docs page gives the layout), or a reader.
         split: ``train``, ``val`` or ``test`` (the splits the reader's scheme defines).
         transform: an albumentations pipeline ending in ``ToTensorV2``; by default the suite's evaluation
             pipeline (resize to ``image_size`` × ``image_size`` px, ImageNet mean / std normalisation).
         image_size: the side of the default pipeline's output in pixels.
+        **options: the reader's arguments (the data set's own, ``seed``, ``on_bad_image``, ...), with a root only.
 
     Raises:
-        ValueError: an unknown split name.
+        ValueError: an unknown split name, or options beside a ready-made reader.
         DataError: the split's files are missing or malformed, naming the file and what to do.
     """
 
-    def __init__(self, reader: SplitReader, split: str = "train", transform: A.Compose | None = None,
-                 image_size: int = 224) -> None:
+    #: The reader a root folder is read with.
+    reader_class: ClassVar[type[SplitReader]] = SplitReader
+
+    def __init__(self, root: str | Path | SplitReader, split: str = "train", transform: A.Compose | None = None,
+                 image_size: int = 224, **options: Any) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        self.reader, self.split = reader, split
+        if isinstance(root, SplitReader) and options:
+            raise ValueError(f"options {sorted(options)} are the reader's: give them to the reader, or a root folder")
+        self.reader = root if isinstance(root, SplitReader) else self.reader_class(root, **options)
+        self.split = split
         transform = transform or build_transforms("none", image_size, train=False, normalisation=IMAGENET)
-        super().__init__(reader.table(split), transform, seed=reader.seed)
+        super().__init__(self.reader.table(split), transform, seed=self.reader.seed)
 
     @property
     def class_names(self) -> tuple[str, ...]:
         """The names of the classes ``label`` indexes."""
         return tuple(self.reader.class_names)
-
-
-def reader_options(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` without those left at None, so a data set's own defaults apply (the ``Dataset`` classes pass
-    their keyword arguments through it to the reader)."""
-    return {key: value for key, value in options.items() if value is not None}

@@ -13,10 +13,8 @@ macOS ``._*`` / ``__MACOSX`` debris is left out.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import albumentations as A
 import numpy as np
 from typing_extensions import override
 
@@ -62,20 +60,10 @@ class VitiligoReader(SplitReader):
 
 
 class VitiligoDataset(ReaderDataset):
-    """The vitiligo folder-per-class sets, one split, as a plain torch ``Dataset`` (no Lightning).
+    """The vitiligo folder-per-class sets, one split, as a plain torch ``Dataset``; keyword arguments go to
+    :class:`VitiligoReader`.
 
     Items as :class:`~datamodules.datasets.reader.ReaderDataset` gives them.
-
-    Args:
-        root: the folder as downloaded (see the module docstring for its layout).
-        split: ``train``, ``val`` or ``test``.
-        transform: an albumentations pipeline ending in ``ToTensorV2`` (default: resize to ``image_size`` px,
-            ImageNet normalisation).
-        image_size: the side of the default pipeline's output in pixels.
-        **options: further arguments of :class:`VitiligoReader` (``seed``, ``on_bad_image``, ...).
     """
 
-    def __init__(self, root: str | Path, split: str = "train",
-                 transform: A.Compose | None = None,
-                 image_size: int = 224, **options: Any) -> None:
-        super().__init__(VitiligoReader(root, **options), split, transform, image_size)
+    reader_class = VitiligoReader

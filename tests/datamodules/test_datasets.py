@@ -110,3 +110,33 @@ def test_the_documented_plain_loop_trains_and_predicts_on_the_twin(isic2017_root
     probabilities = namespace["probabilities"]
     assert probabilities.shape == (len(truth), 2) and torch.allclose(probabilities.sum(1), torch.ones(len(truth)))
     assert torch.isfinite(namespace["loss"]) and namespace["model"].fc.weight.grad is not None
+
+
+def test_a_pooled_dataset_takes_its_split_scheme_as_scheme(synthetic):
+    """``scheme`` and ``fold`` reach the reader (whose own ``split`` argument is the scheme): the served test
+    split is the reader's fold, and another fold serves other images."""
+    from datamodules.datasets import HAM10000Dataset, HAM10000Reader
+
+    root = synthetic("ham10000")
+    served = HAM10000Dataset(root, "test", scheme="kfold", fold=1, n_folds=3, image_size=32)
+    expected = HAM10000Reader(root, split="kfold", fold=1, n_folds=3).table("test")
+    other = HAM10000Dataset(root, "test", scheme="kfold", fold=2, n_folds=3, image_size=32)
+    assert served.table.ids == expected.ids and served.reader.scheme == "kfold" and served.reader.fold == 1
+    assert not set(served.table.ids) & set(other.table.ids)
+
+
+def test_options_beside_a_ready_made_reader_are_refused(isic2017_root):
+    from datamodules.datasets import ISIC2017Reader
+
+    with pytest.raises(ValueError, match=r"options \['task'\] are the reader's"):
+        ReaderDataset(ISIC2017Reader(isic2017_root), "train", task="three_class")
+
+
+def test_the_shipped_sample_needs_no_root():
+    from datamodules.datasets import ISICSampleDataset
+    from datamodules.datasets.isic_sample import SAMPLE_ROOT
+
+    if not SAMPLE_ROOT.is_dir():
+        pytest.skip("data_samples/isic_uda1 (the shipped sample) is not present")
+    data = ISICSampleDataset(split="test", image_size=32)
+    assert data.reader.root == SAMPLE_ROOT and len(data) > 0 and data.class_names == ("other", "melanoma")
