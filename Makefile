@@ -11,7 +11,7 @@ GRID_DATA  = $(if $(DATA_ROOT),--data-root $(call quote,$(DATA_ROOT)))
 GRID_FIRST = $(if $(FIRST),--first $(FIRST))   # smoke targets: FIRST=1 runs one cell per table and data set
 export WANDB_MODE ?= offline
 
-.PHONY: help install docs demo demo-synthetic test test-slow test-all lint bench bench-gpu synth clean dds dds-smoke isic2018-seg isic2018-seg-smoke \
+.PHONY: help install docs demo demo-synthetic test test-slow test-all test-real-data lint bench bench-gpu synth clean dds dds-smoke isic2018-seg isic2018-seg-smoke \
         $(PAPERS) $(PAPERS:%=%-smoke)
 
 help:            ## list targets
@@ -58,6 +58,9 @@ test-slow:       ## only the slow end-to-end tests
 
 test-all:        ## fast and slow tests
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "slow or not slow"
+
+test-real-data:  ## only the tests that read the real sample files (the real_data marker; they skip where the files are absent)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m real_data -n auto
 
 lint:            ## ruff
 	$(BIN)/ruff check .

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.paths import SPACED
+
 os.environ["WANDB_MODE"] = "disabled"  # no W&B in tests
 # the preprocessing cache (resized copies, the split audit's fingerprints) of this test session only
 os.environ.setdefault("DERMLAB_CACHE_DIR", tempfile.mkdtemp(prefix="dermlab-test-cache-"))
@@ -21,7 +23,34 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
+# The real sample files (see its SOURCES.md), outside the repository. Tests reach them through this name only: a test
+# that does carries the `real_data` mark (`pytest -m real_data` runs them all), which pytest_collection_modifyitems
+# below checks.
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: every collected test is checked, whatever runs
+def pytest_collection_modifyitems(config, items):
+    """Exactly the tests that read the real files of ``SHARED_DATA`` (tests/helpers/real_data.py finds them by
+    reading the tests) carry the ``real_data`` mark; collection fails naming any other."""
+    from tests.helpers.real_data import reads_real_data
+
+    tests_root = Path(__file__).resolve().parent
+    unmarked, needless = [], []
+    for item in items:
+        function = getattr(item, "originalname", None)
+        if function is None or not item.path.is_relative_to(tests_root):
+            continue
+        reads = reads_real_data(item.path, function, tests_root)
+        marked = item.get_closest_marker("real_data") is not None
+        if reads and not marked:
+            unmarked.append(item.nodeid)
+        elif marked and not reads:
+            needless.append(item.nodeid)
+    if unmarked or needless:
+        lines = [f"{n}: reads ../shared/data (SHARED_DATA) but lacks @pytest.mark.real_data" for n in unmarked]
+        lines += [f"{n}: marked real_data but reads nothing of ../shared/data (SHARED_DATA)" for n in needless]
+        raise pytest.UsageError("the real_data mark is wrong on:\n  " + "\n  ".join(lines))
 
 
 @pytest.fixture(scope="session")
@@ -153,3 +182,14 @@ def _fresh_log_levels():
         logger.setLevel(logging.NOTSET)
         for handler in [h for h in logger.handlers if getattr(h, "dermlab", False)]:
             logger.removeHandler(handler)
+
+
+# --- paths -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def spaced_root(isic2017_root, tmp_path) -> Path:
+    """The tiny ISIC 2017 set in ``<tmp>/My Data é/isic2017`` (a data root named with a space and ``é``)."""
+    root = tmp_path / SPACED / "isic2017"
+    shutil.copytree(isic2017_root, root)
+    return root

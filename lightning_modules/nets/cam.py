@@ -6,7 +6,7 @@ FC (:func:`gap_fc_classifier`: the dds VGG's main head, a timm VGG whose fc6/fc7
 average pooling + FC, or a ResNet-type auxiliary branch) gets exactly that, from the FC's weights.
 Any other head gets the weights as the spatial mean of ∂y_c/∂f_k (Grad-CAM, Selvaraju et al.,
 ICCV 2017), which for GAP + FC is w_k^c / (h·w), so after the [0, 1] normalisation both are the same
-map (``tests/test_nets.py`` checks it on a ResNet, which takes the gradient path).
+map (``tests/lightning_modules/nets/test_cam.py`` checks it on a ResNet, which takes the gradient path).
 """
 
 from __future__ import annotations

@@ -522,6 +522,7 @@ def test_validation_as_test_set_needs_a_training_holdout(synthetic):
         ISIC2018Task3DataModule(root, split="official", test_set="validation")
 
 
+@pytest.mark.real_data
 def test_the_real_released_validation_set_is_193_images(tmp_path):
     """On the real ISIC 2018 task 3 validation ground truth (../shared/data/isic2018) the evaluated set is its 193
     images."""

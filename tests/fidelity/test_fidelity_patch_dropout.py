@@ -5,7 +5,7 @@ training ... we propose patch dropout to avoid overfitting"), says it "improves 
 N_C (Fig. 5) and never gives the p_d of Tables II–IV. So the ordered-crop rows of Tables II–IV (GRU and the
 attention models) train with p_d > 0, at the authors' HAM value 0.1 (SPC takes the HAM hyper-parameters, §III-A),
 Multi-Crop (random crops) with none, and Fig. 5 is a grid of its own that sweeps p_d. What p_d does to the crops
-is checked in ``tests/test_patch.py``.
+is checked in ``tests/lightning_modules/nets/test_patch_attention.py``.
 """
 
 from __future__ import annotations

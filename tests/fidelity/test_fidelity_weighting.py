@@ -233,3 +233,14 @@ def test_the_lightning_modules_build_the_dropout_layers_from_cbam_dropout(name):
                                               cbam_dropout=0.5, **({"lstm_hidden": 16} if "Hier" in name else {}))
     layers = [m for m in module.net.modules() if isinstance(m, nn.Dropout)]
     assert [layer.p for layer in layers] == [0.5] * (3 if "Hier" in name else 2)
+
+
+def test_paper_settings_in_the_base_config():
+    import yaml
+
+    config = yaml.safe_load((REPO / "experiments/weighting/base.yaml").read_text())
+    data, model = config["data"]["init_args"], config["model"]["init_args"]
+    assert (data["image_size"], data["batch_size"], data["split"]) == (299, 20, "weighting")
+    assert model["optimizer"]["init_args"]["lr"] == 1.0e-5
+    assert model["scheduler"]["init_args"]["milestones"] == [75, 112]
+    assert config["trainer"]["max_epochs"] == 150
