@@ -57,6 +57,15 @@ class ModelCheckpoint(LightningModelCheckpoint):
         super().on_validation_end(trainer, pl_module)
         self._ensure_last(trainer, on_train_epoch_end=False)
 
+    @override
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning's end-of-training ``last.ckpt``, except after ``fast_dev_run``: Lightning documents that a
+        fast dev run writes no checkpoint, yet its ``on_train_end`` writes ``last.ckpt``, which a later run of the
+        same folder would resume from (``--ckpt_path last``, a grid cell)."""
+        if trainer.fast_dev_run:
+            return
+        super().on_train_end(trainer, pl_module)
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's ``TorchCheckpointIO`` for local files, with atomic saves

@@ -16,7 +16,11 @@ from tests.helpers.isic2017_files import first_image
 
 
 def test_fast_dev_run_through_the_cli(isic2017_root, tmp_path):
-    main(["fit", *tiny_args(isic2017_root, tmp_path / "run", "--trainer.fast_dev_run", "true")])
+    """``--trainer.fast_dev_run true``: one training and one validation batch, then stop, writing no checkpoint."""
+    cli = build_cli(["fit", *tiny_args(isic2017_root, tmp_path / "run", "--trainer.fast_dev_run", "true")])
+    assert cli.trainer.global_step == 1 and cli.trainer.state.finished
+    assert cli.trainer.num_val_batches == [1] and "val/loss" in cli.trainer.callback_metrics
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
 
 
 def test_config_resolves_classes_links_and_run_folder(isic2017_root, tmp_path):

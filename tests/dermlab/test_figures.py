@@ -17,6 +17,10 @@ def test_every_helper_writes_a_png(tmp_path):
         "bars": figures.per_class_bars({"CE": {"MEL": 0.5, "NV": 0.9}, "FL": {"MEL": 0.6, "NV": 0.85}}),
         "curves": figures.curves({"block1": [0.001, 0.01, 0.02], "block2": [0.001, 0.02, 0.05]}),
     }
+    drawn = {name: (sum(len(a.images) for a in f.axes), sum(len(a.lines) for a in f.axes),
+                    sum(len(a.patches) for a in f.axes)) for name, f in made.items()}
+    assert drawn["grid"][0] >= 5 and drawn["heat"][0] == 4  # one picture per image / per heat map
+    assert drawn["curves"][1] == 2 and drawn["bars"][2] == 4  # a curve per block, a bar per loss and class
     for name, figure in made.items():
         path = figures.save(figure, tmp_path / f"{name}.png")
         assert Image.open(path).size[0] > 100

@@ -10,6 +10,8 @@ The methods' bars are in their tests' docstrings."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,6 +36,16 @@ def test_short_training_learns(tmp_path):
     assert result["test/auc"] > 0.60
 
 
+def epochs_run_and_configured(run: Path) -> tuple[int, int]:
+    """(training epochs in the run's CSV metrics, ``trainer.max_epochs`` of its saved config)."""
+    import pandas as pd
+    import yaml
+
+    log = next((run / "csv").glob("version_*"))
+    epochs = pd.read_csv(log / "metrics.csv")["epoch"].dropna()
+    return int(epochs.max()) + 1, int(yaml.safe_load((log / "config.yaml").read_text())["trainer"]["max_epochs"])
+
+
 @pytest.mark.slow
 def test_make_demo_learns_and_closes_the_loop(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
@@ -42,15 +54,16 @@ def test_make_demo_learns_and_closes_the_loop(tmp_path, monkeypatch):
     assert result["test"]["test/auc"] > 0.75
     # the submission written by predict and scored by `dermlab score` reproduces the test metrics
     assert result["score"]["macro"]["auc"] == pytest.approx(result["test"]["test/auc"], abs=1e-5)
-    assert result["wall_time_s"] < 300
+    run, configured = epochs_run_and_configured(tmp_path / "run")
+    assert run == configured  # every configured epoch ran (its time is measured by `make bench`, not here)
     assert {"test_roc.png", "test_confusion.png", "test_cams.png"} <= {p.name for p in
                                                                        (tmp_path / "run" / "plots").iterdir()}
 
 
 @pytest.mark.slow
 def test_make_demo_fine_tunes_on_the_shipped_real_sample(tmp_path, monkeypatch):
-    """The real demo (ImageNet EfficientNet-Lite0 on the 173 intact images of the CC0 sample) runs end to end
-    within 5 minutes: the training loss falls, the submission scored by `dermlab score` reproduces the in-run test
+    """The real demo (ImageNet EfficientNet-Lite0 on the 173 intact images of the CC0 sample) runs end to end,
+    every configured epoch: the training loss falls, the submission scored by `dermlab score` reproduces the in-run test
     AUC, the bootstrap interval holds it, and the plots show the real test lesions. (34 intact test images, 7
     melanomas: the interval is wide; no bar on the AUC itself is claimed here, see the README.)"""
     import pandas as pd
@@ -61,7 +74,8 @@ def test_make_demo_fine_tunes_on_the_shipped_real_sample(tmp_path, monkeypatch):
     assert result["score"]["macro"]["auc"] == pytest.approx(result["test"]["test/auc"], abs=1e-5)
     assert interval.low <= interval.estimate <= interval.high and interval.estimate == pytest.approx(
         result["test"]["test/auc"], abs=1e-5)
-    assert result["wall_time_s"] < 300
+    run, configured = epochs_run_and_configured(tmp_path / "run")
+    assert run == configured
     losses = pd.read_csv(next((tmp_path / "run" / "csv").glob("version_*/metrics.csv")))
     per_epoch = losses.groupby("epoch")["train/loss_epoch"].last().dropna()
     assert per_epoch.iloc[-1] < per_epoch.iloc[0]

@@ -128,14 +128,18 @@ def test_real_truth_layouts(layout, tmp_path):
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_2000_resamples_of_the_isic2018_test_set_take_well_under_a_minute(tmp_path):
-    import time
-
+def test_2000_resamples_of_the_isic2018_test_set_give_intervals_stable_across_seeds(tmp_path):
+    """With the default 2000 resamples the 95 % intervals on the real ISIC 2018 test set hold their estimates and
+    their ends move by less than 15 % of the interval's width (plus 0.002) when the resampling seed changes: the
+    Monte Carlo error is small beside what the interval says."""
     truth = REAL_TRUTHS["isic2018"]
     if not truth.is_file():
         pytest.skip(f"real truth absent: {truth}")
     pred = submission_for(truth, tmp_path)
-    start = time.perf_counter()
-    result = score(truth, pred, n_boot=2000, seed=0)
-    assert time.perf_counter() - start < 30
-    assert_intervals_hold_the_estimates(result)
+    first, second = score(truth, pred, n_boot=2000, seed=0), score(truth, pred, n_boot=2000, seed=1)
+    assert_intervals_hold_the_estimates(first)
+    for one, other in ((first["macro"], second["macro"]), *((first["per_category"][c], second["per_category"][c])
+                                                             for c in first["per_category"])):
+        for key in (k for k in one if k.endswith("_ci95")):
+            width = one[key][1] - one[key][0]
+            assert np.allclose(one[key], other[key], atol=0.15 * width + 2e-3), (key, one[key], other[key])
