@@ -82,7 +82,8 @@ class CrossTest:
 
     @property
     def name(self) -> str:
-        """The target for messages: its class and root, ``ISIC2018Task3DataModule at 'data/isic2018'``."""
+        """How messages name the target data module, by its class and root:
+        ``ISIC2018Task3DataModule at 'data/isic2018'``."""
         return f"{type(self.target).__name__} at '{self.target.root}'"
 
     @property

@@ -70,11 +70,9 @@ autodoc_type_aliases = {
     "AuxKind": "lightning_modules.nets.deep_supervision.AuxKind",
     "BadImagePolicy": "datamodules.datasets.reader.BadImagePolicy",
     "CacheFormat": "datamodules.cache.CacheFormat",
-    "ArrayLike": "numpy.typing.ArrayLike",
     "ClassWeighting": "lightning_modules.losses.ClassWeighting",
     "ClassWeightNormalise": "lightning_modules.losses.ClassWeightNormalise",
     "Gradient": "lightning_modules.nets.lerf.Gradient",
-    "ImageTable": "datamodules.datasets.table.ImageTable",
     "Scheme": "datamodules.datasets.pooled.Scheme",
     "Task": "datamodules.datasets.isic2017.Task",
     "TransformSpec": "datamodules.transforms.TransformSpec",
@@ -95,7 +93,7 @@ nitpick_ignore_regex = [
                r"dataclasses|concurrent|queue|subprocess|io|os|re|json|csv|abc|contextlib|functools|itertools|logging|"
                r"threading|types|numbers|datetime|random|warnings|math)(\..*)?"),
     (r"py:.*", r"(Path|Tensor|Module|LightningModule|LightningDataModule|Callback|Trainer|DataFrame|Series|"
-               r"ndarray|Image|Image\.Image|Dataset|DataLoader|Sampler|Namespace|ArgumentParser|Any|Callable|"
+               r"ndarray|ArrayLike|Image|Image\.Image|Dataset|DataLoader|Sampler|Namespace|ArgumentParser|Any|Callable|"
                r"Iterable|Iterator|Sequence|Mapping|Literal|Optional|Union|None|NoneType|TypeVar|Self|"
                r"ndarray|dtype|device|Generator|Figure|Axes|STEP_OUTPUT|LightningCLI|T|nn\.Module|"
                r"OptimizerCallable|LRSchedulerCallable|Optimizer|LRScheduler)"),

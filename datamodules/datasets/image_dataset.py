@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 class ImageTableDataset(Dataset):
-    """Decodes images (and masks) of an :class:`ImageTable` and applies one albumentations pipeline jointly.
+    """Decodes images (and masks) of an :class:`~datamodules.datasets.table.ImageTable` and applies one
+    albumentations pipeline jointly.
 
     ``repeats`` > 1 serves every image that many times per epoch, each time through the (random)
     pipeline — e.g. the ``arl`` paper's 60 random patches per image, drawn online. ``views`` > 1 returns

@@ -94,7 +94,7 @@ class PooledReader(SplitReader):
 
     def split_indices(self, pool: ImageTable) -> dict[str, np.ndarray]:
         """The row indices of ``pool`` in each split (``train``, ``val``, ``test``) under the scheme, drawn with
-        :attr:`seed` by :mod:`datamodules.splits`; lesions (``pool.groups``) stay on one side.
+        ``seed`` by :mod:`datamodules.splits`; lesions (``pool.groups``) stay on one side.
 
         Raises:
             DataError: a scheme the data set does not offer (``official`` without an override).
@@ -187,16 +187,17 @@ def one_hot_labels(table: pd.DataFrame, columns: Sequence[str], path: str | Path
 
 
 class PooledDataset(ReaderDataset):
-    """One split of a pooled data set as a plain torch ``Dataset``: :class:`ReaderDataset` with the split scheme
-    named ``scheme`` (the reader's ``split`` argument, which the ``Dataset``'s ``split`` would shadow).
+    """One split of a pooled data set as a plain torch ``Dataset``:
+    :class:`~datamodules.datasets.reader.ReaderDataset` with the split scheme named ``scheme`` (the reader's
+    ``split`` argument, which the ``Dataset``'s ``split`` would shadow).
 
     Args:
         root: the data set's folder as downloaded, or a reader.
         split: ``train``, ``val`` or ``test``.
         scheme: the split scheme (``kfold``, ``patch``, ``weighting``, ``holdout``, ``official``); None: the
             reader's default.
-        transform: as :class:`ReaderDataset`.
-        image_size: as :class:`ReaderDataset`.
+        transform: as :class:`~datamodules.datasets.reader.ReaderDataset`.
+        image_size: as :class:`~datamodules.datasets.reader.ReaderDataset`.
         **options: the reader's other arguments (``fold``, ``n_folds``, ``val_size``, ``seed``, ...).
     """
 

@@ -32,7 +32,8 @@ BadImagePolicy = Literal["error", "skip"]
 
 
 class SplitReader:
-    """Reads one data set's official files into an :class:`ImageTable` per split.
+    """Reads one data set's official files into an :class:`~datamodules.datasets.table.ImageTable` per
+    split.
 
     Args:
         root: folder holding the data set exactly as downloaded (see each data set's docs page).
