@@ -12,5 +12,5 @@ from datamodules.datasets.derm7pt import Derm7ptReader
 
 
 class Derm7ptDataModule(Derm7ptReader, SkinDataModule):
-    """Derm7pt as a LightningDataModule: the arguments of :class:`~datamodules.datasets.derm7pt.Derm7ptReader`
-    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
+    """Derm7pt as a LightningDataModule: the arguments of :class:`~datamodules.datasets.derm7pt.Derm7ptReader` (the
+    data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""

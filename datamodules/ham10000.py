@@ -12,5 +12,5 @@ from datamodules.pooled import PooledDataModule
 
 
 class HAM10000DataModule(HAM10000Reader, PooledDataModule):
-    """HAM10000 as a LightningDataModule: the arguments of :class:`~datamodules.datasets.ham10000.HAM10000Reader`
-    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
+    """HAM10000 as a LightningDataModule: the arguments of :class:`~datamodules.datasets.ham10000.HAM10000Reader` (the
+    data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""

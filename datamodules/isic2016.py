@@ -12,5 +12,6 @@ from datamodules.datasets.isic2016 import ISIC2016Reader
 
 
 class ISIC2016DataModule(ISIC2016Reader, SkinDataModule):
-    """ISIC2016 as a LightningDataModule: the arguments of :class:`~datamodules.datasets.isic2016.ISIC2016Reader`
-    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
+    """ISIC 2016 Part 3 as a LightningDataModule: the arguments of
+    :class:`~datamodules.datasets.isic2016.ISIC2016Reader` (the data set's own, ``root``, ``seed``,
+    ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""

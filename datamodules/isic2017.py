@@ -12,5 +12,6 @@ from datamodules.datasets.isic2017 import ISIC2017Reader
 
 
 class ISIC2017DataModule(ISIC2017Reader, SkinDataModule):
-    """ISIC2017 as a LightningDataModule: the arguments of :class:`~datamodules.datasets.isic2017.ISIC2017Reader`
-    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
+    """ISIC 2017 Part 3 as a LightningDataModule: the arguments of
+    :class:`~datamodules.datasets.isic2017.ISIC2017Reader` (the data set's own, ``root``, ``seed``,
+    ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""

@@ -12,5 +12,5 @@ from datamodules.pooled import PooledDataModule
 
 
 class ISIC2019DataModule(ISIC2019Reader, PooledDataModule):
-    """ISIC2019 as a LightningDataModule: the arguments of :class:`~datamodules.datasets.isic2019.ISIC2019Reader`
-    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
+    """ISIC 2019 as a LightningDataModule: the arguments of :class:`~datamodules.datasets.isic2019.ISIC2019Reader` (the
+    data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""

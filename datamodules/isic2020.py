@@ -12,5 +12,5 @@ from datamodules.pooled import PooledDataModule
 
 
 class ISIC2020DataModule(ISIC2020Reader, PooledDataModule):
-    """ISIC2020 as a LightningDataModule: the arguments of :class:`~datamodules.datasets.isic2020.ISIC2020Reader`
-    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
+    """ISIC 2020 as a LightningDataModule: the arguments of :class:`~datamodules.datasets.isic2020.ISIC2020Reader` (the
+    data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""

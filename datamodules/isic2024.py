@@ -12,5 +12,6 @@ from datamodules.pooled import PooledDataModule
 
 
 class ISIC2024DataModule(ISIC2024Reader, PooledDataModule):
-    """ISIC2024 as a LightningDataModule: the arguments of :class:`~datamodules.datasets.isic2024.ISIC2024Reader`
-    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
+    """ISIC 2024 (SLICE-3D) as a LightningDataModule: the arguments of
+    :class:`~datamodules.datasets.isic2024.ISIC2024Reader` (the data set's own, ``root``, ``seed``,
+    ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""

@@ -12,5 +12,6 @@ from datamodules.isic2017 import ISIC2017DataModule
 
 
 class ISICSampleDataModule(ISICSampleReader, ISIC2017DataModule):
-    """ISICSample as a LightningDataModule: the arguments of :class:`~datamodules.datasets.isic_sample.ISICSampleReader`
-    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
+    """The shipped ISIC-archive sample as a LightningDataModule: the arguments of
+    :class:`~datamodules.datasets.isic_sample.ISICSampleReader` (the data set's own, ``root``, ``seed``,
+    ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""

@@ -1,8 +1,8 @@
-"""The LightningDataModule of the data set read by :mod:`datamodules.datasets.pooled`.
+"""The base LightningDataModule of the data sets whose papers split one labelled pool themselves (HAM10000,
+ISIC 2018 task 3, ISIC 2019, ISIC 2020, ISIC 2024).
 
-The official layout is read by :mod:`datamodules.datasets.pooled` (free of Lightning, usable in a plain
-PyTorch loop); this module adds the suite's set-up, split audit and loaders
-(:class:`~datamodules.base.SkinDataModule`).
+The split schemes and the diagnosis-guided weights are the reader's (:mod:`datamodules.datasets.pooled`, free of
+Lightning); this module adds the suite's set-up, split audit and loaders (:class:`~datamodules.base.SkinDataModule`).
 """
 
 from __future__ import annotations
@@ -12,5 +12,6 @@ from datamodules.datasets.pooled import PooledReader
 
 
 class PooledDataModule(PooledReader, SkinDataModule):
-    """Pooled as a LightningDataModule: the arguments of :class:`~datamodules.datasets.pooled.PooledReader`
-    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
+    """A pooled data set as a LightningDataModule: the split scheme and weights of
+    :class:`~datamodules.datasets.pooled.PooledReader` (``split``, ``fold``, ``n_folds``, ``val_size``, ...) and the
+    options of :class:`~datamodules.base.SkinDataModule`; each pooled data set's module builds on it."""

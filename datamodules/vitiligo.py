@@ -12,5 +12,6 @@ from datamodules.datasets.vitiligo import VitiligoReader
 
 
 class VitiligoDataModule(VitiligoReader, SkinDataModule):
-    """Vitiligo as a LightningDataModule: the arguments of :class:`~datamodules.datasets.vitiligo.VitiligoReader`
-    (the data set's own, ``root``, ``seed``, ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""
+    """The vitiligo sets as a LightningDataModule: the arguments of
+    :class:`~datamodules.datasets.vitiligo.VitiligoReader` (the data set's own, ``root``, ``seed``,
+    ``on_bad_image``) and of :class:`~datamodules.base.SkinDataModule`."""

@@ -33,9 +33,11 @@ class ImageTableDataset(Dataset):
     transformed full-size image instead (``patch``: (N_C, C, s, s), see :mod:`datamodules.crops`);
     ``crop_positions: random`` cuts them at uniform random positions instead (``patch`` Multi-Crop training).
 
-    Indices may be epoch-tagged (``epoch * len(dataset) + position``, as the training samplers yield them): the
-    pipeline's random generators are then seeded from (``seed``, epoch, position) before each sample, so what
-    an image gets depends on the run's seed and its place in the epoch only — not on the DataLoader workers.
+    Before each sample the pipeline's random generators are seeded from (``seed``, epoch, position), the epoch
+    read from epoch-tagged indices (``epoch * len(dataset) + position``, as the suite's training samplers yield
+    them; a plain index is epoch 0), so what an image gets depends on the run's seed and its place in the epoch
+    only — not on the DataLoader workers. With ``seed=None`` (a plain PyTorch loop) each sample draws its seed
+    from torch's generator instead.
 
     Args:
         table: the images (and masks) to serve.
@@ -47,7 +49,9 @@ class ImageTableDataset(Dataset):
         views: transformed copies of each image per item (< 1 counts as 1).
         crops: ordered or random crops per item (0: the whole image).
         crop_size: the side of each crop in pixels.
-        seed: the seed of the pipeline's random generators (with the epoch and position of each item).
+        seed: the seed of the pipeline's random generators (with the epoch and position of each item); None:
+            each item draws its pipeline's seed from torch's generator instead, so a plain PyTorch loop gets fresh
+            augmentation every epoch and in every DataLoader worker, reproducible with ``torch.manual_seed``.
         crop_positions: ``ordered`` (fixed positions, :func:`~datamodules.crops.ordered_crops`) or ``random``
             (uniform, :func:`~datamodules.crops.random_crops`) crop positions.
 
@@ -57,7 +61,7 @@ class ImageTableDataset(Dataset):
     """
 
     def __init__(self, table: ImageTable, transform: A.Compose, cache: ImageCache | None = None, repeats: int = 1,
-                 views: int = 1, crops: int = 0, crop_size: int = 224, seed: int = 0,
+                 views: int = 1, crops: int = 0, crop_size: int = 224, seed: int | None = 0,
                  crop_positions: Literal["ordered", "random"] = "ordered"):
         if (views > 1 or crops) and table.masks is not None:
             raise ValueError("several views or crops per image are for classification; this table has masks")
@@ -81,13 +85,20 @@ class ImageTableDataset(Dataset):
             return image, [load_mask(m, image.shape[:2]) for m in mask_paths]
         return self.cache.image(path), [self.cache.mask(m, path) for m in mask_paths]
 
-    def _seed_pipeline(self, epoch: int, position: int) -> None:
-        generator = np.random.default_rng([self.seed % 2**32, epoch, position])
-        self.transform.set_random_state(generator, random.Random(derive(self.seed, epoch, position)))
+    def _seed_pipeline(self, epoch: int, position: int) -> list[int]:
+        """Seed the pipeline for the item at ``position`` of ``epoch``; returns the key its crops are drawn from."""
+        if self.seed is None:  # a plain loop: indices carry no epoch, so torch's generator tells the draws apart
+            drawn = int(torch.randint(0, 2**62, ()).item())
+            key = [drawn % 2**32, drawn >> 32]
+            self.transform.set_random_state(np.random.default_rng(key), random.Random(drawn))
+            return key
+        key = [self.seed % 2**32, epoch, position]
+        self.transform.set_random_state(np.random.default_rng(key), random.Random(derive(self.seed, epoch, position)))
+        return key
 
     def __getitem__(self, index: int) -> dict:
         epoch, position = divmod(index, len(self))
-        self._seed_pipeline(epoch, position)
+        key = self._seed_pipeline(epoch, position)
         index = position % len(self.table)
         image, masks = self._read(index)
         if self.views > 1:
@@ -105,7 +116,7 @@ class ImageTableDataset(Dataset):
                 out["image"] = (ordered_crops(out["image"], self.crops, self.crop_size)
                                 if self.crop_positions == "ordered" else
                                 random_crops(out["image"], self.crops, self.crop_size,
-                                             np.random.default_rng([self.seed % 2**32, epoch, position, 1])))
+                                             np.random.default_rng([*key, 1])))
             except DataError as error:
                 raise DataError(f"'{self.table.paths[index]}': {error}") from None
         weight = 1.0 if self.table.weights is None else float(self.table.weights[index])

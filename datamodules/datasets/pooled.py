@@ -201,10 +201,14 @@ class PooledDataset(ReaderDataset):
         **options: the reader's other arguments (``fold``, ``n_folds``, ``val_size``, ``seed``, ...).
     """
 
-    def __init__(self, root: str | Path | SplitReader, split: str = "train", scheme: Scheme | None = None,
-                 transform: A.Compose | None = None, image_size: int = 224, **options: Any) -> None:
-        if not isinstance(root, SplitReader):  # the reader's ``split`` is the scheme
-            root, options = self.reader_class(root, **({} if scheme is None else {"split": scheme}), **options), {}
-        elif scheme is not None:
-            options["scheme"] = scheme  # refused below, as any option beside a ready-made reader
+    def __init__(self, root: str | Path | SplitReader, split: str = "train", transform: A.Compose | None = None,
+                 image_size: int = 224, *, scheme: Scheme | None = None, **options: Any) -> None:
+        if isinstance(root, SplitReader) and scheme is not None:
+            raise ValueError(f"scheme={scheme!r} beside a ready-made reader: give the reader split={scheme!r}")
+        self.scheme = scheme
         super().__init__(root, split, transform, image_size, **options)
+
+    @override
+    def read_with(self, root: str | Path, options: dict[str, Any]) -> SplitReader:
+        """The reader with ``scheme`` as its ``split`` argument (the split scheme)."""
+        return self.reader_class(root, **options, **({} if self.scheme is None else {"split": self.scheme}))

@@ -9,6 +9,7 @@ PyTorch loop. Each LightningDataModule of :mod:`datamodules` is its data set's r
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -287,12 +288,44 @@ class ReaderDataset(ImageTableDataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if isinstance(root, SplitReader) and options:
             raise ValueError(f"options {sorted(options)} are the reader's: give them to the reader, or a root folder")
-        self.reader = root if isinstance(root, SplitReader) else self.reader_class(root, **options)
+        if transform is not None and not hasattr(transform, "set_random_state"):
+            raise TypeError(f"transform must be an albumentations pipeline (A.Compose([...]) ending in ToTensorV2), "
+                            f"got {type(transform).__name__}")
+        if not isinstance(root, SplitReader):
+            if self.reader_class is SplitReader:
+                raise TypeError("ReaderDataset reads a folder through a data set's reader: give a reader "
+                                "(ReaderDataset(ISIC2017Reader(root), 'train')) or use a data set's Dataset class")
+            unknown = sorted(set(options) - set(reader_arguments(self.reader_class)))
+            if unknown:
+                raise TypeError(f"{type(self).__name__} got unknown option(s) {unknown}; its reader "
+                                f"{self.reader_class.__name__} takes {reader_arguments(self.reader_class)} (batch "
+                                "size, workers and samplers belong to the DataLoader or the data module)")
+        self.reader = root if isinstance(root, SplitReader) else self.read_with(root, options)
         self.split = split
         transform = transform or build_transforms("none", image_size, train=False, normalisation=IMAGENET)
-        super().__init__(self.reader.table(split), transform, seed=self.reader.seed)
+        # augmentation draws from torch's generator: fresh each epoch and worker, torch.manual_seed repeats it
+        super().__init__(self.reader.table(split), transform, seed=None)
+
+    def read_with(self, root: str | Path, options: dict[str, Any]) -> SplitReader:
+        """The reader of ``root`` with ``options`` (a subclass may name an option otherwise than its reader)."""
+        return self.reader_class(root, **options)
 
     @property
     def class_names(self) -> tuple[str, ...]:
         """The names of the classes ``label`` indexes."""
         return tuple(self.reader.class_names)
+
+
+def reader_arguments(reader_class: type[SplitReader]) -> list[str]:
+    """The keyword arguments ``reader_class`` takes besides ``root``: its own and those its ``**kwargs`` pass on
+    along the method order, up to :class:`SplitReader`'s."""
+    names: list[str] = []
+    for cls in reader_class.__mro__:
+        if "__init__" not in vars(cls) or not issubclass(cls, SplitReader):
+            continue
+        parameters = list(inspect.signature(vars(cls)["__init__"]).parameters.values())[1:]
+        names += [p.name for p in parameters if p.name != "root" and p.kind is not p.VAR_KEYWORD
+                  and p.name not in names]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names

@@ -1,5 +1,5 @@
-"""The images of one split and what is known about each (:class:`ImageTable`), and the file checks every reader
-shares. Plain Python: no Lightning, no torch."""
+"""The images of one split and what is known about each (:class:`~datamodules.datasets.table.ImageTable`), and the
+file checks every reader shares. Plain Python: no Lightning, no torch."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ class WeighingNet(nn.Module):
         return torch.full((2, 4), 0.25)
 
 
-class TestedElsewhere(nn.Module):
+class ModelTestedElsewhere(nn.Module):
     """A model trained on four classes, tested on a data set scored in two (benign, malignant)."""
 
     class_names = ("MEL", "NV", "BCC", "BKL")
@@ -48,7 +48,7 @@ def test_titles_name_the_truth_in_the_test_classes_and_the_prediction_in_the_mod
     monkeypatch.setattr(crop_weights_module, "crop_weights",
                         lambda *args, **kwargs: drawn.setdefault("titles", args[4]))
     monkeypatch.setattr(crop_weights_module, "save_figure", lambda *args: None)
-    module = TestedElsewhere().train()
+    module = ModelTestedElsewhere().train()
     trainer = SimpleNamespace(is_global_zero=True, datamodule=CropData())
     CropWeightsFigure(n_images=2).on_test_end(trainer, module)
     assert drawn["titles"] == ["T:benign P:BCC", "T:malignant P:MEL"]

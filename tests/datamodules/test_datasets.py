@@ -140,3 +140,41 @@ def test_the_shipped_sample_needs_no_root():
         pytest.skip("data_samples/isic_uda1 (the shipped sample) is not present")
     data = ISICSampleDataset(split="test", image_size=32)
     assert data.reader.root == SAMPLE_ROOT and len(data) > 0 and data.class_names == ("other", "melanoma")
+
+
+def test_a_plain_loop_gets_fresh_augmentation_every_epoch_and_repeats_it_under_a_seed(isic2017_root):
+    """No epoch-tagged sampler in a plain loop: each item's augmentation draws from torch's generator, so two
+    passes differ, and the same ``torch.manual_seed`` gives the same pass again."""
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+
+    augment = A.Compose([A.RandomResizedCrop((24, 24), scale=(0.2, 1.0)), A.HorizontalFlip(), A.Normalize(),
+                         ToTensorV2()])
+    data = ISIC2017Dataset(isic2017_root, "train", transform=augment)
+
+    def one_pass(seed: int | None = None) -> torch.Tensor:
+        if seed is not None:
+            torch.manual_seed(seed)
+        return torch.stack([data[i]["image"] for i in range(4)])
+
+    first, second = one_pass(), one_pass()
+    assert not torch.equal(first, second)
+    assert torch.equal(one_pass(seed=3), one_pass(seed=3))
+    workers = [torch.cat([b["image"] for b in DataLoader(data, batch_size=4, num_workers=2)]) for _ in range(2)]
+    assert not torch.equal(workers[0], workers[1])  # each epoch's workers draw anew
+
+
+def test_a_dataset_names_what_it_cannot_take(isic2017_root, synthetic):
+    from torchvision import transforms
+
+    from datamodules.datasets import HAM10000Dataset
+
+    with pytest.raises(TypeError, match=r"ISIC2017Dataset got unknown option\(s\) \['batch_size'\]; its reader "
+                                        r"ISIC2017Reader takes \['task', 'seed', 'on_bad_image'"):
+        ISIC2017Dataset(isic2017_root, "train", batch_size=8)
+    with pytest.raises(TypeError, match="transform must be an albumentations pipeline .* got Compose"):
+        ISIC2017Dataset(isic2017_root, "train", transforms.Compose([transforms.ToTensor()]))
+    with pytest.raises(TypeError, match="give a reader"):
+        ReaderDataset(isic2017_root, "test")
+    served = HAM10000Dataset(synthetic("ham10000"), "train", None, 32, scheme="kfold")  # positional as the base
+    assert served.reader.scheme == "kfold" and served[0]["image"].shape == (3, 32, 32)
