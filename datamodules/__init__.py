@@ -26,20 +26,20 @@ _MODULE_OF = {
     "VitiligoDataModule": "vitiligo",
 }
 
-# `dermlab prepare --dataset NAME` and the README use these names (the same as `dermlab synth`): the data module
-# of each and the arguments that tell two names of one data module apart.
+# `dermlab prepare --dataset NAME` and the README use these names (the same as `dermlab synth`): the data module of
+# each; the arguments that tell two names of one data module apart are its reader's (datamodules.datasets.READERS).
 _DATAMODULE_OF = {
-    "isic2016": ("ISIC2016DataModule", {}),
-    "isic2017": ("ISIC2017DataModule", {}),
-    "isic2018_task1": ("ISIC2018SegmentationDataModule", {"task": 1}),
-    "isic2018_task2": ("ISIC2018SegmentationDataModule", {"task": 2}),
-    "isic2018_task3": ("ISIC2018Task3DataModule", {}),
-    "isic2019": ("ISIC2019DataModule", {}),
-    "isic2020": ("ISIC2020DataModule", {}),
-    "isic2024": ("ISIC2024DataModule", {}),
-    "ham10000": ("HAM10000DataModule", {}),
-    "vitiligo": ("VitiligoDataModule", {}),
-    "derm7pt": ("Derm7ptDataModule", {}),
+    "isic2016": "ISIC2016DataModule",
+    "isic2017": "ISIC2017DataModule",
+    "isic2018_task1": "ISIC2018SegmentationDataModule",
+    "isic2018_task2": "ISIC2018SegmentationDataModule",
+    "isic2018_task3": "ISIC2018Task3DataModule",
+    "isic2019": "ISIC2019DataModule",
+    "isic2020": "ISIC2020DataModule",
+    "isic2024": "ISIC2024DataModule",
+    "ham10000": "HAM10000DataModule",
+    "vitiligo": "VitiligoDataModule",
+    "derm7pt": "Derm7ptDataModule",
 }
 
 __all__ = sorted([*_MODULE_OF, "DATAMODULES"])
@@ -47,7 +47,9 @@ __all__ = sorted([*_MODULE_OF, "DATAMODULES"])
 
 def __getattr__(name: str) -> Any:
     if name == "DATAMODULES":
-        value: Any = {key: (__getattr__(cls), fixed) for key, (cls, fixed) in _DATAMODULE_OF.items()}
+        from datamodules.datasets import READERS
+
+        value: Any = {key: (__getattr__(cls), READERS[key][1]) for key, cls in _DATAMODULE_OF.items()}
     elif name in _MODULE_OF:
         value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
     else:
