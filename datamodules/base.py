@@ -182,13 +182,13 @@ class SkinDataModule(ImageViews, SplitReader, L.LightningDataModule):
             self.tables[split] = self.cross_test.table(screened=True)
         return super().table(split)
 
-    @property
+    @classmethod
     @override
-    def config_name(self) -> str | None:
+    def config_names(cls) -> dict[str, tuple[type, dict[str, object]]]:
+        """The data modules' registry (``datamodules.DATAMODULES``)."""
         from datamodules import DATAMODULES
 
-        return next((name for name, (cls, fixed) in DATAMODULES.items()
-                     if type(self) is cls and all(getattr(self, k, None) == v for k, v in fixed.items())), None)
+        return DATAMODULES
 
     @property
     def test_mapping(self) -> ClassMapping | None:

@@ -114,12 +114,18 @@ class SplitReader:
         """The number of classes the labels index."""
         return len(self.class_names)
 
-    @property
-    def config_name(self) -> str | None:
-        """This reader's data-set config name (``isic2017``, ``isic2018_task1``, ...), if any."""
+    @classmethod
+    def config_names(cls) -> dict[str, tuple[type, dict[str, object]]]:
+        """The registry :attr:`config_name` looks itself up in: config name -> (class, the arguments that tell two
+        names of one class apart); the readers' (``datamodules.datasets.READERS``)."""
         from datamodules.datasets import READERS
 
-        return next((name for name, (cls, fixed) in READERS.items()
+        return READERS
+
+    @property
+    def config_name(self) -> str | None:
+        """This reader's (or data module's) data-set config name (``isic2017``, ``isic2018_task1``, ...), if any."""
+        return next((name for name, (cls, fixed) in self.config_names().items()
                      if type(self) is cls and all(getattr(self, k, None) == v for k, v in fixed.items())), None)
 
     def raw_table(self, split: str) -> ImageTable | None:
