@@ -29,7 +29,7 @@ from datamodules.datasets.reader import SPLITS, SplitReader
 from datamodules.datasets.table import ImageTable
 from datamodules.fingerprints import FingerprintStore
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
-from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms
+from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms, self_contained
 from datamodules.views import ImageViews
 from dermlab.errors import DataError, clean_message
 from dermlab.runtime.resources import default_workers
@@ -304,6 +304,19 @@ class SkinDataModule(ImageViews, SplitReader, L.LightningDataModule):
                                      train=augment, resize_to=self.resize_to, normalisation=self.normalisation)
         return ImageTableDataset(self.table(split), transform, self.cache, seed=run_seed(self.seed),
                                  **self.views_of(augment, views))
+
+    def evaluation_preprocessing(self) -> dict[str, Any]:
+        """What turns an image file into an evaluation input, as JSON values: ``image_size``, ``eval_transforms``
+        (a yaml file's entries read in), ``resize_to``, ``max_side`` (the cache's first resize), ``mean`` / ``std``,
+        ``views``, ``crops``, ``crop_size``, ``crop_positions`` and ``seed``. Recorded beside each test's
+        predictions and copied into an exported model package (:mod:`lightning_modules.nets.package`)."""
+        views = self.views_of(augment=False)
+        return {"image_size": self.image_size, "eval_transforms": self_contained(self.eval_transforms),
+                "resize_to": list(self.resize_to) if self.resize_to else None,
+                "max_side": self.cache.max_side if self.cache is not None else None,
+                "mean": list(self.normalisation.mean), "std": list(self.normalisation.std),
+                "views": views["views"], "crops": views["crops"], "crop_size": views["crop_size"] or self.image_size,
+                "crop_positions": views["crop_positions"], "seed": run_seed(self.seed)}
 
     def _loader(self, split: str, **kwargs: Any) -> DataLoader:
         workers = self.loader_workers()

@@ -124,6 +124,18 @@ def _from_file(spec: str) -> list[dict[str, Any]]:
     return entries
 
 
+def self_contained(spec: TransformSpec) -> TransformSpec:
+    """``spec`` without reference to a file: a yaml file's list of entries read in (what an exported model package
+    records), a preset name or a list as it is.
+
+    Raises:
+        DataError: a yaml file that does not exist or holds no list.
+    """
+    if isinstance(spec, str) and spec.endswith((".yaml", ".yml")):
+        return _from_file(spec)
+    return spec
+
+
 def build_transforms(spec: TransformSpec, size: int, train: bool, resize_to: tuple[int, int] | None = None,
                      normalisation: Normalisation = IMAGENET) -> A.Compose:
     """Compose the pipeline for one split: an optional first resize of the whole image to ``resize_to``

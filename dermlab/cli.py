@@ -31,6 +31,8 @@ COMMANDS = {
     "postprocess": "dermlab.commands.postprocess:main",
     "audit": "dermlab.commands.audit:main",
     "weights": "dermlab.commands.weights:main",
+    "export": "dermlab.commands.export:main",
+    "classify": "dermlab.commands.classify:main",
 }
 
 

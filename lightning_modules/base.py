@@ -6,7 +6,7 @@ logged per split as ``<split>/<metric>``, ROC / confusion-matrix state and per-i
 callback, the per-image test predictions file (:mod:`dermlab.files.predictions`), optional test-time augmentation
 (:mod:`dermlab.imaging.tta`) and temperature scaling (:mod:`dermlab.stats.calibration`), and the optimiser / scheduler
 injected by LightningCLI. A method subclass overrides
-``build_net`` and/or ``compute_loss`` and adds only what its paper adds.
+its network recipe (``net_builder``, ``net_arguments``) and/or ``compute_loss`` and adds only what its paper adds.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import lightning.pytorch as L
 import timm
@@ -28,13 +28,15 @@ from datamodules.taxonomies import ClassMapping
 from dermlab.errors import DataError
 from dermlab.files.predictions import FILENAME as PREDICTIONS_FILENAME
 from dermlab.files.predictions import write_predictions
-from dermlab.imaging.tta import dihedral_mean
+from dermlab.files.test_record import write_test_record
 from dermlab.metrics.logged import classification_metrics, curve_metrics, metric_input, metric_names
 from dermlab.stats.calibration import fit_temperature, log_of, temperature_nll, tempered
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.losses import ClassWeighting, ClassWeightNormalise, class_weights, per_sample_loss
 from lightning_modules.nets.acceleration import apply_speed_options
-from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone
+from lightning_modules.nets.backbone import checkpoint_net_state
+from lightning_modules.nets.fusion import Fusion, evaluated_probabilities, view_probabilities
+from lightning_modules.nets.recipes import build_from_recipe
 from lightning_modules.normalisation import InputNormalisation
 from lightning_modules.predictions import GatheredPredictions, SplitPredictions
 from lightning_modules.reproducibility import EpochSeeding
@@ -191,13 +193,28 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         return self.test_class_names if split == "test" else tuple(self.class_names)
 
     # --- what a method may override --------------------------------------------------------
-    def build_net(self) -> nn.Module:
-        """The network ``net``: the timm model ``backbone`` with ``num_classes`` outputs, ``pretrained_weights``,
-        ``drop_rate`` and ``backbone_args`` (:func:`~lightning_modules.nets.backbone.create_backbone`). A method
-        overrides it to wrap or replace the backbone; it runs in ``__init__``, after ``save_hyperparameters``."""
+    #: The network builder of this method (a key of :data:`lightning_modules.nets.recipes.BUILDERS`).
+    net_builder: ClassVar[str] = "timm"
+
+    def net_arguments(self) -> dict[str, Any]:
+        """The :attr:`net_builder`'s arguments, from the hyper-parameters: ``backbone``, ``num_classes``,
+        ``pretrained_weights``, ``drop_rate``, ``backbone_args``. A method adds its own."""
         hp = self.hparams
-        return create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, hp.drop_rate,
-                               **(hp.backbone_args or {}))
+        return {"backbone": hp.backbone, "num_classes": hp.num_classes, "pretrained_weights": hp.pretrained_weights,
+                "drop_rate": hp.drop_rate, "backbone_args": dict(hp.backbone_args or {})}
+
+    def net_recipe(self) -> dict[str, Any]:
+        """``{"builder", "arguments"}``: how :mod:`lightning_modules.nets.recipes` builds ``net`` (an exported
+        package rebuilds it from this, without Lightning; :mod:`lightning_modules.nets.package`)."""
+        return {"builder": self.net_builder, "arguments": self.net_arguments()}
+
+    def build_net(self) -> nn.Module:
+        """The network ``net``, built from :meth:`net_recipe` (by default the timm model ``backbone`` with
+        ``num_classes`` outputs, ``pretrained_weights``, ``drop_rate`` and ``backbone_args``,
+        :func:`~lightning_modules.nets.backbone.create_backbone`). It runs in ``__init__``, after
+        ``save_hyperparameters``."""
+        recipe = self.net_recipe()
+        return build_from_recipe(recipe["builder"], recipe["arguments"])
 
     def sample_weights(self, batch: dict[str, Any]) -> torch.Tensor:
         """Each sample's loss weight: its class weight times the batch's ``weight`` (diagnosis-guided etc.)."""
@@ -227,27 +244,42 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
         return loss
 
+    #: How the network's views / crops become one prediction (:data:`lightning_modules.nets.fusion.Fusion`).
+    fusion: ClassVar[Fusion] = "views"
+
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities of (B, C, H, W) images, or of (B, V, C, H, W) views averaged per image
-        (the ``arl`` paper's 9 test patches, the ``patch`` paper's ordered crops)."""
-        if images.ndim == 5:
-            views = self(images.flatten(0, 1)).float().softmax(1)
-            return views.view(images.shape[0], images.shape[1], -1).mean(1)
-        return self(images).float().softmax(1)
+        (the ``arl`` paper's 9 test patches, the ``patch`` paper's ordered crops):
+        :func:`~lightning_modules.nets.fusion.view_probabilities`."""
+        return view_probabilities(self, images)
 
     def evaluated_probabilities(self, images: torch.Tensor, split: str) -> torch.Tensor:
         """(B, C) probabilities as validation (``split='val'``), test (``'test'``) and predict (``'predict'``) see
-        them: :meth:`probabilities`, averaged over D4 when ``tta: dihedral``, then :meth:`calibrated`."""
-        if self.hparams.get("tta", "none") == "dihedral":
-            return self.calibrated(dihedral_mean(self.probabilities, images), split)
-        return self.calibrated(self.probabilities(images), split)
+        them: :meth:`probabilities`, averaged over D4 when ``tta: dihedral``, then :meth:`calibrated`
+        (:func:`~lightning_modules.nets.fusion.evaluated_probabilities`)."""
+        return evaluated_probabilities(self.probabilities, images, self.hparams.get("tta", "none") == "dihedral",
+                                       self.applied_temperature(split))
+
+    def applied_temperature(self, split: str) -> torch.Tensor | None:
+        """The temperature T applied to ``split``'s probabilities: the fitted one at test / predict time with
+        ``calibrate: temperature``, else None (validation, whose predictions T is fitted on, is never scaled)."""
+        if split == "val" or self.hparams.get("calibrate", "none") != "temperature":
+            return None
+        return self.temperature
 
     def calibrated(self, probabilities: torch.Tensor, split: str) -> torch.Tensor:
         """softmax(log p / T) at test / predict time when ``calibrate: temperature``; otherwise (and always for
         validation, whose predictions T is fitted on) ``probabilities`` unchanged."""
-        if split == "val" or self.hparams.get("calibrate", "none") != "temperature":
-            return probabilities
-        return tempered(probabilities, self.temperature)
+        temperature = self.applied_temperature(split)
+        return probabilities if temperature is None else tempered(probabilities, temperature)
+
+    def prediction_recipe(self) -> dict[str, Any]:
+        """How an exported package turns this network's outputs into the probabilities this module tests with:
+        ``fusion``, ``crop_fusion`` (crops only), ``tta`` (``dihedral`` or ``none``) and ``temperature`` (the
+        fitted T with ``calibrate: temperature``, else None); see :mod:`lightning_modules.nets.fusion`."""
+        temperature = self.applied_temperature("test")
+        return {"fusion": self.fusion, "crop_fusion": None, "tta": self.hparams.get("tta", "none"),
+                "temperature": None if temperature is None else float(temperature)}
 
     def _evaluation_step(self, batch: dict[str, Any], split: str, probabilities: torch.Tensor | None = None) -> None:
         """Metrics, curves and per-image predictions of one batch. ``probabilities`` (B, C), when a method
@@ -319,7 +351,9 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         self.write_test_predictions()
 
     def write_test_predictions(self) -> Path | None:
-        """``<trainer.default_root_dir>/predictions_test.csv`` (format: :mod:`dermlab.files.predictions`) on rank 0."""
+        """``<trainer.default_root_dir>/predictions_test.csv`` (format: :mod:`dermlab.files.predictions`) on rank 0,
+        and beside it ``predictions_test.json``: the checkpoint tested and the evaluation preprocessing
+        (:mod:`dermlab.files.test_record`)."""
         trainer = self._trainer
         if trainer is None:
             return None
@@ -330,6 +364,14 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
                                  predictions.targets.numpy(), predictions.probabilities.numpy(),
                                  self.test_class_names, predictions.scored.numpy())
         log.info("wrote %d per-image test predictions to %s", len(predictions.ids), path)
+        data = getattr(trainer, "datamodule", None)
+        preprocessing = getattr(data, "evaluation_preprocessing", None)
+        test_on = getattr(data, "test_on", None)
+        write_test_record(trainer.default_root_dir, trainer.ckpt_path, preprocessing() if preprocessing else None,
+                          None if data is None else {
+                              "name": getattr(data, "config_name", None), "class": type(data).__name__,
+                              "root": str(getattr(data, "root", "")) or None,
+                              "test_on": None if test_on is None else getattr(test_on, "config_name", None)})
         return path
 
     @override

@@ -18,65 +18,17 @@ after VGG [21], whose value is 0.5); the ``gap_fc`` head has no hidden FC layers
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as L
-import timm
 import torch
-from timm.models.vgg import VGG, ConvMlp
-from torch import nn
 from typing_extensions import override
 
-from dermlab.errors import DataError
 from lightning_modules.base import LesionClassifier
-from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone, run_checkpoint
-from lightning_modules.nets.deep_supervision import MAIN_HEADS, DeepSupervision, MainHead, use_gap_fc_head
+from lightning_modules.nets.deep_supervision import MAIN_HEADS, MainHead
 from lightning_modules.nets.lerf import Gradient, paper_name
 
 log = logging.getLogger(__name__)
-
-
-def set_vgg_dropout(net: nn.Module, p: float) -> None:
-    """Set the dropout after fc6 and fc7 of a timm VGG head (``pre_logits.drop`` and ``head.drop``).
-
-    timm's VGG classifier is fc6 (7×7 conv) → ReLU → Dropout → fc7 (1×1 conv) → ReLU → pool → Dropout → fc8,
-    i.e. VGG's FC–ReLU–Dropout, FC–ReLU–Dropout, FC, with both dropouts set by ``drop_rate`` (default 0). A VGG
-    with the ``gap_fc`` head (no fc6/fc7) and other networks are left untouched. Raises ValueError unless 0 ≤ p < 1.
-    """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"vgg_dropout must be in [0, 1), got {p}")
-    if isinstance(net, VGG) and isinstance(net.pre_logits, ConvMlp):
-        net.pre_logits.drop.p = p
-        net.head.drop.p = p
-
-
-def is_run_checkpoint(weights: str | None) -> bool:
-    """Whether ``pretrained_weights`` names a run of this suite (a ``.ckpt`` or a run / grid cell folder)."""
-    return bool(weights) and (Path(weights).expanduser().is_dir() or str(weights).endswith(".ckpt"))
-
-
-def load_run_weights(net: nn.Module, path: Path) -> None:
-    """Load a dermlab checkpoint's network into a VGG with the ``gap_fc`` head (transfer from an earlier run).
-
-    The conv features must match; a source's fc6/fc7 (``pre_logits.*``, a ``vgg_mlp`` run) have no place in
-    GAP + FC and are skipped; an FC of another shape (other classes, or a ``vgg_mlp`` source) is re-initialised
-    N(0, 0.01²). Raises DataError for a checkpoint of another backbone.
-    """
-    _, state = checkpoint_net_state(path)
-    state = {k: v for k, v in state.items() if not k.startswith("pre_logits.")}
-    own = net.state_dict()
-    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    if any(not k.startswith("head.fc.") for k in mismatched):
-        raise DataError(f"cannot load '{path}': {mismatched[0]} has another shape; was it trained with this backbone?")
-    missing, unexpected = net.load_state_dict({k: v for k, v in state.items() if k not in mismatched}, strict=False)
-    if unexpected or [k for k in missing if not k.startswith("head.fc.")]:
-        raise DataError(f"cannot load '{path}': it was trained with another backbone "
-                        f"({(unexpected or missing)[0]} does not match).")
-    if mismatched or missing:
-        use_gap_fc_head(net, net.head.drop.p)  # a fresh FC
-    log.info("backbone: loaded weights from run checkpoint %s%s", path,
-             " (classifier re-initialised)" if mismatched or missing else "")
 
 
 class DeeplySupervisedClassifier(LesionClassifier):
@@ -116,29 +68,17 @@ class DeeplySupervisedClassifier(LesionClassifier):
         super().__init__(**kwargs)
         self.selection: dict[str, Any] | None = None
 
+    net_builder = "deep_supervision"
+
     @override
-    def build_net(self) -> nn.Module:
-        """The base network (``main_head`` on a VGG, ``vgg_dropout`` in its fc6/fc7) in a
-        :class:`~lightning_modules.nets.deep_supervision.DeepSupervision` with branches at the listed
-        ``aux_layers`` (none yet for ``auto``: :meth:`attach_aux` adds it). A ``pretrained_weights`` run of a VGG
-        with ``gap_fc`` loads through :func:`load_run_weights`."""
+    def net_arguments(self) -> dict[str, Any]:
+        """The base arguments, ``main_head`` and ``vgg_dropout`` (fc6/fc7 of a VGG), and the branches at the listed
+        ``aux_layers`` (none yet for ``auto``: :meth:`attach_aux` adds them and records the layers) with their
+        ``aux_classifier`` (:func:`lightning_modules.nets.recipes.deep_supervision`)."""
         hp = self.hparams
-        head, args = hp.get("main_head", "gap_fc"), hp.backbone_args or {}
-        if head == "gap_fc" and is_run_checkpoint(hp.pretrained_weights) and \
-                timm.models.is_model_in_modules(hp.backbone, ["vgg"]):
-            base = use_gap_fc_head(timm.create_model(hp.backbone, pretrained=False, num_classes=hp.num_classes,
-                                                     drop_rate=hp.drop_rate, **args), hp.drop_rate)
-            load_run_weights(base, run_checkpoint(hp.pretrained_weights))
-        else:  # ImageNet weights load into timm's VGG as they are; use_gap_fc_head then drops fc6/fc7
-            base = create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, hp.drop_rate, **args)
-            if head == "gap_fc":
-                use_gap_fc_head(base, hp.drop_rate)
-            elif not isinstance(base, VGG):
-                raise ValueError(f"main_head: vgg_mlp is timm's VGG head; {hp.backbone} is not a VGG (use gap_fc)")
-        dropout = hp.get("vgg_dropout", 0.5)
-        set_vgg_dropout(base, dropout)
-        layers = hp.aux_layers if isinstance(hp.aux_layers, (list, tuple)) else ()
-        return DeepSupervision(base, hp.num_classes, layers, hp.aux_classifier, dropout=dropout)
+        layers = list(hp.aux_layers) if isinstance(hp.aux_layers, (list, tuple)) else []
+        return {**super().net_arguments(), "main_head": hp.get("main_head", "gap_fc"),
+                "vgg_dropout": hp.get("vgg_dropout", 0.5), "aux_layers": layers, "aux_classifier": hp.aux_classifier}
 
     def attach_aux(self, layers: list[str], selection: dict[str, Any] | None = None) -> None:
         """Add branches (before the optimiser is built); the checkpoint's hparams then name the layers.

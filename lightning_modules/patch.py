@@ -19,17 +19,15 @@ Multi-Crop (attention ``none``) trains on N_C random crops per image jointly (da
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import lightning.pytorch as L
 import torch
-from torch import nn
 from typing_extensions import override
 
 from lightning_modules.base import LesionClassifier
-from lightning_modules.nets.backbone import create_backbone
-from lightning_modules.nets.patch_attention import Aggregation, Attention, CropNet
+from lightning_modules.nets.fusion import crop_log_probabilities
+from lightning_modules.nets.patch_attention import Aggregation, Attention
 
 
 class PatchAttentionClassifier(LesionClassifier):
@@ -54,25 +52,28 @@ class PatchAttentionClassifier(LesionClassifier):
         super().__init__(**kwargs)
         self.weight_sums: dict[str, torch.Tensor] = {}
 
+    net_builder = "crop_net"
+
     @override
-    def build_net(self) -> nn.Module:
-        """The backbone (without its classifier for the GRU) over the crops of each image:
-        :class:`~lightning_modules.nets.patch_attention.CropNet`."""
+    def net_arguments(self) -> dict[str, Any]:
+        """The base arguments and the crops' network: ``n_crops``, ``attention``, ``aggregation``, ``crop_dropout``,
+        ``gru_hidden`` (:func:`lightning_modules.nets.recipes.crop_net`)."""
         hp = self.hparams
-        backbone = create_backbone(hp.backbone, 0 if hp.aggregation == "gru" else hp.num_classes,
-                                   hp.pretrained_weights, hp.drop_rate, **(hp.backbone_args or {}))
-        return CropNet(backbone, hp.n_crops, hp.num_classes, hp.attention, hp.aggregation, hp.crop_dropout,
-                       hp.gru_hidden)
+        return {**super().net_arguments(), "n_crops": hp.n_crops, "attention": hp.attention,
+                "aggregation": hp.aggregation, "crop_dropout": hp.crop_dropout, "gru_hidden": hp.gru_hidden}
 
     def log_probabilities(self, crops: torch.Tensor) -> torch.Tensor:
         """(N_B, N_C, C, H, W) crops (or (N_B, C, H, W) single images) → (N_B, K) log-probabilities of the
         fused prediction: log softmax of the mean logit (``crop_fusion: logits``) or log of the mean softmax
-        output (``probabilities``)."""
-        logits = self.net(crops).float()  # (N_B, N_C, K)
-        if self.hparams.crop_fusion == "logits":
-            return logits.mean(1).log_softmax(-1)
-        per_crop = logits.log_softmax(-1)
-        return per_crop.logsumexp(1) - math.log(per_crop.shape[1])
+        output (``probabilities``): :func:`~lightning_modules.nets.fusion.crop_log_probabilities`."""
+        return crop_log_probabilities(self.net, crops, self.hparams.crop_fusion)
+
+    fusion = "crops"
+
+    @override
+    def prediction_recipe(self) -> dict[str, Any]:
+        """The base recipe with ``fusion: crops`` and this model's ``crop_fusion``."""
+        return {**super().prediction_recipe(), "crop_fusion": self.hparams.crop_fusion}
 
     @override
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

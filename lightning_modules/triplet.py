@@ -49,8 +49,7 @@ from typing_extensions import override
 from dermlab.metrics.logged import DefinedMetrics
 from lightning_modules.base import LesionClassifier, scored_rows
 from lightning_modules.evaluation import EVAL_SPLITS
-from lightning_modules.nets.backbone import create_backbone
-from lightning_modules.nets.embedding import EmbeddingClassifier, minority_triplets, nearest_class_mean
+from lightning_modules.nets.embedding import minority_triplets, nearest_class_mean
 
 
 def ncm_metrics(class_names: Sequence[str]) -> MetricCollection:
@@ -122,13 +121,15 @@ class TripletClassifier(LesionClassifier):
         embeddings = embeddings.float()
         return nn.functional.normalize(embeddings, dim=1) if self.hparams.normalize_embeddings else embeddings
 
+    net_builder = "embedding"
+
     @override
-    def build_net(self) -> nn.Module:
-        """The backbone without its classifier (its pooled features), then FC to f(x) and FC to the classes:
-        :class:`~lightning_modules.nets.embedding.EmbeddingClassifier`."""
-        hp = self.hparams
-        features = create_backbone(hp.backbone, 0, hp.pretrained_weights, **(hp.backbone_args or {}))
-        return EmbeddingClassifier(features, hp.num_classes, hp.embed_dim)
+    def net_arguments(self) -> dict[str, Any]:
+        """The backbone (its pooled features) and ``embed_dim``, the size of f(x)
+        (:func:`lightning_modules.nets.recipes.embedding`; no ``drop_rate``)."""
+        arguments = super().net_arguments()
+        del arguments["drop_rate"]
+        return {**arguments, "embed_dim": self.hparams.embed_dim}
 
     def triplet_period(self) -> int:
         """Epoch period of the triplet loss: 0 never, 1 every epoch (``joint``), else ``triplet_every``."""

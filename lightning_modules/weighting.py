@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 from typing_extensions import override
 
 from lightning_modules.base import LesionClassifier
-from lightning_modules.nets.backbone import create_backbone
-from lightning_modules.nets.cbam import LEAVES, FlatCBAMClassifier, HierarchicalCBAMClassifier, features_only
+from lightning_modules.nets.cbam import LEAVES
 
 
 class CBAMClassifier(LesionClassifier):
@@ -24,13 +22,15 @@ class CBAMClassifier(LesionClassifier):
     def __init__(self, cbam_dropout: float = 0.5, **kwargs: Any):
         super().__init__(**kwargs)
 
+    net_builder = "flat_cbam"
+
     @override
-    def build_net(self) -> nn.Module:
-        """The backbone's feature extractor (:func:`~lightning_modules.nets.cbam.features_only`) in a
-        :class:`~lightning_modules.nets.cbam.FlatCBAMClassifier`."""
+    def net_arguments(self) -> dict[str, Any]:
+        """The backbone and ``cbam_dropout`` (:func:`lightning_modules.nets.recipes.flat_cbam`; no ``drop_rate``)."""
         hp = self.hparams
-        backbone = create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, **(hp.backbone_args or {}))
-        return FlatCBAMClassifier(features_only(backbone), hp.num_classes, hp.cbam_dropout)
+        arguments = super().net_arguments()
+        del arguments["drop_rate"]
+        return {**arguments, "cbam_dropout": hp.cbam_dropout}
 
 
 class HierarchicalClassifier(LesionClassifier):
@@ -45,13 +45,16 @@ class HierarchicalClassifier(LesionClassifier):
         if tuple(self.class_names) != LEAVES:
             raise ValueError(f"the hierarchical model needs the classes {LEAVES}, got {tuple(self.class_names)}")
 
+    net_builder = "hierarchical_cbam"
+
     @override
-    def build_net(self) -> nn.Module:
-        """The backbone's feature extractor in a :class:`~lightning_modules.nets.cbam.HierarchicalCBAMClassifier`
-        (``lstm_hidden`` LSTM units), whose ``forward`` gives the leaves' log-probabilities."""
+    def net_arguments(self) -> dict[str, Any]:
+        """The backbone, ``lstm_hidden`` and ``cbam_dropout`` (:func:`lightning_modules.nets.recipes.hierarchical_cbam`;
+        no ``drop_rate``)."""
         hp = self.hparams
-        backbone = create_backbone(hp.backbone, hp.num_classes, hp.pretrained_weights, **(hp.backbone_args or {}))
-        return HierarchicalCBAMClassifier(features_only(backbone), hp.lstm_hidden, hp.cbam_dropout)
+        arguments = super().net_arguments()
+        del arguments["drop_rate"]
+        return {**arguments, "lstm_hidden": hp.lstm_hidden, "cbam_dropout": hp.cbam_dropout}
 
     @override
     def per_sample_loss(self, outputs: torch.Tensor | dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:

@@ -5,7 +5,8 @@ Floors, bottom to top: the primitives of ``dermlab`` (everything in it but the c
 ``dermlab.commands``, ``dermlab.grid``). A module may import its own floor and the floors below, never above. One
 exception, Lightning's own pattern: a LightningModule's ``configure_callbacks`` may import the callbacks that its
 method cannot run without (dds' layer selection, SegAN's frozen-encoder epochs). Lazy imports inside functions
-count like top-level ones.
+count like top-level ones. One more: the public facade ``dermlab.load_model`` imports the (Lightning-free) model
+package reader, lazily.
 
 Lightning-free modules — every primitive of ``dermlab``, every plain network of ``lightning_modules.nets`` and
 every module of ``datamodules`` that defines no LightningDataModule (the data sets of ``datamodules.datasets``,
@@ -82,6 +83,8 @@ def allowed(source: str, target: str, function: str) -> bool:
             return False
     if there is None:
         return True
+    if source == "dermlab" and target == "lightning_modules.nets.package":
+        return True  # the public facade dermlab.load_model: a lazy import (and its type) of the package reader
     if here == "lightning_modules" and there == "callbacks" and function == "configure_callbacks":
         return True  # Lightning's pattern: the callbacks a method cannot run without
     return FLOORS[there] <= FLOORS[here]

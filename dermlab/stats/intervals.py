@@ -8,7 +8,7 @@ interval is the same number to the last digit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,3 +123,41 @@ def auc_interval(labels: ArrayLike, scores: ArrayLike, n_boot: int = 2000, seed:
     """Binary ROC AUC (labels 0/1, scores = P(positive)) with its stratified bootstrap interval
     (:func:`stratified_bootstrap` of :func:`binary_auc`; its errors)."""
     return stratified_bootstrap(binary_auc, labels, scores, n_boot, seed, level)
+
+
+def every_metric_interval(labels: ArrayLike, probabilities: ArrayLike, class_names: Sequence[str],
+                          n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, Interval]:
+    """Every metric a classifier's test logs (:data:`dermlab.metrics.definitions.BINARY` for two classes, with
+    P(class 1) the score; the multi-class ones and ``recall_<class>`` / ``auc_<class>`` otherwise), each on the
+    whole set with its stratified bootstrap percentile interval. All metrics share one set of resamples
+    (:func:`stratified_resamples` of the labels with ``seed``), so the AUC's interval equals
+    :func:`auc_interval`'s and the subgroup table's ``all`` row, to the last digit.
+
+    Args:
+        labels: (N,) class indices 0..C−1.
+        probabilities: (N, C).
+        class_names: the C names.
+        n_boot: bootstrap replicates (≥ 1).
+        seed: seed of the resampling.
+        level: coverage of the intervals, in (0, 1).
+
+    Returns:
+        {metric name: Interval}; a metric undefined on the set (e.g. the recall of an absent class) is left out.
+    """
+    labels, probabilities = np.asarray(labels).astype(int), np.asarray(probabilities, dtype=float)
+    if probabilities.shape[1] == 2:
+        values = lambda counts: definitions.binary_metric_values(labels, probabilities[:, 1], counts)  # noqa: E731
+    else:
+        values = lambda counts: definitions.multiclass_metric_values(labels, probabilities, class_names,  # noqa: E731
+                                                                     counts)
+    rows = stratified_resamples(labels, n_boot, seed)
+    chunk = max(1, 2_000_000 // len(labels))  # replicates per call: bounded memory for large test sets
+    parts = [values(resample_counts(rows[first:first + chunk], len(labels))) for first in range(0, n_boot, chunk)]
+    whole = values(None)
+    intervals = {}
+    for name, estimate in whole.items():
+        if np.isnan(estimate[0]):
+            continue
+        low, high = percentile_interval(np.concatenate([part[name] for part in parts]), level)
+        intervals[name] = Interval(float(estimate[0]), float(low), float(high), level, n_boot)
+    return intervals

@@ -217,7 +217,7 @@ def test_the_gradient_reading_reaches_the_layer_choice_and_its_cache(tmp_path, m
 
 def test_vgg13_fc6_and_fc7_drop_out_in_training_only():
     from lightning_modules import DeeplySupervisedClassifier
-    from lightning_modules.dds import set_vgg_dropout
+    from lightning_modules.nets.recipes import set_vgg_dropout
 
     torch.manual_seed(0)  # fc6/fc7 exist with main_head: vgg_mlp (the default gap_fc has none: test_fidelity_dds_heads)
     module = DeeplySupervisedClassifier(aux_layers=["L28"], aux_classifier="vgg", backbone="vgg13_bn",

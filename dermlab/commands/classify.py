@@ -1,0 +1,130 @@
+"""``dermlab classify --model PKG_DIR IMAGE_OR_DIR... --out predictions.csv``: an exported model on any images.
+
+Any JPEG / PNG (/ WebP / BMP / TIFF) files or folders of them (searched recursively; no challenge layout), through
+the run's evaluation preprocessing and prediction rule (:class:`lightning_modules.nets.package.ModelPackage`). The
+CSV has one row per image: ``image`` (the path), one probability column per class, ``predicted`` (the argmax
+class). ``--tta`` uses the run's test-time views (several views, D4 averaging) where it had them; ``--onnx`` runs
+``model.onnx`` with onnxruntime instead of PyTorch; ``--cams DIR`` writes one CAM overlay per image (the class
+activation map of the predicted class, :func:`lightning_modules.nets.cam.class_activation_maps`). An image that
+cannot be read is named on stderr, skipped and counted; it never leaves a silent gap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dermlab.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def write_cams(package: object, images: torch.Tensor, names: list[str], folder: Path, used: set[str]) -> int:
+    """One PNG per image in ``folder``: the image with the CAM of its predicted class blended on top (``jet``, 40 %).
+    Returns how many were written (0 for a network without a CAM, e.g. the ``patch`` GRU)."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    from datamodules.transforms import Normalisation, denormalise
+    from lightning_modules.nets.cam import class_activation_maps
+
+    pre = package.preprocessing
+    if images.ndim == 5:
+        images = images[:, 0]  # the first view or crop
+    try:
+        cams, _ = class_activation_maps(package.net, images)
+    except (NotImplementedError, AttributeError) as reason:
+        log.warning("no CAMs for this network (%s)", reason)
+        return 0
+    pictures = denormalise(images, Normalisation(tuple(pre["mean"]), tuple(pre["std"])))
+    colours = colormaps["jet"](cams.cpu().numpy())[..., :3]
+    folder.mkdir(parents=True, exist_ok=True)
+    for picture, colour, name in zip(pictures, colours, names, strict=True):
+        stem, index = Path(name).stem, 1
+        while stem in used:
+            index += 1
+            stem = f"{Path(name).stem}_{index}"
+        used.add(stem)
+        blended = (0.6 * picture + 0.4 * colour).clip(0, 1)
+        Image.fromarray((blended * 255).round().astype(np.uint8)).save(folder / f"{stem}_cam.png")
+    return len(names)
+
+
+def classify(model: Path, inputs: list[str], out: Path, tta: bool = False, onnx: bool = False,
+             cams: Path | None = None, batch_size: int = 16, workers: int = 0) -> pd.DataFrame:
+    """Classify the images of ``inputs`` with the package ``model`` and write ``out``; returns the table.
+
+    Raises:
+        DataError: the package is incomplete or altered, ``--onnx`` without ``model.onnx``, or no image could be
+            read.
+    """
+    from rich.progress import Progress
+
+    from datamodules.datasets.image_files import collect_images
+    from lightning_modules.nets.package import ONNX, ModelPackage
+
+    package = ModelPackage.load(model)
+    paths = collect_images(inputs)
+    backend = None
+    if onnx:
+        if not (model / ONNX).is_file():
+            raise DataError(f"'{model / ONNX}' does not exist: export with --onnx, or classify without --onnx")
+        from lightning_modules.nets.onnx_export import onnx_backend
+
+        backend = onnx_backend(model / ONNX, threads=torch.get_num_threads())
+    if tta and not package.has_test_time_views():
+        log.info("this model was tested with one view per image: --tta changes nothing")
+    probabilities = np.full((len(paths), len(package.class_names)), np.nan)
+    unreadable: list[tuple[int, str]] = []
+    used: set[str] = set()
+    start = time.perf_counter()
+    with Progress(transient=True, disable=len(paths) < 2 * batch_size) as progress:
+        task = progress.add_task("classifying", total=len(paths))
+        for indices, values, errors in package.batches(paths, tta, batch_size, workers, backend):
+            probabilities[indices] = values
+            unreadable += errors
+            if cams is not None and len(indices):
+                dataset = package.dataset([paths[i] for i in indices], tta=False)
+                batch = torch.stack([dataset[j]["image"] for j in range(len(indices))])
+                write_cams(package, batch, [str(paths[i]) for i in indices], cams, used)
+            progress.advance(task, len(indices) + len(errors))
+    seconds = time.perf_counter() - start
+    for index, message in unreadable:
+        log.warning("skipped '%s': %s", paths[index], message)
+    read = np.flatnonzero(~np.isnan(probabilities[:, 0]))
+    if not len(read):
+        raise DataError(f"none of the {len(paths)} images could be read (the first: {unreadable[0][1]})")
+    table = pd.DataFrame(probabilities[read], columns=package.class_names)
+    table.insert(0, "image", [str(paths[i]) for i in read])
+    table["predicted"] = [package.class_names[i] for i in probabilities[read].argmax(1)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.9g")
+    skipped = f"; {len(unreadable)} unreadable file(s) skipped (named above)" if unreadable else ""
+    log.info("classified %d image(s) in %.1f s (%.1f images/s, %s%s) -> %s%s", len(read), seconds,
+             len(read) / seconds, "onnxruntime" if onnx else "PyTorch", ", test-time views" if tta else "", out,
+             skipped)
+    return table
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Run ``dermlab classify``; returns the table written."""
+    parser = argparse.ArgumentParser(prog="dermlab classify", description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
+    parser.add_argument("--model", type=Path, required=True, help="the model package folder (dermlab export)")
+    parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="the CSV to write")
+    parser.add_argument("--tta", action="store_true", help="the run's test-time views (views, D4), where it had them")
+    parser.add_argument("--onnx", action="store_true", help="run model.onnx with onnxruntime instead of PyTorch")
+    parser.add_argument("--cams", type=Path, default=None, help="write a CAM overlay per image into this folder")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    parser.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default 0)")
+    args = parser.parse_args(argv)
+    table = classify(args.model, args.images, args.out, args.tta, args.onnx, args.cams, args.batch_size,
+                     args.workers)
+    print(f"wrote {len(table)} rows to {args.out}")
+    return table

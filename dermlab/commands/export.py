@@ -1,0 +1,196 @@
+"""``dermlab export RUN_DIR --out PKG_DIR``: a trained classifier as a self-contained model package.
+
+The package (:mod:`lightning_modules.nets.package`) holds ``model.safetensors``, ``config.json`` (the network
+recipe, class names, the evaluation preprocessing and prediction rule of the run's test, the calibration
+temperature, provenance) and ``README.md``, the model card (:mod:`dermlab.files.model_card`) with the test metrics
+and their 95 % intervals; ``--onnx`` adds ``model.onnx`` (:mod:`lightning_modules.nets.onnx_export`).
+
+The card's numbers come from the run's ``predictions_test.csv``, so the checkpoint exported must be the one that
+was tested: ``predictions_test.json`` records its SHA-256, and a mismatch stops the export with the command that
+tests the right one. Every classifier method exports (the plain classifier, ``arl``, ``dds``, ``patch``,
+``weighting`` flat and hierarchical, the ``isic2018`` triplet network); segmenters do not yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dermlab.errors import DataError
+from dermlab.files.checkpoints import read_checkpoint
+from dermlab.files.model_card import model_card
+from dermlab.files.test_record import file_sha256, read_test_record
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_of(run: Path, which: str) -> Path:
+    """The checkpoint ``which`` (``best``, ``last`` or a path) of run folder ``run``.
+
+    ``best``: the grid cell's ``result.json`` checkpoint, else the one ``checkpoints/best-*.ckpt``.
+
+    Raises:
+        DataError: no such checkpoint, or several best ones (listed: choose with ``--checkpoint PATH``).
+    """
+    if which not in ("best", "last"):
+        path = Path(which).expanduser()
+        if not path.is_file():
+            raise DataError(f"checkpoint '{which}' does not exist (give best, last or a .ckpt file)")
+        return path
+    folder = run / "checkpoints"
+    if which == "last":
+        if not (folder / "last.ckpt").is_file():
+            raise DataError(f"'{folder / 'last.ckpt'}' does not exist; give --checkpoint best or a .ckpt file")
+        return folder / "last.ckpt"
+    result = run / "result.json"
+    if result.is_file():
+        import json
+
+        recorded = json.loads(result.read_text(encoding="utf-8")).get("checkpoint")
+        if recorded and Path(recorded).is_file():
+            return Path(recorded)
+    best = sorted(folder.glob("best-*.ckpt"))
+    if len(best) == 1:
+        return best[0]
+    if not best:
+        raise DataError(f"'{folder}' holds no best-*.ckpt (did the run monitor a validation metric?); give "
+                        "--checkpoint last or a .ckpt file")
+    raise DataError(f"'{folder}' holds {len(best)} best checkpoints ({', '.join(p.name for p in best)}); choose one "
+                    "with --checkpoint PATH")
+
+
+def tested_record(run: Path, checkpoint: Path) -> dict[str, Any]:
+    """The run's test record, checked to be of ``checkpoint``.
+
+    Raises:
+        DataError: the run was never tested (with this version), or tested with another checkpoint — naming the
+            command that tests this one.
+    """
+    config = sorted((run / "csv").glob("version_*/config.yaml"))
+    command = (f"dermlab test -c {config[0] if config else '<the run config>'} --ckpt_path {checkpoint}")
+    record = read_test_record(run)
+    if record is None or not (run / "predictions_test.csv").is_file():
+        raise DataError(f"'{run}' has no test of its own ({'predictions_test.json'} is missing): the model card needs "
+                        f"the test metrics of the checkpoint exported. Test it first:\n  {command}")
+    tested = record.get("checkpoint") or {}
+    if tested.get("sha256") != file_sha256(checkpoint):
+        what = f"'{tested['path']}'" if tested.get("path") else "the model in memory right after training"
+        raise DataError(f"'{run / 'predictions_test.csv'}' holds the test of {what}, not of '{checkpoint}' (its "
+                        f"SHA-256 differs). Test the checkpoint you export first:\n  {command}")
+    if not record.get("preprocessing"):
+        raise DataError(f"'{run / 'predictions_test.json'}' records no preprocessing; test again:\n  {command}")
+    return record
+
+
+def _started_from(weights: str | None) -> dict[str, Any] | None:
+    """The pretrained weights the run started from, with their licence where the suite knows it."""
+    if not weights:
+        return None
+    if str(weights).startswith("pkg:"):
+        from lightning_modules.nets.packaged_weights import lookup
+
+        return {"weights": weights, "licence": lookup(weights).licence}
+    return {"weights": str(weights), "licence": None}
+
+
+def export(run: Path, out: Path, which: str = "best", onnx: bool = False, force: bool = False) -> Path:
+    """Export ``run``'s ``which`` checkpoint to the package folder ``out`` (see the module docstring).
+
+    Raises:
+        DataError: ``out`` exists and is not empty (without ``force``), the run or its checkpoint is not a
+            classifier's, or its test is not of this checkpoint.
+    """
+    from lightning_modules.base import LesionClassifier
+    from lightning_modules.nets.package import CARD, ONNX, ModelPackage, write_config, write_package
+    from lightning_modules.nets.recipes import quiet_random_init
+
+    if not run.is_dir():
+        raise DataError(f"run folder '{run}' does not exist")
+    checkpoint = checkpoint_of(run, which)
+    record = tested_record(run, checkpoint)
+    saved = read_checkpoint(checkpoint, weights_only=False, advice="give another with --checkpoint")
+    hparams = saved.get("hyper_parameters", {})
+    class_path = hparams.get("_class_path", "lightning_modules.LesionClassifier")
+    module_class = _class_of(class_path)
+    if not issubclass(module_class, LesionClassifier):
+        raise DataError(f"'{checkpoint}' is a {module_class.__name__}: only classifiers export to a model package "
+                        "so far (segmenters do not yet)")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise DataError(f"'{out}' exists and is not empty; choose another --out or add --force to replace it")
+    if out.exists() and force:
+        shutil.rmtree(out)
+    with quiet_random_init():  # the trained weights load right after
+        module = module_class.load_from_checkpoint(checkpoint, map_location="cpu", pretrained_weights=None,
+                                                   compile=False, weights_only=False).eval()
+    recipe = module.net_recipe()
+    net = module.net.to(memory_format=torch.contiguous_format)
+    config = {
+        "architecture": recipe, "class_names": list(module.class_names), "num_classes": len(module.class_names),
+        "preprocessing": record["preprocessing"], "prediction": module.prediction_recipe(),
+        "started_from": _started_from(hparams.get("pretrained_weights")), "data": record.get("data"),
+        "source": {"method": module_class.__name__, "run": str(run.resolve()), "run_name": run.name,
+                   "checkpoint": checkpoint.name, "checkpoint_sha256": record["checkpoint"]["sha256"],
+                   "epoch": saved.get("epoch"), "global_step": saved.get("global_step"),
+                   "dermlab_version": version("dermlab"), "torch_version": torch.__version__,
+                   "timm_version": version("timm")},
+    }
+    write_package(out, net, config)
+    package = ModelPackage.load(out)  # read back as a user will: the recipe and weights must rebuild the network
+    _check_same_network(module, package)
+    if onnx:
+        from lightning_modules.nets.onnx_export import export_onnx
+
+        export_onnx(package, out / ONNX)
+        package.config["files"][ONNX] = file_sha256(out / ONNX)
+        write_config(out, package.config)
+    (out / CARD).write_text(model_card(run, package.config), encoding="utf-8")
+    return out
+
+
+def _class_of(class_path: str) -> type:
+    import importlib
+
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise DataError(f"the checkpoint's model class {class_path} does not exist in this dermlab") from None
+
+
+def _check_same_network(module: Any, package: Any) -> None:
+    """The package's network gives the LightningModule's outputs on a random batch (to 1e-5)."""
+    from lightning_modules.nets.onnx_export import example_input
+
+    images = torch.rand_like(example_input(package))
+    with torch.inference_mode():
+        expected = module.net(images.flatten(0, 1) if package.prediction["fusion"] == "views" else images)
+        got = package.net(images.flatten(0, 1) if package.prediction["fusion"] == "views" else images)
+    if isinstance(expected, tuple):
+        expected, got = expected[0], got[0]
+    if not torch.allclose(expected.float(), got.float(), atol=1e-5):
+        raise DataError("the exported network does not reproduce the checkpoint's outputs; please report this")
+
+
+def size_text(folder: Path) -> str:
+    """``name size`` of each file of ``folder``, e.g. ``model.safetensors 44.8 MB``."""
+    return ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(folder.iterdir()) if p.is_file())
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Run ``dermlab export``; returns the package folder."""
+    parser = argparse.ArgumentParser(prog="dermlab export", description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="the run folder (runs/<name>, or a grid cell's folder)")
+    parser.add_argument("--out", type=Path, required=True, help="the package folder to write")
+    parser.add_argument("--checkpoint", default="best", help="best (default), last, or a .ckpt file of the run")
+    parser.add_argument("--onnx", action="store_true", help="also write model.onnx (dynamic batch)")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    args = parser.parse_args(argv)
+    out = export(args.run, args.out, args.checkpoint, args.onnx, args.force)
+    print(f"model package written to {out}: {size_text(out)}")
+    return out

@@ -1,0 +1,58 @@
+"""What a test run records beside its predictions: ``<run folder>/predictions_test.json``.
+
+A classifier's test (``dermlab test``, ``dermlab demo``, a grid cell's test step) writes it with
+``predictions_test.csv`` (:mod:`dermlab.files.predictions`), so that the file's numbers can be tied to the weights
+and the preprocessing that made them — what ``dermlab export`` needs to put the test metrics on a model card:
+
+* ``checkpoint``: ``{"path", "sha256"}`` of the checkpoint tested (both null when a model in memory was tested);
+* ``preprocessing``: the evaluation pipeline (:meth:`datamodules.base.SkinDataModule.evaluation_preprocessing`);
+* ``data``: ``{"name", "class", "root", "test_on"}``: the data set's config name, its data module, its folder
+  and, for a cross-data-set test, the data set the test split came from (null otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from dermlab.errors import DataError
+
+FILENAME = "predictions_test.json"
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_test_record(folder: str | Path, checkpoint: str | Path | None, preprocessing: dict[str, Any] | None,
+                      data: dict[str, Any] | None) -> Path:
+    """Write ``folder/predictions_test.json``; ``checkpoint`` is the file tested (hashed now) or None."""
+    path = Path(folder) / FILENAME
+    tested = None if checkpoint is None else Path(checkpoint).resolve()
+    record = {"checkpoint": {"path": None if tested is None else str(tested),
+                             "sha256": None if tested is None else file_sha256(tested)},
+              "preprocessing": preprocessing, "data": data}
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def read_test_record(folder: str | Path) -> dict[str, Any] | None:
+    """``folder/predictions_test.json``, or None where the run has none (tested before this record existed).
+
+    Raises:
+        DataError: the file is not valid JSON (named).
+    """
+    path = Path(folder) / FILENAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise DataError(f"'{path}' is not valid JSON ({error}); test the checkpoint again to rewrite it") from None
