@@ -19,10 +19,10 @@ help:            ## list targets
 		| sed -e 's/^\$$(PAPERS:%=%-smoke)/<paper>-smoke/' -e 's/^\$$(PAPERS)/<paper>/' \
 		| awk -F':.*## ' '{printf "  %-34s %s\n",$$1,$$2}'
 
-install:         ## create .venv and install dermlab (editable) with the dev, weights and docs extras
+install:         ## create .venv and install dermlab (editable) with the dev, weights, docs and export extras
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,weights,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,weights,docs,export]'
 
 docs:            ## the documentation site (Sphinx, MyST pages) into docs/_build/html; warnings are errors
 	$(BIN)/sphinx-build -n -W --keep-going -q -b html docs docs/_build/html
