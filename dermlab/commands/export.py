@@ -24,8 +24,9 @@ import torch
 
 from dermlab.errors import DataError
 from dermlab.files.checkpoints import read_checkpoint
+from dermlab.files.io import file_sha256
 from dermlab.files.model_card import model_card
-from dermlab.files.test_record import file_sha256, read_test_record
+from dermlab.files.test_record import read_test_record
 
 log = logging.getLogger(__name__)
 

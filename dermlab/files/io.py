@@ -3,6 +3,7 @@ and the fix."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 from collections.abc import Iterable
@@ -19,6 +20,15 @@ from dermlab.files.listing import IMAGE_SUFFIXES, images_by_stem
 from dermlab.files.tables import read_table  # noqa: F401 (the table reader, re-exported for the readers)
 
 log = logging.getLogger(__name__)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def require_dir(path: Path, what: str, hint: str) -> Path:

@@ -12,23 +12,14 @@ and the preprocessing that made them — what ``dermlab export`` needs to put th
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from dermlab.errors import DataError
+from dermlab.files.io import file_sha256
 
 FILENAME = "predictions_test.json"
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_test_record(folder: str | Path, checkpoint: str | Path | None, preprocessing: dict[str, Any] | None,

@@ -37,8 +37,8 @@ from torch.utils.data import DataLoader
 from datamodules.datasets.image_files import ImageInput, ImageInputsDataset, skip_unreadable
 from datamodules.transforms import Normalisation, build_transforms
 from dermlab.errors import DataError
+from dermlab.files.io import file_sha256
 from dermlab.files.model_card import views_at_test
-from dermlab.files.test_record import file_sha256
 from lightning_modules.nets.fusion import evaluated_probabilities, fused_probabilities
 from lightning_modules.nets.recipes import build_from_recipe
 

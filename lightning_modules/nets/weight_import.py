@@ -25,7 +25,6 @@ never produces a silently wrong network.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -38,6 +37,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dermlab.errors import DataError
+from dermlab.files.io import file_sha256
 
 COUNTER = "num_batches_tracked"
 WRAPPERS = ("state_dict_ema", "model_ema", "state_dict", "model", "net")  # checkpoint dicts that hold the weights
@@ -50,15 +50,6 @@ class ImportResult:
     out: Path
     provenance_path: Path
     provenance: dict
-
-
-def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -184,11 +175,11 @@ def import_weights(source: str | Path, arch: str, out: str | Path, licence: str 
         mapped, mapping = map_state_dict(state, target_shapes(arch), ordered=source.suffix != ".safetensors")
     except DataError as error:
         raise DataError(f"cannot import '{source}' as {arch}: {error}") from None
-    source_hash = sha256(source)
+    source_hash = file_sha256(source)
     _atomic_save(mapped, out, {"architecture": arch, "source_sha256": source_hash})
     provenance = {
         "source": str(source.resolve()), "origin": origin, "source_sha256": source_hash,
-        "output": str(out.resolve()), "output_sha256": sha256(out), "licence": licence,
+        "output": str(out.resolve()), "output_sha256": file_sha256(out), "licence": licence,
         "architecture": arch, "mapping": mapping, "tensors": len(mapped), "timm": timm.__version__,
     }
     provenance_path = out.with_suffix(".json")

