@@ -27,7 +27,8 @@ DATA_LICENCES = {
     "isic2016": "CC0", "isic2017": "CC0", "isic2018_task1": "CC BY-NC 4.0", "isic2018_task2": "CC BY-NC 4.0",
     "isic2018_task3": "CC BY-NC 4.0", "isic2019": "CC BY-NC 4.0", "isic2020": "CC BY-NC 4.0",
     "isic2024": "CC BY-NC 4.0 and the Kaggle competition's rules", "ham10000": "CC BY-NC 4.0",
-    "derm7pt": "academic research use only (release README)", "isic_sample": "CC0 1.0 (UDA-1 by Anonymous)",
+    "derm7pt": "academic research use, no redistribution of the images",
+    "vitiligo": "that of the set you use", "isic_sample": "CC0 1.0 (UDA-1 by Anonymous)",
 }
 N_BOOT, SEED, LEVEL = 2000, 0, 0.95  #: the intervals' bootstrap: the suite's defaults (subgroup tables, scoring)
 

@@ -1,0 +1,19 @@
+"""A tiny trained and tested classifier run, and its exported model package, for the export / classify tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import tiny_args
+
+
+def trained_and_tested(root: Path, run: Path, *extra: str) -> Path:
+    """``dermlab fit`` for 2 epochs on the tiny ISIC 2017 twin ``root`` (``tiny_args``: test_resnet, 32 px), then
+    ``dermlab test`` of ``last.ckpt`` (which writes ``predictions_test.csv`` and ``predictions_test.json``). Returns
+    the run folder."""
+    from dermlab.cli import main
+
+    arguments = tiny_args(root, run, "--trainer.max_epochs", "2", *extra)
+    main(["fit", *arguments])
+    main(["test", *arguments, "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
+    return run
