@@ -66,8 +66,7 @@ def object_size_from(source: float | str, datamodule: ImageSplits, samples: int,
         if not path.is_file():
             raise DataError(f"object size file '{path}' does not exist (dermlab objsize writes one).")
         return float(json.loads(path.read_text())["obj"]), str(path)
-    from lightning_modules.base import classifier_net_from_checkpoint
-    from lightning_modules.nets.backbone import run_checkpoint
+    from lightning_modules.nets.backbone import classifier_net_from_checkpoint, run_checkpoint
     from lightning_modules.nets.object_size import estimate_object_size
 
     checkpoint = run_checkpoint(source)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import lightning.pytorch as L
-import timm
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
@@ -34,11 +33,10 @@ from dermlab.stats.calibration import fit_temperature, log_of, temperature_nll, 
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.losses import ClassWeighting, ClassWeightNormalise, class_weights, per_sample_loss
 from lightning_modules.nets.acceleration import apply_speed_options
-from lightning_modules.nets.backbone import checkpoint_net_state
 from lightning_modules.nets.fusion import Fusion, evaluated_probabilities, view_probabilities
 from lightning_modules.nets.recipes import build_from_recipe
 from lightning_modules.normalisation import InputNormalisation
-from lightning_modules.predictions import GatheredPredictions, SplitPredictions
+from lightning_modules.predictions import GatheredPredictions, SplitPredictions, scored_rows
 from lightning_modules.reproducibility import EpochSeeding
 
 if TYPE_CHECKING:
@@ -405,35 +403,3 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             return optimizer
         scheduler = self.scheduler(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
-
-
-def scored_rows(values: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
-    """``values`` (B, ...) and the batch's labels and weights without the images the official scorer gives
-    score weight 0 (``batch['scored']`` False: ISIC_0035068 of the ISIC 2018 task 3 test set), as
-    ``isic-challenge-scoring`` leaves them out of every metric; unchanged when the batch has no ``scored``."""
-    scored = batch.get("scored")
-    if scored is None or bool(scored.all()):
-        return values, batch
-    kept = {key: batch[key][scored] for key in ("label", "weight") if key in batch}
-    rest = {key: value for key, value in batch.items() if key != "scored"}
-    return values[scored], {**rest, **kept}
-
-
-def classifier_net_from_checkpoint(path: str | Path) -> nn.Module:
-    """The timm network of a saved classifier of this suite (any method whose ``net`` is or wraps one).
-
-    Rebuilt from the checkpoint's hyper-parameters (``backbone``, ``num_classes``, and ``main_head: gap_fc``, the
-    dds VGG's GAP + FC head); extra branches are left out.
-    """
-    hp, state = checkpoint_net_state(path)
-    if "backbone" not in hp or "num_classes" not in hp:
-        raise DataError(f"checkpoint '{path}' has no backbone/num_classes hyper-parameters; "
-                        "is it a dermlab classifier?")
-    net = timm.create_model(hp["backbone"], pretrained=False, num_classes=hp["num_classes"],
-                            **(hp.get("backbone_args") or {}))
-    if hp.get("main_head") == "gap_fc":
-        from lightning_modules.nets.deep_supervision import use_gap_fc_head
-
-        use_gap_fc_head(net, hp.get("drop_rate", 0.0))
-    net.load_state_dict(state)
-    return net

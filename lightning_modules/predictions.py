@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,3 +84,15 @@ class SplitPredictions:
                            torch.cat([batch[1] for batch in self.batches]),
                            torch.cat([batch[2] for batch in self.batches]),
                            torch.cat([batch[3] for batch in self.batches]))
+
+
+def scored_rows(values: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``values`` (B, ...) and the batch's labels and weights without the images the official scorer gives
+    score weight 0 (``batch['scored']`` False: ISIC_0035068 of the ISIC 2018 task 3 test set), as
+    ``isic-challenge-scoring`` leaves them out of every metric; unchanged when the batch has no ``scored``."""
+    scored = batch.get("scored")
+    if scored is None or bool(scored.all()):
+        return values, batch
+    kept = {key: batch[key][scored] for key in ("label", "weight") if key in batch}
+    rest = {key: value for key, value in batch.items() if key != "scored"}
+    return values[scored], {**rest, **kept}

@@ -47,9 +47,10 @@ from torchmetrics import MetricCollection
 from typing_extensions import override
 
 from dermlab.metrics.logged import DefinedMetrics
-from lightning_modules.base import LesionClassifier, scored_rows
+from lightning_modules.base import LesionClassifier
 from lightning_modules.evaluation import EVAL_SPLITS
 from lightning_modules.nets.embedding import minority_triplets, nearest_class_mean
+from lightning_modules.predictions import scored_rows
 
 
 def ncm_metrics(class_names: Sequence[str]) -> MetricCollection:

@@ -43,7 +43,7 @@ def main(argv: list[str]) -> Path:
     args, overrides = parser.parse_known_args(argv)
     from datamodules.transforms import denormalise, renormalise
     from dermlab.commands.trainer import evaluation_dataset
-    from lightning_modules.base import classifier_net_from_checkpoint
+    from lightning_modules.nets.backbone import classifier_net_from_checkpoint
     from lightning_modules.nets.cam import class_activation_maps
     from lightning_modules.normalisation import backbone_normalisation
 

@@ -72,7 +72,7 @@ def main(argv: list[str]) -> float:
     parser.add_argument("--out", default="runs/objsize", help="folder for objsize.json and the panels")
     args, overrides = parser.parse_known_args(argv)
     from dermlab.commands.trainer import build_cli
-    from lightning_modules.base import classifier_net_from_checkpoint
+    from lightning_modules.nets.backbone import classifier_net_from_checkpoint
     from lightning_modules.normalisation import backbone_normalisation
 
     cli = build_cli([a for c in args.config for a in ("-c", c)] + overrides

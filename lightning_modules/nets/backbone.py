@@ -177,3 +177,23 @@ def _from_run_checkpoint(name: str, num_classes: int, path: Path, drop_rate: flo
     log.info("backbone %s: loaded weights from run checkpoint %s%s", name, path,
              f" (classifier re-initialised for {num_classes} classes)" if mismatched else "")
     return model
+
+
+def classifier_net_from_checkpoint(path: str | Path) -> nn.Module:
+    """The timm network of a saved classifier of this suite (any method whose ``net`` is or wraps one).
+
+    Rebuilt from the checkpoint's hyper-parameters (``backbone``, ``num_classes``, and ``main_head: gap_fc``, the
+    dds VGG's GAP + FC head); extra branches are left out.
+    """
+    hp, state = checkpoint_net_state(path)
+    if "backbone" not in hp or "num_classes" not in hp:
+        raise DataError(f"checkpoint '{path}' has no backbone/num_classes hyper-parameters; "
+                        "is it a dermlab classifier?")
+    net = timm.create_model(hp["backbone"], pretrained=False, num_classes=hp["num_classes"],
+                            **(hp.get("backbone_args") or {}))
+    if hp.get("main_head") == "gap_fc":
+        from lightning_modules.nets.deep_supervision import use_gap_fc_head
+
+        use_gap_fc_head(net, hp.get("drop_rate", 0.0))
+    net.load_state_dict(state)
+    return net

@@ -186,7 +186,7 @@ def test_an_imagenet_vgg13_bn_file_loads_its_convs_and_the_fc_starts_fresh(tmp_p
 
 
 def test_an_earlier_runs_checkpoint_transfers_and_rebuilds_for_cams(tmp_path):
-    from lightning_modules.base import classifier_net_from_checkpoint
+    from lightning_modules.nets.backbone import classifier_net_from_checkpoint
 
     torch.manual_seed(2)
     source = dds(num_classes=7, backbone_args=SMALL_MLP).eval()  # e.g. the stand-in "ImageNet" run (7 classes)
