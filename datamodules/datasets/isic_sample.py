@@ -113,6 +113,12 @@ class ISICSampleReader(ISIC2017Reader):
         super().__init__(root, task="melanoma", **kwargs)
         self._records: pd.DataFrame | None = None
 
+    @property
+    def config_name(self) -> str:
+        """``isic_sample`` (``experiments/base/data/isic_sample.yaml``; it needs no data root, so it is in no
+        registry of downloaded data sets)."""
+        return "isic_sample"
+
     def records(self) -> pd.DataFrame:
         """The JSON records (read once) with a ``split`` column: ``train`` / ``val`` / ``test``, or ``damaged`` for an
         image with identical rows (:func:`has_identical_rows`), which no split holds.
