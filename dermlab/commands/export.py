@@ -179,8 +179,11 @@ def _check_same_network(module: Any, package: Any) -> None:
 
 
 def size_text(folder: Path) -> str:
-    """``name size`` of each file of ``folder``, e.g. ``model.safetensors 44.8 MB``."""
-    return ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(folder.iterdir()) if p.is_file())
+    """``name size`` of each file of ``folder``, e.g. ``model.safetensors 44.8 MB, config.json 1.7 kB``."""
+    def size(n: int) -> str:
+        return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+    return ", ".join(f"{p.name} {size(p.stat().st_size)}" for p in sorted(folder.iterdir()) if p.is_file())
 
 
 def main(argv: list[str] | None = None) -> Path:

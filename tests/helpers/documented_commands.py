@@ -126,7 +126,8 @@ RULES: list[Rule] = [
     Rule(r"^dermlab (fit|validate|test|predict) ", "smoke"),
     # the suite's other commands, as written
     Rule(r"^dermlab demo$", "smoke"),
-    Rule(r"^dermlab (synth|score|compare|prepare|audit|weights|lerf|postprocess|objsize|compare-cams|cbam-maps) ",
+    Rule(r"^dermlab (synth|score|compare|prepare|audit|weights|lerf|postprocess|objsize|compare-cams|cbam-maps|export|"
+           r"classify) ",
          "run"),
     Rule(r"^dermlab [a-z-]+ --help$", "run"),
     Rule(r"^dermlab --help$", "run"),
