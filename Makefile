@@ -65,7 +65,7 @@ test-real-data:  ## only the tests that read the real sample files (the real_dat
 lint:            ## ruff
 	$(BIN)/ruff check .
 
-bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResNet-50; patch attention vs multi-crop; SegAN vs DeepLabV3+; NCM vs softmax; split audit first vs cached; EfficientNet-Lite0 vs ResNet-18; LERF crops vs whole image; threads / workers / freed memory; channels-last vs NCHW
+bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResNet-50; patch attention vs multi-crop; SegAN vs DeepLabV3+; NCM vs softmax; split audit first vs cached; EfficientNet-Lite0 vs ResNet-18; LERF crops vs whole image; threads / workers / freed memory; channels-last vs NCHW; classify PyTorch vs ONNX Runtime
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py --steps 130 --warmup 10 --repeats 4
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare.py --size 224 --steps 40 --warmup 4 --batch-size 16 --repeats 4
 	WANDB_MODE=disabled $(BIN)/python benchmarks/lightning_vs_bare_interleaved.py
@@ -81,6 +81,7 @@ bench:           ## benchmarks: Lightning vs bare loop; cache; ARL-CNN50 vs ResN
 	WANDB_MODE=disabled $(BIN)/python benchmarks/threads_and_workers.py
 	$(BIN)/python benchmarks/channels_last.py
 	$(BIN)/python benchmarks/weighting_adam_scale.py
+	$(BIN)/python benchmarks/classify_throughput.py
 
 bench-gpu:       ## one GPU: ResNet-50 224 px training images/s, bare loop vs dermlab fit (bf16, channels_last, eager + compiled) vs NVIDIA's A100 anchor [ARGS=...]
 	WANDB_MODE=disabled $(BIN)/python benchmarks/gpu_resnet50.py --compile $(ARGS)
