@@ -298,12 +298,13 @@ class SkinDataModule(ImageViews, SplitReader, L.LightningDataModule):
     def dataset(self, split: str, augment: bool | None = None, views: int | None = None) -> ImageTableDataset:
         """The images of ``split``; augmented by default only for ``train`` (``augment=False``: evaluation
         pipeline, ``eval_views`` views per image unless ``views`` says otherwise; ``views=1``: one whole image, no
-        crops)."""
+        crops). The evaluation pipeline's random draws are keyed by each image's name (``sample_key: image``), so an
+        exported package gives an image the views its test gave it."""
         augment = split == "train" if augment is None else augment
         transform = build_transforms(self.train_transforms if augment else self.eval_transforms, self.image_size,
                                      train=augment, resize_to=self.resize_to, normalisation=self.normalisation)
         return ImageTableDataset(self.table(split), transform, self.cache, seed=run_seed(self.seed),
-                                 **self.views_of(augment, views))
+                                 sample_key="position" if augment else "image", **self.views_of(augment, views))
 
     def evaluation_preprocessing(self) -> dict[str, Any]:
         """What turns an image file into an evaluation input, as JSON values: ``image_size``, ``eval_transforms``

@@ -4,6 +4,7 @@ pipeline for image and masks, repeats, views and crops. Free of Lightning: usabl
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -16,7 +17,7 @@ from datamodules.datasets.table import ImageTable
 from dermlab.errors import DataError
 from dermlab.files.io import image_size, load_rgb
 from dermlab.files.masks import load_mask
-from dermlab.runtime.seeding import derive
+from dermlab.runtime.seeding import derive, name_key
 
 if TYPE_CHECKING:
     import albumentations as A
@@ -36,8 +37,11 @@ class ImageTableDataset(Dataset):
     Before each sample the pipeline's random generators are seeded from (``seed``, epoch, position), the epoch
     read from epoch-tagged indices (``epoch * len(dataset) + position``, as the suite's training samplers yield
     them; a plain index is epoch 0), so what an image gets depends on the run's seed and its place in the epoch
-    only — not on the DataLoader workers. With ``seed=None`` (a plain PyTorch loop) each sample draws its seed
-    from torch's generator instead.
+    only — not on the DataLoader workers. ``sample_key: image`` puts the image's file name (its stem,
+    :func:`~dermlab.runtime.seeding.name_key`) in place of the position: an evaluation pipeline's random views
+    (``arl``'s test patches) are then the same for an image whichever list it is in — the test split, or the
+    files ``dermlab classify`` is given. With ``seed=None`` (a plain PyTorch loop) each sample draws its seed from
+    torch's generator instead.
 
     Args:
         table: the images (and masks) to serve.
@@ -54,15 +58,19 @@ class ImageTableDataset(Dataset):
             augmentation every epoch and in every DataLoader worker, reproducible with ``torch.manual_seed``.
         crop_positions: ``ordered`` (fixed positions, :func:`~datamodules.crops.ordered_crops`) or ``random``
             (uniform, :func:`~datamodules.crops.random_crops`) crop positions.
+        sample_key: what tells the samples' draws apart besides the seed and epoch: ``position`` (in the epoch:
+            training, where an image is served several times per epoch) or ``image`` (its file name's stem:
+            evaluation).
 
     Raises:
-        ValueError: several views or crops for a table with masks, both views and crops, or an unknown
-            ``crop_positions``.
+        ValueError: several views or crops for a table with masks, both views and crops, an unknown
+            ``crop_positions`` or ``sample_key``.
     """
 
     def __init__(self, table: ImageTable, transform: A.Compose, cache: ImageCache | None = None, repeats: int = 1,
                  views: int = 1, crops: int = 0, crop_size: int = 224, seed: int | None = 0,
-                 crop_positions: Literal["ordered", "random"] = "ordered"):
+                 crop_positions: Literal["ordered", "random"] = "ordered",
+                 sample_key: Literal["position", "image"] = "position"):
         if (views > 1 or crops) and table.masks is not None:
             raise ValueError("several views or crops per image are for classification; this table has masks")
         if views > 1 and crops:
@@ -72,7 +80,9 @@ class ImageTableDataset(Dataset):
         if crop_positions not in ("ordered", "random"):
             raise ValueError(f"crop_positions must be ordered or random, got {crop_positions!r}")
         self.crops, self.crop_size, self.crop_positions = crops, crop_size, crop_positions
-        self.seed = seed
+        if sample_key not in ("position", "image"):
+            raise ValueError(f"sample_key must be position or image, got {sample_key!r}")
+        self.seed, self.sample_key = seed, sample_key
 
     def __len__(self) -> int:
         return len(self.table) * self.repeats
@@ -92,8 +102,10 @@ class ImageTableDataset(Dataset):
             key = [drawn % 2**32, drawn >> 32]
             self.transform.set_random_state(np.random.default_rng(key), random.Random(drawn))
             return key
-        key = [self.seed % 2**32, epoch, position]
-        self.transform.set_random_state(np.random.default_rng(key), random.Random(derive(self.seed, epoch, position)))
+        sample = ([position] if self.sample_key == "position"
+                  else list(name_key(Path(self.table.paths[position % len(self.table)]).stem)))
+        key = [self.seed % 2**32, epoch, *sample]
+        self.transform.set_random_state(np.random.default_rng(key), random.Random(derive(self.seed, epoch, *sample)))
         return key
 
     def __getitem__(self, index: int) -> dict:

@@ -61,6 +61,9 @@ class ImageInputsDataset(ImageTableDataset):
             resized copies saw them (``max_side`` of the data module); arrays are used as they are.
         **views: ``views``, ``crops``, ``crop_size``, ``crop_positions``, ``seed``.
 
+    Random views are keyed by each file's name (``sample_key: image``; an array's by its index in ``images``): a
+    file gets the views the run's test gave the image of that name, wherever it is in ``images``.
+
     Each item is ``{"image": tensor, "index": i}``, or ``{"index": i, "error": message}`` for an image that cannot
     be decoded (:func:`skip_unreadable` sets those aside).
     """
@@ -72,7 +75,8 @@ class ImageInputsDataset(ImageTableDataset):
                 raise DataError(f"image {i}: an array must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
         names = [str(i) if isinstance(image, np.ndarray) else str(image) for i, image in enumerate(self.inputs)]
         paths = [Path(name) for name in names]
-        super().__init__(ImageTable(names, paths, np.full(len(names), -1), Path("<images>")), transform, **views)
+        super().__init__(ImageTable(names, paths, np.full(len(names), -1), Path("<images>")), transform,
+                         sample_key="image", **views)
         self.max_side = max_side
 
     def _read(self, index: int) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -25,9 +25,11 @@ from dermlab.errors import DataError
 log = logging.getLogger(__name__)
 
 
-def write_cams(package: object, images: torch.Tensor, names: list[str], folder: Path, used: set[str]) -> int:
-    """One PNG per image in ``folder``: the image with the CAM of its predicted class blended on top (``jet``, 40 %).
-    Returns how many were written (0 for a network without a CAM, e.g. the ``patch`` GRU)."""
+def write_cams(package: object, images: torch.Tensor, names: list[str], folder: Path, used: set[str],
+               classes: torch.Tensor | None = None) -> int:
+    """One PNG per image in ``folder``: the image with the CAM of ``classes`` (B,) — the classes the CSV predicts;
+    default: the network's prediction for the image alone — blended on top (``jet``, 40 %). Returns how many were
+    written (0 for a network without a CAM, e.g. the ``patch`` GRU)."""
     from matplotlib import colormaps
     from PIL import Image
 
@@ -38,7 +40,7 @@ def write_cams(package: object, images: torch.Tensor, names: list[str], folder: 
     if images.ndim == 5:
         images = images[:, 0]  # the first view or crop
     try:
-        cams, _ = class_activation_maps(package.net, images)
+        cams, _ = class_activation_maps(package.net, images, classes)
     except (NotImplementedError, AttributeError) as reason:
         log.warning("no CAMs for this network (%s)", reason)
         return 0
@@ -92,7 +94,8 @@ def classify(model: Path, inputs: list[str], out: Path, tta: bool = False, onnx:
             if cams is not None and len(indices):
                 dataset = package.dataset([paths[i] for i in indices], tta=False)
                 batch = torch.stack([dataset[j]["image"] for j in range(len(indices))])
-                write_cams(package, batch, [str(paths[i]) for i in indices], cams, used)
+                write_cams(package, batch, [str(paths[i]) for i in indices], cams, used,
+                           torch.from_numpy(values.argmax(1)))
             progress.advance(task, len(indices) + len(errors))
     seconds = time.perf_counter() - start
     for index, message in unreadable:

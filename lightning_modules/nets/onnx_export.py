@@ -1,7 +1,8 @@
 """A model package's network as ONNX, and onnxruntime as a prediction backend. Free of Lightning.
 
 ``model.onnx`` holds :class:`~lightning_modules.nets.package.Predictor`: input ``images``, (batch, views, 3, H, W)
-— or (batch, N_C, 3, s, s) crops for a crop model — with the batch (and the number of views) dynamic; output
+— or (batch, N_C, 3, s, s) crops for a crop model — with the batch (and the number of views) dynamic and H × W the
+size the package's evaluation pipeline gives (:func:`input_shape`; dynamic too where it keeps each image's own); output
 ``probabilities``, (batch, K), the views or crops fused, **before** D4 averaging and temperature scaling: apply
 softmax(log p / T) with ``config.json``'s ``prediction.temperature`` where it is set (``dermlab classify --onnx`` and
 :meth:`~lightning_modules.nets.package.ModelPackage.batches` do). The export goes through ``torch.onnx.export``
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,14 +33,27 @@ def _require(module: str) -> None:
         raise DataError(f"ONNX needs the '{module}' package: pip install 'dermlab[export]' (or make install)") from None
 
 
+#: Two grey images of different sizes that :func:`input_shape` sends through a package's evaluation pipeline.
+PROBES = ((600, 800), (480, 640))
+
+
+def input_shape(package: ModelPackage) -> tuple[tuple[int, ...], bool]:
+    """The shape of one image's input as the package's evaluation pipeline gives it, (3, H, W) or (N_C, 3, s, s)
+    crops, and whether H and W follow the image's own size (a pipeline that does not resize it).
+
+    Read off the pipeline itself (two grey images of :data:`PROBES`' sizes through
+    :meth:`~lightning_modules.nets.package.ModelPackage.dataset`), not ``image_size``: a pipeline may end in
+    another size (the ``isic2018`` triplet network's ``CenterCrop`` of its own side).
+    """
+    dataset = package.dataset([np.full((*size, 3), 128, np.uint8) for size in PROBES])
+    first, second = (tuple(dataset[i]["image"].shape) for i in range(len(PROBES)))
+    return first, first[-2:] != second[-2:]
+
+
 def example_input(package: ModelPackage, batch: int = 2) -> torch.Tensor:
-    """A (batch, views or crops, 3, H, W) input of the package's size (zeros)."""
-    pre = package.preprocessing
-    if package.prediction["fusion"] == "crops":
-        side = pre.get("crop_size") or pre["image_size"]
-        return torch.zeros(batch, max(1, pre.get("crops", 0)), 3, side, side)
-    height, width = (pre["image_size"],) * 2
-    return torch.zeros(batch, 1, 3, height, width)
+    """A (batch, views or crops, 3, H, W) input of the package's evaluation shape (:func:`input_shape`; zeros)."""
+    shape, _ = input_shape(package)
+    return torch.zeros(batch, *shape) if len(shape) == 4 else torch.zeros(batch, 1, *shape)
 
 
 def export_onnx(package: ModelPackage, path: Path) -> Path:
@@ -56,7 +71,12 @@ def export_onnx(package: ModelPackage, path: Path) -> Path:
     dims = {0: torch.export.Dim("batch", min=1)}
     if package.prediction["fusion"] == "views":
         dims[1] = torch.export.Dim("views", min=1)
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+    if input_shape(package)[1]:  # images at their own size
+        dims[3], dims[4] = torch.export.Dim("height", min=8), torch.export.Dim("width", min=8)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # the exporter's progress lines
+        # tensors a network keeps for its figures (the patch attention's last crop weights, the hierarchical
+        # model's node maps) or nn.GRU's weight list: not part of the exported graph
+        warnings.filterwarnings("ignore", message="The tensor attributes? .* assigned during export")
         try:
             torch.onnx.export(predictor, (example,), str(path), input_names=["images"],
                               output_names=["probabilities"], dynamic_shapes={"images": dims}, opset_version=OPSET,

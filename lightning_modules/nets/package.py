@@ -218,8 +218,8 @@ class ModelPackage:
                     yield np.zeros(0, dtype=int), np.zeros((0, len(self.class_names))), batch["errors"]
                     continue
                 inputs = batch["image"]
-                if inputs.ndim == 4 and self.prediction["fusion"] == "views":
-                    inputs = inputs[:, None]  # one view: (B, 1, C, H, W), the package's one input form
+                if inputs.ndim == 4:  # one view, or a crop model's whole image (eval_crops: 0, ``patch``'s
+                    inputs = inputs[:, None]  # Downsampling / Single-Crop): (B, 1, C, H, W), the one input form
                 probabilities = evaluated_probabilities(fused, inputs, dihedral, temperature)
                 yield batch["index"].numpy(), probabilities.double().numpy(), batch["errors"]
 

@@ -61,3 +61,18 @@ def test_nine_test_patches_are_averaged(arl_data):
     assert torch.allclose(averaged, by_hand, atol=1e-6) and torch.allclose(averaged.sum(1), torch.ones(4))
     single = arl_data.dataset("test", views=1)[0]["image"]
     assert single.shape == (3, 32, 32)
+
+
+def test_an_images_random_test_views_follow_its_name_not_its_place(arl_data):
+    """The evaluation pipeline's draws are keyed by the image's file name: a test image gets the same nine random
+    patches from the test split and from any list of files (``dermlab classify``), in whatever order (training
+    draws stay keyed by their place in the epoch: the sixty draws above differ)."""
+    from datamodules.datasets.image_files import ImageInputsDataset
+
+    test = arl_data.dataset("test")
+    paths = list(test.table.paths)
+    files = ImageInputsDataset(paths[::-1], test.transform, views=9, seed=test.seed)
+    for position in (0, len(paths) - 1):
+        views = test[position]["image"]
+        assert views.shape == (9, 3, 32, 32) and not torch.equal(views[0], views[1])
+        assert torch.equal(files[len(paths) - 1 - position]["image"], views)
