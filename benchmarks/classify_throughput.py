@@ -11,10 +11,11 @@ and the same images, in turns, after an untimed warm-up of each (two batches):
   images/s of the median batch, so that the decoding's share is apart;
 - **decode + preprocess alone**: the same DataLoader with no network, for scale;
 
-and the ONNX / PyTorch ratio of each, plus the package's files on disk (MB). Torch and onnxruntime get the same
-number of threads (``--threads``). Without ``--model`` it writes its own package: the real demo's network
-(EfficientNet-Lite0, 224 px, 2 classes, its pretrained normalisation and one-view ``none`` preprocessing) with
-random weights — throughput does not depend on the weights — exported to ONNX as ``dermlab export --onnx`` does.
+and the ONNX / PyTorch ratio of each (PyTorch as classify runs it, weights channels-last, with PyTorch's default
+NCHW beside it), plus the package's files on disk (MB). Torch and onnxruntime get the same number of threads
+(``--threads``). Without ``--model`` it writes its own package: the real demo's network (EfficientNet-Lite0, 224 px,
+2 classes, its pretrained normalisation and one-view ``none`` preprocessing) with random weights — throughput does
+not depend on the weights — exported to ONNX as ``dermlab export --onnx`` does.
 Without ``--images`` it classifies the shipped sample ``data_samples/isic_uda1`` (275 JPEGs of 250 px), or, where
 that folder is missing, as many synthetic 250 px JPEGs.
 
@@ -45,7 +46,7 @@ BACKBONE, SIZE = "tf_efficientnet_lite0", 224
 def demo_package(folder: Path) -> Path:
     """The real demo's network with random weights as a model package with ``model.onnx``, configured as
     ``dermlab export`` configures a package (recipe, classes, evaluation preprocessing, prediction rule)."""
-    from dermlab.files.test_record import file_sha256
+    from dermlab.files.io import file_sha256
     from lightning_modules.nets.recipes import build_from_recipe
     from lightning_modules.normalisation import backbone_normalisation
 
@@ -60,7 +61,7 @@ def demo_package(folder: Path) -> Path:
               "prediction": {"fusion": "views", "crop_fusion": None, "tta": "none", "temperature": None},
               "source": {"method": "random weights (benchmarks/classify_throughput.py)"}}
     write_package(folder, net, config)
-    package = ModelPackage.load(folder)
+    package = ModelPackage.load(folder, channels_last=False)  # ONNX is exported from NCHW, as dermlab export does
     export_onnx(package, folder / ONNX)
     package.config["files"][ONNX] = file_sha256(folder / ONNX)
     write_config(folder, package.config)
@@ -129,7 +130,9 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser, work: Pat
     built = f" (written and exported in {time.perf_counter() - start:.0f} s)"
     images = collect_images(args.images or [SAMPLE]) if args.images or SAMPLE.is_dir() else (
         synthetic_images(work / "images", args.count))
-    backends = {"PyTorch": None, "ONNX Runtime": onnx_backend(folder / ONNX, threads=args.threads)}
+    nchw = ModelPackage.load(folder, channels_last=False).predictor()  # PyTorch's default layout, for comparison
+    backends = {"PyTorch": None, "PyTorch NCHW": nchw,
+                "ONNX Runtime": onnx_backend(folder / ONNX, threads=args.threads)}
 
     # end to end, as classify runs: passes over all images, backends in turns, after an untimed warm-up of each
     for backend in backends.values():
@@ -147,7 +150,7 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser, work: Pat
     dataset = package.dataset(images[:args.batch])
     batch = torch.stack([dataset[i]["image"] for i in range(len(dataset))])[:, None]  # (B, 1, 3, H, W)
     predictor = package.predictor()
-    nets = {"PyTorch": predictor, "ONNX Runtime": backends["ONNX Runtime"]}
+    nets = {"PyTorch": predictor, "PyTorch NCHW": nchw, "ONNX Runtime": backends["ONNX Runtime"]}
     times: dict[str, list[float]] = {name: [] for name in nets}
     with torch.inference_mode():
         for index in range(args.batches + 1):
@@ -171,6 +174,8 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser, work: Pat
     print(f"  decode + preprocess alone {decode_rate:7.1f} images/s")
     print(f"  ONNX Runtime / PyTorch: end to end {end_to_end['ONNX Runtime'] / end_to_end['PyTorch']:.2f}×, "
           f"network alone {network['ONNX Runtime'] / network['PyTorch']:.2f}×")
+    print(f"  PyTorch channels-last / NCHW: end to end {end_to_end['PyTorch'] / end_to_end['PyTorch NCHW']:.2f}×, "
+          f"network alone {network['PyTorch'] / network['PyTorch NCHW']:.2f}×")
     print(f"  on disk: {WEIGHTS} {sizes[WEIGHTS]:.1f} MB, {ONNX} {sizes[ONNX]:.1f} MB")
     source = "random weights" if args.model is None else "package"
     images_text = ("the shipped sample" if not args.images and SAMPLE.is_dir() else
@@ -183,6 +188,8 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser, work: Pat
                ratio_of="ONNX Runtime / PyTorch images/s (decode + preprocess + network)"),
         Figure("ONNX / PyTorch, network alone", network["ONNX Runtime"] / network["PyTorch"], "ratio",
                ratio_of="ONNX Runtime / PyTorch images/s (one preprocessed batch)"),
+        Figure("PyTorch channels-last / NCHW, end to end", end_to_end["PyTorch"] / end_to_end["PyTorch NCHW"], "ratio",
+               ratio_of="PyTorch images/s, weights channels-last (classify's default) / NCHW"),
         *(Figure(file, size, "MB") for file, size in sizes.items())],
         setting=f"{name} ({source}), {side} px, {len(images)} images ({images_text}), batch {args.batch}, "
                 f"{args.threads} threads")

@@ -18,16 +18,17 @@ if TYPE_CHECKING:
     from lightning_modules.nets.package import ModelPackage
 
 
-def load_model(folder: str | Path) -> ModelPackage:
+def load_model(folder: str | Path, channels_last: bool = True) -> ModelPackage:
     """A model package exported by ``dermlab export``, loaded for prediction, without Lightning.
 
     Returns a :class:`~lightning_modules.nets.package.ModelPackage`: ``predict(paths_or_arrays)`` gives the (N, K)
     class probabilities (columns ``class_names``) through the run's evaluation preprocessing, ``net`` is the plain
-    ``torch.nn.Module``. The one import of this package's facade from the floor above (``tests/test_layering.py``).
+    ``torch.nn.Module`` (its weights channels-last unless ``channels_last=False``: the faster layout on the CPU). The
+    one import of this package's facade from the floor above (``tests/test_layering.py``).
 
     Raises:
         DataError: the folder is not a complete, unaltered package (the file is named).
     """
     from lightning_modules.nets.package import ModelPackage
 
-    return ModelPackage.load(folder)
+    return ModelPackage.load(folder, channels_last)

@@ -142,7 +142,8 @@ def export(run: Path, out: Path, which: str = "best", onnx: bool = False, force:
                    "timm_version": version("timm")},
     }
     write_package(out, net, config)
-    package = ModelPackage.load(out)  # read back as a user will: the recipe and weights must rebuild the network
+    # read back as a user will (the recipe and weights must rebuild the network), in the layout ONNX is exported from
+    package = ModelPackage.load(out, channels_last=False)
     _check_same_network(module, package)
     if onnx:
         from lightning_modules.nets.onnx_export import export_onnx

@@ -138,8 +138,14 @@ class ModelPackage:
     net: nn.Module
 
     @classmethod
-    def load(cls, folder: str | Path) -> ModelPackage:
+    def load(cls, folder: str | Path, channels_last: bool = True) -> ModelPackage:
         """Read and check a package (:func:`read_config`), rebuild its network and load its weights strictly.
+
+        Args:
+            folder: the package folder.
+            channels_last: keep the network's 4-D weights in channels-last (NHWC) layout, the one oneDNN's CPU
+                convolutions read (faster for every backbone ``benchmarks/channels_last.py`` measures; results differ
+                by float round-off only); False keeps PyTorch's default NCHW.
 
         Raises:
             DataError: see :func:`read_config`; weights that do not fit the recipe (the first tensor named).
@@ -155,6 +161,8 @@ class ModelPackage:
         if missing or unexpected:
             raise DataError(f"'{folder / WEIGHTS}' does not fit the network config.json describes: "
                             f"{'missing ' + missing[0] if missing else 'unexpected ' + unexpected[0]}")
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
         return cls(folder, config, net.eval())
 
     # --- what the package says -------------------------------------------------------------------------------
