@@ -1,4 +1,4 @@
-"""``dermlab classify --model PKG_DIR IMAGE_OR_DIR... --out predictions.csv``: an exported model on any images.
+"""``dermlab classify``: an exported model package on any image files or folders, one CSV row per image.
 
 Any JPEG / PNG (/ WebP / BMP / TIFF) files or folders of them (searched recursively; no challenge layout), through
 the run's evaluation preprocessing and prediction rule (:class:`lightning_modules.nets.package.ModelPackage`). The

@@ -1,4 +1,4 @@
-"""``dermlab export RUN_DIR --out PKG_DIR``: a trained classifier as a self-contained model package.
+"""``dermlab export``: a trained classifier run as a self-contained model package (``--out PKG_DIR``).
 
 The package (:mod:`lightning_modules.nets.package`) holds ``model.safetensors``, ``config.json`` (the network
 recipe, class names, the evaluation preprocessing and prediction rule of the run's test, the calibration

@@ -30,7 +30,8 @@ DATA_LICENCES = {
     "derm7pt": "academic research use, no redistribution of the images",
     "vitiligo": "that of the set you use", "isic_sample": "CC0 1.0 (UDA-1 by Anonymous)",
 }
-N_BOOT, SEED, LEVEL = 2000, 0, 0.95  #: the intervals' bootstrap: the suite's defaults (subgroup tables, scoring)
+#: The intervals' bootstrap resamples, seed and level, the suite's defaults (as the subgroup tables and scoring).
+N_BOOT, SEED, LEVEL = 2000, 0, 0.95
 
 INTENDED_USE = """\
 Research on dermoscopic images of skin lesions: reproducing and comparing published methods, as a baseline, and

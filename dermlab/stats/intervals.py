@@ -142,7 +142,8 @@ def every_metric_interval(labels: ArrayLike, probabilities: ArrayLike, class_nam
         level: coverage of the intervals, in (0, 1).
 
     Returns:
-        {metric name: Interval}; a metric undefined on the set (e.g. the recall of an absent class) is left out.
+        Each metric's name mapped to its Interval; a metric undefined on the set (e.g. the recall of an absent
+        class) is left out.
     """
     labels, probabilities = np.asarray(labels).astype(int), np.asarray(probabilities, dtype=float)
     if probabilities.shape[1] == 2:

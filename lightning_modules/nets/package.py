@@ -127,10 +127,8 @@ def read_config(folder: Path) -> dict[str, Any]:
 class ModelPackage:
     """A loaded model package: the plain network and what it takes to predict as the run evaluated.
 
-    Attributes:
-        folder: the package folder.
-        config: its ``config.json``.
-        net: the classifier network (a plain ``torch.nn.Module``, in eval mode, on the CPU).
+    ``folder`` is the package folder, ``config`` its ``config.json``, ``net`` the classifier network (a plain
+    ``torch.nn.Module``, in eval mode, on the CPU).
     """
 
     folder: Path
@@ -173,13 +171,13 @@ class ModelPackage:
 
     @property
     def preprocessing(self) -> dict[str, Any]:
-        """The run's evaluation preprocessing: ``image_size``, ``eval_transforms``, ``resize_to``, ``max_side``,
+        """The run's evaluation preprocessing, with ``image_size``, ``eval_transforms``, ``resize_to``, ``max_side``,
         ``mean`` / ``std``, ``views`` / ``crops`` / ``crop_size`` / ``crop_positions`` and ``seed``."""
         return self.config["preprocessing"]
 
     @property
     def prediction(self) -> dict[str, Any]:
-        """The run's prediction rule: ``fusion``, ``crop_fusion``, ``tta`` and ``temperature``."""
+        """The run's prediction rule, with ``fusion``, ``crop_fusion``, ``tta`` and ``temperature``."""
         return self.config["prediction"]
 
     def has_test_time_views(self) -> bool:
