@@ -11,12 +11,16 @@ class DataError(ValueError):
 
 
 def clean_message(error: BaseException) -> str:
-    """The user-facing line of a DataError, also when a DataLoader worker re-raised it.
+    """The user-facing message of a DataError (all its lines: a reason, then a command to run), also when a
+    DataLoader worker re-raised it.
 
-    PyTorch re-raises worker exceptions with the worker traceback folded into the message;
-    the original message is then the last line, after ``dermlab.errors.DataError:`` and a space.
+    PyTorch re-raises worker exceptions with the worker traceback folded into the message; the original message
+    then follows the traceback's last ``DataError:`` and a space.
     """
     text = str(error).strip()
-    last = text.splitlines()[-1] if text else type(error).__name__
+    if not text:
+        return type(error).__name__
     marker = "DataError: "
-    return last.split(marker, 1)[1] if marker in last else last
+    if "Traceback (most recent call last)" in text and marker in text:
+        return text.rsplit(marker, 1)[1].strip()
+    return text

@@ -25,6 +25,7 @@ from typing_extensions import override
 
 from datamodules.taxonomies import ClassMapping
 from dermlab.errors import DataError
+from dermlab.files.checkpoints import weights_fingerprint
 from dermlab.files.predictions import FILENAME as PREDICTIONS_FILENAME
 from dermlab.files.predictions import write_predictions
 from dermlab.files.test_record import write_test_record
@@ -368,8 +369,9 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         write_test_record(trainer.default_root_dir, trainer.ckpt_path, preprocessing() if preprocessing else None,
                           None if data is None else {
                               "name": getattr(data, "config_name", None), "class": type(data).__name__,
-                              "root": str(getattr(data, "root", "")) or None,
-                              "test_on": None if test_on is None else getattr(test_on, "config_name", None)})
+                              "root": str(Path(data.root).resolve()) if getattr(data, "root", None) else None,
+                              "test_on": None if test_on is None else getattr(test_on, "config_name", None)},
+                          weights_fingerprint(self.state_dict()))
         return path
 
     @override

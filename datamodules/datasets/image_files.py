@@ -9,22 +9,27 @@ An image that cannot be decoded does not stop the others: the item says so, and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import default_collate
 
 from datamodules.datasets.image_dataset import ImageTableDataset
 from datamodules.datasets.table import ImageTable
 from dermlab.errors import DataError
-from dermlab.files.io import load_rgb
+from dermlab.files.io import load_rgb, rgb_array
 from dermlab.files.listing import list_images
 
-#: An image given to :class:`ImageInputsDataset`: a file's path or a decoded (H, W, 3) uint8 RGB array.
-ImageInput = str | Path | np.ndarray
+log = logging.getLogger(__name__)
+
+#: An image given to :class:`ImageInputsDataset`: a file's path, a PIL image or an array
+#: (:func:`dermlab.files.io.rgb_array`).
+ImageInput = str | Path | np.ndarray | Image.Image
 
 
 def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -39,11 +44,19 @@ def collect_images(inputs: Sequence[str | Path]) -> list[Path]:
         path = Path(item).expanduser()
         if path.is_dir():
             folders = [path, *sorted(p for p in path.rglob("*") if p.is_dir())]
-            found += sorted((image for folder in folders for image in list_images(folder)), key=str)
+            images = sorted((image for folder in folders for image in list_images(folder)), key=str)
+            if not images:
+                log.warning("'%s' holds no image file", item)
+            found += images
         elif path.is_file():
             found.append(path)
         else:
             raise DataError(f"'{item}' does not exist (give image files or folders holding them)")
+    seen: set[Path] = set()
+    unique = [path for path in found if not (path.resolve() in seen or seen.add(path.resolve()))]  # first kept
+    if len(unique) < len(found):
+        log.info("%d file(s) given more than once are classified once", len(found) - len(unique))
+    found = unique
     if not found:
         raise DataError(f"no image file in {', '.join(map(str, inputs))} (images are .jpg, .jpeg, .png, .webp, "
                         ".bmp, .tif or .tiff files)")
@@ -55,7 +68,8 @@ class ImageInputsDataset(ImageTableDataset):
     :class:`~datamodules.datasets.image_dataset.ImageTableDataset`, whose seeding of random views they share).
 
     Args:
-        images: paths or (H, W, 3) uint8 RGB arrays.
+        images: paths, PIL images or arrays ((H, W, 3) uint8 RGB; other modes are converted as files are,
+            :func:`dermlab.files.io.rgb_array`).
         transform: the evaluation pipeline (:func:`datamodules.transforms.build_transforms`).
         max_side: files are decoded with their longer side at most this many pixels, as a run reading a cache of
             resized copies saw them (``max_side`` of the data module); arrays are used as they are.
@@ -71,9 +85,10 @@ class ImageInputsDataset(ImageTableDataset):
     def __init__(self, images: Sequence[ImageInput], transform: Any, max_side: int | None = None, **views: Any):
         self.inputs = list(images)
         for i, image in enumerate(self.inputs):
-            if isinstance(image, np.ndarray) and (image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8):
-                raise DataError(f"image {i}: an array must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-        names = [str(i) if isinstance(image, np.ndarray) else str(image) for i, image in enumerate(self.inputs)]
+            if not isinstance(image, (str, Path, np.ndarray, Image.Image)):
+                raise DataError(f"image {i} is a {type(image).__name__}: give a path, a PIL image or a NumPy array "
+                                "(H, W, 3) uint8 RGB (a tensor: tensor.permute(1, 2, 0).numpy() of 0–255 values)")
+        names = [str(image) if isinstance(image, (str, Path)) else str(i) for i, image in enumerate(self.inputs)]
         paths = [Path(name) for name in names]
         super().__init__(ImageTable(names, paths, np.full(len(names), -1), Path("<images>")), transform,
                          sample_key="image", **views)
@@ -81,8 +96,8 @@ class ImageInputsDataset(ImageTableDataset):
 
     def _read(self, index: int) -> tuple[np.ndarray, list[np.ndarray]]:
         image = self.inputs[index]
-        if isinstance(image, np.ndarray):
-            return image, []
+        if isinstance(image, (np.ndarray, Image.Image)):
+            return rgb_array(image, f"image {index}"), []
         return load_rgb(Path(image), max_side=self.max_side), []
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 Any JPEG / PNG (/ WebP / BMP / TIFF) files or folders of them (searched recursively; no challenge layout), through
 the run's evaluation preprocessing and prediction rule (:class:`lightning_modules.nets.package.ModelPackage`). The
-CSV has one row per image: ``image`` (the path), one probability column per class, ``predicted`` (the argmax
-class). ``--tta`` uses the run's test-time views (several views, D4 averaging) where it had them; ``--onnx`` runs
-``model.onnx`` with onnxruntime instead of PyTorch; ``--cams DIR`` writes one CAM overlay per image (the class
-activation map of the predicted class, :func:`lightning_modules.nets.cam.class_activation_maps`). An image that
-cannot be read is named on stderr, skipped and counted; it never leaves a silent gap.
+CSV has one row per image: ``image`` (the path), one probability column per class, ``predicted`` (the argmax class)
+and, with ``--cams``, ``cam`` (the overlay's file). ``--tta`` uses the run's test-time views (several views, D4
+averaging) where it had them; ``--onnx`` runs ``model.onnx`` with onnxruntime instead of PyTorch; ``--cams DIR``
+writes one CAM overlay per image (the class activation map of the predicted class,
+:func:`lightning_modules.nets.cam.class_activation_maps`). An image that cannot be read is named on stderr, skipped
+and counted; it never leaves a silent gap.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def write_cams(package: object, images: torch.Tensor, names: list[str], folder: Path, used: set[str],
-               classes: torch.Tensor | None = None) -> int:
+               classes: torch.Tensor | None = None) -> list[str]:
     """One PNG per image in ``folder``: the image with the CAM of ``classes`` (B,) — the classes the CSV predicts;
-    default: the network's prediction for the image alone — blended on top (``jet``, 40 %). Returns how many were
-    written (0 for a network without a CAM, e.g. the ``patch`` GRU)."""
+    default: the network's prediction for the image alone — blended on top (``jet``, 40 %), named
+    ``<stem>_cam.png`` (``<stem>_2_cam.png``, ... where stems repeat). Returns the files' paths, or ``[]`` for a
+    network without a CAM (e.g. the ``patch`` GRU)."""
     from matplotlib import colormaps
     from PIL import Image
 
@@ -43,10 +45,11 @@ def write_cams(package: object, images: torch.Tensor, names: list[str], folder: 
         cams, _ = class_activation_maps(package.net, images, classes)
     except (NotImplementedError, AttributeError) as reason:
         log.warning("no CAMs for this network (%s)", reason)
-        return 0
+        return []
     pictures = denormalise(images, Normalisation(tuple(pre["mean"]), tuple(pre["std"])))
     colours = colormaps["jet"](cams.cpu().numpy())[..., :3]
     folder.mkdir(parents=True, exist_ok=True)
+    written = []
     for picture, colour, name in zip(pictures, colours, names, strict=True):
         stem, index = Path(name).stem, 1
         while stem in used:
@@ -55,7 +58,8 @@ def write_cams(package: object, images: torch.Tensor, names: list[str], folder: 
         used.add(stem)
         blended = (0.6 * picture + 0.4 * colour).clip(0, 1)
         Image.fromarray((blended * 255).round().astype(np.uint8)).save(folder / f"{stem}_cam.png")
-    return len(names)
+        written.append(str(folder / f"{stem}_cam.png"))
+    return written
 
 
 def classify(model: Path, inputs: list[str], out: Path, tta: bool = False, onnx: bool = False,
@@ -71,6 +75,12 @@ def classify(model: Path, inputs: list[str], out: Path, tta: bool = False, onnx:
     from datamodules.datasets.image_files import collect_images
     from lightning_modules.nets.package import ONNX, ModelPackage
 
+    if out.is_dir():
+        raise DataError(f"--out '{out}' is a folder; give the CSV file to write (e.g. {out / 'predictions.csv'})")
+    if cams is not None and cams.exists() and not cams.is_dir():
+        raise DataError(f"--cams '{cams}' is a file; give a folder for the CAM images")
+    if batch_size < 1 or workers < 0:
+        raise DataError(f"--batch-size must be ≥ 1 and --workers ≥ 0, got {batch_size} and {workers}")
     package = ModelPackage.load(model)
     paths = collect_images(inputs)
     backend = None
@@ -85,6 +95,7 @@ def classify(model: Path, inputs: list[str], out: Path, tta: bool = False, onnx:
     probabilities = np.full((len(paths), len(package.class_names)), np.nan)
     unreadable: list[tuple[int, str]] = []
     used: set[str] = set()
+    cam_files: dict[int, str] = {}
     start = time.perf_counter()
     with Progress(transient=True, disable=len(paths) < 2 * batch_size) as progress:
         task = progress.add_task("classifying", total=len(paths))
@@ -94,8 +105,9 @@ def classify(model: Path, inputs: list[str], out: Path, tta: bool = False, onnx:
             if cams is not None and len(indices):
                 dataset = package.dataset([paths[i] for i in indices], tta=False)
                 batch = torch.stack([dataset[j]["image"] for j in range(len(indices))])
-                write_cams(package, batch, [str(paths[i]) for i in indices], cams, used,
-                           torch.from_numpy(values.argmax(1)))
+                written = write_cams(package, batch, [str(paths[i]) for i in indices], cams, used,
+                                     torch.from_numpy(values.argmax(1)))
+                cam_files.update(zip(indices.tolist(), written, strict=False))
             progress.advance(task, len(indices) + len(errors))
     seconds = time.perf_counter() - start
     for index, message in unreadable:
@@ -106,6 +118,8 @@ def classify(model: Path, inputs: list[str], out: Path, tta: bool = False, onnx:
     table = pd.DataFrame(probabilities[read], columns=package.class_names)
     table.insert(0, "image", [str(paths[i]) for i in read])
     table["predicted"] = [package.class_names[i] for i in probabilities[read].argmax(1)]
+    if cam_files:
+        table["cam"] = [cam_files.get(i, "") for i in read]
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False, float_format="%.9g")
     skipped = f"; {len(unreadable)} unreadable file(s) skipped (named above)" if unreadable else ""
@@ -120,14 +134,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(prog="dermlab classify", description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
     parser.add_argument("--model", type=Path, required=True, help="the model package folder (dermlab export)")
-    parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="the CSV to write")
+    parser.add_argument("--out", type=Path, default=Path("predictions.csv"),
+                        help="the CSV to write (default: predictions.csv in the current folder)")
     parser.add_argument("--tta", action="store_true", help="the run's test-time views (views, D4), where it had them")
     parser.add_argument("--onnx", action="store_true", help="run model.onnx with onnxruntime instead of PyTorch")
-    parser.add_argument("--cams", type=Path, default=None, help="write a CAM overlay per image into this folder")
+    parser.add_argument("--cams", type=Path, default=None,
+                        help="write a CAM overlay per image into this folder (its file in the CSV's cam column)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     parser.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default 0)")
     args = parser.parse_args(argv)
     table = classify(args.model, args.images, args.out, args.tta, args.onnx, args.cams, args.batch_size,
                      args.workers)
-    print(f"wrote {len(table)} rows to {args.out}")
+    print(f"wrote {len(table)} row(s) to {args.out}")
     return table

@@ -14,6 +14,7 @@ tests the right one. Every classifier method exports (the plain classifier, ``ar
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 from importlib.metadata import version
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 
 from dermlab.errors import DataError
-from dermlab.files.checkpoints import read_checkpoint
+from dermlab.files.checkpoints import read_checkpoint, weights_fingerprint
 from dermlab.files.io import file_sha256
 from dermlab.files.model_card import model_card
 from dermlab.files.test_record import read_test_record
@@ -41,8 +42,12 @@ def checkpoint_of(run: Path, which: str) -> Path:
     """
     if which not in ("best", "last"):
         path = Path(which).expanduser()
+        if not path.is_file() and (run / "checkpoints" / which).is_file():
+            path = run / "checkpoints" / which  # a name of the run's own checkpoints
         if not path.is_file():
-            raise DataError(f"checkpoint '{which}' does not exist (give best, last or a .ckpt file)")
+            found = ", ".join(p.name for p in sorted((run / "checkpoints").glob("*.ckpt"))) or "none"
+            raise DataError(f"checkpoint '{which}' does not exist (give best, last or a .ckpt file of the run; "
+                            f"'{run / 'checkpoints'}' holds: {found})")
         return path
     folder = run / "checkpoints"
     if which == "last":
@@ -51,8 +56,6 @@ def checkpoint_of(run: Path, which: str) -> Path:
         return folder / "last.ckpt"
     result = run / "result.json"
     if result.is_file():
-        import json
-
         recorded = json.loads(result.read_text(encoding="utf-8")).get("checkpoint")
         if recorded and Path(recorded).is_file():
             return Path(recorded)
@@ -66,27 +69,105 @@ def checkpoint_of(run: Path, which: str) -> Path:
                     "with --checkpoint PATH")
 
 
-def tested_record(run: Path, checkpoint: Path) -> dict[str, Any]:
-    """The run's test record, checked to be of ``checkpoint``.
+def tested_record(run: Path, checkpoint: Path, state_dict: dict[str, Any]) -> dict[str, Any]:
+    """The run's test record, checked to be of the weights ``state_dict`` of ``checkpoint``.
+
+    The weights' fingerprint is compared (:func:`dermlab.files.checkpoints.weights_fingerprint`), so a grid cell's
+    checkpoint, slimmed after its test, still matches; a record from before fingerprints falls back to the file's
+    SHA-256.
 
     Raises:
-        DataError: the run was never tested (with this version), or tested with another checkpoint — naming the
-            command that tests this one.
+        DataError: the run was never tested (with this version), or tested with other weights — naming the command
+            that tests this checkpoint.
     """
     config = sorted((run / "csv").glob("version_*/config.yaml"))
-    command = (f"dermlab test -c {config[0] if config else '<the run config>'} --ckpt_path {checkpoint}")
+    command = f"dermlab test -c {config[0] if config else '<the run config>'} --ckpt_path {checkpoint}"
     record = read_test_record(run)
     if record is None or not (run / "predictions_test.csv").is_file():
-        raise DataError(f"'{run}' has no test of its own ({'predictions_test.json'} is missing): the model card needs "
-                        f"the test metrics of the checkpoint exported. Test it first:\n  {command}")
+        raise DataError(f"'{run}' has no test of its own (predictions_test.json is missing): the model card needs the "
+                        f"test metrics of the checkpoint exported. Test it first:\n  {command}")
     tested = record.get("checkpoint") or {}
-    if tested.get("sha256") != file_sha256(checkpoint):
+    same = (record["weights"] == weights_fingerprint(state_dict) if record.get("weights")
+            else tested.get("sha256") == file_sha256(checkpoint))
+    if not same:
         what = f"'{tested['path']}'" if tested.get("path") else "the model in memory right after training"
-        raise DataError(f"'{run / 'predictions_test.csv'}' holds the test of {what}, not of '{checkpoint}' (its "
-                        f"SHA-256 differs). Test the checkpoint you export first:\n  {command}")
+        raise DataError(f"'{run / 'predictions_test.csv'}' holds the test of {what}, whose weights differ from those "
+                        f"of '{checkpoint}'. Test the checkpoint you export first:\n  {command}")
     if not record.get("preprocessing"):
         raise DataError(f"'{run / 'predictions_test.json'}' records no preprocessing; test again:\n  {command}")
     return record
+
+
+def check_out(out: Path, run: Path, force: bool) -> None:
+    """Make ``out`` ready for a package: refuse a file, the run folder itself or a folder holding it, and a
+    non-empty folder unless ``force`` and it is an earlier package (which is then removed).
+
+    Raises:
+        DataError: naming ``out`` and what to choose instead.
+    """
+    from lightning_modules.nets.package import CONFIG, FORMAT
+
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out '{out}' is a file; give a folder for the package")
+    resolved, run_folder = out.resolve(), run.resolve()
+    if resolved == run_folder or resolved in run_folder.parents:
+        raise DataError(f"--out '{out}' is the run folder or holds it; give a folder of its own for the package")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not force:
+        raise DataError(f"'{out}' exists and is not empty; choose another --out or add --force to replace it")
+    try:
+        earlier = json.loads((out / CONFIG).read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError):
+        earlier = False
+    if not earlier:
+        raise DataError(f"'{out}' is not a model package (no dermlab config.json): --force replaces only an earlier "
+                        "package; choose an empty or new folder")
+    shutil.rmtree(out)
+
+
+#: Optimiser / scheduler arguments a card leaves out (implementation switches and their usual values).
+_DEFAULT_NOISE = {"eps", "amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused", "last_epoch",
+                  "verbose", "dampening"}
+
+
+def _described(entry: Any) -> str | None:
+    """``AdamW (lr=0.0003, weight_decay=0.0001)`` of a config's ``{class_path, init_args}`` entry."""
+    if not isinstance(entry, dict) or "class_path" not in entry:
+        return None if entry is None else str(entry)
+    arguments = ", ".join(f"{k}={v}" for k, v in (entry.get("init_args") or {}).items()
+                          if v not in (None, False) and k not in _DEFAULT_NOISE)
+    return f"{entry['class_path'].rsplit('.', 1)[-1]} ({arguments})" if arguments else entry["class_path"]
+
+
+def training_summary(run: Path, saved: dict[str, Any]) -> dict[str, Any]:
+    """How the exported weights were trained, from the run's first ``csv/version_*/config.yaml`` (the fit's) and
+    the checkpoint: epochs, optimiser, schedule, batch size, image size, training augmentation, sampling, and the
+    validation metric that chose the best checkpoint. Empty where the run has no saved config."""
+    import yaml
+
+    configs = sorted((run / "csv").glob("version_*/config.yaml"), key=lambda p: int(p.parent.name.split("_")[-1]))
+    summary: dict[str, Any] = {"epoch": None if saved.get("epoch") is None else int(saved["epoch"]) + 1,
+                               "global_step": saved.get("global_step")}
+    if not configs:
+        return summary
+    config = yaml.safe_load(configs[0].read_text(encoding="utf-8")) or {}
+    trainer = config.get("trainer") or {}
+    data = (config.get("data") or {}).get("init_args") or {}
+    model = (config.get("model") or {}).get("init_args") or {}
+    monitors = [(c.get("init_args") or {}) for c in trainer.get("callbacks") or []
+                if isinstance(c, dict) and str(c.get("class_path", "")).endswith("ModelCheckpoint")]
+    summary.update({
+        "max_epochs": trainer.get("max_epochs"), "precision": trainer.get("precision"),
+        "optimizer": _described(model.get("optimizer")), "scheduler": _described(model.get("scheduler")),
+        "batch_size": data.get("batch_size"), "image_size": data.get("image_size"),
+        "train_transforms": data.get("train_transforms"), "sampling": data.get("sampling"),
+        "loss": model.get("loss"), "class_weighting": model.get("class_weighting"),
+        "selected_by": (f"{monitors[0].get('monitor')} ({monitors[0].get('mode', 'max')})"
+                        if monitors and monitors[0].get("monitor") else None),
+        "seed": config.get("seed_everything"),
+    })
+    return summary
 
 
 def _started_from(weights: str | None) -> dict[str, Any] | None:
@@ -104,8 +185,8 @@ def export(run: Path, out: Path, which: str = "best", onnx: bool = False, force:
     """Export ``run``'s ``which`` checkpoint to the package folder ``out`` (see the module docstring).
 
     Raises:
-        DataError: ``out`` exists and is not empty (without ``force``), the run or its checkpoint is not a
-            classifier's, or its test is not of this checkpoint.
+        DataError: ``out`` is unusable (:func:`check_out`), the run or its checkpoint is not a classifier's, or its
+            test is not of this checkpoint.
     """
     from lightning_modules.base import LesionClassifier
     from lightning_modules.nets.package import CARD, ONNX, ModelPackage, write_config, write_package
@@ -113,19 +194,16 @@ def export(run: Path, out: Path, which: str = "best", onnx: bool = False, force:
 
     if not run.is_dir():
         raise DataError(f"run folder '{run}' does not exist")
+    check_out(out, run, force)
     checkpoint = checkpoint_of(run, which)
-    record = tested_record(run, checkpoint)
     saved = read_checkpoint(checkpoint, weights_only=False, advice="give another with --checkpoint")
+    record = tested_record(run, checkpoint, saved.get("state_dict", {}))
     hparams = saved.get("hyper_parameters", {})
     class_path = hparams.get("_class_path", "lightning_modules.LesionClassifier")
     module_class = _class_of(class_path)
     if not issubclass(module_class, LesionClassifier):
         raise DataError(f"'{checkpoint}' is a {module_class.__name__}: only classifiers export to a model package "
                         "so far (segmenters do not yet)")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise DataError(f"'{out}' exists and is not empty; choose another --out or add --force to replace it")
-    if out.exists() and force:
-        shutil.rmtree(out)
     with quiet_random_init():  # the trained weights load right after
         module = module_class.load_from_checkpoint(checkpoint, map_location="cpu", pretrained_weights=None,
                                                    compile=False, weights_only=False).eval()
@@ -134,9 +212,11 @@ def export(run: Path, out: Path, which: str = "best", onnx: bool = False, force:
     config = {
         "architecture": recipe, "class_names": list(module.class_names), "num_classes": len(module.class_names),
         "preprocessing": record["preprocessing"], "prediction": module.prediction_recipe(),
-        "started_from": _started_from(hparams.get("pretrained_weights")), "data": record.get("data"),
-        "source": {"method": module_class.__name__, "run": str(run.resolve()), "run_name": run.name,
-                   "checkpoint": checkpoint.name, "checkpoint_sha256": record["checkpoint"]["sha256"],
+        "started_from": _started_from(hparams.get("pretrained_weights")), "data": _data_of(record),
+        "training": training_summary(run, saved),
+        "source": {"method": module_class.__name__, "run_name": run.resolve().name,
+                   "checkpoint": checkpoint.name, "checkpoint_sha256": file_sha256(checkpoint),
+                   "weights_sha256": record.get("weights"),
                    "epoch": saved.get("epoch"), "global_step": saved.get("global_step"),
                    "dermlab_version": version("dermlab"), "torch_version": torch.__version__,
                    "timm_version": version("timm")},
@@ -153,6 +233,17 @@ def export(run: Path, out: Path, which: str = "best", onnx: bool = False, force:
         write_config(out, package.config)
     (out / CARD).write_text(model_card(run, package.config), encoding="utf-8")
     return out
+
+
+def _data_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The test record's data description, with ``synthetic``: whether its folder is a synthetic twin written by
+    ``dermlab synth`` (its marker file)."""
+    from datamodules.synthetic import DONE_MARKER
+
+    data = record.get("data")
+    if not data:
+        return data
+    return {**data, "synthetic": bool(data.get("root")) and (Path(data["root"]) / DONE_MARKER).is_file()}
 
 
 def _class_of(class_path: str) -> type:

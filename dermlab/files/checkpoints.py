@@ -160,3 +160,20 @@ def resume_arguments(last: str | Path) -> list[str]:
                     advice=f"copy one of them over {last.name} to resume from it, or delete {last.name} to start "
                            "the cell over")
     return ["--ckpt_path", str(last)]
+
+
+def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
+    """The SHA-256 of a model's weights: every tensor's name, dtype, shape and values in memory order of a
+    contiguous copy (so a channels-last copy, a GPU copy and the checkpoint file's tensors agree), keys sorted.
+
+    Unlike a checkpoint file's hash it does not change when a grid strips the optimiser state from the file, and a
+    model tested in memory right after training has the fingerprint of the checkpoint holding the same weights.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

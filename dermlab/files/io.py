@@ -99,6 +99,33 @@ def _to_rgb(image: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def rgb_array(image: Image.Image | np.ndarray, name: str) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of an image already in memory, converted as a file of that kind would be
+    (:func:`load_rgb`): a PIL image in any mode, or an array (H, W) grayscale, (H, W, 1), (H, W, 3) RGB or
+    (H, W, 4) RGBA, 8- or 16-bit.
+
+    Raises:
+        DataError: another shape, or pixels with no agreed 8-bit scale (floating point), naming ``name``.
+    """
+    if isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+            return image
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[..., 0]
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise DataError(f"{name}: an image array must be (H, W) grayscale, (H, W, 3) RGB or (H, W, 4) RGBA, got "
+                            f"shape {image.shape}")
+        if image.dtype.kind == "f":
+            raise DataError(f"{name}: a {image.dtype} array has no agreed 8-bit scale; give uint8 (0–255) or uint16 "
+                            "pixels")
+        try:
+            image = Image.fromarray(image)
+        except TypeError:
+            raise DataError(f"{name}: an array of {image.dtype} {image.shape} is not an image PIL can read; give uint8 "
+                            "RGB") from None
+    return _to_rgb(image, Path(name))
+
+
 def _first_bytes(path: Path, data: bytes | None) -> bytes | None:
     """The first 64 bytes of the image (``data`` when given), or None when the file cannot be read."""
     if data is not None:

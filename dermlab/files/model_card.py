@@ -21,6 +21,7 @@ import yaml
 
 from dermlab.files.predictions import Predictions
 from dermlab.stats.intervals import Interval, every_metric_interval
+from dermlab.stats.subgroups import FEW
 
 #: The licence of each data set's images and labels (``docs/datasets/index.md`` gives the same, with sources).
 DATA_LICENCES = {
@@ -40,11 +41,12 @@ above, for images like those it was trained on (dermoscopy, the data set named b
 
 NOT_FOR = """\
 - **Diagnosing, screening or triaging patients**, or any decision about a person: it is not a medical device, it
-  was not validated prospectively or on a clinical population, and its test set is a public challenge split.
+  was not validated prospectively or on a clinical population, and its test set is one split of a public data
+  set.
 - **Images unlike its training images** (clinical or smartphone photographs, other dermatoscopes, other image
   sizes or crops) without an external test: performance there is unknown.
-- **Skin types and populations not represented** in its training data: the ISIC archives hold mostly lightly
-  pigmented skin, and no per-skin-type result is given below unless the metadata allowed one.
+- **Skin types and populations not represented** in its training data: the public dermoscopy archives (ISIC) hold
+  mostly lightly pigmented skin, and no per-skin-type result is given below unless the metadata allowed one.
 - **Lesions outside its classes**: the model always answers one of them, however foreign the image."""
 
 
@@ -85,6 +87,30 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def _transforms_text(spec: Any) -> str:
+    """A pipeline spec in words: ``none`` is a plain resize to the square input (OpenCV bilinear, as
+    albumentations' ``Resize``), a list is shown as its entries."""
+    if spec in (None, "none"):
+        return "none (a resize to the square input, OpenCV bilinear: albumentations' `Resize`)"
+    return f"`{spec}`" if isinstance(spec, str) else f"`{json.dumps(spec)}`"
+
+
+def _training_lines(training: dict[str, Any]) -> list[str]:
+    """The training procedure section (what the export read from the run's config)."""
+    if not training:
+        return []
+    items = [("epochs", f"{training.get('epoch')} of {training.get('max_epochs')} (the exported checkpoint's epoch; "
+                        f"step {training.get('global_step')})"),
+             ("selected by", training.get("selected_by")), ("optimiser", training.get("optimizer")),
+             ("schedule", training.get("scheduler")), ("batch size", training.get("batch_size")),
+             ("image size", training.get("image_size")), ("training augmentation", training.get("train_transforms")),
+             ("sampling", training.get("sampling")), ("loss", training.get("loss")),
+             ("class weighting", training.get("class_weighting")), ("precision", training.get("precision")),
+             ("seed", training.get("seed"))]
+    return ["", "## Training procedure", "", *(f"- {what}: `{value}`" if what != "epochs" else f"- {what}: {value}"
+                                                for what, value in items if value is not None)]
+
+
 def _weights_licence(started_from: dict[str, Any] | None) -> str:
     """``started_from`` is ``{"weights", "licence"}`` (the export names the licence of packaged weights)."""
     weights = (started_from or {}).get("weights")
@@ -115,7 +141,8 @@ def model_card(run: Path, config: dict[str, Any]) -> str:
     header = {
         "library_name": "dermlab", "pipeline_tag": "image-classification",
         "tags": ["dermatology", "dermoscopy", "skin-lesion-classification", "image-classification", method],
-        "datasets": [name], "license": "other",
+        "datasets": [name], "license": "other", "license_name": "weights-and-training-data-terms",
+        "license_link": "README.md",
         "model-index": [{"name": source.get("run_name") or run.name, "results": [{
             "task": {"type": "image-classification"},
             "dataset": {"name": name, "type": name, "split": "test"},
@@ -137,24 +164,42 @@ def model_card(run: Path, config: dict[str, Any]) -> str:
              "## Training data", "",
              f"Data set `{name}` (data module `{data.get('class', '?')}`); licence of its images and labels: "
              f"{DATA_LICENCES.get(name, 'see the data set’s own terms')}."]
+    if data.get("synthetic"):
+        lines += ["", "**The images are a synthetic twin** written by `dermlab synth` (the data set's layout, drawn "
+                      "images): this model and its numbers only show that the pipeline runs, not how it does on skin."]
     counts = _count_table(run)
     if counts is not None:
         lines += ["", "Images per class and split (`splits/`):", "",
                   _markdown_table(counts.rename_axis("class").reset_index())]
-    lines += ["", *_audit_lines(run), "", "## Test results", ""]
+    lines += ["", *_audit_lines(run), *_training_lines(config.get("training") or {}), "", "## Test results", ""]
     if data.get("test_on"):
         lines += [f"Tested on another data set's test split: `{data['test_on']}` (cross-data-set test).", ""]
     per_class = np.bincount(predictions.target, minlength=len(predictions.class_names))
+    split_size = int(counts["test"].sum()) if counts is not None and "test" in counts else None
+    if split_size and len(predictions) < split_size:
+        lines += [f"**Partial test: {len(predictions)} of the split's {split_size} test images** were tested (a "
+                  "limited test run, e.g. `limit_test_batches`); the numbers below are of those only.", ""]
     lines += [f"On {len(predictions)} test images ("
               + ", ".join(f"{c} {n}" for c, n in zip(predictions.class_names, per_class, strict=True))
               + f"), from `predictions_test.csv`; each number by the suite's one definition of it, with its 95 % "
               f"stratified bootstrap percentile interval ({N_BOOT} resamples within class, seed {SEED}).", "",
               "| metric | value | 95 % interval |", "|---|---|---|"]
     lines += [f"| {k} | {v.estimate:.4f} | [{v.low:.4f}, {v.high:.4f}] |" for k, v in metrics.items()]
+    names = predictions.class_names
+    if len(names) == 2:
+        rule = (f"`{names[1]}` is the positive class: accuracy, sensitivity and specificity count "
+                f"P({names[1]}) > 0.5 as positive (the ISIC scorer's threshold).")
+    else:
+        rule = "Accuracy, balanced accuracy and the recalls are of the argmax class; the AUCs are one-vs-rest."
+    lines += ["", rule]
+    few = [f"{c} ({n})" for c, n in zip(names, per_class, strict=True) if n < FEW]
+    if few:
+        lines += ["", f"Fewer than {FEW} test images of {', '.join(few)}: the stratified bootstrap keeps each class's "
+                      "count, so these intervals are too narrow to trust (a class of one image resamples only itself)."]
     temperature = prediction.get("temperature")
     lines += ["", "## Calibration", "",
               f"Expected calibration error (15 bins) on the test split: {metrics['ece'].estimate:.4f} "
-              f"[{metrics['ece'].low:.4f}, {metrics['ece'].high:.4f}]. " if "ece" in metrics else "",
+              f"[{metrics['ece'].low:.4f}, {metrics['ece'].high:.4f}]." if "ece" in metrics else "",
               f"Temperature scaling: T = {temperature:.4f}, fitted on the validation split and applied to every "
               "prediction." if temperature else "No temperature scaling (the probabilities are the softmax outputs)."]
     subgroups = run / "subgroups_test.csv"
@@ -162,11 +207,14 @@ def model_card(run: Path, config: dict[str, Any]) -> str:
         table = pd.read_csv(subgroups, keep_default_na=False)
         keep = [c for c in ("attribute", "group", "n", "positives", "auc", "auc_low", "auc_high", "sensitivity",
                             "specificity", "note") if c in table.columns]
+        numbers = [c for c in keep if c not in ("attribute", "group", "n", "positives", "note")]
+        table[numbers] = table[numbers].map(lambda v: f"{v:.4f}" if isinstance(v, float) else v)
         lines += ["", "## Subgroups", "", "From `subgroups_test.csv` (95 % stratified bootstrap intervals; small "
                   "groups' intervals are wide or flagged in `note`):", "", _markdown_table(table[keep])]
     views = pre.get("crops") or pre.get("views", 1)
     lines += ["", "## Preprocessing and prediction", "",
-              f"- evaluation transforms: `{json.dumps(pre['eval_transforms'])}` at {pre['image_size']} px"
+              f"- evaluation transforms: {_transforms_text(pre['eval_transforms'])} at {pre['image_size']} px, then "
+              f"normalised with mean {pre['mean']} and std {pre['std']}"
               + (f", after a first resize to {pre['resize_to']}" if pre.get("resize_to") else "")
               + (f", from copies with the longer side {pre['max_side']} px" if pre.get("max_side") else ""),
               f"- {'crops' if pre.get('crops') else 'views'} per image: {views}; fusion: {prediction['fusion']}"
@@ -184,7 +232,7 @@ def model_card(run: Path, config: dict[str, Any]) -> str:
               "```", "", "```python", "import dermlab", "model = dermlab.load_model(\"PKG_DIR\")",
               "probabilities = model.predict([\"lesion.jpg\"])  # (N, classes), columns model.class_names", "```", "",
               "## Provenance", "",
-              f"- run `{source.get('run', run)}`, checkpoint `{source.get('checkpoint')}` (epoch "
+              f"- run `{source.get('run_name', run.name)}`, checkpoint `{source.get('checkpoint')}` (epoch "
               f"{source.get('epoch')}, step {source.get('global_step')}), SHA-256 `{source.get('checkpoint_sha256')}`",
               f"- dermlab {source.get('dermlab_version')}, torch {source.get('torch_version')}, timm "
               f"{source.get('timm_version')}", ""]

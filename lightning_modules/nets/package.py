@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
@@ -231,13 +232,20 @@ class ModelPackage:
 
     def predict(self, images: Sequence[ImageInput] | ImageInput, tta: bool = False, batch_size: int = 16
                 ) -> np.ndarray:
-        """(N, K) class probabilities of ``images`` (paths or (H, W, 3) uint8 RGB arrays; one alone is a list of
-        one), columns in :attr:`class_names` order.
+        """(N, K) class probabilities of ``images``, columns in :attr:`class_names` order.
+
+        Args:
+            images: paths, PIL images or arrays ((H, W, 3) uint8 RGB; grayscale, RGBA and 16-bit are converted as
+                such files are, :func:`dermlab.files.io.rgb_array`); one alone counts as a list of one, an
+                (N, H, W, 3) array as N images.
+            tta: the run's test-time views (see :meth:`batches`).
+            batch_size: images per forward pass.
 
         Raises:
-            DataError: an image cannot be read (named; ``dermlab classify`` skips and counts such files instead).
+            DataError: an image cannot be read or is of an unusable kind (named; ``dermlab classify`` skips and
+                counts unreadable files instead).
         """
-        if isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3):
+        if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
             images = [images]
         out = np.zeros((len(images), len(self.class_names)))
         for indices, probabilities, errors in self.batches(images, tta, batch_size):

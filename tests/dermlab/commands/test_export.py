@@ -201,9 +201,10 @@ def test_export_refuses_a_checkpoint_other_than_the_tested_one(package, tmp_path
     run, _ = package
     other = tmp_path / "other.ckpt"
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
-    checkpoint["global_step"] += 1
+    name = next(k for k, v in checkpoint["state_dict"].items() if v.is_floating_point())
+    checkpoint["state_dict"][name] = checkpoint["state_dict"][name] + 1e-3  # other weights: a later epoch's
     torch.save(checkpoint, other)
-    tested_last = r"(?s)holds the test of .*last\.ckpt.*dermlab test -c .*--ckpt_path .*other\.ckpt"
+    tested_last = r"(?s)holds the test of .*last\.ckpt.*weights differ.*dermlab test -c .*--ckpt_path .*other\.ckpt"
     with pytest.raises(DataError, match=tested_last):
         main([str(run), "--out", str(tmp_path / "p"), "--checkpoint", str(other)])
     untested = tmp_path / "run"
@@ -228,3 +229,102 @@ def test_export_refuses_a_segmenter_naming_it(tmp_path):
     write_test_record(run, checkpoint, {"image_size": 32}, None)
     with pytest.raises(DataError, match="LesionSegmenter: only classifiers export"):
         main([str(run), "--out", str(tmp_path / "p"), "--checkpoint", "last"])
+
+
+def test_export_matches_the_weights_not_the_file_so_a_slimmed_grid_checkpoint_exports(package, tmp_path):
+    from dermlab.commands.export import main
+    from dermlab.files.model_card import read_card_header
+
+    run = tmp_path / "run"
+    shutil.copytree(package[0], run)
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    for key in ("optimizer_states", "lr_schedulers"):  # what the grid strips after a cell's test
+        checkpoint.pop(key)
+    torch.save(checkpoint, run / "checkpoints" / "last.ckpt")
+    main([str(run), "--out", str(tmp_path / "p"), "--checkpoint", "last.ckpt"])  # a name of the run's checkpoints
+    card = read_card_header(tmp_path / "p" / "README.md")["dermlab"]
+    assert card["test_images"] == 12 and card["checkpoint_sha256"] != json.loads(
+        (run / "predictions_test.json").read_text())["checkpoint"]["sha256"]
+
+
+def test_force_replaces_only_an_earlier_package(package, tmp_path):
+    from dermlab.commands.export import main
+
+    run, _ = package
+    for out in (run, run.parent):
+        with pytest.raises(DataError, match="is the run folder or holds it"):
+            main([str(run), "--out", str(out), "--checkpoint", "last", "--force"])
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.tex").write_text("precious")
+    with pytest.raises(DataError, match="not a model package.*--force replaces only an earlier package"):
+        main([str(run), "--out", str(tmp_path / "notes"), "--checkpoint", "last", "--force"])
+    assert (tmp_path / "notes" / "thesis.tex").read_text() == "precious"
+    main([str(run), "--out", str(tmp_path / "pkg"), "--checkpoint", "last"])
+    main([str(run), "--out", str(tmp_path / "pkg"), "--checkpoint", "last", "--force"])
+    assert sorted(p.name for p in (tmp_path / "pkg").iterdir()) == ["README.md", "config.json", "model.safetensors"]
+
+
+def test_the_cli_prints_the_reason_and_the_command(package, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(package[0], run)
+    (run / "predictions_test.json").unlink()
+    result = subprocess.run([sys.executable, "-m", "dermlab", "export", str(run), "--out", str(tmp_path / "p")],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode != 0
+    assert "has no test of its own" in result.stderr and "dermlab test -c" in result.stderr
+
+
+def test_a_partial_test_and_a_synthetic_twin_are_said_on_the_card(package, tmp_path):
+    from dermlab.commands.export import main
+
+    run = tmp_path / "run"
+    shutil.copytree(package[0], run)
+    predictions = pd.read_csv(run / "predictions_test.csv")
+    predictions.iloc[:8].to_csv(run / "predictions_test.csv", index=False)  # as limit_test_batches: 1 leaves it
+    main([str(run), "--out", str(tmp_path / "p"), "--checkpoint", "last"])
+    card = (tmp_path / "p" / "README.md").read_text()
+    assert "Partial test: 8 of the split's 12 test images" in card
+    assert "The images are a synthetic twin" in card
+    assert "## Training procedure" in card and "- epochs: 2 of 2" in card and "selected by: `val/auc (max)`" in card
+    assert "`melanoma` is the positive class" in card
+
+
+def test_predict_takes_pil_images_and_the_arrays_files_would_give(package):
+    from PIL import Image
+
+    import dermlab
+
+    model = dermlab.load_model(package[1])
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    gray = rgb[..., 0]
+    expected = model.predict(np.stack([gray] * 3, axis=-1))
+    np.testing.assert_allclose(model.predict(gray), expected, atol=1e-7)  # a lone 2-D array is one grey image
+    np.testing.assert_allclose(model.predict(Image.fromarray(gray)), expected, atol=1e-7)
+    rgba = np.concatenate([rgb, np.full((30, 40, 1), 255, np.uint8)], axis=-1)
+    np.testing.assert_allclose(model.predict(rgba), model.predict(rgb), atol=1e-7)
+    assert model.predict(np.stack([rgb, rgb])).shape == (2, 2)
+    with pytest.raises(DataError, match="float32 array has no agreed 8-bit scale"):
+        model.predict(rgb.astype(np.float32))
+    with pytest.raises(DataError, match="is a Tensor: give a path, a PIL image or a NumPy array"):
+        model.predict([torch.zeros(3, 8, 8)])
+
+
+def test_classify_checks_its_outputs_first_names_cams_and_reads_a_file_once(package, tmp_path, caplog):
+    _, pkg = package
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "empty").mkdir()
+    write_jpeg(tmp_path / "a" / "x.jpg", np.full((20, 20, 3), 90, np.uint8))
+    write_jpeg(tmp_path / "b" / "x.jpg", np.full((20, 20, 3), 160, np.uint8))
+    with pytest.raises(DataError, match="is a folder; give the CSV file"):
+        classified(pkg, [tmp_path / "a"], tmp_path / "a")
+    (tmp_path / "cams.png").write_bytes(b"")
+    with pytest.raises(DataError, match="is a file; give a folder for the CAM images"):
+        classified(pkg, [tmp_path / "a"], tmp_path / "c.csv", "--cams", str(tmp_path / "cams.png"))
+    caplog.set_level("INFO")
+    table = classified(pkg, [tmp_path / "a", tmp_path / "b", tmp_path / "a" / "x.jpg", tmp_path / "empty"],
+                       tmp_path / "c.csv", "--cams", str(tmp_path / "cams"))
+    assert len(table) == 2 and "given more than once" in caplog.text and "holds no image file" in caplog.text
+    assert [os.path.basename(c) for c in table.cam] == ["x_cam.png", "x_2_cam.png"]
+    assert all(os.path.isfile(c) for c in table.cam)
