@@ -98,7 +98,7 @@ class ImageInputsDataset(ImageTableDataset):
         image = self.inputs[index]
         if isinstance(image, (np.ndarray, Image.Image)):
             return rgb_array(image, f"image {index}"), []
-        return load_rgb(Path(image), max_side=self.max_side), []
+        return load_rgb(Path(image), max_side=self.max_side, listed=False), []
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         try:

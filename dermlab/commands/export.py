@@ -91,8 +91,11 @@ def tested_record(run: Path, checkpoint: Path, state_dict: dict[str, Any]) -> di
             else tested.get("sha256") == file_sha256(checkpoint))
     if not same:
         what = f"'{tested['path']}'" if tested.get("path") else "the model in memory right after training"
+        elsewhere = run.resolve() not in checkpoint.resolve().parents
+        hint = (f" '{checkpoint}' is not in this run's folder: if it is another run's, export that run instead." if
+                elsewhere else "")
         raise DataError(f"'{run / 'predictions_test.csv'}' holds the test of {what}, whose weights differ from those "
-                        f"of '{checkpoint}'. Test the checkpoint you export first:\n  {command}")
+                        f"of '{checkpoint}'.{hint} Test the checkpoint you export first:\n  {command}")
     if not record.get("preprocessing"):
         raise DataError(f"'{run / 'predictions_test.json'}' records no preprocessing; test again:\n  {command}")
     return record

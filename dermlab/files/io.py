@@ -137,8 +137,13 @@ def _first_bytes(path: Path, data: bytes | None) -> bytes | None:
         return None
 
 
+#: What to do about an unreadable image of a data set, and about one a user gave on its own (``dermlab classify``).
+DATA_SET_FIX = "re-download it or remove it from the ground-truth CSV"
+UNLISTED_FIX = "re-copy it, or convert it to a PNG or JPEG another program can open"
+
+
 def unreadable(path: Path, error: Exception, what: str = "image", data: bytes | None = None,
-               fix: str = "re-download it or remove it from the ground-truth CSV") -> DataError:
+               fix: str = DATA_SET_FIX) -> DataError:
     """The error for a file that Pillow cannot open or decode, naming it and saying what it holds instead.
 
     Args:
@@ -197,7 +202,7 @@ def open_image(path: Path, data: bytes | None = None) -> Image.Image:
     return Image.open(io.BytesIO(data) if data is not None else path)
 
 
-def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
+def load_rgb(path: Path, max_side: int | None = None, *, listed: bool = True) -> np.ndarray:
     """Decode an image to an upright (EXIF orientation applied) RGB uint8 array (H, W, 3); a truncated or
     unreadable file names itself.
 
@@ -205,7 +210,8 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
     bytes go through the same decoders as a file's. Without ``max_side``, RGB JPEGs are decoded by OpenCV
     (:mod:`dermlab.files.jpeg`: the same pixels, 1.35–1.4× faster on ISIC sizes); other images by Pillow. With
     ``max_side`` the image comes back resized so its longer side is at most that; JPEGs are then decoded at reduced
-    scale directly (``draft``), which makes the cache fast to fill.
+    scale directly (``draft``), which makes the cache fast to fill. ``listed=False`` is for an image a user gave
+    on its own (``dermlab classify``), not from a data set's list: the messages then do not send them to a CSV.
 
     Raises:
         DataError: the file is gone, empty (0 bytes), text (a web page saved under its name: :func:`unreadable`),
@@ -229,9 +235,10 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
     except DataError:  # pixels with no 8-bit scale (_to_rgb): its own message
         raise
     except FileNotFoundError:
-        raise DataError(f"image '{path}' disappeared after the data set was indexed; restore it.") from None
+        gone = "disappeared after the data set was indexed; restore it" if listed else "does not exist (a broken link?)"
+        raise DataError(f"image '{path}' {gone}.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise unreadable(path, error, data=data) from None
+        raise unreadable(path, error, data=data, fix=UNLISTED_FIX if not listed else DATA_SET_FIX) from None
 
 
 def image_size(path: Path) -> tuple[int, int]:
