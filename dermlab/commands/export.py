@@ -214,7 +214,9 @@ def export(run: Path, out: Path, which: str = "best", onnx: bool = False, force:
     net = module.net.to(memory_format=torch.contiguous_format)
     config = {
         "architecture": recipe, "class_names": list(module.class_names), "num_classes": len(module.class_names),
-        "preprocessing": record["preprocessing"], "prediction": module.prediction_recipe(),
+        "preprocessing": {**record["preprocessing"],
+                          "albumentations": serialised_pipeline(record["preprocessing"])},
+        "prediction": module.prediction_recipe(),
         "started_from": _started_from(hparams.get("pretrained_weights")), "data": _data_of(record),
         "training": training_summary(run, saved),
         "source": {"method": module_class.__name__, "run_name": run.resolve().name,
@@ -236,6 +238,25 @@ def export(run: Path, out: Path, which: str = "best", onnx: bool = False, force:
         write_config(out, package.config)
     (out / CARD).write_text(model_card(run, package.config), encoding="utf-8")
     return out
+
+
+def serialised_pipeline(preprocessing: dict[str, Any]) -> dict[str, Any] | None:
+    """The evaluation pipeline as albumentations serialises it (``A.to_dict``; ``A.from_dict`` rebuilds it, the
+    suite's own transforms once ``datamodules.transforms`` is imported): resize, transforms, normalisation, to
+    tensor — the views and crops are cut after it. None where a transform cannot be serialised."""
+    import albumentations as A
+
+    from datamodules.transforms import Normalisation, build_transforms
+
+    pipeline = build_transforms(preprocessing["eval_transforms"], preprocessing["image_size"], train=False,
+                                resize_to=preprocessing.get("resize_to"),
+                                normalisation=Normalisation(tuple(preprocessing["mean"]), tuple(preprocessing["std"])))
+    try:
+        return A.to_dict(pipeline)
+    except (NotImplementedError, ValueError, TypeError) as error:
+        log.info("the evaluation pipeline is not serialisable by albumentations (%s); config.json gives its spec",
+                 error)
+        return None
 
 
 def _data_of(record: dict[str, Any]) -> dict[str, Any] | None:

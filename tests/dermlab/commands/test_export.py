@@ -83,6 +83,24 @@ def test_onnx_equals_pytorch_and_takes_any_batch(package, isic2017_root, tmp_pat
             np.testing.assert_allclose(session(images), predictor(images), atol=1e-5)
 
 
+def test_the_onnx_file_with_the_serialised_pipeline_needs_no_dermlab(package, isic2017_root, tmp_path):
+    import albumentations as A
+    import onnxruntime
+    from PIL import Image
+
+    _, pkg = package
+    config = json.loads((pkg / "config.json").read_text())
+    pipeline = A.from_dict(config["preprocessing"]["albumentations"])
+    image = twin_test_images(isic2017_root) / "ISIC_0000033.jpg"
+    pixels = np.asarray(Image.open(image).convert("RGB"))
+    inputs = pipeline(image=pixels)["image"].numpy()[None, None]  # (1 image, 1 view, 3, H, W)
+    session = onnxruntime.InferenceSession(str(pkg / "model.onnx"), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(None, {"images": inputs.astype(np.float32)})
+    table = by_stem(classified(pkg, [image], tmp_path / "c.csv"))
+    np.testing.assert_allclose(probabilities[0], table.loc["ISIC_0000033", ["other", "melanoma"]].to_numpy(float),
+                               atol=1e-4)
+
+
 def test_load_model_in_a_fresh_interpreter_imports_no_lightning(package, isic2017_root, tmp_path):
     _, pkg = package
     image = twin_test_images(isic2017_root) / "ISIC_0000032.jpg"
