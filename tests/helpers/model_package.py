@@ -17,3 +17,20 @@ def trained_and_tested(root: Path, run: Path, *extra: str) -> Path:
     main(["fit", *arguments])
     main(["test", *arguments, "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
     return run
+
+
+def shared_package(root: Path, base: Path) -> tuple[Path, Path]:
+    """(run, package): :func:`trained_and_tested` on ``root``, exported with ``--checkpoint last --onnx``, made
+    once per test session under ``base`` (pytest's base temporary folder, which every xdist worker shares: the first
+    worker makes it under a file lock, the others wait and read it), so ``make test`` trains it once."""
+    from filelock import FileLock
+
+    from dermlab.commands.export import main
+
+    folder = base / "export-run"
+    with FileLock(str(base / "export-run.lock")):
+        if not (folder / "done").is_file():
+            run = trained_and_tested(root, folder / "run")
+            main([str(run), "--out", str(folder / "pkg"), "--checkpoint", "last", "--onnx"])
+            (folder / "done").write_text("")
+    return folder / "run", folder / "pkg"

@@ -17,18 +17,14 @@ import torch
 
 from dermlab.errors import DataError
 from tests.conftest import REPO
-from tests.helpers.model_package import trained_and_tested
+from tests.helpers.model_package import shared_package
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def package(isic2017_root, tmp_path_factory):
-    """(run folder, package folder): the run tested with last.ckpt, exported with --checkpoint last --onnx."""
-    from dermlab.commands.export import main
-
-    base = tmp_path_factory.mktemp("export")
-    run = trained_and_tested(isic2017_root, base / "run")
-    main([str(run), "--out", str(base / "pkg"), "--checkpoint", "last", "--onnx"])
-    return run, base / "pkg"
+    """(run folder, package folder): the run tested with last.ckpt, exported with --checkpoint last --onnx (made
+    once for all xdist workers; read-only: copy before changing it)."""
+    return shared_package(isic2017_root, tmp_path_factory.getbasetemp().parent)
 
 
 def twin_test_images(isic2017_root):

@@ -78,7 +78,7 @@ METHODS = {
         "--model.init_args.reference_per_class", "2"],
         ("isic2018/triplet.yaml",)),
 }
-FAST = ("plain", "patch_downsampling")  # the cheapest two; the others run with `make test-slow`
+FAST = ("patch_downsampling",)  # the crop path; the plain classifier is tests/dermlab/commands/test_export.py's
 
 
 @pytest.mark.parametrize("method", [name if name in FAST else pytest.param(name, marks=pytest.mark.slow)
