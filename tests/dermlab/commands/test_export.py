@@ -279,14 +279,17 @@ def test_force_replaces_only_an_earlier_package(package, tmp_path):
     assert sorted(p.name for p in (tmp_path / "pkg").iterdir()) == ["README.md", "config.json", "model.safetensors"]
 
 
-def test_the_cli_prints_the_reason_and_the_command(package, tmp_path):
+def test_the_cli_prints_the_reason_and_the_command(package, tmp_path, capsys):
+    from dermlab.cli import main
+
     run = tmp_path / "run"
     shutil.copytree(package[0], run)
     (run / "predictions_test.json").unlink()
-    result = subprocess.run([sys.executable, "-m", "dermlab", "export", str(run), "--out", str(tmp_path / "p")],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert result.returncode != 0
-    assert "has no test of its own" in result.stderr and "dermlab test -c" in result.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(run), "--out", str(tmp_path / "p")])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "has no test of its own" in error and "Test it first:\n  dermlab test -c" in error
 
 
 def test_a_partial_test_and_a_synthetic_twin_are_said_on_the_card(package, tmp_path):
