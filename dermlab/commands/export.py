@@ -285,9 +285,10 @@ def _check_same_network(module: Any, package: Any) -> None:
     from lightning_modules.nets.onnx_export import example_input
 
     images = torch.rand_like(example_input(package))
+    if package.prediction["fusion"] == "views":
+        images = images.flatten(0, 1)  # the network sees the views as a batch
     with torch.inference_mode():
-        expected = module.net(images.flatten(0, 1) if package.prediction["fusion"] == "views" else images)
-        got = package.net(images.flatten(0, 1) if package.prediction["fusion"] == "views" else images)
+        expected, got = module.net(images), package.net(images)
     if isinstance(expected, tuple):
         expected, got = expected[0], got[0]
     if not torch.allclose(expected.float(), got.float(), atol=1e-5):

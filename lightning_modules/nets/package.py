@@ -5,7 +5,7 @@ The layout is the one the Hugging Face Hub uses for timm models::
     PKG_DIR/
       config.json          the network recipe, class names, evaluation preprocessing, prediction rule, provenance
       model.safetensors    the network's weights (no pickle)
-      README.md            the model card (:mod:`dermlab.commands.model_card`)
+      README.md            the model card (:mod:`dermlab.files.model_card`)
       model.onnx           optional: the network and its view / crop fusion, dynamic batch
 
 :func:`write_package` writes ``config.json`` and ``model.safetensors``; :meth:`ModelPackage.load` reads them back:
@@ -214,7 +214,7 @@ class ModelPackage:
             fused: the backend from (B, V | N_C, C, H, W) to fused probabilities (default: :meth:`predictor` in
                 PyTorch; ``dermlab classify --onnx`` passes an onnxruntime session's).
         """
-        fused = fused or self.predictor()
+        fused = self.predictor() if fused is None else fused
         dihedral = tta and self.prediction.get("tta") == "dihedral"
         temperature = self.prediction.get("temperature")
         loader = DataLoader(self.dataset(images, tta), batch_size=batch_size, num_workers=workers,
