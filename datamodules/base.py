@@ -28,6 +28,7 @@ from datamodules.datasets.image_dataset import ImageTableDataset
 from datamodules.datasets.reader import SPLITS, SplitReader
 from datamodules.datasets.table import ImageTable
 from datamodules.fingerprints import FingerprintStore
+from datamodules.metadata_input import PatientMetadataInput
 from datamodules.samplers import BalancedBatchSampler, OversamplingSampler, SeededRandomSampler
 from datamodules.transforms import IMAGENET, Normalisation, TransformSpec, build_transforms, self_contained
 from datamodules.views import ImageViews
@@ -74,7 +75,7 @@ def warn_if_cache_too_small(max_side: int, needed: int) -> bool:
     return True
 
 
-class SkinDataModule(ImageViews, SplitReader, L.LightningDataModule):
+class SkinDataModule(ImageViews, PatientMetadataInput, SplitReader, L.LightningDataModule):
     """Base for every data set of the suite: the data set's reader (:class:`~datamodules.datasets.reader.SplitReader`,
     free of Lightning) plus what Lightning needs: set-up with the split audit, transforms, the preprocessing
     cache, samplers and DataLoaders.
@@ -83,7 +84,8 @@ class SkinDataModule(ImageViews, SplitReader, L.LightningDataModule):
     SkinDataModule)``), so its arguments are the reader's (``root``, ``seed``, ``on_bad_image``,
     ``extra_train_csv``, ``extra_train_images``, ``duplicates_csv`` and the data set's own), the papers' views and
     crops per image (:class:`~datamodules.views.ImageViews`: ``train_repeats``, ``eval_views``, ``train_crops``,
-    ``eval_crops``, ``train_crop_positions``, ``crop_size``, ``resize_to``) and these.
+    ``eval_crops``, ``train_crop_positions``, ``crop_size``, ``resize_to``), the patient fields beside each image
+    (:class:`~datamodules.metadata_input.PatientMetadataInput`: ``metadata_fields``) and these.
 
     Args:
         root: folder holding the data set exactly as downloaded (see the docs page per data set).
@@ -214,8 +216,10 @@ class SkinDataModule(ImageViews, SplitReader, L.LightningDataModule):
 
     def follow(self, model: object) -> None:
         """Normalise images with ``model``'s input statistics (its ``input_normalisation``: the backbone's timm
-        ``pretrained_cfg`` mean / std, :mod:`lightning_modules.normalisation`); a model without one keeps ImageNet's."""
+        ``pretrained_cfg`` mean / std, :mod:`lightning_modules.normalisation`); a model without one keeps ImageNet's.
+        A model trained with patient metadata gives its encoding (:meth:`follow_metadata`)."""
         self.normalisation = getattr(model, "input_normalisation", None) or IMAGENET
+        self.follow_metadata(model)
 
     @override
     def setup(self, stage: str | None = None) -> None:
@@ -237,6 +241,7 @@ class SkinDataModule(ImageViews, SplitReader, L.LightningDataModule):
                     self.tables[split] = table.subset([k for k, i in enumerate(table.ids)
                                                        if i not in self.cross_test.dropped_ids])
             self.enforce(self.split_audit)
+        self.check_metadata(needed)
         self.write_split_files(needed)
 
     # --- the split audit ----------------------------------------------------------------
@@ -284,14 +289,19 @@ class SkinDataModule(ImageViews, SplitReader, L.LightningDataModule):
         enforce(audit, self.leakage, where)
 
     def write_split_files(self, splits: Iterable[str]) -> None:
-        """``<run folder>/splits/<split>.csv``: the exact images of each split of this run, and ``audit.json``."""
+        """``<run folder>/splits/<split>.csv``: the exact images of each split of this run (with the raw
+        ``meta_<field>`` values of a metadata run), ``audit.json`` and, for a metadata run, ``metadata.json``."""
         trainer = getattr(self, "trainer", None)
         if trainer is None or not trainer.is_global_zero or trainer.default_root_dir is None:
             return
         folder = Path(trainer.default_root_dir) / "splits"
         folder.mkdir(parents=True, exist_ok=True)
         for split in splits:
-            self.table(split).frame(self.split_class_names(split)).to_csv(folder / f"{split}.csv", index=False)
+            frame = self.table(split).frame(self.split_class_names(split))
+            for name, values in self.metadata_columns(split).items():
+                frame[name] = values
+            frame.to_csv(folder / f"{split}.csv", index=False)
+        self.write_metadata_file(folder)
         if self.split_audit is not None:
             (folder / "audit.json").write_text(json.dumps(self.split_audit.to_json(), indent=1) + "\n")
 
@@ -304,7 +314,8 @@ class SkinDataModule(ImageViews, SplitReader, L.LightningDataModule):
         transform = build_transforms(self.train_transforms if augment else self.eval_transforms, self.image_size,
                                      train=augment, resize_to=self.resize_to, normalisation=self.normalisation)
         return ImageTableDataset(self.table(split), transform, self.cache, seed=run_seed(self.seed),
-                                 sample_key="position" if augment else "image", **self.views_of(augment, views))
+                                 sample_key="position" if augment else "image", metadata=self.encoded_metadata(split),
+                                 **self.views_of(augment, views))
 
     def evaluation_preprocessing(self) -> dict[str, Any]:
         """What turns an image file into an evaluation input, as JSON values: ``image_size``, ``eval_transforms``

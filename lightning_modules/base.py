@@ -33,6 +33,7 @@ from dermlab.metrics.logged import classification_metrics, curve_metrics, metric
 from dermlab.stats.calibration import fit_temperature, log_of, temperature_nll, tempered
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.losses import ClassWeighting, ClassWeightNormalise, class_weights, per_sample_loss
+from lightning_modules.metadata import MetadataInput
 from lightning_modules.nets.acceleration import apply_speed_options
 from lightning_modules.nets.fusion import Fusion, evaluated_probabilities, view_probabilities
 from lightning_modules.nets.recipes import build_from_recipe
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.LightningModule):
+class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, MetadataInput, L.LightningModule):
     """Image-level skin-lesion classifier on a timm backbone.
 
     Args:
@@ -92,6 +93,12 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             Validation metrics stay uncalibrated (T is fitted on them), and the test set never touches T.
             ``val/temperature`` is logged. Changes ECE / NLL only: argmax, and for two classes AUC, stay as they
             were. A checkpoint tested with ``calibrate: none`` gives the uncalibrated numbers.
+        metadata_branch: options of the patient-metadata branch (``hidden``, ``fusion``, ``dropout``,
+            ``field_dropout``; defaults: the ISIC 2019 winners', :mod:`lightning_modules.nets.metadata_branch`). The
+            branch is attached when the data gives metadata (``data.init_args.metadata_fields``,
+            :mod:`lightning_modules.metadata`); without it these options do nothing.
+        metadata_encoding: the encoding of the metadata fields, set from the data at set-up and saved with the
+            checkpoint (not for the user to set).
 
     Mixed precision is the Trainer's (``--trainer.precision bf16-mixed``), not the module's.
 
@@ -120,6 +127,8 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         compile: bool | dict = False,
         tta: Literal["none", "dihedral"] = "none",
         calibrate: Literal["none", "temperature"] = "none",
+        metadata_branch: dict[str, Any] | None = None,
+        metadata_encoding: dict[str, Any] | None = None,
     ):
         if tta not in ("none", "dihedral"):
             raise ValueError(f"tta must be none or dihedral, got {tta!r}")
@@ -155,6 +164,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
             log.info("class weights (%s, k=%g, normalise %s): %s", hp.class_weighting, hp.class_weight_power,
                      hp.class_weight_normalise,
                      ", ".join(f"{n} {w:.4g}" for n, w in zip(self.class_names, weights.tolist(), strict=True)))
+        self.setup_metadata()
 
     def use_test_mapping(self, mapping: ClassMapping | None) -> None:
         """Score the test split through ``mapping`` (:class:`datamodules.taxonomies.ClassMapping`, cross-data-set
@@ -203,9 +213,12 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
                 "drop_rate": hp.drop_rate, "backbone_args": dict(hp.backbone_args or {})}
 
     def net_recipe(self) -> dict[str, Any]:
-        """``{"builder", "arguments"}``: how :mod:`lightning_modules.nets.recipes` builds ``net`` (an exported
-        package rebuilds it from this, without Lightning; :mod:`lightning_modules.nets.package`)."""
-        return {"builder": self.net_builder, "arguments": self.net_arguments()}
+        """``{"builder", "arguments"}`` and, with a metadata branch, ``"metadata"``: how
+        :mod:`lightning_modules.nets.recipes` builds ``net`` (an exported package rebuilds it from this, without
+        Lightning; :mod:`lightning_modules.nets.package`)."""
+        metadata = self.metadata_recipe()
+        recipe = {"builder": self.net_builder, "arguments": self.net_arguments()}
+        return recipe if metadata is None else {**recipe, "metadata": metadata}
 
     def build_net(self) -> nn.Module:
         """The network ``net``, built from :meth:`net_recipe` (by default the timm model ``backbone`` with
@@ -213,7 +226,7 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, L.Ligh
         :func:`~lightning_modules.nets.backbone.create_backbone`). It runs in ``__init__``, after
         ``save_hyperparameters``."""
         recipe = self.net_recipe()
-        return build_from_recipe(recipe["builder"], recipe["arguments"])
+        return build_from_recipe(recipe["builder"], recipe["arguments"], metadata=recipe.get("metadata"))
 
     def sample_weights(self, batch: dict[str, Any]) -> torch.Tensor:
         """Each sample's loss weight: its class weight times the batch's ``weight`` (diagnosis-guided etc.)."""

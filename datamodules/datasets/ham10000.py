@@ -26,7 +26,7 @@ from datamodules.datasets.table import ImageTable
 from dermlab.errors import DataError
 from dermlab.files.io import read_table, require_dir
 from dermlab.files.listing import images_by_stem
-from dermlab.files.metadata import attributes, for_images
+from dermlab.files.metadata import patient_fields, patient_rows
 
 COLUMNS = ("image_id", "lesion_id", "dx", "dx_type")
 ATTRIBUTES = ("age", "sex", "localization")  # metadata columns the subgroup metrics use (age as age_band)
@@ -67,14 +67,14 @@ class HAM10000Reader(PooledReader):
         return ImageTable(ids, self.locate_images(ids), labels, csv, groups=table.lesion_id.tolist(),
                           extra={"dx_type": table.dx_type.tolist()})
 
-    def metadata(self, split: str) -> pd.DataFrame:
-        """``sex``, ``age_band`` and ``localization`` of ``split``'s images from ``HAM10000_metadata.csv``
-        (``unknown`` where the file says so or is empty)."""
+    def patient_metadata(self, split: str) -> pd.DataFrame:
+        """``age``, ``sex`` and ``localization`` of ``split``'s images from ``HAM10000_metadata.csv``
+        (NaN or ``unknown`` where the file says so or is empty)."""
         table = read_table(self.root / "HAM10000_metadata.csv", ("image_id",), hint=HINT)
         csv = table.attrs["path"]
-        frame = attributes(table.image_id.tolist(), str(csv),
+        frame = patient_fields(table.image_id.tolist(), str(csv),
                            **{name: table[name] for name in ATTRIBUTES if name in table.columns})
-        return for_images(frame, self.table(split).ids)
+        return patient_rows(frame, self.table(split).ids)
 
     def lesion_masks(self, split: str) -> dict[str, Path]:
         """``ROOT/HAM10000_segmentations_lesion_tschandl/<id>_segmentation.png`` (Tschandl et al. 2020), where

@@ -61,6 +61,8 @@ class ImageTableDataset(Dataset):
         sample_key: what tells the samples' draws apart besides the seed and epoch: ``position`` (in the epoch:
             training, where an image is served several times per epoch) or ``image`` (its file name's stem:
             evaluation).
+        metadata: (N, F) encoded patient metadata, one row per image of ``table``
+            (:mod:`datamodules.metadata`); each item then carries its row as ``metadata`` (float32, (F,)).
 
     Raises:
         ValueError: several views or crops for a table with masks, both views and crops, an unknown
@@ -70,7 +72,7 @@ class ImageTableDataset(Dataset):
     def __init__(self, table: ImageTable, transform: A.Compose, cache: ImageCache | None = None, repeats: int = 1,
                  views: int = 1, crops: int = 0, crop_size: int = 224, seed: int | None = 0,
                  crop_positions: Literal["ordered", "random"] = "ordered",
-                 sample_key: Literal["position", "image"] = "position"):
+                 sample_key: Literal["position", "image"] = "position", metadata: np.ndarray | None = None):
         if (views > 1 or crops) and table.masks is not None:
             raise ValueError("several views or crops per image are for classification; this table has masks")
         if views > 1 and crops:
@@ -83,6 +85,9 @@ class ImageTableDataset(Dataset):
         if sample_key not in ("position", "image"):
             raise ValueError(f"sample_key must be position or image, got {sample_key!r}")
         self.seed, self.sample_key = seed, sample_key
+        if metadata is not None and len(metadata) != len(table):
+            raise ValueError(f"{len(metadata)} metadata rows for {len(table)} images")
+        self.metadata = metadata
 
     def __len__(self) -> int:
         return len(self.table) * self.repeats
@@ -135,5 +140,7 @@ class ImageTableDataset(Dataset):
         score_weights = self.table.extra.get("score_weight")
         if score_weights is not None:  # the official score weight: 0 leaves the image out of every metric
             sample["scored"] = bool(score_weights[index] != 0)
+        if self.metadata is not None:
+            sample["metadata"] = torch.from_numpy(self.metadata[index])
         return {"image": out["image"], "label": int(self.table.labels[index]), "weight": weight,
                 "image_id": self.table.ids[index], **sample}

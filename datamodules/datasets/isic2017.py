@@ -26,7 +26,7 @@ from datamodules.datasets.reader import ReaderDataset, SplitReader
 from datamodules.datasets.table import ImageTable
 from dermlab.errors import DataError
 from dermlab.files.io import binary_column, image_paths, read_table, require_dir
-from dermlab.files.metadata import attributes, for_images
+from dermlab.files.metadata import patient_fields, patient_rows
 from dermlab.files.tables import locate
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test_v2"}
@@ -86,18 +86,18 @@ class ISIC2017Reader(SplitReader):
         ids = table.image_id.tolist()
         return ImageTable(ids, image_paths(images, ids, csv), labels, csv)
 
-    def metadata(self, split: str) -> pd.DataFrame:
-        """``sex`` and ``age_band`` of ``split``'s images from the challenge's
+    def patient_metadata(self, split: str) -> pd.DataFrame:
+        """``age`` and ``sex`` of ``split``'s images from the challenge's
         ``ISIC-2017_<split>_Data/ISIC-2017_<split>_Data_metadata.csv`` (``image_id,age_approximate,sex``; also read
         from ROOT); no columns when the file is absent."""
         name = f"ISIC-2017_{FOLDERS[split]}_Data_metadata.csv"
         places = (self.root / f"ISIC-2017_{FOLDERS[split]}_Data" / name, self.root / name)
         csv = next((found for place in places if (found := locate(place)) is not None), None)  # or its .tab
         if csv is None:
-            return super().metadata(split)
+            return super().patient_metadata(split)
         table = read_table(csv, ("image_id", "age_approximate", "sex"), hint=HINT)
-        frame = attributes(table.image_id.tolist(), str(csv), sex=table.sex, age=table.age_approximate)
-        return for_images(frame, self.table(split).ids)
+        frame = patient_fields(table.image_id.tolist(), str(csv), sex=table.sex, age=table.age_approximate)
+        return patient_rows(frame, self.table(split).ids)
 
     @property
     def modelled_categories(self) -> list[str]:

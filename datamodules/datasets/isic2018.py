@@ -33,7 +33,7 @@ from dermlab.challenge.truth import read_truth
 from dermlab.errors import DataError
 from dermlab.files.io import image_paths, read_table, require_dir
 from dermlab.files.listing import images_by_stem
-from dermlab.files.metadata import attributes, for_images
+from dermlab.files.metadata import patient_fields, patient_rows
 from dermlab.files.tables import locate, read_header
 
 FOLDERS = {"train": "Training", "val": "Validation", "test": "Test"}
@@ -216,8 +216,8 @@ class ISIC2018Task3Reader(PooledReader):
     def read_pool(self) -> ImageTable:
         return self.read_labelled("train")
 
-    def metadata(self, split: str) -> pd.DataFrame:
-        """``sex``, ``age_band`` and ``localization`` of ``split``'s images from whichever of the released ground
+    def patient_metadata(self, split: str) -> pd.DataFrame:
+        """``age``, ``sex`` and ``localization`` of ``split``'s images from whichever of the released ground
         truths (training, validation, test) are in the HAM10000 layout; ``unknown`` for images of the others (the
         challenge layout ``image,MEL,...`` has no metadata), no columns when none is."""
         frames = []
@@ -226,11 +226,11 @@ class ISIC2018Task3Reader(PooledReader):
             if csv is None or "localization" not in read_header(csv)[1]:
                 continue
             table = read_table(csv, ("image_id",), hint=HINT)
-            frames.append(attributes(table.image_id.tolist(), str(csv), **{
+            frames.append(patient_fields(table.image_id.tolist(), str(csv), **{
                 name: table[name] for name in ("age", "sex", "localization") if name in table.columns}))
         if not frames:
-            return super().metadata(split)
-        return for_images(pd.concat(frames), self.table(split).ids)
+            return super().patient_metadata(split)
+        return patient_rows(pd.concat(frames), self.table(split).ids)
 
     @override
     def read_official_test(self) -> ImageTable:

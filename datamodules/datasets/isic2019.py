@@ -16,7 +16,7 @@ lesion-grouped stratified K-fold on the metadata's ``lesion_id`` (test = fold ``
 ``fold + 1 mod n_folds``; :func:`datamodules.splits.grouped_kfold`); ``patch`` and ``weighting`` work as for
 HAM10000 (:mod:`datamodules.datasets.pooled`). An image whose ``lesion_id`` is empty is its own group.
 Every scheme needs the metadata CSV (it holds the lesion ids); without it set-up stops. The metadata also gives
-the subgroup attributes (``sex``, ``age_band``, ``localization`` from ``anatom_site_general``).
+the subgroup attributes (``age``, ``sex``, ``localization`` from ``anatom_site_general``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from datamodules.datasets.table import ImageTable
 from dermlab.challenge.truth import ISIC2019_CATEGORIES, read_truth
 from dermlab.errors import DataError
 from dermlab.files.io import image_paths, read_table, require_dir
-from dermlab.files.metadata import attributes, for_images
+from dermlab.files.metadata import patient_fields, patient_rows
 from dermlab.files.tables import locate
 
 log = logging.getLogger(__name__)
@@ -123,15 +123,15 @@ class ISIC2019Reader(PooledReader):
         alone = [group or f"image:{image}" for group, image in zip(pool.groups, pool.ids, strict=True)]
         return super().split_indices(replace(pool, groups=alone))
 
-    def metadata(self, split: str) -> pd.DataFrame:
-        """``sex``, ``age_band`` (from ``age_approx``) and ``localization`` (``anatom_site_general``) of ``split``'s
-        images from the metadata CSV (``unknown`` where empty); no columns without the file."""
+    def patient_metadata(self, split: str) -> pd.DataFrame:
+        """``age`` (``age_approx``), ``sex`` and ``localization`` (``anatom_site_general``) of ``split``'s
+        images from the metadata CSV (NaN or ``unknown`` where empty); no columns without the file."""
         metadata = self.read_metadata()
         if metadata is None:
-            return super().metadata(split)
-        frame = attributes(metadata.index.tolist(), str(self.root / METADATA), sex=metadata.sex,
+            return super().patient_metadata(split)
+        frame = patient_fields(metadata.index.tolist(), str(self.root / METADATA), sex=metadata.sex,
                            age=metadata.age_approx, localization=metadata.anatom_site_general)
-        return for_images(frame, self.table(split).ids)
+        return patient_rows(frame, self.table(split).ids)
 
     def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
         """The official ISIC 2019 submission ``image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK``: the eight classes'

@@ -36,7 +36,7 @@ from datamodules.datasets.pooled import PooledDataset, PooledReader
 from datamodules.datasets.table import ImageTable
 from dermlab.errors import DataError
 from dermlab.files.io import binary_column, image_paths, read_table, require_dir
-from dermlab.files.metadata import attributes, for_images
+from dermlab.files.metadata import patient_fields, patient_rows
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +145,15 @@ class ISIC2020Reader(PooledReader):
             extra["isic_lesion_id"] = table.lesion_id.fillna("").tolist()
         return ImageTable(ids, image_paths(images, ids, csv), labels, csv, groups=patients.tolist(), extra=extra)
 
-    def metadata(self, split: str) -> pd.DataFrame:
-        """``sex``, ``age_band`` (from ``age_approx``) and ``localization`` (``anatom_site_general_challenge``) of
-        ``split``'s images from the ground truth (``unknown`` where empty)."""
+    def patient_metadata(self, split: str) -> pd.DataFrame:
+        """``age`` (``age_approx``), ``sex`` and ``localization`` (``anatom_site_general_challenge``) of
+        ``split``'s images from the ground truth (NaN or ``unknown`` where empty)."""
         csv = self.truth_path
         table = read_table(csv, ("image_name",), hint=HINT)
         columns = {"sex": "sex", "age": "age_approx", "localization": "anatom_site_general_challenge"}
-        frame = attributes(table.image_name.tolist(), str(csv),
+        frame = patient_fields(table.image_name.tolist(), str(csv),
                            **{name: table[column] for name, column in columns.items() if column in table.columns})
-        return for_images(frame, self.table(split).ids)
+        return patient_rows(frame, self.table(split).ids)
 
     def submission(self, ids: list[str], probabilities: np.ndarray) -> pd.DataFrame:
         """The ISIC 2020 submission ``image_name,target``: P(melanoma) per image."""

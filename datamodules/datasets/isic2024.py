@@ -35,7 +35,7 @@ from datamodules.datasets.table import ImageTable
 from dermlab.errors import DataError
 from dermlab.files.hdf5 import HDF5Image, members
 from dermlab.files.io import binary_column, read_table, require_dir
-from dermlab.files.metadata import attributes, for_images
+from dermlab.files.metadata import patient_fields, patient_rows
 
 FILES = {"train": ("train-metadata.csv", "train-image.hdf5"), "test": ("test-metadata.csv", "test-image.hdf5")}
 COLUMNS = {"train": ("isic_id", "target", "patient_id"), "test": ("isic_id", "patient_id")}
@@ -110,16 +110,16 @@ class ISIC2024Reader(PooledReader):
         return ImageTable(ids, self.images("test", ids), np.full(len(ids), -1), self.root / FILES["test"][0],
                           groups=table.patient_id.str.strip().tolist())
 
-    def metadata(self, split: str) -> pd.DataFrame:
-        """``sex``, ``age_band`` (from ``age_approx``) and ``localization`` (``anatom_site_general``) of ``split``'s
+    def patient_metadata(self, split: str) -> pd.DataFrame:
+        """``age`` (``age_approx``), ``sex`` and ``localization`` (``anatom_site_general``) of ``split``'s
         images from the metadata CSVs; ``unknown`` where empty."""
         frames = []
         for part in ("train", "test"):
             if (self.root / FILES[part][0]).is_file():
                 table = self.read_metadata(part)
-                frames.append(attributes(table.isic_id.tolist(), str(self.root / FILES[part][0]), **{
+                frames.append(patient_fields(table.isic_id.tolist(), str(self.root / FILES[part][0]), **{
                     name: table[column] for name, column in ATTRIBUTES.items() if column in table.columns}))
-        return for_images(pd.concat(frames), self.table(split).ids)
+        return patient_rows(pd.concat(frames), self.table(split).ids)
 
     def ground_truth(self, split: str) -> pd.DataFrame:
         """``split``'s labels as a solution file ``isic_id,target`` for ``dermlab score`` (a fold of the training

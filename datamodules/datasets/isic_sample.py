@@ -38,7 +38,7 @@ from datamodules.datasets.reader import ReaderDataset, SplitReader
 from datamodules.datasets.table import ImageTable, shortlist
 from dermlab.errors import DataError
 from dermlab.files.io import load_rgb, require_dir
-from dermlab.files.metadata import attributes, for_images
+from dermlab.files.metadata import patient_fields, patient_rows
 
 log = logging.getLogger(__name__)
 SAMPLE_ROOT = Path(__file__).resolve().parents[2] / "data_samples" / "isic_uda1"
@@ -149,13 +149,13 @@ class ISICSampleReader(ISIC2017Reader):
         return ImageTable(ids, [self.root / f"{i}.jpg" for i in ids], rows.melanoma.to_numpy().astype(np.int64),
                           source, extra={"diagnosis": rows.diagnosis.tolist()})
 
-    def metadata(self, split: str) -> pd.DataFrame:
-        """``sex`` and ``age_band`` of ``split``'s images from the records' ``meta.clinical.sex`` / ``age_approx``
+    def patient_metadata(self, split: str) -> pd.DataFrame:
+        """``age`` and ``sex`` of ``split``'s images from the records' ``meta.clinical.sex`` / ``age_approx``
         (77 of the 275 records have neither: ``unknown``)."""
         records = self.records()
-        frame = attributes(records.image_id.tolist(), str(self.root / "ISIC_*.json"), sex=records.sex,
+        frame = patient_fields(records.image_id.tolist(), str(self.root / "ISIC_*.json"), sex=records.sex,
                            age=records.age_approx)
-        return for_images(frame, self.table(split).ids)
+        return patient_rows(frame, self.table(split).ids)
 
     def ground_truth(self, split: str) -> pd.DataFrame:
         """``split``'s ground truth in the official ISIC 2017 Part 3 layout ``image_id,melanoma,seborrheic_keratosis``

@@ -24,6 +24,7 @@ from datamodules.transforms import IMAGENET, build_transforms
 from dermlab.errors import DataError
 from dermlab.files.data_folders import wrong_folder_note
 from dermlab.files.io import load_rgb
+from dermlab.files.metadata import subgroups_of
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -84,12 +85,21 @@ class SplitReader:
         raise DataError(f"{type(self).__name__} does not take extra training images (extra_train_csv="
                         f"'{self.extra_train_csv}'); remove the option or merge the images into the data set.")
 
+    def patient_metadata(self, split: str) -> pd.DataFrame:
+        """The patient metadata of ``split``'s images as its files give it: a frame indexed by image id (the split's
+        images, in order) with the :data:`~dermlab.files.metadata.PATIENT_FIELDS` the data set ships (``age`` in
+        years, NaN where missing; ``sex`` and ``localization`` as text, ``unknown`` where missing;
+        :func:`~dermlab.files.metadata.patient_fields`). The one reading of a data set's metadata: the subgroup
+        metrics (:meth:`metadata`) and the metadata branch (:mod:`datamodules.metadata`) both start from it. A data
+        set whose files carry none (the default) has no columns."""
+        return pd.DataFrame(index=pd.Index(self.table(split).ids, name="image_id"))
+
     def metadata(self, split: str) -> pd.DataFrame:
         """Per-image attributes of ``split`` for the subgroup metrics (:mod:`dermlab.stats.subgroups`,
         :class:`callbacks.subgroups.SubgroupMetrics`): a frame indexed by image id (the split's images, in order),
-        one text column per attribute (``sex``, ``age_band``, ``localization``), ``unknown`` where a value is missing.
-        A data set whose files carry no such metadata (the default) has no columns."""
-        return pd.DataFrame(index=pd.Index(self.table(split).ids, name="image_id"))
+        one text column per attribute (``sex``, ``age_band``, ``localization``), ``unknown`` where a value is missing;
+        :func:`~dermlab.files.metadata.subgroups_of` the :meth:`patient_metadata`."""
+        return subgroups_of(self.patient_metadata(split))
 
     def lesion_masks(self, split: str) -> dict[str, Path]:
         """The lesion mask file of each image of ``split`` that the data set ships one for (the skin-tone proxy

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dermlab.errors import DataError
@@ -35,38 +36,88 @@ def age_band(age: Any) -> str:
     Raises:
         ValueError: an age that is neither missing nor a number ≥ 0.
     """
-    if group_value(age) == UNKNOWN:
+    years = age_years(age)
+    if math.isnan(years):
         return UNKNOWN
+    return next(name for upper, name in AGE_BANDS if years < upper)
+
+
+#: The patient fields the suite reads from every data set that ships them, under one name each: ``age`` (years),
+#: ``sex`` and ``localization`` (the anatomic site: ISIC's ``anatom_site_general``, HAM10000's ``localization``).
+PATIENT_FIELDS = ("age", "sex", "localization")
+
+
+def patient_fields(ids: Sequence[str], source: str, **columns: Sequence) -> pd.DataFrame:
+    """A patient-metadata frame indexed by ``image_id``: ``age=`` becomes a float column of years (NaN where
+    missing), any other column text through :func:`group_value` (``unknown`` where missing).
+
+    Raises:
+        DataError: an age that is neither missing nor a number ≥ 0, naming ``source``, the row (file row: index + 2)
+            and the image.
+    """
+    frame = pd.DataFrame(index=pd.Index(list(ids), name="image_id"))
+    for name, values in columns.items():
+        values = list(values)
+        if name == "age":
+            years = []
+            for row, (image, value) in enumerate(zip(ids, values, strict=True)):
+                try:
+                    years.append(age_years(value))
+                except ValueError as error:
+                    raise DataError(f"'{source}' row {row + 2} ({image}): {error}; give the age in years or "
+                                    "leave it empty.") from None
+            frame["age"] = np.array(years, dtype=float)
+        else:
+            frame[name] = [group_value(v) for v in values]
+    return frame
+
+
+def age_years(age: Any) -> float:
+    """An age in years as a float; NaN when missing.
+
+    Raises:
+        ValueError: an age that is neither missing nor a number ≥ 0.
+    """
+    if group_value(age) == UNKNOWN:
+        return math.nan
     try:
         years = float(age)
     except (TypeError, ValueError):
         raise ValueError(f"age {age!r} is not a number") from None
     if not years >= 0:
         raise ValueError(f"age {age!r} is negative")
-    return next(name for upper, name in AGE_BANDS if years < upper)
+    return years
+
+
+def subgroups_of(patient: pd.DataFrame) -> pd.DataFrame:
+    """The subgroup attributes of a patient-metadata frame (:func:`patient_fields`): ``age`` becomes ``age_band``
+    (:func:`age_band`), the other columns stay as they are."""
+    frame = pd.DataFrame(index=patient.index)
+    for name in patient.columns:
+        if name == "age":
+            frame["age_band"] = [age_band(v) for v in patient["age"]]
+        else:
+            frame[name] = patient[name].tolist()
+    return frame
 
 
 def attributes(ids: Sequence[str], source: str, **columns: Sequence) -> pd.DataFrame:
-    """A metadata frame indexed by ``image_id``: ``age=`` becomes ``age_band``, any other column keeps its name;
-    every value goes through :func:`group_value`.
+    """A subgroup-attribute frame indexed by ``image_id``: ``age=`` becomes ``age_band``, any other column keeps its
+    name; every value goes through :func:`group_value` (:func:`subgroups_of` of :func:`patient_fields`).
 
     Raises:
         DataError: an age that is not a number, naming ``source``, the row (file row: index + 2) and the image.
     """
-    frame = pd.DataFrame(index=pd.Index(list(ids), name="image_id"))
-    for name, values in columns.items():
-        values = list(values)
-        if name == "age":
-            bands = []
-            for row, (image, value) in enumerate(zip(ids, values, strict=True)):
-                try:
-                    bands.append(age_band(value))
-                except ValueError as error:
-                    raise DataError(f"'{source}' row {row + 2} ({image}): {error}; give the age in years or "
-                                    "leave it empty.") from None
-            frame["age_band"] = bands
-        else:
-            frame[name] = [group_value(v) for v in values]
+    return subgroups_of(patient_fields(ids, source, **columns))
+
+
+def patient_rows(frame: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
+    """The rows of a patient-metadata ``frame`` (:func:`patient_fields`) for ``ids``, in that order; an image the
+    frame lacks has a NaN age and ``unknown`` text fields (the first row of an id listed twice counts)."""
+    frame = frame[~frame.index.duplicated()].reindex(pd.Index(list(ids), name="image_id"))
+    for name in frame.columns:
+        if name != "age":
+            frame[name] = frame[name].fillna(UNKNOWN)
     return frame
 
 

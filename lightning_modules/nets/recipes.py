@@ -28,11 +28,13 @@ import timm
 from timm.models.vgg import VGG, ConvMlp
 from torch import nn
 
+from datamodules.metadata import MetadataEncoding
 from dermlab.errors import DataError
 from lightning_modules.nets.backbone import checkpoint_net_state, create_backbone, run_checkpoint
 from lightning_modules.nets.cbam import FlatCBAMClassifier, HierarchicalCBAMClassifier, features_only
 from lightning_modules.nets.deep_supervision import DeepSupervision, use_gap_fc_head
 from lightning_modules.nets.embedding import EmbeddingClassifier
+from lightning_modules.nets.metadata_branch import attach_metadata_branch, branch_options
 from lightning_modules.nets.patch_attention import CropNet
 
 log = logging.getLogger(__name__)
@@ -169,14 +171,17 @@ def quiet_random_init() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def build_from_recipe(builder: str, arguments: dict[str, Any], weights_follow: bool = False) -> nn.Module:
-    """The network of recipe (``builder``, ``arguments``).
+def build_from_recipe(builder: str, arguments: dict[str, Any], weights_follow: bool = False,
+                      metadata: dict[str, Any] | None = None) -> nn.Module:
+    """The network of recipe (``builder``, ``arguments``), with a patient-metadata branch when ``metadata`` is given.
 
     Args:
         builder: a key of :data:`BUILDERS`.
         arguments: the builder's keyword arguments.
         weights_follow: the caller loads trained weights next (an exported package): ``pretrained_weights`` is
             dropped and the random-initialisation warning silenced.
+        metadata: the recipe's ``metadata`` entry: ``encoding`` (:meth:`datamodules.metadata.MetadataEncoding.to_json`)
+            and the branch's options (:func:`~lightning_modules.nets.metadata_branch.attach_metadata_branch`).
 
     Raises:
         DataError: an unknown builder, or arguments the builder does not take (both named).
@@ -188,8 +193,13 @@ def build_from_recipe(builder: str, arguments: dict[str, Any], weights_follow: b
     if weights_follow:
         arguments = {**arguments, "pretrained_weights": None}
         with quiet_random_init():
-            return _call(function, builder, arguments)
-    return _call(function, builder, arguments)
+            net = _call(function, builder, arguments)
+    else:
+        net = _call(function, builder, arguments)
+    if metadata is not None:
+        options = branch_options({k: v for k, v in metadata.items() if k != "encoding"})
+        attach_metadata_branch(net, MetadataEncoding.from_json(metadata["encoding"]), **options)
+    return net
 
 
 def _call(function: Callable[..., nn.Module], builder: str, arguments: dict[str, Any]) -> nn.Module:

@@ -1,0 +1,83 @@
+"""The patient-metadata encoding (datamodules/metadata.py), checked by hand on a tiny table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datamodules.metadata import MetadataEncoding
+from dermlab.errors import DataError
+from dermlab.files.metadata import patient_fields, patient_rows, subgroups_of
+
+FIELDS = ["age", "sex", "localization"]
+
+
+def tiny_training_split() -> pd.DataFrame:
+    """Ages 20, 40 and one missing (mean 30, population std 10); a missing sex; two sites."""
+    return patient_fields(["a", "b", "c"], "tiny.csv", age=["20", 40, ""], sex=["male", "female", "unknown"],
+                          localization=["back", "face", "back"])
+
+
+def test_fields_read_as_years_and_text_with_missing_values() -> None:
+    frame = tiny_training_split()
+    assert frame["age"].tolist()[:2] == [20.0, 40.0] and math.isnan(frame["age"].iloc[2])
+    assert frame["sex"].tolist() == ["male", "female", "unknown"]
+    assert subgroups_of(frame)["age_band"].tolist() == ["0-29", "30-44", "unknown"]
+    with pytest.raises(DataError, match=r"'tiny.csv' row 4 \(c\): age 'old' is not a number"):
+        patient_fields(["a", "b", "c"], "tiny.csv", age=[1, 2, "old"])
+    rows = patient_rows(frame, ["b", "zz"])  # an image the file lacks: missing in every field
+    assert rows["sex"].tolist() == ["female", "unknown"] and math.isnan(rows["age"].iloc[1])
+
+
+def test_encoding_by_hand() -> None:
+    encoding = MetadataEncoding.fit(tiny_training_split(), FIELDS, "tiny")
+    assert encoding.columns == ["age", "age=missing", "sex=female", "sex=male", "sex=missing",
+                                "localization=back", "localization=face", "localization=missing"]
+    assert (encoding.age_mean, encoding.age_std) == (30.0, 10.0)
+    vectors, unseen = encoding.encode(tiny_training_split())
+    np.testing.assert_array_equal(vectors, [[-1, 0, 0, 1, 0, 1, 0, 0],   # 20 y: (20 - 30) / 10
+                                            [1, 0, 1, 0, 0, 0, 1, 0],    # 40 y
+                                            [0, 1, 0, 0, 1, 1, 0, 0]])   # age and sex missing: their own columns
+    assert vectors.dtype == np.float32 and unseen == {}
+    layout = {part.name: part for part in encoding.layout}
+    assert (layout["sex"].start, layout["sex"].stop, layout["sex"].missing) == (2, 5, (0.0, 0.0, 1.0))
+    assert layout["age"].missing == (0.0, 1.0)
+
+
+def test_unseen_category_at_test_time_is_missing_and_counted() -> None:
+    encoding = MetadataEncoding.fit(tiny_training_split(), FIELDS, "tiny")
+    test = patient_fields(["t1", "t2", "t3"], "test.csv", age=[50, 30, 30], sex=["female", "other", "other"],
+                          localization=["palms/soles", "unknown", "face"])
+    vectors, unseen = encoding.encode(test)
+    np.testing.assert_array_equal(vectors, [[2, 0, 1, 0, 0, 0, 0, 1],
+                                            [0, 0, 0, 0, 1, 0, 0, 1],
+                                            [0, 0, 0, 0, 1, 0, 1, 0]])
+    assert {k: dict(v) for k, v in unseen.items()} == {"sex": {"other": 2}, "localization": {"palms/soles": 1}}
+
+
+def test_fitted_on_the_training_split_only() -> None:
+    """A category only a later split has gets no column: the encoding is the training split's."""
+    encoding = MetadataEncoding.fit(tiny_training_split(), ["localization"], "tiny")
+    assert encoding.categories == {"localization": ("back", "face")}
+
+
+def test_absent_or_unknown_fields_are_refused_by_name() -> None:
+    frame = tiny_training_split().drop(columns="localization")
+    with pytest.raises(DataError,
+                       match=r"'localization' is not in data set isic2017 \('/x'\): its files give age, sex"):
+        MetadataEncoding.fit(frame, FIELDS, "isic2017 ('/x')")
+    with pytest.raises(DataError, match="'weight' is none of them"):
+        MetadataEncoding.fit(frame, ["age", "weight"], "tiny")
+    empty = patient_fields(["a"], "x.csv", age=[""], sex=["male"])
+    with pytest.raises(DataError, match="'age' is missing for every training image"):
+        MetadataEncoding.fit(empty, ["age", "sex"], "tiny")
+
+
+def test_json_round_trip() -> None:
+    encoding = MetadataEncoding.fit(tiny_training_split(), FIELDS, "tiny")
+    assert MetadataEncoding.from_json(encoding.to_json()) == encoding
+    with pytest.raises(DataError, match="malformed"):
+        MetadataEncoding.from_json({"fields": ["sex"]})
