@@ -20,6 +20,7 @@ from callbacks.protocols import CropData, CropWeightsModule, WeighsCrops
 from datamodules.crops import ordered_crop_boxes
 from datamodules.transforms import denormalise
 from dermlab.figures import crop_weights
+from lightning_modules.nets.metadata_branch import fed
 
 
 class CropWeightsFigure(L.Callback):
@@ -44,8 +45,9 @@ class CropWeightsFigure(L.Callback):
         items = [crops[i] for i in range(n)]
         was_training = module.net.training
         module.net.eval()
+        metadata = torch.stack([x["metadata"] for x in items]).to(pl_module.device) if "metadata" in items[0] else None
         try:
-            with torch.no_grad():
+            with torch.no_grad(), fed(module.net, metadata):  # a metadata model's patient fields (else nothing)
                 probabilities = module.probabilities(torch.stack([x["image"] for x in items]).to(pl_module.device))
         finally:
             module.net.train(was_training)

@@ -30,7 +30,7 @@ from dermlab.files.predictions import FILENAME as PREDICTIONS_FILENAME
 from dermlab.files.predictions import write_predictions
 from dermlab.files.test_record import write_test_record
 from dermlab.metrics.logged import classification_metrics, curve_metrics, metric_input, metric_names
-from dermlab.stats.calibration import fit_temperature, log_of, temperature_nll, tempered
+from lightning_modules.calibration import TemperatureScaling
 from lightning_modules.evaluation import EVAL_SPLITS, SplitEvaluation
 from lightning_modules.losses import ClassWeighting, ClassWeightNormalise, class_weights, per_sample_loss
 from lightning_modules.metadata import MetadataInput
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, MetadataInput, L.LightningModule):
+class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, TemperatureScaling, MetadataInput,
+                      L.LightningModule):
     """Image-level skin-lesion classifier on a timm backbone.
 
     Args:
@@ -267,23 +268,11 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, Metada
 
     def evaluated_probabilities(self, images: torch.Tensor, split: str) -> torch.Tensor:
         """(B, C) probabilities as validation (``split='val'``), test (``'test'``) and predict (``'predict'``) see
-        them: :meth:`probabilities`, averaged over D4 when ``tta: dihedral``, then :meth:`calibrated`
+        them: :meth:`probabilities`, averaged over D4 when ``tta: dihedral``, then
+        :meth:`~lightning_modules.calibration.TemperatureScaling.calibrated`
         (:func:`~lightning_modules.nets.fusion.evaluated_probabilities`)."""
         return evaluated_probabilities(self.probabilities, images, self.hparams.get("tta", "none") == "dihedral",
                                        self.applied_temperature(split))
-
-    def applied_temperature(self, split: str) -> torch.Tensor | None:
-        """The temperature T applied to ``split``'s probabilities: the fitted one at test / predict time with
-        ``calibrate: temperature``, else None (validation, whose predictions T is fitted on, is never scaled)."""
-        if split == "val" or self.hparams.get("calibrate", "none") != "temperature":
-            return None
-        return self.temperature
-
-    def calibrated(self, probabilities: torch.Tensor, split: str) -> torch.Tensor:
-        """softmax(log p / T) at test / predict time when ``calibrate: temperature``; otherwise (and always for
-        validation, whose predictions T is fitted on) ``probabilities`` unchanged."""
-        temperature = self.applied_temperature(split)
-        return probabilities if temperature is None else tempered(probabilities, temperature)
 
     def prediction_recipe(self) -> dict[str, Any]:
         """How an exported package turns this network's outputs into the probabilities this module tests with:
@@ -338,24 +327,6 @@ class LesionClassifier(InputNormalisation, EpochSeeding, SplitEvaluation, Metada
         if (self.hparams.get("calibrate", "none") == "temperature" and trainer is not None
                 and trainer.state.fn == "fit" and not trainer.sanity_checking):
             self.fit_temperature()
-
-    def fit_temperature(self) -> float | None:
-        """Fit T on this validation epoch's scored predictions (never the test set) and store it in the
-        ``temperature`` buffer; logs ``val/temperature``. None (T kept) when the epoch had no predictions."""
-        predictions = self.gathered_predictions("val")
-        if predictions is None or not bool(predictions.scored.any()):
-            log.warning("calibrate: temperature: no validation predictions this epoch; T stays %.4g",
-                        float(self.temperature))
-            return None
-        rows = predictions.scored_only()
-        log_p = log_of(rows.probabilities)
-        temperature = fit_temperature(log_p, rows.targets)
-        self.temperature.fill_(temperature)
-        log.info("temperature scaling: T = %.4f on %d validation images (NLL %.4f -> %.4f)", temperature,
-                 len(rows.ids), temperature_nll(log_p, rows.targets, 1.0),
-                 temperature_nll(log_p, rows.targets, temperature))
-        self.log("val/temperature", temperature, sync_dist=False)
-        return temperature
 
     @override
     def on_test_epoch_end(self) -> None:

@@ -29,7 +29,7 @@ from typing_extensions import override
 from datamodules.metadata import MetadataEncoding
 from dermlab.errors import DataError
 
-#: The branch's defaults: the winners' ``fc_layers_before`` [256, 256], ``fc_layers_after`` [1024],
+#: The branch's defaults, the winners' ``fc_layers_before`` [256, 256], ``fc_layers_after`` [1024],
 #: ``dropout_meta`` 0.4 and ``drop_augment`` 0.1.
 DEFAULTS: dict[str, Any] = {"hidden": [256, 256], "fusion": 1024, "dropout": 0.4, "field_dropout": 0.1}
 
@@ -87,7 +87,7 @@ class MetadataBranch(nn.Module):
         """
         if metadata.ndim != 2 or metadata.shape[1] != self.width:
             raise ValueError(f"expected (B, {self.width}) encoded metadata, got {tuple(metadata.shape)}")
-        metadata = metadata.float()
+        metadata = metadata.detach().float()
         self.fed = self.drop_fields(metadata) if self.training and self.field_dropout > 0 else metadata
 
     def clear(self) -> None:
@@ -106,7 +106,10 @@ class MetadataBranch(nn.Module):
         batch = len(self.fed)
         if rows % batch:
             raise ValueError(f"the classifier sees {rows} rows but {batch} images' metadata was fed")
-        embedded = self.mlp(self.fed)
+        fed = self.fed
+        if fed.is_inference() and not torch.is_inference_mode_enabled():
+            fed = fed.clone()  # a batch made under inference mode, read with autograd on (Grad-CAM)
+        embedded = self.mlp(fed)
         return embedded if rows == batch else embedded.repeat_interleave(rows // batch, 0)
 
     @override
