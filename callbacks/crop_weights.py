@@ -20,6 +20,7 @@ from callbacks.protocols import CropData, CropWeightsModule, WeighsCrops
 from datamodules.crops import ordered_crop_boxes
 from datamodules.transforms import denormalise
 from dermlab.figures import crop_weights
+from lightning_modules.nets.metadata_branch import fed
 
 
 class CropWeightsFigure(L.Callback):
@@ -45,7 +46,9 @@ class CropWeightsFigure(L.Callback):
         was_training = module.net.training
         module.net.eval()
         try:
-            with torch.no_grad():
+            metadata = (torch.stack([x["metadata"] for x in items]).to(pl_module.device)
+                        if all("metadata" in x for x in items) else None)  # a metadata branch's input
+            with torch.no_grad(), fed(module.net, metadata):
                 probabilities = module.probabilities(torch.stack([x["image"] for x in items]).to(pl_module.device))
         finally:
             module.net.train(was_training)

@@ -33,6 +33,7 @@ from dermlab.figures import STYLE, image_grid
 from dermlab.figures import save as save_png
 from dermlab.stats.calibration import N_BINS, confidence_and_outcome, expected_calibration_error, reliability_bins
 from lightning_modules.nets.cam import class_activation_maps
+from lightning_modules.nets.metadata_branch import fed
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class CAMGrid(L.Callback):
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT,
                           batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         if sum(len(b["label"]) for b in self.batches) < self.n_images:
-            self.batches.append({k: batch[k] for k in ("image", "label")})
+            self.batches.append({k: batch[k] for k in ("image", "label", "metadata") if k in batch})
 
     @override
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -171,10 +172,13 @@ class CAMGrid(L.Callback):
         module = cast(CAMModule, pl_module)
         images = first_view(torch.cat([b["image"] for b in self.batches])[: self.n_images])
         labels = torch.cat([b["label"] for b in self.batches])[: self.n_images]
+        metadata = (torch.cat([b["metadata"] for b in self.batches])[: self.n_images]
+                    if all("metadata" in b for b in self.batches) else None)  # a metadata branch's input
         was_training = module.net.training
         module.net.eval()
         try:
-            cams, predicted = class_activation_maps(module.net, images)
+            with fed(module.net, metadata):
+                cams, predicted = class_activation_maps(module.net, images)
         except NotImplementedError as reason:  # e.g. the patch paper's GRU, which only classifies crop sequences
             log.info("no CAM grid: %s", reason)
             return

@@ -217,7 +217,8 @@ class SkinDataModule(ImageViews, PatientMetadataInput, SplitReader, L.LightningD
     def follow(self, model: object) -> None:
         """Normalise images with ``model``'s input statistics (its ``input_normalisation``: the backbone's timm
         ``pretrained_cfg`` mean / std, :mod:`lightning_modules.normalisation`); a model without one keeps ImageNet's.
-        A model trained with patient metadata gives its encoding (:meth:`follow_metadata`)."""
+        A model trained with patient metadata gives its encoding
+        (:meth:`~datamodules.metadata_input.PatientMetadataInput.follow_metadata`)."""
         self.normalisation = getattr(model, "input_normalisation", None) or IMAGENET
         self.follow_metadata(model)
 

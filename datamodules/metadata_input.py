@@ -42,7 +42,7 @@ class PatientMetadataInput:
 
     @property
     def metadata_source(self) -> str:
-        """The data set as errors name it: its config name (or class) and folder."""
+        """The data set as errors name it, by its config name (or class) and folder."""
         return f"{getattr(self, 'config_name', None) or type(self).__name__} ('{self.root}')"
 
     @property
@@ -51,7 +51,7 @@ class PatientMetadataInput:
         else fitted on this data set's training split (once); None without metadata fields.
 
         Raises:
-            DataError: a field the data set does not ship (see :meth:`MetadataEncoding.fit`).
+            DataError: a field the data set does not ship (see :meth:`~datamodules.metadata.MetadataEncoding.fit`).
         """
         if self._metadata_encoding is None and self.metadata_fields:
             self._metadata_encoding = MetadataEncoding.fit(self.patient_metadata("train"), self.metadata_fields,

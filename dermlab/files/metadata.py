@@ -42,7 +42,7 @@ def age_band(age: Any) -> str:
     return next(name for upper, name in AGE_BANDS if years < upper)
 
 
-#: The patient fields the suite reads from every data set that ships them, under one name each: ``age`` (years),
+#: The patient fields the suite reads from every data set that ships them, under one name each, ``age`` (years),
 #: ``sex`` and ``localization`` (the anatomic site: ISIC's ``anatom_site_general``, HAM10000's ``localization``).
 PATIENT_FIELDS = ("age", "sex", "localization")
 

@@ -29,7 +29,7 @@ from typing_extensions import override
 from datamodules.metadata import MetadataEncoding
 from dermlab.errors import DataError
 
-#: The branch's defaults: the winners' ``fc_layers_before`` [256, 256], ``fc_layers_after`` [1024],
+#: The branch's defaults, the winners' ``fc_layers_before`` [256, 256], ``fc_layers_after`` [1024],
 #: ``dropout_meta`` 0.4 and ``drop_augment`` 0.1.
 DEFAULTS: dict[str, Any] = {"hidden": [256, 256], "fusion": 1024, "dropout": 0.4, "field_dropout": 0.1}
 
@@ -103,11 +103,16 @@ class MetadataBranch(nn.Module):
         if self.fed is None:
             raise ValueError("this network takes patient metadata beside each image; none was given (feed it "
                              "with lightning_modules.nets.metadata_branch.fed(net, metadata))")
-        batch = len(self.fed)
+        batch = self.fed.shape[0]  # not len(): a symbolic size stays symbolic under torch.export
         if rows % batch:
             raise ValueError(f"the classifier sees {rows} rows but {batch} images' metadata was fed")
-        embedded = self.mlp(self.fed)
-        return embedded if rows == batch else embedded.repeat_interleave(rows // batch, 0)
+        fed = self.fed
+        if torch.is_grad_enabled() and fed.is_inference():
+            fed = fed.clone()  # Grad-CAM outside inference mode: a test batch's tensor cannot enter autograd
+        embedded = self.mlp(fed)
+        # each row ``rows // batch`` times, image-major (expand + reshape rather than a branch on the count: one graph
+        # for any number of views when the network is exported with a dynamic batch, lightning_modules.nets.onnx_export)
+        return embedded[:, None].expand(-1, rows // batch, -1).reshape(rows, embedded.shape[1])
 
     @override
     def forward(self, metadata: torch.Tensor) -> torch.Tensor:
