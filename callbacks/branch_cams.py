@@ -23,6 +23,7 @@ from datamodules.transforms import denormalise
 from dermlab.figures import image_grid
 from lightning_modules.nets.cam import activation_maps, class_activation_maps, gap_fc_classifier
 from lightning_modules.nets.lerf import paper_name
+from lightning_modules.nets.metadata_branch import fed
 
 
 class BranchCAMs(L.Callback):
@@ -36,16 +37,19 @@ class BranchCAMs(L.Callback):
     def __init__(self, n_images: int = 6):
         self.n_images = n_images
         self.images: list[torch.Tensor] = []
+        self.metadata: list[torch.Tensor] = []  # a metadata branch's input, beside the images
 
     @override
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.images = []
+        self.images, self.metadata = [], []
 
     @override
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT,
                           batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         if sum(len(b) for b in self.images) < self.n_images:
             self.images.append(first_view(batch["image"]))
+            if batch.get("metadata") is not None:
+                self.metadata.append(batch["metadata"])
 
     @override
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -54,12 +58,14 @@ class BranchCAMs(L.Callback):
         if not trainer.is_global_zero or not self.images or not layers:
             return
         images = torch.cat(self.images)[: self.n_images]
+        metadata = torch.cat(self.metadata)[: self.n_images] if len(self.metadata) == len(self.images) else None
         net = module.net
         branches = cast(AuxiliaryBranches, net)
         was_training = net.training
         net.eval()
         try:  # the net goes back to its mode even when a map fails
-            columns = {"main": class_activation_maps(net, images)}
+            with fed(net, metadata):
+                columns = {"main": class_activation_maps(net, images)}
             with torch.inference_mode(False), torch.enable_grad():
                 for layer in layers:
                     features, logits = branches.branch_features(images.clone(), layer)

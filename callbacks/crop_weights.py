@@ -45,9 +45,10 @@ class CropWeightsFigure(L.Callback):
         items = [crops[i] for i in range(n)]
         was_training = module.net.training
         module.net.eval()
-        metadata = torch.stack([x["metadata"] for x in items]).to(pl_module.device) if "metadata" in items[0] else None
         try:
-            with torch.no_grad(), fed(module.net, metadata):  # a metadata model's patient fields (else nothing)
+            metadata = (torch.stack([x["metadata"] for x in items]).to(pl_module.device)
+                        if all("metadata" in x for x in items) else None)  # a metadata branch's input
+            with torch.no_grad(), fed(module.net, metadata):
                 probabilities = module.probabilities(torch.stack([x["image"] for x in items]).to(pl_module.device))
         finally:
             module.net.train(was_training)

@@ -172,8 +172,8 @@ class CAMGrid(L.Callback):
         module = cast(CAMModule, pl_module)
         images = first_view(torch.cat([b["image"] for b in self.batches])[: self.n_images])
         labels = torch.cat([b["label"] for b in self.batches])[: self.n_images]
-        metadata = (torch.cat([b["metadata"] for b in self.batches])[: self.n_images] if "metadata" in self.batches[0]
-                    else None)  # a metadata model's CAM is that of each image with its own patient fields
+        metadata = (torch.cat([b["metadata"] for b in self.batches])[: self.n_images]
+                    if all("metadata" in b for b in self.batches) else None)  # a metadata branch's input
         was_training = module.net.training
         module.net.eval()
         try:

@@ -42,7 +42,7 @@ class PatientMetadataInput:
 
     @property
     def metadata_source(self) -> str:
-        """The data set as errors name it, by config name (or class) and folder."""
+        """The data set as errors name it, by its config name (or class) and folder."""
         return f"{getattr(self, 'config_name', None) or type(self).__name__} ('{self.root}')"
 
     @property

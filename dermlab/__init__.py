@@ -22,7 +22,8 @@ def load_model(folder: str | Path, channels_last: bool = True) -> ModelPackage:
     """A model package exported by ``dermlab export``, loaded for prediction, without Lightning.
 
     Returns a :class:`~lightning_modules.nets.package.ModelPackage`: ``predict(paths_or_arrays)`` gives the (N, K)
-    class probabilities (columns ``class_names``) through the run's evaluation preprocessing, ``net`` is the plain
+    class probabilities (columns ``class_names``) through the run's evaluation preprocessing (a model with patient
+    metadata takes ``predict(paths, metadata=frame)``, one row per image), ``net`` is the plain
     ``torch.nn.Module`` (its weights channels-last unless ``channels_last=False``: the faster layout on the CPU). The
     one import of this package's facade from the floor above (``tests/test_layering.py``).
 

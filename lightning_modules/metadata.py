@@ -30,7 +30,7 @@ class MetadataInput:
 
     @property
     def metadata_encoding(self) -> MetadataEncoding | None:
-        """The encoding this model was built with, None for an image-only model."""
+        """The encoding this model was built with, or None for images only."""
         saved = self.hparams.get("metadata_encoding")
         return None if saved is None else MetadataEncoding.from_json(saved)
 

@@ -8,6 +8,13 @@ averaging) where it had them; ``--onnx`` runs ``model.onnx`` with onnxruntime in
 writes one CAM overlay per image (the class activation map of the predicted class,
 :func:`lightning_modules.nets.cam.class_activation_maps`). An image that cannot be read is named on stderr, skipped
 and counted; it never leaves a silent gap.
+
+A model with a patient-metadata branch needs ``--metadata CSV``: one row per image, its image in a column ``image``,
+``image_id``, ``image_name`` or ``isic_id`` (the file's name without extension) and the fields the model takes under
+the suite's names (``age``, ``sex``, ``localization``) or the data sets' official ones (``age_approx``,
+``age_approximate``, ``anatom_site_general``, ``anatom_site_general_challenge``), empty where unknown
+(:mod:`dermlab.files.patient_csv`). They are encoded as the run's training split was (``config.json``'s
+``metadata``); a category it never had counts as missing, and is counted in a log line.
 """
 
 from __future__ import annotations
@@ -27,22 +34,25 @@ log = logging.getLogger(__name__)
 
 
 def write_cams(package: object, images: torch.Tensor, names: list[str], folder: Path, used: set[str],
-               classes: torch.Tensor | None = None) -> list[str]:
+               classes: torch.Tensor | None = None, metadata: torch.Tensor | None = None) -> list[str]:
     """One PNG per image in ``folder``: the image with the CAM of ``classes`` (B,) — the classes the CSV predicts;
     default: the network's prediction for the image alone — blended on top (``jet``, 40 %), named
-    ``<stem>_cam.png`` (``<stem>_2_cam.png``, ... where stems repeat). Returns the files' paths, or ``[]`` for a
-    network without a CAM (e.g. the ``patch`` GRU)."""
+    ``<stem>_cam.png`` (``<stem>_2_cam.png``, ... where stems repeat). ``metadata`` (B, F): the images' encoded
+    metadata, for a model with a metadata branch. Returns the files' paths, or ``[]`` for a network without a CAM
+    (e.g. the ``patch`` GRU)."""
     from matplotlib import colormaps
     from PIL import Image
 
     from datamodules.transforms import Normalisation, denormalise
     from lightning_modules.nets.cam import class_activation_maps
+    from lightning_modules.nets.metadata_branch import fed
 
     pre = package.preprocessing
     if images.ndim == 5:
         images = images[:, 0]  # the first view or crop
     try:
-        cams, _ = class_activation_maps(package.net, images, classes)
+        with fed(package.net, metadata):
+            cams, _ = class_activation_maps(package.net, images, classes)
     except (NotImplementedError, AttributeError) as reason:
         log.warning("no CAMs for this network (%s)", reason)
         return []
@@ -63,12 +73,16 @@ def write_cams(package: object, images: torch.Tensor, names: list[str], folder: 
 
 
 def classify(model: Path, inputs: list[str], out: Path, tta: bool = False, onnx: bool = False,
-             cams: Path | None = None, batch_size: int = 16, workers: int = 0) -> pd.DataFrame:
+             cams: Path | None = None, batch_size: int = 16, workers: int = 0, metadata: Path | None = None
+             ) -> pd.DataFrame:
     """Classify the images of ``inputs`` with the package ``model`` and write ``out``; returns the table.
 
+    ``metadata``: the CSV of the images' patient fields, for a model with a metadata branch (module docstring).
+
     Raises:
-        DataError: the package is incomplete or altered, ``--onnx`` without ``model.onnx``, or no image could be
-            read.
+        DataError: the package is incomplete or altered, ``--onnx`` without ``model.onnx``, no image could be read;
+            a metadata model without ``--metadata``, an image-only one with it, or a CSV that lacks an image's row or
+            a field's column or holds a bad age (each named, with the CSV).
     """
     from rich.progress import Progress
 
@@ -81,8 +95,16 @@ def classify(model: Path, inputs: list[str], out: Path, tta: bool = False, onnx:
         raise DataError(f"--cams '{cams}' is a file; give a folder for the CAM images")
     if batch_size < 1 or workers < 0:
         raise DataError(f"--batch-size must be ≥ 1 and --workers ≥ 0, got {batch_size} and {workers}")
+    from dermlab.files.patient_csv import read_patient_csv
+
     package = ModelPackage.load(model)
+    encoding = package.metadata_encoding
+    if metadata is not None and encoding is None:
+        raise DataError(f"--metadata '{metadata}': this model takes images only (it was trained without patient "
+                        "metadata); drop --metadata")
     paths = collect_images(inputs)
+    patient = None if metadata is None else read_patient_csv(metadata, paths, encoding.fields)
+    encoded = None if patient is None else torch.from_numpy(encoding.encode(patient)[0])  # for the CAMs
     backend = None
     if onnx:
         if not (model / ONNX).is_file():
@@ -99,14 +121,15 @@ def classify(model: Path, inputs: list[str], out: Path, tta: bool = False, onnx:
     start = time.perf_counter()
     with Progress(transient=True, disable=len(paths) < 2 * batch_size) as progress:
         task = progress.add_task("classifying", total=len(paths))
-        for indices, values, errors in package.batches(paths, tta, batch_size, workers, backend):
+        for indices, values, errors in package.batches(paths, tta, batch_size, workers, backend, patient):
             probabilities[indices] = values
             unreadable += errors
             if cams is not None and len(indices):
                 dataset = package.dataset([paths[i] for i in indices], tta=False)
                 batch = torch.stack([dataset[j]["image"] for j in range(len(indices))])
                 written = write_cams(package, batch, [str(paths[i]) for i in indices], cams, used,
-                                     torch.from_numpy(values.argmax(1)))
+                                     torch.from_numpy(values.argmax(1)),
+                                     None if encoded is None else encoded[torch.from_numpy(indices)])
                 cam_files.update(zip(indices.tolist(), written, strict=False))
             progress.advance(task, len(indices) + len(errors))
     seconds = time.perf_counter() - start
@@ -142,8 +165,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         help="write a CAM overlay per image into this folder (its file in the CSV's cam column)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     parser.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default 0)")
+    parser.add_argument("--metadata", type=Path, default=None,
+                        help="for a model with patient metadata: a CSV with one row per image (an image column and "
+                             "the model's fields, e.g. age, sex, localization; empty where unknown)")
     args = parser.parse_args(argv)
     table = classify(args.model, args.images, args.out, args.tta, args.onnx, args.cams, args.batch_size,
-                     args.workers)
+                     args.workers, args.metadata)
     print(f"wrote {len(table)} row(s) to {args.out}")
     return table

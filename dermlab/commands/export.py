@@ -8,7 +8,10 @@ and their 95 % intervals; ``--onnx`` adds ``model.onnx`` (:mod:`lightning_module
 The card's numbers come from the run's ``predictions_test.csv``, so the checkpoint exported must be the one that
 was tested: ``predictions_test.json`` records its SHA-256, and a mismatch stops the export with the command that
 tests the right one. Every classifier method exports (the plain classifier, ``arl``, ``dds``, ``patch``,
-``weighting`` flat and hierarchical, the ``isic2018`` triplet network); segmenters do not yet.
+``weighting`` flat and hierarchical, the ``isic2018`` triplet network); segmenters do not yet. A run with a
+patient-metadata branch (``-c experiments/base/metadata.yaml``) exports with its fields' encoding, fitted on its
+training split: ``config.json`` carries it in the network recipe and as a readable top-level ``metadata`` entry,
+the card names the fields, and ``model.onnx`` takes a second input ``metadata``.
 """
 
 from __future__ import annotations
@@ -193,6 +196,7 @@ def export(run: Path, out: Path, which: str = "best", onnx: bool = False, force:
     """
     from lightning_modules.base import LesionClassifier
     from lightning_modules.nets.package import CARD, ONNX, ModelPackage, write_config, write_package
+    from lightning_modules.nets.package_metadata import metadata_summary
     from lightning_modules.nets.recipes import quiet_random_init
 
     if not run.is_dir():
@@ -212,8 +216,10 @@ def export(run: Path, out: Path, which: str = "best", onnx: bool = False, force:
                                                    compile=False, weights_only=False).eval()
     recipe = module.net_recipe()
     net = module.net.to(memory_format=torch.contiguous_format)
+    encoding = module.metadata_encoding
     config = {
         "architecture": recipe, "class_names": list(module.class_names), "num_classes": len(module.class_names),
+        **({} if encoding is None else {"metadata": metadata_summary(encoding)}),
         "preprocessing": {**record["preprocessing"],
                           "albumentations": serialised_pipeline(record["preprocessing"])},
         "prediction": module.prediction_recipe(),
@@ -281,14 +287,20 @@ def _class_of(class_path: str) -> type:
 
 
 def _check_same_network(module: Any, package: Any) -> None:
-    """The package's network gives the LightningModule's outputs on a random batch (to 1e-5)."""
-    from lightning_modules.nets.onnx_export import example_input
+    """The package's network gives the LightningModule's outputs on a random batch (to 1e-5), with random
+    metadata for a metadata network."""
+    from lightning_modules.nets.metadata_branch import fed
+    from lightning_modules.nets.onnx_export import example_input, random_metadata
 
     images = torch.rand_like(example_input(package))
+    metadata = None if package.metadata_encoding is None else random_metadata(package, len(images))
     if package.prediction["fusion"] == "views":
-        images = images.flatten(0, 1)  # the network sees the views as a batch
+        images = images.flatten(0, 1)  # the network sees the views as a batch (one view here)
     with torch.inference_mode():
-        expected, got = module.net(images), package.net(images)
+        with fed(module.net, metadata):
+            expected = module.net(images)
+        with fed(package.net, metadata):
+            got = package.net(images)
     if isinstance(expected, tuple):
         expected, got = expected[0], got[0]
     if not torch.allclose(expected.float(), got.float(), atol=1e-5):

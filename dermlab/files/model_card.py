@@ -211,6 +211,7 @@ def model_card(run: Path, config: dict[str, Any]) -> str:
         table[numbers] = table[numbers].map(lambda v: f"{v:.4f}" if isinstance(v, float) else v)
         lines += ["", "## Subgroups", "", "From `subgroups_test.csv` (95 % stratified bootstrap intervals; small "
                   "groups' intervals are wide or flagged in `note`):", "", _markdown_table(table[keep])]
+    lines += metadata_lines(config.get("metadata"))
     views = pre.get("crops") or pre.get("views", 1)
     lines += ["", "## Preprocessing and prediction", "",
               f"- evaluation transforms: {_transforms_text(pre['eval_transforms'])} at {pre['image_size']} px, then "
@@ -228,15 +229,55 @@ def model_card(run: Path, config: dict[str, Any]) -> str:
               + (" — a model trained on non-commercial data may carry that restriction"
                  if "NC" in DATA_LICENCES.get(name, "") else ""),
               "- code: dermlab, MIT", "",
-              "## How to use", "", "```bash", "dermlab classify --model PKG_DIR IMAGE_OR_DIR --out predictions.csv",
-              "```", "", "```python", "import dermlab", "model = dermlab.load_model(\"PKG_DIR\")",
-              "probabilities = model.predict([\"lesion.jpg\"])  # (N, classes), columns model.class_names", "```", "",
+              "## How to use", "", *usage_lines(config.get("metadata")), "",
               "## Provenance", "",
               f"- run `{source.get('run_name', run.name)}`, checkpoint `{source.get('checkpoint')}` (epoch "
               f"{source.get('epoch')}, step {source.get('global_step')}), SHA-256 `{source.get('checkpoint_sha256')}`",
               f"- dermlab {source.get('dermlab_version')}, torch {source.get('torch_version')}, timm "
               f"{source.get('timm_version')}", ""]
     return "\n".join(lines)
+
+
+def metadata_lines(metadata: dict[str, Any] | None) -> list[str]:
+    """The "Patient metadata" section for a package with a metadata branch (``config.json``'s ``metadata``,
+    :func:`lightning_modules.nets.package_metadata.metadata_summary`); nothing for an image-only model."""
+    if not metadata:
+        return []
+    lines = ["", "## Patient metadata", "",
+             f"Beside each image the model takes the patient's {', '.join(f'`{f}`' for f in metadata['fields'])} "
+             "(the ISIC 2019 winners' metadata branch, Gessert et al., MethodsX 2020, doi:10.1016/j.mex.2020.100864): "
+             "a dense network over the encoded fields, fused with the image features before the classifier. "
+             "`dermlab classify` needs them (`--metadata CSV`, one row per image), and so does `predict` "
+             "(`metadata=` a DataFrame, one row per image in order). The encoding was fitted on the training split; "
+             "a missing value (empty, NaN or `unknown`) is a category of its own, and so is a category the training "
+             "split never had (it is encoded as missing, and counted in a log line):", ""]
+    for name, field in metadata["by_field"].items():
+        columns = " or ".join(f"`{c}`" for c in field["accepted_columns"])
+        if name == "age":
+            how = (f"years, standardised with the training mean {field['mean']:.2f} and standard deviation "
+                   f"{field['std']:.2f}, plus a missing indicator")
+        else:
+            how = ("one-hot over the training categories " + ", ".join(f"`{c}`" for c in field["categories"])
+                   + ", plus `missing`")
+        lines.append(f"- `{name}` (column {columns}): {how}")
+    return lines
+
+
+def usage_lines(metadata: dict[str, Any] | None) -> list[str]:
+    """The "How to use" commands, with the metadata a metadata model needs."""
+    if not metadata:
+        return ["```bash", "dermlab classify --model PKG_DIR IMAGE_OR_DIR --out predictions.csv", "```", "",
+                "```python", "import dermlab", "model = dermlab.load_model(\"PKG_DIR\")",
+                "probabilities = model.predict([\"lesion.jpg\"])  # (N, classes), columns model.class_names", "```"]
+    fields = list(metadata["fields"])
+    example = {"age": 55, "sex": "female", "localization": "back"}
+    return ["```bash", "# metadata.csv: image," + ",".join(fields) + " (one row per image; empty where unknown)",
+            "# e.g.  lesion," + ",".join(str(example.get(f, "")) for f in fields),
+            "dermlab classify --model PKG_DIR IMAGE_OR_DIR --metadata metadata.csv --out predictions.csv", "```", "",
+            "```python", "import dermlab", "import pandas as pd", "model = dermlab.load_model(\"PKG_DIR\")",
+            "metadata = pd.DataFrame({" + ", ".join(f"{json.dumps(f)}: [{json.dumps(example.get(f))}]" for f in fields)
+            + "})  # one row per image",
+            "probabilities = model.predict([\"lesion.jpg\"], metadata=metadata)  # (N, classes)", "```"]
 
 
 def views_at_test(config: dict[str, Any]) -> bool:

@@ -87,7 +87,7 @@ class MetadataBranch(nn.Module):
         """
         if metadata.ndim != 2 or metadata.shape[1] != self.width:
             raise ValueError(f"expected (B, {self.width}) encoded metadata, got {tuple(metadata.shape)}")
-        metadata = metadata.detach().float()
+        metadata = metadata.float()
         self.fed = self.drop_fields(metadata) if self.training and self.field_dropout > 0 else metadata
 
     def clear(self) -> None:
@@ -103,14 +103,16 @@ class MetadataBranch(nn.Module):
         if self.fed is None:
             raise ValueError("this network takes patient metadata beside each image; none was given (feed it "
                              "with lightning_modules.nets.metadata_branch.fed(net, metadata))")
-        batch = len(self.fed)
+        batch = self.fed.shape[0]  # not len(): a symbolic size stays symbolic under torch.export
         if rows % batch:
             raise ValueError(f"the classifier sees {rows} rows but {batch} images' metadata was fed")
         fed = self.fed
-        if fed.is_inference() and not torch.is_inference_mode_enabled():
-            fed = fed.clone()  # a batch made under inference mode, read with autograd on (Grad-CAM)
+        if torch.is_grad_enabled() and fed.is_inference():
+            fed = fed.clone()  # Grad-CAM outside inference mode: a test batch's tensor cannot enter autograd
         embedded = self.mlp(fed)
-        return embedded if rows == batch else embedded.repeat_interleave(rows // batch, 0)
+        # each row ``rows // batch`` times, image-major (expand + reshape rather than a branch on the count: one graph
+        # for any number of views when the network is exported with a dynamic batch, lightning_modules.nets.onnx_export)
+        return embedded[:, None].expand(-1, rows // batch, -1).reshape(rows, embedded.shape[1])
 
     @override
     def forward(self, metadata: torch.Tensor) -> torch.Tensor:

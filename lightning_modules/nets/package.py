@@ -15,7 +15,9 @@ of ``model.safetensors`` and ``model.onnx``: a missing or altered file is refuse
 edited freely (it is not hashed).
 
 :meth:`ModelPackage.predict` gives the class probabilities of image files or arrays through the run's evaluation
-preprocessing (:mod:`datamodules.datasets.image_files`) and its prediction rule (:mod:`lightning_modules.nets.fusion`).
+preprocessing (:mod:`datamodules.datasets.image_files`) and its prediction rule (:mod:`lightning_modules.nets.fusion`);
+a model with a patient-metadata branch takes each image's metadata beside it, encoded as its training split was
+(:mod:`lightning_modules.nets.package_metadata`).
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from datamodules.datasets.image_files import ImageInput, ImageInputsDataset, skip_unreadable
+from datamodules.metadata import MetadataEncoding
 from datamodules.transforms import Normalisation, build_transforms
 from dermlab.errors import DataError
 from dermlab.files.io import file_sha256
 from dermlab.files.model_card import views_at_test
 from lightning_modules.nets.fusion import evaluated_probabilities, fused_probabilities
+from lightning_modules.nets.metadata_branch import fed
+from lightning_modules.nets.package_metadata import MetadataValues, encoded_metadata, package_encoding
 from lightning_modules.nets.recipes import build_from_recipe
 
 log = logging.getLogger(__name__)
@@ -53,7 +58,9 @@ CONFIG, WEIGHTS, ONNX, CARD = "config.json", "model.safetensors", "model.onnx", 
 class Predictor(nn.Module):
     """The network and its prediction rule as one plain module: (B, V, C, H, W) views (or (B, N_C, C, s, s) crops)
     → (B, K) fused probabilities (:func:`~lightning_modules.nets.fusion.fused_probabilities`), before D4 averaging
-    and temperature scaling (which :meth:`ModelPackage.predict` applies after it, for PyTorch and ONNX alike).
+    and temperature scaling (which :meth:`ModelPackage.predict` applies after it, for PyTorch and ONNX alike). A
+    network with a metadata branch takes the images' encoded metadata (B, F) as a second input, fed to its branch
+    for the call (:func:`~lightning_modules.nets.metadata_branch.fed`).
 
     Args:
         net: the classifier network.
@@ -65,9 +72,21 @@ class Predictor(nn.Module):
         super().__init__()
         self.net, self.fusion, self.crop_fusion = net, fusion, crop_fusion or "logits"
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, K) probabilities of a batch of views or crops."""
-        return fused_probabilities(self.net, images, self.fusion, self.crop_fusion)
+    def forward(self, images: torch.Tensor, metadata: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, K) probabilities of a batch of views or crops, with its (B, F) encoded metadata for a metadata
+        network.
+
+        Raises:
+            ValueError: metadata for an image-only network, none for a metadata network, or not (B, F).
+        """
+        if metadata is not None:
+            torch._check(metadata.shape[0] == images.shape[0])  # one row per image (one batch size under export)
+            if self.fusion == "views" and images.ndim == 5:  # each view's row, image-major as the views are flattened
+                # (a gather, not expand: expanding a size-1 dimension would pin the exported views to the example's)
+                rows = torch.arange(images.shape[0] * images.shape[1], device=metadata.device) // images.shape[1]
+                metadata = metadata.index_select(0, rows)
+        with fed(self.net, metadata):
+            return fused_probabilities(self.net, images, self.fusion, self.crop_fusion)
 
 
 def write_package(folder: Path, net: nn.Module, config: dict[str, Any]) -> Path:
@@ -152,14 +171,15 @@ class ModelPackage:
         folder = Path(folder).expanduser()
         config = read_config(folder)
         recipe = config["architecture"]
-        net = build_from_recipe(recipe["builder"], recipe["arguments"], weights_follow=True)
+        net = build_from_recipe(recipe["builder"], recipe["arguments"], weights_follow=True,
+                                metadata=recipe.get("metadata"))
         try:
             missing, unexpected = load_model(net, str(folder / WEIGHTS), strict=False)
         except (SafetensorError, RuntimeError) as error:
             raise DataError(f"'{folder / WEIGHTS}' does not fit the network config.json describes: {error}") from None
         if missing or unexpected:
             raise DataError(f"'{folder / WEIGHTS}' does not fit the network config.json describes: "
-                            f"{'missing ' + missing[0] if missing else 'unexpected ' + unexpected[0]}")
+                            f"{'missing ' + sorted(missing)[0] if missing else 'unexpected ' + sorted(unexpected)[0]}")
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         return cls(folder, config, net.eval())
@@ -180,6 +200,11 @@ class ModelPackage:
     def prediction(self) -> dict[str, Any]:
         """The run's prediction rule, with ``fusion``, ``crop_fusion``, ``tta`` and ``temperature``."""
         return self.config["prediction"]
+
+    @property
+    def metadata_encoding(self) -> MetadataEncoding | None:
+        """The encoding of the patient metadata the model takes beside each image, or None for an image-only model."""
+        return package_encoding(self.config)
 
     def has_test_time_views(self) -> bool:
         """Whether the run was tested with more than the one view classify uses by default (several
@@ -203,7 +228,8 @@ class ModelPackage:
 
     # --- prediction ------------------------------------------------------------------------------------------
     def batches(self, images: Sequence[ImageInput], tta: bool = False, batch_size: int = 16, workers: int = 0,
-                fused: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+                fused: Callable[..., torch.Tensor] | None = None, metadata: MetadataValues | None = None
+                ) -> Iterator[tuple[np.ndarray, Any]]:
         """(indices (B,), probabilities (B, K) float64, unreadable [(index, message)]) per batch of ``images``.
 
         Args:
@@ -211,9 +237,17 @@ class ModelPackage:
             tta: the run's test-time views (several views, D4) instead of one view.
             batch_size: images per forward pass.
             workers: DataLoader worker processes decoding images.
-            fused: the backend from (B, V | N_C, C, H, W) to fused probabilities (default: :meth:`predictor` in
-                PyTorch; ``dermlab classify --onnx`` passes an onnxruntime session's).
+            fused: the backend from (B, V | N_C, C, H, W) (and (B, F) metadata) to fused probabilities (default:
+                :meth:`predictor` in PyTorch; ``dermlab classify --onnx`` passes an onnxruntime session's).
+            metadata: for a model with a metadata branch, each image's patient fields: a pandas DataFrame or a mapping
+                of column → values, one row per image in the order of ``images``
+                (:func:`~lightning_modules.nets.package_metadata.encoded_metadata`).
+
+        Raises:
+            DataError: metadata missing for a metadata model or given to an image-only one, or unusable (named).
         """
+        names = [str(image) if isinstance(image, (str, Path)) else f"image {i}" for i, image in enumerate(images)]
+        encoded = encoded_metadata(self.metadata_encoding, metadata, names)
         fused = self.predictor() if fused is None else fused
         dihedral = tta and self.prediction.get("tta") == "dihedral"
         temperature = self.prediction.get("temperature")
@@ -227,11 +261,16 @@ class ModelPackage:
                 inputs = batch["image"]
                 if inputs.ndim == 4:  # one view, or a crop model's whole image (eval_crops: 0, ``patch``'s
                     inputs = inputs[:, None]  # Downsampling / Single-Crop): (B, 1, C, H, W), the one input form
-                probabilities = evaluated_probabilities(fused, inputs, dihedral, temperature)
+                if encoded is not None:  # the batch's metadata beside every view of its images
+                    rows = torch.from_numpy(encoded[batch["index"].numpy()])
+                    backend = (lambda views, rows=rows: fused(views, rows))  # noqa: E731
+                else:
+                    backend = fused
+                probabilities = evaluated_probabilities(backend, inputs, dihedral, temperature)
                 yield batch["index"].numpy(), probabilities.double().numpy(), batch["errors"]
 
-    def predict(self, images: Sequence[ImageInput] | ImageInput, tta: bool = False, batch_size: int = 16
-                ) -> np.ndarray:
+    def predict(self, images: Sequence[ImageInput] | ImageInput, tta: bool = False, batch_size: int = 16,
+                metadata: MetadataValues | None = None) -> np.ndarray:
         """(N, K) class probabilities of ``images``, columns in :attr:`class_names` order.
 
         Args:
@@ -240,15 +279,18 @@ class ModelPackage:
                 (N, H, W, 3) array as N images.
             tta: the run's test-time views (see :meth:`batches`).
             batch_size: images per forward pass.
+            metadata: a metadata model's patient fields, one row per image in order (see :meth:`batches`), e.g.
+                ``pd.DataFrame({"age": [55, None], "sex": ["male", ""], "localization": ["back", "unknown"]})``.
 
         Raises:
             DataError: an image cannot be read or is of an unusable kind (named; ``dermlab classify`` skips and
-                counts unreadable files instead).
+                counts unreadable files instead); metadata missing for a metadata model, given to an image-only one,
+                or unusable (named).
         """
         if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
             images = [images]
         out = np.zeros((len(images), len(self.class_names)))
-        for indices, probabilities, errors in self.batches(images, tta, batch_size):
+        for indices, probabilities, errors in self.batches(images, tta, batch_size, metadata=metadata):
             if errors:
                 raise DataError(errors[0][1])
             out[indices] = probabilities

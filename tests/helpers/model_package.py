@@ -34,3 +34,43 @@ def shared_package(root: Path, base: Path) -> tuple[Path, Path]:
             main([str(run), "--out", str(folder / "pkg"), "--checkpoint", "last", "--onnx"])
             (folder / "done").write_text("")
     return folder / "run", folder / "pkg"
+
+
+METADATA_RUN = """\
+seed_everything: 0
+trainer: {{accelerator: cpu, devices: 1, max_epochs: 1, log_every_n_steps: 1,
+          callbacks: {callbacks}}}
+data:
+  class_path: datamodules.HAM10000DataModule
+  init_args: {{root: '{root}', image_size: 32, batch_size: 8, num_workers: 0}}
+model:
+  class_path: lightning_modules.LesionClassifier
+  init_args: {{backbone: test_resnet, pretrained_weights: null}}
+"""
+
+
+def shared_metadata_package(root: Path, base: Path) -> tuple[Path, Path]:
+    """(run, package) of a classifier with the patient-metadata branch (``-c experiments/base/metadata.yaml``: age,
+    sex, localization) trained for one epoch on the tiny HAM10000 twin ``root`` (test_resnet, 32 px), tested with
+    ``last.ckpt`` and exported with ``--onnx``; made once per test session under ``base`` behind a file lock, as
+    :func:`shared_package`."""
+    from filelock import FileLock
+
+    from dermlab.cli import main as cli
+    from dermlab.commands.export import main as export
+    from tests.conftest import REPO
+
+    folder = base / "export-metadata-run"
+    with FileLock(str(base / "export-metadata-run.lock")):
+        if not (folder / "done").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            config = folder / "run.yaml"
+            callbacks = REPO / "experiments" / "base" / "callbacks" / "default.yaml"
+            config.write_text(METADATA_RUN.format(root=root, callbacks=callbacks))
+            arguments = ["-c", str(config), "-c", str(REPO / "experiments/base/metadata.yaml"), "--run.wandb",
+                         "disabled", "--trainer.default_root_dir", str(folder / "run")]
+            cli(["fit", *arguments])
+            cli(["test", *arguments, "--ckpt_path", str(folder / "run" / "checkpoints" / "last.ckpt")])
+            export([str(folder / "run"), "--out", str(folder / "pkg"), "--checkpoint", "last", "--onnx"])
+            (folder / "done").write_text("")
+    return folder / "run", folder / "pkg"
