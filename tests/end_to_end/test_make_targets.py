@@ -34,6 +34,7 @@ TARGETS = {
     "isic2018-seg": ([REPO / "experiments" / "isic2018" / "tables" / "table1_segmentation.yaml"], "1"),
     "baseline": (spec.paper_tables("baseline"), "1"),
     "cross_dataset": (spec.paper_tables("cross_dataset"), None),
+    "metadata": (spec.paper_tables("metadata"), "2"),  # one seed's pair: image only and image + metadata
 }
 
 

@@ -90,7 +90,7 @@ class Rule:
     detail: str = ""  # covered: the test that runs it; not-run: why
 
 
-PAPER_TARGET = r"^make (dds|arl|patch|weighting|isic2018|isic2018-seg|baseline|cross_dataset)(-smoke)?( |$)"
+PAPER_TARGET = r"^make (dds|arl|patch|weighting|isic2018|isic2018-seg|baseline|cross_dataset|metadata)(-smoke)?( |$)"
 
 RULES: list[Rule] = [
     # set-up and the suite's own commands
@@ -161,6 +161,9 @@ STAND_IN: dict[str, list[str]] = {
     "experiments/arl/base.yaml": ["--model.init_args.backbone", "arl_cnn14", "--model.init_args.pretrained_weights",
                                   "null", "--data.init_args.image_size", "64", "--data.init_args.train_repeats", "1",
                                   "--data.init_args.eval_views", "2"],
+    "experiments/metadata/base.yaml": ["--model.init_args.backbone", "test_resnet",
+                                       "--model.init_args.pretrained_weights", "null",
+                                       "--data.init_args.image_size", "32"],
     "experiments/weighting/base.yaml": ["--model.init_args.backbone", "test_resnet",
                                         "--model.init_args.pretrained_weights", "null",
                                         "--data.init_args.image_size", "32"],

@@ -53,6 +53,7 @@ def test_the_paper_tables_read_the_folders_the_docs_name(tmp_path):
     assert folders("isic2018") == {"isic2018"}
     assert folders("cross_dataset") == {"ham10000", "isic2018", "isic2017", "isic2019"}
     assert folders("baseline") == {"isic2017"}
+    assert folders("metadata") == {"ham10000", "isic2019", "isic2020"}
 
 
 def test_the_cross_grid_tests_on_the_data_roots_other_folders(tmp_path):
