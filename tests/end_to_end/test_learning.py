@@ -84,6 +84,7 @@ def test_make_demo_fine_tunes_on_the_shipped_real_sample(tmp_path, monkeypatch):
                                                                        (tmp_path / "run" / "plots").iterdir()}
 
 
+@pytest.mark.slow  # over a minute on two CPU cores: with the end-to-end runs, not in make test
 def test_arl_cnn14_learns_from_online_patches(tmp_path):
     """ARL-CNN14 from scratch on synthetic ISIC 2017 (320 images of 64 px, 48 px patches, 2 patches per image
     per epoch, 3 test patches averaged, 6 epochs). Seeds 0/1/2 gave test AUC 0.775 / 0.821 / 0.800 on the
@@ -135,6 +136,7 @@ def test_attribute_segmenter_learns_synthetic_attributes_and_writes_official_fil
     assert score_segmentation(truth_dir, tmp_path / "run" / "masks_test")["attribute_jaccard"] > 0.15
 
 
+@pytest.mark.slow  # over a minute on two CPU cores: with the end-to-end runs, not in make test
 def test_triplet_classifier_learns_and_writes_both_submissions(tmp_path):
     """ResNet-18 from random init, 6 epochs with a triplet epoch every 2, class-balanced batches, on 400
     synthetic task 3 images: both prediction rules beat chance (1/7) with margin; predict writes the softmax
@@ -197,6 +199,7 @@ CPU_PIPELINE = ["--data.init_args.train_transforms", str(REPO / "experiments/bas
 
 
 # --- a short run on synthetic ISIC 2018 task 1 ---------------------------------------------------------------
+@pytest.mark.slow  # over a minute on two CPU cores: with the end-to-end runs, not in make test
 def test_segan_learns_synthetic_masks_and_writes_official_mask_files(tmp_path):
     """SegAN (tiny stand-ins, 10 epochs, 160 training images of 64 px) beats an all-background prediction, whose
     thresholded Jaccard is 0 on images that all hold a lesion. 6 epochs (the LR decays to 0 over them) were marginal:

@@ -87,7 +87,11 @@ def test_make_paper_smoke_runs_on_twins_in_the_documented_data_root(target, tmp_
     assert read == expected  # every data set of the paper was read from its documented folder
     for table in stems:
         grid = spec.load(next(t for t in tables if Path(t).stem == table))
-        assert (work / "runs" / "grids-smoke" / grid.paper / grid.table / "report.md").is_file(), table
+        report = work / "runs" / "grids-smoke" / grid.paper / grid.table / "report.md"
+        assert report.is_file(), table
+        if target == "metadata":  # one seed's pair: both rows, tested on the same images
+            text = report.read_text()
+            assert "| image only |" in text and "| image + metadata |" in text, text
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")

@@ -1,13 +1,10 @@
 """The metadata tables (experiments/metadata/tables/): image only vs image + metadata on the same split, seed and
 test images. The image-only cell's ``metadata_fields: null`` gives a network without the branch (whose options,
-from experiments/base/metadata.yaml, then do nothing); the other cell's network has it. The slow test runs the ISIC
-2019 table on its synthetic default and reads both rows and the paired tests in the report."""
+from experiments/base/metadata.yaml, then do nothing); the other cell's network has it. The tables run on twins in
+the smoke form of ``make metadata-smoke`` (tests/end_to_end/test_make_targets.py), which reads both rows in each
+report."""
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -81,21 +78,3 @@ def test_metadata_fields_null_gives_an_image_only_network(inputs, twins, tmp_pat
     else:
         assert branch is not None and list(branch.fields) == ["age", "sex", "localization"]
         assert cli.model.hparams["metadata_encoding"] is not None
-
-
-@pytest.mark.slow  # a few minutes on two CPU cores: 4 tiny fits
-def test_the_isic2019_table_renders_both_rows_and_the_paired_tests_on_the_synthetic_default(tmp_path):
-    """`dermlab grid run experiments/metadata/tables/isic2019.yaml` on its synthetic default (seeds 0 and 1), in a
-    scratch folder holding a link to experiments/: both rows have numbers, and each seed's pair has McNemar's test
-    on the same test images."""
-    (tmp_path / "experiments").symlink_to(REPO / "experiments")
-    command = [sys.executable, "-m", "dermlab", "grid", "run", "experiments/metadata/tables/isic2019.yaml",
-               "--runs", str(tmp_path / "runs")]
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO)}
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    text = (tmp_path / "runs" / "grids" / "metadata" / "isic2019" / "report.md").read_text()
-    for row in ("image only", "image + metadata"):
-        line = text.split(f"| {row} |")[1].split("\n")[0]
-        assert "missing" not in line and "(2/3)" in line, line  # seeds 0 and 1 of the paper's three
-    assert text.count("| McNemar |") == 2, text  # seeds 0 and 1, each pair on the same test images
