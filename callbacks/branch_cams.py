@@ -64,9 +64,10 @@ class BranchCAMs(L.Callback):
         was_training = net.training
         net.eval()
         try:  # the net goes back to its mode even when a map fails
+            # the whole net runs for a branch's features too: a metadata model reads each image's fields
             with fed(net, metadata):
                 columns = {"main": class_activation_maps(net, images)}
-            with torch.inference_mode(False), torch.enable_grad():
+            with fed(net, metadata), torch.inference_mode(False), torch.enable_grad():
                 for layer in layers:
                     features, logits = branches.branch_features(images.clone(), layer)
                     linear = gap_fc_classifier(branches.branch(layer))

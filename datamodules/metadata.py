@@ -12,7 +12,8 @@ encodes each field so that a missing value is a category of its own, never a sil
   ``<field>=missing`` column, always present. A value missing in the file (empty, ``unknown``, ...,
   :func:`dermlab.files.metadata.group_value`) is ``missing``; so is a category the training split never had
   (an *unseen* category at validation or test time: the network has learnt nothing for it), which
-  :meth:`MetadataEncoding.encode` counts per field and value so the data module can say so.
+  :meth:`MetadataEncoding.encode` counts per field and value so the data module can say so. Text is matched
+  ignoring case and extra spaces (:func:`category_key`): ``Male`` is ``male``.
 
 Every field's encoding of "missing" is its :attr:`FieldSlice.missing` vector: the branch's field dropout (the
 winners' ``drop_augment``, :mod:`lightning_modules.nets.metadata_branch`) writes it during training.
@@ -96,7 +97,7 @@ class MetadataEncoding:
                 age_mean, spread = float(known.mean()), float(known.std())
                 age_std = spread if spread > 0 else 1.0
             else:
-                values = sorted({str(v) for v in column if str(v) != UNKNOWN})
+                values = sorted({category_key(v) for v in column if str(v) != UNKNOWN})
                 if not values:
                     raise DataError(f"metadata field {name!r} is missing for every training image of {source}; drop "
                                     "it from data.init_args.metadata_fields")
@@ -154,12 +155,12 @@ class MetadataEncoding:
                 out[known, part.start] = (years[known] - self.age_mean) / self.age_std
                 out[~known, part.start + 1] = 1.0
                 continue
-            index = {c: k for k, c in enumerate(self.categories[part.name])}
+            index = {category_key(c): k for k, c in enumerate(self.categories[part.name])}
             missing_column = part.stop - 1
             counter: Counter = Counter()
             for row, value in enumerate(column):
                 value = str(value)
-                k = index.get(value)
+                k = index.get(category_key(value))
                 if k is None:
                     if value != UNKNOWN:
                         counter[value] += 1
@@ -195,6 +196,12 @@ class MetadataEncoding:
         if missing or ("age" in encoding.fields and not (encoding.age_std and math.isfinite(encoding.age_std))):
             raise DataError(f"malformed metadata encoding: no categories / age statistics for {missing or ['age']}")
         return encoding
+
+
+def category_key(value: str) -> str:
+    """What a text value is matched to the training categories by: case and runs of spaces ignored (``Male``,
+    ``MALE `` and ``male`` are one category; ``lower  extremity`` is ``lower extremity``)."""
+    return " ".join(str(value).split()).casefold()
 
 
 def unseen_summary(unseen: dict[str, Counter]) -> str:

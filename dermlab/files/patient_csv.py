@@ -20,6 +20,7 @@ import pandas as pd
 
 from dermlab.errors import DataError
 from dermlab.files.metadata import patient_fields
+from dermlab.files.tables import read_csv
 
 #: The columns each patient field may come under, the suite's name first.
 FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -91,16 +92,13 @@ def read_patient_csv(path: Path, images: Sequence[Path], fields: Sequence[str]) 
     (:func:`patient_table`).
 
     Raises:
-        DataError: no such or unreadable file; no image column (:data:`IMAGE_COLUMNS`); an image named twice; a
-            needed field with no column; a bad age in any row (the CSV, its row and the image named); an image with
-            no row (naming the image and the CSV).
+        DataError: no such or unreadable file (:func:`dermlab.files.tables.read_csv`); no image column
+            (:data:`IMAGE_COLUMNS`); an image named twice; a needed field with no column; a bad age in any row (the
+            CSV, its row and the image named); an image with no row (naming the image and the CSV).
     """
-    if not path.is_file():
-        raise DataError(f"--metadata '{path}' does not exist (give a CSV with one row per image)")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise DataError(f"--metadata '{path}' is not a readable CSV ({str(error).splitlines()[0]})") from None
+    # the suite's one reader of tables people hand it: BOM, CRLF, spaces, .tab twins; European exports refused
+    table = read_csv(path, what="--metadata CSV", hint="Give a CSV with one row per image.", dtype=str,
+                     keep_default_na=False)
     by_lower = {str(c).strip().lower(): c for c in table.columns}
     image_column = next((by_lower[name] for name in IMAGE_COLUMNS if name in by_lower), None)
     if image_column is None:

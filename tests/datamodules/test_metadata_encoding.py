@@ -58,6 +58,17 @@ def test_unseen_category_at_test_time_is_missing_and_counted() -> None:
     assert {k: dict(v) for k, v in unseen.items()} == {"sex": {"other": 2}, "localization": {"palms/soles": 1}}
 
 
+def test_text_is_matched_ignoring_case_and_extra_spaces() -> None:
+    """A spreadsheet's ``Male`` or ``lower  Extremity`` is the data set's ``male`` and ``lower extremity``."""
+    training = patient_fields(["a", "b"], "t.csv", sex=["male", "Female"], localization=["lower extremity", "back"])
+    encoding = MetadataEncoding.fit(training, ["sex", "localization"], "tiny")
+    assert encoding.categories == {"sex": ("female", "male"), "localization": ("back", "lower extremity")}
+    given = patient_fields(["x"], "x.csv", sex=["MALE "], localization=["lower  Extremity"])
+    vectors, unseen = encoding.encode(given)
+    np.testing.assert_array_equal(vectors, [[0, 1, 0, 0, 1, 0]])
+    assert unseen == {}
+
+
 def test_fitted_on_the_training_split_only() -> None:
     """A category only a later split has gets no column: the encoding is the training split's."""
     encoding = MetadataEncoding.fit(tiny_training_split(), ["localization"], "tiny")
