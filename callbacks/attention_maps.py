@@ -24,6 +24,7 @@ from callbacks.plots import first_view, save_figure
 from datamodules.transforms import IMAGENET, Normalisation, denormalise
 from dermlab.figures import maps_below_images
 from lightning_modules.nets.arl import ARLBottleneck, attention_maps
+from lightning_modules.nets.metadata_branch import fed
 
 
 def attention_figure(net: torch.nn.Module, images: torch.Tensor, layers: tuple[int, ...] = PAPER_LAYERS,
@@ -66,19 +67,24 @@ class AttentionMaps(L.Callback):
             raise ValueError(f"unknown kind {kind!r}; use attention or mask")
         self.n_images, self.layers, self.kind = n_images, tuple(layers), kind
         self.images: torch.Tensor | None = None
+        self.metadata: torch.Tensor | None = None  # a metadata branch's input, beside the images
 
     @override
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: STEP_OUTPUT,
                                 batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         if self.images is None and isinstance(batch, dict) and "image" in batch:
             self.images = first_view(batch["image"][: self.n_images]).detach().cpu()
+            if batch.get("metadata") is not None:
+                self.metadata = batch["metadata"][: self.n_images].detach().cpu()
 
     @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or self.images is None:
             return
         net: torch.nn.Module = getattr(pl_module, "net", pl_module)
-        figure = attention_figure(net, self.images.to(pl_module.device), self.layers, self.kind,
-                                  getattr(pl_module, "input_normalisation", IMAGENET))
+        metadata = None if self.metadata is None else self.metadata.to(pl_module.device)
+        with fed(net, metadata):  # a metadata model runs its whole network on the images' own fields
+            figure = attention_figure(net, self.images.to(pl_module.device), self.layers, self.kind,
+                                      getattr(pl_module, "input_normalisation", IMAGENET))
         if figure is not None:
             save_figure(trainer, figure, "attention_maps")

@@ -13,7 +13,7 @@ encodes each field so that a missing value is a category of its own, never a sil
   :func:`dermlab.files.metadata.group_value`) is ``missing``; so is a category the training split never had
   (an *unseen* category at validation or test time: the network has learnt nothing for it), which
   :meth:`MetadataEncoding.encode` counts per field and value so the data module can say so. Text is matched
-  ignoring case and extra spaces (:func:`category_key`): ``Male`` is ``male``.
+  ignoring case and extra spaces, with sex ``M`` / ``F`` spelled out (:func:`category_key`): ``Male`` is ``male``.
 
 Every field's encoding of "missing" is its :attr:`FieldSlice.missing` vector: the branch's field dropout (the
 winners' ``drop_augment``, :mod:`lightning_modules.nets.metadata_branch`) writes it during training.
@@ -79,6 +79,9 @@ class MetadataEncoding:
         if unknown or len(set(fields)) != len(fields) or not fields:
             raise DataError(f"metadata_fields {list(fields)}: give one or more distinct fields of "
                             f"{', '.join(PATIENT_FIELDS)}" + (f" ({unknown[0]!r} is none of them)" if unknown else ""))
+        if not len(frame.columns):
+            raise DataError(f"data set {source} ships no patient metadata: train it on images only (leave out "
+                            "-c experiments/base/metadata.yaml, or set data.init_args.metadata_fields to null)")
         absent = [f for f in fields if f not in frame.columns]
         if absent:
             has = ", ".join(frame.columns) or "no patient metadata"
@@ -97,7 +100,7 @@ class MetadataEncoding:
                 age_mean, spread = float(known.mean()), float(known.std())
                 age_std = spread if spread > 0 else 1.0
             else:
-                values = sorted({category_key(v) for v in column if str(v) != UNKNOWN})
+                values = sorted({category_key(v, name) for v in column if str(v) != UNKNOWN})
                 if not values:
                     raise DataError(f"metadata field {name!r} is missing for every training image of {source}; drop "
                                     "it from data.init_args.metadata_fields")
@@ -155,12 +158,12 @@ class MetadataEncoding:
                 out[known, part.start] = (years[known] - self.age_mean) / self.age_std
                 out[~known, part.start + 1] = 1.0
                 continue
-            index = {category_key(c): k for k, c in enumerate(self.categories[part.name])}
+            index = {category_key(c, part.name): k for k, c in enumerate(self.categories[part.name])}
             missing_column = part.stop - 1
             counter: Counter = Counter()
             for row, value in enumerate(column):
                 value = str(value)
-                k = index.get(category_key(value))
+                k = index.get(category_key(value, part.name))
                 if k is None:
                     if value != UNKNOWN:
                         counter[value] += 1
@@ -198,10 +201,16 @@ class MetadataEncoding:
         return encoding
 
 
-def category_key(value: str) -> str:
-    """What a text value is matched to the training categories by: case and runs of spaces ignored (``Male``,
-    ``MALE `` and ``male`` are one category; ``lower  extremity`` is ``lower extremity``)."""
-    return " ".join(str(value).split()).casefold()
+#: Abbreviations a spreadsheet may use for a category, per field (after case and spaces are folded).
+SYNONYMS = {"sex": {"m": "male", "f": "female"}}
+
+
+def category_key(value: str, field: str = "") -> str:
+    """What a text value of ``field`` is matched to the training categories by: case and runs of spaces ignored
+    (``Male``, ``MALE `` and ``male`` are one category; ``lower  extremity`` is ``lower extremity``), and the
+    field's :data:`SYNONYMS` spelled out (sex ``M`` is ``male``)."""
+    key = " ".join(str(value).split()).casefold()
+    return SYNONYMS.get(field, {}).get(key, key)
 
 
 def unseen_summary(unseen: dict[str, Counter]) -> str:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from datamodules.metadata import MetadataEncoding, unseen_summary
 from dermlab.errors import DataError
-from dermlab.files.metadata import patient_rows
+from dermlab.files.metadata import UNKNOWN, patient_rows
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class PatientMetadataInput:
         self._metadata_encoding: MetadataEncoding | None = None
         self._metadata_from_model = False
         self.unseen_metadata: dict[str, dict[str, dict[str, int]]] = {}  # split → field → value → images
+        self._encoded: dict[str, tuple[MetadataEncoding, int, np.ndarray]] = {}  # split → (encoding, rows, vectors)
 
     @property
     def metadata_source(self) -> str:
@@ -100,12 +101,17 @@ class PatientMetadataInput:
         return frame
 
     def encoded_metadata(self, split: str) -> np.ndarray | None:
-        """(N, width) float32 encoding of ``split``'s images (None without metadata fields); unseen categories are
-        encoded as missing, logged and kept for ``splits/metadata.json``."""
+        """(N, width) float32 encoding of ``split``'s images (None without metadata fields), encoded once per split
+        (at set-up, :meth:`check_metadata`); unseen categories are encoded as missing, logged and kept for
+        ``splits/metadata.json``."""
         encoding = self.metadata_encoding
         if encoding is None:
             return None
+        cached = self._encoded.get(split)
+        if cached is not None and cached[0] == encoding and cached[1] == len(self.table(split)):
+            return cached[2]
         vectors, unseen = encoding.encode(self.split_patient_metadata(split))
+        self._encoded[split] = (encoding, len(self.table(split)), vectors)
         if unseen and split != "train":
             self.unseen_metadata[split] = {k: dict(v) for k, v in unseen.items()}
             log.warning("metadata: %s images of the %s split have a category the training split never had (%s): "
@@ -114,11 +120,12 @@ class PatientMetadataInput:
         return vectors
 
     def check_metadata(self, splits: tuple[str, ...]) -> None:
-        """At set-up: fit (or take) the encoding and check every needed split's data set ships the fields."""
+        """At set-up: fit (or take) the encoding, check every needed split's data set ships the fields and encode
+        each split (so ``splits/metadata.json`` records its unseen categories)."""
         if self.metadata_encoding is None:
             return
         for split in splits:
-            self.split_patient_metadata(split)
+            self.encoded_metadata(split)
 
     def metadata_columns(self, split: str) -> dict[str, list]:
         """The raw values of the metadata fields for ``split``'s images, as ``meta_<field>`` columns of
@@ -126,8 +133,10 @@ class PatientMetadataInput:
         if self.metadata_encoding is None:
             return {}
         values = self.split_patient_metadata(split)
-        return {f"meta_{name}": ["" if isinstance(v, float) and np.isnan(v) else v for v in values[name].tolist()]
-                for name in self.metadata_encoding.fields}
+        def raw(value: object) -> object:
+            return "" if (isinstance(value, float) and np.isnan(value)) or value == UNKNOWN else value
+
+        return {f"meta_{name}": [raw(v) for v in values[name].tolist()] for name in self.metadata_encoding.fields}
 
     def write_metadata_file(self, folder: Path) -> None:
         """``splits/metadata.json``: the fields, their encoding, where it came from and the unseen categories met
@@ -136,6 +145,7 @@ class PatientMetadataInput:
         if encoding is None:
             return
         record = {"fields": list(encoding.fields), "encoding": encoding.to_json(),
-                  "fitted_on": "the model's checkpoint" if self._metadata_from_model else "train split",
+                  "fitted_on": ("train split (as the model's checkpoint records it)" if self._metadata_from_model
+                                else "train split"),
                   "unseen": self.unseen_metadata}
         (folder / METADATA_FILE).write_text(json.dumps(record, indent=1) + "\n")

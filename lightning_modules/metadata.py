@@ -59,6 +59,34 @@ class MetadataInput:
         log.info("metadata branch: %d encoded columns → dense %s → fused with the image features (%d units)",
                  encoding.width, options["hidden"], options["fusion"])
 
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose metadata encoding is not this model's, before its weights load: an image-only
+        checkpoint given metadata, a metadata checkpoint given none, or a resumed run whose training split's
+        metadata changed (other categories or age statistics: the same columns would mean other things).
+
+        Raises:
+            DataError: naming both sides and what to do.
+        """
+        super().on_load_checkpoint(checkpoint)
+        saved = (checkpoint.get("hyper_parameters") or {}).get("metadata_encoding")
+        saved = None if saved is None else MetadataEncoding.from_json(saved)
+        own = self.metadata_encoding
+        if saved == own:
+            return
+        if saved is None:
+            raise DataError(f"the checkpoint is of a model trained on images only, but the data gives patient metadata "
+                            f"({', '.join(own.fields)}): leave out -c experiments/base/metadata.yaml (or set "
+                            "data.init_args.metadata_fields to null)")
+        if own is None:
+            raise DataError(f"the checkpoint is of a model trained with patient metadata ({', '.join(saved.fields)}) "
+                            "but this model has no metadata branch: add -c experiments/base/metadata.yaml (with the "
+                            "same fields)")
+        raise DataError(f"the checkpoint's metadata encoding ({saved.columns}, age mean {saved.age_mean}) differs from "
+                        f"the one the data gives now ({own.columns}, age mean {own.age_mean}): the training split's "
+                        "metadata changed since the checkpoint was written. Resume or test with the data it was "
+                        "trained on, or start a new run")
+
     def setup_metadata(self) -> None:
         """At set-up: take the data module's encoding when it has one."""
         encoding = getattr(getattr(getattr(self, "_trainer", None), "datamodule", None), "metadata_encoding", None)

@@ -1,8 +1,9 @@
-"""Patient and image metadata as group names: the one tidying every data module applies to its metadata columns
-(sex, age, anatomical site, skin type, ...) before a subgroup table (:mod:`dermlab.stats.subgroups`) counts them.
+"""Patient and image metadata: the one tidying every data module applies to its metadata columns (sex, age,
+anatomical site, skin type, ...) before a subgroup table (:mod:`dermlab.stats.subgroups`) counts them or the
+metadata branch (:mod:`datamodules.metadata`) encodes them.
 
-Values become stripped text, missing ones (empty, NaN, None, ``unknown``, ``n/a`` in any case) ``unknown``, and an
-age in years one of the ``AGE_BANDS``.
+Values become stripped text, missing ones (empty, NaN, None, ``unknown``, ``n/a``, ``-``, ``?`` in any case)
+``unknown``; an age is a float of years (:func:`patient_fields`) or one of the ``AGE_BANDS``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dermlab.errors import DataError
 UNKNOWN = "unknown"
 AGE_BANDS = ((30, "0-29"), (45, "30-44"), (60, "45-59"), (75, "60-74"), (math.inf, "75+"))  # (upper bound, name)
 AGE_BAND_NAMES = tuple(name for _, name in AGE_BANDS)
-MISSING = {"", "nan", "none", "unknown", "na", "n/a"}
+MISSING = {"", "nan", "none", "unknown", "na", "n/a", "-", "--", "?"}
 
 
 def group_value(value: Any) -> str:

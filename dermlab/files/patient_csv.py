@@ -49,7 +49,8 @@ def patient_table(metadata: pd.DataFrame | Mapping[str, Sequence[Any]], fields: 
                   source: str) -> pd.DataFrame:
     """The patient fields ``fields`` of ``metadata`` (one row per image of ``ids``, in that order) as
     :func:`~dermlab.files.metadata.patient_fields` reads them: ``age`` float years (NaN missing), text ``unknown``
-    where missing. Columns are found under any name of :data:`FIELD_COLUMNS`; others are ignored.
+    where missing. Columns are found under any name of :data:`FIELD_COLUMNS`; others are ignored. A frame with an
+    image column is put in the images' order first (:func:`in_image_order`).
 
     Args:
         metadata: a DataFrame or a mapping of column name → values (one per image).
@@ -58,14 +59,15 @@ def patient_table(metadata: pd.DataFrame | Mapping[str, Sequence[Any]], fields: 
         source: what errors call ``metadata`` (a CSV's path, "the metadata given to predict").
 
     Raises:
-        DataError: a row count other than ``len(ids)``, a needed field with no column (naming the field, the
-            columns it may have and ``source``), or an age that is not a number ≥ 0 (naming ``source``, the row and
-            the image).
+        DataError: a row count other than ``len(ids)``, an image column naming other images, a needed field with
+            no column (naming the field, the columns it may have and ``source``), or an age that is not a number ≥ 0
+            (naming ``source``, the row and the image).
     """
     frame = metadata if isinstance(metadata, pd.DataFrame) else pd.DataFrame(dict(metadata))
     if len(frame) != len(ids):
         raise DataError(f"{source} has {len(frame)} row(s) for {len(ids)} image(s): give one row per image, in the "
                         "images' order")
+    frame = in_image_order(frame, ids, source)
     columns: dict[str, list[Any]] = {}
     for name in fields:
         column = field_column(list(frame.columns), name)
@@ -76,6 +78,28 @@ def patient_table(metadata: pd.DataFrame | Mapping[str, Sequence[Any]], fields: 
                             f"{how_to_give(fields)}.")
         columns[name] = frame[column].tolist()
     return patient_fields(list(ids), source.strip("'"), **columns).reset_index(drop=True)  # it quotes the source
+
+
+def in_image_order(frame: pd.DataFrame, ids: Sequence[str], source: str) -> pd.DataFrame:
+    """``frame`` with its rows in the order of ``ids`` when it has an image column (:data:`IMAGE_COLUMNS`), matched
+    by :func:`image_key`; a frame without one is taken to be in that order already.
+
+    Raises:
+        DataError: the image column names other images than ``ids`` (the first that differs named).
+    """
+    column = next((c for c in frame.columns if str(c).strip().lower() in IMAGE_COLUMNS), None)
+    if column is None:
+        return frame
+    keys, wanted = [image_key(v) for v in frame[column]], [image_key(Path(i).name) for i in ids]
+    if keys == wanted:
+        return frame
+    position = {key: row for row, key in enumerate(keys)}
+    missing = next((i for i, key in zip(ids, wanted, strict=True) if key not in position), None)
+    if missing is not None or len(position) != len(keys):
+        raise DataError(f"{source}'s {column} column does not name the images given"
+                        + (f" (no row for {missing})" if missing is not None else " (an image named twice)")
+                        + ": give one row per image")
+    return frame.iloc[[position[key] for key in wanted]].reset_index(drop=True)
 
 
 def image_key(value: Any) -> str:

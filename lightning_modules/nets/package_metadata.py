@@ -85,9 +85,9 @@ def encoded_metadata(encoding: MetadataEncoding | None, metadata: MetadataValues
         return None
     if metadata is None:
         raise DataError(f"this model takes patient metadata beside each image ({', '.join(encoding.fields)}), "
-                        "encoded as on its training split: give it as predict(images, metadata=frame), a pandas "
-                        "DataFrame (or mapping) with one row per image in the images' order, or as dermlab classify "
-                        f"--metadata CSV with an image column; {how_to_give(encoding.fields)}")
+                        "encoded as on its training split: give dermlab classify --metadata CSV (one row per image, "
+                        "with an image column), or in Python predict(images, metadata=frame) with a pandas DataFrame "
+                        f"(or mapping) of one row per image; {how_to_give(encoding.fields)}")
     frame = patient_table(metadata, encoding.fields, ids, source)
     vectors, unseen = encoding.encode(frame)
     if unseen:

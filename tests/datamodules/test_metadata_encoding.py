@@ -28,6 +28,7 @@ def test_fields_read_as_years_and_text_with_missing_values() -> None:
     assert subgroups_of(frame)["age_band"].tolist() == ["0-29", "30-44", "unknown"]
     with pytest.raises(DataError, match=r"'tiny.csv' row 4 \(c\): age 'old' is not a number"):
         patient_fields(["a", "b", "c"], "tiny.csv", age=[1, 2, "old"])
+    assert all(math.isnan(a) for a in patient_fields(["a", "b", "c"], "x.csv", age=["-", "?", " n/a "])["age"])
     rows = patient_rows(frame, ["b", "zz"])  # an image the file lacks: missing in every field
     assert rows["sex"].tolist() == ["female", "unknown"] and math.isnan(rows["age"].iloc[1])
 

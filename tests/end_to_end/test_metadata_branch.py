@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules import HAM10000DataModule, ISIC2017DataModule
+from datamodules import HAM10000DataModule, ISIC2016DataModule, ISIC2017DataModule
+from datamodules.metadata import MetadataEncoding
 from datamodules.synthetic import write_synthetic
 from dermlab.errors import DataError
 from tests.conftest import REPO, tiny_args
@@ -46,6 +47,34 @@ def test_a_field_the_data_set_lacks_is_refused_at_setup_naming_field_and_data_se
     with pytest.raises(DataError, match=r"metadata field 'localization' is not in data set isic2017 .*its files "
                                         r"give sex, age"):
         data.setup("fit")
+
+
+def test_a_data_set_without_patient_metadata_says_to_train_on_images_only(synthetic):
+    data = ISIC2016DataModule(str(synthetic("isic2016")), metadata_fields=["age"], num_workers=0, val_size=4)
+    with pytest.raises(DataError, match=r"isic2016 .* ships no patient metadata: train it on images only \(leave "
+                                        r"out -c experiments/base/metadata.yaml"):
+        data.setup("fit")
+
+
+def test_unseen_categories_and_abbreviations_at_setup(copy_of):
+    """A validation image's site the training split never had is encoded as missing and recorded at set-up (for
+    ``splits/metadata.json``); a spreadsheet's ``M`` is ``male``; the split CSV leaves missing values empty."""
+    root = copy_of("ham10000")
+    data = HAM10000DataModule(str(root), metadata_fields=["sex", "localization"], num_workers=0, image_size=32)
+    val_id = data.table("val").ids[0]
+    path = root / "HAM10000_metadata.csv"
+    table = pd.read_csv(path)
+    table.loc[table.image_id == val_id, ["sex", "localization"]] = ["M", "scalp"]
+    table.loc[table.image_id == data.table("val").ids[1], "sex"] = "unknown"
+    table.to_csv(path, index=False)
+    data = HAM10000DataModule(str(root), metadata_fields=["sex", "localization"], num_workers=0, image_size=32)
+    data.setup("fit")
+    assert data.unseen_metadata == {"val": {"localization": {"scalp": 1}}}
+    encoding = data.metadata_encoding
+    vector = data.dataset("val")[0]["metadata"].numpy()
+    assert vector[encoding.columns.index("sex=male")] == 1
+    assert vector[encoding.columns.index("localization=missing")] == 1
+    assert data.metadata_columns("val")["meta_sex"][:2] == ["M", ""]
 
 
 def test_items_carry_the_training_split_encoding(synthetic):
@@ -89,6 +118,27 @@ def test_checkpoint_keeps_the_encoder_and_the_data_follows_it(synthetic, tmp_pat
               "--ckpt_path", str(checkpoint)])
     assert "trained with metadata fields ['age', 'sex'], but data.init_args.metadata_fields is ['age']" in (
         capsys.readouterr().err)
+
+
+def test_a_checkpoint_of_other_metadata_is_refused_before_its_weights_load():
+    """An image-only checkpoint given metadata, a metadata one given none, and a resumed run whose training split's
+    metadata changed are refused by name (not with a state-dict error, nor silently with shifted columns)."""
+    from lightning_modules import LesionClassifier
+
+    frame = pd.DataFrame({"sex": ["male", "female"]}, index=["a", "b"])
+    encoding = MetadataEncoding.fit(frame, ["sex"], "tiny")
+    other = MetadataEncoding.fit(pd.DataFrame({"sex": ["male", "other"]}, index=["a", "b"]), ["sex"], "tiny")
+    image_only = LesionClassifier(backbone="test_resnet")
+    with_metadata = LesionClassifier(backbone="test_resnet", metadata_encoding=encoding.to_json())
+    with pytest.raises(DataError, match="trained on images only, but the data gives patient metadata"):
+        with_metadata.on_load_checkpoint({"hyper_parameters": {"metadata_encoding": None}, "state_dict": {}})
+    with pytest.raises(DataError, match=r"trained with patient metadata \(sex\) but this model has no metadata"):
+        image_only.on_load_checkpoint({"hyper_parameters": {"metadata_encoding": encoding.to_json()},
+                                       "state_dict": {}})
+    with pytest.raises(DataError, match="the training split's metadata changed since the checkpoint was written"):
+        with_metadata.on_load_checkpoint({"hyper_parameters": {"metadata_encoding": other.to_json()},
+                                          "state_dict": {}})
+    with_metadata.on_load_checkpoint({"hyper_parameters": {"metadata_encoding": encoding.to_json()}, "state_dict": {}})
 
 
 @pytest.mark.slow
