@@ -93,3 +93,27 @@ def test_json_round_trip() -> None:
     assert MetadataEncoding.from_json(encoding.to_json()) == encoding
     with pytest.raises(DataError, match="malformed"):
         MetadataEncoding.from_json({"fields": ["sex"]})
+
+
+@pytest.mark.real_data
+def test_the_real_ham10000_metadata_encodes_as_pandas_counts_it(ham_root):
+    """The released HAM10000_metadata.csv (10,015 rows, some ages empty, some sexes and sites 'unknown'): the
+    encoding's statistics are those of the training split's rows, counted here with pandas alone."""
+    from datamodules import HAM10000DataModule
+
+    data = HAM10000DataModule(str(ham_root), metadata_fields=FIELDS)
+    encoding = data.metadata_encoding
+    raw = pd.read_csv(ham_root / "HAM10000_metadata.csv").set_index("image_id").loc[data.table("train").ids]
+    assert encoding.age_mean == pytest.approx(raw["age"].mean())
+    assert encoding.age_std == pytest.approx(raw["age"].std(ddof=0))
+    assert encoding.categories["localization"] == tuple(sorted(set(raw["localization"]) - {"unknown"}))
+    assert encoding.categories["sex"] == ("female", "male")
+    vectors, unseen = encoding.encode(data.split_patient_metadata("train"))
+    columns = encoding.columns
+    assert vectors[:, columns.index("age=missing")].sum() == raw["age"].isna().sum() > 0
+    assert vectors[:, columns.index("sex=missing")].sum() == (raw["sex"] == "unknown").sum() > 0
+    assert vectors[:, columns.index("localization=missing")].sum() == (raw["localization"] == "unknown").sum() > 0
+    for name in ("sex", "localization"):  # exactly one column set per text field
+        block = [k for k, c in enumerate(columns) if c.startswith(f"{name}=")]
+        assert (vectors[:, block].sum(1) == 1).all()
+    assert unseen == {}
