@@ -40,6 +40,7 @@ class PatientMetadataInput:
         self._metadata_from_model = False
         self.unseen_metadata: dict[str, dict[str, dict[str, int]]] = {}  # split → field → value → images
         self._encoded: dict[str, tuple[MetadataEncoding, int, np.ndarray]] = {}  # split → (encoding, rows, vectors)
+        self._patients: dict[str, pd.DataFrame] = {}  # split → its images' patient metadata, as read
 
     @property
     def metadata_source(self) -> str:
@@ -90,8 +91,12 @@ class PatientMetadataInput:
         Raises:
             DataError: that data set lacks one of the fields (naming the field and the data set).
         """
-        source = self.split_source(split)
-        frame = patient_rows(source.patient_metadata(split), self.table(split).ids)
+        source, ids = self.split_source(split), self.table(split).ids
+        cached = self._patients.get(split)
+        if cached is not None and cached.index.tolist() == ids:  # read once per split (encoding, split CSV)
+            frame = cached
+        else:
+            frame = self._patients[split] = patient_rows(source.patient_metadata(split), ids)
         absent = [f for f in self.metadata_fields or () if f not in frame.columns]
         if absent:
             has = ", ".join(frame.columns) or "no patient metadata"
