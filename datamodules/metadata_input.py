@@ -39,7 +39,7 @@ class PatientMetadataInput:
         self._metadata_encoding: MetadataEncoding | None = None
         self._metadata_from_model = False
         self.unseen_metadata: dict[str, dict[str, dict[str, int]]] = {}  # split → field → value → images
-        self._encoded: dict[str, tuple[MetadataEncoding, int, np.ndarray]] = {}  # split → (encoding, rows, vectors)
+        self._encoded: dict[str, tuple[pd.DataFrame, MetadataEncoding, np.ndarray]] = {}  # split → what it encoded
         self._patients: dict[str, pd.DataFrame] = {}  # split → its images' patient metadata, as read
 
     @property
@@ -112,11 +112,12 @@ class PatientMetadataInput:
         encoding = self.metadata_encoding
         if encoding is None:
             return None
+        frame = self.split_patient_metadata(split)  # the same frame while the split's images stay the same
         cached = self._encoded.get(split)
-        if cached is not None and cached[0] == encoding and cached[1] == len(self.table(split)):
+        if cached is not None and cached[0] is frame and cached[1] == encoding:
             return cached[2]
-        vectors, unseen = encoding.encode(self.split_patient_metadata(split))
-        self._encoded[split] = (encoding, len(self.table(split)), vectors)
+        vectors, unseen = encoding.encode(frame)
+        self._encoded[split] = (frame, encoding, vectors)
         if unseen and split != "train":
             self.unseen_metadata[split] = {k: dict(v) for k, v in unseen.items()}
             log.warning("metadata: %s images of the %s split have a category the training split never had (%s): "

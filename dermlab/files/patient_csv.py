@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from dermlab.errors import DataError
+from dermlab.files.listing import IMAGE_SUFFIXES
 from dermlab.files.metadata import patient_fields
 from dermlab.files.tables import read_csv
 
@@ -108,7 +109,7 @@ def image_key(value: Any) -> str:
     text = str(value).strip()
     name = Path(text).name
     stem = Path(name).stem
-    return stem if Path(name).suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"} else name
+    return stem if Path(name).suffix.lower() in IMAGE_SUFFIXES else name
 
 
 def read_patient_csv(path: Path, images: Sequence[Path], fields: Sequence[str]) -> pd.DataFrame:
