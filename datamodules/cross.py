@@ -91,7 +91,8 @@ class CrossTest:
         """The class mapping source → target, resolved on first use (some data modules name their classes in
         ``__init__`` after the base class ran)."""
         if self._mapping is None:
-            self._mapping = mapping_between(self.source.class_names, self.target.class_names)
+            self._mapping = mapping_between(self.source.class_names, self.target.class_names,
+                                            getattr(self.target, "taxonomy_name", None))
         return self._mapping
 
     def table(self, screened: bool = True) -> ImageTable:

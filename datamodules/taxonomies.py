@@ -36,12 +36,22 @@ Sources of the tables:
 * ISIC 2016 Part 3 (Gutman et al., arXiv:1605.01397): benign vs malignant; malignant reads as the malignant HAM
   classes MEL, BCC, AKIEC (as :data:`datamodules.datasets.pooled.BENIGN` does).
 * derm7pt on the HAM classes: :data:`datamodules.datasets.derm7pt.DIAGNOSIS_TO_CLASS` (the ``patch`` paper's Table I).
+* DDI (Daneshjou et al., Sci Adv 8:eabq6147, 2022, doi:10.1126/sciadv.abq6147): its ``malignant`` flag, benign vs
+  malignant, the class set of ISIC 2016 (a DDI reader names itself ``ddi`` in the mapping, see
+  :func:`mapping_between`).
+* Fitzpatrick17k (Groh et al., CVPR Workshops 2021, doi:10.48550/arXiv.2104.09957): its
+  ``three_partition_label`` benign, malignant, non-neoplastic; a HAM class set scores benign vs malignant (malignant
+  read as for ISIC 2016) and the non-neoplastic images (inflammatory and other non-tumour conditions, which no
+  dermoscopy class set holds) are left out, counted.
+* PAD-UFES-20 (Pacheco et al., Data in Brief 32:106221, 2020, doi:10.1016/j.dib.2020.106221): ACK (actinic
+  keratosis) → AKIEC, BCC, MEL, NEV → NV, SCC (with Bowen's disease) → AKIEC as ISIC 2019's SCC, SEK (seborrheic
+  keratosis) → BKL; it has no DF or VASC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -60,6 +70,8 @@ TAXONOMIES: dict[str, tuple[str, ...]] = {
     "isic2018": ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"),  # HAM10000 too
     "isic2019": ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC"),
     "derm7pt": ("MEL", "NV", "BCC", "BKL", "DF", "VASC"),
+    "fitzpatrick17k": ("benign", "malignant", "non-neoplastic"),
+    "pad_ufes20": ("ACK", "BCC", "MEL", "NEV", "SCC", "SEK"),
 }
 
 #: Class sets whose every class lies inside one hub class, each class → its hub class.
@@ -68,6 +80,7 @@ REFINES: dict[str, dict[str, str]] = {
     "isic2019": {"MEL": "MEL", "NV": "NV", "BCC": "BCC", "AK": "AKIEC", "BKL": "BKL", "DF": "DF", "VASC": "VASC",
                  "SCC": "AKIEC"},
     "derm7pt": {c: c for c in TAXONOMIES["derm7pt"]},
+    "pad_ufes20": {"ACK": "AKIEC", "BCC": "BCC", "MEL": "MEL", "NEV": "NV", "SCC": "AKIEC", "SEK": "BKL"},
 }
 
 _MALIGNANT = ("MEL", "BCC", "AKIEC")
@@ -194,6 +207,9 @@ FROM_HUB: dict[str, ClassMapping] = {
          "VASC": None},
         {"nevus": "nevus", "melanoma": "melanoma", "seborrheic_keratosis": "seborrheic_keratosis"},
         hub_is_source=True),
+    "fitzpatrick17k": _hub_pair(
+        "fitzpatrick17k", ("benign", "malignant"), _everything_else({c: "malignant" for c in _MALIGNANT}, "benign"),
+        {"benign": "benign", "malignant": "malignant", "non-neoplastic": None}, hub_is_source=True),
 }
 
 #: Explicit mappings class set → hub (a model trained on that set tested on hub-class images).
@@ -243,8 +259,12 @@ def known_pairs() -> list[str]:
     return [f"{s} → {t}" for s in TAXONOMIES for t in TAXONOMIES if s != t and _resolve(s, t) is not None]
 
 
-def mapping_between(source_classes: Sequence[str], target_classes: Sequence[str]) -> ClassMapping:
+def mapping_between(source_classes: Sequence[str], target_classes: Sequence[str],
+                    target_name: str | None = None) -> ClassMapping:
     """The mapping that scores a model with ``source_classes`` on images labelled with ``target_classes``.
+
+    ``target_name`` names the target side in :attr:`ClassMapping.name` where the class list alone would name another
+    data set's class set (DDI's benign / malignant is ISIC 2016's list: ``isic2018 → ddi``, not ``→ isic2016``).
 
     Raises:
         DataError: a class list that is no known class set (unless both are the same list), or a pair of class
@@ -255,7 +275,7 @@ def mapping_between(source_classes: Sequence[str], target_classes: Sequence[str]
     if source_classes == target_classes:
         name = taxonomy_of(source_classes) or "same classes"
         same = {c: c for c in source_classes}
-        return ClassMapping(name, name, source_classes, target_classes, source_classes, same, same)
+        return ClassMapping(name, target_name or name, source_classes, target_classes, source_classes, same, same)
     source, target = taxonomy_of(source_classes), taxonomy_of(target_classes)
     mapping = _resolve(source, target) if source and target else None
     if mapping is None:
@@ -265,4 +285,4 @@ def mapping_between(source_classes: Sequence[str], target_classes: Sequence[str]
             f"{target or 'an unknown class set'} ({', '.join(target_classes)}). Known class sets: {described}. "
             f"Known pairs: {', '.join(known_pairs())} (and any class set to itself). Add the mapping to "
             "datamodules/taxonomies.py (REFINES, FROM_HUB or TO_HUB) or test on a data set of a known class set.")
-    return mapping
+    return replace(mapping, target=target_name) if target_name and target_name != mapping.target else mapping

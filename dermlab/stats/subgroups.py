@@ -205,10 +205,12 @@ def subgroup_table(predictions: pd.DataFrame, metadata: pd.DataFrame, class_name
 
 
 def _order(attribute: str, group: str) -> str:
-    """Age bands and ITA categories in their natural order, other groups alphabetically."""
+    """Age bands, ITA categories and Fitzpatrick types and groups in their natural order, other groups
+    alphabetically."""
+    from dermlab.files.skin_type import GROUPS, TYPES
     from dermlab.stats.skin_tone import ITA_CATEGORIES
 
-    for names in (AGE_BAND_NAMES, ITA_CATEGORIES):
+    for names in (AGE_BAND_NAMES, ITA_CATEGORIES, TYPES, GROUPS):
         if group in names:
             return f"{names.index(group):03d}"
     return group
