@@ -8,7 +8,9 @@
 * ``weighting``: lesion-grouped random 80/20 train/test, ``fold`` 0 or 1 picks the split; no validation
   images unless ``val_fraction`` (of the training lesions) asks for them;
 * ``holdout``: ``val_size`` training images, whole lesions, moved to validation (``dds``: 999);
-  the test set is the official one where the data set has it.
+  the test set is the official one where the data set has it;
+* ``external``: every image is a test image and nothing trains or validates — a data set kept for testing models
+  trained elsewhere (``test_on``, :mod:`datamodules.cross`; the external sets DDI, Fitzpatrick17k, PAD-UFES-20).
 
 ``dx_type_weights`` (e.g. ``{consensus: 1, follow_up: 2, confocal: 3, histo: 4}``, the factors of the
 authors' public code) sets a per-sample loss weight from how the diagnosis was confirmed (``patch`` §II-F:
@@ -39,7 +41,7 @@ DX_TYPES = ("histo", "follow_up", "consensus", "confocal")
 BENIGN = ("NV", "BKL", "DF", "VASC")  #: the benign HAM10000 classes (MEL, BCC, AKIEC are malignant)
 
 #: How :class:`PooledReader` splits the pool (its ``split`` argument; the schemes are described above).
-Scheme = Literal["kfold", "patch", "weighting", "holdout", "official"]
+Scheme = Literal["kfold", "patch", "weighting", "holdout", "official", "external"]
 
 
 class PooledReader(SplitReader):
@@ -47,8 +49,8 @@ class PooledReader(SplitReader):
 
     Args:
         root: folder holding the data set exactly as downloaded.
-        split: the scheme: ``kfold``, ``patch``, ``weighting``, ``holdout`` or ``official`` (the released splits,
-            where a subclass has them).
+        split: the scheme: ``kfold``, ``patch``, ``weighting``, ``holdout``, ``official`` (the released splits,
+            where a subclass has them) or ``external`` (every image tests).
         fold: the fold (``kfold``), validation part (``patch``: 0–2) or split (``weighting``: 0 or 1) to use.
         n_folds: the number of folds of ``kfold``.
         val_size: the training images (whole lesions) that ``holdout`` moves to validation.
@@ -108,6 +110,8 @@ class PooledReader(SplitReader):
             return splits.grouped_holdout(labels, groups, self.fold, self.seed, val_size=self.val_fraction)
         if self.scheme == "holdout":
             return splits.random_holdout(len(pool), self.val_size, self.seed, groups=groups)
+        if self.scheme == "external":
+            return {"train": np.zeros(0, int), "val": np.zeros(0, int), "test": np.arange(len(pool))}
         raise DataError(f"split {self.scheme!r} is not available for {type(self).__name__}.")
 
     def weigh(self, table: ImageTable) -> ImageTable:
@@ -117,6 +121,19 @@ class PooledReader(SplitReader):
             table.weights = diagnosis_weights(table.labels, table.extra["dx_type"], self.dx_type_weights,
                                               self.dx_type_weights_on, self.class_names)
         return table
+
+    @override
+    def table(self, split: str) -> ImageTable:
+        """As :meth:`SplitReader.table`; under ``split: external`` there is nothing to train on.
+
+        Raises:
+            DataError: the training split asked for under ``split: external``, naming the data set and what to do.
+        """
+        if split == "train" and self.scheme == "external":
+            raise DataError(f"{type(self).__name__} at '{self.root}' has split: external: every image is a test image "
+                            "and none trains. Test a model trained elsewhere on it (data.init_args.test_on, see "
+                            "experiments/external/), or train on it with split: kfold.")
+        return super().table(split)
 
     @override
     def read_split(self, split: str) -> ImageTable:
