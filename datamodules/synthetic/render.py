@@ -106,9 +106,17 @@ def _border_radius(rng: np.random.Generator, theta: np.ndarray, style: LesionSty
     return r0 * np.clip(radius, 0.35, None)
 
 
-def _skin(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """Skin tone with uneven illumination, as float RGB in [0, 255]."""
+#: Base sRGB skin tone of each Fitzpatrick type I–VI (the external sets' twins draw their skin by type), lightest
+#: first; a drawn tone varies around it as the default tone does around (220, 170, 150).
+TYPE_TONES = ((245, 215, 195), (232, 192, 165), (212, 166, 134), (182, 132, 100), (150, 102, 74), (118, 78, 56))
+
+
+def _skin(rng: np.random.Generator, height: int, width: int, skin_type: int | None = None) -> np.ndarray:
+    """Skin tone with uneven illumination, as float RGB in [0, 255]; ``skin_type`` 1–6 darkens it by Fitzpatrick
+    type (:data:`TYPE_TONES`), None keeps the default light tone (the same draws either way)."""
     tone = np.array([rng.uniform(200, 240), rng.uniform(150, 190), rng.uniform(130, 170)], np.float32)
+    if skin_type is not None:
+        tone = np.array(TYPE_TONES[skin_type - 1], np.float32) * tone / np.array([220, 170, 150], np.float32)
     light = 0.85 + 0.25 * _smooth_noise(rng, height, width, 4)
     fine = 0.97 + 0.06 * _smooth_noise(rng, height, width, max(4, min(height, width) // 6))
     return tone[None, None, :] * (light * fine)[..., None]
@@ -239,8 +247,10 @@ def _supersample(width: int, height: int) -> int:
     return 2 if max(width, height) <= 512 else 1  # anti-alias small images; large ones need no help
 
 
-def render_lesion(diagnosis: str, size: int | tuple[int, int], rng: np.random.Generator) -> Rendering:
-    """Draw one dermoscopy image of ``diagnosis``; ``size`` is a side or (width, height)."""
+def render_lesion(diagnosis: str, size: int | tuple[int, int], rng: np.random.Generator,
+                  skin_type: int | None = None) -> Rendering:
+    """Draw one dermoscopy image of ``diagnosis``; ``size`` is a side or (width, height); ``skin_type`` 1–6 the
+    Fitzpatrick type of the surrounding skin (None: the default light skin)."""
     if diagnosis not in STYLES:
         raise KeyError(f"no synthetic style for diagnosis {diagnosis!r}; known: {sorted(STYLES)}")
     width, height = (size, size) if isinstance(size, int) else size
@@ -263,7 +273,7 @@ def render_lesion(diagnosis: str, size: int | tuple[int, int], rng: np.random.Ge
     blur = unit / 150 * shape_style.border_blur
     soft = np.asarray(Image.fromarray((inside * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur)),
                       np.float32)[..., None] / 255.0
-    pixels = _skin(rng, h, w) * (1 - soft) + _lesion_colour(rng, h, w, colour_style) * soft
+    pixels = _skin(rng, h, w, skin_type) * (1 - soft) + _lesion_colour(rng, h, w, colour_style) * soft
     from_centre = np.hypot(yy - h / 2, xx - w / 2) / unit
     vignette = np.clip((0.72 * max(w, h) / unit - from_centre) / 0.08, 0.0, 1.0)[..., None]
     pixels = pixels * vignette + 10.0 * (1 - vignette) + rng.normal(0, 3.0, pixels.shape)
