@@ -85,7 +85,7 @@ def _interval(metric: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, leve
     return float(metric(np.ones((1, n)))[0]), float(low), float(high)
 
 
-def _metric_functions(labels: np.ndarray, probabilities: np.ndarray, positive: int | None, threshold: float) -> dict:
+def metric_functions(labels: np.ndarray, probabilities: np.ndarray, positive: int | None, threshold: float) -> dict:
     """{metric: weights → (B,) values} of one group, each the suite's one definition of that number."""
     if positive is None:
         return {"auc": lambda w: definitions.macro_auc(labels, probabilities, w),
@@ -136,7 +136,7 @@ def _group_row(labels: np.ndarray, probabilities: np.ndarray, positive: int | No
                if 0 < count < FEW]
         if few:
             notes.append(f"{TOO_FEW} (only {' and '.join(few)})")
-    functions = _metric_functions(labels, probabilities, positive, threshold)
+    functions = metric_functions(labels, probabilities, positive, threshold)
     rows = stratified_resamples(strata, n_boot, seed)  # one set of replicates for the group's three metrics
     for name in METRICS:
         values = _interval(functions[name], rows, level) if usable[name] else (np.nan,) * 3

@@ -1,0 +1,140 @@
+"""The gap in a test metric between two subgroups of the test images (e.g. Fitzpatrick I–II and V–VI), with its
+stratified bootstrap interval and a permutation test.
+
+The gap is ``metric(first group) − metric(second group)`` (for skin type: lightest minus darkest, so a model that
+does worse on dark skin has a positive gap), each metric the suite's one definition
+(:func:`dermlab.stats.subgroups.metric_functions`: AUC, sensitivity and specificity of the positive class, or their
+macro forms for a multi-class task).
+
+* **Interval**: the images of the two groups are resampled with replacement within each (group, true class) stratum
+  (:func:`dermlab.stats.intervals.stratified_resamples`), so every replicate keeps each group's class counts, and
+  the interval is the percentile interval of the replicates' gaps (Efron & Tibshirani 1993, ch. 13), as the
+  per-group intervals of :mod:`dermlab.stats.subgroups` are drawn.
+* **Permutation test** of "the metric is the same in both groups": the group labels are shuffled among the images
+  of the two groups **within each true class** (each group keeps its class counts, so an AUC stays defined), the
+  gap is recomputed for each of ``n_permutations`` shuffles, and the two-sided p-value is
+  ``(1 + #{|gap*| ≥ |gap|}) / (1 + n_permutations)`` (Phipson & Smyth 2010, Stat Appl Genet Mol Biol 9:39,
+  doi:10.2202/1544-6115.1585: a Monte-Carlo p-value is never 0).
+
+Draws, for a given ``seed``: the bootstrap uses ``default_rng(seed)`` as :func:`stratified_resamples` does; the
+permutations use ``default_rng([seed, 1])``, then for each true class in sorted order ``rng.permuted`` of an
+``(n_permutations, n_class)`` tile of that class's group labels along axis 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from dermlab.stats.intervals import percentile_interval, resample_counts, stratified_resamples
+from dermlab.stats.subgroups import metric_functions
+
+METRICS = ("auc", "sensitivity", "specificity")
+CHUNK_VALUES = 2_000_000  # replicate × image weights held at once
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The gap in ``metric`` between the groups ``first`` and ``second`` of ``attribute`` (module docstring):
+    ``first_value − second_value`` = ``gap`` with its interval ``[low, high]`` at ``level`` and the permutation
+    ``p_value``; ``n_first``, ``n_second`` images; ``note`` says why a value is NaN."""
+
+    attribute: str
+    metric: str
+    first: str
+    second: str
+    first_value: float
+    second_value: float
+    gap: float
+    low: float
+    high: float
+    p_value: float
+    n_first: int
+    n_second: int
+    n_boot: int
+    n_permutations: int
+    level: float
+    note: str = ""
+
+    def to_row(self) -> dict:
+        """The gap as one flat row (``skin_type_test.csv``)."""
+        return asdict(self)
+
+
+def _values(metric, weights: np.ndarray) -> np.ndarray:
+    """``metric`` over (B, n) weights, in chunks of bounded memory → (B,)."""
+    chunk = max(1, CHUNK_VALUES // weights.shape[1])
+    return np.concatenate([metric(weights[i:i + chunk]) for i in range(0, len(weights), chunk)])
+
+
+def permuted_membership(labels: np.ndarray, in_first: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
+    """(n_permutations, n) bool: ``in_first`` shuffled within each true class of ``labels`` (the draws of the
+    module docstring)."""
+    rng = np.random.default_rng([seed, 1])
+    shuffled = np.empty((n_permutations, len(labels)), bool)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        shuffled[:, members] = rng.permuted(np.tile(in_first[members], (n_permutations, 1)), axis=1)
+    return shuffled
+
+
+def group_gap(labels: ArrayLike, probabilities: ArrayLike, groups: Sequence[str], first: str, second: str,
+              metric: str = "auc", positive: int | None = 1, threshold: float = 0.5, n_boot: int = 2000,
+              n_permutations: int = 2000, seed: int = 0, level: float = 0.95, attribute: str = "") -> Gap:
+    """The gap ``metric(first) − metric(second)`` with its interval and permutation p-value (module docstring).
+
+    Args:
+        labels: (N,) true class indices of the test images.
+        probabilities: (N, C) class probabilities.
+        groups: (N,) each image's group; images of neither ``first`` nor ``second`` are left out.
+        first, second: the two groups (for skin type: the lightest and the darkest).
+        metric: ``auc``, ``sensitivity`` or ``specificity`` (macro forms where ``positive`` is None).
+        positive: the positive class's index, or None for the macro forms of a multi-class task
+            (:func:`dermlab.stats.subgroups.positive_index`).
+        threshold: P(positive) above which a binary task predicts positive.
+        n_boot, n_permutations: bootstrap replicates and shuffles (each ≥ 1).
+        seed: seed of both (module docstring).
+        level: coverage of the interval, in (0, 1).
+        attribute: the attribute's name, recorded in the result.
+
+    Returns:
+        A :class:`Gap`; NaN values (with ``note``) where a group is empty or the metric is undefined in a group
+        (an AUC needs both classes, a sensitivity positives, a specificity negatives).
+
+    Raises:
+        ValueError: an unknown metric, ``n_boot`` or ``n_permutations`` < 1, or mismatched lengths.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if n_boot < 1 or n_permutations < 1:
+        raise ValueError(f"n_boot and n_permutations must be ≥ 1, got {n_boot} and {n_permutations}")
+    labels, probabilities = np.asarray(labels, int), np.asarray(probabilities, float)
+    groups = np.asarray([str(g) for g in groups])
+    if not len(labels) == len(probabilities) == len(groups):
+        raise ValueError(f"labels ({len(labels)}), probabilities ({len(probabilities)}) and groups ({len(groups)}) "
+                         "must have one entry per image")
+    kept = np.isin(groups, [first, second])
+    labels, probabilities, in_first = labels[kept], probabilities[kept], groups[kept] == first
+    n_first, n_second = int(in_first.sum()), int((~in_first).sum())
+    nan = dict(first_value=np.nan, second_value=np.nan, gap=np.nan, low=np.nan, high=np.nan, p_value=np.nan)
+    base = dict(attribute=attribute, metric=metric, first=first, second=second, n_first=n_first, n_second=n_second,
+                n_boot=n_boot, n_permutations=n_permutations, level=level)
+    if not n_first or not n_second:
+        return Gap(**base, **nan, note=f"no image of {first if not n_first else second}")
+    function = metric_functions(labels, probabilities, positive, threshold)[metric]
+    observed = _values(function, np.stack([in_first, ~in_first]).astype(float))
+    if np.isnan(observed).any():
+        empty = first if np.isnan(observed[0]) else second
+        return Gap(**base, **nan, note=f"{metric} is undefined in {empty} (a class it needs is absent)")
+    gap = float(observed[0] - observed[1])
+    counts = resample_counts(stratified_resamples(labels * 2 + in_first, n_boot, seed), len(labels))
+    replicates = _values(function, counts * in_first) - _values(function, counts * ~in_first)
+    low, high = percentile_interval(replicates[~np.isnan(replicates)], level)
+    shuffled = permuted_membership(labels, in_first, n_permutations, seed)
+    null = _values(function, shuffled.astype(float)) - _values(function, (~shuffled).astype(float))
+    p_value = (1 + np.count_nonzero(np.abs(null) >= abs(gap) - 1e-12)) / (1 + n_permutations)
+    return Gap(**base, first_value=float(observed[0]), second_value=float(observed[1]), gap=gap, low=float(low),
+               high=float(high), p_value=float(p_value))
