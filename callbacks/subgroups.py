@@ -7,7 +7,13 @@ Writes, under the run folder (``trainer.default_root_dir``):
   note``), ``all / all`` first;
 * ``ita_test.csv``: ``image,ita,ita_category,skin_pixels,lesion,no_yellow``, the skin-tone proxy of every test image
   (:mod:`dermlab.stats.skin_tone`; ``lesion``: ``mask`` where the data set ships a lesion mask, else ``otsu+ellipse``);
-* ``plots/test_subgroups.png``: the forest plot (point and interval per group, group size in the label).
+* ``plots/test_subgroups.png``: the forest plot (point and interval per group, group size in the label);
+* where the test images have Fitzpatrick labels (DDI, Fitzpatrick17k, PAD-UFES-20: the ``fitzpatrick_group``
+  attribute, :mod:`dermlab.files.skin_type`): ``skin_type_test.csv``, the gap between the lightest and darkest
+  groups per metric with its bootstrap interval and permutation p-value (:func:`dermlab.stats.gaps.skin_type_gaps`),
+  and ``skin_type_agreement_test.json``, the ITA proxy against the label (:mod:`dermlab.stats.skin_type_agreement`);
+  the per-group values and gaps are also :attr:`SubgroupMetrics.test_scores` (``skin_type/…``), which a grid
+  cell adds to its ``result.json`` metrics.
 
 The attributes come from the datamodule's ``metadata("test")`` hook (HAM10000, the ISIC-archive sample, ISIC 2017
 with its metadata CSVs, ISIC 2018 task 3 truths in the HAM10000 layout; none elsewhere), plus ``ita_category``.
@@ -20,6 +26,7 @@ ranks, after view averaging, test-time augmentation and temperature scaling); th
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -39,7 +46,10 @@ from dermlab.files.masks import read_mask
 from dermlab.files.metadata import for_images
 from dermlab.files.predictions import FILENAME as PREDICTIONS
 from dermlab.files.predictions import read_predictions
+from dermlab.files.skin_type import GROUP, TYPE
+from dermlab.stats.gaps import skin_type_gaps, skin_type_score_names, skin_type_scores
 from dermlab.stats.skin_tone import image_ita
+from dermlab.stats.skin_type_agreement import ita_agreement
 from dermlab.stats.subgroups import FEW, TOO_FEW, subgroup_table
 from lightning_modules.base import LesionClassifier
 
@@ -86,6 +96,7 @@ class SubgroupMetrics(L.Callback):
         level: coverage of the intervals.
         skin_tone: also compute the ITA of every test image and add ``ita_category`` as an attribute.
         ita_side: longer side (px) the images are read at for the ITA.
+        n_permutations: shuffles of the skin-type gap's permutation test.
 
     Runs only for a :class:`~lightning_modules.base.LesionClassifier`. Reads from the data module, where it has
     them: :class:`~callbacks.protocols.SplitSource` (a ``test_on`` test split's own data module),
@@ -95,15 +106,21 @@ class SubgroupMetrics(L.Callback):
     """
 
     def __init__(self, positive: str = "auto", n_boot: int = 2000, seed: int = 0, level: float = 0.95,
-                 skin_tone: bool = True, ita_side: int = 256):
+                 skin_tone: bool = True, ita_side: int = 256, n_permutations: int = 2000):
         self.positive, self.n_boot, self.seed, self.level = positive, n_boot, seed, level
-        self.skin_tone, self.ita_side = skin_tone, ita_side
+        self.skin_tone, self.ita_side, self.n_permutations = skin_tone, ita_side, n_permutations
         self.started = 0.0
         self.table: pd.DataFrame | None = None
+        #: the last test run's per-Fitzpatrick-group values and gaps, ``skin_type/<metric>_<group or gap…>`` → value
+        self.test_scores: dict[str, float] = {}
+
+    def test_metric_names(self, pl_module: L.LightningModule) -> list[str]:
+        """The names :attr:`test_scores` gets after a test (NaN where the test images have no skin-type labels)."""
+        return skin_type_score_names() if isinstance(pl_module, LesionClassifier) else []
 
     @override
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.started, self.table = time.time() - 1.0, None  # 1 s: file systems with coarse modification times
+        self.started, self.table, self.test_scores = time.time() - 1.0, None, {}  # 1 s: file systems with coarse modification times
 
     def predictions(self, trainer: L.Trainer, pl_module: L.LightningModule) -> pd.DataFrame | None:
         """This test run's ``predictions_test.csv`` on rank 0; None elsewhere or when the run wrote none."""
@@ -128,6 +145,7 @@ class SubgroupMetrics(L.Callback):
         source = datamodule.split_source("test") if isinstance(datamodule, SplitSource) else datamodule  # test_on
         metadata = source.metadata("test") if isinstance(source, SubgroupMetadata) else pd.DataFrame(index=ids)
         metadata = for_images(metadata, ids)
+        tones = None
         if self.skin_tone and isinstance(datamodule, SplitTable):
             table = datamodule.table("test")
             where = dict(zip(table.ids, table.paths, strict=True))
@@ -147,7 +165,29 @@ class SubgroupMetrics(L.Callback):
                               f"{self.n_boot} resamples; dotted: all images;\n*: fewer than {FEW} images of a class, "
                               "interval too narrow to trust)")
         save_figure(trainer, figure, "test_subgroups")
+        self.skin_type(run, predictions, metadata, pl_module.test_class_names, tones)
         missing = int(self.table.auc.isna().sum())
         log.info("subgroup metrics: %d groups of %d attributes (%d without an AUC) in %s and plots/test_subgroups.png "
                  "(%.1f s)", len(self.table) - 1, len(metadata.columns), missing, run / "subgroups_test.csv",
                  time.perf_counter() - started)
+
+    def skin_type(self, run: Path, predictions: pd.DataFrame, metadata: pd.DataFrame, class_names: tuple[str, ...],
+                  tones: pd.DataFrame | None) -> None:
+        """Where the test images have Fitzpatrick labels: ``skin_type_test.csv`` (the lightest–darkest gaps),
+        ``skin_type_agreement_test.json`` (the ITA proxy against the labels, where ``tones`` were computed) and
+        :attr:`test_scores`."""
+        gaps = skin_type_gaps(predictions, metadata, class_names, self.positive, n_boot=self.n_boot,
+                              n_permutations=self.n_permutations, seed=self.seed, level=self.level)
+        self.test_scores = skin_type_scores(self.table, gaps)
+        if not len(gaps):
+            return
+        gaps.to_csv(run / "skin_type_test.csv", index=False, float_format="%.4f")
+        auc = gaps.set_index("metric").loc["auc"]
+        log.info("skin type: AUC %s %.3f vs %s %.3f, gap %.3f [%.3f, %.3f], permutation p = %.4f (%s)", auc["first"],
+                 auc.first_value, auc.second, auc.second_value, auc.gap, auc.low, auc.high, auc.p_value,
+                 run / "skin_type_test.csv")
+        if tones is not None:
+            labels = metadata[TYPE] if TYPE in metadata.columns else metadata[GROUP]
+            ita = tones.set_index("image")["ita"].reindex(labels.index.astype(str))
+            agreement = ita_agreement(ita.to_numpy(dtype=float), labels.astype(str).tolist())
+            (run / "skin_type_agreement_test.json").write_text(json.dumps(agreement, indent=2))

@@ -33,6 +33,8 @@ def run_cell_command(argv: list[str]) -> None:
     if "--predict" in flags:  # writers that score their files (callbacks.MaskWriter.scores) add to the metrics
         trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=best or "last", return_predictions=False)
         tested = {**tested, **{k: v for c in trainer.callbacks for k, v in (getattr(c, "scores", None) or {}).items()}}
+    # after-test scores of callbacks (callbacks.SubgroupMetrics: per skin-type group and the gap)
+    tested = {**tested, **{k: v for c in trainer.callbacks for k, v in (getattr(c, "test_scores", None) or {}).items()}}
     for split in ("test", *(["val"] if "--val-predictions" in flags else [])):
         if not (result_path.parent / f"predictions_{split}.csv").is_file():
             write_split_predictions(cli, split, result_path.parent / f"predictions_{split}.csv")

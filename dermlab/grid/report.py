@@ -11,7 +11,8 @@ From the cells' per-image predictions (``predictions_test.csv``, ``predictions_v
 statistics of :mod:`dermlab.grid.prediction_report` and :mod:`dermlab.grid.paired`: each cell's and each row's
 pooled stratified bootstrap interval, the ``paired_tests`` (DeLong / McNemar per cell pair), Holm's adjustment
 across every p-value of the table (the t-tests' and the paired tests'), and on a grid with a ``fold`` axis the
-out-of-fold predictions and the fold ensemble. ``report.csv`` holds one line per row and metric (``cell`` empty;
+out-of-fold predictions and the fold ensemble, and for cells tested on images with Fitzpatrick labels the per-skin-type
+section of :mod:`dermlab.grid.skin_type_report`. ``report.csv`` holds one line per row and metric (``cell`` empty;
 ``estimate``, ``low``, ``high``: the pooled interval), one per cell with an interval (``cell`` = its id), and one
 per cross-validation and metric (``cell`` = ``out-of-fold`` or ``fold ensemble``).
 
@@ -35,6 +36,7 @@ from scipy import stats
 
 from dermlab.grid.paired import PairedTest, holm_adjust, paired_tests
 from dermlab.grid.prediction_report import CrossValidation, cross_validation, intervals
+from dermlab.grid.skin_type_report import skin_type_lines
 from dermlab.grid.spec import GridSpec
 
 CHOICE_FILES = {"layer_selection.json": "paper_name"}  # run-folder file → key naming what the cell chose from data
@@ -326,6 +328,9 @@ def report(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> st
     pooled, per_cell = intervals(spec, raw, run_folder)
     folds = cross_validation(spec, raw, run_folder, folder)
     text = markdown(spec, summary, cells, tests, paired, pooled, folds)
+    skin_type = skin_type_lines(raw, run_folder)
+    if skin_type:
+        text = text + "\n".join(skin_type) + "\n"
     (folder / "report.md").write_text(text)
     csv_table(summary, pooled, per_cell, folds).to_csv(folder / "report.csv", index=False)
     for figure in spec.figures():

@@ -167,6 +167,8 @@ def validate(spec: GridSpec, data: dict[str, tuple[str, list[str]]], stand_in: b
                              "--run.wandb", "disabled", "--trainer.logger", "false", *CHECK_ON_CPU], run=False)
         logged |= set(cli.model.logged_metric_names())
         built = True
+        # scores computed after `test` (per skin-type group, callbacks.SubgroupMetrics)
+        logged |= {n for c in cli.trainer.callbacks for n in getattr(c, "test_metric_names", lambda m: [])(cli.model)}
         if spec.predict:  # scores computed after `predict` (e.g. full-size segmentation masks, callbacks.MaskWriter)
             logged |= {n for c in cli.trainer.callbacks for n in getattr(c, "metric_names", lambda m: [])(cli.model)}
     missing = [m for m in spec.metrics if m not in logged]

@@ -27,10 +27,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
+from dermlab.files.metadata import group_value
+from dermlab.files.skin_type import DARKEST, GROUP, GROUPS, LIGHTEST
 from dermlab.stats.intervals import percentile_interval, resample_counts, stratified_resamples
-from dermlab.stats.subgroups import metric_functions
+from dermlab.stats.subgroups import metric_functions, positive_index, scored_predictions
 
 METRICS = ("auc", "sensitivity", "specificity")
 CHUNK_VALUES = 2_000_000  # replicate × image weights held at once
@@ -138,3 +141,49 @@ def group_gap(labels: ArrayLike, probabilities: ArrayLike, groups: Sequence[str]
     p_value = (1 + np.count_nonzero(np.abs(null) >= abs(gap) - 1e-12)) / (1 + n_permutations)
     return Gap(**base, first_value=float(observed[0]), second_value=float(observed[1]), gap=gap, low=float(low),
                high=float(high), p_value=float(p_value))
+
+
+def skin_type_gaps(predictions: pd.DataFrame, metadata: pd.DataFrame, class_names: Sequence[str],
+                   positive: str = "auto", threshold: float = 0.5, n_boot: int = 2000, n_permutations: int = 2000,
+                   seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """The gap between the lightest and darkest Fitzpatrick groups (:data:`~dermlab.files.skin_type.LIGHTEST`
+    minus :data:`~dermlab.files.skin_type.DARKEST` of the attribute :data:`~dermlab.files.skin_type.GROUP`), one row
+    per metric of :data:`METRICS` (the fields of :class:`Gap`); empty when ``metadata`` has no such column.
+
+    Args:
+        predictions: ``image,target,<class names...>[,scored]`` (:mod:`dermlab.files.predictions`).
+        metadata: indexed by image id, with a ``fitzpatrick_group`` column (images it lacks are ``unknown``).
+        class_names, positive, threshold: as :func:`dermlab.stats.subgroups.subgroup_table`.
+        n_boot, n_permutations, seed, level: as :func:`group_gap`.
+    """
+    if GROUP not in metadata.columns:
+        return pd.DataFrame(columns=list(Gap.__dataclass_fields__))
+    labels, probabilities, ids = scored_predictions(predictions, class_names)
+    column = metadata[GROUP].copy()
+    column.index = column.index.astype(str)
+    groups = column[~column.index.duplicated()].reindex(ids).map(group_value).to_numpy()
+    index = positive_index(class_names, positive)
+    return pd.DataFrame([group_gap(labels, probabilities, groups, LIGHTEST, DARKEST, metric, index, threshold, n_boot,
+                                   n_permutations, seed, level, attribute=GROUP).to_row() for metric in METRICS])
+
+
+def skin_type_score_names() -> list[str]:
+    """The names :func:`skin_type_scores` gives (a grid's ``metrics`` may ask for them): ``skin_type/<metric>_<group>``
+    for each Fitzpatrick group and ``skin_type/<metric>_gap`` with ``_gap_low``, ``_gap_high``, ``_gap_p``."""
+    return [f"skin_type/{m}_{suffix}" for m in METRICS
+            for suffix in (*GROUPS, "gap", "gap_low", "gap_high", "gap_p")]
+
+
+def skin_type_scores(subgroups: pd.DataFrame, gaps: pd.DataFrame) -> dict[str, float]:
+    """Every name of :func:`skin_type_score_names` → its value from a subgroup table
+    (:func:`dermlab.stats.subgroups.subgroup_table`) and :func:`skin_type_gaps`; NaN where the test set lacks it."""
+    scores = dict.fromkeys(skin_type_score_names(), float("nan"))
+    rows = subgroups[subgroups["attribute"] == GROUP]
+    for row in rows.itertuples():
+        for metric in METRICS:
+            if row.group in GROUPS:
+                scores[f"skin_type/{metric}_{row.group}"] = float(getattr(row, metric))
+    for row in gaps.itertuples():
+        for suffix, field in (("gap", "gap"), ("gap_low", "low"), ("gap_high", "high"), ("gap_p", "p_value")):
+            scores[f"skin_type/{row.metric}_{suffix}"] = float(getattr(row, field))
+    return scores

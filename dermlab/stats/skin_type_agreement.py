@@ -7,7 +7,7 @@ dermatologist's Fitzpatrick label where a data set has both (DDI, Fitzpatrick17k
 * **Cohen's κ, quadratic weights** (Cohen 1968, Psychol Bull 70:213, doi:10.1037/h0026256; scikit-learn's
   ``cohen_kappa_score``) between the label's group and the group of the ITA category under the one-to-one reading of
   the six ITA categories as the six types (very light = I, light = II, intermediate = III, tan = IV, brown = V,
-  dark = VI; as in Kinyanjui et al. 2020, MICCAI, doi:10.1007/978-3-030-59725-2_31), paired into the three groups.
+  dark = VI), paired into the three groups.
   That reading is a convention, not a calibration: published ITA–Fitzpatrick agreement is modest (Groh et al. 2022,
   arXiv:2207.02942).
 * The share of images whose two groups agree, and the cross-table of ITA category × label group.

@@ -161,6 +161,24 @@ def positive_index(class_names: Sequence[str], positive: str = "auto") -> int | 
     return list(class_names).index(positive)
 
 
+def scored_predictions(predictions: pd.DataFrame, class_names: Sequence[str]
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels (N,), probabilities (N, C), image ids (N,)) of a predictions table's scored rows (``scored`` 0 left
+    out).
+
+    Raises:
+        DataError: a malformed table (:func:`check_predictions`) or an image listed twice.
+    """
+    check_predictions(predictions, class_names, "the predictions")
+    duplicated = predictions["image"][predictions["image"].duplicated()]
+    if len(duplicated):
+        raise DataError(f"the predictions list image {duplicated.iloc[0]} more than once; one row per image.")
+    if "scored" in predictions.columns:
+        predictions = predictions[pd.to_numeric(predictions["scored"]).to_numpy() != 0]
+    return (predictions["target"].to_numpy(dtype=int), predictions[list(class_names)].to_numpy(dtype=float),
+            predictions["image"].astype(str).to_numpy())
+
+
 def subgroup_table(predictions: pd.DataFrame, metadata: pd.DataFrame, class_names: Sequence[str],
                    positive: str = "auto", threshold: float = 0.5, n_boot: int = 2000, seed: int = 0,
                    level: float = 0.95) -> pd.DataFrame:
@@ -180,16 +198,8 @@ def subgroup_table(predictions: pd.DataFrame, metadata: pd.DataFrame, class_name
         DataError: a malformed predictions table, or an image listed twice.
         ValueError: an unknown ``positive`` class, ``n_boot`` < 1 or ``level`` outside (0, 1).
     """
-    check_predictions(predictions, class_names, "the predictions")
-    duplicated = predictions["image"][predictions["image"].duplicated()]
-    if len(duplicated):
-        raise DataError(f"the predictions list image {duplicated.iloc[0]} more than once; one row per image.")
-    if "scored" in predictions.columns:
-        predictions = predictions[pd.to_numeric(predictions["scored"]).to_numpy() != 0]
+    labels, probabilities, ids = scored_predictions(predictions, class_names)
     index = positive_index(class_names, positive)
-    labels = predictions["target"].to_numpy(dtype=int)
-    probabilities = predictions[list(class_names)].to_numpy(dtype=float)
-    ids = predictions["image"].astype(str).to_numpy()
     rows = [{"attribute": "all", "group": "all",
              **_group_row(labels, probabilities, index, threshold, n_boot, seed, level, class_names)}]
     metadata = metadata.copy()
