@@ -4,7 +4,7 @@ VENV      ?= .venv
 BIN       := $(VENV)/bin
 # DATA_ROOT: the folder holding one sub-folder per data set, e.g. $(DATA_ROOT)/isic2017, $(DATA_ROOT)/ham10000
 DATA_ROOT ?=
-PAPERS    := arl patch weighting isic2018 baseline cross_dataset metadata
+PAPERS    := arl patch weighting isic2018 baseline cross_dataset metadata external
 # $(call quote,TEXT): TEXT as one shell word, so a DATA_ROOT with spaces, quotes or non-ASCII letters stays one path
 quote      = '$(subst ','\'',$(1))'
 GRID_DATA  = $(if $(DATA_ROOT),--data-root $(call quote,$(DATA_ROOT)))

@@ -124,7 +124,7 @@ class PooledReader(SplitReader):
 
     @override
     def table(self, split: str) -> ImageTable:
-        """As :meth:`SplitReader.table`; under ``split: external`` there is nothing to train on.
+        """As :meth:`~datamodules.datasets.reader.SplitReader.table`; under ``split: external`` there is nothing to train on.
 
         Raises:
             DataError: the training split asked for under ``split: external``, naming the data set and what to do.

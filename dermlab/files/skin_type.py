@@ -26,10 +26,13 @@ TYPES = ("I", "II", "III", "IV", "V", "VI")
 #: The subgroup attribute of the three pairs of types (DDI's grouping), and their names, lightest first.
 GROUP = "fitzpatrick_group"
 GROUPS = ("I-II", "III-IV", "V-VI")
-LIGHTEST, DARKEST = GROUPS[0], GROUPS[-1]
+#: The lightest group, the first of the gap.
+LIGHTEST = GROUPS[0]
+#: The darkest group, the second of the gap.
+DARKEST = GROUPS[-1]
 #: DDI's ``skin_tone`` codes → group.
 DDI_CODES = {"12": "I-II", "34": "III-IV", "56": "V-VI"}
-#: Values that mean "type not known" in the released CSVs besides the suite's missing values (Fitzpatrick17k: -1).
+#: Values that mean "type not known" in the released CSVs besides the suite's missing values (Fitzpatrick17k -1).
 NOT_RATED = {"-1", "0"}
 
 
