@@ -23,6 +23,7 @@ _MODULE_OF = {
     "ISIC2020DataModule": "isic2020",
     "ISIC2024DataModule": "isic2024",
     "ISICSampleDataModule": "isic_sample",
+    "PADUFES20DataModule": "pad_ufes20",
     "VitiligoDataModule": "vitiligo",
 }
 
@@ -40,6 +41,7 @@ _DATAMODULE_OF = {
     "ham10000": "HAM10000DataModule",
     "vitiligo": "VitiligoDataModule",
     "derm7pt": "Derm7ptDataModule",
+    "pad_ufes20": "PADUFES20DataModule",
 }
 
 __all__ = sorted([*_MODULE_OF, "DATAMODULES"])

@@ -29,6 +29,7 @@ from datamodules.datasets.isic2019 import ISIC2019Dataset, ISIC2019Reader
 from datamodules.datasets.isic2020 import ISIC2020Dataset, ISIC2020Reader
 from datamodules.datasets.isic2024 import ISIC2024Dataset, ISIC2024Reader
 from datamodules.datasets.isic_sample import ISICSampleDataset, ISICSampleReader
+from datamodules.datasets.pad_ufes20 import PADUFES20Dataset, PADUFES20Reader
 from datamodules.datasets.reader import ReaderDataset, SplitReader
 from datamodules.datasets.table import ImageTable
 from datamodules.datasets.vitiligo import VitiligoDataset, VitiligoReader
@@ -47,11 +48,12 @@ READERS: dict[str, tuple[type[SplitReader], dict[str, object]]] = {
     "ham10000": (HAM10000Reader, {}),
     "vitiligo": (VitiligoReader, {}),
     "derm7pt": (Derm7ptReader, {}),
+    "pad_ufes20": (PADUFES20Reader, {}),
 }
 
 __all__ = ["READERS", "Derm7ptDataset", "Derm7ptReader", "HAM10000Dataset", "HAM10000Reader", "ISIC2016Dataset",
            "ISIC2016Reader", "ISIC2017Dataset", "ISIC2017Reader", "ISIC2018SegmentationDataset",
            "ISIC2018SegmentationReader", "ISIC2018Task3Dataset", "ISIC2018Task3Reader", "ISIC2019Dataset",
            "ISIC2019Reader", "ISIC2020Dataset", "ISIC2020Reader", "ISIC2024Dataset", "ISIC2024Reader",
-           "ISICSampleDataset", "ISICSampleReader", "ImageTable", "ImageTableDataset", "ReaderDataset",
-           "SplitReader", "VitiligoDataset", "VitiligoReader"]
+           "ISICSampleDataset", "ISICSampleReader", "ImageTable", "ImageTableDataset", "PADUFES20Dataset",
+           "PADUFES20Reader", "ReaderDataset", "SplitReader", "VitiligoDataset", "VitiligoReader"]

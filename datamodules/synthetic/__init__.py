@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from datamodules.synthetic import clinical, ham, isic2016, isic2019, isic2020, isic2024
+from datamodules.synthetic import clinical, ham, isic2016, isic2019, isic2020, isic2024, pad_ufes20
 from datamodules.synthetic.clinical import write_derm7pt, write_vitiligo
 from datamodules.synthetic.ham import write_ham10000, write_isic2018_task1, write_isic2018_task2, write_isic2018_task3
 from datamodules.synthetic.isic2016 import write_isic2016
@@ -21,6 +21,7 @@ from datamodules.synthetic.isic2017 import write_isic2017
 from datamodules.synthetic.isic2019 import write_isic2019
 from datamodules.synthetic.isic2020 import write_isic2020
 from datamodules.synthetic.isic2024 import write_isic2024
+from datamodules.synthetic.pad_ufes20 import write_pad_ufes20
 from dermlab.errors import DataError
 
 Writer = Callable[[Path, int, int, int], dict[str, int]]
@@ -37,6 +38,7 @@ WRITERS: dict[str, Writer] = {
     "ham10000": write_ham10000,
     "vitiligo": write_vitiligo,
     "derm7pt": write_derm7pt,
+    "pad_ufes20": write_pad_ufes20,
 }
 
 
@@ -68,6 +70,8 @@ SIZES: dict[str, Size] = {
     "vitiligo": Size(_OFFICIAL, clinical.VITILIGO_MIN_N, "training needs both classes"),
     "derm7pt": Size("all images, split as release_v0 (39 % test, 20 % valid, 41 % train)", clinical.DERM7PT_MIN_N,
                     "each of test, valid and train needs an image"),
+    "pad_ufes20": Size("images, the pool the datamodule's folds are drawn from", pad_ufes20.MIN_N,
+                       "5 patient-grouped folds need 5 patients and one of the six classes with 5 images"),
 }
 
 DONE_MARKER = ".dermlab_synthetic_done"

@@ -2,8 +2,9 @@
 
 ``write_data_root(root)`` writes ``root/isic2016``, ``root/isic2017``, ``root/isic2018`` (tasks 1, 2 and 3 in the
 one folder, as downloaded), ``root/isic2019``, ``root/isic2020``, ``root/isic2024``, ``root/ham10000``,
-``root/derm7pt`` and ``root/vitiligo``, each through ``dermlab synth`` (the same writer users run), with the folder
-names of :mod:`dermlab.files.data_folders`. The make-target and documented-command tests read them.
+``root/derm7pt``, ``root/vitiligo`` and ``root/pad_ufes20``, each through ``dermlab synth`` (the same writer users
+run), with the folder names of :mod:`dermlab.files.data_folders`. The make-target and documented-command tests read
+them.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def tables(data) -> dict:
 # --- every datamodule's files, re-saved by a spreadsheet ----------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["isic2016", "isic2017", "isic2018_task3", "isic2019", "isic2020", "isic2024",
-                                  "ham10000", "derm7pt"])
+                                  "ham10000", "derm7pt", "pad_ufes20"])
 def test_every_datamodule_reads_its_files_resaved_by_a_spreadsheet(name, synthetic, copy_of):
     root = copy_of(name)
     assert resave_every_csv(root)
