@@ -3,6 +3,7 @@
 A data root is the parent folder that holds one sub-folder per data set, each as downloaded::
 
     DATA_ROOT/isic2016/  isic2017/  isic2018/  isic2019/  isic2020/  isic2024/  ham10000/  derm7pt/  vitiligo/
+              ddi/  fitzpatrick17k/
 
 Every make target and ``dermlab grid run --data-root`` read a data set from ``DATA_ROOT/<folder>``, with the
 folder named here; the three ISIC 2018 configs (``isic2018_task1``, ``_task2``, ``_task3``) share the one
@@ -42,6 +43,8 @@ FOLDERS: dict[str, DataSetFolder] = {
     "ham10000": DataSetFolder("ham10000", "https://doi.org/10.7910/DVN/DBW86T"),
     "derm7pt": DataSetFolder("derm7pt", "https://derm.cs.sfu.ca"),
     "vitiligo": DataSetFolder("vitiligo", "the public vitiligo set of the dds paper (https://doi.org/10.48550/arXiv.2209.01527)"),
+    "ddi": DataSetFolder("ddi", "https://stanfordaimi.azurewebsites.net/datasets/35866158-8196-48d8-87bf-50dca81df965"),
+    "fitzpatrick17k": DataSetFolder("fitzpatrick17k", "https://github.com/mattgroh/fitzpatrick17k"),
 }
 
 
@@ -125,6 +128,8 @@ OFFICIAL_FILES: dict[str, OfficialFiles] = {
     "derm7pt": OfficialFiles("Derm7pt (release_v0)", (
         "release_v0/meta/meta.csv", "meta/meta.csv", "meta/train_indexes.csv")),
     "vitiligo": OfficialFiles("Vitiligo (class folders)", ("train/Yes/", "train/No/")),
+    "ddi": OfficialFiles("DDI (Diverse Dermatology Images)", ("ddi_metadata.csv",)),
+    "fitzpatrick17k": OfficialFiles("Fitzpatrick17k", ("fitzpatrick17k.csv",)),
 }
 SUB_FOLDERS_LOOKED_AT = 64  #: sub-folders of a folder whose own files :func:`recognise` looks at
 
