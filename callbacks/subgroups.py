@@ -120,7 +120,8 @@ class SubgroupMetrics(L.Callback):
 
     @override
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.started, self.table, self.test_scores = time.time() - 1.0, None, {}  # 1 s: file systems with coarse modification times
+        # 1 s: file systems with coarse modification times
+        self.started, self.table, self.test_scores = time.time() - 1.0, None, {}
 
     def predictions(self, trainer: L.Trainer, pl_module: L.LightningModule) -> pd.DataFrame | None:
         """This test run's ``predictions_test.csv`` on rank 0; None elsewhere or when the run wrote none."""

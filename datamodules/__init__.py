@@ -13,7 +13,9 @@ from typing import Any
 _MODULE_OF = {
     "ImageTable": "datasets.table",
     "SkinDataModule": "base",
+    "DDIDataModule": "ddi",
     "Derm7ptDataModule": "derm7pt",
+    "Fitzpatrick17kDataModule": "fitzpatrick17k",
     "HAM10000DataModule": "ham10000",
     "ISIC2016DataModule": "isic2016",
     "ISIC2017DataModule": "isic2017",
@@ -42,6 +44,8 @@ _DATAMODULE_OF = {
     "vitiligo": "VitiligoDataModule",
     "derm7pt": "Derm7ptDataModule",
     "pad_ufes20": "PADUFES20DataModule",
+    "ddi": "DDIDataModule",
+    "fitzpatrick17k": "Fitzpatrick17kDataModule",
 }
 
 __all__ = sorted([*_MODULE_OF, "DATAMODULES"])

@@ -156,6 +156,8 @@ def prepare_cache(dataset: str, root: str, max_side: int, cache_dir: str | None 
     reader, cache = cls(root, **fixed), ImageCache(cache_dir, max_side, format)
     counts = {}
     for split in splits:
+        if split == "train" and getattr(reader, "scheme", None) == "external":
+            continue  # an evaluation set (DDI): every image is a test image, none trains
         try:
             table = reader.table(split)
         except FileNotFoundError:

@@ -14,7 +14,9 @@ Nothing here imports Lightning; each LightningDataModule of :mod:`datamodules` i
 suite's loaders.
 """
 
+from datamodules.datasets.ddi import DDIDataset, DDIReader
 from datamodules.datasets.derm7pt import Derm7ptDataset, Derm7ptReader
+from datamodules.datasets.fitzpatrick17k import Fitzpatrick17kDataset, Fitzpatrick17kReader
 from datamodules.datasets.ham10000 import HAM10000Dataset, HAM10000Reader
 from datamodules.datasets.image_dataset import ImageTableDataset
 from datamodules.datasets.isic2016 import ISIC2016Dataset, ISIC2016Reader
@@ -49,9 +51,12 @@ READERS: dict[str, tuple[type[SplitReader], dict[str, object]]] = {
     "vitiligo": (VitiligoReader, {}),
     "derm7pt": (Derm7ptReader, {}),
     "pad_ufes20": (PADUFES20Reader, {}),
+    "ddi": (DDIReader, {}),
+    "fitzpatrick17k": (Fitzpatrick17kReader, {}),
 }
 
-__all__ = ["READERS", "Derm7ptDataset", "Derm7ptReader", "HAM10000Dataset", "HAM10000Reader", "ISIC2016Dataset",
+__all__ = ["READERS", "DDIDataset", "DDIReader", "Derm7ptDataset", "Derm7ptReader", "Fitzpatrick17kDataset",
+           "Fitzpatrick17kReader", "HAM10000Dataset", "HAM10000Reader", "ISIC2016Dataset",
            "ISIC2016Reader", "ISIC2017Dataset", "ISIC2017Reader", "ISIC2018SegmentationDataset",
            "ISIC2018SegmentationReader", "ISIC2018Task3Dataset", "ISIC2018Task3Reader", "ISIC2019Dataset",
            "ISIC2019Reader", "ISIC2020Dataset", "ISIC2020Reader", "ISIC2024Dataset", "ISIC2024Reader",

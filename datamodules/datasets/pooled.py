@@ -124,12 +124,15 @@ class PooledReader(SplitReader):
 
     @override
     def table(self, split: str) -> ImageTable:
-        """As :meth:`~datamodules.datasets.reader.SplitReader.table`; under ``split: external`` there is nothing to train on.
+        """As :meth:`~datamodules.datasets.reader.SplitReader.table`; under ``split: external`` there is nothing to
+        train on.
 
         Raises:
-            DataError: the training split asked for under ``split: external``, naming the data set and what to do.
+            DataError: the training split asked for under ``split: external``, naming the data set and what to do
+                (after reading the pool, so that a missing file or a wrong folder is named first).
         """
         if split == "train" and self.scheme == "external":
+            self.raw_table("pool")  # a missing file or another data set's folder is named first
             raise DataError(f"{type(self).__name__} at '{self.root}' has split: external: every image is a test image "
                             "and none trains. Test a model trained elsewhere on it (data.init_args.test_on, see "
                             "experiments/external/), or train on it with split: kfold.")

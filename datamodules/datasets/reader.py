@@ -55,6 +55,9 @@ class SplitReader:
     """
 
     class_names: tuple[str, ...] = ()
+    #: What the message about absent images adds for this data set (e.g. that its images are fetched from links,
+    #: some dead); empty by default.
+    absent_note: ClassVar[str] = ""
 
     def __init__(self, root: str | Path, seed: int = 0, on_bad_image: BadImagePolicy = "error",
                  extra_train_csv: str | None = None, extra_train_images: str | None = None,
@@ -188,7 +191,8 @@ class SplitReader:
         image that cannot be decoded stops the run when its batch loads, naming the file).
 
         Absent images are reported once for the whole data set (:meth:`absent_report`: how many of all listed
-        images are absent, per split), as one error (``error``) or one warning (``skip``, first screened split).
+        images are absent, per split), as one error (``error``) or one warning (``skip``, first screened split),
+        with the data set's :attr:`absent_note`.
 
         Raises:
             DataError: in ``error`` mode, an empty or absent image or an absent mask, naming the file and the fix.
@@ -207,13 +211,14 @@ class SplitReader:
             absent, listed, sources, details = self.absent_report(table, missing)
             raise DataError(f"{absent:,} image(s) listed in {sources} are missing (of {listed:,} listed; "
                             f"{details}), as after an incomplete download; re-download the images, remove those "
-                            f"rows, or set on_bad_image: skip to go on with the {listed - absent:,} present ones.")
+                            f"rows, or set on_bad_image: skip to go on with the {listed - absent:,} present ones."
+                            + (f" {self.absent_note}" if self.absent_note else ""))
         if missing and not self._absent_reported:
             self._absent_reported = True
             absent, listed, sources, details = self.absent_report(table, missing)
             log.warning("on_bad_image=skip: left out %s of %s images listed in %s, as they are missing (%s); going on "
-                        "with the %s present ones.", f"{absent:,}", f"{listed:,}", sources, details,
-                        f"{listed - absent:,}")
+                        "with the %s present ones.%s", f"{absent:,}", f"{listed:,}", sources, details,
+                        f"{listed - absent:,}", f" {self.absent_note}" if self.absent_note else "")
         lacking = [i for i, row in enumerate(table.masks or []) if any(not m.is_file() for m in row)]
         if lacking and self.on_bad_image == "error":
             absent = [m for i in lacking for m in table.masks[i] if not m.is_file()]

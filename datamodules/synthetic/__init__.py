@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from datamodules.synthetic import clinical, ham, isic2016, isic2019, isic2020, isic2024, pad_ufes20
+from datamodules.synthetic import clinical, external, ham, isic2016, isic2019, isic2020, isic2024, pad_ufes20
 from datamodules.synthetic.clinical import write_derm7pt, write_vitiligo
+from datamodules.synthetic.external import write_ddi, write_fitzpatrick17k
 from datamodules.synthetic.ham import write_ham10000, write_isic2018_task1, write_isic2018_task2, write_isic2018_task3
 from datamodules.synthetic.isic2016 import write_isic2016
 from datamodules.synthetic.isic2017 import write_isic2017
@@ -39,6 +40,8 @@ WRITERS: dict[str, Writer] = {
     "vitiligo": write_vitiligo,
     "derm7pt": write_derm7pt,
     "pad_ufes20": write_pad_ufes20,
+    "ddi": write_ddi,
+    "fitzpatrick17k": write_fitzpatrick17k,
 }
 
 
@@ -72,6 +75,10 @@ SIZES: dict[str, Size] = {
                     "each of test, valid and train needs an image"),
     "pad_ufes20": Size("images, the pool the datamodule's folds are drawn from", pad_ufes20.MIN_N,
                        "5 patient-grouped folds need 5 patients and one of the six classes with 5 images"),
+    "ddi": Size("images, all of them test images under the default split: external", external.DDI_MIN_N,
+                "the test images hold both classes"),
+    "fitzpatrick17k": Size("images, the pool the datamodule's folds are drawn from", external.FITZPATRICK17K_MIN_N,
+                           "5 stratified folds test every class when each of the 3 has 5 images"),
 }
 
 DONE_MARKER = ".dermlab_synthetic_done"

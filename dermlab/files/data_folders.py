@@ -3,7 +3,7 @@
 A data root is the parent folder that holds one sub-folder per data set, each as downloaded::
 
     DATA_ROOT/isic2016/  isic2017/  isic2018/  isic2019/  isic2020/  isic2024/  ham10000/  derm7pt/  vitiligo/
-              pad_ufes20/
+              ddi/  fitzpatrick17k/  pad_ufes20/
 
 Every make target and ``dermlab grid run --data-root`` read a data set from ``DATA_ROOT/<folder>``, with the
 folder named here; the three ISIC 2018 configs (``isic2018_task1``, ``_task2``, ``_task3``) share the one
@@ -44,6 +44,8 @@ FOLDERS: dict[str, DataSetFolder] = {
     "derm7pt": DataSetFolder("derm7pt", "https://derm.cs.sfu.ca"),
     "vitiligo": DataSetFolder("vitiligo", "the public vitiligo set of the dds paper (https://doi.org/10.48550/arXiv.2209.01527)"),
     "pad_ufes20": DataSetFolder("pad_ufes20", "https://data.mendeley.com/datasets/zr7vgbcyr2/1"),
+    "ddi": DataSetFolder("ddi", "https://stanfordaimi.azurewebsites.net/datasets/35866158-8196-48d8-87bf-50dca81df965"),
+    "fitzpatrick17k": DataSetFolder("fitzpatrick17k", "https://github.com/mattgroh/fitzpatrick17k"),
 }
 
 
@@ -128,6 +130,8 @@ OFFICIAL_FILES: dict[str, OfficialFiles] = {
         "release_v0/meta/meta.csv", "meta/meta.csv", "meta/train_indexes.csv")),
     "vitiligo": OfficialFiles("Vitiligo (class folders)", ("train/Yes/", "train/No/")),
     "pad_ufes20": OfficialFiles("PAD-UFES-20", ("metadata.csv", "images/imgs_part_1/", "imgs_part_1/")),
+    "ddi": OfficialFiles("DDI (Diverse Dermatology Images)", ("ddi_metadata.csv",)),
+    "fitzpatrick17k": OfficialFiles("Fitzpatrick17k", ("fitzpatrick17k.csv",)),
 }
 SUB_FOLDERS_LOOKED_AT = 64  #: sub-folders of a folder whose own files :func:`recognise` looks at
 

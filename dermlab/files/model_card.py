@@ -30,6 +30,8 @@ DATA_LICENCES = {
     "isic2024": "CC BY-NC 4.0 and the Kaggle competition's rules", "ham10000": "CC BY-NC 4.0",
     "derm7pt": "academic research use, no redistribution of the images",
     "vitiligo": "that of the set you use", "isic_sample": "CC0 1.0 (UDA-1 by Anonymous)", "pad_ufes20": "CC BY 4.0",
+    "ddi": "Stanford research-use agreement, no redistribution of the images",
+    "fitzpatrick17k": "CC BY-NC-SA 3.0 (annotations); images under their source sites' terms",
 }
 #: The intervals' bootstrap resamples, seed and level, the suite's defaults (as the subgroup tables and scoring).
 N_BOOT, SEED, LEVEL = 2000, 0, 0.95

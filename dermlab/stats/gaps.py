@@ -23,7 +23,7 @@ permutations use ``default_rng([seed, 1])``, then for each true class in sorted 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -67,7 +67,7 @@ class Gap:
         return asdict(self)
 
 
-def _values(metric, weights: np.ndarray) -> np.ndarray:
+def _values(metric: Callable[[np.ndarray], np.ndarray], weights: np.ndarray) -> np.ndarray:
     """``metric`` over (B, n) weights, in chunks of bounded memory → (B,)."""
     chunk = max(1, CHUNK_VALUES // weights.shape[1])
     return np.concatenate([metric(weights[i:i + chunk]) for i in range(0, len(weights), chunk)])
@@ -93,12 +93,14 @@ def group_gap(labels: ArrayLike, probabilities: ArrayLike, groups: Sequence[str]
         labels: (N,) true class indices of the test images.
         probabilities: (N, C) class probabilities.
         groups: (N,) each image's group; images of neither ``first`` nor ``second`` are left out.
-        first, second: the two groups (for skin type: the lightest and the darkest).
+        first: the first group (for skin type: the lightest).
+        second: the second group (for skin type: the darkest).
         metric: ``auc``, ``sensitivity`` or ``specificity`` (macro forms where ``positive`` is None).
         positive: the positive class's index, or None for the macro forms of a multi-class task
             (:func:`dermlab.stats.subgroups.positive_index`).
         threshold: P(positive) above which a binary task predicts positive.
-        n_boot, n_permutations: bootstrap replicates and shuffles (each ≥ 1).
+        n_boot: bootstrap replicates (≥ 1).
+        n_permutations: shuffles of the permutation test (≥ 1).
         seed: seed of both (module docstring).
         level: coverage of the interval, in (0, 1).
         attribute: the attribute's name, recorded in the result.
@@ -153,8 +155,13 @@ def skin_type_gaps(predictions: pd.DataFrame, metadata: pd.DataFrame, class_name
     Args:
         predictions: ``image,target,<class names...>[,scored]`` (:mod:`dermlab.files.predictions`).
         metadata: indexed by image id, with a ``fitzpatrick_group`` column (images it lacks are ``unknown``).
-        class_names, positive, threshold: as :func:`dermlab.stats.subgroups.subgroup_table`.
-        n_boot, n_permutations, seed, level: as :func:`group_gap`.
+        class_names: the C class names, in the order of ``target``.
+        positive: ``auto``, ``macro`` or a class name (:func:`dermlab.stats.subgroups.positive_index`).
+        threshold: P(positive) above which a binary task predicts positive.
+        n_boot: bootstrap replicates (≥ 1).
+        n_permutations: shuffles of the permutation test (≥ 1).
+        seed: seed of both (:func:`group_gap`).
+        level: coverage of the interval, in (0, 1).
     """
     if GROUP not in metadata.columns:
         return pd.DataFrame(columns=list(Gap.__dataclass_fields__))

@@ -10,6 +10,7 @@ import pytest
 
 from datamodules import DATAMODULES
 from datamodules.synthetic import SIZES, WRITERS, write_synthetic
+from dermlab.errors import DataError
 from tests.helpers.synthetic import SIDE
 
 
@@ -18,9 +19,14 @@ def sets_up(name: str, root, n: int) -> None:
     cls, fixed = DATAMODULES[name]
     options = {"val_size": max(1, n // 4)} if name == "isic2016" else {}  # its default, 251, needs n >= 252
     data = cls(str(root), image_size=SIDE, batch_size=2, num_workers=0, **fixed, **options)
-    data.setup("fit")
-    for loader in (data.train_dataloader(), data.val_dataloader()):
-        assert next(iter(loader))["image"].shape[1:] == (3, SIDE, SIDE)
+    if getattr(data, "scheme", None) == "external":  # an evaluation set (DDI): fit is refused, every image tests
+        with pytest.raises(DataError, match="split: external"):
+            data.setup("fit")
+        assert len(data.table("test")) == n and set(data.table("test").labels.tolist()) == set(range(data.num_classes))
+    else:
+        data.setup("fit")
+        for loader in (data.train_dataloader(), data.val_dataloader()):
+            assert next(iter(loader))["image"].shape[1:] == (3, SIDE, SIDE)
     data.setup("test")
     assert next(iter(data.test_dataloader()))["image"].shape[1:] == (3, SIDE, SIDE)
 

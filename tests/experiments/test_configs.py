@@ -26,7 +26,7 @@ def parses(*args: str) -> str:
 def test_the_pieces_are_tracked_and_present():
     assert {p.stem for p in DATA} == {"isic2016", "isic2017", "isic2018_task1", "isic2018_task2", "isic2018_task3",
                                       "isic2019", "isic2020", "isic2024", "ham10000", "vitiligo", "derm7pt",
-                                      "pad_ufes20", "isic_sample"}
+                                      "pad_ufes20", "isic_sample", "ddi", "fitzpatrick17k"}
     assert {p.stem for p in PRESETS} == {"cpu", "gpu", "ddp_bf16", "async_checkpoint"}
 
 

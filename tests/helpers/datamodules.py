@@ -5,7 +5,7 @@ from __future__ import annotations
 from datamodules import DATAMODULES
 
 OPTIONS = {"isic2016": {"val_size": 6}, "ham10000": {"split": "kfold", "n_folds": 3}, "isic2019": {"n_folds": 3},
-           "isic2020": {"n_folds": 3}}
+           "isic2020": {"n_folds": 3}, "ddi": {"split": "kfold", "n_folds": 3}}  # ddi: its default split trains nothing
 
 
 def make(name, root, **kwargs):

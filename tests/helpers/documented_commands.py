@@ -90,7 +90,8 @@ class Rule:
     detail: str = ""  # covered: the test that runs it; not-run: why
 
 
-PAPER_TARGET = r"^make (dds|arl|patch|weighting|isic2018|isic2018-seg|baseline|cross_dataset|metadata|external)(-smoke)?( |$)"
+PAPER_TARGET = (r"^make (dds|arl|patch|weighting|isic2018|isic2018-seg|baseline|cross_dataset|metadata|external)"
+                r"(-smoke)?( |$)")
 
 RULES: list[Rule] = [
     # set-up and the suite's own commands
