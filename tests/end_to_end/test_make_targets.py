@@ -92,6 +92,9 @@ def test_make_paper_smoke_runs_on_twins_in_the_documented_data_root(target, tmp_
         if target == "metadata":  # one seed's pair: both rows, tested on the same images
             text = report.read_text()
             assert "| image only |" in text and "| image + metadata |" in text, text
+        if target == "external":  # the three external sets, each with its per-skin-type line
+            section = report.read_text().split("**Per skin type**")[1]
+            assert all(f"| {name} | " in section for name in ("DDI", "Fitzpatrick17k", "PAD-UFES-20")), section
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
