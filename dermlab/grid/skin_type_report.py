@@ -3,7 +3,7 @@ metric per Fitzpatrick group with its stratified bootstrap interval and the gap 
 groups with its interval and permutation p-value.
 
 Read from each cell's run folder: ``subgroups_test.csv`` (the ``fitzpatrick_group`` rows) and ``skin_type_test.csv``
-(:func:`dermlab.stats.gaps.skin_type_gaps`), both written by :class:`callbacks.SubgroupMetrics` after the cell's
+(:func:`dermlab.stats.gaps.skin_type_gaps`), both written by :class:`callbacks.subgroups.SubgroupMetrics` after the cell's
 test. Cells without them (test images without skin-type labels) are not listed; a table none of whose cells has them
 gets no section.
 """

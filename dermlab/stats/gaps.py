@@ -16,7 +16,8 @@ macro forms for a multi-class task).
   ``(1 + #{|gap*| ≥ |gap|}) / (1 + n_permutations)`` (Phipson & Smyth 2010, Stat Appl Genet Mol Biol 9:39,
   doi:10.2202/1544-6115.1585: a Monte-Carlo p-value is never 0).
 
-Draws, for a given ``seed``: the bootstrap uses ``default_rng(seed)`` as :func:`stratified_resamples` does; the
+Draws, for a given ``seed``: the bootstrap uses ``default_rng(seed)`` as
+:func:`~dermlab.stats.intervals.stratified_resamples` does; the
 permutations use ``default_rng([seed, 1])``, then for each true class in sorted order ``rng.permuted`` of an
 ``(n_permutations, n_class)`` tile of that class's group labels along axis 1.
 """
@@ -35,6 +36,7 @@ from dermlab.files.skin_type import DARKEST, GROUP, GROUPS, LIGHTEST
 from dermlab.stats.intervals import percentile_interval, resample_counts, stratified_resamples
 from dermlab.stats.subgroups import metric_functions, positive_index, scored_predictions
 
+#: The metrics a gap is computed for.
 METRICS = ("auc", "sensitivity", "specificity")
 CHUNK_VALUES = 2_000_000  # replicate × image weights held at once
 
