@@ -90,3 +90,23 @@ def test_a_pair_without_a_mapping_is_refused_naming_the_known_ones(tmp_path):
     data = HAM10000DataModule(str(tmp_path), test_on=VitiligoDataModule(str(tmp_path), classes=["No", "Yes"]))
     with pytest.raises(DataError, match="to an unknown class set \\(No, Yes\\)"):
         _ = data.test_mapping
+
+
+def test_the_external_sets_by_hand():
+    """DDI (benign / malignant, named ddi), Fitzpatrick17k (non-neoplastic left out) and PAD-UFES-20 (six classes
+    onto five HAM classes), each from a HAM10000 model: probabilities merged and labels mapped by hand."""
+    p = torch.tensor([[0.1, 0.2, 0.3, 0.05, 0.15, 0.1, 0.1]])  # MEL NV BCC AKIEC BKL DF VASC
+    ddi = mapping_between(HAM, ("benign", "malignant"), "ddi")
+    assert ddi.name == "isic2018 → ddi" and ddi.classes == ("benign", "malignant")
+    assert torch.allclose(ddi.merge(p), torch.tensor([[0.55, 0.45]]))  # malignant = MEL + BCC + AKIEC
+    fitz = mapping_between(HAM, TAXONOMIES["fitzpatrick17k"])
+    assert fitz.classes == ("benign", "malignant") and torch.allclose(fitz.merge(p), torch.tensor([[0.55, 0.45]]))
+    assert fitz.target_labels(np.array([0, 1, 2, 1])).tolist() == [0, 1, -1, 1]  # non-neoplastic: left out
+    pad = mapping_between(HAM, TAXONOMIES["pad_ufes20"])
+    assert pad.classes == ("MEL", "NV", "BCC", "AKIEC", "BKL")
+    # DF and VASC drop out and the row is renormalised: 0.1, 0.2, 0.3, 0.05, 0.15 over 0.8
+    assert torch.allclose(pad.merge(p), torch.tensor([[0.125, 0.25, 0.375, 0.0625, 0.1875]]))
+    # ACK BCC MEL NEV SCC SEK → AKIEC BCC MEL NV AKIEC BKL
+    assert pad.target_labels(np.arange(6)).tolist() == [3, 2, 0, 1, 3, 4]
+    from_2019 = mapping_between(ISIC2019, TAXONOMIES["pad_ufes20"])
+    assert from_2019.from_source["AK"] == from_2019.from_source["SCC"] == "AKIEC"
