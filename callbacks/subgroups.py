@@ -184,9 +184,9 @@ class SubgroupMetrics(L.Callback):
             return
         gaps.to_csv(run / "skin_type_test.csv", index=False, float_format="%.4f")
         auc = gaps.set_index("metric").loc["auc"]
-        log.info("skin type: AUC %s %.3f vs %s %.3f, gap %.3f [%.3f, %.3f], permutation p = %.4f (%s)", auc["first"],
-                 auc.first_value, auc.second, auc.second_value, auc.gap, auc.low, auc.high, auc.p_value,
-                 run / "skin_type_test.csv")
+        log.info("skin type: AUC %s %.3f vs %s %.3f, gap %.3f [%.3f, %.3f], permutation p = %.4f%s (%s)",
+                 auc["first"], auc.first_value, auc.second, auc.second_value, auc.gap, auc.low, auc.high, auc.p_value,
+                 f"; {auc.note}" if auc.note else "", run / "skin_type_test.csv")
         if tones is not None:
             labels = metadata[TYPE] if TYPE in metadata.columns else metadata[GROUP]
             ita = tones.set_index("image")["ita"].reindex(labels.index.astype(str))

@@ -49,7 +49,9 @@ class SplitAudit:
     """What :func:`audit_splits` found; ``to_json()`` is what ``dermlab audit`` prints and ``splits/audit.json``
     holds. ``splits`` counts images per role (``None``: the role does not exist in this run); ``shared_lesions``
     and ``shared_images`` count per pair of roles (``"train/test"``); ``pairs`` lists the identical images under
-    different ids across roles, ``pair_splits`` the roles of each pair."""
+    different ids across roles, ``pair_splits`` the roles of each pair; ``absent_images`` counts per role the listed
+    images whose file is absent (examples under ``absent <role>``): ``dermlab audit`` reads the splits as listed, while
+    a run's set-up has screened them out by then, so only the audit command sees any."""
 
     splits: dict[str, int | None]
     lesion_ids: dict[str, bool]
@@ -64,6 +66,7 @@ class SplitAudit:
     near_duplicates: dict | None = None
     examples: dict[str, list[str]] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    absent_images: dict[str, int] = field(default_factory=dict)
     cross_test: dict | None = None  # the test split is another data set's (test_on): datamodules.cross.CrossTest
 
     @property
@@ -133,6 +136,15 @@ def audit_splits(tables: dict, store: FingerprintStore | None = None, known_dupl
             lesions = sorted(_lesions(present[a]) & _lesions(present[b]))
             shared_lesions[key] = len(lesions)
             examples[f"lesions {key}"] = lesions[:SHOWN]
+    from datamodules.datasets.table import file_size  # here: the readers import this module
+
+    absent: dict[str, int] = {}
+    for role, table in present.items():
+        if len(table.paths) != len(table.ids):  # a table of ids only (no files to look at)
+            continue
+        gone = [i for i, path in zip(table.ids, table.paths, strict=True) if file_size(path) is None]
+        if gone:
+            absent[role], examples[f"absent {role}"] = len(gone), gone[:SHOWN]
     examples = {k: v for k, v in examples.items() if v}
 
     role_of = {}  # image id -> first role holding it (same-id clashes are counted above, not as duplicates)
@@ -172,7 +184,7 @@ def audit_splits(tables: dict, store: FingerprintStore | None = None, known_dupl
         duplicate_images=len(leaking), pairs=[list(p) for p, _ in leaking], pair_splits=[r for _, r in leaking],
         fingerprinted=fingerprinted, not_fingerprinted=missing,
         known_duplicates=str(known_duplicates) if known_duplicates else None, near_duplicates=near,
-        examples=examples, unavailable=dict(unavailable or {}))
+        examples=examples, unavailable=dict(unavailable or {}), absent_images=absent)
 
 
 def _lesions(table: ImageTable) -> set[str]:

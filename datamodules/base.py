@@ -242,7 +242,8 @@ class SkinDataModule(ImageViews, PatientMetadataInput, SplitReader, L.LightningD
                     self.tables[split] = table.subset([k for k, i in enumerate(table.ids)
                                                        if i not in self.cross_test.dropped_ids])
             self.enforce(self.split_audit)
-        self.check_metadata(needed)
+        # a test_on target lacking a metadata field is refused at fit, before anything trains
+        self.check_metadata(tuple(dict.fromkeys((*needed, "test"))) if self.cross_test is not None else needed)
         self.write_split_files(needed)
 
     # --- the split audit ----------------------------------------------------------------

@@ -328,7 +328,7 @@ def report(spec: GridSpec, runs: Path = Path("runs"), smoke: bool = False) -> st
     pooled, per_cell = intervals(spec, raw, run_folder)
     folds = cross_validation(spec, raw, run_folder, folder)
     text = markdown(spec, summary, cells, tests, paired, pooled, folds)
-    skin_type = skin_type_lines(raw, run_folder)
+    skin_type = skin_type_lines(raw, run_folder, spec.scale)
     if skin_type:
         text = text + "\n".join(skin_type) + "\n"
     (folder / "report.md").write_text(text)

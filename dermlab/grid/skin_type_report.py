@@ -3,8 +3,8 @@ metric per Fitzpatrick group with its stratified bootstrap interval and the gap 
 groups with its interval and permutation p-value.
 
 Read from each cell's run folder: ``subgroups_test.csv`` (the ``fitzpatrick_group`` rows) and ``skin_type_test.csv``
-(:func:`dermlab.stats.gaps.skin_type_gaps`), both written by :class:`callbacks.subgroups.SubgroupMetrics` after the cell's
-test. Cells without them (test images without skin-type labels) are not listed; a table none of whose cells has them
+(:func:`dermlab.stats.gaps.skin_type_gaps`), both written by :class:`callbacks.subgroups.SubgroupMetrics` after the
+cell's test. Cells without them (test images without skin-type labels) are not listed; a table none of whose cells has them
 gets no section.
 """
 
@@ -20,10 +20,12 @@ from dermlab.files.skin_type import GROUP, GROUPS
 METRIC = "auc"  #: the metric of the section (AUC; macro one-vs-rest AUC for a multi-class test)
 
 
-def _value(estimate: float, low: float, high: float, digits: int = 3) -> str:
+def _value(estimate: float, low: float, high: float, scale: float = 1.0) -> str:
+    """``0.812 [0.741, 0.873]`` (scale 1), ``81.2 [74.1, 87.3]`` (scale 100); ``—`` for NaN."""
     if pd.isna(estimate):
         return "—"
-    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    digits = 3 if scale == 1 else 1
+    return f"{estimate * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
 
 
 def skin_type_rows(cells: pd.DataFrame, run_folder: Callable[[str], Path]) -> list[dict]:
@@ -51,21 +53,21 @@ def skin_type_rows(cells: pd.DataFrame, run_folder: Callable[[str], Path]) -> li
     return records
 
 
-def skin_type_lines(cells: pd.DataFrame, run_folder: Callable[[str], Path]) -> list[str]:
-    """The Markdown section (empty when no cell has skin-type files)."""
+def skin_type_lines(cells: pd.DataFrame, run_folder: Callable[[str], Path], scale: float = 1.0) -> list[str]:
+    """The Markdown section (empty when no cell has skin-type files); AUCs and gaps × ``scale`` (the table's)."""
     records = skin_type_rows(cells, run_folder)
     if not records:
         return []
     several = len({r["row"] for r in records}) < len(records)
     header = ["row", *(f"{METRIC.upper()} {g} (n)" for g in GROUPS), f"gap {GROUPS[0]} − {GROUPS[-1]}",
               "p (permutation)"]
-    lines = ["", f"**Per skin type** ({METRIC.upper()} per Fitzpatrick group with its 95 % stratified bootstrap "
-             "interval; the gap lightest − darkest with its bootstrap interval and the two-sided permutation "
+    lines = ["", f"**Per skin type** (scale ×{scale:g}; {METRIC.upper()} per Fitzpatrick group with its 95 % "
+             "stratified bootstrap interval; the gap lightest − darkest with its bootstrap interval and the two-sided permutation "
              "p-value, group labels shuffled within each class; dermlab.stats.gaps). A positive gap: the model does "
              "worse on the darkest group.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
-        groups = [f"{_value(*r[g][1:])} ({r[g][0]})" for g in GROUPS]
-        gap = _value(r["gap"], r["gap_low"], r["gap_high"]) + (f" ({r['note']})" if r["note"] else "")
+        groups = [f"{_value(*r[g][1:], scale)} ({r[g][0]})" for g in GROUPS]
+        gap = _value(r["gap"], r["gap_low"], r["gap_high"], scale) + (f" ({r['note']})" if r["note"] else "")
         p = "—" if pd.isna(r["p"]) else f"{r['p']:.4f}"
         lines.append("| " + " | ".join([r["row"] + (f" ({r['cell']})" if several else ""), *groups, gap, p]) + " |")
     return lines

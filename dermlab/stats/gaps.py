@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike
 from dermlab.files.metadata import group_value
 from dermlab.files.skin_type import DARKEST, GROUP, GROUPS, LIGHTEST
 from dermlab.stats.intervals import percentile_interval, resample_counts, stratified_resamples
-from dermlab.stats.subgroups import metric_functions, positive_index, scored_predictions
+from dermlab.stats.subgroups import FEW, TOO_FEW, metric_functions, positive_index, scored_predictions
 
 #: The metrics a gap is computed for.
 METRICS = ("auc", "sensitivity", "specificity")
@@ -109,7 +109,9 @@ def group_gap(labels: ArrayLike, probabilities: ArrayLike, groups: Sequence[str]
 
     Returns:
         A :class:`Gap`; NaN values (with ``note``) where a group is empty or the metric is undefined in a group
-        (an AUC needs both classes, a sensitivity positives, a specificity negatives).
+        (an AUC needs both classes, a sensitivity positives, a specificity negatives); ``note`` flags a group with
+        fewer than :data:`~dermlab.stats.subgroups.FEW` images of a class, whose interval (resampled within each
+        class) is too narrow to trust.
 
     Raises:
         ValueError: an unknown metric, ``n_boot`` or ``n_permutations`` < 1, or mismatched lengths.
@@ -134,9 +136,12 @@ def group_gap(labels: ArrayLike, probabilities: ArrayLike, groups: Sequence[str]
     function = metric_functions(labels, probabilities, positive, threshold)[metric]
     observed = _values(function, np.stack([in_first, ~in_first]).astype(float))
     if np.isnan(observed).any():
-        empty = first if np.isnan(observed[0]) else second
-        return Gap(**base, **nan, note=f"{metric} is undefined in {empty} (a class it needs is absent)")
+        empty = " and ".join(g for g, v in zip((first, second), observed, strict=True) if np.isnan(v))
+        return Gap(**base, **{**nan, "first_value": float(observed[0]), "second_value": float(observed[1])},
+                   note=f"{metric} is undefined in {empty} (a class it needs is absent)")
     gap = float(observed[0] - observed[1])
+    few = [f"{count} {name} in {group}" for group, member in ((first, in_first), (second, ~in_first))
+           for name, count in _class_counts(labels[member], positive) if 0 < count < FEW]
     counts = resample_counts(stratified_resamples(labels * 2 + in_first, n_boot, seed), len(labels))
     replicates = _values(function, counts * in_first) - _values(function, counts * ~in_first)
     low, high = percentile_interval(replicates[~np.isnan(replicates)], level)
@@ -144,7 +149,16 @@ def group_gap(labels: ArrayLike, probabilities: ArrayLike, groups: Sequence[str]
     null = _values(function, shuffled.astype(float)) - _values(function, (~shuffled).astype(float))
     p_value = (1 + np.count_nonzero(np.abs(null) >= abs(gap) - 1e-12)) / (1 + n_permutations)
     return Gap(**base, first_value=float(observed[0]), second_value=float(observed[1]), gap=gap, low=float(low),
-               high=float(high), p_value=float(p_value))
+               high=float(high), p_value=float(p_value),
+               note=f"{TOO_FEW} (only {', '.join(few)})" if few else "")
+
+
+def _class_counts(labels: np.ndarray, positive: int | None) -> list[tuple[str, int]]:
+    """(name, count) of what a group's metric stratifies on: positives and negatives, or each class present."""
+    if positive is not None:
+        positives = int((labels == positive).sum())
+        return [("positives", positives), ("negatives", len(labels) - positives)]
+    return [(f"class {c}", int((labels == c).sum())) for c in np.unique(labels)]
 
 
 def skin_type_gaps(predictions: pd.DataFrame, metadata: pd.DataFrame, class_names: Sequence[str],

@@ -77,3 +77,21 @@ def test_a_test_on_ddi_writes_per_type_metrics_the_gap_and_the_ita_agreement(tmp
     # the twin draws each image's skin darker with its group: the proxy must follow (lighter skin, larger angle)
     assert agreement["compared"] >= 0.8 * len(truth) and agreement["spearman_rho"] < -0.5
     assert np.isfinite(agreement["kappa_quadratic"])
+
+
+def test_dermlab_audit_counts_the_absent_images_of_the_external_set(synthetic, tmp_path, capsys):
+    """Five DDI images deleted (an incomplete download): `dermlab audit` reads the splits as listed and says so."""
+    from dermlab.cli import main
+    from tests.conftest import REPO
+
+    ddi = tmp_path / "ddi"
+    shutil.copytree(synthetic("ddi"), ddi)
+    gone = sorted(p for p in ddi.rglob("*.png"))[:5]
+    for path in gone:
+        path.unlink()
+    main(["audit", "-c", str(REPO / "experiments" / "patch" / "base.yaml"), "-c",
+          str(REPO / "experiments" / "external" / "ddi_test.yaml"), "--data.init_args.root",
+          str(synthetic("ham10000")), "--data.init_args.test_on.init_args.root", str(ddi), "--no-pixels"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["absent_images"] == {"test": 5}
+    assert report["examples"]["absent test"] == [p.stem for p in gone]

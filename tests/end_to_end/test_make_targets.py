@@ -35,6 +35,7 @@ TARGETS = {
     "baseline": (spec.paper_tables("baseline"), "1"),
     "cross_dataset": (spec.paper_tables("cross_dataset"), None),
     "metadata": (spec.paper_tables("metadata"), "2"),  # one seed's pair: image only and image + metadata
+    "external": (spec.paper_tables("external"), None),  # every cell: each table's three external test sets
 }
 
 

@@ -49,6 +49,16 @@ def test_a_field_the_data_set_lacks_is_refused_at_setup_naming_field_and_data_se
         data.setup("fit")
 
 
+def test_a_test_on_set_without_the_fields_is_refused_at_fit_before_training(synthetic):
+    """DDI ships no age: a HAM10000 run with metadata and DDI as test_on stops at fit's set-up, not after training."""
+    from datamodules import DDIDataModule, HAM10000DataModule
+
+    data = HAM10000DataModule(str(synthetic("ham10000")), split="kfold", n_folds=3, metadata_fields=["age", "sex"],
+                              num_workers=0, test_on=DDIDataModule(str(synthetic("ddi"))))
+    with pytest.raises(DataError, match=r"metadata field 'age' is not in data set ddi"):
+        data.setup("fit")
+
+
 def test_a_data_set_without_patient_metadata_says_to_train_on_images_only(synthetic):
     data = ISIC2016DataModule(str(synthetic("isic2016")), metadata_fields=["age"], num_workers=0, val_size=4)
     with pytest.raises(DataError, match=r"isic2016 .* ships no patient metadata: train it on images only \(leave "

@@ -41,8 +41,9 @@ def test_report_adds_per_group_aucs_and_the_gap_of_each_cell_with_skin_types(tmp
     section = text[text.index("**Per skin type**"):]
     line = next(row for row in section.splitlines() if row.startswith("| a |"))
     auc_light, auc_dark = scores["skin_type/auc_I-II"], scores["skin_type/auc_V-VI"]
-    assert f"{auc_light:.3f} [" in line and "(30)" in line and f"{auc_dark:.3f} [" in line
-    assert f"{scores['skin_type/auc_gap']:.3f} [{scores['skin_type/auc_gap_low']:.3f}, " in line
+    # the table's scale (×100) and one decimal, as its main table
+    assert f"{100 * auc_light:.1f} [" in line and "(30)" in line and f"{100 * auc_dark:.1f} [" in line
+    assert f"{100 * scores['skin_type/auc_gap']:.1f} [{100 * scores['skin_type/auc_gap_low']:.1f}, " in line
     assert line.rstrip(" |").endswith(f"{scores['skin_type/auc_gap_p']:.4f}")
     assert scores["skin_type/auc_gap"] == pytest.approx(auc_light - auc_dark) and scores["skin_type/auc_gap"] > 0.2
     assert not any(row.startswith("| b |") for row in section.splitlines())  # no skin-type files: not listed

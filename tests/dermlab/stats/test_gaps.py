@@ -124,3 +124,17 @@ def test_undefined_metric_and_empty_group_are_nan_with_a_reason():
     assert np.isnan(empty.p_value) and empty.note == "no image of B"
     with pytest.raises(ValueError, match="metric must be one of"):
         group_gap(labels, probabilities, ["A"] * 4, "A", "B", metric="f1")
+
+
+def test_a_group_with_few_images_of_a_class_is_flagged_and_an_undefined_group_keeps_the_other_value():
+    labels = np.array([0, 1] * 10 + [0, 1, 0])  # A: 10 + 10; B: 2 negatives, 1 positive
+    score = np.array([0.2, 0.8] * 10 + [0.9, 0.1, 0.3])
+    groups = np.array(["A"] * 20 + ["B"] * 3)
+    probabilities = np.stack([1 - score, score], 1)
+    gap = group_gap(labels, probabilities, groups, "A", "B", n_boot=50, n_permutations=50)
+    assert (gap.gap, gap.low, gap.high) == pytest.approx((1.0, 1.0, 1.0))  # a collapsed interval ...
+    assert gap.note == "interval too narrow to trust (only 1 positives in B, 2 negatives in B)"  # ... flagged
+    keep = np.r_[0:21, 22]  # B without its positive
+    only_negatives = group_gap(labels[keep], probabilities[keep], groups[keep], "A", "B", n_boot=5, n_permutations=5)
+    assert only_negatives.first_value == pytest.approx(1.0) and np.isnan(only_negatives.second_value)
+    assert "undefined in B" in only_negatives.note
