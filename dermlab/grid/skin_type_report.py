@@ -4,8 +4,8 @@ groups with its interval and permutation p-value.
 
 Read from each cell's run folder: ``subgroups_test.csv`` (the ``fitzpatrick_group`` rows) and ``skin_type_test.csv``
 (:func:`dermlab.stats.gaps.skin_type_gaps`), both written by :class:`callbacks.subgroups.SubgroupMetrics` after the
-cell's test. Cells without them (test images without skin-type labels) are not listed; a table none of whose cells has them
-gets no section.
+cell's test. Cells without them (test images without skin-type labels) are not listed; a table none of whose cells
+has them gets no section.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ def skin_type_lines(cells: pd.DataFrame, run_folder: Callable[[str], Path], scal
     header = ["row", *(f"{METRIC.upper()} {g} (n)" for g in GROUPS), f"gap {GROUPS[0]} − {GROUPS[-1]}",
               "p (permutation)"]
     lines = ["", f"**Per skin type** (scale ×{scale:g}; {METRIC.upper()} per Fitzpatrick group with its 95 % "
-             "stratified bootstrap interval; the gap lightest − darkest with its bootstrap interval and the two-sided permutation "
-             "p-value, group labels shuffled within each class; dermlab.stats.gaps). A positive gap: the model does "
-             "worse on the darkest group.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+             "stratified bootstrap interval; the gap lightest − darkest with its bootstrap interval and the "
+             "two-sided permutation p-value, group labels shuffled within each class; dermlab.stats.gaps). A positive "
+             "gap: the model does worse on the darkest group.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
         groups = [f"{_value(*r[g][1:], scale)} ({r[g][0]})" for g in GROUPS]
         gap = _value(r["gap"], r["gap_low"], r["gap_high"], scale) + (f" ({r['note']})" if r["note"] else "")
