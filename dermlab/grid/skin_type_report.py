@@ -64,7 +64,8 @@ def skin_type_lines(cells: pd.DataFrame, run_folder: Callable[[str], Path], scal
     lines = ["", f"**Per skin type** (scale ×{scale:g}; {METRIC.upper()} per Fitzpatrick group with its 95 % "
              "stratified bootstrap interval; the gap lightest − darkest with its bootstrap interval and the "
              "two-sided permutation p-value, group labels shuffled within each class; dermlab.stats.gaps). A positive "
-             "gap: the model does worse on the darkest group.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+             "gap: the model does worse on the darkest group.", "", "| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
     for r in records:
         groups = [f"{_value(*r[g][1:], scale)} ({r[g][0]})" for g in GROUPS]
         gap = _value(r["gap"], r["gap_low"], r["gap_high"], scale) + (f" ({r['note']})" if r["note"] else "")
