@@ -115,7 +115,7 @@ class SubgroupMetrics(L.Callback):
         self.test_scores: dict[str, float] = {}
 
     def test_metric_names(self, pl_module: L.LightningModule) -> list[str]:
-        """The names :attr:`test_scores` gets after a test (NaN where the test images have no skin-type labels)."""
+        """The names :attr:`test_scores` gets after a test on images with skin-type labels (none without)."""
         return skin_type_score_names() if isinstance(pl_module, LesionClassifier) else []
 
     @override
@@ -179,9 +179,9 @@ class SubgroupMetrics(L.Callback):
         :attr:`test_scores`."""
         gaps = skin_type_gaps(predictions, metadata, class_names, self.positive, n_boot=self.n_boot,
                               n_permutations=self.n_permutations, seed=self.seed, level=self.level)
-        self.test_scores = skin_type_scores(self.table, gaps)
-        if not len(gaps):
+        if not len(gaps):  # no skin-type labels: nothing to add (a grid cell's result.json keeps only real values)
             return
+        self.test_scores = skin_type_scores(self.table, gaps)
         gaps.to_csv(run / "skin_type_test.csv", index=False, float_format="%.4f")
         auc = gaps.set_index("metric").loc["auc"]
         log.info("skin type: AUC %s %.3f vs %s %.3f, gap %.3f [%.3f, %.3f], permutation p = %.4f%s (%s)",

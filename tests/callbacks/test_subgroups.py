@@ -32,6 +32,8 @@ def test_callback_on_a_tiny_synthetic_ham10000_test_run(synthetic, tmp_path):
     tones = pd.read_csv(tmp_path / "ita_test.csv")
     assert tones.image.tolist() == test_ids and (tones.lesion == "otsu+ellipse").all()
     assert (tmp_path / "plots" / "test_subgroups.png").stat().st_size > 1000
+    # HAM10000 has no skin-type labels: no skin-type file and no skin_type/ scores for a grid cell's result.json
+    assert not (tmp_path / "skin_type_test.csv").exists() and callback.test_scores == {}
 
 
 @pytest.mark.slow  # the CLI with the default callbacks: ~5 s
