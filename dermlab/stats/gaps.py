@@ -24,7 +24,7 @@ permutations use ``default_rng([seed, 1])``, then for each true class in sorted 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -34,11 +34,10 @@ from numpy.typing import ArrayLike
 from dermlab.files.metadata import group_value
 from dermlab.files.skin_type import DARKEST, GROUP, GROUPS, LIGHTEST
 from dermlab.stats.intervals import percentile_interval, resample_counts, stratified_resamples
-from dermlab.stats.subgroups import FEW, TOO_FEW, metric_functions, positive_index, scored_predictions
+from dermlab.stats.subgroups import FEW, TOO_FEW, in_chunks, metric_functions, positive_index, scored_predictions
 
 #: The metrics a gap is computed for.
 METRICS = ("auc", "sensitivity", "specificity")
-CHUNK_VALUES = 2_000_000  # replicate × image weights held at once
 
 
 @dataclass(frozen=True)
@@ -67,12 +66,6 @@ class Gap:
     def to_row(self) -> dict:
         """The gap as one flat row (``skin_type_test.csv``)."""
         return asdict(self)
-
-
-def _values(metric: Callable[[np.ndarray], np.ndarray], weights: np.ndarray) -> np.ndarray:
-    """``metric`` over (B, n) weights, in chunks of bounded memory → (B,)."""
-    chunk = max(1, CHUNK_VALUES // weights.shape[1])
-    return np.concatenate([metric(weights[i:i + chunk]) for i in range(0, len(weights), chunk)])
 
 
 def permuted_membership(labels: np.ndarray, in_first: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
@@ -134,7 +127,7 @@ def group_gap(labels: ArrayLike, probabilities: ArrayLike, groups: Sequence[str]
     if not n_first or not n_second:
         return Gap(**base, **nan, note=f"no image of {first if not n_first else second}")
     function = metric_functions(labels, probabilities, positive, threshold)[metric]
-    observed = _values(function, np.stack([in_first, ~in_first]).astype(float))
+    observed = function(np.stack([in_first, ~in_first]).astype(float))
     if np.isnan(observed).any():
         empty = " and ".join(g for g, v in zip((first, second), observed, strict=True) if np.isnan(v))
         return Gap(**base, **{**nan, "first_value": float(observed[0]), "second_value": float(observed[1])},
@@ -142,11 +135,15 @@ def group_gap(labels: ArrayLike, probabilities: ArrayLike, groups: Sequence[str]
     gap = float(observed[0] - observed[1])
     few = [f"{count} {name} in {group}" for group, member in ((first, in_first), (second, ~in_first))
            for name, count in _class_counts(labels[member], positive) if 0 < count < FEW]
-    counts = resample_counts(stratified_resamples(labels * 2 + in_first, n_boot, seed), len(labels))
-    replicates = _values(function, counts * in_first) - _values(function, counts * ~in_first)
+    def difference(weights: np.ndarray) -> np.ndarray:  # (B, n) weights → (B,) gaps
+        return function(weights * in_first) - function(weights * ~in_first)
+
+    rows = stratified_resamples(labels * 2 + in_first, n_boot, seed)
+    replicates = in_chunks(difference, rows, lambda part: resample_counts(part, len(labels)))
     low, high = percentile_interval(replicates[~np.isnan(replicates)], level)
     shuffled = permuted_membership(labels, in_first, n_permutations, seed)
-    null = _values(function, shuffled.astype(float)) - _values(function, (~shuffled).astype(float))
+    null = in_chunks(lambda member: function(member) - function(1.0 - member), shuffled,
+                     lambda part: part.astype(float))
     p_value = (1 + np.count_nonzero(np.abs(null) >= abs(gap) - 1e-12)) / (1 + n_permutations)
     return Gap(**base, first_value=float(observed[0]), second_value=float(observed[1]), gap=gap, low=float(low),
                high=float(high), p_value=float(p_value),

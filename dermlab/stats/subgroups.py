@@ -77,12 +77,18 @@ def _interval(metric: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, leve
     :mod:`dermlab.metrics.definitions`) on the group itself and the percentile interval
     (:func:`dermlab.stats.intervals.percentile_interval`) over the replicates ``rows`` (n_boot, n), every replicate as
     row multiplicities (:func:`dermlab.stats.intervals.resample_counts`) at once."""
-    n_boot, n = rows.shape
-    chunk = max(1, CHUNK_VALUES // n)  # replicates per call: bounded memory for large groups
-    replicates = np.concatenate([metric(resample_counts(rows[first:first + chunk], n))
-                                 for first in range(0, n_boot, chunk)])
-    low, high = percentile_interval(replicates, level)
+    n = rows.shape[1]
+    low, high = percentile_interval(in_chunks(metric, rows, lambda part: resample_counts(part, n)), level)
     return float(metric(np.ones((1, n)))[0]), float(low), float(high)
+
+
+def in_chunks(metric: Callable[[np.ndarray], np.ndarray], rows: np.ndarray,
+              weights: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """(B,) ``metric(weights(part))`` over the (B, n) ``rows`` a few rows at a time (``CHUNK_VALUES`` values at
+    once), so that B replicates of a large group never hold (B, n) float weights in memory together."""
+    n_rows, n = rows.shape
+    chunk = max(1, CHUNK_VALUES // n)
+    return np.concatenate([metric(weights(rows[first:first + chunk])) for first in range(0, n_rows, chunk)])
 
 
 def metric_functions(labels: np.ndarray, probabilities: np.ndarray, positive: int | None, threshold: float) -> dict:
