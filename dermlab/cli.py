@@ -24,6 +24,7 @@ COMMANDS = {
     "prepare": "dermlab.commands.prepare:main",
     "demo": "dermlab.commands.demo:main",
     "grid": "dermlab.grid.command:main",
+    "tune": "dermlab.tuning.command:main",
     "lerf": "dermlab.commands.lerf:main",
     "objsize": "dermlab.commands.objsize:main",
     "compare-cams": "dermlab.commands.compare_cams:main",

@@ -1,0 +1,190 @@
+"""``dermlab tune SEARCH.yaml [--trials N] [--runs DIR] [--data-root DIR] [--parallel N]
+[--launcher local|slurm|submitit-local] [--final-test] [--plan]``: an Optuna study over any config key.
+
+The study lives in ``<runs>/tuning/<name>/`` (:mod:`dermlab.tuning.study`); calling the command again on the same
+folder continues it — with a larger ``--trials``, more trials; a trial whose process was killed runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dermlab.errors import DataError
+from dermlab.grid import runner
+from dermlab.grid.spec import cli_value
+from dermlab.tuning import launch, results, search, study, trial
+
+#: ``dermlab tune`` options of a trial's job (:mod:`dermlab.grid.job_resources`): option → key
+JOB_OPTIONS = {"--cpus-per-trial": "cpus_per_cell", "--time": "time", "--mem": "mem", "--partition": "partition"}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command's options."""
+    p = argparse.ArgumentParser(prog="dermlab tune", description="Search hyper-parameters with Optuna: every trial "
+                                "is a `dermlab fit` run, scored on the validation split only.")
+    p.add_argument("search", help="a search file (experiments/tuning/<name>.yaml)")
+    p.add_argument("--trials", type=int, help="the study's number of trials (default: the file's trials); "
+                   "a larger number on an existing study adds trials")
+    p.add_argument("--runs", default="runs", help="folder holding the study: <runs>/tuning/<name> (default runs)")
+    p.add_argument("--data-root", help="the folder holding one sub-folder per data set, as downloaded "
+                   "(/data -> /data/isic2017, ...); default: the synthetic twin, written if absent")
+    p.add_argument("--smoke", action="store_true", help="a couple of steps per trial, in <runs>/tuning-smoke/")
+    p.add_argument("--parallel", type=int, default=1, help="trials side by side (one GPU each if there are N)")
+    p.add_argument("--launcher", default="local", choices=("local", "slurm", "submitit-local"),
+                   help="local: trials as processes here (default); slurm: one sbatch job per trial (returns once "
+                        "queued); submitit-local: the same jobs on this machine")
+    p.add_argument("--cpus-per-trial", type=int, help="CPUs of a trial's job")
+    p.add_argument("--time", help="a trial's time limit: minutes or [D-]HH:MM[:SS] (SLURM default 24:00:00)")
+    p.add_argument("--mem", help="memory of a trial's job, e.g. 64G")
+    p.add_argument("--partition", help="SLURM partition")
+    p.add_argument("--sbatch", action="append", default=[], metavar="OPTION[=VALUE]",
+                   help="any other sbatch option, e.g. --sbatch account=lab (repeatable)")
+    p.add_argument("--setup", action="append", default=[], metavar="LINE",
+                   help="a shell line the job runs before the trial, e.g. 'module load cuda' (repeatable)")
+    p.add_argument("--final-test", action="store_true", help="after the study: train best.yaml again and test it, "
+                   "once (in <study>/final/; a second call prints the same result)")
+    p.add_argument("--plan", action="store_true", help="print the study's projected compute and stop (with "
+                   "--throughput IMAGES_PER_S, or the one make bench-gpu measured)")
+    p.add_argument("--throughput", type=float, help="--plan: training images/s of ResNet-50 at 224 px on your GPU")
+    p.add_argument("--gpus", type=int, default=1, help="--plan: GPUs the trials share (default 1)")
+    return p
+
+
+def base_args(spec: search.SearchSpec, data_root: str | None, smoke: bool) -> list[str]:
+    """Every trial's ``dermlab fit`` arguments before its drawn values: the search's configs and arguments, its data
+    set's folder under ``data_root`` (or the synthetic twin, written if absent, and the CPU stand-in arguments), and
+    with ``smoke`` a couple of steps."""
+    grid = spec.grid()
+    stand_in = runner.stands_in(data_root, smoke)
+    root, extra = runner.data_root_for(grid, data_root, spec.dataset, stand_in)
+    cell = grid.cells()[0]
+    args = runner.cell_args(grid, cell, Path("runs/tuning") / spec.name / "trial", root, extra, stand_in, data_root)
+    return args + (runner.SMOKE_ARGS if smoke else [])
+
+
+def check(spec: search.SearchSpec, args: list[str]) -> None:
+    """Before any trial: every range's ends (or choices) parse as values of their keys, and the model logs the
+    objective (built once on the CPU, as ``grid run`` checks a grid).
+
+    Raises:
+        DataError: naming the key and value the CLI rejects, or the metrics the model logs.
+    """
+    from dermlab.commands.trainer import build_cli, config_parser
+
+    for entry in spec.space:
+        for value in entry.values:
+            error = config_parser().check([*args, f"--{entry.key}", cli_value(value)])
+            if error:
+                raise DataError(f"search '{spec.path}': space key {entry.key!r} with value {value!r}: the CLI "
+                                f"rejects it ({error}).")
+    import contextlib
+    import io
+    import warnings
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        cli = build_cli([*args, "--run.wandb", "disabled", "--trainer.logger", "false", *runner.CHECK_ON_CPU],
+                        run=False)
+    logged = getattr(cli.model, "logged_metric_names", None)
+    if logged is not None and spec.metric not in logged():
+        raise DataError(f"search '{spec.path}': the runs do not log {spec.metric}; they log {sorted(logged())}.")
+
+
+def main(argv: list[str]) -> None:
+    """Run ``dermlab tune``.
+
+    Raises:
+        SystemExit: trials failed (named, after the study's results are written) or a bad option.
+        DataError: a malformed search file, a changed search on an existing study, a missing data folder.
+    """
+    if argv and argv[0] == "_trial":
+        trial.main(argv[1:])
+        return
+    args = parser().parse_args(argv)
+    spec = search.load(args.search)
+    n_trials = args.trials or spec.trials
+    if n_trials < 1 or args.parallel < 1:
+        raise SystemExit("dermlab tune: --trials and --parallel must be at least 1")
+    options = _job_options(args)
+    if args.launcher == "local" and options:
+        raise SystemExit("dermlab tune: the job options (--time, --mem, --sbatch, ...) are for --launcher slurm or "
+                         "submitit-local")
+    if args.plan:
+        return _plan(spec, args, n_trials)
+    study_dir = Path(args.runs) / ("tuning-smoke" if args.smoke else "tuning") / spec.name
+    fresh = not (study_dir / study.RECORD).is_file()
+    first_args = base_args(spec, args.data_root, args.smoke)
+    if fresh:
+        check(spec, first_args)
+    recorded = study.start(study_dir, spec, args.data_root, args.smoke, first_args)
+    the_study = study.open_study(study_dir, spec)
+    if fresh and spec.paper_values():
+        the_study.enqueue_trial(spec.paper_values(), user_attrs={"paper": True})
+    for number in study.mark_interrupted(the_study, study_dir):
+        print(f"[tune] trial {number} was interrupted (its process ended without a result); its values run again")
+    done, live = study.finished(the_study), study.running(the_study)
+    queued = launch.queued_slots(study_dir, the_study)
+    todo = max(0, n_trials - len(done) - len(live) - len(queued))
+    print(f"[tune] study {spec.name} in {study_dir}: {len(done)} of {n_trials} trial(s) finished, "
+          f"{len(live) + len(queued)} running or queued, {todo} to start")
+    first = len(the_study.get_trials(deepcopy=False)) + len(queued)
+    slots = list(range(first, first + todo))
+    if args.launcher == "local":
+        launch.run_here(study_dir, the_study, slots, args.parallel)
+    elif slots:
+        launch.submit(study_dir, the_study, slots, args.launcher, options, args.parallel, spec.slurm, spec.name)
+    if args.launcher == "slurm" and (slots or live or queued):
+        print(f"[tune] the trials run as SLURM jobs; `dermlab tune {args.search} --runs {args.runs}"
+              f"{' --trials ' + str(n_trials) if args.trials else ''}` shows the study and writes best.yaml "
+              "once they have finished")
+    best = results.write(study_dir)
+    print(f"[tune] trials table {study_dir / 'trials.csv'}; plots history.png, importances.png, intermediate.png"
+          + (f"; best config {best} (dermlab fit -c {best})" if best else "; no trial has completed yet"))
+    if args.final_test:
+        final_test(study_dir, best, recorded)
+    failed = [t.number for t in study.finished(the_study) if t.state.name == "FAIL"]
+    if failed and args.launcher != "slurm":
+        raise SystemExit(f"dermlab tune: {len(failed)} trial(s) failed: {failed} (trials.csv gives each error; "
+                         "their trial.log the whole story)")
+
+
+def final_test(study_dir: Path, best: Path | None, recorded: dict) -> dict:
+    """Train ``best.yaml`` again in ``<study>/final`` and test its best checkpoint, once: a second call prints the
+    result it wrote (``final/result.json``, as a grid cell's). Returns the test metrics.
+
+    Raises:
+        SystemExit: no trial has completed yet, or the final run failed (its log named).
+    """
+    final = study_dir / "final"
+    if not (final / "result.json").is_file():
+        if best is None:
+            raise SystemExit("dermlab tune --final-test: no trial has completed yet; nothing to test")
+        args = ["-c", str(best), "--trainer.default_root_dir", str(final), "--run.name",
+                f"{study_dir.parent.name}/{study_dir.name}/final", *trial.ONE_DEVICE]
+        if runner.run_one(args, final) != "done":
+            raise SystemExit(f"dermlab tune --final-test: the final run failed; see {final / 'cell.log'}")
+    else:
+        print(f"[tune] the best config was tested once already ({final / 'result.json'}); not again")
+    metrics = json.loads((final / "result.json").read_text())["metrics"]
+    print("[tune] final test of best.yaml: " + ", ".join(f"{k} = {v:.4f}" for k, v in sorted(metrics.items())
+                                                         if k.startswith("test/")))
+    return metrics
+
+
+def _job_options(args: argparse.Namespace) -> dict:
+    options = {key: getattr(args, flag[2:].replace("-", "_")) for flag, key in JOB_OPTIONS.items()}
+    options = {key: value for key, value in options.items() if value is not None}
+    if args.sbatch:
+        options["sbatch"] = dict(o.split("=", 1) if "=" in o else (o, True) for o in args.sbatch)
+    if args.setup:
+        options["setup"] = list(args.setup)
+    return options
+
+
+def _plan(spec: search.SearchSpec, args: argparse.Namespace, n_trials: int) -> None:
+    from dermlab.grid import plan
+
+    trial_args = base_args(spec, args.data_root, False) if args.data_root else None
+    print(plan.plan_study(spec, n_trials, trial_args, args.throughput, args.gpus))
