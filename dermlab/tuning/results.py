@@ -36,8 +36,10 @@ def rows(the_study: optuna.Study, spec: search.SearchSpec) -> list[dict]:
         duration = trial.duration.total_seconds() if trial.duration is not None else None
         row = {"trial": trial.number, "state": state, "value": trial.value,
                **{key: trial.params.get(key, "") for key in keys},
-               "epochs": len(trial.intermediate_values), "duration_s": None if duration is None else round(duration, 1),
-               "paper": "yes" if trial.user_attrs.get("paper") else "", "retry_of": trial.user_attrs.get("retry_of", ""),
+               "epochs": len(trial.intermediate_values),
+               "duration_s": None if duration is None else round(duration, 1),
+               "paper": "yes" if trial.user_attrs.get("paper") else "",
+               "retry_of": trial.user_attrs.get("retry_of", ""),
                "error": trial.user_attrs.get("error", ""), "run_dir": trial.user_attrs.get("run_dir", "")}
         table.append(row)
     return table

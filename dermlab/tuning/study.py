@@ -78,7 +78,8 @@ def record(study_dir: Path) -> dict:
     """
     path = study_dir / RECORD
     if not path.is_file():
-        raise DataError(f"'{study_dir}' holds no study ({RECORD} is missing); start one with `dermlab tune SEARCH.yaml`.")
+        raise DataError(f"'{study_dir}' holds no study ({RECORD} is missing); start one with "
+                        "`dermlab tune SEARCH.yaml`.")
     return json.loads(path.read_text())
 
 

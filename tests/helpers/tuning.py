@@ -70,7 +70,8 @@ class StageRecordingISIC2017(ISIC2017DataModule):
 def write_search(path: Path, stages_file: Path | None = None, **overrides) -> Path:
     """A search file: the fake objective on the tiny twin, two epochs of two steps, its ``x`` searched."""
     args = ["--model", "tests.helpers.tuning.QuadraticObjective", "--trainer.callbacks", CALLBACKS,
-            "--data.init_args.image_size", "32", "--data.init_args.batch_size", "8", "--data.init_args.num_workers", "0",
+            "--data.init_args.image_size", "32", "--data.init_args.batch_size", "8",
+            "--data.init_args.num_workers", "0",
             "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2", "--trainer.num_sanity_val_steps", "0",
             "--trainer.enable_progress_bar", "false", "--run.wandb", "disabled"]
     if stages_file is not None:
