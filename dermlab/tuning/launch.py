@@ -7,7 +7,6 @@ before it, and the study's journal on the shared file system is the only thing t
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import subprocess
@@ -113,8 +112,13 @@ def submit(study_dir: Path, the_study: optuna.Study, slots: list[int], kind: str
            resources_of_search: dict, name: str) -> dict[int, str]:
     """One submitit job per slot: SLURM (queued; returns at once) or submitit-local (run here, ``parallel`` at a time,
     waiting for them). Returns slot → job id."""
+    import shutil
+
     import submitit
 
+    if kind == "slurm" and not (shutil.which("sbatch") and shutil.which("srun")):
+        raise DataError("--launcher slurm needs SLURM's sbatch and srun on PATH (run it on the cluster's login node); "
+                        "--launcher submitit-local runs the same jobs on this machine.")
     resources = job_resources.from_mapping(resources_of_search, f"search '{name}': slurm")
     resources = job_resources.from_mapping(options, "dermlab tune", resources)
     if resources.gpus_per_cell > 1:
@@ -150,8 +154,3 @@ def submit(study_dir: Path, the_study: optuna.Study, slots: list[int], kind: str
         record_crashes(study_dir, the_study, codes)
     return jobs
 
-
-def job_record(study_dir: Path, slot: int) -> dict | None:
-    """The job record of ``slot`` (``jobs/slot_NNNN/job.json``), or None."""
-    path = study_dir / JOBS / f"slot_{slot:04d}" / "job.json"
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -67,13 +67,13 @@ class StageRecordingISIC2017(ISIC2017DataModule):
         return super().test_dataloader()
 
 
-def write_search(path: Path, stages_file: Path | None = None, **overrides) -> Path:
+def write_search(path: Path, stages_file: Path | None = None, extra_args: list[str] = (), **overrides) -> Path:
     """A search file: the fake objective on the tiny twin, two epochs of two steps, its ``x`` searched."""
     args = ["--model", "tests.helpers.tuning.QuadraticObjective", "--trainer.callbacks", CALLBACKS,
             "--data.init_args.image_size", "32", "--data.init_args.batch_size", "8",
             "--data.init_args.num_workers", "0",
             "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2", "--trainer.num_sanity_val_steps", "0",
-            "--trainer.enable_progress_bar", "false", "--run.wandb", "disabled"]
+            "--trainer.enable_progress_bar", "false", "--run.wandb", "disabled", *extra_args]
     if stages_file is not None:
         args += ["--data.class_path", "tests.helpers.tuning.StageRecordingISIC2017",
                  "--data.init_args.stages_file", str(stages_file)]
