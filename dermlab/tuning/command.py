@@ -73,12 +73,11 @@ def check(spec: search.SearchSpec, args: list[str]) -> None:
     """
     from dermlab.commands.trainer import build_cli, config_parser
 
-    for entry in spec.space:
-        for value in entry.values:
-            error = config_parser().check([*args, f"--{entry.key}", cli_value(value)])
-            if error:
-                raise DataError(f"search '{spec.path}': space key {entry.key!r} with value {value!r}: the CLI "
-                                f"rejects it ({error}).")
+    values = [word for entry in spec.space for value in entry.values for word in (f"--{entry.key}", cli_value(value))]
+    error = config_parser().check([*args, *values])  # one parse: the parser checks every value as it reads it
+    if error:
+        raise DataError(f"search '{spec.path}': the CLI rejects a value of the space ({error}); check that every key "
+                        f"({', '.join(e.key for e in spec.space)}) is a config key and its range holds valid values.")
     import contextlib
     import io
     import warnings
@@ -90,6 +89,11 @@ def check(spec: search.SearchSpec, args: list[str]) -> None:
     logged = getattr(cli.model, "logged_metric_names", None)
     if logged is not None and spec.metric not in logged():
         raise DataError(f"search '{spec.path}': the runs do not log {spec.metric}; they log {sorted(logged())}.")
+    table = getattr(cli.datamodule, "table", None)
+    if table is not None and not len(table("val")):
+        raise DataError(f"search '{spec.path}': the data has no validation images, and a study scores its trials on "
+                        "them (never on the test split). Hold some out: e.g. --data.init_args.val_fraction 0.1 in the "
+                        "search's args (data sets with an official validation split have one already).")
 
 
 def main(argv: list[str]) -> None:

@@ -201,7 +201,11 @@ def load(path: str | Path) -> SearchSpec:
         spec.sampler = dict(raw["sampler"])
     if raw.get("pruner"):
         spec.pruner = dict(raw["pruner"])
-    spec.build_sampler(0), spec.build_pruner()  # a wrong class or argument stops here
+    for what, build in (("sampler", spec.build_sampler), ("pruner", spec.build_pruner)):
+        try:  # a wrong class or argument stops here
+            build(0) if what == "sampler" else build()
+        except (TypeError, ValueError) as error:
+            raise DataError(f"search '{path}': {what} {getattr(spec, what)}: {error}.") from None
     if not Path(f"experiments/base/data/{spec.dataset}.yaml").is_file():
         raise DataError(f"search '{path}': dataset {spec.dataset!r} has no experiments/base/data/{spec.dataset}.yaml.")
     from dermlab.grid.job_resources import from_mapping

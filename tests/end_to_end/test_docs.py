@@ -28,6 +28,8 @@ from tests.helpers.documented_commands import (
     grid_smoke_form,
     rule_for,
     smoke_form,
+    smoke_paths,
+    tune_smoke_form,
 )
 from tests.helpers.twins import write_data_root
 
@@ -80,7 +82,7 @@ def test_the_collector_reads_continuations_comments_and_fences(tmp_path):
                      (5, "dermlab fit -c experiments/demo.yaml --trainer.max_epochs 2")]
     assert rule_for(Command("p.md", 3, "make patch DATA_ROOT=/data")).kind == "covered"
     assert rule_for(Command("p.md", 5, "dermlab frobnicate --now")) is None
-    assert {r.kind for r in RULES} == {"run", "smoke", "grid-smoke", "covered", "not-run"}
+    assert {r.kind for r in RULES} == {"run", "smoke", "grid-smoke", "tune-smoke", "covered", "not-run"}
 
 
 # a repository path in backticks: a top-level folder or file of the repository, then the rest
@@ -136,7 +138,7 @@ def test_the_forbidden_patterns_catch_what_they_are_for():
 # the slow test: each page's commands, in order, in a working folder of its own
 
 DATA = re.compile(r"(?<![\w.])/data(?=/|\b|$)")
-RUNNABLE = ("run", "smoke", "grid-smoke")
+RUNNABLE = ("run", "smoke", "grid-smoke", "tune-smoke")
 
 
 def runnable_pages() -> list[Path]:
@@ -145,8 +147,8 @@ def runnable_pages() -> list[Path]:
 
 def words_to_run(command: Command, data_root: Path) -> list[str]:
     kind = rule_for(command).kind
-    words = smoke_form(command) if kind == "smoke" else grid_smoke_form(command) if kind == "grid-smoke" else \
-        command.words
+    forms = {"smoke": smoke_form, "grid-smoke": grid_smoke_form, "tune-smoke": tune_smoke_form}
+    words = smoke_paths(forms[kind](command) if kind in forms else command.words)
     words = [DATA.sub(str(data_root), w) for w in words]
     if words[0] == "make":
         words += [f"VENV={REPO / '.venv'}"]

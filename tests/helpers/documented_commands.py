@@ -9,6 +9,7 @@ it, first match wins:
 * ``smoke``: a training command (``dermlab fit | validate | test | predict | demo``) with the CPU stand-in of its config
   (:data:`STAND_IN`: tiny network, small images, no pretrained file) and a couple of steps, on the same twins;
 * ``grid-smoke``: ``dermlab grid run`` with ``--smoke --first 1`` (one cell per table and data set);
+* ``tune-smoke``: ``dermlab tune`` with ``--smoke`` and at most two trials (a couple of steps each);
 * ``covered``: run, in this smoke form, by the test named (e.g. a paper's make target);
 * ``not-run``: cannot run in a test, for the reason given (a GPU, a cluster, internet).
 
@@ -86,7 +87,7 @@ class Rule:
     """Commands matching ``pattern`` (a regex searched in the command text) are handled as ``kind``."""
 
     pattern: str
-    kind: str  # run | smoke | grid-smoke | covered | not-run
+    kind: str  # run | smoke | grid-smoke | tune-smoke | covered | not-run
     detail: str = ""  # covered: the test that runs it; not-run: why
 
 
@@ -118,7 +119,13 @@ RULES: list[Rule] = [
                                                             "fake sbatch)"),
     Rule(r"^dermlab grid run .*--launcher submitit-local", "run"),
     Rule(r"^dermlab grid run ", "grid-smoke"),
-    Rule(r"^dermlab grid (report|status) ", "run"),
+    Rule(r"^dermlab grid (report|status|plan) ", "run"),
+    # studies: smoke form; SLURM against a fake sbatch; the plan as written
+    Rule(r"^dermlab tune .*--launcher slurm", "not-run", "needs a SLURM cluster (tests/dermlab/tuning/"
+                                                        "test_launchers.py submits the same jobs to a fake sbatch)"),
+    Rule(r"^dermlab tune .*--plan", "run"),
+    Rule(r"^dermlab tune ", "tune-smoke"),
+    Rule(r"^dermlab fit -c runs/tuning(-smoke)?/[^ ]+/best\.yaml", "run"),  # a smoke study's best.yaml is small
     # training: smoke form with the config's CPU stand-in; those that need hardware we do not have are not run
     Rule(r"experiments/base/trainer/(gpu|ddp_bf16)\.yaml", "not-run",
          "needs one or several GPUs (the options are tested on the CPU in "
@@ -202,6 +209,23 @@ def grid_smoke_form(command: Command) -> list[str]:
     return [*words, "--smoke", "--first", "1"]
 
 
+def tune_smoke_form(command: Command) -> list[str]:
+    """``dermlab tune ...`` as a smoke study: ``--smoke`` and at most two trials. A ``runs/tuning/`` path later on
+    the page then names ``runs/tuning-smoke/`` (:func:`smoke_paths`)."""
+    words = [w for w in command.words if w != "--smoke"]
+    if "--trials" in words:
+        at = words.index("--trials")
+        words[at + 1] = str(min(2, int(words[at + 1])))
+    else:
+        words += ["--trials", "2"]
+    return [*words, "--smoke"]
+
+
+def smoke_paths(words: list[str]) -> list[str]:
+    """A command's ``runs/tuning/`` paths as the smoke studies of the page wrote them (``runs/tuning-smoke/``)."""
+    return [w.replace("runs/tuning/", "runs/tuning-smoke/") if w.startswith("runs/tuning/") else w for w in words]
+
+
 def data_sets_named(commands: list[Command]) -> list[str]:
     """The folders under ``/data`` that commands read (``/data/<folder>``, and a paper's folders for
     ``--data-root /data``), less those a ``dermlab synth`` among them writes itself."""
@@ -219,6 +243,10 @@ def data_sets_named(commands: list[Command]) -> list[str]:
             continue
         for folder in re.findall(r"/data/([a-z0-9_]+)", command.text):
             named[folder] = None
+        if words[:2] == ["dermlab", "tune"] and "--data-root" in words:
+            from dermlab.tuning import search
+
+            named[FOLDERS[search.load(REPO / words[2]).dataset].folder] = None
         if words[:3] == ["dermlab", "grid", "run"] and "--data-root" in words:
             tables = [Path(w) for w in words[3:] if w.endswith(".yaml")]
             if "--paper" in words:

@@ -138,3 +138,15 @@ def test_a_diverging_trial_fails_with_its_error_and_the_study_goes_on(tmp_path, 
     with pytest.raises(SystemExit, match="failed"):  # a failed trial counts towards --trials and is not retried
         command.main([str(search), "--runs", str(runs), "--data-root", str(isic2017_data_root), "--trials", "2"])
     assert len(trials_table(runs / "tuning" / "fake")) == 2
+
+
+@pytest.mark.parametrize(("keys", "message"), [
+    ({"space": {"model.init_args.no_such_key": {"int": [1, 2]}}}, r"rejects a value of the space.*no_such_key"),
+    ({"objective": {"metric": "val/auc", "direction": "maximize"}}, r"do not log val/auc; they log \['val/score'\]"),
+])
+def test_a_mistyped_key_or_an_unlogged_objective_stops_before_any_trial(tmp_path, isic2017_data_root, keys, message):
+    search = write_search(tmp_path / "fake.yaml", **keys)
+    runs = tmp_path / "runs"
+    with pytest.raises(DataError, match=message):
+        command.main([str(search), "--runs", str(runs), "--data-root", str(isic2017_data_root)])
+    assert not (runs / "tuning" / "fake" / "journal.log").exists()
