@@ -109,3 +109,19 @@ def test_a_killed_study_continues_with_the_trials_it_had(tmp_path, isic2017_data
     assert [r["state"] for r in rows] == ["COMPLETE", "INTERRUPTED", "COMPLETE"]
     assert float(rows[0]["value"]) == before.value and rows[2]["retry_of"] == "1"
     assert rows[2]["model.init_args.x"] == rows[1]["model.init_args.x"]
+
+
+@pytest.mark.slow
+def test_submitit_local_runs_one_job_per_trial_side_by_side(tmp_path, isic2017_data_root, monkeypatch):
+    path = write_search(tmp_path / "fake.yaml", space={"model.init_args.x": {"categorical": [3.0, 5.0]}})
+    runs = tmp_path / "runs"
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    command.main([str(path), "--runs", str(runs), "--data-root", str(isic2017_data_root), "--trials", "2",
+                  "--parallel", "2", "--launcher", "submitit-local"])
+    study_dir = runs / "tuning" / "fake"
+    with (study_dir / "trials.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((float(r["model.init_args.x"]), r["state"]) for r in rows) == [(3.0, "COMPLETE"), (5.0, "COMPLETE")]
+    records = sorted((study_dir / "jobs").glob("slot_*/job.json"))
+    assert len(records) == 2 and all('"launcher": "submitit-local"' in r.read_text() for r in records)
