@@ -118,7 +118,7 @@ RULES: list[Rule] = [
                                                             "fake sbatch)"),
     Rule(r"^dermlab grid run .*--launcher submitit-local", "run"),
     Rule(r"^dermlab grid run ", "grid-smoke"),
-    Rule(r"^dermlab grid (report|status) ", "run"),
+    Rule(r"^dermlab grid (report|status|plan) ", "run"),
     # training: smoke form with the config's CPU stand-in; those that need hardware we do not have are not run
     Rule(r"experiments/base/trainer/(gpu|ddp_bf16)\.yaml", "not-run",
          "needs one or several GPUs (the options are tested on the CPU in "
@@ -219,7 +219,7 @@ def data_sets_named(commands: list[Command]) -> list[str]:
             continue
         for folder in re.findall(r"/data/([a-z0-9_]+)", command.text):
             named[folder] = None
-        if words[:3] == ["dermlab", "grid", "run"] and "--data-root" in words:
+        if words[:2] == ["dermlab", "grid"] and words[2:3] in (["run"], ["plan"]) and "--data-root" in words:
             tables = [Path(w) for w in words[3:] if w.endswith(".yaml")]
             if "--paper" in words:
                 tables += spec.paper_tables(words[words.index("--paper") + 1])
