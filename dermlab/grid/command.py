@@ -1,4 +1,4 @@
-"""``dermlab grid run|report|status TABLE.yaml … | --paper NAME`` (and the internal ``_cell``)."""
+"""``dermlab grid run|report|status|plan TABLE.yaml … | --paper NAME`` (and the internal ``_cell``)."""
 
 from __future__ import annotations
 
@@ -49,11 +49,43 @@ def _job_options(args: argparse.Namespace) -> dict:
     return options
 
 
+def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="projected GPU-hours and wall time of the tables at the paper's settings")
+    p.add_argument("tables", nargs="*", help="grid files (experiments/<paper>/tables/<table>.yaml)")
+    p.add_argument("--paper", help="every table of experiments/<paper>/tables/")
+    p.add_argument("--throughput", type=float, metavar="IMAGES_PER_S", help="training images/s of ResNet-50 at "
+                   "224 px on one GPU (default: the fit row make bench-gpu wrote to benchmarks/results/)")
+    p.add_argument("--gpus", type=int, default=1, metavar="N",
+                   help="GPUs the cells share, one cell per GPU (default 1)")
+    p.add_argument("--data-root", metavar="DIR", help="count the images in the data sets' split files under this "
+                   "data root instead of using the published split sizes")
+    p.add_argument("--cells", action="store_true", help="also a row per cell")
+    p.add_argument("--csv", metavar="FILE", help="also write one row per cell to FILE")
+
+
+def _plan(args: argparse.Namespace) -> None:
+    """``grid plan``: the projection of every table that runs cells, printed (and written to ``--csv``)."""
+    from dermlab.grid import plan, plan_report
+
+    throughput, source = ((args.throughput, "--throughput") if args.throughput is not None
+                          else plan.reference_throughput())
+    projections = {}
+    for grid in map(spec.load, _tables(args)):
+        if grid.cells_of:
+            print(f"[grid] {grid.table}: renders the cells of {grid.cells_of}; nothing to plan")
+            continue
+        projections[f"{grid.paper}/{grid.table}"] = plan.plan_table(grid, throughput, args.gpus, args.data_root)
+    print(plan_report.render(projections, source, counted=bool(args.data_root), cells=args.cells))
+    if args.csv:
+        print(f"[grid] one row per cell: {plan_report.write_csv(args.csv, projections)}")
+
+
 def main(argv: list[str]) -> None:
     """Run ``dermlab grid``: ``run`` trains the cells (locally or as submitit jobs) and prints each table's report
     (a SLURM launch, which returns once the jobs are queued, says how to follow them instead), ``report`` renders the
-    finished cells into ``report.md`` / ``report.csv``, ``status`` shows where each cell stands; ``_cell`` is the
-    internal verb one cell's process runs.
+    finished cells into ``report.md`` / ``report.csv``, ``status`` shows where each cell stands, ``plan`` projects
+    the GPU-hours the tables will take (:mod:`dermlab.grid.plan`); ``_cell`` is the internal verb one cell's process
+    runs.
 
     Args:
         argv: the arguments after ``grid``: the verb, grid files or ``--paper NAME``, and the verb's options.
@@ -61,7 +93,8 @@ def main(argv: list[str]) -> None:
     Raises:
         SystemExit: no grid named, job options without a submitit launcher, or cells that failed or could not
             start (named, after every table was run and reported).
-        DataError: a malformed grid file, a missing data folder or weights file.
+        DataError: a malformed grid file, a missing data folder or weights file; for ``plan``, no throughput
+            measured and none given.
     """
     if argv and argv[0] == "_cell":
         cell.run_cell_command(argv[1:])
@@ -81,7 +114,11 @@ def main(argv: list[str]) -> None:
             p.add_argument("--first", type=int, metavar="N", help="only the first N cells of each table on each data "
                            "set, and the cells they start from (the quickest wiring check, with --smoke)")
             _add_launcher_options(p)
+    _add_plan_parser(sub)
     args = parser.parse_args(argv)
+    if args.verb == "plan":
+        _plan(args)
+        return
     if args.verb == "status":
         from dermlab.grid import status
 

@@ -247,7 +247,7 @@ def data_sets_named(commands: list[Command]) -> list[str]:
             from dermlab.tuning import search
 
             named[FOLDERS[search.load(REPO / words[2]).dataset].folder] = None
-        if words[:3] == ["dermlab", "grid", "run"] and "--data-root" in words:
+        if words[:2] == ["dermlab", "grid"] and words[2:3] in (["run"], ["plan"]) and "--data-root" in words:
             tables = [Path(w) for w in words[3:] if w.endswith(".yaml")]
             if "--paper" in words:
                 tables += spec.paper_tables(words[words.index("--paper") + 1])
