@@ -1,8 +1,7 @@
-"""The package's floors (README *Architecture*), enforced by reading every import with ``ast``.
-
-Floors, bottom to top: the primitives of ``dermlab`` (everything in it but the command layer) → ``datamodules``,
-``lightning_modules`` (with its plain ``nets``) → ``callbacks`` → the command layer (``dermlab.cli``,
-``dermlab.commands``, ``dermlab.grid``). A module may import its own floor and the floors below, never above. One
+"""The package's floors (README *Architecture*), enforced by reading every import with ``ast``. Floors, bottom to top:
+the primitives of ``dermlab`` (everything in it but the command layer) → ``datamodules``, ``lightning_modules``
+(with its plain ``nets``) → ``callbacks`` → the command layer (``dermlab.cli``, ``dermlab.commands``,
+``dermlab.grid``, ``dermlab.tuning``). A module may import its own floor and the floors below, never above. One
 exception, Lightning's own pattern: a LightningModule's ``configure_callbacks`` may import the callbacks that its
 method cannot run without (dds' layer selection, SegAN's frozen-encoder epochs). Lazy imports inside functions
 count like top-level ones. One more: the public facade ``dermlab.load_model`` imports the (Lightning-free) model
@@ -28,7 +27,7 @@ from pathlib import Path
 from tests.conftest import REPO
 
 PACKAGES = ("dermlab", "datamodules", "lightning_modules", "callbacks")
-COMMAND_LAYER = ("dermlab.cli", "dermlab.commands", "dermlab.grid", "dermlab.__main__")
+COMMAND_LAYER = ("dermlab.cli", "dermlab.commands", "dermlab.grid", "dermlab.tuning", "dermlab.__main__")
 FLOORS = {"primitives": 0, "datamodules": 1, "lightning_modules": 1, "callbacks": 2, "commands": 3}
 
 
@@ -216,7 +215,7 @@ def test_every_command_is_one_module_of_the_command_layer_with_a_main():
 
     for name, target in COMMANDS.items():
         module, function = target.split(":")
-        assert module.startswith(("dermlab.commands.", "dermlab.grid.")), (name, module)
+        assert module.startswith(("dermlab.commands.", "dermlab.grid.", "dermlab.tuning.")), (name, module)
         assert callable(getattr(importlib.import_module(module), function)), name
     # the Trainer verbs (LightningCLI) and their argument parser are the folder's two non-command modules
     trainer_machinery = {"__init__", "trainer", "config_errors"}

@@ -188,7 +188,24 @@ def _job_options(args: argparse.Namespace) -> dict:
 
 
 def _plan(spec: search.SearchSpec, args: argparse.Namespace, n_trials: int) -> None:
-    from dermlab.grid import plan
+    """``tune --plan``: the study's trials projected as ``dermlab grid plan`` projects a table's cells — at the paper's
+    settings (not the CPU stand-in), each trial at the search's paper values (the other keys at their config values)
+    and running every epoch: an upper bound where the pruner stops trials early."""
+    import dataclasses
 
-    trial_args = base_args(spec, args.data_root, False) if args.data_root else None
-    print(plan.plan_study(spec, n_trials, trial_args, args.throughput, args.gpus))
+    from dermlab.files.data_folders import data_set_folder
+    from dermlab.grid import plan, plan_report
+
+    throughput, source = ((args.throughput, "--throughput") if args.throughput is not None
+                          else plan.reference_throughput())
+    grid = spec.grid()
+    root = str(data_set_folder(args.data_root, spec.dataset)) if args.data_root else f"/data/{spec.dataset}"
+    fit_args = runner.cell_args(grid, grid.cells()[0], Path("runs/tuning") / spec.name / "trial", root, [], False,
+                                args.data_root)
+    fit_args += [word for key, value in spec.paper_values().items() for word in (f"--{key}", cli_value(value))]
+    one = plan.run_cost(fit_args, "trial 0", count=bool(args.data_root))
+    runs = [dataclasses.replace(one, name=f"trial {i}", test_images=0) for i in range(n_trials)]  # a study never tests
+    projection = plan.project(runs, throughput, args.gpus)
+    print(plan_report.render({f"tuning/{spec.name}": projection}, source, counted=bool(args.data_root)))
+    print(f"[tune] {n_trials} trial(s), each running all its epochs (a pruned trial stops earlier) at the search's "
+          "paper values; trials run one per GPU")
