@@ -54,7 +54,7 @@ test:            ## the test suite (fast tests; CPU only; one pytest-xdist worke
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -n auto
 
 test-slow:       ## only the slow end-to-end tests
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m slow -n auto --durations=15
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m slow -n auto --maxschedchunk 1 --durations=40
 
 test-all:        ## fast and slow tests
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "slow or not slow"

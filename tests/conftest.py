@@ -47,6 +47,7 @@ def pytest_collection_modifyitems(config, items):
             unmarked.append(item.nodeid)
         elif marked and not reads:
             needless.append(item.nodeid)
+    longest_first(items)
     if unmarked or needless:
         lines = [f"{n}: reads ../shared/data (SHARED_DATA) but lacks @pytest.mark.real_data" for n in unmarked]
         lines += [f"{n}: marked real_data but reads nothing of ../shared/data (SHARED_DATA)" for n in needless]
@@ -193,3 +194,32 @@ def spaced_root(isic2017_root, tmp_path) -> Path:
     root = tmp_path / SPACED / "isic2017"
     shutil.copytree(isic2017_root, root)
     return root
+
+
+# The longest slow tests, longest first (as the CI's --durations report orders them). `make test-slow` hands the
+# workers one test at a time (--maxschedchunk 1), so starting these first lets the other worker take the many short
+# ones meanwhile, instead of one worker finishing alone on a long test at the end.
+LONGEST_FIRST = (
+    "test_learning.py::test_end_attention_model_learns_the_synthetic_ham_task",
+    "test_make_targets.py::test_make_paper_smoke_runs_on_twins_in_the_documented_data_root[dds]",
+    "test_docs.py::test_the_docs_build_without_a_warning",
+    "test_docs.py::test_the_pages_commands_run_on_twins_in_the_documented_layout[docs/tuning.md]",
+    "test_docs.py::test_the_pages_commands_run_on_twins_in_the_documented_layout[docs/models.md]",
+    "test_docs.py::test_the_pages_commands_run_on_twins_in_the_documented_layout[docs/commands/index.md]",
+    "test_docs.py::test_the_pages_commands_run_on_twins_in_the_documented_layout[docs/statistics.md]",
+    "test_make_targets.py::test_make_paper_smoke_runs_on_twins_in_the_documented_data_root[metadata]",
+    "test_make_targets.py::test_make_paper_smoke_runs_on_twins_in_the_documented_data_root[patch]",
+    "test_make_targets.py::test_make_paper_smoke_runs_on_twins_in_the_documented_data_root[external]",
+    "test_cross_dataset.py::test_the_cross_dataset_grid_renders_on_the_synthetic_default",
+)
+
+
+def longest_first(items: list) -> None:
+    """Put :data:`LONGEST_FIRST` at the front of ``items``, in that order; every other test keeps its place."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+
+    def place(item):
+        file, _, test = item.nodeid.partition("::")
+        return rank.get(f"{file.rsplit('/', 1)[-1]}::{test}", len(rank))
+
+    items[:] = sorted(items, key=place)  # sorted() is stable

@@ -9,7 +9,7 @@ it, first match wins:
 * ``smoke``: a training command (``dermlab fit | validate | test | predict | demo``) with the CPU stand-in of its config
   (:data:`STAND_IN`: tiny network, small images, no pretrained file) and a couple of steps, on the same twins;
 * ``grid-smoke``: ``dermlab grid run`` with ``--smoke --first 1`` (one cell per table and data set);
-* ``tune-smoke``: ``dermlab tune`` with ``--smoke`` and at most two trials (a couple of steps each);
+* ``tune-smoke``: ``dermlab tune`` with ``--smoke`` and one trial (two with ``--parallel``), a couple of steps each;
 * ``covered``: run, in this smoke form, by the test named (e.g. a paper's make target);
 * ``not-run``: cannot run in a test, for the reason given (a GPU, a cluster, internet).
 
@@ -210,14 +210,15 @@ def grid_smoke_form(command: Command) -> list[str]:
 
 
 def tune_smoke_form(command: Command) -> list[str]:
-    """``dermlab tune ...`` as a smoke study: ``--smoke`` and at most two trials. A ``runs/tuning/`` path later on
-    the page then names ``runs/tuning-smoke/`` (:func:`smoke_paths`)."""
+    """``dermlab tune ...`` as a smoke study: ``--smoke`` and one trial (two side by side with ``--parallel``).
+    A ``runs/tuning/`` path later on the page then names ``runs/tuning-smoke/`` (:func:`smoke_paths`)."""
     words = [w for w in command.words if w != "--smoke"]
+    most = 2 if "--parallel" in words else 1  # two trials side by side where the command runs several at once
     if "--trials" in words:
         at = words.index("--trials")
-        words[at + 1] = str(min(2, int(words[at + 1])))
+        words[at + 1] = str(min(most, int(words[at + 1])))
     else:
-        words += ["--trials", "2"]
+        words += ["--trials", str(most)]
     return [*words, "--smoke"]
 
 
