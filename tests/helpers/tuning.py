@@ -39,8 +39,11 @@ class QuadraticObjective(L.LightningModule):
         score = -(self.hparams.x - self.hparams.best) ** 2 - 1 / (self.current_epoch + 1)
         self.log("val/score", float(score), batch_size=len(batch["image"]))
 
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.log("test/score", float(-(self.hparams.x - self.hparams.best) ** 2), batch_size=len(batch["image"]))
+
     def logged_metric_names(self) -> list[str]:
-        return ["val/score"]
+        return ["val/score", "test/score"]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.1)

@@ -4,6 +4,7 @@ killed and started again."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -125,3 +126,21 @@ def test_submitit_local_runs_one_job_per_trial_side_by_side(tmp_path, isic2017_d
     assert sorted((float(r["model.init_args.x"]), r["state"]) for r in rows) == [(3.0, "COMPLETE"), (5.0, "COMPLETE")]
     records = sorted((study_dir / "jobs").glob("slot_*/job.json"))
     assert len(records) == 2 and all('"launcher": "submitit-local"' in r.read_text() for r in records)
+
+
+@pytest.mark.slow
+def test_final_test_trains_the_best_config_and_tests_it_once(tmp_path, isic2017_data_root, in_process, capsys,
+                                                            monkeypatch):
+    path = write_search(tmp_path / "fake.yaml", space={"model.init_args.x": {"categorical": [5.0, 3.0]}})
+    runs = tmp_path / "runs"
+    monkeypatch.chdir(REPO)
+    argv = [str(path), "--runs", str(runs), "--data-root", str(isic2017_data_root), "--trials", "2", "--final-test"]
+    command.main(argv)
+    final = runs / "tuning" / "fake" / "final"
+    result = json.loads((final / "result.json").read_text())
+    assert result["metrics"]["test/score"] == 0.0  # the best trial's x = 3: -(3 - 3)^2, tested once
+    assert "test/score = 0.0000" in capsys.readouterr().out
+    stamp = (final / "result.json").stat().st_mtime_ns
+    command.main(argv)  # again: the same result, printed, not tested a second time
+    assert (final / "result.json").stat().st_mtime_ns == stamp
+    assert "tested once already" in capsys.readouterr().out

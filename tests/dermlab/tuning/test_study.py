@@ -12,21 +12,8 @@ import pytest
 import yaml
 
 from dermlab.errors import DataError
-from dermlab.tuning import command, launch, study, trial
+from dermlab.tuning import command, study
 from tests.helpers.tuning import DIVERGES, write_search
-
-
-@pytest.fixture
-def in_process(monkeypatch):
-    """Trials in this process: the local launcher's worker calls run_trial instead of starting `dermlab tune _trial`."""
-    def worker(study_dir, slot, devices=None, launcher=None):
-        try:
-            trial.run_trial(study_dir, slot)
-        except Exception:
-            return 1
-        return 0
-
-    monkeypatch.setattr(launch, "worker", worker)
 
 
 def trials_table(study_dir):
