@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dermlab.grid import cell, runner, spec
+from dermlab.grid import cell, job_resources, runner, spec
 from dermlab.grid import report as reporting
-
-# ``grid run`` options of a cell's job (dermlab.grid.job_resources): option → key
-JOB_OPTIONS = {"--gpus-per-cell": "gpus_per_cell", "--cpus-per-cell": "cpus_per_cell", "--time": "time",
-               "--mem": "mem", "--partition": "partition"}
 
 
 def _tables(args: argparse.Namespace) -> list[Path]:
@@ -20,33 +16,6 @@ def _tables(args: argparse.Namespace) -> list[Path]:
     if not tables:
         raise SystemExit("dermlab grid: name grid files or --paper NAME")
     return tables
-
-
-def _add_launcher_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--launcher", default="local", choices=("local", "slurm", "submitit-local"),
-                   help="local: cells as processes here (default); slurm: one sbatch job per cell, dependent cells "
-                        "after their runs (returns once queued); submitit-local: the same jobs on this machine")
-    p.add_argument("--gpus-per-cell", type=int, help="GPUs of a cell's job; > 1 runs DDP, one task per GPU "
-                                                     "(default 1; overrides the grid file's slurm:)")
-    p.add_argument("--cpus-per-cell", type=int, help="CPUs of a cell's job, split over its tasks")
-    p.add_argument("--time", help="a cell's time limit: minutes or [D-]HH:MM[:SS] (SLURM default 24:00:00)")
-    p.add_argument("--mem", help="memory of a cell's job, e.g. 64G")
-    p.add_argument("--partition", help="SLURM partition")
-    p.add_argument("--sbatch", action="append", default=[], metavar="OPTION[=VALUE]",
-                   help="any other sbatch option, e.g. --sbatch account=lab --sbatch requeue (repeatable)")
-    p.add_argument("--setup", action="append", default=[], metavar="LINE",
-                   help="a shell line the job runs before the cell, e.g. 'module load cuda' (repeatable)")
-
-
-def _job_options(args: argparse.Namespace) -> dict:
-    """The launcher options given on the command line, as a grid file's ``slurm:`` mapping."""
-    options = {key: getattr(args, flag[2:].replace("-", "_")) for flag, key in JOB_OPTIONS.items()}
-    options = {key: value for key, value in options.items() if value is not None}
-    if args.sbatch:
-        options["sbatch"] = dict(o.split("=", 1) if "=" in o else (o, True) for o in args.sbatch)
-    if args.setup:
-        options["setup"] = list(args.setup)
-    return options
 
 
 def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
@@ -113,7 +82,7 @@ def main(argv: list[str]) -> None:
             p.add_argument("--parallel", type=int, default=1, help="cells side by side (one GPU each if there are N)")
             p.add_argument("--first", type=int, metavar="N", help="only the first N cells of each table on each data "
                            "set, and the cells they start from (the quickest wiring check, with --smoke)")
-            _add_launcher_options(p)
+            job_resources.add_job_arguments(p, "cell", slurm_note=", dependent cells after their runs")
     _add_plan_parser(sub)
     args = parser.parse_args(argv)
     if args.verb == "plan":
@@ -129,8 +98,8 @@ def main(argv: list[str]) -> None:
     if args.verb == "run" and args.launcher != "local":
         from dermlab.grid.launcher import Launcher
 
-        launch = Launcher(args.launcher, _job_options(args))
-    elif args.verb == "run" and _job_options(args):
+        launch = Launcher(args.launcher, job_resources.job_options(args, "cell"))
+    elif args.verb == "run" and job_resources.job_options(args, "cell"):
         raise SystemExit("dermlab grid run: the job options (--gpus-per-cell, --time, --sbatch, ...) are for "
                          "--launcher slurm or submitit-local")
     failed = []

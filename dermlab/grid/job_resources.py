@@ -17,6 +17,7 @@ itself is written by submitit (:mod:`dermlab.grid.launcher`).
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -169,3 +170,35 @@ def slurm_parameters(resources: Resources, name: str, after: list[str]) -> dict[
             "slurm_partition": resources.partition, "slurm_setup": list(resources.setup) or None,
             "slurm_dependency": f"afterok:{':'.join(after)}" if after else None,
             "slurm_additional_parameters": extra or None}
+
+
+def add_job_arguments(parser: argparse.ArgumentParser, unit: str, gpus: bool = True, slurm_note: str = "") -> None:
+    """``--launcher`` and the options of one ``unit``'s job (``cell`` of ``grid run``, ``trial`` of ``tune``):
+    ``--gpus-per-<unit>`` (with ``gpus``), ``--cpus-per-<unit>``, ``--time``, ``--mem``, ``--partition``, ``--sbatch``,
+    ``--setup``. :func:`job_options` reads them back as a ``slurm:`` mapping."""
+    parser.add_argument("--launcher", default="local", choices=("local", "slurm", "submitit-local"),
+                        help=f"local: {unit}s as processes here (default); slurm: one sbatch job per {unit}"
+                             f"{slurm_note} (returns once queued); submitit-local: the same jobs on this machine")
+    if gpus:
+        parser.add_argument(f"--gpus-per-{unit}", type=int, help=f"GPUs of a {unit}'s job; > 1 runs DDP, one task "
+                                                                 "per GPU (default 1; overrides the file's slurm:)")
+    parser.add_argument(f"--cpus-per-{unit}", type=int, help=f"CPUs of a {unit}'s job, split over its tasks")
+    parser.add_argument("--time", help=f"a {unit}'s time limit: minutes or [D-]HH:MM[:SS] (SLURM default 24:00:00)")
+    parser.add_argument("--mem", help=f"memory of a {unit}'s job, e.g. 64G")
+    parser.add_argument("--partition", help="SLURM partition")
+    parser.add_argument("--sbatch", action="append", default=[], metavar="OPTION[=VALUE]",
+                        help="any other sbatch option, e.g. --sbatch account=lab --sbatch requeue (repeatable)")
+    parser.add_argument("--setup", action="append", default=[], metavar="LINE",
+                        help=f"a shell line the job runs before the {unit}, e.g. 'module load cuda' (repeatable)")
+
+
+def job_options(args: argparse.Namespace, unit: str) -> dict[str, Any]:
+    """The job options given on the command line (:func:`add_job_arguments`), as a ``slurm:`` mapping."""
+    flags = {f"gpus_per_{unit}": "gpus_per_cell", f"cpus_per_{unit}": "cpus_per_cell", "time": "time", "mem": "mem",
+             "partition": "partition"}
+    options = {key: getattr(args, flag) for flag, key in flags.items() if getattr(args, flag, None) is not None}
+    if args.sbatch:
+        options["sbatch"] = dict(o.split("=", 1) if "=" in o else (o, True) for o in args.sbatch)
+    if args.setup:
+        options["setup"] = list(args.setup)
+    return options

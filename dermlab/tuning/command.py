@@ -12,12 +12,9 @@ import json
 from pathlib import Path
 
 from dermlab.errors import DataError
-from dermlab.grid import runner
+from dermlab.grid import job_resources, runner
 from dermlab.grid.spec import cli_value
 from dermlab.tuning import launch, results, search, study, trial
-
-#: ``dermlab tune`` options of a trial's job (:mod:`dermlab.grid.job_resources`): option → key
-JOB_OPTIONS = {"--cpus-per-trial": "cpus_per_cell", "--time": "time", "--mem": "mem", "--partition": "partition"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,17 +29,7 @@ def parser() -> argparse.ArgumentParser:
                    "(/data -> /data/isic2017, ...); default: the synthetic twin, written if absent")
     p.add_argument("--smoke", action="store_true", help="a couple of steps per trial, in <runs>/tuning-smoke/")
     p.add_argument("--parallel", type=int, default=1, help="trials side by side (one GPU each if there are N)")
-    p.add_argument("--launcher", default="local", choices=("local", "slurm", "submitit-local"),
-                   help="local: trials as processes here (default); slurm: one sbatch job per trial (returns once "
-                        "queued); submitit-local: the same jobs on this machine")
-    p.add_argument("--cpus-per-trial", type=int, help="CPUs of a trial's job")
-    p.add_argument("--time", help="a trial's time limit: minutes or [D-]HH:MM[:SS] (SLURM default 24:00:00)")
-    p.add_argument("--mem", help="memory of a trial's job, e.g. 64G")
-    p.add_argument("--partition", help="SLURM partition")
-    p.add_argument("--sbatch", action="append", default=[], metavar="OPTION[=VALUE]",
-                   help="any other sbatch option, e.g. --sbatch account=lab (repeatable)")
-    p.add_argument("--setup", action="append", default=[], metavar="LINE",
-                   help="a shell line the job runs before the trial, e.g. 'module load cuda' (repeatable)")
+    job_resources.add_job_arguments(p, "trial", gpus=False)
     p.add_argument("--final-test", action="store_true", help="after the study: train best.yaml again and test it, "
                    "once (in <study>/final/; a second call prints the same result)")
     p.add_argument("--plan", action="store_true", help="print the study's projected compute and stop (with "
@@ -111,7 +98,7 @@ def main(argv: list[str]) -> None:
     n_trials = args.trials or spec.trials
     if n_trials < 1 or args.parallel < 1:
         raise SystemExit("dermlab tune: --trials and --parallel must be at least 1")
-    options = _job_options(args)
+    options = job_resources.job_options(args, "trial")
     if args.launcher == "local" and options:
         raise SystemExit("dermlab tune: the job options (--time, --mem, --sbatch, ...) are for --launcher slurm or "
                          "submitit-local")
@@ -175,16 +162,6 @@ def final_test(study_dir: Path, best: Path | None, recorded: dict) -> dict:
     print("[tune] final test of best.yaml: " + ", ".join(f"{k} = {v:.4f}" for k, v in sorted(metrics.items())
                                                          if k.startswith("test/")))
     return metrics
-
-
-def _job_options(args: argparse.Namespace) -> dict:
-    options = {key: getattr(args, flag[2:].replace("-", "_")) for flag, key in JOB_OPTIONS.items()}
-    options = {key: value for key, value in options.items() if value is not None}
-    if args.sbatch:
-        options["sbatch"] = dict(o.split("=", 1) if "=" in o else (o, True) for o in args.sbatch)
-    if args.setup:
-        options["setup"] = list(args.setup)
-    return options
 
 
 def _plan(spec: search.SearchSpec, args: argparse.Namespace, n_trials: int) -> None:
