@@ -129,7 +129,8 @@ def test_a_diverging_trial_fails_with_its_error_and_the_study_goes_on(tmp_path, 
 
 @pytest.mark.parametrize(("keys", "message"), [
     ({"space": {"model.init_args.no_such_key": {"int": [1, 2]}}}, r"rejects a value of the space.*no_such_key"),
-    ({"objective": {"metric": "val/auc", "direction": "maximize"}}, r"do not log val/auc; they log \['test/score', 'val/score'\]"),
+    ({"objective": {"metric": "val/auc", "direction": "maximize"}},
+     r"do not log val/auc; they log \['test/score', 'val/score'\]"),
 ])
 def test_a_mistyped_key_or_an_unlogged_objective_stops_before_any_trial(tmp_path, isic2017_data_root, keys, message):
     search = write_search(tmp_path / "fake.yaml", **keys)
