@@ -91,7 +91,7 @@ nitpick_ignore_regex = [
                r"omegaconf|jsonargparse|wandb|matplotlib|scipy|sklearn|h5py|submitit|cv2|segmentation_models_pytorch|"
                r"pytorch_metric_learning|imagehash|safetensors|rich|argparse|pathlib|collections|typing|enum|"
                r"dataclasses|concurrent|queue|subprocess|io|os|re|json|csv|abc|contextlib|functools|itertools|logging|"
-               r"threading|types|numbers|datetime|random|warnings|math)(\..*)?"),
+               r"threading|types|numbers|datetime|random|warnings|math|optuna|optuna_integration)(\..*)?"),
     (r"py:.*", r"(Path|Tensor|Module|LightningModule|LightningDataModule|Callback|Trainer|DataFrame|Series|"
                r"ndarray|ArrayLike|Image|Image\.Image|Dataset|DataLoader|Sampler|Namespace|ArgumentParser|Any|Callable|"
                r"Iterable|Iterator|Sequence|Mapping|Literal|Optional|Union|None|NoneType|TypeVar|Self|"

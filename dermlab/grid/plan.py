@@ -46,7 +46,7 @@ from dermlab.grid.spec import GridSpec
 EVAL_SHARE = 1 / 3  #: cost of evaluating an image relative to training on it (forward only vs forward + backward)
 REFERENCE = ("resnet50", 224)  #: timm ``resnet50`` at 224 px: the model ``make bench-gpu`` times
 BENCH_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-#: arguments that name a run, not what it computes: cells that differ only in these cost the same
+#: the arguments that name a run rather than say what it computes (cells that differ only in these cost the same)
 IDENTITY = ("--run.name", "--run.job_type", "--run.tags", "--trainer.default_root_dir", "--seed_everything")
 #: what every projection takes for granted, printed under it
 ASSUMPTIONS = (
@@ -81,12 +81,12 @@ class RunCost:
 
     @property
     def trained(self) -> float:
-        """Images trained on: epochs × training images per epoch."""
+        """The images trained on, epochs × training images per epoch."""
         return self.epochs * self.train_images
 
     @property
     def evaluated(self) -> float:
-        """Images evaluated: validation passes × validation images + test images."""
+        """The images evaluated, validation passes × validation images + test images."""
         return self.val_passes * self.val_images + self.test_images
 
     def reference_images(self) -> float:

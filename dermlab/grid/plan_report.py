@@ -60,8 +60,8 @@ def render(projections: Mapping[str, Projection], source: str, counted: bool = F
 
 
 def write_csv(path: str | Path, projections: Mapping[str, Projection]) -> Path:
-    """One row per run: its ``table``, the :class:`RunCost` fields, images trained and evaluated, ``gpu_hours``,
-    and the projection's ``throughput`` and ``gpus``."""
+    """One row per run: its ``table``, the :class:`~dermlab.grid.plan.RunCost` fields, images trained and evaluated,
+    ``gpu_hours``, and the projection's ``throughput`` and ``gpus``."""
     rows = [{"table": label, **asdict(run), "after": ";".join(run.after), "images_trained": round(run.trained),
              "images_evaluated": round(run.evaluated), "gpu_hours": f"{hours:.4g}", "throughput": p.throughput,
              "gpus": p.gpus} for label, p in projections.items() for run, hours in zip(p.runs, p.hours, strict=True)]

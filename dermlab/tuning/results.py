@@ -22,6 +22,7 @@ from dermlab.tuning import search, study
 if TYPE_CHECKING:
     import optuna
 
+#: the columns of ``trials.csv`` (the searched keys go after ``value``)
 COLUMNS = ("trial", "state", "value", "epochs", "duration_s", "paper", "retry_of", "error", "run_dir")
 
 

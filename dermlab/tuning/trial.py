@@ -24,8 +24,8 @@ from dermlab.tuning import search, study
 if TYPE_CHECKING:
     import optuna
 
-#: Every trial trains on one device: trials run side by side instead (``--parallel``, one job per trial), and a
-#: trial's process asks the study for its values once, which a DDP launch would repeat per process.
+#: The arguments that keep a trial on one device (trials run side by side instead, ``--parallel`` or one job per
+#: trial; and a trial's process asks the study for its values once, which a DDP launch would repeat per process).
 ONE_DEVICE = ["--trainer.devices", "1", "--trainer.num_nodes", "1"]
 
 
