@@ -83,6 +83,22 @@ def check(spec: search.SearchSpec, args: list[str]) -> None:
                         "search's args (data sets with an official validation split have one already).")
 
 
+def paper_trial(spec: search.SearchSpec, args: list[str]) -> dict:
+    """The values of the study's first trial: the paper's where the search marks them, the config's value of every
+    other key (where it lies in the key's range), so that the trial runs the paper's setting, not a random draw."""
+    from dermlab.commands.trainer import config_parser
+
+    config = config_parser().parse(args)
+    values = {}
+    for entry in spec.space:
+        value = config.get(entry.key)
+        inside = (cli_value(value) in {cli_value(c) for c in entry.values} if entry.kind == "categorical" else
+                  search._number(value) and entry.values[0] <= value <= entry.values[1])
+        if inside and entry.applies({**values, **spec.paper_values()}):
+            values[entry.key] = value
+    return {**values, **spec.paper_values()}
+
+
 def main(argv: list[str]) -> None:
     """Run ``dermlab tune``.
 
@@ -95,13 +111,17 @@ def main(argv: list[str]) -> None:
         return
     args = parser().parse_args(argv)
     spec = search.load(args.search)
-    n_trials = args.trials or spec.trials
+    n_trials = spec.trials if args.trials is None else args.trials
     if n_trials < 1 or args.parallel < 1:
         raise SystemExit("dermlab tune: --trials and --parallel must be at least 1")
     options = job_resources.job_options(args, "trial")
     if args.launcher == "local" and options:
         raise SystemExit("dermlab tune: the job options (--time, --mem, --sbatch, ...) are for --launcher slurm or "
                          "submitit-local")
+    job_resources.from_mapping(options, "dermlab tune")  # a bad option stops before anything is built
+    if args.launcher == "slurm" and args.final_test:
+        raise SystemExit("dermlab tune: --final-test trains and tests here; with --launcher slurm, run it without "
+                         "--launcher once the study's jobs have finished (or submit it as a job of your own)")
     if args.plan:
         return _plan(spec, args, n_trials)
     study_dir = Path(args.runs) / ("tuning-smoke" if args.smoke else "tuning") / spec.name
@@ -112,7 +132,7 @@ def main(argv: list[str]) -> None:
     recorded = study.start(study_dir, spec, args.data_root, args.smoke, first_args)
     the_study = study.open_study(study_dir, spec)
     if fresh and spec.paper_values():
-        the_study.enqueue_trial(spec.paper_values(), user_attrs={"paper": True})
+        the_study.enqueue_trial(paper_trial(spec, first_args), user_attrs={"paper": True})
     for number in study.mark_interrupted(the_study, study_dir):
         print(f"[tune] trial {number} was interrupted (its process ended without a result); its values run again")
     done, live = study.finished(the_study), study.running(the_study)
@@ -132,7 +152,8 @@ def main(argv: list[str]) -> None:
               "once they have finished")
     best = results.write(study_dir)
     print(f"[tune] trials table {study_dir / 'trials.csv'}; plots history.png, importances.png, intermediate.png"
-          + (f"; best config {best} (dermlab fit -c {best})" if best else "; no trial has completed yet"))
+          + (f"; best config {best} (dermlab fit -c {best} trains it again in {study_dir / 'best'})" if best else
+             "; no best config (no complete trial with its run folder)"))
     if args.final_test:
         final_test(study_dir, best, recorded)
     failed = [t.number for t in study.finished(the_study) if t.state.name == "FAIL"]
@@ -149,15 +170,23 @@ def final_test(study_dir: Path, best: Path | None, recorded: dict) -> dict:
         SystemExit: no trial has completed yet, or the final run failed (its log named).
     """
     final = study_dir / "final"
+    now = results.best_number(study_dir)
     if not (final / "result.json").is_file():
-        if best is None:
-            raise SystemExit("dermlab tune --final-test: no trial has completed yet; nothing to test")
+        if best is None or now is None:
+            raise SystemExit("dermlab tune --final-test: no complete trial with its run folder; nothing to test")
         args = ["-c", str(best), "--trainer.default_root_dir", str(final), "--run.name",
                 f"{study_dir.parent.name}/{study_dir.name}/final", *trial.ONE_DEVICE]
         if runner.run_one(args, final) != "done":
             raise SystemExit(f"dermlab tune --final-test: the final run failed; see {final / 'cell.log'}")
+        (final / "tested_trial.json").write_text(json.dumps({"trial": now}))
     else:
-        print(f"[tune] the best config was tested once already ({final / 'result.json'}); not again")
+        tested = json.loads((final / "tested_trial.json").read_text())["trial"] if (
+            final / "tested_trial.json").is_file() else None
+        print(f"[tune] the best config (trial {tested}) was tested once already ({final / 'result.json'}); not again")
+        if now != tested:
+            print(f"[tune] WARNING: the study has continued since, and its best is now trial {now}. Testing it too "
+                  "would read the test split a second time and pick among tested configs: report the result below "
+                  f"as trial {tested}'s, or, knowing that, remove {final} to test the new best.")
     metrics = json.loads((final / "result.json").read_text())["metrics"]
     print("[tune] final test of best.yaml: " + ", ".join(f"{k} = {v:.4f}" for k, v in sorted(metrics.items())
                                                          if k.startswith("test/")))

@@ -84,22 +84,28 @@ def run_here(study_dir: Path, the_study: optuna.Study, slots: list[int], paralle
 
     count = torch.cuda.device_count()
     devices = None
-    if count >= max(1, parallel) > 1:
+    if count and parallel > 1:  # one GPU per trial; with fewer GPUs than trials side by side, trials share them
         devices = queue.Queue()
-        for index in range(count):
-            devices.put(index)
+        for index in range(max(count, parallel)):
+            devices.put(index % count)
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         codes = dict(zip(slots, pool.map(lambda slot: worker(study_dir, slot, devices), slots), strict=True))
     record_crashes(study_dir, the_study, codes)
 
 
 def record_crashes(study_dir: Path, the_study: optuna.Study, codes: dict[int, int]) -> None:
-    """Mark ``FAIL`` the trials still ``RUNNING`` whose process (by slot) has exited with ``codes[slot]``."""
+    """Settle the trials still ``RUNNING`` whose process (by slot) has exited with ``codes[slot]``: one stopped by a
+    signal (exit code 130, or killed by SIGINT / SIGTERM) is interrupted and runs again; any other is ``FAIL``."""
     from optuna.trial import TrialState
+
+    from dermlab.tuning.trial import INTERRUPTED
 
     for trial in study.running(the_study):
         slot = trial.user_attrs.get("slot")
-        if slot in codes:
+        if slot in codes and codes[slot] in (INTERRUPTED, -2, -15):
+            study.interrupt(the_study, study_dir, trial)
+            print(f"[tune] trial {trial.number}: interrupted; its values run again")
+        elif slot in codes:
             log = trial.user_attrs.get("run_dir", str(study_dir))
             message = f"the trial's process ended (exit code {codes[slot]}) before recording it; see {log}/trial.log"
             the_study._storage.set_trial_user_attr(trial._trial_id, "error", message)

@@ -1,8 +1,8 @@
 """What a study leaves in its folder, rewritten after every trial (so a SLURM study has them without another
 command): ``trials.csv`` (one row per trial), ``best.yaml`` (the best trial's resolved config, which
-``dermlab fit -c`` takes), and the plots ``history.png`` (Optuna's optimisation history), ``importances.png``
-(its parameter importances: fANOVA, from two complete trials on) and ``intermediate.png`` (the objective per epoch
-of every trial: what the pruner compared).
+``dermlab fit -c`` takes), and, from two complete trials on, the plots ``history.png`` (Optuna's optimisation
+history), ``importances.png`` (its parameter importances, by Optuna's default evaluator) and ``intermediate.png``
+(the objective per epoch of every trial: what the pruner compared).
 """
 
 from __future__ import annotations
@@ -86,23 +86,32 @@ def write_best(the_study: optuna.Study, spec: search.SearchSpec, study_dir: Path
         return None
     configs = sorted(Path(best.user_attrs.get("run_dir", "")).glob("csv/version_*/config.yaml"),
                      key=lambda p: int(p.parent.name.rsplit("_", 1)[-1]))
-    if not configs:
+    if not configs:  # its run folder was removed: no config to write, and an older best.yaml would mislead
+        (study_dir / "best.yaml").unlink(missing_ok=True)
+        print(f"[tune] the best trial ({best.number}) has no config.yaml in {best.user_attrs.get('run_dir')} (its run "
+              "folder was removed?): no best.yaml")
         return None
     config = yaml.safe_load(configs[-1].read_text())
     trainer = config.get("trainer") or {}
-    trainer["default_root_dir"], trainer["logger"] = None, None
+    trainer["default_root_dir"], trainer["logger"] = str(study_dir / "best"), None  # beside the study, not runs/
     for callback in trainer.get("callbacks") or []:
         if isinstance(callback, dict) and str(callback.get("class_path", "")).endswith("ModelCheckpoint"):
             callback.setdefault("init_args", {})["dirpath"] = None
     run = config.get("run") or {}
-    run.update(name=f"{spec.name}-best", group=None, job_type=None)
+    run.update(name=f"tuning/{spec.name}/best", group=None, job_type=None)
     values = ", ".join(f"{k} = {v}" for k, v in best.params.items())
     header = (f"# Best trial ({best.number}) of study {spec.name} ({spec.path}): {spec.metric} = {best.value:.6g} "
               f"({spec.direction}) over {len(the_study.trials)} trial(s).\n# Values: {values}\n"
-              f"# Train it again: dermlab fit -c {study_dir / 'best.yaml'}\n")
+              f"# Train it again (into {study_dir / 'best'}): dermlab fit -c {study_dir / 'best.yaml'}\n")
     path = study_dir / "best.yaml"
     _atomic_text(path, header + yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def best_number(study_dir: Path) -> int | None:
+    """The number of the study's best complete trial, or None."""
+    best = _best(study.open_study(study_dir, search.load(study_dir / "search.yaml")))
+    return None if best is None else best.number
 
 
 def _best(the_study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -126,6 +135,9 @@ def _plots(the_study: optuna.Study, study_dir: Path) -> list[Path]:
     from optuna.visualization import matplotlib as plots
 
     written = []
+    complete = [t for t in the_study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if len(complete) < 2:  # a history of one point and no importances: wait for a second complete trial
+        return written
     for name, draw in (("history", plots.plot_optimization_history), ("importances", plots.plot_param_importances),
                        ("intermediate", plots.plot_intermediate_values)):
         try:
@@ -138,7 +150,7 @@ def _plots(the_study: optuna.Study, study_dir: Path) -> list[Path]:
             plt.close(figure)
             tmp.replace(study_dir / f"{name}.png")
             written.append(study_dir / f"{name}.png")
-        except (ValueError, RuntimeError, ZeroDivisionError):  # too few complete trials for this plot yet
+        except (ValueError, RuntimeError, ZeroDivisionError, TypeError):  # too few trials or values for this plot
             plt.close("all")
     return written
 

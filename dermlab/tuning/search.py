@@ -230,19 +230,37 @@ def _space(path: Path, raw: Any) -> list[Range]:
                 len(values) != 2 or not all(_number(v) for v in values) or values[0] > values[1])):
             raise DataError(f"{where}: {kind} takes " + ("a non-empty list of choices" if kind == "categorical"
                                                          else "[low, high] with low ≤ high") + f"; got {values!r}.")
-        log, step = bool(entry.get("log", False)), entry.get("step")
+        log, step = entry.get("log", False), entry.get("step")
+        if not isinstance(log, bool):
+            raise DataError(f"{where}: log is true or false; got {log!r}.")
         if kind == "categorical" and (log or step is not None):
             raise DataError(f"{where}: log and step are for float and int ranges.")
+        if kind == "categorical" and not all(v is None or isinstance(v, (bool, int, float, str)) for v in values):
+            raise DataError(f"{where}: categorical choices are numbers, strings, true/false or null (Optuna stores "
+                            f"no lists or mappings); got {values!r}. Search a list through separate keys, or name "
+                            "the choices and map them in a config.")
+        if step is not None and (not _number(step) or step <= 0 or step > values[1] - values[0]):
+            raise DataError(f"{where}: step must be positive and at most high - low ({values[1] - values[0]}); "
+                            f"got {step!r}.")
         if log and (values[0] <= 0 or step is not None):
             raise DataError(f"{where}: a log range needs low > 0 and no step; got {values!r}.")
         paper = entry.get("paper")
         if paper is not None and not (paper in values if kind == "categorical" else
                                       _number(paper) and values[0] <= paper <= values[1]):
             raise DataError(f"{where}: the paper's value {paper!r} lies outside {values!r}.")
+        if paper is not None and step is not None and kind != "categorical" and not math.isclose(
+                (paper - values[0]) / step, round((paper - values[0]) / step), abs_tol=1e-9):
+            raise DataError(f"{where}: the paper's value {paper!r} is not on the grid {values[0]} + k × {step}.")
         when = entry.get("when") or {}
         if not isinstance(when, dict) or not all(k in {r.key for r in space} for k in when):
             raise DataError(f"{where}: when must map keys drawn before it ({[r.key for r in space]}) to a value or a "
                             f"list of values; got {when!r}.")
+        for earlier in (r for r in space if r.key in when and r.kind == "categorical"):
+            wanted = when[earlier.key] if isinstance(when[earlier.key], list) else [when[earlier.key]]
+            stray = [v for v in wanted if cli_value(v) not in {cli_value(c) for c in earlier.values}]
+            if stray:
+                raise DataError(f"{where}: when {earlier.key} is {stray!r}, which is not among its choices "
+                                f"{earlier.values!r}: the key would never be drawn.")
         space.append(Range(key=str(key), kind=kind, values=list(values), log=log, step=step, paper=paper,
                            when={k: v if isinstance(v, list) else [v] for k, v in when.items()}))
     return space

@@ -94,30 +94,43 @@ def start(study_dir: Path, spec: search.SearchSpec, data_root: str | None, smoke
     """
     study_dir.mkdir(parents=True, exist_ok=True)
     text = spec.path.read_text()
-    current = {"search": str(spec.path), "data_root": data_root, "smoke": smoke, "base_args": base_args}
+    current = {"search": str(spec.path), "data_root": data_root, "smoke": smoke, "base_args": base_args,
+               "config_files": config_files(base_args)}
     path = study_dir / RECORD
     if not path.is_file():
         (study_dir / "search.yaml").write_text(text)
         path.write_text(json.dumps(current, indent=2))
         return current
     earlier = json.loads(path.read_text())
-    before = _without_trials((study_dir / "search.yaml").read_text())
-    now = _without_trials(text)
-    changed = [key for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+    before = _compared((study_dir / "search.yaml").read_text())
+    now = _compared(text)
+    changed = [f"its {key}" for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
+    changed += [f"config file {name}" for name, digest in current["config_files"].items()
+                if earlier.get("config_files", {}).get(name, digest) != digest]
     if earlier["data_root"] != data_root:
-        changed.append(f"data root ({earlier['data_root'] or 'synthetic'} → {data_root or 'synthetic'})")
+        changed.append(f"the data root ({earlier['data_root'] or 'synthetic'} → {data_root or 'synthetic'})")
     if earlier["smoke"] != smoke:
         changed.append("--smoke")
     if changed:
-        raise DataError(f"study '{study_dir}' began with another search: {', '.join(changed)} differ from "
-                        f"{study_dir / 'search.yaml'}. Its trials would not compare: give the search another name: "
-                        "or run it under another --runs folder (only trials may change to continue a study).")
+        raise DataError(f"study '{study_dir}' began with another setting: {', '.join(changed)} changed since (its "
+                        f"search file as it began: {study_dir / 'search.yaml'}). Its trials would not compare: give "
+                        "the search another name or run it under another --runs folder (only trials and title may "
+                        "change to continue a study).")
     return earlier
 
 
-def _without_trials(text: str) -> dict:
+def config_files(args: list[str]) -> dict[str, str]:
+    """The SHA-256 of every yaml file the arguments name (``-c`` configs, ``--data`` files, augmentation files): a
+    study whose base configs changed is refused, as one whose search file changed."""
+    import hashlib
+
+    files = sorted({a for a in args if a.endswith((".yaml", ".yml")) and Path(a).is_file()})
+    return {name: hashlib.sha256(Path(name).read_bytes()).hexdigest() for name in files}
+
+
+def _compared(text: str) -> dict:
     raw = yaml.safe_load(text) or {}
-    return {k: v for k, v in raw.items() if k != "trials"} if isinstance(raw, dict) else {}
+    return {k: v for k, v in raw.items() if k not in ("trials", "title")} if isinstance(raw, dict) else {}
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -142,8 +155,6 @@ def mark_interrupted(study: optuna.Study, study_dir: Path) -> list[int]:
     record each ``FAIL`` with ``interrupted`` set and queue its values again as a new trial (``retry_of``), so the
     study goes on with every trial it had. Liveness: a submitit job's state (SLURM's ``sacct``), else the process
     on this host; a process on another host without a job is taken as alive. Returns the interrupted numbers."""
-    from optuna.trial import TrialState
-
     from dermlab.grid.launcher import QUEUED, RUNNING, _alive, scheduler_states
 
     trials = running(study)
@@ -163,11 +174,20 @@ def mark_interrupted(study: optuna.Study, study_dir: Path) -> list[int]:
             alive = True
         if alive:
             continue
-        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-        for_telling(study_dir, search.load(study_dir / "search.yaml")).tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        interrupt(study, study_dir, trial)
         interrupted.append(trial.number)
     return interrupted
+
+
+def interrupt(study: optuna.Study, study_dir: Path, trial: optuna.trial.FrozenTrial) -> None:
+    """Record a trial whose process was stopped (a signal, a lost node) ``FAIL`` with ``interrupted`` set, and queue
+    its values again as a new trial (``retry_of``; the paper's trial stays the paper's)."""
+    from optuna.trial import TrialState
+
+    study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+    for_telling(study_dir, search.load(study_dir / "search.yaml")).tell(trial.number, state=TrialState.FAIL)
+    marks = {"paper": True} if trial.user_attrs.get("paper") else {}
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, **marks})
 
 
 def worker_identity() -> dict[str, str | int]:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 #: The arguments that keep a trial on one device (trials run side by side instead, ``--parallel`` or one job per
 #: trial; and a trial's process asks the study for its values once, which a DDP launch would repeat per process).
 ONE_DEVICE = ["--trainer.devices", "1", "--trainer.num_nodes", "1"]
+INTERRUPTED = 130  #: the exit code of a trial's process that was stopped by a signal (the shell's 128 + SIGINT)
 
 
 def trial_dir(study_dir: Path, number: int) -> Path:
@@ -74,12 +75,17 @@ def run_trial(study_dir: Path, slot: int, log_to_trial: bool = False) -> int:
     values = spec.draw(trial)
     print(f"[tune] trial {trial.number} of {spec.name}: " + ", ".join(f"{k}={cli_value(v)}" for k, v in values.items()),
           flush=True)
+    stopped = _on_stop_signals()
     try:
         value = fit(trial_args(recorded["base_args"], values, run_dir, spec.name), trial, spec.metric, spec.direction)
     except optuna.TrialPruned as pruned:
         teller.tell(trial.number, state=TrialState.PRUNED)
         print(f"[tune] trial {trial.number}: pruned ({pruned})", flush=True)
     except BaseException as error:
+        if stopped or isinstance(error, (KeyboardInterrupt, SystemExit)):  # Ctrl-C, a kill, a time limit: not the
+            print(f"[tune] trial {trial.number}: interrupted; the next `dermlab tune` runs its values again",
+                  flush=True)  # trial's fault: left running, the next call finds its process ended and retries it
+            raise SystemExit(INTERRUPTED) from None
         trial.set_user_attr("error", _one_line(error))
         teller.tell(trial.number, state=TrialState.FAIL)
         print(f"[tune] trial {trial.number}: failed ({_one_line(error)})", flush=True)
@@ -92,6 +98,25 @@ def run_trial(study_dir: Path, slot: int, log_to_trial: bool = False) -> int:
     with contextlib.suppress(Exception):  # the study's summary is rewritten by every trial; a failure here is not the
         results.write(study_dir, quiet=True)  # trial's (``dermlab tune`` writes it again at the end)
     return trial.number
+
+
+def _on_stop_signals() -> list[int]:
+    """Note SIGINT and SIGTERM (Ctrl-C, ``kill``, SLURM's time limit) in the returned list, then stop as Python
+    does on Ctrl-C: whatever error the stop causes next (Lightning's shutdown, a DataLoader worker killed with the
+    process group) is then known to be an interruption, not the trial's failure."""
+    import signal
+    import threading
+
+    stopped: list[int] = []
+
+    def note(number: int, frame: object) -> None:
+        stopped.append(number)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():  # a trial's own process (not a test's thread)
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, note)
+    return stopped
 
 
 def fit(args: list[str], trial: optuna.trial.Trial, metric: str, direction: str) -> float:
@@ -139,6 +164,8 @@ def main(argv: list[str]) -> None:
     study_dir, slot = Path(argv[0]), int(argv[argv.index("--slot") + 1]) if "--slot" in argv else 0
     try:
         run_trial(study_dir, slot, log_to_trial=True)
+    except SystemExit:
+        raise
     except Exception:
         traceback.print_exc()
         raise SystemExit(1) from None

@@ -79,7 +79,8 @@ def test_slurm_needs_sbatch(tmp_path, isic2017_data_root, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_killed_study_continues_with_the_trials_it_had(tmp_path, isic2017_data_root):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_a_killed_study_continues_with_the_trials_it_had(tmp_path, isic2017_data_root, stop):
     # 1 s per training step (2 steps × 2 epochs a trial), so that the kill lands inside the second trial
     path = write_search(tmp_path / "fake.yaml", space={"model.init_args.x": {"categorical": [3.0, 4.0]}},
                         extra_args=["--model.init_args.sleep_s", "1.0"])
@@ -99,8 +100,8 @@ def test_a_killed_study_continues_with_the_trials_it_had(tmp_path, isic2017_data
                 before = trials[0]
                 break
         time.sleep(0.5)
-    os.killpg(first.pid, signal.SIGKILL)  # the study and its trial's process, as a lost node or a kill -9 would
-    first.wait()
+    os.killpg(first.pid, stop)  # the study and its trial's process: kill -9 (a lost node), or Ctrl-C in its terminal
+    first.wait(timeout=120)
     assert before is not None, "the first run did not reach its second trial"
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -87,3 +87,16 @@ def test_trial_arguments_come_after_the_base_and_pin_one_device(tmp_path):
     assert args[args.index("--trainer.devices", 4) + 1] == "1"  # the later value wins: one device per trial
     assert args[args.index("--run.name") + 1] == "tuning/demo/trial_0007"
     assert args[args.index("--trainer.default_root_dir") + 1] == str(tmp_path / "trial_0007")
+
+
+@pytest.mark.parametrize(("keys", "message"), [
+    ({"space": {"a.b": {"categorical": [[0.9, 0.999], [0.5, 0.999]]}}}, "numbers, strings, true/false or null"),
+    ({"space": {"a.b": {"float": [0, 1], "log": "no"}}}, "log is true or false"),
+    ({"space": {"a.b": {"float": [0, 1], "step": 3}}}, "at most high - low"),
+    ({"space": {"a.b": {"float": [0, 5], "step": 0.25, "paper": 1.1}}}, r"1\.1 is not on the grid"),
+    ({"space": {"a.b": {"categorical": ["ce", "focal"]}, "c.d": {"float": [0, 5], "when": {"a.b": "Focal"}}}},
+     r"\['Focal'\], which is not among its choices"),
+])
+def test_search_files_that_would_do_nothing_useful_are_refused(tmp_path, keys, message):
+    with pytest.raises(DataError, match=message):
+        search.load(write(tmp_path, **keys))

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dermlab.errors import DataError
-from dermlab.tuning import command, study
+from dermlab.tuning import command, study, trial
 from tests.helpers.tuning import DIVERGES, write_search
 
 
@@ -35,7 +35,7 @@ def test_a_study_finds_the_known_best_and_never_sets_up_the_test_split(tmp_path,
         assert float(row["value"]) == pytest.approx(-(float(row["model.init_args.x"]) - 3) ** 2 - 0.5)
     best = yaml.safe_load((study_dir / "best.yaml").read_text())
     assert best["model"]["init_args"]["x"] == 3
-    assert best["trainer"]["default_root_dir"] is None and best["run"]["name"] == "fake-best"
+    assert best["trainer"]["default_root_dir"] == str(study_dir / "best") and best["run"]["name"] == "tuning/fake/best"
     assert "Best trial" in (study_dir / "best.yaml").read_text().splitlines()[0]
     for plot in ("history.png", "importances.png", "intermediate.png"):
         assert (study_dir / plot).stat().st_size > 1000, plot
@@ -83,8 +83,12 @@ def test_more_trials_continue_the_study_and_a_changed_search_is_refused(tmp_path
     command.main([*base, "--trials", "3"])  # nothing left to run
     assert len(trials_table(runs / "tuning" / "fake")) == 3
     write_search(search, space={"model.init_args.x": {"int": [1, 9]}})
-    with pytest.raises(DataError, match=r"began with another search: space"):
+    with pytest.raises(DataError, match=r"began with another setting: its space changed"):
         command.main([*base, "--trials", "4"])
+    write_search(search, title="another title")  # the same search with another title continues
+    command.main([*base, "--trials", "3"])
+    with pytest.raises(SystemExit, match="at least 1"):
+        command.main([*base, "--trials", "0"])
 
 
 def test_an_interrupted_trial_runs_again(tmp_path, isic2017_data_root, in_process):
@@ -138,3 +142,48 @@ def test_a_mistyped_key_or_an_unlogged_objective_stops_before_any_trial(tmp_path
     with pytest.raises(DataError, match=message):
         command.main([str(search), "--runs", str(runs), "--data-root", str(isic2017_data_root)])
     assert not (runs / "tuning" / "fake" / "journal.log").exists()
+
+
+def test_a_changed_base_config_file_is_refused(tmp_path, isic2017_data_root, in_process):
+    config = tmp_path / "extra.yaml"
+    config.write_text("trainer: {max_epochs: 2}\n")
+    search = write_search(tmp_path / "fake.yaml", extra_args=["-c", str(config)],
+                          space={"model.init_args.x": {"categorical": [3.0]}})
+    base = [str(search), "--runs", str(tmp_path / "runs"), "--data-root", str(isic2017_data_root), "--trials", "1"]
+    command.main(base)
+    config.write_text("trainer: {max_epochs: 2}\nseed_everything: 1\n")  # the same file, another content
+    with pytest.raises(DataError, match=rf"config file {config} changed"):
+        command.main(base)
+
+
+def test_the_paper_trial_takes_the_config_value_of_unmarked_keys(tmp_path, isic2017_data_root, in_process):
+    # x has the paper's value 4; best (the objective's optimum) is unmarked: the config's 3.0 (QuadraticObjective's
+    # default) runs in the paper trial, not a draw
+    search = write_search(tmp_path / "fake.yaml", sampler={"class": "RandomSampler", "seed": 0},
+                          space={"model.init_args.x": {"float": [0.0, 6.0], "paper": 4.0},
+                                 "model.init_args.best": {"float": [0.0, 6.0]}})
+    runs = tmp_path / "runs"
+    command.main([str(search), "--runs", str(runs), "--data-root", str(isic2017_data_root), "--trials", "1"])
+    row = trials_table(runs / "tuning" / "fake")[0]
+    assert row["paper"] == "yes" and float(row["model.init_args.x"]) == 4.0
+    assert float(row["model.init_args.best"]) == 3.0 and float(row["value"]) == -1.5
+
+
+def test_a_trial_stopped_by_a_signal_runs_again_and_a_crash_is_a_failure(tmp_path, isic2017_data_root, in_process):
+    import optuna
+
+    from dermlab.tuning import launch, search
+
+    path = write_search(tmp_path / "fake.yaml", space={"model.init_args.x": {"categorical": [3.0, 4.0]}})
+    runs = tmp_path / "runs"
+    command.main([str(path), "--runs", str(runs), "--data-root", str(isic2017_data_root), "--trials", "1"])
+    study_dir = runs / "tuning" / "fake"
+    the_study = study.open_study(study_dir, search.load(study_dir / "search.yaml"))
+    distribution = {"model.init_args.x": optuna.distributions.CategoricalDistribution([3.0, 4.0])}
+    for slot in (7, 8):  # two trials whose processes ended without recording them: Ctrl-C (130), a crash (1)
+        the_study.ask(distribution).set_user_attr("slot", slot)
+    launch.record_crashes(study_dir, the_study, {7: trial.INTERRUPTED, 8: 1})
+    states = {t.number: (t.state.name, t.user_attrs.get("interrupted"), t.user_attrs.get("error", ""))
+              for t in the_study.get_trials()}
+    assert states[1][:2] == ("FAIL", True) and states[2][0] == "FAIL" and "exit code 1" in states[2][2]
+    assert states[3][0] == "WAITING"  # trial 1's values, queued to run again
