@@ -105,7 +105,9 @@ def test_a_killed_study_continues_with_the_trials_it_had(tmp_path, isic2017_data
     assert before is not None, "the first run did not reach its second trial"
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "trial 1 was interrupted" in done.stdout
+    if stop == signal.SIGKILL:  # nothing of the first run lives to record it: the second call finds it ended
+        assert "trial 1 was interrupted" in done.stdout
+    # (after Ctrl-C the first run may record it itself, as its trial's process exits with 130: the state is the same)
     with (study_dir / "trials.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["state"] for r in rows] == ["COMPLETE", "INTERRUPTED", "COMPLETE"]
