@@ -129,7 +129,7 @@ def main(argv: list[str]) -> None:
     first_args = base_args(spec, args.data_root, args.smoke)
     if fresh:
         check(spec, first_args)
-    recorded = study.start(study_dir, spec, args.data_root, args.smoke, first_args)
+    study.start(study_dir, spec, args.data_root, args.smoke, first_args)
     the_study = study.open_study(study_dir, spec)
     if fresh and spec.paper_values():
         the_study.enqueue_trial(paper_trial(spec, first_args), user_attrs={"paper": True})
@@ -155,14 +155,14 @@ def main(argv: list[str]) -> None:
           + (f"; best config {best} (dermlab fit -c {best} trains it again in {study_dir / 'best'})" if best else
              "; no best config (no complete trial with its run folder)"))
     if args.final_test:
-        final_test(study_dir, best, recorded)
+        final_test(study_dir, best)
     failed = [t.number for t in study.finished(the_study) if t.state.name == "FAIL"]
     if failed and args.launcher != "slurm":
         raise SystemExit(f"dermlab tune: {len(failed)} trial(s) failed: {failed} (trials.csv gives each error; "
                          "their trial.log the whole story)")
 
 
-def final_test(study_dir: Path, best: Path | None, recorded: dict) -> dict:
+def final_test(study_dir: Path, best: Path | None) -> dict:
     """Train ``best.yaml`` again in ``<study>/final`` and test its best checkpoint, once: a second call prints the
     result it wrote (``final/result.json``, as a grid cell's). Returns the test metrics.
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from dermlab.errors import DataError
 from dermlab.grid import job_resources
 from dermlab.grid.launcher import LOCAL_TIME_MIN, POLL_S, QUEUED, RUNNING, read_record, scheduler_states, write_record
-from dermlab.tuning import search, study
+from dermlab.tuning import study
 
 if TYPE_CHECKING:
     import optuna
@@ -109,8 +109,7 @@ def record_crashes(study_dir: Path, the_study: optuna.Study, codes: dict[int, in
             log = trial.user_attrs.get("run_dir", str(study_dir))
             message = f"the trial's process ended (exit code {codes[slot]}) before recording it; see {log}/trial.log"
             the_study._storage.set_trial_user_attr(trial._trial_id, "error", message)
-            study.for_telling(study_dir, search.load(study_dir / "search.yaml")).tell(trial.number,
-                                                                                     state=TrialState.FAIL)
+            study.for_telling(the_study).tell(trial.number, state=TrialState.FAIL)
             print(f"[tune] trial {trial.number}: {message}")
 
 

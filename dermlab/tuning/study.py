@@ -59,14 +59,15 @@ def open_study(study_dir: Path, spec: search.SearchSpec, slot: int = 0) -> optun
                                sampler=spec.build_sampler(slot), pruner=spec.build_pruner(), load_if_exists=True)
 
 
-def for_telling(study_dir: Path, spec: search.SearchSpec) -> optuna.Study:
-    """The study with a plain random sampler, to tell outcomes through: a sampler's ``after_trial`` may stop the
-    study (Grid and BruteForce samplers do once every value has run), which only an ``optimize`` loop allows; trials
-    here run one per process, asked and told, and the count of trials is ``dermlab tune``'s."""
+def for_telling(the_study: optuna.Study) -> optuna.Study:
+    """The same study (its storage, no file read again) with a plain random sampler, to tell outcomes through: a
+    sampler's ``after_trial`` may stop the study (Grid and BruteForce samplers do once every value has run), which
+    only an ``optimize`` loop allows; trials here run one per process, asked and told, and the count of trials is
+    ``dermlab tune``'s."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=spec.name, storage=storage(study_dir), sampler=optuna.samplers.RandomSampler())
+    return optuna.Study(the_study.study_name, the_study._storage, sampler=optuna.samplers.RandomSampler())
 
 
 def record(study_dir: Path) -> dict:
@@ -185,7 +186,7 @@ def interrupt(study: optuna.Study, study_dir: Path, trial: optuna.trial.FrozenTr
     from optuna.trial import TrialState
 
     study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-    for_telling(study_dir, search.load(study_dir / "search.yaml")).tell(trial.number, state=TrialState.FAIL)
+    for_telling(study).tell(trial.number, state=TrialState.FAIL)
     marks = {"paper": True} if trial.user_attrs.get("paper") else {}
     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, **marks})
 

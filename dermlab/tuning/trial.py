@@ -65,7 +65,7 @@ def run_trial(study_dir: Path, slot: int, log_to_trial: bool = False) -> int:
     spec = search.load(study_dir / "search.yaml")
     the_study = study.open_study(study_dir, spec, slot)
     trial = the_study.ask()
-    teller = study.for_telling(study_dir, spec)
+    teller = study.for_telling(the_study)
     run_dir = trial_dir(study_dir, trial.number)
     run_dir.mkdir(parents=True, exist_ok=True)
     if log_to_trial:
